@@ -1,0 +1,53 @@
+/* gemm.c: the only file that talks to CLBlast. Maps CLBlastStatusCode to
+ * nst_status, keeping the numeric code in the message. */
+#include <clblast_c.h>
+
+#include "nst_int.h"
+
+static nst_status blas_status(nst_runtime *rt, CLBlastStatusCode s, const char *what,
+                              cl_event ev) {
+    if (s == CLBlastSuccess) {
+        nst_profile_add(rt, what, ev);
+        return NST_OK;
+    }
+    if (ev) clReleaseEvent(ev);
+    if (s < 0 && s > -1000) /* CLBlast reuses the OpenCL codes */
+        return nst_fail(RTM(rt), NST_ERR_BLAS, "%s failed: %s (%d)", what,
+                        nst_cl_error_name((cl_int)s), (int)s);
+    return nst_fail(RTM(rt), NST_ERR_BLAS, "%s failed with CLBlast status %d", what, (int)s);
+}
+
+#define EVP (rt->profile ? &ev : NULL)
+
+nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                    float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                    size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
+    if (m == 0 || n == 0) return NST_OK;
+    cl_event ev = NULL;
+    CLBlastStatusCode s = CLBlastSgemm(
+        CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+        trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, b,
+        b_off, ldb, beta, c, c_off, ldc, &rt->queue, EVP);
+    return blas_status(rt, s, "CLBlastSgemm", ev);
+}
+
+nst_status nst_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off, cl_mem y,
+                    size_t y_off) {
+    cl_event ev = NULL;
+    CLBlastStatusCode s = CLBlastSaxpy(n, alpha, x, x_off, 1, y, y_off, 1, &rt->queue, EVP);
+    return blas_status(rt, s, "CLBlastSaxpy", ev);
+}
+
+nst_status nst_scal(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off) {
+    cl_event ev = NULL;
+    CLBlastStatusCode s = CLBlastSscal(n, alpha, x, x_off, 1, &rt->queue, EVP);
+    return blas_status(rt, s, "CLBlastSscal", ev);
+}
+
+nst_status nst_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, size_t y_off,
+                   cl_mem out, size_t out_off) {
+    cl_event ev = NULL;
+    CLBlastStatusCode s =
+        CLBlastSdot(n, out, out_off, x, x_off, 1, y, y_off, 1, &rt->queue, EVP);
+    return blas_status(rt, s, "CLBlastSdot", ev);
+}

@@ -1,0 +1,157 @@
+/* nst_int.h: internals shared by the library's modules: the runtime struct,
+ * error macros, programs and kernels, device tensors and the GEMM wrapper.
+ * Not installed; the public API is include/nst.h. */
+#ifndef NST_INT_H
+#define NST_INT_H
+
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "nst.h"
+
+/* ---- errors ------------------------------------------------------------ */
+
+#if defined(__GNUC__)
+#define NST_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define NST_PRINTF(a, b)
+#endif
+
+/* Writes a message into msg (which may be NULL) and returns s. */
+nst_status nst_fail(nst_msg *msg, nst_status s, const char *fmt, ...) NST_PRINTF(3, 4);
+/* Records "what: CL_NAME (code)" and returns NST_ERR_CL (or NST_ERR_NOMEM for
+ * allocation failures, NST_ERR_TOO_LARGE for an oversized buffer). */
+nst_status nst_fail_cl(nst_msg *msg, cl_int err, const char *what, const char *file, int line);
+const char *nst_cl_error_name(cl_int err);
+
+/* Each function using these has `nst_status st` and a `fail:` label. */
+#define NST_CL(msgp, call)                                                       \
+    do {                                                                         \
+        cl_int e_ = (call);                                                      \
+        if (e_ != CL_SUCCESS) {                                                  \
+            st = nst_fail_cl((msgp), e_, #call, __FILE__, __LINE__);             \
+            goto fail;                                                           \
+        }                                                                        \
+    } while (0)
+#define NST_TRY(expr)                                                            \
+    do {                                                                         \
+        if ((st = (expr)) != NST_OK) goto fail;                                  \
+    } while (0)
+
+/* ---- the runtime ------------------------------------------------------- */
+
+#define NST_MAX_PROGRAMS 16
+#define NST_MAX_KERNELS 96
+
+typedef struct nst_kernel_slot {
+    const char *program; /* static strings: the table's names */
+    const char *name;
+    cl_kernel kernel;
+} nst_kernel_slot;
+
+typedef struct nst_prof_event {
+    const char *name; /* kernel or routine name (static string) */
+    cl_event ev;
+} nst_prof_event;
+
+struct nst_runtime {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context ctx;
+    cl_command_queue queue;
+    nst_device_info info;
+    int no_cache;
+    int profile;
+    int cl12;                 /* device compiles OpenCL C 1.2 */
+    size_t mem_align;         /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes */
+    cl_program programs[NST_MAX_PROGRAMS];
+    nst_kernel_slot kernels[NST_MAX_KERNELS];
+    int nkernels;
+    double build_seconds;     /* time spent getting programs ready */
+    int cache_hits, cache_misses;
+    /* device memory accounting: every nst_tensor goes through it */
+    size_t mem_now, mem_peak;
+    /* profiling: events of enqueued kernels when profile is on */
+    nst_prof_event *events;
+    int nevents, cap_events;
+    nst_msg msg;
+};
+
+/* The message buffer of the runtime (for nst_fail and NST_CL). */
+#define RTM(rt) (&(rt)->msg)
+
+/* Gets a kernel from one of the embedded programs, building (or loading from
+ * the binary cache) the program on first use. The kernel stays owned by rt. */
+nst_status nst_kernel_get(nst_runtime *rt, const char *program, const char *name, cl_kernel *out);
+
+/* Sets nargs arguments given as (size_t size, const void *value) pairs, then
+ * enqueues kernel `name` of `program` over `dims` dimensions. local may be
+ * NULL. Global sizes are rounded up to multiples of local sizes, so a kernel
+ * that takes a local size must bounds-check its global ids. */
+nst_status nst_launch(nst_runtime *rt, const char *program, const char *name, int dims,
+                      const size_t *global, const size_t *local, int nargs, ...);
+
+/* Records an event for profiling when rt->profile is on; takes ownership. */
+void nst_profile_add(nst_runtime *rt, const char *name, cl_event ev);
+/* Waits for the queue and reports a failure as a status. */
+nst_status nst_finish(nst_runtime *rt);
+
+/* Work-group size for a 1-D kernel: a multiple of 64 capped by the device. */
+size_t nst_wg_1d(const nst_runtime *rt);
+/* Rounds n up to a multiple of m. */
+static inline size_t nst_round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+/* The program table: name -> embedded source. Used by runtime and the cache. */
+typedef struct nst_program_src {
+    const char *name;
+    const char *src;
+    size_t len;
+} nst_program_src;
+const nst_program_src *nst_program_find(const char *name);
+const nst_program_src *nst_program_common(void);
+/* Builds every program (for `nst devices --check` and the cache test). */
+nst_status nst_programs_build_all(nst_runtime *rt);
+
+/* ---- device tensors ---------------------------------------------------- */
+
+/* A float32 NCHW tensor in its own cl_mem. Owned by its creator. */
+typedef struct nst_tensor {
+    cl_mem buf;
+    int n, c, h, w;
+    size_t count; /* n*c*h*w */
+} nst_tensor;
+
+nst_status nst_tensor_create(nst_runtime *rt, int n, int c, int h, int w, nst_tensor **out);
+void nst_tensor_free(nst_runtime *rt, nst_tensor *t);
+nst_status nst_tensor_upload(nst_runtime *rt, nst_tensor *t, const float *src);
+nst_status nst_tensor_download(nst_runtime *rt, const nst_tensor *t, float *dst);
+nst_status nst_tensor_fill(nst_runtime *rt, nst_tensor *t, float value);
+nst_status nst_tensor_copy(nst_runtime *rt, nst_tensor *dst, const nst_tensor *src);
+
+/* A raw device buffer of `bytes`, counted like tensors. */
+nst_status nst_buffer_create(nst_runtime *rt, size_t bytes, cl_mem *out);
+void nst_buffer_free(nst_runtime *rt, cl_mem buf);
+
+/* ---- CLBlast (gemm.c is the only file that includes clblast_c.h) -------- */
+
+/* Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, with element
+ * offsets and leading dimensions, as CLBlastSgemm. */
+nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                    float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                    size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+/* y = alpha * x + y over n elements. */
+nst_status nst_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off, cl_mem y,
+                    size_t y_off);
+/* x = alpha * x. */
+nst_status nst_scal(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off);
+/* out[out_off] = x . y, computed on the device (no read back). */
+nst_status nst_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, size_t y_off,
+                   cl_mem out, size_t out_off);
+/* Reads `count` floats from a device buffer (blocking). */
+nst_status nst_read_floats(nst_runtime *rt, cl_mem buf, size_t off, size_t count, float *dst);
+nst_status nst_write_floats(nst_runtime *rt, cl_mem buf, size_t off, size_t count,
+                            const float *src);
+
+#endif

@@ -1,0 +1,314 @@
+/* program.c: the embedded OpenCL programs, their build options, the on-disk
+ * program-binary cache, kernel lookup and the kernel launcher.
+ *
+ * Each cl/NAME.cl is one program; cl/common.cl is prepended to every one.
+ * Binaries are cached under ${NST_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/nst}
+ * keyed by a hash of the sources, the options, the platform, the device, the
+ * driver and nst's version. A bad cache entry is deleted and rebuilt. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nst_int.h"
+#include "programs.h" /* generated: nst_programs[], nst_program_count, common source */
+
+const nst_program_src *nst_program_find(const char *name) {
+    for (int i = 0; i < nst_program_count; i++)
+        if (!strcmp(nst_programs[i].name, name)) return &nst_programs[i];
+    return NULL;
+}
+
+const nst_program_src *nst_program_common(void) { return &nst_program_common_src; }
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- sources (embedded, or from $NST_CL_DIR while developing) ------------ */
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+            if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+                free(buf);
+                buf = NULL;
+            } else {
+                buf[n] = 0;
+                *len = (size_t)n;
+            }
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Loads common + program source; the pointers are either the embedded arrays
+ * or malloc'ed copies from NST_CL_DIR (flagged in owned[]). */
+static void load_sources(const nst_program_src *p, const char *src[2], size_t len[2],
+                         int owned[2]) {
+    const nst_program_src *parts[2] = {&nst_program_common_src, p};
+    const char *dir = getenv("NST_CL_DIR");
+    for (int i = 0; i < 2; i++) {
+        src[i] = parts[i]->src;
+        len[i] = parts[i]->len;
+        owned[i] = 0;
+        if (dir && *dir) {
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s.cl", dir, parts[i]->name);
+            size_t n = 0;
+            char *s = read_file(path, &n);
+            if (s) {
+                src[i] = s;
+                len[i] = n;
+                owned[i] = 1;
+            }
+        }
+    }
+}
+
+/* ---- the cache ---------------------------------------------------------- */
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static uint64_t fnv1a_str(uint64_t h, const char *s) { return fnv1a(h, s, strlen(s) + 1); }
+
+static int cache_dir(char *buf, size_t len) {
+    const char *d = getenv("NST_CACHE_DIR");
+    if (d && *d) {
+        snprintf(buf, len, "%s", d);
+    } else {
+        const char *x = getenv("XDG_CACHE_HOME");
+        const char *home = getenv("HOME");
+        if (x && *x)
+            snprintf(buf, len, "%s/nst", x);
+        else if (home && *home)
+            snprintf(buf, len, "%s/.cache/nst", home);
+        else
+            return -1;
+    }
+    /* mkdir -p */
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static int cache_path(nst_runtime *rt, const char *name, const char *src[2], const size_t len[2],
+                      const char *opts, char *path, size_t plen) {
+    char dir[900];
+    if (cache_dir(dir, sizeof dir) != 0) return -1;
+    char pver[128] = "";
+    clGetPlatformInfo(rt->platform, CL_PLATFORM_VERSION, sizeof pver, pver, NULL);
+    pver[sizeof pver - 1] = 0;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    h = fnv1a(h, src[0], len[0]);
+    h = fnv1a(h, src[1], len[1]);
+    h = fnv1a_str(h, opts);
+    h = fnv1a_str(h, rt->info.platform);
+    h = fnv1a_str(h, pver);
+    h = fnv1a_str(h, rt->info.name);
+    h = fnv1a_str(h, rt->info.version);
+    h = fnv1a_str(h, rt->info.driver);
+    h = fnv1a_str(h, NST_VERSION);
+    snprintf(path, plen, "%s/%s-%016llx.bin", dir, name, (unsigned long long)h);
+    return 0;
+}
+
+static cl_program load_cached(nst_runtime *rt, const char *path, const char *opts) {
+    size_t n = 0;
+    unsigned char *bin = (unsigned char *)read_file(path, &n);
+    if (!bin) return NULL;
+    cl_int e = CL_SUCCESS, bst = CL_SUCCESS;
+    const unsigned char *bins[1] = {bin};
+    cl_program p = NULL;
+    if (n > 0) p = clCreateProgramWithBinary(rt->ctx, 1, &rt->device, &n, bins, &bst, &e);
+    free(bin);
+    if (p && (e != CL_SUCCESS || bst != CL_SUCCESS ||
+              clBuildProgram(p, 1, &rt->device, opts, NULL, NULL) != CL_SUCCESS)) {
+        clReleaseProgram(p);
+        p = NULL;
+    }
+    if (!p) remove(path); /* corrupt or stale: rebuild from source */
+    return p;
+}
+
+static void store_cached(nst_runtime *rt, cl_program p, const char *path) {
+    size_t n = 0;
+    if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof n, &n, NULL) != CL_SUCCESS || n == 0)
+        return;
+    unsigned char *bin = malloc(n);
+    if (!bin) return;
+    unsigned char *bins[1] = {bin};
+    (void)rt;
+    if (clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS) {
+        char tmp[1200];
+        snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+        FILE *f = fopen(tmp, "wb");
+        if (f) {
+            int ok = fwrite(bin, 1, n, f) == n;
+            ok = (fclose(f) == 0) && ok;
+            if (!ok || rename(tmp, path) != 0) remove(tmp);
+        }
+    }
+    free(bin);
+}
+
+/* ---- building ----------------------------------------------------------- */
+
+static nst_status build_program(nst_runtime *rt, int slot) {
+    const nst_program_src *p = &nst_programs[slot];
+    const char *src[2];
+    size_t len[2];
+    int owned[2];
+    char opts[512];
+    char path[1100];
+    nst_status st = NST_OK;
+    cl_program prog = NULL;
+    cl_int e = CL_SUCCESS;
+    double t0 = now_seconds();
+
+    load_sources(p, src, len, owned);
+    const char *extra = getenv("NST_CL_OPTS");
+    snprintf(opts, sizeof opts, "%s %s", rt->cl12 ? "-cl-std=CL1.2" : "", extra ? extra : "");
+    int cache = !rt->no_cache &&
+                cache_path(rt, p->name, src, len, opts, path, sizeof path) == 0;
+    if (cache) prog = load_cached(rt, path, opts);
+    if (prog) {
+        rt->cache_hits++;
+    } else {
+        rt->cache_misses++;
+        prog = clCreateProgramWithSource(rt->ctx, 2, src, len, &e);
+        NST_CL(RTM(rt), e);
+        e = clBuildProgram(prog, 1, &rt->device, opts, NULL, NULL);
+        if (e != CL_SUCCESS) {
+            size_t loglen = 0;
+            char log[3000] = "";
+            clGetProgramBuildInfo(prog, rt->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log,
+                                  &loglen);
+            log[sizeof log - 1] = 0;
+            st = nst_fail(RTM(rt), NST_ERR_BUILD,
+                          "building OpenCL program '%s' for %s failed (%s); build log:\n%s",
+                          p->name, rt->info.name, nst_cl_error_name(e), log);
+            goto fail;
+        }
+        if (cache) store_cached(rt, prog, path);
+    }
+    rt->programs[slot] = prog;
+    prog = NULL;
+fail:
+    if (prog) clReleaseProgram(prog);
+    for (int i = 0; i < 2; i++)
+        if (owned[i]) free((char *)src[i]);
+    rt->build_seconds += now_seconds() - t0;
+    return st;
+}
+
+static nst_status program_get(nst_runtime *rt, const char *name, cl_program *out) {
+    for (int i = 0; i < nst_program_count; i++) {
+        if (strcmp(nst_programs[i].name, name) != 0) continue;
+        if (!rt->programs[i]) {
+            nst_status st = build_program(rt, i);
+            if (st != NST_OK) return st;
+        }
+        *out = rt->programs[i];
+        return NST_OK;
+    }
+    return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "no OpenCL program named '%s'", name);
+}
+
+nst_status nst_programs_build_all(nst_runtime *rt) {
+    for (int i = 0; i < nst_program_count; i++) {
+        cl_program p;
+        nst_status st = program_get(rt, nst_programs[i].name, &p);
+        if (st != NST_OK) return st;
+    }
+    return NST_OK;
+}
+
+nst_status nst_kernel_get(nst_runtime *rt, const char *program, const char *name, cl_kernel *out) {
+    for (int i = 0; i < rt->nkernels; i++) {
+        if (!strcmp(rt->kernels[i].name, name) && !strcmp(rt->kernels[i].program, program)) {
+            *out = rt->kernels[i].kernel;
+            return NST_OK;
+        }
+    }
+    nst_status st = NST_OK;
+    cl_program prog = NULL;
+    cl_int e = CL_SUCCESS;
+    NST_TRY(program_get(rt, program, &prog));
+    if (rt->nkernels == NST_MAX_KERNELS) {
+        st = nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "too many kernels (raise NST_MAX_KERNELS)");
+        goto fail;
+    }
+    cl_kernel k = clCreateKernel(prog, name, &e);
+    NST_CL(RTM(rt), e);
+    rt->kernels[rt->nkernels].program = program;
+    rt->kernels[rt->nkernels].name = name;
+    rt->kernels[rt->nkernels].kernel = k;
+    rt->nkernels++;
+    *out = k;
+fail:
+    return st;
+}
+
+nst_status nst_launch(nst_runtime *rt, const char *program, const char *name, int dims,
+                      const size_t *global, const size_t *local, int nargs, ...) {
+    nst_status st = NST_OK;
+    cl_kernel k;
+    NST_TRY(nst_kernel_get(rt, program, name, &k));
+    va_list ap;
+    va_start(ap, nargs);
+    for (int i = 0; i < nargs; i++) {
+        size_t size = va_arg(ap, size_t);
+        const void *val = va_arg(ap, const void *);
+        cl_int e = clSetKernelArg(k, (cl_uint)i, size, val);
+        if (e != CL_SUCCESS) {
+            va_end(ap);
+            char what[160];
+            snprintf(what, sizeof what, "clSetKernelArg(%s, %d)", name, i);
+            st = nst_fail_cl(RTM(rt), e, what, __FILE__, __LINE__);
+            goto fail;
+        }
+    }
+    va_end(ap);
+    size_t g[3];
+    for (int d = 0; d < dims; d++) {
+        if (global[d] == 0) return NST_OK; /* nothing to do */
+        g[d] = local ? nst_round_up(global[d], local[d]) : global[d];
+    }
+    cl_event ev = NULL;
+    cl_int e = clEnqueueNDRangeKernel(rt->queue, k, (cl_uint)dims, NULL, g, local, 0, NULL,
+                                      rt->profile ? &ev : NULL);
+    if (e != CL_SUCCESS) {
+        char what[160];
+        snprintf(what, sizeof what, "clEnqueueNDRangeKernel(%s)", name);
+        st = nst_fail_cl(RTM(rt), e, what, __FILE__, __LINE__);
+        goto fail;
+    }
+    nst_profile_add(rt, name, ev);
+fail:
+    return st;
+}

@@ -1,0 +1,330 @@
+/* runtime.c: OpenCL platforms and devices, device selection, and the
+ * runtime (context + in-order queue on one device). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nst_int.h"
+
+/* ---- listing ------------------------------------------------------------ */
+
+static void dev_str(cl_device_id d, cl_device_info p, char *buf, size_t len) {
+    buf[0] = 0;
+    if (clGetDeviceInfo(d, p, len, buf, NULL) != CL_SUCCESS) buf[0] = 0;
+    buf[len - 1] = 0;
+}
+
+static void fill_info(cl_platform_id p, cl_device_id d, int index, nst_device_info *info) {
+    memset(info, 0, sizeof *info);
+    info->index = index;
+    if (clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof info->platform, info->platform, NULL) !=
+        CL_SUCCESS)
+        info->platform[0] = 0;
+    info->platform[sizeof info->platform - 1] = 0;
+    dev_str(d, CL_DEVICE_NAME, info->name, sizeof info->name);
+    dev_str(d, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
+    dev_str(d, CL_DEVICE_VERSION, info->version, sizeof info->version);
+    dev_str(d, CL_DRIVER_VERSION, info->driver, sizeof info->driver);
+    dev_str(d, CL_DEVICE_OPENCL_C_VERSION, info->c_version, sizeof info->c_version);
+    cl_device_type type = 0;
+    clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    strcpy(info->type, (type & CL_DEVICE_TYPE_GPU)           ? "GPU"
+                       : (type & CL_DEVICE_TYPE_ACCELERATOR) ? "accelerator"
+                       : (type & CL_DEVICE_TYPE_CPU)         ? "CPU"
+                                                             : "other");
+    cl_ulong u = 0;
+    clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof u, &u, NULL);
+    info->global_mem = u;
+    u = 0;
+    clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof u, &u, NULL);
+    info->max_alloc = u;
+    u = 0;
+    clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof u, &u, NULL);
+    info->local_mem = u;
+    cl_uint cu = 0;
+    clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
+    info->compute_units = cu;
+    size_t wg = 0;
+    clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+    info->max_work_group = wg;
+    size_t elen = 0;
+    if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &elen) == CL_SUCCESS && elen > 0) {
+        char *ext = malloc(elen + 1);
+        if (ext && clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, elen, ext, NULL) == CL_SUCCESS) {
+            ext[elen] = 0;
+            info->fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+        }
+        free(ext);
+    }
+}
+
+/* Calls fn for every device of every platform, in a stable order. */
+typedef int (*dev_visit)(cl_platform_id p, cl_device_id d, int index, void *ctx);
+
+static nst_status visit_devices(dev_visit fn, void *ctx, nst_msg *msg) {
+    cl_uint np = 0;
+    cl_int e = clGetPlatformIDs(0, NULL, &np);
+    if (e == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || (e == CL_SUCCESS && np == 0))
+        return nst_fail(msg, NST_ERR_NO_DEVICE,
+                        "no OpenCL platform is installed; on Debian or Ubuntu install one "
+                        "with 'sudo apt-get install pocl-opencl-icd' (CPU) or your GPU "
+                        "vendor's OpenCL driver");
+    if (e != CL_SUCCESS) return nst_fail_cl(msg, e, "clGetPlatformIDs", __FILE__, __LINE__);
+    cl_platform_id *ps = calloc(np, sizeof *ps);
+    if (!ps) return nst_fail(msg, NST_ERR_NOMEM, "listing OpenCL platforms");
+    e = clGetPlatformIDs(np, ps, NULL);
+    if (e != CL_SUCCESS) {
+        free(ps);
+        return nst_fail_cl(msg, e, "clGetPlatformIDs", __FILE__, __LINE__);
+    }
+    int index = 0, stop = 0;
+    for (cl_uint i = 0; i < np && !stop; i++) {
+        cl_uint nd = 0;
+        /* A platform without devices (Mesa's Clover, say) is simply empty. */
+        if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0)
+            continue;
+        cl_device_id *ds = calloc(nd, sizeof *ds);
+        if (!ds) {
+            free(ps);
+            return nst_fail(msg, NST_ERR_NOMEM, "listing OpenCL devices");
+        }
+        if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, nd, ds, NULL) == CL_SUCCESS) {
+            for (cl_uint j = 0; j < nd && !stop; j++) stop = fn(ps[i], ds[j], index++, ctx);
+        }
+        free(ds);
+    }
+    free(ps);
+    return NST_OK;
+}
+
+typedef struct list_ctx {
+    nst_device_info *devs;
+    int count, cap;
+    int oom;
+} list_ctx;
+
+static int list_one(cl_platform_id p, cl_device_id d, int index, void *vctx) {
+    list_ctx *c = vctx;
+    if (c->count == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 8;
+        nst_device_info *n = realloc(c->devs, (size_t)cap * sizeof *n);
+        if (!n) {
+            c->oom = 1;
+            return 1;
+        }
+        c->devs = n;
+        c->cap = cap;
+    }
+    fill_info(p, d, index, &c->devs[c->count++]);
+    return 0;
+}
+
+static int default_index(const nst_device_info *devs, int count) {
+    int best = -1;
+    for (int i = 0; i < count; i++)
+        if (!strcmp(devs[i].type, "GPU") && (best < 0 || devs[i].global_mem > devs[best].global_mem))
+            best = i;
+    if (best >= 0) return best;
+    for (int i = 0; i < count; i++)
+        if (!strcmp(devs[i].type, "accelerator")) return i;
+    for (int i = 0; i < count; i++)
+        if (!strcmp(devs[i].type, "CPU")) return i;
+    return count > 0 ? 0 : -1;
+}
+
+nst_status nst_devices_list(nst_device_info **out, int *count, nst_msg *msg) {
+    list_ctx c = {0};
+    nst_status st = visit_devices(list_one, &c, msg);
+    if (st == NST_OK && c.oom) st = nst_fail(msg, NST_ERR_NOMEM, "listing OpenCL devices");
+    if (st == NST_OK && c.count == 0)
+        st = nst_fail(msg, NST_ERR_NO_DEVICE,
+                      "OpenCL platforms are installed but none has a device; install "
+                      "'pocl-opencl-icd' for the CPU or your GPU vendor's OpenCL driver");
+    if (st != NST_OK) {
+        free(c.devs);
+        return st;
+    }
+    int d = default_index(c.devs, c.count);
+    if (d >= 0) c.devs[d].is_default = 1;
+    *out = c.devs;
+    *count = c.count;
+    return NST_OK;
+}
+
+/* ---- selection ---------------------------------------------------------- */
+
+static int contains_nocase(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n) return 1;
+    }
+    return n == 0;
+}
+
+static void list_into(const nst_device_info *devs, int count, char *buf, size_t len) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < count && used < len; i++) {
+        int k = snprintf(buf + used, len - used, "%s  %d: %s / %s (%s)", i ? "\n" : "", devs[i].index,
+                         devs[i].platform, devs[i].name, devs[i].type);
+        if (k < 0) break;
+        used += (size_t)k;
+    }
+}
+
+nst_status nst_device_select(const nst_device_info *devs, int count, const char *sel, int *index,
+                             nst_msg *msg) {
+    const char *origin = "--device";
+    if (!sel || !*sel) {
+        sel = getenv("NST_DEVICE");
+        origin = "NST_DEVICE";
+    }
+    if (!sel || !*sel) {
+        int d = default_index(devs, count);
+        if (d < 0) return nst_fail(msg, NST_ERR_NO_DEVICE, "no OpenCL device found");
+        *index = d;
+        return NST_OK;
+    }
+    char avail[700];
+    list_into(devs, count, avail, sizeof avail);
+    char *end = NULL;
+    long v = strtol(sel, &end, 10);
+    if (end != sel && *end == 0) {
+        if (v < 0 || v >= count)
+            return nst_fail(msg, NST_ERR_NO_DEVICE,
+                            "%s %s: there is no device %ld; the devices are:\n%s", origin, sel, v,
+                            avail);
+        *index = (int)v;
+        return NST_OK;
+    }
+    for (int i = 0; i < count; i++) {
+        if (contains_nocase(devs[i].name, sel) || contains_nocase(devs[i].platform, sel)) {
+            *index = i;
+            return NST_OK;
+        }
+    }
+    return nst_fail(msg, NST_ERR_NO_DEVICE,
+                    "%s '%s' matches no device name or platform; the devices are:\n%s", origin, sel,
+                    avail);
+}
+
+/* ---- the runtime -------------------------------------------------------- */
+
+typedef struct find_ctx {
+    int want;
+    cl_platform_id p;
+    cl_device_id d;
+} find_ctx;
+
+static int find_one(cl_platform_id p, cl_device_id d, int index, void *vctx) {
+    find_ctx *c = vctx;
+    if (index != c->want) return 0;
+    c->p = p;
+    c->d = d;
+    return 1;
+}
+
+nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, nst_msg *msg) {
+    nst_status st = NST_OK;
+    nst_device_info *devs = NULL;
+    int count = 0, index = -1;
+    nst_runtime *rt = NULL;
+    cl_int e = CL_SUCCESS;
+    NST_TRY(nst_devices_list(&devs, &count, msg));
+    NST_TRY(nst_device_select(devs, count, opt ? opt->device : NULL, &index, msg));
+    find_ctx fc = {index, NULL, NULL};
+    NST_TRY(visit_devices(find_one, &fc, msg));
+    if (!fc.d) {
+        st = nst_fail(msg, NST_ERR_NO_DEVICE, "device %d disappeared while starting", index);
+        goto fail;
+    }
+    rt = calloc(1, sizeof *rt);
+    if (!rt) {
+        st = nst_fail(msg, NST_ERR_NOMEM, "runtime");
+        goto fail;
+    }
+    rt->platform = fc.p;
+    rt->device = fc.d;
+    rt->info = devs[index];
+    if (opt) {
+        rt->no_cache = opt->no_cache;
+        rt->profile = opt->profile;
+    }
+    const char *nc = getenv("NST_CACHE");
+    if (nc && !strcmp(nc, "0")) rt->no_cache = 1;
+    rt->cl12 = strncmp(rt->info.c_version, "OpenCL C 1.0", 12) != 0 &&
+               strncmp(rt->info.c_version, "OpenCL C 1.1", 12) != 0;
+    cl_uint align_bits = 1024;
+    clGetDeviceInfo(rt->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits,
+                    NULL);
+    rt->mem_align = align_bits / 8 ? align_bits / 8 : 128;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)rt->platform, 0};
+    rt->ctx = clCreateContext(props, 1, &rt->device, NULL, NULL, &e);
+    NST_CL(msg, e);
+    rt->queue = clCreateCommandQueue(rt->ctx, rt->device,
+                                     rt->profile ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
+    NST_CL(msg, e);
+    free(devs);
+    *out = rt;
+    return NST_OK;
+fail:
+    free(devs);
+    nst_runtime_close(rt);
+    return st;
+}
+
+void nst_runtime_close(nst_runtime *rt) {
+    if (!rt) return;
+    if (rt->queue) clFinish(rt->queue);
+    for (int i = 0; i < rt->nevents; i++) clReleaseEvent(rt->events[i].ev);
+    free(rt->events);
+    for (int i = 0; i < rt->nkernels; i++) clReleaseKernel(rt->kernels[i].kernel);
+    for (int i = 0; i < NST_MAX_PROGRAMS; i++)
+        if (rt->programs[i]) clReleaseProgram(rt->programs[i]);
+    if (rt->queue) clReleaseCommandQueue(rt->queue);
+    if (rt->ctx) clReleaseContext(rt->ctx);
+    free(rt);
+}
+
+const char *nst_last_error(const nst_runtime *rt) { return rt ? rt->msg.text : ""; }
+
+const nst_device_info *nst_runtime_device(const nst_runtime *rt) { return &rt->info; }
+
+nst_status nst_finish(nst_runtime *rt) {
+    nst_status st = NST_OK;
+    NST_CL(RTM(rt), clFinish(rt->queue));
+fail:
+    return st;
+}
+
+void nst_profile_add(nst_runtime *rt, const char *name, cl_event ev) {
+    if (!rt->profile || !ev) {
+        if (ev) clReleaseEvent(ev);
+        return;
+    }
+    if (rt->nevents == rt->cap_events) {
+        int cap = rt->cap_events ? 2 * rt->cap_events : 256;
+        nst_prof_event *n = realloc(rt->events, (size_t)cap * sizeof *n);
+        if (!n) {
+            clReleaseEvent(ev);
+            return;
+        }
+        rt->events = n;
+        rt->cap_events = cap;
+    }
+    rt->events[rt->nevents].name = name;
+    rt->events[rt->nevents].ev = ev;
+    rt->nevents++;
+}
+
+size_t nst_wg_1d(const nst_runtime *rt) {
+    size_t wg = rt->info.max_work_group;
+    if (wg >= 256) return 256;
+    if (wg >= 64) return 64;
+    return wg ? wg : 1;
+}

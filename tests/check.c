@@ -1,0 +1,97 @@
+/* check.c: shared test helpers (see check.h). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "check.h"
+
+nst_runtime *check_runtime(void) {
+    nst_runtime *rt = NULL;
+    nst_msg msg = {{0}};
+    nst_runtime_options opt = {0};
+    opt.device = getenv("NST_DEVICE");
+    opt.no_cache = 1;
+    if (nst_runtime_open(&rt, &opt, &msg) != NST_OK) {
+        fprintf(stderr,
+                "no OpenCL device for the tests: %s\n"
+                "install PoCL (sudo apt-get install pocl-opencl-icd) or set NST_DEVICE\n",
+                msg.text);
+        fail();
+    }
+    return rt;
+}
+
+void check_rng_seed(check_rng *r, uint64_t seed) { r->s = seed * 0x9E3779B97F4A7C15ULL + 1; }
+
+float check_uniform(check_rng *r, float lo, float hi) {
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    uint64_t v = r->s * 0x2545F4914F6CDD1DULL;
+    double u = (double)(v >> 11) / 9007199254740992.0;
+    return (float)(lo + (hi - lo) * u);
+}
+
+void check_fill(check_rng *r, float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = check_uniform(r, lo, hi);
+}
+
+int check_close(const char *what, const float *got, const double *want, size_t n, double atol,
+                double rtol) {
+    size_t bad = 0, worst = 0;
+    double worst_excess = -1;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - want[i]);
+        double tol = atol + rtol * fabs(want[i]);
+        if (!(err <= tol)) {
+            if (bad < 5)
+                fprintf(stderr, "%s: [%zu] got %.9g want %.9g (err %.3g > tol %.3g)\n", what, i,
+                        got[i], want[i], err, tol);
+            bad++;
+        }
+        if (err - tol > worst_excess || isnan(err)) {
+            worst_excess = err - tol;
+            worst = i;
+        }
+    }
+    if (bad)
+        fprintf(stderr, "%s: %zu of %zu elements out of tolerance (worst at %zu)\n", what, bad, n,
+                worst);
+    return bad == 0;
+}
+
+int check_close_f(const char *what, const float *got, const float *want, size_t n, double atol,
+                  double rtol) {
+    double *w = malloc((n ? n : 1) * sizeof *w);
+    if (!w) return 0;
+    for (size_t i = 0; i < n; i++) w[i] = want[i];
+    int ok = check_close(what, got, w, n, atol, rtol);
+    free(w);
+    return ok;
+}
+
+double check_rel_err(const float *got, const double *want, size_t n) {
+    double maxd = 0, maxw = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (d > maxd || isnan(d)) maxd = d;
+        if (fabs(want[i]) > maxw) maxw = fabs(want[i]);
+    }
+    return maxw > 0 ? maxd / maxw : maxd;
+}
+
+const char *check_tmp_path(const char *name) {
+    static char buf[8][512];
+    static int k = 0;
+    mkdir("build", 0755);
+    mkdir("build/tmp", 0755);
+    char *p = buf[k++ % 8];
+    snprintf(p, sizeof buf[0], "build/tmp/%s", name);
+    return p;
+}

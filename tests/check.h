@@ -1,0 +1,36 @@
+/* check.h: helpers shared by the test suites: a runtime on the test device,
+ * a fixed-seed RNG, array comparison with a combined tolerance, and a
+ * generated test network. */
+#ifndef NST_TEST_CHECK_H
+#define NST_TEST_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nst_int.h"
+
+/* Opens a runtime on $NST_DEVICE (else the default), cache off. Fails the
+ * test, saying how to install PoCL, when there is no device. */
+nst_runtime *check_runtime(void);
+
+/* xorshift64*: deterministic across platforms. */
+typedef struct check_rng {
+    uint64_t s;
+} check_rng;
+void check_rng_seed(check_rng *r, uint64_t seed);
+float check_uniform(check_rng *r, float lo, float hi);
+void check_fill(check_rng *r, float *x, size_t n, float lo, float hi);
+
+/* |got - want| <= atol + rtol * |want| for every element; prints the worst
+ * element and the first mismatches, returns 1 when all pass. */
+int check_close(const char *what, const float *got, const double *want, size_t n, double atol,
+                double rtol);
+int check_close_f(const char *what, const float *got, const float *want, size_t n, double atol,
+                  double rtol);
+/* max |a-b| / max(|b|) over the arrays: a relative error for a whole tensor. */
+double check_rel_err(const float *got, const double *want, size_t n);
+
+/* Paths under build/tmp for test outputs (created on demand). */
+const char *check_tmp_path(const char *name);
+
+#endif
