@@ -45,4 +45,67 @@ void nst_weights_free(nst_weights *w);
 nst_status nst_weights_generate(nst_weights **out, uint64_t seed, double width_mult, int convs,
                                 nst_msg *msg);
 
+/* ---- weight files (safetensors.c, pth.c, weights_io.c) ------------------ */
+
+/* Reads a weight file into a new table (*out, free with nst_weights_free).
+ * The format is sniffed: safetensors (F32, F16, BF16), a PyTorch zip
+ * checkpoint (torch.save since 1.6) or a legacy PyTorch checkpoint (such as
+ * torchvision's vgg19-dcbb9e9d.pth) holding a state_dict of Float, Half or
+ * BFloat16 tensors. Everything is validated before it is trusted; a pickle
+ * may only rebuild tensors and ordered dicts, never call anything else.
+ * Failures are NST_ERR_IO (cannot read), NST_ERR_FORMAT (malformed; the
+ * message names the file and the tensor), NST_ERR_NUMERIC (NaN or Inf),
+ * NST_ERR_TOO_LARGE (absurd sizes), NST_ERR_NOMEM. */
+nst_status nst_weights_load(const char *path, nst_weights **out, nst_msg *msg);
+/* As nst_weights_load, keeping only "features.N.*" with N <= max_index
+ * (28 = conv5_1); other tensors are validated but their data is not read.
+ * max_index < 0 keeps every tensor. */
+nst_status nst_weights_load_trimmed(const char *path, int max_index, nst_weights **out,
+                                    nst_msg *msg);
+/* Removes every tensor that is not "features.N.*" with N <= max_index. */
+void nst_weights_trim(nst_weights *w, int max_index);
+
+/* Writes w as safetensors in dtype "F32", "F16" or "BF16" (round to nearest
+ * even), atomically: a temporary file in the same directory, then rename().
+ * A value that does not fit the dtype (or is NaN/Inf) fails with
+ * NST_ERR_NUMERIC naming the tensor; nothing is left behind on failure. */
+nst_status nst_weights_save(const nst_weights *w, const char *path, const char *dtype,
+                            nst_msg *msg);
+
+/* Safetensors and PyTorch readers behind nst_weights_load (same contract). */
+nst_status nst_safetensors_load(const char *path, int max_index, nst_weights **out,
+                                nst_msg *msg);
+nst_status nst_pth_load(const char *path, int max_index, nst_weights **out, nst_msg *msg);
+
+/* Scalar conversions (round to nearest even; NaN stays NaN, overflow is Inf). */
+uint16_t nst_f32_to_f16(float f);
+float nst_f16_to_f32(uint16_t h);
+uint16_t nst_f32_to_bf16(float f);
+float nst_bf16_to_f32(uint16_t b);
+/* 1 when name is "features.N.weight|bias" and N <= max_index (any N when
+ * max_index < 0); with max_index < 0 every name is kept. */
+int nst_weights_keep(const char *name, int max_index);
+
+/* The trimmed weight file nst looks for, and the command that fetches it. */
+#define NST_WEIGHTS_FILE "vgg19-conv.safetensors"
+#define NST_WEIGHTS_TORCHVISION_FILE "vgg19-dcbb9e9d.pth"
+#define NST_WEIGHTS_FETCH_HINT "make weights"
+/* conv5_1 = features.28: the deepest layer nst's default layers need. */
+#define NST_WEIGHTS_TRIM_INDEX 28
+
+/* Finds the weight file. Order: explicit_path (--weights; must exist), then
+ * $NST_WEIGHTS (must exist), then for each directory in turn the names
+ * vgg19-conv.safetensors and vgg19-dcbb9e9d.pth: NST_SOURCE_DIR/weights,
+ * $XDG_DATA_HOME/nst (default ~/.local/share/nst), NST_PREFIX/share/nst, and
+ * last torch's download cache ($TORCH_HOME, default ~/.cache/torch,
+ * /hub/checkpoints). Writes the path into out. When nothing is found,
+ * NST_ERR_IO with one message listing every place looked and the command
+ * that fetches the weights. */
+nst_status nst_weights_locate(const char *explicit_path, char *out, size_t outlen, nst_msg *msg);
+/* The same search over an explicit list of directories (NULL-terminated),
+ * after explicit_path and $NST_WEIGHTS; nst_weights_locate calls it with the
+ * directories above. */
+nst_status nst_weights_locate_in(const char *explicit_path, const char *const *dirs, char *out,
+                                 size_t outlen, nst_msg *msg);
+
 #endif

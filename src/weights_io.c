@@ -1,0 +1,112 @@
+/* weights_io.c: loading a weight file whatever its format, trimming a table
+ * to the layers nst uses, and finding the weight file on this machine. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "nst_int.h"
+#include "weights.h"
+
+nst_status nst_weights_load_trimmed(const char *path, int max_index, nst_weights **out,
+                                    nst_msg *msg) {
+    unsigned char h[16] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path, strerror(errno));
+    size_t n = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if ((n >= 4 && !memcmp(h, "PK\003\004", 4)) || (n >= 3 && !memcmp(h, "\x80\x02\x8a", 3)))
+        return nst_pth_load(path, max_index, out, msg);
+    if (n >= 9 && h[8] == '{') return nst_safetensors_load(path, max_index, out, msg);
+    size_t i = 0;
+    while (i < n && (h[i] == ' ' || h[i] == '\n' || h[i] == '\r' || h[i] == '\t')) i++;
+    if (i < n && h[i] == '<')
+        return nst_fail(msg, NST_ERR_FORMAT,
+                        "%s: this is an HTML/XML page, not weights (a failed download?); fetch "
+                        "them again with `%s`", path, NST_WEIGHTS_FETCH_HINT);
+    return nst_fail(msg, NST_ERR_FORMAT,
+                    "%s: not a weight file nst reads (safetensors, or a PyTorch .pth "
+                    "checkpoint)", path);
+}
+
+nst_status nst_weights_load(const char *path, nst_weights **out, nst_msg *msg) {
+    return nst_weights_load_trimmed(path, -1, out, msg);
+}
+
+void nst_weights_trim(nst_weights *w, int max_index) {
+    int k = 0;
+    for (int i = 0; i < w->count; i++) {
+        if (nst_weights_keep(w->t[i].name, max_index))
+            w->t[k++] = w->t[i];
+        else
+            free(w->t[i].data);
+    }
+    w->count = k;
+}
+
+/* ---- lookup ------------------------------------------------------------ */
+
+static int is_file(const char *p) {
+    struct stat sb;
+    errno = 0;
+    return !stat(p, &sb) && S_ISREG(sb.st_mode);
+}
+
+static nst_status must_exist(const char *p, const char *from, char *out, size_t outlen,
+                             nst_msg *msg) {
+    if (!is_file(p))
+        return nst_fail(msg, NST_ERR_IO, "weights %s (from %s) cannot be read: %s", p, from,
+                        errno ? strerror(errno) : "not a regular file");
+    if (strlen(p) >= outlen)
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "weights path %s is too long", p);
+    strcpy(out, p);
+    return NST_OK;
+}
+
+nst_status nst_weights_locate_in(const char *explicit_path, const char *const *dirs, char *out,
+                                 size_t outlen, nst_msg *msg) {
+    static const char *const names[] = {NST_WEIGHTS_FILE, NST_WEIGHTS_TORCHVISION_FILE};
+    if (explicit_path && *explicit_path)
+        return must_exist(explicit_path, "--weights", out, outlen, msg);
+    const char *env = getenv("NST_WEIGHTS");
+    if (env && *env) return must_exist(env, "$NST_WEIGHTS", out, outlen, msg);
+    char list[768] = "";
+    size_t used = 0;
+    for (int d = 0; dirs && dirs[d]; d++) {
+        for (int k = 0; k < 2; k++) {
+            char p[4096];
+            if (snprintf(p, sizeof p, "%s/%s", dirs[d], names[k]) >= (int)sizeof p) continue;
+            if (is_file(p)) {
+                if (strlen(p) >= outlen)
+                    return nst_fail(msg, NST_ERR_INVALID_ARG, "weights path %s is too long", p);
+                strcpy(out, p);
+                return NST_OK;
+            }
+        }
+        int w = snprintf(list + used, sizeof list - used, "%s%s", d ? ", " : "", dirs[d]);
+        if (w > 0) used = used + (size_t)w < sizeof list ? used + (size_t)w : sizeof list - 1;
+    }
+    return nst_fail(msg, NST_ERR_IO,
+                    "no VGG-19 weights found: looked for --weights, $NST_WEIGHTS, and %s or %s "
+                    "in %s. Fetch them with `%s` in the source tree (or pass --weights FILE)",
+                    names[0], names[1], used ? list : "(no directories)",
+                    NST_WEIGHTS_FETCH_HINT);
+}
+
+nst_status nst_weights_locate(const char *explicit_path, char *out, size_t outlen, nst_msg *msg) {
+    char data[2048], torch[2048];
+    const char *home = getenv("HOME"), *xdg = getenv("XDG_DATA_HOME"),
+               *th = getenv("TORCH_HOME");
+    if (!home || !*home) home = ".";
+    if (xdg && *xdg)
+        snprintf(data, sizeof data, "%s/nst", xdg);
+    else
+        snprintf(data, sizeof data, "%s/.local/share/nst", home);
+    if (th && *th)
+        snprintf(torch, sizeof torch, "%s/hub/checkpoints", th);
+    else
+        snprintf(torch, sizeof torch, "%s/.cache/torch/hub/checkpoints", home);
+    const char *dirs[] = {NST_SOURCE_DIR "/weights", data, NST_PREFIX "/share/nst", torch, NULL};
+    return nst_weights_locate_in(explicit_path, dirs, out, outlen, msg);
+}
