@@ -52,6 +52,16 @@ build/tools/%: tools/%.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -Wall -o $@ $<
 
+# Tools that link the library (weight generation and conversion).
+LIBTOOLS := build/tools/nst-genweights
+$(LIBTOOLS): build/tools/%: tools/%.c build/libnst.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< build/libnst.a $(LDLIBS)
+
+# The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors.
+weights: $(LIBTOOLS)
+	NST_GENWEIGHTS=build/tools/nst-genweights tools/fetch-weights.sh
+
 build/obj/tests_%.o: tests/%.c build/gen/programs.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $$(pkg-config --cflags cmocka) -MMD -MP -c $< -o $@
@@ -62,8 +72,8 @@ build/tests/%: tests/%.c $(TESTLIB) build/libnst.a
 	    build/libnst.a $(LDLIBS) $$(pkg-config --libs cmocka)
 
 # Tests run from the repository root (they read tests/data and write build/tmp).
-test: build/nst $(TESTS)
-	@rc=0; for t in $(TESTS); do echo "== $$t"; NST_CACHE=0 $$t || rc=1; done; \
+test: build/nst $(TESTS) $(LIBTOOLS)
+	@rc=0; for t in $(TESTS) tests/test_fetch.sh; do echo "== $$t"; NST_CACHE=0 $$t || rc=1; done; \
 	  if [ $$rc -eq 0 ]; then echo "all test suites passed"; else echo "SOME TEST SUITES FAILED"; fi; \
 	  exit $$rc
 
@@ -84,5 +94,5 @@ clean:
 	rm -rf build
 
 -include $(wildcard build/obj/*.d)
-.PHONY: all test install uninstall clean
+.PHONY: all test install uninstall clean weights
 .SECONDARY: $(GEN) $(TESTLIB)

@@ -574,13 +574,9 @@ static const unsigned char LEGACY_MAGIC[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc,
 
 static int esize(int g) { return g == G_F32 ? 4 : 2; }
 
-/* Reads tensor t (name) out of storage bytes at l into the table. */
-static nst_status add_tensor(src *s, const char *name, size_t nl, const val *t, const loc *l,
-                             nst_weights *w, nst_msg *msg) {
-    nst_status st = NST_OK;
-    unsigned char *buf = NULL;
-    const val *sv = t->st;
-    int es = esize((int)sv->i);
+/* Checks a tensor's shape, strides and extent within its storage. */
+static nst_status check_tensor(const src *s, const char *name, size_t nl, const val *t,
+                               nst_msg *msg) {
     int64_t count = 1;
     for (int i = 0; i < t->rank; i++) {
         if (t->size[i] < 1 || t->size[i] > ((int64_t)1 << 31))
@@ -600,11 +596,22 @@ static nst_status add_tensor(src *s, const char *name, size_t nl, const val *t, 
                             (long long)t->stride[i], i);
         want *= t->size[i];
     }
+    const val *sv = t->st;
     if (t->offset < 0 || t->offset > sv->numel || count > sv->numel - t->offset)
         return nst_fail(msg, NST_ERR_FORMAT,
                         "%s: tensor %.*s: elements %lld..%lld lie outside its storage of %lld",
                         s->path, (int)nl, name, (long long)t->offset,
                         (long long)(t->offset + count), (long long)sv->numel);
+    return NST_OK;
+}
+
+/* Reads tensor t (name; checked) out of storage bytes at l into the table. */
+static nst_status add_tensor(src *s, const char *name, size_t nl, const val *t, const loc *l,
+                             nst_weights *w, nst_msg *msg) {
+    nst_status st = NST_OK;
+    unsigned char *buf = NULL;
+    const val *sv = t->st;
+    int es = esize((int)sv->i);
     if (l->len != (uint64_t)sv->numel * (uint64_t)es)
         return nst_fail(msg, NST_ERR_FORMAT,
                         "%s: tensor %.*s: its storage holds %llu bytes, not %lld elements",
@@ -785,6 +792,7 @@ nst_status nst_pth_load(const char *path, int max_index, nst_weights **out, nst_
         char nm[64];
         snprintf(nm, sizeof nm, "%.*s", (int)(k->len < 63 ? k->len : 63), k->s);
         if (k->len < 64 && !nst_weights_keep(nm, max_index)) continue;
+        NST_TRY(check_tensor(&s, k->s, k->len, t, msg));
         loc l = {0};
         if (legacy) {
             size_t j = 0;

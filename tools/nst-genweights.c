@@ -1,0 +1,89 @@
+/* nst-genweights: writes generated VGG-19-topology test networks, converts
+ * weight files (safetensors or PyTorch .pth) to nst's trimmed safetensors,
+ * and lists a weight file's tensors.
+ *
+ *   nst-genweights --out FILE [--seed N] [--width-mult F] [--convs N] [--dtype D]
+ *   nst-genweights --convert IN --out FILE [--dtype D] [--trim | --max-index N]
+ *   nst-genweights --info FILE
+ * D is F32 (default for generation), F16 (default for conversion) or BF16.
+ * Exit status: 0 success, 1 failure, 2 usage. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weights.h"
+
+static int usage(const char *why) {
+    if (why) fprintf(stderr, "nst-genweights: %s\n", why);
+    fprintf(stderr,
+            "usage: nst-genweights --out FILE [--seed N] [--width-mult F] [--convs N] "
+            "[--dtype F32|F16|BF16]\n"
+            "       nst-genweights --convert IN --out FILE [--dtype D] [--trim | --max-index N]\n"
+            "       nst-genweights --info FILE\n");
+    return 2;
+}
+
+static int fail(nst_status st, const nst_msg *msg) {
+    fprintf(stderr, "nst-genweights: %s: %s\n", nst_strerror(st), msg->text);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    const char *out = NULL, *in = NULL, *info = NULL, *dtype = NULL;
+    unsigned long long seed = 1;
+    double width = 1.0;
+    int convs = NST_VGG_CONVS, max_index = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!strcmp(a, "--trim")) {
+            max_index = NST_WEIGHTS_TRIM_INDEX;
+            continue;
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(NULL), 0;
+        if (!v) return usage("an option needs a value");
+        i++;
+        if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--convert")) in = v;
+        else if (!strcmp(a, "--info")) info = v;
+        else if (!strcmp(a, "--dtype")) dtype = v;
+        else if (!strcmp(a, "--seed")) seed = strtoull(v, &end, 0);
+        else if (!strcmp(a, "--width-mult")) width = strtod(v, &end);
+        else if (!strcmp(a, "--convs")) convs = (int)strtol(v, &end, 10);
+        else if (!strcmp(a, "--max-index")) max_index = (int)strtol(v, &end, 10);
+        else return usage("unknown option");
+        if (end && *end) return usage("a numeric option has a malformed value");
+    }
+    nst_msg msg = {{0}};
+    nst_weights *w = NULL;
+    nst_status st;
+    if (info) {
+        if ((st = nst_weights_load(info, &w, &msg))) return fail(st, &msg);
+        size_t total = 0;
+        for (int i = 0; i < w->count; i++) {
+            const nst_weight *t = &w->t[i];
+            printf("%-28s [", t->name);
+            for (int d = 0; d < t->rank; d++) printf("%s%lld", d ? "," : "", (long long)t->shape[d]);
+            printf("]\n");
+            total += t->count;
+        }
+        printf("%d tensors, %zu values\n", w->count, total);
+        nst_weights_free(w);
+        return 0;
+    }
+    if (!out) return usage("--out is required");
+    if (in) {
+        st = nst_weights_load_trimmed(in, max_index, &w, &msg);
+        if (!dtype) dtype = "F16";
+    } else {
+        st = nst_weights_generate(&w, (uint64_t)seed, width, convs, &msg);
+        if (!dtype) dtype = "F32";
+    }
+    if (st) return fail(st, &msg);
+    st = nst_weights_save(w, out, dtype, &msg);
+    int n = w->count;
+    nst_weights_free(w);
+    if (st) return fail(st, &msg);
+    fprintf(stderr, "nst-genweights: wrote %s (%d tensors, %s)\n", out, n, dtype);
+    return 0;
+}
