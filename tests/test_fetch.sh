@@ -1,0 +1,89 @@
+#!/bin/sh
+# test_fetch.sh: tools/fetch-weights.sh against a local server on 127.0.0.1
+# (tools/test_server.py) serving generated files: a plain download, a
+# transfer dropped half-way and resumed, a wrong size, an HTML error page, a
+# 404, and a torchvision-style .pth whose name carries its SHA-256 prefix.
+# Needs python3, curl and build/tools/nst-genweights; no internet.
+set -u
+cd "$(dirname "$0")/.."
+gen=build/tools/nst-genweights
+T=build/tmp/fetch
+rm -rf "$T"
+mkdir -p "$T/srv"
+fails=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+
+[ -x "$gen" ] || { echo "FAIL $gen missing (make build/tools/nst-genweights)"; exit 1; }
+"$gen" --out "$T/srv/model.safetensors" --seed 3 --width-mult 0.25 --convs 14 2> /dev/null
+size=$(wc -c < "$T/srv/model.safetensors" | tr -d ' ')
+pth=tests/data/tiny-vgg-legacy.pth
+sum8=$(sha256sum "$pth" | cut -c1-8)
+cp "$pth" "$T/srv/tiny-$sum8.pth"
+cp "$pth" "$T/srv/tiny-deadbeef.pth"
+
+python3 tools/test_server.py --dir "$T/srv" --port-file "$T/port" --log "$T/log" \
+    --timeout 30 &
+server=$!
+trap 'kill $server 2> /dev/null' EXIT
+i=0
+while [ ! -f "$T/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+[ -f "$T/port" ] || { echo "FAIL the test server did not start"; exit 1; }
+base=http://127.0.0.1:$(cat "$T/port")
+
+# fetch NAME URL SIZE: runs the script into $T/NAME, output in $T/NAME.out
+fetch() {
+    NST_WEIGHTS_URL=$2 NST_WEIGHTS_SIZE=$3 NST_WEIGHTS_DIR=$T/$1 NST_GENWEIGHTS=$gen \
+        NST_FETCH_TRIES=3 tools/fetch-weights.sh > "$T/$1.out" 2>&1
+}
+
+# 1. a plain download, converted and trimmed to conv5_1, checksum recorded
+if fetch plain "$base/model.safetensors" "$size" &&
+   (cd "$T/plain" && sha256sum -c --quiet vgg19-conv.safetensors.sha256) &&
+   "$gen" --info "$T/plain/vgg19-conv.safetensors" | grep -q '^26 tensors' &&
+   [ ! -f "$T/plain/vgg19.tv_in1k.safetensors" ]; then
+    ok "download, convert, trim, checksum"
+else bad "download, convert, trim, checksum"; cat "$T/plain.out"; fi
+
+# 2. the first transfer is dropped half-way; the next attempt resumes with a range
+if fetch resumed "$base/drop/model.safetensors" "$size" &&
+   cmp -s "$T/plain/vgg19-conv.safetensors" "$T/resumed/vgg19-conv.safetensors" &&
+   grep -q "^/drop/model.safetensors range=bytes=[1-9]" "$T/log"; then
+    ok "interrupted transfer resumed"
+else bad "interrupted transfer resumed"; cat "$T/resumed.out"; fi
+
+# 3. a wrong size is refused, nothing is written
+if ! fetch size "$base/model.safetensors" $((size + 1)) &&
+   grep -q "not the expected $((size + 1))" "$T/size.out" &&
+   [ ! -f "$T/size/vgg19-conv.safetensors" ]; then
+    ok "wrong size refused"
+else bad "wrong size refused"; cat "$T/size.out"; fi
+
+# 4. an HTML error page (status 200) is refused and removed
+if ! fetch html "$base/error.html" "" && grep -q "HTML page" "$T/html.out" &&
+   [ -z "$(ls "$T/html")" ]; then
+    ok "HTML page refused"
+else bad "HTML page refused"; cat "$T/html.out"; fi
+
+# 5. a 404 fails at once
+if ! fetch missing "$base/nothing.safetensors" "" && grep -q "HTTP error" "$T/missing.out"; then
+    ok "HTTP error refused"
+else bad "HTTP error refused"; cat "$T/missing.out"; fi
+
+# 6. a torchvision-style name: the SHA-256 prefix is checked, the .pth converted
+if fetch pth "$base/tiny-$sum8.pth" "" &&
+   "$gen" --info "$T/pth/vgg19-conv.safetensors" | grep -q '^26 tensors' &&
+   ! fetch pthbad "$base/tiny-deadbeef.pth" "" && grep -q "does not start with deadbeef" \
+       "$T/pthbad.out"; then
+    ok "SHA-256 prefix of a .pth checked, checkpoint converted"
+else bad "SHA-256 prefix of a .pth checked"; cat "$T/pth.out" "$T/pthbad.out"; fi
+
+# 7. a second run finds the result and downloads nothing
+lines=$(wc -l < "$T/log")
+if fetch plain "$base/model.safetensors" "$size" && grep -q "already here" "$T/plain.out" &&
+   [ "$(wc -l < "$T/log")" = "$lines" ]; then
+    ok "second run is a no-op"
+else bad "second run is a no-op"; cat "$T/plain.out"; fi
+
+[ $fails -eq 0 ] && echo "fetch: all passed" || echo "fetch: $fails FAILED"
+[ $fails -eq 0 ]

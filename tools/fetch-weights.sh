@@ -1,0 +1,116 @@
+#!/bin/sh
+# fetch-weights.sh: downloads the VGG-19 weights and converts them into
+# weights/vgg19-conv.safetensors (conv1_1..conv5_1, F16, about 26 MB), the
+# file nst looks for. `make weights` runs it.
+#
+# The download resumes where it stopped (curl -C -) and is retried; its size
+# and its first bytes are checked (an HTML error page is refused), and a
+# torchvision file's name carries the start of its SHA-256, which is checked.
+# Settings (environment):
+#   NST_WEIGHTS_URL     source (default: torchvision's vgg19-dcbb9e9d.pth;
+#                       timm's safetensors also works, see weights/README.md)
+#   NST_WEIGHTS_SIZE    expected size in bytes (known for the default URL)
+#   NST_WEIGHTS_SHA256  expected SHA-256 of the download (optional)
+#   NST_WEIGHTS_DIR     where to write (default: weights/ in the source tree)
+#   NST_WEIGHTS_DTYPE   F16 (default), BF16 or F32
+#   NST_GENWEIGHTS      the converter (default: build/tools/nst-genweights)
+#   NST_FETCH_TRIES     download attempts (default 5)
+#   NST_KEEP_DOWNLOAD   1: keep the downloaded original beside the result
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+TORCHVISION_URL=https://download.pytorch.org/models/vgg19-dcbb9e9d.pth
+TORCHVISION_SIZE=574673361
+TIMM_URL=https://huggingface.co/timm/vgg19.tv_in1k/resolve/main/model.safetensors
+
+url=${NST_WEIGHTS_URL:-$TORCHVISION_URL}
+case $url in
+    "$TORCHVISION_URL") known_size=$TORCHVISION_SIZE ;;
+    *) known_size= ;;
+esac
+size=${NST_WEIGHTS_SIZE:-$known_size}
+dir=${NST_WEIGHTS_DIR:-$root/weights}
+dtype=${NST_WEIGHTS_DTYPE:-F16}
+gen=${NST_GENWEIGHTS:-$root/build/tools/nst-genweights}
+tries=${NST_FETCH_TRIES:-5}
+
+die() { echo "fetch-weights: $*" >&2; exit 1; }
+filesize() { if [ -f "$1" ]; then wc -c < "$1" | tr -d ' '; else echo 0; fi; }
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+command -v curl > /dev/null || die "curl is needed (apt-get install curl)"
+[ -x "$gen" ] || die "$gen is missing: run make build/tools/nst-genweights first"
+mkdir -p "$dir"
+
+name=$(basename "${url%%\?*}")
+[ "$name" = model.safetensors ] && name=vgg19.tv_in1k.safetensors
+dl=$dir/$name
+part=$dl.part
+out=$dir/vgg19-conv.safetensors
+
+if [ -f "$out" ] && [ -f "$out.sha256" ] &&
+   [ "$(sha256 "$out")" = "$(cut -d' ' -f1 "$out.sha256")" ]; then
+    echo "fetch-weights: $out is already here (SHA-256 matches)"
+    exit 0
+fi
+
+# ---- download (resumable) ----
+if [ ! -f "$dl" ]; then
+    n=0
+    while :; do
+        n=$((n + 1))
+        have=$(filesize "$part")
+        if [ -n "$size" ] && [ "$have" -ge "$size" ]; then break; fi
+        echo "fetch-weights: downloading $url (attempt $n of $tries, have $have bytes)"
+        if curl -fL --connect-timeout 20 --speed-limit 1024 --speed-time 60 \
+                -C - -o "$part" "$url"; then
+            break
+        else
+            rc=$?
+        fi
+        case $rc in
+            33) rm -f "$part" ;; # the server cannot resume: start over
+            22) die "the server answered $url with an HTTP error (wrong URL?)" ;;
+        esac
+        [ "$n" -lt "$tries" ] || die "download failed after $tries attempts (curl exit $rc); run it again to resume"
+        sleep 1
+    done
+    magic=$(od -An -tx1 -N16 "$part" | tr -d ' \n')
+    case $magic in
+        504b0304*) kind="PyTorch zip checkpoint" ;;
+        80028a0a*) kind="PyTorch legacy checkpoint" ;;
+        ????????????????7b*) kind="safetensors" ;;
+        3c*|0a3c*|203c*|0d0a3c*)
+            rm -f "$part"
+            die "$url sent an HTML page, not weights (an error or login page); check the URL" ;;
+        *)  rm -f "$part"
+            die "$url sent something that is neither safetensors nor a PyTorch checkpoint" ;;
+    esac
+    got=$(filesize "$part")
+    if [ -n "$size" ] && [ "$got" != "$size" ]; then
+        [ "$got" -gt "$size" ] && rm -f "$part"
+        die "downloaded size $got bytes is not the expected $size (set NST_WEIGHTS_SIZE if the source changed)"
+    fi
+    sum=$(sha256 "$part")
+    if [ -n "${NST_WEIGHTS_SHA256:-}" ] && [ "$sum" != "$NST_WEIGHTS_SHA256" ]; then
+        rm -f "$part"
+        die "SHA-256 of the download is $sum, not the expected $NST_WEIGHTS_SHA256"
+    fi
+    # torchvision names files NAME-<first hex digits of the SHA-256>.pth
+    prefix=$(echo "$name" | sed -n 's/^.*-\([0-9a-f]\{8,\}\)\.pth$/\1/p')
+    if [ -n "$prefix" ]; then
+        case $sum in
+            "$prefix"*) ;;
+            *) rm -f "$part"; die "SHA-256 of $name is $sum, which does not start with $prefix" ;;
+        esac
+    fi
+    mv "$part" "$dl"
+    echo "$sum  $name" > "$dl.sha256"
+    echo "fetch-weights: got $name ($kind, $(filesize "$dl") bytes, SHA-256 $sum)"
+fi
+
+# ---- convert: conv1_1..conv5_1 as safetensors ----
+"$gen" --convert "$dl" --out "$out" --dtype "$dtype" --trim
+(cd "$dir" && sha256sum vgg19-conv.safetensors > vgg19-conv.safetensors.sha256)
+[ "${NST_KEEP_DOWNLOAD:-0}" = 1 ] || rm -f "$dl"
+echo "fetch-weights: wrote $out ($(filesize "$out") bytes, SHA-256 $(sha256 "$out"))"
