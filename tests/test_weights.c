@@ -470,6 +470,12 @@ static void test_pth_views_and_strides(void **state) {
     for (int i = 0; i < 6; i++) assert_true(a->data[i] == 0.5f * (float)i);
     for (int i = 0; i < 4; i++) assert_true(b->data[i] == 0.5f * (float)(i + 6));
     nst_weights_free(r);
+    /* the pre-0.4 _rebuild_tensor form, as in torchvision's 2017 files */
+    assert_int_equal(nst_weights_load("tests/data/pth-v1-legacy.pth", &r, &m), NST_OK);
+    assert_int_equal(r->count, 1);
+    assert_int_equal(r->t[0].shape[0], 2);
+    for (int i = 0; i < 6; i++) assert_true(r->t[0].data[i] == 0.25f * (float)i);
+    nst_weights_free(r);
     assert_int_equal(load_msg("tests/data/pth-strided.pth", &m), NST_ERR_FORMAT);
     expect_msg(&m, "features.0.weight", "not contiguous");
 }

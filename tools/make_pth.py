@@ -11,6 +11,8 @@ a small "classifier.6" layer with exact values, and saves the state_dict as
   tiny-vgg-bf16.pth      legacy, bfloat16
   pth-views.pth          {'state_dict': ..., 'epoch': 3}: two tensors sharing one
                          storage (offset 6), one an nn.Parameter
+  pth-v1-legacy.pth      legacy container with torch._utils._rebuild_tensor (the
+                         pre-0.4 form of torchvision's 2017 files): a = arange(6)/4
   pth-strided.pth        a transposed (non-contiguous) tensor: must be refused
 and hostile files that must be refused without running anything:
   hostile-os-system.pth      zip whose pickle calls os.system (REDUCE)
@@ -24,7 +26,9 @@ Usage (from the repository root, after `make build/tools/nst-genweights`):
 import collections
 import json
 import os
+import pickle
 import struct
+import types
 import subprocess
 import sys
 import zipfile
@@ -63,7 +67,6 @@ class Evil:
 
 def legacy_container(main_pickle, keys_pickle=b"\x80\x02]q\x00.", storages=b""):
     """The legacy torch.save layout around a hand-written object pickle."""
-    import pickle
     out = bytearray()
     out += pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)
     out += pickle.dumps(1001, protocol=2)
@@ -108,6 +111,15 @@ def as_module(sd):
     return m
 
 
+class V1Pickler(pickle.Pickler):
+    """Pickles tensors the pre-0.4 way: _rebuild_tensor(storage, offset, size, stride)."""
+    def reducer_override(self, obj):
+        if isinstance(obj, torch.Tensor):
+            return (torch._utils._rebuild_tensor,
+                    (obj.storage(), obj.storage_offset(), tuple(obj.size()), obj.stride()))
+        return NotImplemented
+
+
 def main():
     os.makedirs(DATA, exist_ok=True)
     tmp = "build/tmp/make_pth.safetensors"
@@ -130,6 +142,9 @@ def main():
     views["a"] = torch.nn.Parameter(base[0:6].view(2, 3))
     views["b"] = base[6:10]
     torch.save({"state_dict": views, "epoch": 3}, p("pth-views.pth"))
+    v1 = types.SimpleNamespace(Pickler=V1Pickler, __name__="pickle", dump=pickle.dump)
+    torch.save(collections.OrderedDict(a=torch.arange(6, dtype=torch.float32).reshape(2, 3) / 4),
+               p("pth-v1-legacy.pth"), pickle_module=v1, _use_new_zipfile_serialization=False)
     torch.save({"features.0.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3).t()},
                p("pth-strided.pth"))
 
