@@ -31,7 +31,7 @@ typedef struct reduction {
 static nst_status reduction_begin(nst_runtime *rt, const char *kernel, size_t n, reduction *r) {
     nst_status st = NST_OK;
     r->partial = NULL;
-    if (n > (size_t)INT_MAX)
+    if (n > (size_t)INT_MAX - (1u << 20)) /* room for the grid stride past n */
         return nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s: %zu elements exceed the kernel's int "
                         "indexing", kernel, n);
     NST_TRY(reduce_wg(rt, kernel, &r->wg));

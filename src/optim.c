@@ -300,6 +300,10 @@ fail:
 static nst_status lbfgs_step(nst_runtime *rt, nst_optim *o, nst_tensor *x, nst_eval_fn f,
                              void *ctx, double *loss) {
     nst_status st = NST_OK;
+    if (o->converged) {
+        *loss = o->loss;
+        return NST_OK;
+    }
     if (!o->have_g) {
         NST_TRY(evaluate(rt, o, x, f, ctx, &o->loss));
         o->have_g = 1;

@@ -46,8 +46,10 @@ nst_status nst_optim_create(nst_runtime *rt, const nst_optim_params *p, size_t n
  * the update.
  * A NaN or Inf loss or gradient returns NST_ERR_NUMERIC with x left at the
  * last finite iterate. When L-BFGS can make no progress (zero gradient, or no
- * step length decreases the loss) x is left as is and nst_optim_converged
- * turns 1. */
+ * step length decreases the loss) x is left as is, nst_optim_converged turns
+ * 1 and later steps return at once until a reset.
+ * L-BFGS keeps the gradient of its last evaluation: change x between steps
+ * only after nst_optim_reset. */
 nst_status nst_optim_step(nst_runtime *rt, nst_optim *o, nst_tensor *x, nst_eval_fn f,
                           void *ctx, double *loss);
 /* Objective evaluations since creation or the last reset. */

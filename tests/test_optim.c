@@ -412,6 +412,32 @@ static void test_lbfgs_first_step(void **state) {
     nst_tensor_free(g_rt, x);
 }
 
+/* Started at the minimiser, L-BFGS reports convergence and stays put. */
+static void test_lbfgs_at_minimum(void **state) {
+    enum { N = 3 };
+    const double c[N] = {0.25, 0.5, -2.0};
+    objective obj = {OBJ_BOX, N, NULL, c, 0, 0, 0, 0};
+    float x0[N] = {0.25f, 0.5f, -2.0f}, xf[N];
+    nst_optim_params p;
+    nst_optim_defaults(&p, NST_OPTIM_LBFGS);
+    nst_tensor *x = vec(g_rt, N, x0);
+    nst_optim *o = NULL;
+    assert_int_equal(nst_optim_create(g_rt, &p, N, &o), NST_OK);
+    for (int t = 0; t < 3; t++) {
+        double loss = -1;
+        assert_int_equal(nst_optim_step(g_rt, o, x, eval_cb, &obj, &loss), NST_OK);
+        assert_true(loss == 0.0);
+        assert_true(nst_optim_converged(o));
+    }
+    assert_int_equal(nst_optim_evals(o), 1);
+    assert_int_equal(nst_tensor_download(g_rt, x, xf), NST_OK);
+    assert_memory_equal(x0, xf, sizeof x0);
+    assert_int_equal(nst_optim_reset(g_rt, o), NST_OK);
+    assert_false(nst_optim_converged(o));
+    nst_optim_free(g_rt, o);
+    nst_tensor_free(g_rt, x);
+}
+
 /* A NaN loss or Inf gradient stops with NST_ERR_NUMERIC and leaves x at the
  * last finite iterate, for both optimisers. */
 static void test_nonfinite(void **state) {
@@ -498,7 +524,7 @@ int main(void) {
         cmocka_unit_test(test_lbfgs_quadratic),  cmocka_unit_test(test_lbfgs_rosenbrock),
         cmocka_unit_test(test_adam_rosenbrock),  cmocka_unit_test(test_adam_clamp),
         cmocka_unit_test(test_lbfgs_first_step), cmocka_unit_test(test_lbfgs_path),
-        cmocka_unit_test(test_nonfinite),
+        cmocka_unit_test(test_lbfgs_at_minimum), cmocka_unit_test(test_nonfinite),
         cmocka_unit_test(test_memory_and_args),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
