@@ -1,0 +1,65 @@
+/* optim.h: L-BFGS and Adam over a device vector (the image being optimised).
+ *
+ * All optimiser state (gradient, L-BFGS history s_k/y_k, Adam moments) lives
+ * on the device; per iteration the host reads back only a few scalars (the
+ * loss from the callback, dot products for the step and the history test).
+ *
+ * The optimiser owns its buffers; the caller owns x and the callback context.
+ * One nst_optim serves vectors of exactly the n floats it was created for. */
+#ifndef NST_OPTIM_H
+#define NST_OPTIM_H
+
+#include "nst_int.h"
+
+enum { NST_OPTIM_LBFGS = 0, NST_OPTIM_ADAM = 1 };
+
+/* Evaluates the objective at x: OVERWRITES grad (shaped like x) with the
+ * gradient and stores the loss in *loss. A status other than NST_OK stops the
+ * step and is returned as is (the callback leaves its message in rt). */
+typedef nst_status (*nst_eval_fn)(void *ctx, nst_runtime *rt, const nst_tensor *x,
+                                  nst_tensor *grad, double *loss);
+
+typedef struct nst_optim_params {
+    int kind;        /* NST_OPTIM_LBFGS or NST_OPTIM_ADAM */
+    int history;     /* L-BFGS: pairs (s_k, y_k) kept; >= 1 */
+    int line_search; /* L-BFGS: 1 = backtracking Armijo search, 0 = fixed steps */
+    double lr;       /* L-BFGS: step length (1); Adam: learning rate */
+    double beta1, beta2, eps; /* Adam */
+    int clamp;       /* Adam: clamp x to [0,1] after each step (L-BFGS ignores it) */
+} nst_optim_params;
+
+/* L-BFGS: history 100, lr 1, no line search. Adam: lr 0.02, betas 0.9 and
+ * 0.999, eps 1e-8, clamp on. */
+void nst_optim_defaults(nst_optim_params *p, int kind);
+
+typedef struct nst_optim nst_optim;
+
+nst_status nst_optim_create(nst_runtime *rt, const nst_optim_params *p, size_t n,
+                            nst_optim **out);
+/* One iteration, updating x in place (x->count must be n).
+ * L-BFGS: evaluates at x first if it has no gradient yet (first step, after a
+ * reset), then moves along the quasi-Newton direction: without line search by
+ * lr (the first step, and any step made with an empty history, by lr *
+ * min(1, 1/|g|_1), as torch.optim.LBFGS), with it by the first length from lr
+ * down (halving or less) that passes the Armijo test; *loss is the loss at the
+ * new x. Adam: evaluates at x and updates x; *loss is the loss at x before
+ * the update.
+ * A NaN or Inf loss or gradient returns NST_ERR_NUMERIC with x left at the
+ * last finite iterate. When L-BFGS can make no progress (zero gradient, or no
+ * step length decreases the loss) x is left as is, nst_optim_converged turns
+ * 1 and later steps return at once until a reset.
+ * L-BFGS keeps the gradient of its last evaluation: change x between steps
+ * only after nst_optim_reset. */
+nst_status nst_optim_step(nst_runtime *rt, nst_optim *o, nst_tensor *x, nst_eval_fn f,
+                          void *ctx, double *loss);
+/* Objective evaluations since creation or the last reset. */
+int nst_optim_evals(const nst_optim *o);
+/* 1 once L-BFGS has stopped making progress (see nst_optim_step). */
+int nst_optim_converged(const nst_optim *o);
+/* Forgets history, moments and the step count: the next step starts afresh. */
+nst_status nst_optim_reset(nst_runtime *rt, nst_optim *o);
+/* Device bytes nst_optim_create allocates for these parameters and n. */
+size_t nst_optim_memory_bytes(const nst_optim_params *p, size_t n);
+void nst_optim_free(nst_runtime *rt, nst_optim *o);
+
+#endif

@@ -1,0 +1,531 @@
+/* test_optim.c: L-BFGS and Adam on small analytic problems with known
+ * answers (a convex quadratic, the Rosenbrock function, a box-constrained
+ * quadratic), Adam against a double host reference, the first-step rule,
+ * non-finite handling and the memory plan. The objectives are computed on the
+ * host from the downloaded x (tests only); the optimisers run on the device. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "check.h"
+#include "optim.h"
+
+static nst_runtime *g_rt;
+
+static int setup(void **state) {
+    g_rt = check_runtime();
+    return 0;
+}
+
+static int teardown(void **state) {
+    nst_runtime_close(g_rt);
+    return 0;
+}
+
+/* ---- objectives -------------------------------------------------------- */
+
+enum { OBJ_QUAD, OBJ_ROSEN, OBJ_BOX };
+
+typedef struct objective {
+    int kind, n;
+    const double *a, *b; /* OBJ_QUAD: 0.5 x'Ax - b'x; OBJ_BOX: sum (x - b)^2 */
+    int calls;
+    int nan_at;          /* > 0: that call returns a NaN loss */
+    int inf_grad_at;     /* > 0: that call returns an Inf gradient entry */
+    double nan_above;    /* x[0] above this gives a NaN loss (when > 0) */
+} objective;
+
+static double obj_value(const objective *o, const double *x, double *g) {
+    int n = o->n;
+    double f = 0;
+    if (o->kind == OBJ_QUAD) {
+        for (int i = 0; i < n; i++) {
+            double ax = 0;
+            for (int j = 0; j < n; j++) ax += o->a[i * n + j] * x[j];
+            f += 0.5 * x[i] * ax - o->b[i] * x[i];
+            g[i] = ax - o->b[i];
+        }
+    } else if (o->kind == OBJ_ROSEN) { /* extended: independent pairs */
+        for (int i = 0; i < n; i++) g[i] = 0;
+        for (int i = 0; i + 1 < n; i += 2) {
+            double u = x[i + 1] - x[i] * x[i], v = 1 - x[i];
+            f += 100 * u * u + v * v;
+            g[i] += -400 * x[i] * u - 2 * v;
+            g[i + 1] += 200 * u;
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            double d = x[i] - o->b[i];
+            f += d * d;
+            g[i] = 2 * d;
+        }
+    }
+    return f;
+}
+
+static nst_status eval_cb(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_tensor *grad,
+                          double *loss) {
+    objective *o = ctx;
+    float xf[64], gf[64];
+    double xd[64], gd[64];
+    assert_true(o->n <= 64 && x->count == (size_t)o->n && grad->count == x->count);
+    /* the gradient comes shaped like x */
+    assert_true(grad->c == x->c && grad->h == x->h && grad->w == x->w);
+    nst_status st = nst_tensor_download(rt, x, xf);
+    if (st != NST_OK) return st;
+    for (int i = 0; i < o->n; i++) xd[i] = xf[i];
+    double f = obj_value(o, xd, gd);
+    o->calls++;
+    if (o->nan_at == o->calls) f = NAN;
+    if (o->nan_above > 0 && xd[0] > o->nan_above) f = NAN;
+    for (int i = 0; i < o->n; i++) gf[i] = (float)gd[i];
+    if (o->inf_grad_at == o->calls) gf[o->n - 1] = INFINITY;
+    *loss = f;
+    return nst_tensor_upload(rt, grad, gf);
+}
+
+/* A random SPD matrix A = M'M/n + 0.1 I, b random; xs = A^-1 b by Cholesky. */
+static void make_quadratic(int n, double *a, double *b, double *xs) {
+    check_rng r;
+    check_rng_seed(&r, 21);
+    double *m = malloc(sizeof(double) * n * n), *l = calloc((size_t)n * n, sizeof(double));
+    for (int i = 0; i < n * n; i++) m[i] = check_uniform(&r, -1, 1);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = i == j ? 0.1 : 0;
+            for (int k = 0; k < n; k++) s += m[k * n + i] * m[k * n + j] / n;
+            a[i * n + j] = s;
+        }
+    for (int i = 0; i < n; i++) b[i] = check_uniform(&r, -1, 1);
+    for (int j = 0; j < n; j++) {
+        double s = a[j * n + j];
+        for (int k = 0; k < j; k++) s -= l[j * n + k] * l[j * n + k];
+        l[j * n + j] = sqrt(s);
+        for (int i = j + 1; i < n; i++) {
+            double t = a[i * n + j];
+            for (int k = 0; k < j; k++) t -= l[i * n + k] * l[j * n + k];
+            l[i * n + j] = t / l[j * n + j];
+        }
+    }
+    double *z = malloc(sizeof(double) * n);
+    for (int i = 0; i < n; i++) {
+        double t = b[i];
+        for (int k = 0; k < i; k++) t -= l[i * n + k] * z[k];
+        z[i] = t / l[i * n + i];
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        double t = z[i];
+        for (int k = i + 1; k < n; k++) t -= l[k * n + i] * xs[k];
+        xs[i] = t / l[i * n + i];
+    }
+    free(m);
+    free(l);
+    free(z);
+}
+
+static double dist(const float *x, const double *y, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (x[i] - y[i]) * (x[i] - y[i]);
+    return sqrt(s);
+}
+
+static nst_tensor *vec(nst_runtime *rt, int n, const float *x) {
+    nst_tensor *t = NULL;
+    assert_int_equal(nst_tensor_create(rt, 1, 1, 1, n, &t), NST_OK);
+    assert_int_equal(nst_tensor_upload(rt, t, x), NST_OK);
+    return t;
+}
+
+/* Runs up to max_iter steps until x is within tol of want; returns the
+ * iterations used (max_iter + 1 when it never got there). */
+static int run_until(nst_runtime *rt, const nst_optim_params *p, objective *obj, float *x0,
+                     const double *want, double tol, int max_iter, int *evals) {
+    int n = obj->n;
+    nst_optim *o = NULL;
+    nst_tensor *x = vec(rt, n, x0);
+    assert_int_equal(nst_optim_create(rt, p, (size_t)n, &o), NST_OK);
+    int it = 0;
+    float xf[64];
+    for (;;) {
+        assert_int_equal(nst_tensor_download(rt, x, xf), NST_OK);
+        if (dist(xf, want, n) <= tol || it > max_iter) break;
+        double loss;
+        nst_status st = nst_optim_step(rt, o, x, eval_cb, obj, &loss);
+        if (st != NST_OK) fprintf(stderr, "step %d: %s\n", it, rt->msg.text);
+        assert_int_equal(st, NST_OK);
+        it++;
+        if (nst_optim_converged(o)) {
+            assert_int_equal(nst_tensor_download(rt, x, xf), NST_OK);
+            if (dist(xf, want, n) > tol) it = max_iter + 1;
+            break;
+        }
+    }
+    *evals = nst_optim_evals(o);
+    assert_int_equal(obj->calls, *evals);
+    memcpy(x0, xf, sizeof(float) * n);
+    nst_optim_free(rt, o);
+    nst_tensor_free(rt, x);
+    return it;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_lbfgs_quadratic(void **state) {
+    enum { N = 20 };
+    double a[N * N], b[N], xs[N];
+    make_quadratic(N, a, b, xs);
+    double xn = 0;
+    for (int i = 0; i < N; i++) xn += xs[i] * xs[i];
+    for (int ls = 0; ls <= 1; ls++) {
+        nst_optim_params p;
+        nst_optim_defaults(&p, NST_OPTIM_LBFGS);
+        p.line_search = ls;
+        objective obj = {OBJ_QUAD, N, a, b, 0, 0, 0, 0};
+        float x[N] = {0};
+        int evals, it = run_until(g_rt, &p, &obj, x, xs, 1e-4 * sqrt(xn), 25, &evals);
+        printf("quadratic n=%d, line search %d: %d iterations, %d evaluations\n", N, ls, it,
+               evals);
+        assert_true(it <= 25);
+    }
+}
+
+static void test_lbfgs_rosenbrock(void **state) {
+    static const int sizes[] = {2, 10};
+    for (int k = 0; k < 2; k++) {
+        int n = sizes[k];
+        double want[10];
+        float x[10];
+        for (int i = 0; i < n; i++) {
+            want[i] = 1;
+            x[i] = i % 2 ? 1.0f : -1.2f;
+        }
+        for (int hist = 3; hist <= 100; hist += 97) { /* 3 wraps the history ring */
+            nst_optim_params p;
+            nst_optim_defaults(&p, NST_OPTIM_LBFGS);
+            p.line_search = 1;
+            p.history = hist;
+            objective obj = {OBJ_ROSEN, n, NULL, NULL, 0, 0, 0, 0};
+            float x0[10];
+            memcpy(x0, x, sizeof x0);
+            int evals, it = run_until(g_rt, &p, &obj, x0, want, 1e-3, 60, &evals);
+            printf("Rosenbrock n=%d, history %d: %d iterations, %d evaluations\n", n, hist, it,
+                   evals);
+            assert_true(it <= 60);
+        }
+    }
+}
+
+static void test_adam_rosenbrock(void **state) {
+    enum { N = 2, STEPS = 2000 };
+    nst_optim_params p;
+    nst_optim_defaults(&p, NST_OPTIM_ADAM);
+    p.clamp = 0;
+    objective obj = {OBJ_ROSEN, N, NULL, NULL, 0, 0, 0, 0};
+    float x0[N] = {-1.2f, 1.0f};
+    nst_tensor *x = vec(g_rt, N, x0);
+    nst_optim *o = NULL;
+    assert_int_equal(nst_optim_create(g_rt, &p, N, &o), NST_OK);
+    /* a double host Adam on the same objective follows the same path */
+    double hx[N] = {-1.2, 1.0}, hm[N] = {0}, hv[N] = {0}, hg[N];
+    double first = 0, loss = 0;
+    for (int t = 1; t <= STEPS; t++) {
+        assert_int_equal(nst_optim_step(g_rt, o, x, eval_cb, &obj, &loss), NST_OK);
+        if (t == 1) first = loss;
+        if (t <= 20) {
+            double hf = obj_value(&obj, hx, hg);
+            assert_true(fabs(hf - loss) <= 1e-4 * fabs(hf));
+            for (int i = 0; i < N; i++) {
+                hm[i] = 0.9 * hm[i] + 0.1 * hg[i];
+                hv[i] = 0.999 * hv[i] + 0.001 * hg[i] * hg[i];
+                double den = sqrt(hv[i]) / sqrt(1 - pow(0.999, t)) + 1e-8;
+                hx[i] -= 0.02 / (1 - pow(0.9, t)) * hm[i] / den;
+            }
+            float xf[N];
+            assert_int_equal(nst_tensor_download(g_rt, x, xf), NST_OK);
+            assert_true(check_close("adam path", xf, hx, N, 1e-5, 1e-4));
+        }
+    }
+    assert_int_equal(nst_optim_evals(o), STEPS);
+    printf("Adam on Rosenbrock: %.4g -> %.4g in %d steps\n", first, loss, STEPS);
+    assert_true(loss < 1e-3 * first);
+    nst_optim_free(g_rt, o);
+    nst_tensor_free(g_rt, x);
+}
+
+static void test_adam_clamp(void **state) {
+    enum { N = 4 };
+    const double c[N] = {1.5, -0.5, 0.3, 0.8}, want[N] = {1.0, 0.0, 0.3, 0.8};
+    nst_optim_params p;
+    nst_optim_defaults(&p, NST_OPTIM_ADAM);
+    objective obj = {OBJ_BOX, N, NULL, c, 0, 0, 0, 0};
+    float x0[N] = {0.5f, 0.5f, 0.5f, 0.5f}, xf[N];
+    nst_tensor *x = vec(g_rt, N, x0);
+    nst_optim *o = NULL;
+    assert_int_equal(nst_optim_create(g_rt, &p, N, &o), NST_OK);
+    for (int t = 0; t < 400; t++) {
+        double loss;
+        assert_int_equal(nst_optim_step(g_rt, o, x, eval_cb, &obj, &loss), NST_OK);
+        assert_int_equal(nst_tensor_download(g_rt, x, xf), NST_OK);
+        for (int i = 0; i < N; i++) assert_true(xf[i] >= 0.0f && xf[i] <= 1.0f);
+    }
+    assert_true(check_close("clamped minimiser", xf, want, N, 1e-2, 0));
+    /* reset: the moments and step count start over, so the first step from
+     * the same point moves by lr in each unclamped coordinate (sign of g) */
+    assert_int_equal(nst_optim_reset(g_rt, o), NST_OK);
+    assert_int_equal(nst_optim_evals(o), 0);
+    float y0[N] = {0.5f, 0.5f, 0.5f, 0.5f};
+    assert_int_equal(nst_tensor_upload(g_rt, x, y0), NST_OK);
+    double loss;
+    assert_int_equal(nst_optim_step(g_rt, o, x, eval_cb, &obj, &loss), NST_OK);
+    assert_int_equal(nst_tensor_download(g_rt, x, xf), NST_OK);
+    const double after[N] = {0.52, 0.48, 0.48, 0.52};
+    assert_true(check_close("first Adam step after reset", xf, after, N, 1e-6, 0));
+    nst_optim_free(g_rt, o);
+    nst_tensor_free(g_rt, x);
+}
+
+/* A double host L-BFGS with the same rules (no line search), for the path. */
+typedef struct ref_lbfgs {
+    int n, h, head, count, have_g;
+    double s[8][64], y[8][64], rho[8], gamma, x[64], g[64], f;
+} ref_lbfgs;
+
+static void ref_lbfgs_step(ref_lbfgs *r, const objective *obj, double lr) {
+    int n = r->n, h = r->h;
+    double d[64], al[8], xn[64], gn[64];
+    if (!r->have_g) r->f = obj_value(obj, r->x, r->g), r->have_g = 1;
+    for (int i = 0; i < n; i++) d[i] = -r->g[i];
+    for (int k = 0; k < r->count; k++) {
+        int j = (r->head - 1 - k + h) % h;
+        double a = 0;
+        for (int i = 0; i < n; i++) a += r->s[j][i] * d[i];
+        al[j] = a * r->rho[j];
+        for (int i = 0; i < n; i++) d[i] -= al[j] * r->y[j][i];
+    }
+    for (int i = 0; i < n && r->count; i++) d[i] *= r->gamma;
+    for (int k = r->count - 1; k >= 0; k--) {
+        int j = (r->head - 1 - k + h) % h;
+        double b = 0;
+        for (int i = 0; i < n; i++) b += r->y[j][i] * d[i];
+        b *= r->rho[j];
+        for (int i = 0; i < n; i++) d[i] += (al[j] - b) * r->s[j][i];
+    }
+    double t = lr, g1 = 0;
+    if (r->count == 0) {
+        for (int i = 0; i < n; i++) g1 += fabs(r->g[i]);
+        t = lr * fmin(1.0, 1.0 / g1);
+    }
+    for (int i = 0; i < n; i++) xn[i] = r->x[i] + t * d[i];
+    r->f = obj_value(obj, xn, gn);
+    double ys = 0, yy = 0;
+    for (int i = 0; i < n; i++) {
+        r->s[r->head][i] = xn[i] - r->x[i];
+        r->y[r->head][i] = gn[i] - r->g[i];
+        ys += r->s[r->head][i] * r->y[r->head][i];
+        yy += r->y[r->head][i] * r->y[r->head][i];
+        r->x[i] = xn[i];
+        r->g[i] = gn[i];
+    }
+    if (ys > 1e-10) {
+        r->rho[r->head] = 1 / ys;
+        r->gamma = ys / yy;
+        r->head = (r->head + 1) % h;
+        if (r->count < h) r->count++;
+    }
+}
+
+/* The device L-BFGS follows the host reference step by step, with a history
+ * short enough to wrap. */
+static void test_lbfgs_path(void **state) {
+    enum { N = 20, H = 4, STEPS = 10 };
+    double a[N * N], b[N], xs[N];
+    make_quadratic(N, a, b, xs);
+    objective obj = {OBJ_QUAD, N, a, b, 0, 0, 0, 0};
+    static ref_lbfgs ref;
+    memset(&ref, 0, sizeof ref);
+    ref.n = N;
+    ref.h = H;
+    float x0[N], xf[N];
+    check_rng r;
+    check_rng_seed(&r, 23);
+    check_fill(&r, x0, N, -2, 2);
+    for (int i = 0; i < N; i++) ref.x[i] = x0[i];
+    nst_optim_params p;
+    nst_optim_defaults(&p, NST_OPTIM_LBFGS);
+    p.history = H;
+    nst_tensor *x = vec(g_rt, N, x0);
+    nst_optim *o = NULL;
+    assert_int_equal(nst_optim_create(g_rt, &p, N, &o), NST_OK);
+    for (int t = 0; t < STEPS; t++) {
+        double loss;
+        assert_int_equal(nst_optim_step(g_rt, o, x, eval_cb, &obj, &loss), NST_OK);
+        ref_lbfgs_step(&ref, &obj, 1.0);
+        assert_int_equal(nst_tensor_download(g_rt, x, xf), NST_OK);
+        assert_true(check_close("L-BFGS path", xf, ref.x, N, 1e-4, 1e-3));
+        assert_true(fabs(loss - ref.f) <= 1e-4 * fabs(ref.f) + 1e-5);
+    }
+    nst_optim_free(g_rt, o);
+    nst_tensor_free(g_rt, x);
+}
+
+/* torch.optim.LBFGS's first step: x1 = x0 - lr * min(1, 1/|g|_1) * g. */
+static void test_lbfgs_first_step(void **state) {
+    enum { N = 20 };
+    double a[N * N], b[N], xs[N], g[N], want[N];
+    make_quadratic(N, a, b, xs);
+    objective obj = {OBJ_QUAD, N, a, b, 0, 0, 0, 0};
+    float x0[N], xf[N];
+    check_rng r;
+    check_rng_seed(&r, 22);
+    check_fill(&r, x0, N, -3, 3);
+    double xd[N];
+    for (int i = 0; i < N; i++) xd[i] = x0[i];
+    obj_value(&obj, xd, g);
+    double g1 = 0;
+    for (int i = 0; i < N; i++) g1 += fabs((float)g[i]);
+    for (int i = 0; i < N; i++) want[i] = xd[i] - 0.5 * fmin(1.0, 1.0 / g1) * (float)g[i];
+    nst_optim_params p;
+    nst_optim_defaults(&p, NST_OPTIM_LBFGS);
+    p.lr = 0.5;
+    nst_tensor *x = vec(g_rt, N, x0);
+    nst_optim *o = NULL;
+    assert_int_equal(nst_optim_create(g_rt, &p, N, &o), NST_OK);
+    double loss;
+    assert_int_equal(nst_optim_step(g_rt, o, x, eval_cb, &obj, &loss), NST_OK);
+    assert_int_equal(nst_optim_evals(o), 2); /* at x0, then at x1 */
+    assert_int_equal(nst_tensor_download(g_rt, x, xf), NST_OK);
+    assert_true(check_close("first L-BFGS step", xf, want, N, 1e-6, 1e-6));
+    double gx[N], xfd[N];
+    for (int i = 0; i < N; i++) xfd[i] = xf[i];
+    double f1 = obj_value(&obj, xfd, gx);
+    assert_true(fabs(loss - f1) <= 1e-5 * fabs(f1) + 1e-6);
+    /* the next step costs one evaluation */
+    assert_int_equal(nst_optim_step(g_rt, o, x, eval_cb, &obj, &loss), NST_OK);
+    assert_int_equal(nst_optim_evals(o), 3);
+    nst_optim_free(g_rt, o);
+    nst_tensor_free(g_rt, x);
+}
+
+/* Started at the minimiser, L-BFGS reports convergence and stays put. */
+static void test_lbfgs_at_minimum(void **state) {
+    enum { N = 3 };
+    const double c[N] = {0.25, 0.5, -2.0};
+    objective obj = {OBJ_BOX, N, NULL, c, 0, 0, 0, 0};
+    float x0[N] = {0.25f, 0.5f, -2.0f}, xf[N];
+    nst_optim_params p;
+    nst_optim_defaults(&p, NST_OPTIM_LBFGS);
+    nst_tensor *x = vec(g_rt, N, x0);
+    nst_optim *o = NULL;
+    assert_int_equal(nst_optim_create(g_rt, &p, N, &o), NST_OK);
+    for (int t = 0; t < 3; t++) {
+        double loss = -1;
+        assert_int_equal(nst_optim_step(g_rt, o, x, eval_cb, &obj, &loss), NST_OK);
+        assert_true(loss == 0.0);
+        assert_true(nst_optim_converged(o));
+    }
+    assert_int_equal(nst_optim_evals(o), 1);
+    assert_int_equal(nst_tensor_download(g_rt, x, xf), NST_OK);
+    assert_memory_equal(x0, xf, sizeof x0);
+    assert_int_equal(nst_optim_reset(g_rt, o), NST_OK);
+    assert_false(nst_optim_converged(o));
+    nst_optim_free(g_rt, o);
+    nst_tensor_free(g_rt, x);
+}
+
+/* A NaN loss or Inf gradient stops with NST_ERR_NUMERIC and leaves x at the
+ * last finite iterate, for both optimisers. */
+static void test_nonfinite(void **state) {
+    enum { N = 2 };
+    for (int kind = 0; kind < 2; kind++)
+        for (int what = 0; what < 2; what++) {
+            nst_optim_params p;
+            nst_optim_defaults(&p, kind);
+            p.clamp = 0;
+            p.lr = kind == NST_OPTIM_ADAM ? 0.02 : 1.0;
+            objective obj = {OBJ_ROSEN, N, NULL, NULL, 0, 0, 0, 0};
+            if (what == 0) obj.nan_at = 5;
+            else obj.inf_grad_at = 5;
+            float x0[N] = {-1.2f, 1.0f}, before[N], after[N];
+            nst_tensor *x = vec(g_rt, N, x0);
+            nst_optim *o = NULL;
+            assert_int_equal(nst_optim_create(g_rt, &p, N, &o), NST_OK);
+            nst_status st = NST_OK;
+            for (int t = 0; t < 10 && st == NST_OK; t++) {
+                assert_int_equal(nst_tensor_download(g_rt, x, before), NST_OK);
+                double loss;
+                st = nst_optim_step(g_rt, o, x, eval_cb, &obj, &loss);
+            }
+            assert_int_equal(st, NST_ERR_NUMERIC);
+            assert_int_equal(obj.calls, 5);
+            assert_non_null(strstr(g_rt->msg.text, what == 0 ? "loss is nan" : "gradient"));
+            assert_int_equal(nst_tensor_download(g_rt, x, after), NST_OK);
+            assert_memory_equal(before, after, sizeof before);
+            assert_true(isfinite(after[0]) && isfinite(after[1]));
+            nst_optim_free(g_rt, o);
+            nst_tensor_free(g_rt, x);
+        }
+    /* with a line search, a NaN region is stepped around, not fatal */
+    nst_optim_params p;
+    nst_optim_defaults(&p, NST_OPTIM_LBFGS);
+    p.line_search = 1;
+    objective obj = {OBJ_ROSEN, N, NULL, NULL, 0, 0, 0, 1.5};
+    float x0[N] = {-1.2f, 1.0f};
+    const double want[N] = {1, 1};
+    int evals, it = run_until(g_rt, &p, &obj, x0, want, 1e-3, 200, &evals);
+    assert_true(it <= 200);
+}
+
+static void test_memory_and_args(void **state) {
+    nst_runtime *rt = g_rt;
+    for (int kind = 0; kind < 2; kind++) {
+        nst_optim_params p;
+        nst_optim_defaults(&p, kind);
+        p.history = 7;
+        size_t before = rt->mem_now, n = 1000;
+        nst_optim *o = NULL;
+        assert_int_equal(nst_optim_create(rt, &p, n, &o), NST_OK);
+        assert_int_equal(rt->mem_now - before, nst_optim_memory_bytes(&p, n));
+        /* a tensor of another size is refused */
+        nst_tensor *x = NULL;
+        assert_int_equal(nst_tensor_create(rt, 1, 3, 2, 2, &x), NST_OK);
+        objective obj = {OBJ_BOX, 12, NULL, NULL, 0, 0, 0, 0};
+        assert_int_equal(nst_optim_step(rt, o, x, eval_cb, &obj, NULL), NST_ERR_INVALID_ARG);
+        assert_int_equal(obj.calls, 0);
+        nst_tensor_free(rt, x);
+        nst_optim_free(rt, o);
+        assert_int_equal(rt->mem_now, before);
+    }
+    nst_optim_params p;
+    nst_optim *o = NULL;
+    nst_optim_defaults(&p, NST_OPTIM_LBFGS);
+    p.history = 0;
+    assert_int_equal(nst_optim_create(rt, &p, 10, &o), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(rt->msg.text, "history"));
+    nst_optim_defaults(&p, NST_OPTIM_ADAM);
+    p.beta1 = 1.0;
+    assert_int_equal(nst_optim_create(rt, &p, 10, &o), NST_ERR_INVALID_ARG);
+    nst_optim_defaults(&p, NST_OPTIM_ADAM);
+    p.lr = -1;
+    assert_int_equal(nst_optim_create(rt, &p, 10, &o), NST_ERR_INVALID_ARG);
+    p.kind = 7;
+    assert_int_equal(nst_optim_create(rt, &p, 10, &o), NST_ERR_INVALID_ARG);
+    assert_null(o);
+    nst_optim_free(rt, NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lbfgs_quadratic),  cmocka_unit_test(test_lbfgs_rosenbrock),
+        cmocka_unit_test(test_adam_rosenbrock),  cmocka_unit_test(test_adam_clamp),
+        cmocka_unit_test(test_lbfgs_first_step), cmocka_unit_test(test_lbfgs_path),
+        cmocka_unit_test(test_lbfgs_at_minimum), cmocka_unit_test(test_nonfinite),
+        cmocka_unit_test(test_memory_and_args),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
