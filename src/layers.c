@@ -88,7 +88,8 @@ nst_status nst_conv2d_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *
     if (x->n != 1) return bad_shape(rt, op, "input", x);
     if (w->c != x->c || w->w != R || R % 2 == 0) return bad_shape(rt, op, "weight", w);
     if ((int)b->count != K) return bad_shape(rt, op, "bias", b);
-    if (y->n != 1 || y->c != K || y->h != x->h || y->w != x->w) return bad_shape(rt, op, "output", y);
+    if (y->n != 1 || y->c != K || y->h != x->h || y->w != x->w)
+        return bad_shape(rt, op, "output", y);
     NST_TRY(check_int(rt, op, y->count));
     NST_TRY(conv_gemm(rt, op, y->buf, K, x, w->buf, R, 0.0f, scratch, scratch_floats));
     int HW = x->h * x->w;

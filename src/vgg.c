@@ -111,7 +111,8 @@ nst_status nst_vgg_create(nst_runtime *rt, const nst_weights *w, const char *con
                           int ntaps, int avg_pool, nst_vgg **out) {
     nst_status st = NST_OK;
     if (!taps || ntaps < 1)
-        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "the network needs at least one layer to tap");
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "the network needs at least one layer to tap");
     nst_vgg *m = calloc(1, sizeof *m);
     if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "VGG model");
     m->avg_pool = avg_pool != 0;

@@ -90,7 +90,8 @@ void ref_pool_forward(double *y, const double *x, int C, int H, int W, int max) 
                     int q = window_argmax(x, c, H, W, oh, ow);
                     s = x[(c * H + 2 * oh + q / 2) * W + 2 * ow + q % 2];
                 } else {
-                    for (int q = 0; q < 4; q++) s += x[(c * H + 2 * oh + q / 2) * W + 2 * ow + q % 2];
+                    for (int q = 0; q < 4; q++)
+                        s += x[(c * H + 2 * oh + q / 2) * W + 2 * ow + q % 2];
                     s /= 4;
                 }
                 y[(c * OH + oh) * OW + ow] = s;
