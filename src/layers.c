@@ -1,0 +1,201 @@
+/* layers.c: launchers of the VGG layers (see layers.h); kernels in cl/conv.cl,
+ * cl/pool.cl and cl/act.cl. Convolution is im2col + CLBlast GEMM over bands
+ * of rows, so the scratch stays bounded whatever the image size. */
+#include <limits.h>
+
+#include "layers.h"
+
+const float nst_imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
+const float nst_imagenet_std[3] = {0.229f, 0.224f, 0.225f};
+
+#define ARG(x) sizeof(x), (const void *)&(x)
+
+/* A 1-D launch over n work items with the device's 1-D work-group size; the
+ * kernels bounds-check. Arguments: nargs, then (size, pointer) pairs. */
+#define launch_1d(rt, prog, name, n, ...)                                        \
+    nst_launch((rt), (prog), (name), 1, (const size_t[]){(n)},                 \
+               (const size_t[]){nst_wg_1d(rt)}, __VA_ARGS__)
+
+static nst_status bad_shape(nst_runtime *rt, const char *op, const char *what,
+                            const nst_tensor *t) {
+    return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "%s: %s has shape [%d,%d,%d,%d]", op, what,
+                    t->n, t->c, t->h, t->w);
+}
+
+/* Element counts are passed to kernels as int. */
+static nst_status check_int(nst_runtime *rt, const char *op, size_t n) {
+    if (n > (size_t)INT_MAX)
+        return nst_fail(RTM(rt), NST_ERR_TOO_LARGE,
+                        "%s: %zu elements exceed what one kernel indexes; use a smaller image", op,
+                        n);
+    return NST_OK;
+}
+
+size_t nst_conv2d_scratch_cap(const nst_runtime *rt) {
+    size_t cap = (size_t)64 << 20;
+    size_t quarter = (size_t)(rt->info.max_alloc / 4);
+    if (quarter && quarter < cap) cap = quarter;
+    return cap / sizeof(float);
+}
+
+size_t nst_conv2d_scratch_floats(int C, int R, int H, int W, size_t cap_floats) {
+    if (R == 1) return 0;
+    size_t row = (size_t)C * R * R * W;
+    size_t rows = cap_floats / row;
+    if (rows < 1) rows = 1;
+    if (rows > (size_t)H) rows = (size_t)H;
+    return rows * row;
+}
+
+/* out = conv(in, wm) over all rows of in, wm [K, C*R*R] row-major; beta 0 or 1.
+ * Shared by the forward pass (wm = w) and the input gradient (wm = wf). */
+static nst_status conv_gemm(nst_runtime *rt, const char *op, cl_mem out, int K,
+                            const nst_tensor *in, cl_mem wm, int R, float beta, cl_mem scratch,
+                            size_t scratch_floats) {
+    nst_status st = NST_OK;
+    const int C = in->c, H = in->h, W = in->w;
+    const size_t HW = (size_t)H * W, CRR = (size_t)C * R * R;
+    NST_TRY(check_int(rt, op, in->count));
+    if (R == 1) /* the image is its own column matrix */
+        return nst_gemm(rt, 0, 0, (size_t)K, HW, CRR, 1.0f, wm, 0, CRR, in->buf, 0, HW, beta,
+                        out, 0, HW);
+    size_t band = scratch_floats / (CRR * W);
+    if (band < 1)
+        return nst_fail(RTM(rt), NST_ERR_TOO_LARGE,
+                        "%s: one row of the im2col matrix (%zu floats) does not fit the %zu-float "
+                        "scratch",
+                        op, CRR * W, scratch_floats);
+    if (band > (size_t)H) band = (size_t)H;
+    NST_TRY(check_int(rt, op, band * CRR * W));
+    for (int r0 = 0; r0 < H; r0 += (int)band) {
+        int nr = H - r0 < (int)band ? H - r0 : (int)band;
+        size_t n = (size_t)nr * W;
+        NST_TRY(launch_1d(rt, "conv", "conv_im2col", CRR * n, 8, ARG(C), ARG(H), ARG(W), ARG(R),
+                          ARG(r0), ARG(nr), ARG(in->buf), ARG(scratch)));
+        NST_TRY(nst_gemm(rt, 0, 0, (size_t)K, n, CRR, 1.0f, wm, 0, CRR, scratch, 0, n, beta, out,
+                         (size_t)r0 * W, HW));
+    }
+fail:
+    return st;
+}
+
+nst_status nst_conv2d_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
+                              const nst_tensor *w, const nst_tensor *b, int relu, cl_mem scratch,
+                              size_t scratch_floats) {
+    nst_status st = NST_OK;
+    const char *op = "conv2d forward";
+    const int K = w->n, R = w->h;
+    if (x->n != 1) return bad_shape(rt, op, "input", x);
+    if (w->c != x->c || w->w != R || R % 2 == 0) return bad_shape(rt, op, "weight", w);
+    if ((int)b->count != K) return bad_shape(rt, op, "bias", b);
+    if (y->n != 1 || y->c != K || y->h != x->h || y->w != x->w)
+        return bad_shape(rt, op, "output", y);
+    NST_TRY(check_int(rt, op, y->count));
+    NST_TRY(conv_gemm(rt, op, y->buf, K, x, w->buf, R, 0.0f, scratch, scratch_floats));
+    int HW = x->h * x->w;
+    NST_TRY(launch_1d(rt, "conv", "conv_bias_act", y->count, 5, ARG(K), ARG(HW), ARG(relu),
+                      ARG(b->buf), ARG(y->buf)));
+fail:
+    return st;
+}
+
+nst_status nst_conv2d_flip(nst_runtime *rt, nst_tensor *wf, const nst_tensor *w) {
+    const int K = w->n, C = w->c, R = w->h;
+    if (w->w != R) return bad_shape(rt, "conv2d flip", "weight", w);
+    if (wf->n != C || wf->c != K || wf->h != R || wf->w != R)
+        return bad_shape(rt, "conv2d flip", "flipped weight", wf);
+    return launch_1d(rt, "conv", "conv_flip", w->count, 5, ARG(K), ARG(C), ARG(R), ARG(w->buf),
+                     ARG(wf->buf));
+}
+
+nst_status nst_conv2d_backward_input(nst_runtime *rt, nst_tensor *dx, const nst_tensor *dy,
+                                     const nst_tensor *wf, int accumulate, cl_mem scratch,
+                                     size_t scratch_floats) {
+    const char *op = "conv2d backward";
+    const int C = wf->n, R = wf->h;
+    if (dy->n != 1) return bad_shape(rt, op, "output gradient", dy);
+    if (wf->c != dy->c || wf->w != R || R % 2 == 0) return bad_shape(rt, op, "flipped weight", wf);
+    if (dx->n != 1 || dx->c != C || dx->h != dy->h || dx->w != dy->w)
+        return bad_shape(rt, op, "input gradient", dx);
+    return conv_gemm(rt, op, dx->buf, C, dy, wf->buf, R, accumulate ? 1.0f : 0.0f, scratch,
+                     scratch_floats);
+}
+
+nst_status nst_relu_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x) {
+    nst_status st = NST_OK;
+    if (y->count != x->count) return bad_shape(rt, "relu forward", "output", y);
+    NST_TRY(check_int(rt, "relu forward", x->count));
+    int n = (int)x->count;
+    st = launch_1d(rt, "act", "act_relu_forward", x->count, 3, ARG(n), ARG(x->buf), ARG(y->buf));
+fail:
+    return st;
+}
+
+nst_status nst_relu_backward(nst_runtime *rt, nst_tensor *dx, const nst_tensor *y,
+                             const nst_tensor *dy) {
+    nst_status st = NST_OK;
+    if (dy->count != y->count) return bad_shape(rt, "relu backward", "output gradient", dy);
+    if (dx->count != y->count) return bad_shape(rt, "relu backward", "input gradient", dx);
+    NST_TRY(check_int(rt, "relu backward", y->count));
+    int n = (int)y->count;
+    st = launch_1d(rt, "act", "act_relu_backward", y->count, 4, ARG(n), ARG(y->buf),
+                   ARG(dy->buf), ARG(dx->buf));
+fail:
+    return st;
+}
+
+nst_status nst_pool_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x, int max) {
+    nst_status st = NST_OK;
+    if (x->n != 1) return bad_shape(rt, "pool forward", "input", x);
+    if (y->n != 1 || y->c != x->c || y->h != x->h / 2 || y->w != x->w / 2 || y->h < 1 || y->w < 1)
+        return bad_shape(rt, "pool forward", "output", y);
+    NST_TRY(check_int(rt, "pool forward", x->count));
+    int C = x->c, H = x->h, W = x->w;
+    st = launch_1d(rt, "pool", "pool_forward", y->count, 6, ARG(C), ARG(H), ARG(W), ARG(max),
+                   ARG(x->buf), ARG(y->buf));
+fail:
+    return st;
+}
+
+nst_status nst_pool_backward(nst_runtime *rt, nst_tensor *dx, const nst_tensor *x,
+                             const nst_tensor *dy, int max) {
+    nst_status st = NST_OK;
+    if (x->n != 1) return bad_shape(rt, "pool backward", "input", x);
+    if (dy->n != 1 || dy->c != x->c || dy->h != x->h / 2 || dy->w != x->w / 2)
+        return bad_shape(rt, "pool backward", "output gradient", dy);
+    if (dx->n != 1 || dx->c != x->c || dx->h != x->h || dx->w != x->w)
+        return bad_shape(rt, "pool backward", "input gradient", dx);
+    NST_TRY(check_int(rt, "pool backward", x->count));
+    int C = x->c, H = x->h, W = x->w;
+    st = launch_1d(rt, "pool", "pool_backward", x->count, 7, ARG(C), ARG(H), ARG(W), ARG(max),
+                   ARG(x->buf), ARG(dy->buf), ARG(dx->buf));
+fail:
+    return st;
+}
+
+nst_status nst_normalize_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
+                                 const float mean[3], const float std[3]) {
+    nst_status st = NST_OK;
+    if (x->n != 1 || x->c != 3) return bad_shape(rt, "normalize forward", "image", x);
+    if (y->count != x->count) return bad_shape(rt, "normalize forward", "output", y);
+    NST_TRY(check_int(rt, "normalize forward", x->count));
+    int HW = x->h * x->w;
+    st = launch_1d(rt, "act", "act_normalize_forward", x->count, 9, ARG(HW), ARG(mean[0]),
+                   ARG(mean[1]), ARG(mean[2]), ARG(std[0]), ARG(std[1]), ARG(std[2]),
+                   ARG(x->buf), ARG(y->buf));
+fail:
+    return st;
+}
+
+nst_status nst_normalize_backward(nst_runtime *rt, nst_tensor *dx, const nst_tensor *dy,
+                                  const float std[3]) {
+    nst_status st = NST_OK;
+    if (dy->n != 1 || dy->c != 3) return bad_shape(rt, "normalize backward", "gradient", dy);
+    if (dx->count != dy->count) return bad_shape(rt, "normalize backward", "image gradient", dx);
+    NST_TRY(check_int(rt, "normalize backward", dy->count));
+    int HW = dy->h * dy->w;
+    st = launch_1d(rt, "act", "act_normalize_backward", dy->count, 6, ARG(HW), ARG(std[0]),
+                   ARG(std[1]), ARG(std[2]), ARG(dy->buf), ARG(dx->buf));
+fail:
+    return st;
+}

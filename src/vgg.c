@@ -1,0 +1,421 @@
+/* vgg.c: the VGG-19 graph on the device (see vgg.h). Forward fuses each
+ * conv's bias and ReLU unless the conv itself is a tap; backward walks the
+ * layers down with two ping-pong gradient buffers, adding each tap's
+ * gradient where its layer is reached. Stored per layer: the outputs the
+ * backward needs (post-ReLU activations for the ReLU mask and as pooling
+ * inputs, pooled maps as the next conv's input) and the tapped outputs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "vgg.h"
+
+enum { CONV, RELU, POOL };
+
+typedef struct vgg_layer {
+    int kind;
+    int conv;     /* conv number 0..15 for CONV */
+    int cin, cout;
+    int r;        /* kernel size for CONV */
+    int tapped;
+    nst_tensor *w, *wf, *b; /* CONV: weights, flipped weights, bias */
+    nst_tensor *out;        /* output; NULL for a conv fused with its ReLU */
+    nst_tensor *grad;       /* tap gradient when tapped */
+    int oh, ow;             /* output size at the current image size */
+} vgg_layer;
+
+struct nst_vgg {
+    int nlayers;
+    int avg_pool;
+    vgg_layer l[NST_VGG_LAYERS];
+    size_t weight_bytes;
+    size_t scratch_cap; /* floats */
+    int h, w;           /* 0 until resized */
+    nst_tensor *xn;     /* normalised image */
+    cl_mem g[2];        /* gradient ping-pong buffers */
+    size_t g_floats;
+    cl_mem scratch;
+    size_t scratch_floats;
+};
+
+/* ---- names -------------------------------------------------------------- */
+
+static const char *const names[NST_VGG_LAYERS] = {
+    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",   "conv2_1", "relu2_1", "conv2_2",
+    "relu2_2", "pool2",   "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3",
+    "conv3_4", "relu3_4", "pool3",   "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3",
+    "relu4_3", "conv4_4", "relu4_4", "pool4",   "conv5_1", "relu5_1", "conv5_2", "relu5_2",
+    "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5"};
+
+int nst_vgg_layer_index(const char *name) {
+    for (int i = 0; name && i < NST_VGG_LAYERS; i++)
+        if (!strcmp(names[i], name)) return i;
+    return -1;
+}
+
+const char *nst_vgg_layer_name(int index) {
+    return index >= 0 && index < NST_VGG_LAYERS ? names[index] : NULL;
+}
+
+static int kind_of(int i) { return names[i][0] == 'c' ? CONV : names[i][0] == 'r' ? RELU : POOL; }
+
+/* ---- create ------------------------------------------------------------- */
+
+static nst_status unknown_tap(nst_runtime *rt, const char *name) {
+    char list[512] = "";
+    for (int i = 0; i < NST_VGG_LAYERS; i++) {
+        strcat(list, names[i]);
+        if (i + 1 < NST_VGG_LAYERS) strcat(list, ", ");
+    }
+    return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "unknown layer '%s'; valid layers are %s",
+                    name ? name : "(null)", list);
+}
+
+/* Finds "features.N.<part>" and checks its rank; NULL after nst_fail. */
+static const nst_weight *need(nst_runtime *rt, const nst_weights *w, int index, const char *part,
+                              int rank, nst_status *st) {
+    char name[64];
+    snprintf(name, sizeof name, "features.%d.%s", index, part);
+    const nst_weight *t = nst_weights_find(w, name);
+    if (!t) {
+        *st = nst_fail(RTM(rt), NST_ERR_FORMAT,
+                       "the weights have no tensor %s (%s), which the requested layers need",
+                       name, names[index]);
+        return NULL;
+    }
+    if (t->rank != rank) {
+        *st = nst_fail(RTM(rt), NST_ERR_FORMAT, "weight %s (%s) has rank %d, expected %d (%s)",
+                       name, names[index], t->rank, rank,
+                       rank == 4 ? "[out, in, 3, 3]" : "[out]");
+        return NULL;
+    }
+    return t;
+}
+
+static nst_status upload_conv(nst_runtime *rt, nst_vgg *m, vgg_layer *L, const nst_weight *tw,
+                              const nst_weight *tb) {
+    nst_status st = NST_OK;
+    NST_TRY(nst_tensor_create(rt, L->cout, L->cin, L->r, L->r, &L->w));
+    NST_TRY(nst_tensor_create(rt, L->cin, L->cout, L->r, L->r, &L->wf));
+    NST_TRY(nst_tensor_create(rt, 1, L->cout, 1, 1, &L->b));
+    NST_TRY(nst_tensor_upload(rt, L->w, tw->data));
+    NST_TRY(nst_tensor_upload(rt, L->b, tb->data));
+    NST_TRY(nst_conv2d_flip(rt, L->wf, L->w));
+    m->weight_bytes += (2 * L->w->count + L->b->count) * sizeof(float);
+fail:
+    return st;
+}
+
+nst_status nst_vgg_create(nst_runtime *rt, const nst_weights *w, const char *const *taps,
+                          int ntaps, int avg_pool, nst_vgg **out) {
+    nst_status st = NST_OK;
+    if (!taps || ntaps < 1)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "the network needs at least one layer to tap");
+    nst_vgg *m = calloc(1, sizeof *m);
+    if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "VGG model");
+    m->avg_pool = avg_pool != 0;
+    m->scratch_cap = nst_conv2d_scratch_cap(rt);
+    for (int t = 0; t < ntaps; t++) {
+        int i = nst_vgg_layer_index(taps[t]);
+        if (i < 0) {
+            st = unknown_tap(rt, taps[t]);
+            goto fail;
+        }
+        m->l[i].tapped = 1;
+        if (i + 1 > m->nlayers) m->nlayers = i + 1;
+    }
+    int c = 3, conv = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        vgg_layer *L = &m->l[i];
+        L->kind = kind_of(i);
+        L->cin = c;
+        L->cout = c;
+        if (L->kind != CONV) continue;
+        L->conv = conv++;
+        const nst_weight *tw = need(rt, w, i, "weight", 4, &st);
+        if (!tw) goto fail;
+        const nst_weight *tb = need(rt, w, i, "bias", 1, &st);
+        if (!tb) goto fail;
+        if (tw->shape[2] != tw->shape[3] || tw->shape[2] % 2 == 0) {
+            st = nst_fail(RTM(rt), NST_ERR_FORMAT,
+                          "weight %s (%s) has a %lldx%lld kernel; an odd square one is needed",
+                          tw->name, names[i], (long long)tw->shape[2], (long long)tw->shape[3]);
+            goto fail;
+        }
+        if (tw->shape[1] != c) {
+            st = nst_fail(RTM(rt), NST_ERR_FORMAT,
+                          "weight %s (%s) takes %lld input channels but %s gives %d", tw->name,
+                          names[i], (long long)tw->shape[1], i ? names[i - 1] : "the RGB image",
+                          c);
+            goto fail;
+        }
+        if (tw->shape[0] < 1 || tw->shape[0] > 65536 || tb->shape[0] != tw->shape[0]) {
+            st = nst_fail(RTM(rt), NST_ERR_FORMAT,
+                          "bias %s (%s) has %lld values but %s has %lld output channels",
+                          tb->name, names[i], (long long)tb->shape[0], tw->name,
+                          (long long)tw->shape[0]);
+            goto fail;
+        }
+        L->cout = c = (int)tw->shape[0];
+        L->r = (int)tw->shape[2];
+        NST_TRY(upload_conv(rt, m, L, tw, tb));
+    }
+    *out = m;
+    return NST_OK;
+fail:
+    nst_vgg_free(rt, m);
+    return st;
+}
+
+/* ---- sizes -------------------------------------------------------------- */
+
+/* Output sizes of every layer for an h x w image; -1 when too small. */
+static int plan_sizes(const nst_vgg *m, int h, int w, int *hs, int *ws) {
+    if (h < 1 || w < 1) return -1;
+    for (int i = 0; i < m->nlayers; i++) {
+        if (m->l[i].kind == POOL) {
+            h /= 2;
+            w /= 2;
+            if (h < 1 || w < 1) return -1;
+        }
+        hs[i] = h;
+        ws[i] = w;
+    }
+    return 0;
+}
+
+/* A conv's output is kept when tapped or when it is the last layer; a ReLU or
+ * pool output always is (the ReLU mask, the next layer's input). */
+static int keeps_output(const nst_vgg *m, int i) {
+    return m->l[i].kind != CONV || m->l[i].tapped || i == m->nlayers - 1;
+}
+
+typedef struct plan {
+    size_t act_floats, grad_floats, g_floats, scratch_floats;
+} plan;
+
+static void plan_memory(const nst_vgg *m, const int *hs, const int *ws, int h, int w, plan *p) {
+    memset(p, 0, sizeof *p);
+    size_t img = (size_t)3 * h * w;
+    p->act_floats = img;
+    p->g_floats = img;
+    int ph = h, pw = w;
+    for (int i = 0; i < m->nlayers; i++) {
+        const vgg_layer *L = &m->l[i];
+        size_t n = (size_t)L->cout * hs[i] * ws[i];
+        if (keeps_output(m, i)) p->act_floats += n;
+        if (L->tapped) p->grad_floats += n;
+        if (n > p->g_floats) p->g_floats = n;
+        if (L->kind == CONV) {
+            size_t f = nst_conv2d_scratch_floats(L->cin, L->r, ph, pw, m->scratch_cap);
+            size_t b = nst_conv2d_scratch_floats(L->cout, L->r, ph, pw, m->scratch_cap);
+            if (f > p->scratch_floats) p->scratch_floats = f;
+            if (b > p->scratch_floats) p->scratch_floats = b;
+        }
+        ph = hs[i];
+        pw = ws[i];
+    }
+}
+
+size_t nst_vgg_memory_bytes(const nst_vgg *m, int h, int w) {
+    int hs[NST_VGG_LAYERS], ws[NST_VGG_LAYERS];
+    if (plan_sizes(m, h, w, hs, ws)) return 0;
+    plan p;
+    plan_memory(m, hs, ws, h, w, &p);
+    return m->weight_bytes +
+           (p.act_floats + p.grad_floats + 2 * p.g_floats + p.scratch_floats) * sizeof(float);
+}
+
+double nst_vgg_flops(const nst_vgg *m) {
+    double f = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const vgg_layer *L = &m->l[i];
+        if (L->kind == CONV) /* forward and input gradient: 2 * 2 * K*C*R*R*H*W each */
+            f += 4.0 * L->cout * L->cin * L->r * L->r * (double)L->oh * L->ow;
+    }
+    return f;
+}
+
+int nst_vgg_depth(const nst_vgg *m) { return m->nlayers; }
+
+void nst_vgg_set_scratch_cap(nst_vgg *m, size_t bytes) {
+    m->scratch_cap = bytes / sizeof(float);
+}
+
+static void release_activations(nst_runtime *rt, nst_vgg *m) {
+    for (int i = 0; i < m->nlayers; i++) {
+        nst_tensor_free(rt, m->l[i].out);
+        nst_tensor_free(rt, m->l[i].grad);
+        m->l[i].out = m->l[i].grad = NULL;
+    }
+    nst_tensor_free(rt, m->xn);
+    nst_buffer_free(rt, m->g[0]);
+    nst_buffer_free(rt, m->g[1]);
+    nst_buffer_free(rt, m->scratch);
+    m->xn = NULL;
+    m->g[0] = m->g[1] = m->scratch = NULL;
+    m->h = m->w = 0;
+}
+
+nst_status nst_vgg_resize(nst_runtime *rt, nst_vgg *m, int h, int w) {
+    nst_status st = NST_OK;
+    int hs[NST_VGG_LAYERS], ws[NST_VGG_LAYERS];
+    if (plan_sizes(m, h, w, hs, ws)) {
+        int need = 1;
+        for (int i = 0; i < m->nlayers; i++) need *= m->l[i].kind == POOL ? 2 : 1;
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "a %dx%d image is too small for layer %s: it needs at least %dx%d "
+                        "pixels",
+                        w, h, names[m->nlayers - 1], need, need);
+    }
+    release_activations(rt, m);
+    plan p;
+    plan_memory(m, hs, ws, h, w, &p);
+    NST_TRY(nst_tensor_create(rt, 1, 3, h, w, &m->xn));
+    for (int i = 0; i < m->nlayers; i++) {
+        vgg_layer *L = &m->l[i];
+        L->oh = hs[i];
+        L->ow = ws[i];
+        if (keeps_output(m, i)) NST_TRY(nst_tensor_create(rt, 1, L->cout, L->oh, L->ow, &L->out));
+        if (L->tapped) NST_TRY(nst_tensor_create(rt, 1, L->cout, L->oh, L->ow, &L->grad));
+    }
+    m->g_floats = p.g_floats;
+    NST_TRY(nst_buffer_create(rt, p.g_floats * sizeof(float), &m->g[0]));
+    NST_TRY(nst_buffer_create(rt, p.g_floats * sizeof(float), &m->g[1]));
+    m->scratch_floats = p.scratch_floats;
+    NST_TRY(nst_buffer_create(rt, p.scratch_floats * sizeof(float), &m->scratch));
+    m->h = h;
+    m->w = w;
+    NST_TRY(nst_vgg_zero_grad(rt, m));
+    return NST_OK;
+fail:
+    release_activations(rt, m);
+    return st;
+}
+
+/* ---- forward and backward ------------------------------------------------ */
+
+/* The input of layer i (always kept: see keeps_output). */
+static const nst_tensor *input_of(const nst_vgg *m, int i) {
+    return i ? m->l[i - 1].out : m->xn;
+}
+
+static nst_status check_image(nst_runtime *rt, const nst_vgg *m, const nst_tensor *t,
+                              const char *what) {
+    if (!m->h)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "the VGG model has no image size yet; call nst_vgg_resize first");
+    if (t->n != 1 || t->c != 3 || t->h != m->h || t->w != m->w)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "%s has shape [%d,%d,%d,%d]; the model is sized for [1,3,%d,%d]", what,
+                        t->n, t->c, t->h, t->w, m->h, m->w);
+    return NST_OK;
+}
+
+nst_status nst_vgg_forward(nst_runtime *rt, nst_vgg *m, const nst_tensor *image) {
+    nst_status st = NST_OK;
+    NST_TRY(check_image(rt, m, image, "the image"));
+    NST_TRY(nst_normalize_forward(rt, m->xn, image, nst_imagenet_mean, nst_imagenet_std));
+    for (int i = 0; i < m->nlayers; i++) {
+        vgg_layer *L = &m->l[i];
+        const nst_tensor *in = input_of(m, i);
+        switch (L->kind) {
+        case CONV:
+            if (L->out) /* kept before the ReLU */
+                NST_TRY(nst_conv2d_forward(rt, L->out, in, L->w, L->b, 0, m->scratch,
+                                           m->scratch_floats));
+            else /* fused with the ReLU that follows */
+                NST_TRY(nst_conv2d_forward(rt, m->l[i + 1].out, in, L->w, L->b, 1, m->scratch,
+                                           m->scratch_floats));
+            break;
+        case RELU:
+            if (m->l[i - 1].out) NST_TRY(nst_relu_forward(rt, L->out, in));
+            break;
+        default:
+            NST_TRY(nst_pool_forward(rt, L->out, in, !m->avg_pool));
+        }
+    }
+fail:
+    return st;
+}
+
+static vgg_layer *find_tap(const nst_vgg *m, const char *name) {
+    int i = nst_vgg_layer_index(name);
+    if (i < 0 || i >= m->nlayers || !m->l[i].tapped) return NULL;
+    return (vgg_layer *)&m->l[i];
+}
+
+const nst_tensor *nst_vgg_tap(const nst_vgg *m, const char *name) {
+    vgg_layer *L = find_tap(m, name);
+    return L ? L->out : NULL;
+}
+
+nst_tensor *nst_vgg_tap_grad(nst_vgg *m, const char *name) {
+    vgg_layer *L = find_tap(m, name);
+    return L ? L->grad : NULL;
+}
+
+nst_status nst_vgg_zero_grad(nst_runtime *rt, nst_vgg *m) {
+    nst_status st = NST_OK;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->l[i].grad) NST_TRY(nst_tensor_fill(rt, m->l[i].grad, 0.0f));
+fail:
+    return st;
+}
+
+/* A view of a gradient buffer with a shape (no allocation). */
+static nst_tensor view(cl_mem buf, int c, int h, int w) {
+    nst_tensor t;
+    t.buf = buf;
+    t.n = 1;
+    t.c = c;
+    t.h = h;
+    t.w = w;
+    t.count = (size_t)c * h * w;
+    return t;
+}
+
+nst_status nst_vgg_backward(nst_runtime *rt, nst_vgg *m, nst_tensor *dimage) {
+    nst_status st = NST_OK;
+    NST_TRY(check_image(rt, m, dimage, "the image gradient"));
+    int cur = 0;
+    for (int i = m->nlayers - 1; i >= 0; i--) {
+        vgg_layer *L = &m->l[i];
+        nst_tensor g = view(m->g[cur], L->cout, L->oh, L->ow);
+        if (L->tapped) {
+            if (i == m->nlayers - 1)
+                NST_TRY(nst_tensor_copy(rt, &g, L->grad));
+            else
+                NST_TRY(nst_axpy(rt, g.count, 1.0f, L->grad->buf, 0, g.buf, 0));
+        }
+        if (L->kind == RELU) { /* in place; the mask is the ReLU's output */
+            NST_TRY(nst_relu_backward(rt, &g, L->out, &g));
+            continue;
+        }
+        const nst_tensor *in = input_of(m, i); /* kept: a ReLU's or pool's output */
+        nst_tensor gin = view(m->g[1 - cur], L->cin, in->h, in->w);
+        if (L->kind == CONV)
+            NST_TRY(nst_conv2d_backward_input(rt, &gin, &g, L->wf, 0, m->scratch,
+                                              m->scratch_floats));
+        else
+            NST_TRY(nst_pool_backward(rt, &gin, in, &g, !m->avg_pool));
+        cur = 1 - cur;
+    }
+    nst_tensor g = view(m->g[cur], 3, m->h, m->w);
+    NST_TRY(nst_normalize_backward(rt, dimage, &g, nst_imagenet_std));
+fail:
+    return st;
+}
+
+void nst_vgg_free(nst_runtime *rt, nst_vgg *m) {
+    if (!m) return;
+    release_activations(rt, m);
+    for (int i = 0; i < NST_VGG_LAYERS; i++) {
+        nst_tensor_free(rt, m->l[i].w);
+        nst_tensor_free(rt, m->l[i].wf);
+        nst_tensor_free(rt, m->l[i].b);
+    }
+    free(m);
+}

@@ -1,0 +1,86 @@
+/* vgg.h: the VGG-19 feature extractor on the device: input normalisation,
+ * then conv1_1 relu1_1 conv1_2 relu1_2 pool1 conv2_1 ... relu5_4 pool5, built
+ * only as deep as the deepest requested tap, forward and backward to the
+ * image. Channel widths come from the weights, so the real VGG-19 and a
+ * narrow generated network both run. Batch 1, float32 NCHW.
+ *
+ * Typical use, once per image size:
+ *   nst_vgg_create(rt, w, taps, ntaps, 0, &m);   // uploads the weights
+ *   nst_vgg_resize(rt, m, h, w);                  // activations + scratch
+ *   per evaluation:
+ *     nst_vgg_forward(rt, m, image);              // taps now hold features
+ *     nst_vgg_zero_grad(rt, m);
+ *     ... losses read nst_vgg_tap() and ADD into nst_vgg_tap_grad() ...
+ *     nst_vgg_backward(rt, m, dimage);            // dimage = dL/dimage
+ * Nothing is allocated or read back inside forward/backward/zero_grad. */
+#ifndef NST_VGG_H
+#define NST_VGG_H
+
+#include "nst_int.h"
+#include "weights.h"
+
+#define NST_VGG_LAYERS 37 /* conv1_1 (0) ... pool5 (36), torchvision's indices */
+
+typedef struct nst_vgg nst_vgg;
+
+/* Position of a layer name in the sequence (= torchvision's features index),
+ * -1 if unknown. Names: convB_I, reluB_I (B 1..5, I 1..2 for B <= 2 and
+ * 1..4 after), poolB. */
+int nst_vgg_layer_index(const char *name);
+/* The name of layer `index` (0..36), NULL when out of range. */
+const char *nst_vgg_layer_name(int index);
+
+/* Builds the network up to the deepest of taps[0..ntaps-1] and uploads the
+ * weights it needs from w (borrowed; not kept). avg_pool != 0 uses average
+ * pooling instead of max. Errors: NST_ERR_INVALID_ARG for an unknown tap
+ * (the message lists the valid names) or no taps; NST_ERR_FORMAT for a
+ * missing tensor, a wrong rank or shape, or in-channels that do not match the
+ * previous layer (the message names the tensor). *out is owned by the caller:
+ * nst_vgg_free. */
+nst_status nst_vgg_create(nst_runtime *rt, const nst_weights *w, const char *const *taps,
+                          int ntaps, int avg_pool, nst_vgg **out);
+
+/* (Re)allocates the activations, tap gradients and scratch for an h x w image.
+ * Call before the first forward and again for another size; pointers from
+ * nst_vgg_tap/nst_vgg_tap_grad are invalid after it. NST_ERR_INVALID_ARG when
+ * the image is too small for the deepest pooling (each pool halves, floor). */
+nst_status nst_vgg_resize(nst_runtime *rt, nst_vgg *m, int h, int w);
+
+/* Caps the im2col scratch at `bytes` (default: 64 MiB or a quarter of the
+ * device's largest allocation, whichever is smaller); takes effect at the next
+ * nst_vgg_resize. Convolutions run in bands of rows that fit. */
+void nst_vgg_set_scratch_cap(nst_vgg *m, size_t bytes);
+
+/* image: [1,3,h,w], RGB in [0,1] (borrowed) -> every tap. Overwrites the
+ * activations. */
+nst_status nst_vgg_forward(nst_runtime *rt, nst_vgg *m, const nst_tensor *image);
+
+/* The activation of a requested tap ([1,C,H',W']; a conv tap is before its
+ * ReLU), owned by m; NULL for a name that was not requested. Valid until the
+ * next resize or free. */
+const nst_tensor *nst_vgg_tap(const nst_vgg *m, const char *name);
+/* The gradient slot of a requested tap, same shape as the tap, owned by m;
+ * losses ACCUMULATE dL/dtap into it. NULL for a name that was not requested. */
+nst_tensor *nst_vgg_tap_grad(nst_vgg *m, const char *name);
+
+/* Zeroes every tap gradient. */
+nst_status nst_vgg_zero_grad(nst_runtime *rt, nst_vgg *m);
+
+/* dimage: [1,3,h,w] <- dL/dimage (through the normalisation) given the tap
+ * gradients and the activations of the last forward. OVERWRITES dimage. The
+ * tap gradients are left as they were. */
+nst_status nst_vgg_backward(nst_runtime *rt, nst_vgg *m, nst_tensor *dimage);
+
+/* Device bytes the model needs for an h x w image: weights (as uploaded)
+ * plus everything nst_vgg_resize would allocate. 0 when the image is too small. */
+size_t nst_vgg_memory_bytes(const nst_vgg *m, int h, int w);
+/* Convolution FLOPs of one forward plus one backward at the current size
+ * (2 per multiply-add; the backward is to the input only). */
+double nst_vgg_flops(const nst_vgg *m);
+/* Layers built (deepest tap + 1). */
+int nst_vgg_depth(const nst_vgg *m);
+
+/* Releases everything m owns; accepts NULL. */
+void nst_vgg_free(nst_runtime *rt, nst_vgg *m);
+
+#endif
