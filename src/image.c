@@ -76,8 +76,8 @@ static nst_status decode(const unsigned char *b, size_t len, size_t max_pixels, 
     if (!memcmp(b, png_magic, k)) {
         if (len <= 8)
             return nst_fail(msg, NST_ERR_FORMAT,
-                            "%s is truncated: it ends after %zu bytes of the PNG signature", name,
-                            len);
+                            "%s is truncated: it ends %s the PNG signature", name,
+                            len == 8 ? "right after" : "inside");
         return nst_png_decode(b, len, max_pixels, name, out, msg);
     }
     if (len >= 2 && b[0] == 0xFF && b[1] == 0xD8 && (len == 2 || b[2] == 0xFF)) {
@@ -92,6 +92,13 @@ static nst_status decode(const unsigned char *b, size_t len, size_t max_pixels, 
                         "%s is not a PNG or JPEG image (it looks like %s): convert it to PNG or "
                         "JPEG first",
                         name, other);
+    size_t text = 0;
+    while (text < len && text < 24 &&
+           ((b[text] >= 0x20 && b[text] < 0x7f) || b[text] == '\n' || b[text] == '\t'))
+        text++;
+    if (text == len || text == 24)
+        return nst_fail(msg, NST_ERR_FORMAT,
+                        "%s is not a PNG or JPEG image (it looks like text)", name);
     unsigned char h[4] = {0};
     memcpy(h, b, len < 4 ? len : 4);
     return nst_fail(msg, NST_ERR_FORMAT,

@@ -88,7 +88,9 @@ static nst_status run_decode(png_ctx *c, png_structp png, png_infop info, size_t
                         name, (unsigned long)w, (unsigned long)h, max_pixels);
     if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (ctype & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    /* palette_to_rgb also turns tRNS into alpha: strip that too */
+    if ((ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
+        png_set_strip_alpha(png);
     if (!(ctype & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(png);
     int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
