@@ -429,6 +429,29 @@ static void test_bad_corpus(void **state) {
     }
 }
 
+/* Every fuzzing seed is a valid image (and covers grey 1-bit, grey+alpha,
+ * palette with tRNS, 16-bit RGBA, Adam7, progressive, grey and 4:2:0 JPEG). */
+static void test_seed_corpus(void **state) {
+    const char *dir = "tests/fuzz/corpus_image";
+    DIR *d = opendir(dir);
+    int seen = 0;
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[512];
+        nst_image *img = NULL;
+        nst_msg msg = {{0}};
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (nst_image_read(path, 0, &img, &msg) != NST_OK) fail_msg("%s", msg.text);
+        for (size_t i = 0; i < 3 * (size_t)img->w * img->h; i++)
+            assert_true(img->data[i] >= 0 && img->data[i] <= 1);
+        nst_image_free(img);
+        seen++;
+    }
+    closedir(d);
+    assert_true(seen >= 10);
+}
+
 /* ---- atomic writing ------------------------------------------------------- */
 
 static void test_atomic_write_failure_keeps_old(void **state) {
@@ -779,6 +802,7 @@ int main(void) {
         cmocka_unit_test(test_read_memory_and_limit),
         cmocka_unit_test(test_read_io_errors),
         cmocka_unit_test(test_bad_corpus),
+        cmocka_unit_test(test_seed_corpus),
         cmocka_unit_test(test_atomic_write_failure_keeps_old),
         cmocka_unit_test(test_write_unwritable),
         cmocka_unit_test(test_resize_against_reference),
