@@ -11,16 +11,17 @@ CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude -Isrc -Ibuild/gen -DCL_TARGET_OPENCL_VER
             $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
 
-SRC   := $(filter-out src/main.c,$(wildcard src/*.c))
+SRC   := $(filter-out src/main.c src/cli.c,$(wildcard src/*.c))
 OBJ   := $(SRC:src/%.c=build/obj/%.o)
 CLS   := $(wildcard cl/*.cl)
 GEN   := $(patsubst cl/%.cl,build/gen/%.cl.h,$(CLS))
+TOOLS := $(patsubst tools/%.c,build/tools/%,$(filter-out tools/embed_cl.c,$(wildcard tools/*.c)))
 TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c))
 TESTLIB := $(patsubst tests/%.c,build/obj/tests_%.o,$(filter-out tests/test_%,$(wildcard tests/*.c)))
 
-all: build/nst
+all: build/nst $(TOOLS)
 
-build/nst: build/obj/main.o build/libnst.a
+build/nst: build/obj/main.o build/obj/cli.o build/libnst.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 build/libnst.a: $(OBJ)
@@ -48,18 +49,17 @@ build/gen/programs.h: $(GEN) Makefile
 	  echo 'static const int nst_program_count = (int)(sizeof nst_programs / sizeof nst_programs[0]);'; \
 	} > $@.tmp && mv $@.tmp $@
 
-build/tools/%: tools/%.c
+build/tools/embed_cl: tools/embed_cl.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -Wall -o $@ $<
 
-# Tools that link the library (weight generation and conversion).
-LIBTOOLS := build/tools/nst-genweights
-$(LIBTOOLS): build/tools/%: tools/%.c build/libnst.a
+# Tools that use the library.
+build/tools/%: tools/%.c build/libnst.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< build/libnst.a $(LDLIBS)
 
 # The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors.
-weights: $(LIBTOOLS)
+weights: build/tools/nst-genweights
 	NST_GENWEIGHTS=build/tools/nst-genweights tools/fetch-weights.sh
 
 build/obj/tests_%.o: tests/%.c build/gen/programs.h
@@ -72,8 +72,9 @@ build/tests/%: tests/%.c $(TESTLIB) build/libnst.a
 	    build/libnst.a $(LDLIBS) $$(pkg-config --libs cmocka)
 
 # Tests run from the repository root (they read tests/data and write build/tmp).
-test: build/nst $(TESTS) $(LIBTOOLS)
-	@rc=0; for t in $(TESTS) tests/test_fetch.sh; do echo "== $$t"; NST_CACHE=0 $$t || rc=1; done; \
+SHTESTS := $(wildcard tests/test_*.sh)
+test: all $(TESTS)
+	@rc=0; for t in $(TESTS) $(SHTESTS); do echo "== $$t"; NST_CACHE=0 $$t || rc=1; done; \
 	  if [ $$rc -eq 0 ]; then echo "all test suites passed"; else echo "SOME TEST SUITES FAILED"; fi; \
 	  exit $$rc
 

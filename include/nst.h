@@ -81,7 +81,128 @@ typedef struct nst_runtime_options {
 nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, nst_msg *msg);
 void nst_runtime_close(nst_runtime *rt);
 const char *nst_last_error(const nst_runtime *rt);
+/* Compiles (or loads from the cache) every kernel program now; *seconds
+ * (may be NULL) receives the time it took. */
+nst_status nst_runtime_build_all(nst_runtime *rt, double *seconds);
 const nst_device_info *nst_runtime_device(const nst_runtime *rt);
+
+
+/* ---- images ------------------------------------------------------------- */
+
+/* Planar RGB float32 in [0,1]: data[(c*h + y)*w + x], c = 0,1,2 (R,G,B),
+ * exactly the device tensor layout [1,3,H,W]. */
+typedef struct nst_image {
+    int w, h;
+    float *data;
+} nst_image;
+
+/* Reads a PNG or JPEG (detected by content). Refuses images of more than
+ * max_pixels (0 = 100 megapixels) before allocating. */
+nst_status nst_image_read(const char *path, size_t max_pixels, nst_image **out, nst_msg *msg);
+/* Writes PNG or JPEG by the extension, atomically (temporary file, then
+ * rename): on failure an existing file is left untouched. quality 0 = 95. */
+nst_status nst_image_write(const char *path, const nst_image *img, int jpeg_quality, int png16,
+                           nst_msg *msg);
+/* A w x h image, zero-filled. */
+nst_status nst_image_create(int w, int h, nst_image **out, nst_msg *msg);
+void nst_image_free(nst_image *img);
+
+/* ---- style transfer ----------------------------------------------------- */
+
+typedef enum nst_optimizer { NST_OPTIMIZER_LBFGS = 0, NST_OPTIMIZER_ADAM = 1 } nst_optimizer;
+typedef enum nst_init { NST_INIT_CONTENT = 0, NST_INIT_RANDOM = 1, NST_INIT_IMAGE = 2 } nst_init;
+
+#define NST_MAX_STYLES 16
+#define NST_MAX_LAYERS 16
+
+typedef struct nst_params {
+    int size;                    /* longest side of the output; the content is resized */
+    double style_scale;          /* style images' longest side = style_scale * size */
+    double content_weight;       /* a: weight of the content terms */
+    double style_weight;         /* b: weight of the style terms */
+    double tv_weight;            /* g: weight of total variation */
+    int iterations;
+    nst_optimizer optimizer;
+    double learning_rate;        /* Adam step; L-BFGS step scale (1 = classic) */
+    int lbfgs_history;
+    int line_search;             /* L-BFGS: 1 = backtracking line search */
+    nst_init init;
+    const nst_image *init_image; /* for NST_INIT_IMAGE */
+    uint64_t seed;               /* for NST_INIT_RANDOM */
+    const char *content_layers;  /* comma list, e.g. "relu4_2" */
+    const char *style_layers;    /* comma list, e.g. "relu1_1,relu2_1,..." */
+    const double *style_layer_weights; /* one per style layer, or NULL = equal */
+    int avg_pool;                /* 1: average pooling instead of max */
+} nst_params;
+
+/* The defaults: a good image without touching anything. */
+void nst_params_default(nst_params *p);
+/* Checks every parameter (ranges, layer names, blend weights summing to 1)
+ * without touching a device; the message says which value is wrong. */
+nst_status nst_params_check(const nst_params *p, int nstyles, const double *blend, nst_msg *msg);
+
+typedef struct nst_transfer nst_transfer;
+
+/* One progress event per iteration. */
+typedef struct nst_progress {
+    int iteration;      /* 1-based */
+    int iterations;     /* total planned */
+    int evaluations;    /* loss+gradient evaluations so far */
+    double loss;        /* weighted total */
+    double content;     /* weighted content term */
+    double style;       /* weighted style term */
+    double tv;          /* weighted total-variation term */
+    double elapsed;     /* seconds since the iterations began */
+    nst_transfer *transfer; /* for nst_transfer_snapshot */
+} nst_progress;
+
+/* Return non-zero to stop after this iteration (nst_transfer_run then
+ * returns NST_ERR_INTERRUPTED, with the current image in *out). */
+typedef int (*nst_progress_fn)(const nst_progress *p, void *user);
+
+/* A copy of the current image (caller frees). */
+nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out);
+
+typedef struct nst_model nst_model;
+
+/* Loads VGG-19 weights (safetensors or a torchvision .pth) for use on rt. */
+nst_status nst_model_load(nst_runtime *rt, const char *path, nst_model **out);
+/* A generated test network (no file needed): width_mult of the real widths. */
+nst_status nst_model_generate(nst_runtime *rt, uint64_t seed, double width_mult, nst_model **out);
+void nst_model_free(nst_model *m);
+
+/* Runs the whole transfer. styles[0..nstyles-1] are blended with weights
+ * blend (NULL = equal), which must sum to 1. *out receives the result (also
+ * on NST_ERR_INTERRUPTED and NST_ERR_NUMERIC: the last finite image). */
+nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params *p,
+                            const nst_image *content, const nst_image *const *styles, int nstyles,
+                            const double *blend, nst_progress_fn progress, void *user,
+                            nst_image **out);
+
+/* ---- benchmarking -------------------------------------------------------- */
+
+typedef struct nst_bench_kernel {
+    char name[48];
+    double ms;  /* device time per evaluation */
+    int calls;  /* launches per evaluation */
+} nst_bench_kernel;
+
+typedef struct nst_bench_result {
+    int w, h, evals;
+    double median_ms, min_ms, max_ms; /* wall time of one loss+gradient evaluation */
+    double gflop;                     /* counted convolution work per evaluation */
+    double gflops;                    /* gflop / median */
+    double peak_mib;                  /* device memory nst allocated, at peak */
+    int nkernels;
+    nst_bench_kernel kernels[48];     /* by device time, largest first (needs profiling) */
+} nst_bench_result;
+
+/* Times `evals` evaluations (after 2 warm-up ones) of the loss and its
+ * gradient at w x h with random content and style images: VGG forward to the
+ * deepest tap, the losses, the backward pass to the image. Per-kernel times
+ * need a runtime opened with profile = 1. */
+nst_status nst_bench_eval(nst_runtime *rt, nst_model *model, const nst_params *p, int w, int h,
+                          int evals, nst_bench_result *out);
 
 #ifdef __cplusplus
 }

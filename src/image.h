@@ -23,10 +23,7 @@
 /* JPEG quality used when nst_image_write is given 0. */
 #define NST_JPEG_QUALITY 95
 
-typedef struct nst_image {
-    int w, h;
-    float *data; /* [3][h][w]: R plane, G plane, B plane */
-} nst_image;
+/* nst_image (include/nst.h): int w, h; float *data, [3][h][w]. */
 
 /* Pointer to channel c (0..2) of img: h*w floats, row-major. */
 static inline float *nst_image_plane(const nst_image *img, int c) {

@@ -1,22 +1,447 @@
 /* main.c: the `nst` command line. The only place that prints to the user and
  * chooses exit codes: 0 success, 1 runtime failure, 2 usage error,
- * 130 interrupted. */
+ * 130 interrupted (the current image is still written). */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
+#include "cli.h"
 #include "nst.h"
+#include "weights.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+
+static volatile sig_atomic_t g_stop = 0;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static const char *usage_text =
+    "usage: nst --content PHOTO --style PAINTING[,PAINTING...] -o OUTPUT [options]\n"
+    "       nst devices [--check] [--device SEL]\n"
+    "       nst bench [--size N[,N...]] [--evals N] [--device SEL] [--json]\n"
+    "\n"
+    "Paints PHOTO in the style of PAINTING (Gatys, Ecker & Bethge): optimises a new\n"
+    "image whose VGG-19 features match the photo's content and the painting's style.\n"
+    "\n"
+    "Images\n"
+    "  -c, --content FILE        the photo (PNG or JPEG)\n"
+    "  -s, --style FILE[,FILE]   one or more paintings, comma-separated\n"
+    "      --style-blend W[,W]   how much each painting counts (sum 1; default equal)\n"
+    "  -o, --output FILE         result; .png or .jpg decides the format\n"
+    "      --size N              longest side of the output in pixels (default 512)\n"
+    "      --style-scale F       paintings are resized to F x size (default 1)\n"
+    "      --jpeg-quality Q      1..100 (default 95)\n"
+    "      --png16               write a 16-bit PNG\n"
+    "\n"
+    "The result\n"
+    "      --content-weight A    how much the photo's content counts (default 1)\n"
+    "      --style-weight B      how much the style counts (default 10)\n"
+    "      --tv-weight G         smoothness; raise it against noise (default 1)\n"
+    "      --content-layers L    VGG layers for content (default relu4_2)\n"
+    "      --style-layers L      VGG layers for style\n"
+    "                            (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)\n"
+    "      --style-layer-weights W[,W]  one weight per style layer (default equal)\n"
+    "      --pooling max|avg     VGG pooling (default max)\n"
+    "      --init content|random|FILE  starting image (default content)\n"
+    "      --seed N              seed for --init random (default 0)\n"
+    "\n"
+    "The optimiser\n"
+    "  -n, --iterations N        optimiser iterations (default 500)\n"
+    "      --optimizer lbfgs|adam  (default lbfgs)\n"
+    "      --learning-rate F     Adam's step (default 0.02) or L-BFGS's scale (1)\n"
+    "      --lbfgs-history N     L-BFGS memory (default 100; fewer saves device memory)\n"
+    "      --line-search         L-BFGS with a backtracking line search\n"
+    "\n"
+    "Device and files\n"
+    "  -d, --device SEL          device index or name substring (see `nst devices`);\n"
+    "                            NST_DEVICE does the same\n"
+    "  -w, --weights FILE        VGG-19 weights (.safetensors or torchvision .pth);\n"
+    "                            default: $NST_WEIGHTS, weights/, ~/.local/share/nst\n"
+    "      --no-cache            do not cache compiled kernels\n"
+    "\n"
+    "Progress\n"
+    "      --print-every N       a progress line every N iterations when not on a\n"
+    "                            terminal (default 50)\n"
+    "      --save-every N        also write OUTPUT_NNNN.ext every N iterations\n"
+    "  -q, --quiet               print nothing but errors\n"
+    "      --json                one JSON object per iteration on stdout\n"
+    "  -h, --help                this text\n"
+    "      --version             the version\n"
+    "\n"
+    "Ctrl-C stops after the current iteration and writes the image so far.\n"
+    "Exit status: 0 done, 1 failed, 2 bad usage, 130 interrupted.\n";
+
+/* ---- option values -------------------------------------------------------- */
+
+typedef struct run_opts {
+    const char *content, *output, *device, *weights, *init;
+    char *styles[NST_MAX_STYLES];
+    int nstyles;
+    double blend[NST_MAX_STYLES];
+    int nblend;
+    double layer_w[NST_MAX_LAYERS];
+    int nlayer_w;
+    int jpeg_quality, png16, no_cache, quiet, json, print_every, save_every;
+    nst_params p;
+} run_opts;
+
+static int usage_error(const char *fmt, ...) NST_CLI_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "nst: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(see nst --help)\n");
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static int opt_is(const char *name, const char *long_name, const char *short_name) {
+    return !strcmp(name, long_name) || (short_name && !strcmp(name, short_name));
+}
+
+/* Splits "a,b,c" into doubles; returns the count or -1. */
+static int parse_doubles(const char *s, double *out, int max) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        if (n == max) return -1;
+        if (!cli_parse_double(p, &out[n], &p)) return -1;
+        n++;
+        if (*p == ',') p++;
+        else if (*p) return -1;
+    }
+    return n;
+}
+
+static int parse_run_args(int argc, char **argv, run_opts *o) {
+    memset(o, 0, sizeof *o);
+    nst_params_default(&o->p);
+    o->jpeg_quality = 95;
+    o->print_every = 50;
+    static char style_buf[4096];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = NULL;
+        cli_arg arg;
+        int k = cli_match(argc, argv, &i, &arg);
+        if (k == CLI_NEEDS_VALUE) return usage_error("option %s needs a value", a);
+        if (k == CLI_TAKES_NO_VALUE) return usage_error("option %s takes no value", arg.name);
+        v = arg.value;
+#define IS(long_, short_) opt_is(arg.name, long_, short_)
+        if (IS("--help", "-h")) {
+            fputs(usage_text, stdout);
+            exit(0);
+        } else if (IS("--version", NULL)) {
+            printf("nst %s\n", NST_VERSION);
+            exit(0);
+        } else if (IS("--content", "-c")) {
+            o->content = v;
+        } else if (IS("--style", "-s")) {
+            if (strlen(v) >= sizeof style_buf) return usage_error("--style: list too long");
+            strcpy(style_buf, v);
+            o->nstyles = 0;
+            for (char *tok = strtok(style_buf, ","); tok; tok = strtok(NULL, ",")) {
+                if (o->nstyles == NST_MAX_STYLES)
+                    return usage_error("--style: at most %d style images", NST_MAX_STYLES);
+                o->styles[o->nstyles++] = tok;
+            }
+            if (o->nstyles == 0) return usage_error("--style: no file given");
+        } else if (IS("--style-blend", NULL)) {
+            o->nblend = parse_doubles(v, o->blend, NST_MAX_STYLES);
+            if (o->nblend < 1)
+                return usage_error("--style-blend '%s': give numbers separated by commas", v);
+        } else if (IS("--output", "-o")) {
+            o->output = v;
+        } else if (IS("--size", NULL)) {
+            if (!cli_parse_int(v, &o->p.size) || o->p.size < 16 || o->p.size > 65536)
+                return usage_error("--size '%s': give a whole number of pixels in 16..65536", v);
+        } else if (IS("--style-scale", NULL)) {
+            if (!cli_parse_double(v, &o->p.style_scale, NULL) || !(o->p.style_scale > 0) ||
+                o->p.style_scale > 16)
+                return usage_error("--style-scale '%s': give a number in (0, 16]", v);
+        } else if (IS("--content-weight", NULL) || IS("--style-weight", NULL) ||
+                   IS("--tv-weight", NULL)) {
+            double d;
+            if (!cli_parse_double(v, &d, NULL) || d < 0)
+                return usage_error("%s '%s': give a number >= 0", arg.name, v);
+            if (IS("--content-weight", NULL)) o->p.content_weight = d;
+            else if (IS("--style-weight", NULL)) o->p.style_weight = d;
+            else o->p.tv_weight = d;
+        } else if (IS("--iterations", "-n")) {
+            if (!cli_parse_int(v, &o->p.iterations) || o->p.iterations < 1 ||
+                o->p.iterations > 1000000)
+                return usage_error("--iterations '%s': give a whole number in 1..1000000", v);
+        } else if (IS("--optimizer", NULL)) {
+            if (!strcmp(v, "lbfgs")) o->p.optimizer = NST_OPTIMIZER_LBFGS;
+            else if (!strcmp(v, "adam")) o->p.optimizer = NST_OPTIMIZER_ADAM;
+            else return usage_error("--optimizer '%s': choose lbfgs or adam", v);
+        } else if (IS("--learning-rate", NULL)) {
+            if (!cli_parse_double(v, &o->p.learning_rate, NULL) || !(o->p.learning_rate > 0))
+                return usage_error("--learning-rate '%s': give a number > 0", v);
+        } else if (IS("--lbfgs-history", NULL)) {
+            if (!cli_parse_int(v, &o->p.lbfgs_history) || o->p.lbfgs_history < 1 ||
+                o->p.lbfgs_history > 1000)
+                return usage_error("--lbfgs-history '%s': give a whole number in 1..1000", v);
+        } else if (IS("--line-search", NULL)) {
+            o->p.line_search = 1;
+        } else if (IS("--init", NULL)) {
+            o->init = v;
+        } else if (IS("--seed", NULL)) {
+            unsigned long long s;
+            if (!cli_parse_u64(v, &s)) return usage_error("--seed '%s': give a whole number", v);
+            o->p.seed = s;
+        } else if (IS("--content-layers", NULL)) {
+            o->p.content_layers = v;
+        } else if (IS("--style-layers", NULL)) {
+            o->p.style_layers = v;
+        } else if (IS("--style-layer-weights", NULL)) {
+            o->nlayer_w = parse_doubles(v, o->layer_w, NST_MAX_LAYERS);
+            if (o->nlayer_w < 1)
+                return usage_error("--style-layer-weights '%s': give numbers separated by commas",
+                                   v);
+        } else if (IS("--pooling", NULL)) {
+            if (!strcmp(v, "max")) o->p.avg_pool = 0;
+            else if (!strcmp(v, "avg") || !strcmp(v, "average")) o->p.avg_pool = 1;
+            else return usage_error("--pooling '%s': choose max or avg", v);
+        } else if (IS("--print-every", NULL)) {
+            if (!cli_parse_int(v, &o->print_every) || o->print_every < 1)
+                return usage_error("--print-every '%s': give a whole number >= 1", v);
+        } else if (IS("--save-every", NULL)) {
+            if (!cli_parse_int(v, &o->save_every) || o->save_every < 1)
+                return usage_error("--save-every '%s': give a whole number >= 1", v);
+        } else if (IS("--device", "-d")) {
+            o->device = v;
+        } else if (IS("--weights", "-w")) {
+            o->weights = v;
+        } else if (IS("--no-cache", NULL)) {
+            o->no_cache = 1;
+        } else if (IS("--jpeg-quality", NULL)) {
+            if (!cli_parse_int(v, &o->jpeg_quality) || o->jpeg_quality < 1 ||
+                o->jpeg_quality > 100)
+                return usage_error("--jpeg-quality '%s': give a whole number in 1..100", v);
+        } else if (IS("--png16", NULL)) {
+            o->png16 = 1;
+        } else if (IS("--quiet", "-q")) {
+            o->quiet = 1;
+        } else if (IS("--json", NULL)) {
+            o->json = 1;
+        } else if (k == CLI_POSITIONAL) {
+            return usage_error("unexpected argument '%s'", a);
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+#undef IS
+    }
+    if (!o->content) return usage_error("no content image: give --content PHOTO");
+    if (o->nstyles == 0) return usage_error("no style image: give --style PAINTING");
+    if (!o->output) return usage_error("no output file: give -o OUTPUT.png");
+    if (!cli_image_ext_ok(o->output))
+        return usage_error("output '%s': the name must end in .png, .jpg or .jpeg", o->output);
+    if (o->nblend && o->nblend != o->nstyles)
+        return usage_error("--style-blend has %d weights for %d style images", o->nblend,
+                           o->nstyles);
+    if (o->init) {
+        if (!strcmp(o->init, "content")) o->p.init = NST_INIT_CONTENT;
+        else if (!strcmp(o->init, "random")) o->p.init = NST_INIT_RANDOM;
+        else o->p.init = NST_INIT_IMAGE;
+    }
+    if (o->nlayer_w) o->p.style_layer_weights = o->layer_w;
+    nst_msg msg = {{0}};
+    /* layer-weight count against the style layers */
+    if (o->nlayer_w) {
+        int nl = 1;
+        for (const char *p = o->p.style_layers; *p; p++) nl += *p == ',';
+        if (nl != o->nlayer_w)
+            return usage_error("--style-layer-weights has %d weights for %d style layers",
+                               o->nlayer_w, nl);
+    }
+    if (nst_params_check(&o->p, o->nstyles, o->nblend ? o->blend : NULL, &msg) != NST_OK)
+        return usage_error("%s", msg.text);
+    return 0;
+}
+
+/* ---- progress --------------------------------------------------------------- */
+
+typedef struct progress_ctx {
+    const run_opts *o;
+    int tty;
+    int failed_save;
+} progress_ctx;
+
+static void fmt_duration(double s, char *buf, size_t len) {
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, len, "?");
+    } else if (s < 60) {
+        snprintf(buf, len, "%.0fs", s);
+    } else if (s < 3600) {
+        snprintf(buf, len, "%dm%02ds", (int)s / 60, (int)s % 60);
+    } else {
+        snprintf(buf, len, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+    }
+}
+
+static int on_progress(const nst_progress *p, void *user) {
+    progress_ctx *c = user;
+    const run_opts *o = c->o;
+    double rate = p->elapsed > 0 ? p->iteration / p->elapsed : 0;
+    double eta = rate > 0 ? (p->iterations - p->iteration) / rate : -1;
+    if (o->json) {
+        printf("{\"event\":\"iteration\",\"iteration\":%d,\"iterations\":%d,\"evaluations\":%d,"
+               "\"loss\":%.9g,\"content\":%.9g,\"style\":%.9g,\"tv\":%.9g,\"elapsed\":%.4f,"
+               "\"eta\":%.3f}\n",
+               p->iteration, p->iterations, p->evaluations, p->loss, p->content, p->style, p->tv,
+               p->elapsed, eta);
+        fflush(stdout);
+    }
+    if (!o->quiet && !o->json) {
+        char etab[32];
+        fmt_duration(eta, etab, sizeof etab);
+        int last = p->iteration == p->iterations;
+        if (c->tty) {
+            fprintf(stderr,
+                    "\r\033[Kiteration %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  "
+                    "%.2f it/s  ETA %s%s",
+                    p->iteration, p->iterations, p->loss, p->content, p->style, p->tv, rate, etab,
+                    last ? "\n" : "");
+        } else if (p->iteration % o->print_every == 0 || p->iteration == 1 || last) {
+            fprintf(stderr,
+                    "iteration %d/%d  loss %.6g  content %.6g  style %.6g  tv %.6g  %.2f it/s\n",
+                    p->iteration, p->iterations, p->loss, p->content, p->style, p->tv, rate);
+        }
+    }
+    if (o->save_every && p->iteration % o->save_every == 0 && p->iteration < p->iterations) {
+        char path[4096];
+        cli_numbered_path(o->output, p->iteration, path, sizeof path);
+        nst_image *img = NULL;
+        nst_msg msg = {{0}};
+        nst_status st = nst_transfer_snapshot(p->transfer, &img);
+        if (st == NST_OK) st = nst_image_write(path, img, o->jpeg_quality, o->png16, &msg);
+        if (st != NST_OK && !c->failed_save) {
+            fprintf(stderr, "%snst: could not save %s: %s\n", c->tty ? "\n" : "", path,
+                    msg.text[0] ? msg.text : nst_strerror(st));
+            c->failed_save = 1;
+        }
+        nst_image_free(img);
+    }
+    return g_stop != 0;
+}
+
+/* ---- the main job -------------------------------------------------------------- */
+
+static int run_transfer(int argc, char **argv) {
+    run_opts o;
+    int rc = parse_run_args(argc, argv, &o);
+    if (rc) return rc;
+
+    nst_msg msg = {{0}};
+    nst_image *content = NULL, *init = NULL, *result = NULL;
+    nst_image *styles[NST_MAX_STYLES] = {0};
+    nst_runtime *rt = NULL;
+    nst_model *model = NULL;
+    char wpath[4096];
+    nst_status st;
+    rc = EXIT_RUNTIME;
+
+    if ((st = nst_weights_locate(o.weights, wpath, sizeof wpath, &msg)) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", msg.text);
+        goto done;
+    }
+    if ((st = nst_image_read(o.content, 0, &content, &msg)) != NST_OK) {
+        fprintf(stderr, "nst: content image: %s\n", msg.text);
+        goto done;
+    }
+    for (int i = 0; i < o.nstyles; i++) {
+        if ((st = nst_image_read(o.styles[i], 0, &styles[i], &msg)) != NST_OK) {
+            fprintf(stderr, "nst: style image: %s\n", msg.text);
+            goto done;
+        }
+    }
+    if (o.p.init == NST_INIT_IMAGE) {
+        if ((st = nst_image_read(o.init, 0, &init, &msg)) != NST_OK) {
+            fprintf(stderr, "nst: --init image: %s\n", msg.text);
+            goto done;
+        }
+        o.p.init_image = init;
+    }
+    nst_runtime_options ro = {0};
+    ro.device = o.device;
+    ro.no_cache = o.no_cache;
+    if ((st = nst_runtime_open(&rt, &ro, &msg)) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", msg.text);
+        goto done;
+    }
+    if ((st = nst_model_load(rt, wpath, &model)) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", nst_last_error(rt));
+        goto done;
+    }
+    if (!o.quiet && !o.json)
+        fprintf(stderr, "nst: %s on %s, weights %s\n", o.content, nst_runtime_device(rt)->name,
+                wpath);
+
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    progress_ctx pc = {&o, isatty(2), 0};
+    st = nst_transfer_run(rt, model, &o.p, content, (const nst_image *const *)styles, o.nstyles,
+                          o.nblend ? o.blend : NULL, on_progress, &pc, &result);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (st != NST_OK && st != NST_ERR_INTERRUPTED)
+        fprintf(stderr, "%snst: %s\n", pc.tty && !o.quiet ? "\n" : "", nst_last_error(rt));
+    if (result && (st == NST_OK || st == NST_ERR_INTERRUPTED || st == NST_ERR_NUMERIC)) {
+        nst_status ws = nst_image_write(o.output, result, o.jpeg_quality, o.png16, &msg);
+        if (ws != NST_OK) {
+            fprintf(stderr, "nst: %s\n", msg.text);
+            goto done;
+        }
+        if (st == NST_ERR_NUMERIC)
+            fprintf(stderr, "nst: wrote the last finite image to %s\n", o.output);
+        else if (!o.quiet && !o.json)
+            fprintf(stderr, "%snst: wrote %s (%dx%d)\n",
+                    st == NST_ERR_INTERRUPTED && pc.tty ? "\n" : "", o.output, result->w,
+                    result->h);
+        if (o.json)
+            printf("{\"event\":\"done\",\"output\":\"%s\",\"width\":%d,\"height\":%d,"
+                   "\"interrupted\":%s}\n",
+                   o.output, result->w, result->h, st == NST_ERR_INTERRUPTED ? "true" : "false");
+    }
+    rc = st == NST_OK ? 0 : st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
+done:
+    nst_image_free(result);
+    nst_image_free(content);
+    nst_image_free(init);
+    for (int i = 0; i < NST_MAX_STYLES; i++) nst_image_free(styles[i]);
+    nst_model_free(model);
+    nst_runtime_close(rt);
+    return rc;
+}
+
+/* ---- devices ------------------------------------------------------------------- */
 
 static int cmd_devices(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: nst devices\n\nLists every OpenCL device; * marks the default.\n");
+            return 0;
+        }
+        return usage_error("devices: unknown argument '%s'", argv[i]);
+    }
     nst_device_info *devs = NULL;
     int n = 0;
     nst_msg msg = {{0}};
-    nst_status st = nst_devices_list(&devs, &n, &msg);
-    if (st != NST_OK) {
+    if (nst_devices_list(&devs, &n, &msg) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
-        return 1;
+        return EXIT_RUNTIME;
     }
     for (int i = 0; i < n; i++) {
         const nst_device_info *d = &devs[i];
@@ -34,12 +459,153 @@ static int cmd_devices(int argc, char **argv) {
     return 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "devices")) return cmd_devices(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "--version")) {
-        printf("nst %s\n", NST_VERSION);
+/* ---- bench ---------------------------------------------------------------------- */
+
+/* Kernel build time with an empty cache, then from the cache it filled. */
+static int bench_build_times(const char *device, double *cold, double *warm, nst_msg *msg) {
+    char dir[] = "/tmp/nst-bench-cache-XXXXXX";
+    if (!mkdtemp(dir)) {
+        snprintf(msg->text, sizeof msg->text, "cannot create a temporary cache directory");
         return 0;
     }
-    fprintf(stderr, "usage: nst devices\n");
-    return 2;
+    const char *old = getenv("NST_CACHE_DIR");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("NST_CACHE_DIR", dir, 1);
+    int ok = 1;
+    for (int pass = 0; pass < 2 && ok; pass++) {
+        nst_runtime *rt = NULL;
+        nst_runtime_options ro = {0};
+        ro.device = device;
+        ok = nst_runtime_open(&rt, &ro, msg) == NST_OK &&
+             nst_runtime_build_all(rt, pass ? warm : cold) == NST_OK;
+        if (!ok && rt) snprintf(msg->text, sizeof msg->text, "%s", nst_last_error(rt));
+        nst_runtime_close(rt);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) { /* a leftover temporary directory is harmless */ }
+    if (saved) setenv("NST_CACHE_DIR", saved, 1);
+    else unsetenv("NST_CACHE_DIR");
+    free(saved);
+    return ok;
+}
+
+static int cmd_bench(int argc, char **argv) {
+    const char *device = NULL, *weights = NULL;
+    int sizes[16], nsizes = 0, evals = 10, json = 0;
+    double width = 1.0;
+    for (int i = 1; i < argc; i++) {
+        cli_arg arg;
+        int k = cli_match(argc, argv, &i, &arg);
+        if (k == CLI_NEEDS_VALUE) return usage_error("option %s needs a value", arg.name);
+        if (k == CLI_TAKES_NO_VALUE) return usage_error("option %s takes no value", arg.name);
+        const char *v = arg.value;
+        if (!strcmp(arg.name, "--help") || !strcmp(arg.name, "-h")) {
+            printf("usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
+                   "                 [--width-mult F] [--json]\n\n"
+                   "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
+                   "TV losses, backward to the image) per size: median, min and max over --evals\n"
+                   "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"
+                   "by device time, peak device memory, and kernel build time cold and cached.\n"
+                   "Without --weights it uses a generated network of the real VGG-19 widths\n"
+                   "(timing does not depend on weight values). Defaults: --size 256,512 --evals 10.\n");
+            return 0;
+        } else if (!strcmp(arg.name, "--size")) {
+            const char *p = v;
+            while (*p) {
+                double d;
+                if (nsizes == 16 || !cli_parse_double(p, &d, &p) || d < 16 || d > 16384 ||
+                    d != (int)d)
+                    return usage_error("--size '%s': give sizes in 16..16384, comma-separated", v);
+                sizes[nsizes++] = (int)d;
+                if (*p == ',') p++;
+                else if (*p) return usage_error("--size '%s': give sizes separated by commas", v);
+            }
+        } else if (!strcmp(arg.name, "--evals")) {
+            if (!cli_parse_int(v, &evals) || evals < 1 || evals > 10000)
+                return usage_error("--evals '%s': give a whole number in 1..10000", v);
+        } else if (!strcmp(arg.name, "--device") || !strcmp(arg.name, "-d")) {
+            device = v;
+        } else if (!strcmp(arg.name, "--weights") || !strcmp(arg.name, "-w")) {
+            weights = v;
+        } else if (!strcmp(arg.name, "--width-mult")) {
+            if (!cli_parse_double(v, &width, NULL) || !(width > 0) || width > 4)
+                return usage_error("--width-mult '%s': give a number in (0, 4]", v);
+        } else if (!strcmp(arg.name, "--json")) {
+            json = 1;
+        } else {
+            return usage_error("bench: unknown argument '%s'", argv[i]);
+        }
+    }
+    if (nsizes == 0) {
+        sizes[0] = 256;
+        sizes[1] = 512;
+        nsizes = 2;
+    }
+    nst_msg msg = {{0}};
+    double cold = 0, warm = 0;
+    if (!bench_build_times(device, &cold, &warm, &msg)) {
+        fprintf(stderr, "nst: %s\n", msg.text);
+        return EXIT_RUNTIME;
+    }
+    int rc = 0;
+    for (int si = 0; si < nsizes && rc == 0; si++) {
+        nst_runtime *rt = NULL;
+        nst_model *model = NULL;
+        nst_runtime_options ro = {0};
+        ro.device = device;
+        ro.profile = 1;
+        nst_params p;
+        nst_params_default(&p);
+        nst_bench_result r;
+        nst_status st = nst_runtime_open(&rt, &ro, &msg);
+        if (st != NST_OK) {
+            fprintf(stderr, "nst: %s\n", msg.text);
+            return EXIT_RUNTIME;
+        }
+        st = weights ? nst_model_load(rt, weights, &model)
+                     : nst_model_generate(rt, 1, width, &model);
+        if (st == NST_OK) st = nst_bench_eval(rt, model, &p, sizes[si], sizes[si], evals, &r);
+        if (st != NST_OK) {
+            fprintf(stderr, "nst: bench at %d: %s\n", sizes[si], nst_last_error(rt));
+            rc = EXIT_RUNTIME;
+        } else if (json) {
+            printf("{\"device\":\"%s\",\"size\":%d,\"evals\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,"
+                   "\"max_ms\":%.3f,\"gflop\":%.2f,\"gflops\":%.1f,\"peak_mib\":%.1f,"
+                   "\"build_cold_s\":%.3f,\"build_cached_s\":%.3f,\"kernels\":[",
+                   nst_runtime_device(rt)->name, r.w, r.evals, r.median_ms, r.min_ms, r.max_ms,
+                   r.gflop, r.gflops, r.peak_mib, cold, warm);
+            for (int k = 0; k < r.nkernels; k++)
+                printf("%s{\"name\":\"%s\",\"ms\":%.3f,\"calls\":%d}", k ? "," : "",
+                       r.kernels[k].name, r.kernels[k].ms, r.kernels[k].calls);
+            printf("]}\n");
+        } else {
+            printf("%s, %dx%d, %d evaluations: median %.2f ms (min %.2f, max %.2f), "
+                   "%.1f GFLOP, %.1f GFLOP/s, peak %.0f MiB\n",
+                   nst_runtime_device(rt)->name, r.w, r.h, r.evals, r.median_ms, r.min_ms,
+                   r.max_ms, r.gflop, r.gflops, r.peak_mib);
+            if (si == 0)
+                printf("  kernel build: %.3f s cold, %.3f s from cache\n", cold, warm);
+            double total = 0;
+            for (int k = 0; k < r.nkernels; k++) total += r.kernels[k].ms;
+            for (int k = 0; k < r.nkernels && k < 12; k++)
+                printf("  %-28s %9.3f ms %5.1f%% %5d calls\n", r.kernels[k].name,
+                       r.kernels[k].ms, total > 0 ? 100 * r.kernels[k].ms / total : 0,
+                       r.kernels[k].calls);
+        }
+        fflush(stdout);
+        nst_model_free(model);
+        nst_runtime_close(rt);
+    }
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "devices")) return cmd_devices(argc - 1, argv + 1);
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    return run_transfer(argc, argv);
 }

@@ -312,3 +312,10 @@ nst_status nst_launch(nst_runtime *rt, const char *program, const char *name, in
 fail:
     return st;
 }
+
+nst_status nst_runtime_build_all(nst_runtime *rt, double *seconds) {
+    double before = rt->build_seconds;
+    nst_status st = nst_programs_build_all(rt);
+    if (seconds) *seconds = rt->build_seconds - before;
+    return st;
+}

@@ -1,0 +1,88 @@
+/* cli.c: command-line helpers for src/main.c. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli.h"
+
+static const char *const flags[] = {"--help", "-h", "--version", "--png16", "--quiet", "-q",
+                                    "--json", "--no-cache", "--line-search", "--check",
+                                    "--dry-run", NULL};
+
+static int is_flag(const char *name) {
+    for (int i = 0; flags[i]; i++)
+        if (!strcmp(flags[i], name)) return 1;
+    return 0;
+}
+
+int cli_match(int argc, char **argv, int *i, cli_arg *out) {
+    const char *a = argv[*i];
+    memset(out, 0, sizeof *out);
+    if (a[0] != '-' || a[1] == 0) {
+        out->value = a;
+        return CLI_POSITIONAL;
+    }
+    const char *eq = a[1] == '-' ? strchr(a, '=') : NULL;
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    if (len >= sizeof out->name) len = sizeof out->name - 1;
+    memcpy(out->name, a, len);
+    out->name[len] = 0;
+    if (is_flag(out->name)) return eq ? CLI_TAKES_NO_VALUE : CLI_OPTION;
+    if (eq) {
+        out->value = eq + 1;
+        return CLI_OPTION;
+    }
+    if (*i + 1 >= argc) return CLI_NEEDS_VALUE;
+    out->value = argv[++*i];
+    return CLI_OPTION;
+}
+
+int cli_parse_int(const char *s, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < -2147483647L || v > 2147483647L) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+int cli_parse_u64(const char *s, unsigned long long *out) {
+    char *end = NULL;
+    errno = 0;
+    if (*s == '-') return 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || errno) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_parse_double(const char *s, double *out, const char **end_out) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v)) return 0;
+    if (end_out) *end_out = end;
+    else if (*end) return 0;
+    *out = v;
+    return 1;
+}
+
+static const char *ext_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(path, '.');
+    return dot && (!slash || dot > slash) ? dot : NULL;
+}
+
+int cli_image_ext_ok(const char *path) {
+    const char *e = ext_of(path);
+    return e && (!strcasecmp(e, ".png") || !strcasecmp(e, ".jpg") || !strcasecmp(e, ".jpeg"));
+}
+
+void cli_numbered_path(const char *path, int n, char *buf, size_t len) {
+    const char *e = ext_of(path);
+    size_t stem = e ? (size_t)(e - path) : strlen(path);
+    snprintf(buf, len, "%.*s_%04d%s", (int)stem, path, n, e ? e : "");
+}

@@ -1,0 +1,38 @@
+/* cli.h: command-line helpers for src/main.c (not part of the library):
+ * option matching, strict number parsing, output-name helpers. */
+#ifndef NST_CLI_H
+#define NST_CLI_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#if defined(__GNUC__)
+#define NST_CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define NST_CLI_PRINTF(a, b)
+#endif
+
+enum { CLI_OPTION = 0, CLI_POSITIONAL = 1, CLI_NEEDS_VALUE = 2, CLI_TAKES_NO_VALUE = 3 };
+
+typedef struct cli_arg {
+    char name[64];     /* "--size", "-o"; empty for a positional argument */
+    const char *value; /* the option's value, or NULL for a flag */
+} cli_arg;
+
+/* Reads argv[*i] (and argv[*i+1] for a value), accepting "--opt value",
+ * "--opt=value" and "-o value". Advances *i past a separate value. Flags
+ * (options without values) are listed in cli.c. */
+int cli_match(int argc, char **argv, int *i, cli_arg *out);
+
+/* Strict parsers: the whole string must be a number (end==NULL), or a
+ * number followed by whatever *end is left pointing at. */
+int cli_parse_int(const char *s, int *out);
+int cli_parse_u64(const char *s, unsigned long long *out);
+int cli_parse_double(const char *s, double *out, const char **end);
+
+/* 1 if the output name ends in .png, .jpg or .jpeg (any case). */
+int cli_image_ext_ok(const char *path);
+/* "dir/out.png", 50 -> "dir/out_0050.png". */
+void cli_numbered_path(const char *path, int n, char *buf, size_t len);
+
+#endif

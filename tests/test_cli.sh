@@ -1,0 +1,79 @@
+#!/bin/sh
+# End-to-end tests of the `nst` command on a narrow generated network:
+# outputs, sizes, determinism, formats, intermediate saves, Ctrl-C, usage
+# errors and exit codes, and that failures never leave or clobber outputs.
+set -u
+cd "$(dirname "$0")/.."
+NST=build/nst
+MK=build/tools/nst-mkimage
+T=build/tmp/cli
+rm -rf "$T" && mkdir -p "$T"
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+no() { fail=$((fail + 1)); echo "FAIL - $1"; }
+check() { if eval "$2"; then ok "$1"; else no "$1"; fi; }
+
+build/tools/nst-genweights --out "$T/w.safetensors" --width-mult 0.0625 --seed 5 >/dev/null || no "generate weights"
+$MK --pattern photo --size 48x36 --out "$T/photo.png"
+$MK --pattern stripes --size 40x40 --out "$T/paint.jpg"
+W="--weights $T/w.safetensors"
+RUN="$NST $W --content $T/photo.png --style $T/paint.jpg --size 32 -q"
+
+$RUN -n 8 -o "$T/out.png"; rc=$?
+check "main job exits 0" "[ $rc -eq 0 ]"
+check "output has the requested size" "[ \"\$($MK --info $T/out.png)\" = '32 24' ]"
+
+$RUN -n 4 --init random --seed 9 -o "$T/a.png" && $RUN -n 4 --init random --seed 9 -o "$T/b.png"
+check "same seed, identical bytes" "cmp -s $T/a.png $T/b.png"
+$RUN -n 4 --init random --seed 10 -o "$T/c.png"
+check "another seed, other bytes" "! cmp -s $T/a.png $T/c.png"
+
+$RUN -n 3 -o "$T/out.jpg" --jpeg-quality 80
+check "JPEG output decodes" "[ \"\$($MK --info $T/out.jpg)\" = '32 24' ]"
+$RUN -n 3 -o "$T/out16.png" --png16
+check "16-bit PNG output decodes" "[ \"\$($MK --info $T/out16.png)\" = '32 24' ]"
+
+$RUN -n 6 --save-every 2 -o "$T/s.png"
+check "--save-every writes numbered images" "[ -f $T/s_0002.png ] && [ -f $T/s_0004.png ] && [ -f $T/s.png ]"
+
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 32 -n 3 --json -o "$T/j.png" > "$T/j.out"
+check "--json prints one object per iteration" "[ \$(grep -c '\"event\":\"iteration\"' $T/j.out) -eq 3 ] && grep -q '\"event\":\"done\"' $T/j.out"
+
+# Ctrl-C: stop after the current iteration, write the image, exit 130.
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 32 -n 100000 --json -o "$T/int.png" > "$T/int.out" &
+pid=$!
+i=0
+while [ $i -lt 600 ] && ! grep -q iteration "$T/int.out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+kill -INT $pid
+wait $pid; rc=$?
+check "SIGINT exits 130" "[ $rc -eq 130 ]"
+check "SIGINT leaves a valid image" "[ \"\$($MK --info $T/int.png)\" = '32 24' ]"
+
+# Usage errors: exit 2, no output, existing output untouched.
+cp "$T/out.png" "$T/keep.png"
+cp "$T/out.png" "$T/keep.orig"
+for args in "--size 0" "--size -3" "--iterations 0" "--style-weight abc" "--optimizer sgd" \
+            "--style-layers relu1_1,relu9_1" "--style-blend 0.5,0.5" "--pooling median" \
+            "--bogus-option 1"; do
+    $RUN $args -o "$T/keep.png" 2>"$T/err"; rc=$?
+    check "usage error ($args) exits 2 with a message" "[ $rc -eq 2 ] && [ -s $T/err ]"
+done
+$RUN -o "$T/out.gif" 2>"$T/err"; rc=$?
+check "unknown output extension exits 2" "[ $rc -eq 2 ] && grep -q '.png' $T/err && [ ! -e $T/out.gif ]"
+$NST $W --content "$T/missing.png" --style $T/paint.jpg -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "missing content exits 1 naming the file" "[ $rc -eq 1 ] && grep -q missing.png $T/err"
+$NST $W --content $T/photo.png --style $T/paint.jpg --device no-such-device -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "unknown device exits 1 listing devices" "[ $rc -eq 1 ] && grep -q 'no-such-device' $T/err"
+check "failed runs leave the existing output untouched" "cmp -s $T/keep.png $T/keep.orig"
+check "no temporary files left behind" "[ -z \"\$(ls -a $T | grep -i -e tmp -e '~')\" ]"
+
+$NST --help >/dev/null; rc=$?
+check "--help exits 0" "[ $rc -eq 0 ]"
+$NST >/dev/null 2>&1; rc=$?
+check "no arguments exits 2" "[ $rc -eq 2 ]"
+$NST devices > "$T/dev.out"; rc=$?
+check "devices lists a default device" "[ $rc -eq 0 ] && grep -q '^\*' $T/dev.out"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,222 @@
+/* test_transfer.c: the whole loop through the public API on a narrow
+ * generated network: the loss falls, runs repeat bit for bit, interruption
+ * returns the current image, bad parameters are refused. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "check.h"
+
+/* A smooth "photo": gradients and a disc. */
+static nst_image *make_content(int w, int h) {
+    nst_image *img = NULL;
+    assert_int_equal(nst_image_create(w, h, &img, NULL), NST_OK);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double dx = x - w * 0.6, dy = y - h * 0.4;
+            int disc = dx * dx + dy * dy < (w * w) / 10.0;
+            img->data[(0 * h + y) * w + x] = (float)(disc ? 0.9 : 0.2 + 0.6 * x / w);
+            img->data[(1 * h + y) * w + x] = (float)(0.3 + 0.4 * y / h);
+            img->data[(2 * h + y) * w + x] = (float)(disc ? 0.1 : 0.7 - 0.5 * x / w);
+        }
+    return img;
+}
+
+/* A "painting": diagonal stripes. */
+static nst_image *make_style(int w, int h) {
+    nst_image *img = NULL;
+    assert_int_equal(nst_image_create(w, h, &img, NULL), NST_OK);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double s = 0.5 + 0.5 * sin((x + y) * 0.9);
+            img->data[(0 * h + y) * w + x] = (float)(0.1 + 0.8 * s);
+            img->data[(1 * h + y) * w + x] = (float)(0.5 * (1 - s));
+            img->data[(2 * h + y) * w + x] = (float)(0.3 + 0.4 * s);
+        }
+    return img;
+}
+
+typedef struct trace {
+    int n;
+    double loss[200];
+    int stop_at;
+} trace;
+
+static int record(const nst_progress *p, void *user) {
+    trace *t = user;
+    if (t->n < 200) t->loss[t->n++] = p->loss;
+    assert_true(p->iteration == t->n);
+    assert_true(p->elapsed >= 0);
+    assert_true(fabs(p->content + p->style + p->tv - p->loss) <= 1e-6 * fabs(p->loss) + 1e-12);
+    return t->stop_at && p->iteration >= t->stop_at;
+}
+
+typedef struct fixture {
+    nst_runtime *rt;
+    nst_model *model;
+    nst_image *content, *style;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    f->rt = check_runtime();
+    assert_int_equal(nst_model_generate(f->rt, 3, 1.0 / 16, &f->model), NST_OK);
+    f->content = make_content(40, 30);
+    f->style = make_style(36, 36);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    nst_image_free(f->content);
+    nst_image_free(f->style);
+    nst_model_free(f->model);
+    nst_runtime_close(f->rt);
+    free(f);
+    return 0;
+}
+
+static void small_params(nst_params *p) {
+    nst_params_default(p);
+    p->size = 40;
+    p->iterations = 30;
+}
+
+static nst_status run(fixture *f, const nst_params *p, trace *t, nst_image **out) {
+    const nst_image *styles[1] = {f->style};
+    nst_status st = nst_transfer_run(f->rt, f->model, p, f->content, styles, 1, NULL, record, t,
+                                     out);
+    if (st != NST_OK) fprintf(stderr, "transfer: %s\n", nst_last_error(f->rt));
+    return st;
+}
+
+static void test_lbfgs_lowers_loss(void **state) {
+    fixture *f = *state;
+    nst_params p;
+    small_params(&p);
+    p.iterations = 60;
+    trace t = {0};
+    nst_image *out = NULL;
+    assert_int_equal(run(f, &p, &t, &out), NST_OK);
+    assert_int_equal(t.n, p.iterations);
+    fprintf(stderr, "L-BFGS loss: first %.5g, 10th %.5g, last %.5g\n", t.loss[0], t.loss[9],
+            t.loss[t.n - 1]);
+    /* The stated factor: 60 iterations at least halve the loss. */
+    assert_true(t.loss[t.n - 1] < 0.5 * t.loss[0]);
+    assert_int_equal(out->w, 40);
+    assert_int_equal(out->h, 30);
+    for (size_t i = 0; i < (size_t)3 * 40 * 30; i++) assert_true(out->data[i] >= 0 && out->data[i] <= 1);
+    nst_image_free(out);
+}
+
+static void test_adam_lowers_loss(void **state) {
+    fixture *f = *state;
+    nst_params p;
+    small_params(&p);
+    p.optimizer = NST_OPTIMIZER_ADAM;
+    p.iterations = 40;
+    trace t = {0};
+    nst_image *out = NULL;
+    assert_int_equal(run(f, &p, &t, &out), NST_OK);
+    fprintf(stderr, "Adam loss: first %.5g, last %.5g\n", t.loss[0], t.loss[39]);
+    assert_true(t.loss[39] < 0.8 * t.loss[0]);
+    nst_image_free(out);
+}
+
+static void test_same_seed_same_image(void **state) {
+    fixture *f = *state;
+    nst_params p;
+    small_params(&p);
+    p.init = NST_INIT_RANDOM;
+    p.seed = 42;
+    p.iterations = 5;
+    nst_image *a = NULL, *b = NULL, *c = NULL;
+    trace t1 = {0}, t2 = {0}, t3 = {0};
+    assert_int_equal(run(f, &p, &t1, &a), NST_OK);
+    assert_int_equal(run(f, &p, &t2, &b), NST_OK);
+    assert_memory_equal(a->data, b->data, sizeof(float) * 3 * a->w * a->h);
+    p.seed = 43;
+    assert_int_equal(run(f, &p, &t3, &c), NST_OK);
+    assert_true(memcmp(a->data, c->data, sizeof(float) * 3 * a->w * a->h) != 0);
+    nst_image_free(a);
+    nst_image_free(b);
+    nst_image_free(c);
+}
+
+static void test_interrupt_returns_image(void **state) {
+    fixture *f = *state;
+    nst_params p;
+    small_params(&p);
+    trace t = {0};
+    t.stop_at = 3;
+    nst_image *out = NULL;
+    assert_int_equal(run(f, &p, &t, &out), NST_ERR_INTERRUPTED);
+    assert_int_equal(t.n, 3);
+    assert_non_null(out);
+    assert_int_equal(out->w, 40);
+    nst_image_free(out);
+}
+
+static void test_two_styles_blend(void **state) {
+    fixture *f = *state;
+    nst_params p;
+    small_params(&p);
+    p.iterations = 3;
+    nst_image *s2 = make_content(20, 20);
+    const nst_image *styles[2] = {f->style, s2};
+    double blend[2] = {0.7, 0.3};
+    nst_image *out = NULL;
+    trace t = {0};
+    assert_int_equal(nst_transfer_run(f->rt, f->model, &p, f->content, styles, 2, blend, record,
+                                      &t, &out),
+                     NST_OK);
+    nst_image_free(out);
+    double bad[2] = {0.7, 0.7};
+    out = NULL;
+    assert_int_equal(nst_transfer_run(f->rt, f->model, &p, f->content, styles, 2, bad, NULL,
+                                      NULL, &out),
+                     NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(nst_last_error(f->rt), "sum to"));
+    assert_null(out);
+    nst_image_free(s2);
+}
+
+static void test_params_refused(void **state) {
+    nst_params p;
+    nst_msg msg = {{0}};
+    nst_params_default(&p);
+    assert_int_equal(nst_params_check(&p, 1, NULL, &msg), NST_OK);
+    p.style_layers = "relu1_1,relu9_9";
+    assert_int_equal(nst_params_check(&p, 1, NULL, &msg), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(msg.text, "relu9_9"));
+    nst_params_default(&p);
+    p.iterations = 0;
+    assert_int_equal(nst_params_check(&p, 1, NULL, &msg), NST_ERR_INVALID_ARG);
+    nst_params_default(&p);
+    p.size = -5;
+    assert_int_equal(nst_params_check(&p, 1, NULL, &msg), NST_ERR_INVALID_ARG);
+    nst_params_default(&p);
+    p.content_weight = NAN;
+    assert_int_equal(nst_params_check(&p, 1, NULL, &msg), NST_ERR_INVALID_ARG);
+    nst_params_default(&p);
+    assert_int_equal(nst_params_check(&p, 0, NULL, &msg), NST_ERR_INVALID_ARG);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_params_refused),
+        cmocka_unit_test(test_lbfgs_lowers_loss),
+        cmocka_unit_test(test_adam_lowers_loss),
+        cmocka_unit_test(test_same_seed_same_image),
+        cmocka_unit_test(test_interrupt_returns_image),
+        cmocka_unit_test(test_two_styles_blend),
+    };
+    return cmocka_run_group_tests_name("transfer", tests, setup, teardown);
+}
