@@ -100,3 +100,30 @@ __kernel void loss_tv(const int n, const int h, const int w, __global const floa
     float s = wg_sum(scratch, acc);
     if (get_local_id(0) == 0) partial[get_group_id(0)] = s;
 }
+
+/* ---- guided (masked) Gram matrices ------------------------------------- */
+
+/* out[c*m + p] = x[c*m + p] * mask[p] * r over n = C*m floats, with
+ * r = 1/sqrt(s[slot]) when s[slot] > 0 and 0 otherwise (an empty mask).
+ * out may be x (each element is read once, then written). */
+__kernel void loss_mask_mul(const int n, const int m, __global const float *x,
+                            __global const float *mask, __global const float *s,
+                            const int slot, __global float *out) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float sv = s[slot];
+    float r = sv > 0.0f ? 1.0f / sqrt(sv) : 0.0f;
+    out[i] = x[i] * (mask[i % m] * r);
+}
+
+/* dst[dh][dw] = mean of the 2x2 block src[2i..2i+1][2j..2j+1] (src is sh x
+ * sw, dh = sh/2 and dw = sw/2: an odd last row or column is dropped, as 2x2
+ * pooling with stride 2 does). */
+__kernel void loss_mask_down(const int dh, const int dw, __global const float *src,
+                             const int sw, __global float *dst) {
+    int j = get_global_id(0), i = get_global_id(1);
+    if (i >= dh || j >= dw) return;
+    __global const float *r0 = src + (2 * i) * sw + 2 * j;
+    __global const float *r1 = r0 + sw;
+    dst[i * dw + j] = 0.25f * ((r0[0] + r0[1]) + (r1[0] + r1[1]));
+}

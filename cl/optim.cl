@@ -48,3 +48,10 @@ __kernel void optim_adam(const int n, __global float *x, __global const float *g
     float xi = x[i] - step * mi / (sqrt(vi) * rsq + eps);
     x[i] = clamp01 ? clamp(xi, 0.0f, 1.0f) : xi;
 }
+
+/* Iterate averaging: avg += w * (x - avg), w = (1 - decay) / (1 - decay^t). */
+__kernel void optim_ema(const int n, __global float *avg, __global const float *x,
+                        const float w) {
+    int i = get_global_id(0);
+    if (i < n) avg[i] += w * (x[i] - avg[i]);
+}

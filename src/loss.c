@@ -201,3 +201,148 @@ fail:
     nst_buffer_free(rt, r.partial);
     return st;
 }
+
+/* ---- guided (masked) Gram matrices ------------------------------------- */
+
+/* Fails unless buf holds at least `count` floats. */
+static nst_status check_floats(nst_runtime *rt, const char *what, const char *name, cl_mem buf,
+                               size_t count) {
+    nst_status st = NST_OK;
+    size_t bytes = 0;
+    if (!buf)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "%s: %s buffer is NULL", what, name);
+    NST_CL(RTM(rt), clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof bytes, &bytes, NULL));
+    if (bytes < count * sizeof(float))
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "%s: %s buffer holds %zu floats, %zu "
+                        "needed (is the mask at this layer's resolution?)", what, name,
+                        bytes / sizeof(float), count);
+fail:
+    return st;
+}
+
+/* out[C,M] = x[C,M] diag(mask) / sqrt(s[0]) (0 when s[0] is 0); out may be x. */
+static nst_status mask_mul(nst_runtime *rt, size_t c, size_t m, cl_mem x, cl_mem mask, cl_mem s,
+                           cl_mem out) {
+    int n = (int)(c * m), im = (int)m, slot = 0;
+    size_t wg = nst_wg_1d(rt), global = nst_round_up((size_t)n, wg);
+    return nst_launch(rt, "loss", "loss_mask_mul", 1, &global, &wg, 7, sizeof(int), &n,
+                      sizeof(int), &im, sizeof(cl_mem), &x, sizeof(cl_mem), &mask,
+                      sizeof(cl_mem), &s, sizeof(int), &slot, sizeof(cl_mem), &out);
+}
+
+/* Checks f and the mask, computes s[0] = S = sum of mask^2 into a new
+ * one-float buffer *s (the caller frees it) and fm = F diag(m) / sqrt(S). */
+static nst_status masked_features(nst_runtime *rt, const char *what, const nst_tensor *f,
+                                  cl_mem mask, cl_mem fm, cl_mem *s) {
+    nst_status st = NST_OK;
+    size_t c = (size_t)f->c, m = (size_t)f->h * f->w;
+    *s = NULL;
+    NST_TRY(check_feature(rt, what, f));
+    if (f->count > (size_t)INT_MAX)
+        return nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s: %zu elements exceed the kernel's int "
+                        "indexing", what, f->count);
+    NST_TRY(check_floats(rt, what, "mask", mask, m));
+    NST_TRY(check_floats(rt, what, "masked feature scratch", fm, c * m));
+    NST_TRY(nst_buffer_create(rt, sizeof(float), s));
+    NST_TRY(nst_sum_squares(rt, mask, m, *s, 0));
+    NST_TRY(mask_mul(rt, c, m, f->buf, mask, *s, fm));
+    return NST_OK;
+fail:
+    nst_buffer_free(rt, *s);
+    *s = NULL;
+    return st;
+}
+
+nst_status nst_gram_masked(nst_runtime *rt, cl_mem g, const nst_tensor *f, cl_mem mask,
+                           cl_mem fm_scratch, float scale, int accumulate) {
+    nst_status st = NST_OK;
+    cl_mem own = NULL, s = NULL;
+    size_t c = (size_t)f->c, m = (size_t)f->h * f->w;
+    float beta = accumulate ? 1.0f : 0.0f;
+    NST_TRY(check_feature(rt, "masked Gram", f));
+    NST_TRY(check_floats(rt, "masked Gram", "Gram", g, c * c));
+    if (!mask) /* the whole image: the plain Gram */
+        return nst_gemm(rt, 0, 1, c, c, m, scale / (float)((double)c * m), f->buf, 0, m,
+                        f->buf, 0, m, beta, g, 0, c);
+    if (!fm_scratch) {
+        NST_TRY(nst_buffer_create(rt, c * m * sizeof(float), &own));
+        fm_scratch = own;
+    }
+    NST_TRY(masked_features(rt, "masked Gram", f, mask, fm_scratch, &s));
+    /* G[C,C] = scale/C * Fm Fm^T + beta G, Fm = F diag(m) / sqrt(S) */
+    NST_TRY(nst_gemm(rt, 0, 1, c, c, m, scale / (float)c, fm_scratch, 0, m, fm_scratch, 0, m,
+                     beta, g, 0, c));
+fail:
+    nst_buffer_free(rt, s);
+    nst_buffer_free(rt, own);
+    return st;
+}
+
+nst_status nst_style_loss_masked(nst_runtime *rt, const nst_tensor *f, cl_mem mask,
+                                 cl_mem gram_scratch, cl_mem fm_scratch, cl_mem target,
+                                 float target_norm2, float weight, nst_tensor *df,
+                                 cl_mem values, size_t slot) {
+    nst_status st = NST_OK;
+    reduction r = {0, 0, NULL};
+    cl_mem s = NULL;
+    const char *what = "masked style loss";
+    if (!mask)
+        return nst_style_loss(rt, f, gram_scratch, target, target_norm2, weight, df, values,
+                              slot);
+    NST_TRY(check_feature(rt, what, f));
+    if (df && !same_shape(f, df))
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "%s: feature %dx%dx%dx%d and gradient "
+                        "%dx%dx%dx%d differ", what, f->n, f->c, f->h, f->w, df->n, df->c,
+                        df->h, df->w);
+    if (!(target_norm2 > 0.0f) || !isfinite(target_norm2))
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "%s: the region's style target has squared norm %g; it must be positive "
+                        "and finite (is the region's style mask empty at this layer, or the "
+                        "style image black there?)", what, (double)target_norm2);
+    size_t c = (size_t)f->c, m = (size_t)f->h * f->w, cc = c * c;
+    NST_TRY(check_floats(rt, what, "Gram scratch", gram_scratch, cc));
+    NST_TRY(check_floats(rt, what, "target", target, cc));
+    /* fm = F diag(m) / sqrt(S); G_r = fm fm^T / C */
+    NST_TRY(masked_features(rt, what, f, mask, fm_scratch, &s));
+    NST_TRY(nst_gemm(rt, 0, 1, c, c, m, 1.0f / (float)c, fm_scratch, 0, m, fm_scratch, 0, m,
+                     0.0f, gram_scratch, 0, c));
+    NST_TRY(reduction_begin(rt, "loss_style_diff", cc, &r));
+    int n = (int)cc;
+    size_t global = r.groups * r.wg;
+    NST_TRY(nst_launch(rt, "loss", "loss_style_diff", 1, &global, &r.wg, 5, sizeof(int), &n,
+                       sizeof(cl_mem), &gram_scratch, sizeof(cl_mem), &target, sizeof(cl_mem),
+                       &r.partial, r.wg * sizeof(float), NULL));
+    st = reduction_end(rt, &r, values, slot, target_norm2);
+    if (st != NST_OK) goto fail;
+    if (df) {
+        /* fm := F diag(m^2) / S, then
+         * dF[C,M] += weight * 4 / (C*||A||^2) * (G_r - A)[C,C] fm[C,M] */
+        NST_TRY(mask_mul(rt, c, m, fm_scratch, mask, s, fm_scratch));
+        double alpha = 4.0 * weight / ((double)c * target_norm2);
+        NST_TRY(nst_gemm(rt, 0, 0, c, m, c, (float)alpha, gram_scratch, 0, c, fm_scratch, 0, m,
+                         1.0f, df->buf, 0, m));
+    }
+fail:
+    nst_buffer_free(rt, r.partial);
+    nst_buffer_free(rt, s);
+    return st;
+}
+
+nst_status nst_mask_downsample(nst_runtime *rt, cl_mem dst, int dh, int dw, cl_mem src, int sh,
+                               int sw) {
+    nst_status st = NST_OK;
+    const char *what = "mask downsampling";
+    if (sh < 2 || sw < 2 || dh != sh / 2 || dw != sw / 2 || (size_t)sh * sw > (size_t)INT_MAX)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "%s: %dx%d to %dx%d; a 2x2 pool maps H x "
+                        "W (each at least 2) to floor(H/2) x floor(W/2)", what, sh, sw, dh, dw);
+    NST_TRY(check_floats(rt, what, "source", src, (size_t)sh * sw));
+    NST_TRY(check_floats(rt, what, "destination", dst, (size_t)dh * dw));
+    size_t local[2] = {8, 8};
+    if (local[0] * local[1] > rt->info.max_work_group) local[0] = local[1] = 1;
+    size_t global[2] = {nst_round_up((size_t)dw, local[0]), nst_round_up((size_t)dh, local[1])};
+    NST_TRY(nst_launch(rt, "loss", "loss_mask_down", 2, global, local, 5, sizeof(int), &dh,
+                       sizeof(int), &dw, sizeof(cl_mem), &src, sizeof(int), &sw, sizeof(cl_mem),
+                       &dst));
+fail:
+    return st;
+}

@@ -52,4 +52,54 @@ nst_status nst_style_loss(nst_runtime *rt, const nst_tensor *f, cl_mem gram_scra
 nst_status nst_tv_loss(nst_runtime *rt, const nst_tensor *x, float weight, nst_tensor *dx,
                        cl_mem values, size_t slot);
 
+/* ---- guided (masked) Gram matrices: spatial control -------------------- */
+/* After Gatys et al. 2017, "Controlling perceptual factors in neural style
+ * transfer". A region r has a soft mask m (M = H*W floats in [0,1] at the
+ * feature map's resolution, see nst_mask_downsample). With S = sum_p m_p^2
+ * and F_r = F diag(m) (each position scaled by its mask value):
+ *
+ *   masked Gram   G_r = F_r F_r^T / (C*S)
+ *   region loss   L_r = ||G_r - A_r||^2 / ||A_r||^2
+ *   gradient      dL_r/dF = 4 (G_r - A_r) F diag(m^2) / (C*S*||A_r||^2)
+ *
+ * Dividing by S instead of M makes G_r a mean over the region, independent of
+ * its area (a region of uniform texture gives the same G_r whatever its
+ * size), and an all-ones mask (S = M) gives exactly the plain Gram and style
+ * loss above. For binary complementary masks, sum_r (S_r/M) G_r = G. A_r is
+ * the masked Gram of the style image assigned to region r under its own
+ * style mask, or its plain Gram (mask NULL) when it has none.
+ *
+ * S is computed on the device, so nothing is read back. An empty mask
+ * (S = 0 at this resolution) gives G_r = 0: the loss is then the constant 1
+ * with zero gradient.
+ *
+ * Scratch: the calls below allocate and release a one-float buffer for S and
+ * the reduction partials (at most 4 KiB). */
+
+/* g[C*C] = scale * G_r(f) (accumulate 0) or g += scale * G_r(f) (accumulate
+ * 1; blends several style images, start from a zeroed g). f: [1,C,H,W].
+ * mask: H*W floats, or NULL for the whole image (the plain Gram). fm_scratch:
+ * C*H*W floats the call overwrites, or NULL to allocate them for the call
+ * (targets are built once, so that is fine there). */
+nst_status nst_gram_masked(nst_runtime *rt, cl_mem g, const nst_tensor *f, cl_mem mask,
+                           cl_mem fm_scratch, float scale, int accumulate);
+
+/* Region style loss L_r of f against the target Gram `target` (C*C floats)
+ * with target_norm2 = ||A_r||^2 > 0 (nst_sum_squares once, read back).
+ * mask: H*W floats, or NULL for the whole image (then as nst_style_loss).
+ * gram_scratch: C*C floats, overwritten (ends holding G_r - A_r).
+ * fm_scratch: C*H*W floats, overwritten. df: NULL or += weight * gradient.
+ * The unweighted value goes to values[slot]. */
+nst_status nst_style_loss_masked(nst_runtime *rt, const nst_tensor *f, cl_mem mask,
+                                 cl_mem gram_scratch, cl_mem fm_scratch, cl_mem target,
+                                 float target_norm2, float weight, nst_tensor *df,
+                                 cl_mem values, size_t slot);
+
+/* One 2x2 pooling step for a mask: dst[dh*dw] = mean of each 2x2 block of
+ * src[sh*sw], with dh = sh/2 and dw = sw/2 (floor, as VGG's pools; an odd
+ * last row or column is dropped). Chain it once per pool between the image
+ * and a layer to get that layer's mask (convolutions keep the size). */
+nst_status nst_mask_downsample(nst_runtime *rt, cl_mem dst, int dh, int dw, cl_mem src, int sh,
+                               int sw);
+
 #endif

@@ -432,3 +432,43 @@ nst_status nst_optim_step(nst_runtime *rt, nst_optim *o, nst_tensor *x, nst_eval
     return o->p.kind == NST_OPTIM_LBFGS ? lbfgs_step(rt, o, x, f, ctx, loss)
                                         : adam_step(rt, o, x, f, ctx, loss);
 }
+
+/* ---- iterate averaging -------------------------------------------------- */
+
+static nst_status ema_check(nst_runtime *rt, const char *what, const nst_tensor *a,
+                            const nst_tensor *b, int step) {
+    if (a->n != b->n || a->c != b->c || a->h != b->h || a->w != b->w)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "%s: tensors %dx%dx%dx%d and %dx%dx%dx%d "
+                        "differ in shape", what, a->n, a->c, a->h, a->w, b->n, b->c, b->h,
+                        b->w);
+    if (a->count > (size_t)INT_MAX)
+        return nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s: %zu values exceed the kernel's int "
+                        "indexing", what, a->count);
+    if (step < 1)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "%s: step %d; steps count updates from "
+                        "1", what, step);
+    return NST_OK;
+}
+
+nst_status nst_ema_update(nst_runtime *rt, nst_tensor *avg, const nst_tensor *x, float decay,
+                          int step) {
+    nst_status st = ema_check(rt, "iterate average", avg, x, step);
+    if (st != NST_OK) return st;
+    if (!(decay >= 0.0f && decay < 1.0f))
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "iterate average: decay %g must be in "
+                        "[0, 1)", (double)decay);
+    if (step == 1 || decay == 0.0f) return nst_tensor_copy(rt, avg, x);
+    /* w_t = (1 - d) / (1 - d^t), in double: d^t is close to 1 for d near 1 */
+    double d = decay, w = (1.0 - d) / -expm1((double)step * log(d));
+    float wf = (float)w;
+    int n = (int)avg->count;
+    size_t wg = nst_wg_1d(rt), global = nst_round_up(avg->count, wg);
+    return nst_launch(rt, "optim", "optim_ema", 1, &global, &wg, 4, sizeof(int), &n,
+                      sizeof(cl_mem), &avg->buf, sizeof(cl_mem), &x->buf, sizeof(float), &wf);
+}
+
+nst_status nst_ema_read(nst_runtime *rt, nst_tensor *dst, const nst_tensor *avg, int step) {
+    nst_status st = ema_check(rt, "iterate average read", dst, avg, step);
+    if (st != NST_OK) return st;
+    return nst_tensor_copy(rt, dst, avg);
+}

@@ -62,4 +62,27 @@ nst_status nst_optim_reset(nst_runtime *rt, nst_optim *o);
 size_t nst_optim_memory_bytes(const nst_optim_params *p, size_t n);
 void nst_optim_free(nst_runtime *rt, nst_optim *o);
 
+/* ---- iterate averaging -------------------------------------------------- */
+/* An exponential moving average of the iterates x_1, x_2, ... with
+ * zero-debiasing, as crowsonkb's style-transfer averages its Adam iterates
+ * against last-iteration noise:
+ *
+ *   u_t = decay * u_{t-1} + (1 - decay) * x_t,  u_0 = 0
+ *   avg_t = u_t / (1 - decay^t)
+ *
+ * `avg` holds avg_t itself (already corrected), updated by the equivalent
+ * recurrence avg_t = avg_{t-1} + w_t (x_t - avg_{t-1}) with
+ * w_t = (1 - decay) / (1 - decay^t), so w_1 = 1: the first update copies x
+ * (whatever avg held) and later ones are never biased toward zero. The
+ * caller owns both tensors; no state besides avg and the step count. */
+
+/* avg := avg_step given avg_{step-1} and x = x_step. step counts updates
+ * from 1 (step 1 starts a new average); decay in [0,1) (0: avg = x). avg and
+ * x have the same shape. */
+nst_status nst_ema_update(nst_runtime *rt, nst_tensor *avg, const nst_tensor *x, float decay,
+                          int step);
+/* dst := the corrected average held in avg (a copy; same shape). step is the
+ * number of updates made, which must be at least 1. */
+nst_status nst_ema_read(nst_runtime *rt, nst_tensor *dst, const nst_tensor *avg, int step);
+
 #endif
