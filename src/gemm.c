@@ -23,11 +23,33 @@ nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
                     float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                     size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
     if (m == 0 || n == 0) return NST_OK;
+    const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+    const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+    /* CLBlast pads awkward shapes through a temporary buffer that it would
+     * otherwise create and release on every call; keep one, grown on demand,
+     * so the iterations allocate nothing. (The in-order queue keeps reuse
+     * safe.) */
+    size_t temp = 0;
+    CLBlastStatusCode s = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, m, n, k, a_off,
+                                                     lda, b_off, ldb, c_off, ldc, &rt->queue,
+                                                     &temp);
+    if (s != CLBlastSuccess) return blas_status(rt, s, "CLBlastSGemmTempBufferSize", NULL);
+    if (temp > rt->gemm_temp_bytes) {
+        nst_buffer_free(rt, rt->gemm_temp);
+        rt->gemm_temp = NULL;
+        rt->gemm_temp_bytes = 0;
+        nst_status st = nst_buffer_create(rt, temp, &rt->gemm_temp);
+        if (st != NST_OK) return st;
+        rt->gemm_temp_bytes = temp;
+    }
     cl_event ev = NULL;
-    CLBlastStatusCode s = CLBlastSgemm(
-        CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-        trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, b,
-        b_off, ldb, beta, c, c_off, ldc, &rt->queue, EVP);
+    if (temp > 0)
+        s = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda,
+                                       b, b_off, ldb, beta, c, c_off, ldc, &rt->queue, EVP,
+                                       rt->gemm_temp);
+    else
+        s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off,
+                         ldb, beta, c, c_off, ldc, &rt->queue, EVP);
     return blas_status(rt, s, "CLBlastSgemm", ev);
 }
 

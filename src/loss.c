@@ -38,13 +38,12 @@ static nst_status reduction_begin(nst_runtime *rt, const char *kernel, size_t n,
     r->groups = (n + r->wg - 1) / r->wg;
     if (r->groups > 4 * r->wg) r->groups = 4 * r->wg;
     if (r->groups < 1) r->groups = 1;
-    NST_TRY(nst_buffer_create(rt, r->groups * sizeof(float), &r->partial));
+    NST_TRY(nst_small_scratch(rt, r->groups * sizeof(float), &r->partial));
 fail:
     return st;
 }
 
-/* Sums the partials into out[slot] / denom and releases them (OpenCL keeps
- * the buffer alive until the queued kernels are done with it). */
+/* Sums the partials (in the runtime's small scratch) into out[slot] / denom. */
 static nst_status reduction_end(nst_runtime *rt, reduction *r, cl_mem out, size_t slot,
                                 float denom) {
     nst_status st = NST_OK;
@@ -56,7 +55,6 @@ static nst_status reduction_end(nst_runtime *rt, reduction *r, cl_mem out, size_
                        sizeof(cl_mem), &r->partial, sizeof(cl_mem), &out, sizeof(int), &islot,
                        sizeof(float), &denom, wg * sizeof(float), NULL));
 fail:
-    nst_buffer_free(rt, r->partial);
     r->partial = NULL;
     return st;
 }
@@ -73,7 +71,6 @@ static nst_status reduce_plain(nst_runtime *rt, cl_mem x, size_t n, int mode, cl
                        r.wg * sizeof(float), NULL));
     return reduction_end(rt, &r, out, slot, 1.0f);
 fail:
-    nst_buffer_free(rt, r.partial);
     return st;
 }
 
@@ -117,7 +114,6 @@ nst_status nst_content_loss(nst_runtime *rt, const nst_tensor *f, const nst_tens
                        r.wg * sizeof(float), NULL));
     return reduction_end(rt, &r, values, slot, p_norm2);
 fail:
-    nst_buffer_free(rt, r.partial);
     return st;
 }
 
@@ -174,7 +170,6 @@ nst_status nst_style_loss(nst_runtime *rt, const nst_tensor *f, cl_mem gram_scra
     }
     return NST_OK;
 fail:
-    nst_buffer_free(rt, r.partial);
     return st;
 }
 
@@ -198,7 +193,6 @@ nst_status nst_tv_loss(nst_runtime *rt, const nst_tensor *x, float weight, nst_t
                        r.wg * sizeof(float), NULL));
     return reduction_end(rt, &r, values, slot, count);
 fail:
-    nst_buffer_free(rt, r.partial);
     return st;
 }
 
@@ -323,7 +317,6 @@ nst_status nst_style_loss_masked(nst_runtime *rt, const nst_tensor *f, cl_mem ma
                          1.0f, df->buf, 0, m));
     }
 fail:
-    nst_buffer_free(rt, r.partial);
     nst_buffer_free(rt, s);
     return st;
 }

@@ -73,6 +73,12 @@ struct nst_runtime {
     int cache_hits, cache_misses;
     /* device memory accounting: every nst_tensor goes through it */
     size_t mem_now, mem_peak;
+    /* reusable scratch: CLBlast's GEMM padding buffer, and the partial sums
+     * of reductions (safe to reuse because the queue is in order) */
+    cl_mem gemm_temp;
+    size_t gemm_temp_bytes;
+    cl_mem small_scratch;
+    size_t small_scratch_bytes;
     /* profiling: events of enqueued kernels when profile is on */
     nst_prof_event *events;
     int nevents, cap_events;
@@ -129,6 +135,17 @@ nst_status nst_tensor_upload(nst_runtime *rt, nst_tensor *t, const float *src);
 nst_status nst_tensor_download(nst_runtime *rt, const nst_tensor *t, float *dst);
 nst_status nst_tensor_fill(nst_runtime *rt, nst_tensor *t, float value);
 nst_status nst_tensor_copy(nst_runtime *rt, nst_tensor *dst, const nst_tensor *src);
+
+/* The runtime's small scratch buffer of at least `bytes` (grown on demand,
+ * owned by rt). Kernels using it must be enqueued before the next user's:
+ * the in-order queue then keeps its contents valid between them. */
+nst_status nst_small_scratch(nst_runtime *rt, size_t bytes, cl_mem *out);
+
+/* Device bytes held by tensors and buffers, not counting the runtime's own
+ * reusable scratch (what a leak check should compare). */
+static inline size_t nst_mem_in_use(const nst_runtime *rt) {
+    return rt->mem_now - rt->gemm_temp_bytes - rt->small_scratch_bytes;
+}
 
 /* A raw device buffer of `bytes`, counted like tensors. */
 nst_status nst_buffer_create(nst_runtime *rt, size_t bytes, cl_mem *out);

@@ -283,6 +283,8 @@ void nst_runtime_close(nst_runtime *rt) {
     if (rt->queue) clFinish(rt->queue);
     for (int i = 0; i < rt->nevents; i++) clReleaseEvent(rt->events[i].ev);
     free(rt->events);
+    nst_buffer_free(rt, rt->gemm_temp);
+    nst_buffer_free(rt, rt->small_scratch);
     for (int i = 0; i < rt->nkernels; i++) clReleaseKernel(rt->kernels[i].kernel);
     for (int i = 0; i < NST_MAX_PROGRAMS; i++)
         if (rt->programs[i]) clReleaseProgram(rt->programs[i]);

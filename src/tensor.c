@@ -104,3 +104,17 @@ nst_status nst_tensor_copy(nst_runtime *rt, nst_tensor *dst, const nst_tensor *s
 fail:
     return st;
 }
+
+nst_status nst_small_scratch(nst_runtime *rt, size_t bytes, cl_mem *out) {
+    if (bytes > rt->small_scratch_bytes) {
+        size_t want = bytes < 16384 ? 16384 : bytes;
+        nst_buffer_free(rt, rt->small_scratch);
+        rt->small_scratch = NULL;
+        rt->small_scratch_bytes = 0;
+        nst_status st = nst_buffer_create(rt, want, &rt->small_scratch);
+        if (st != NST_OK) return st;
+        rt->small_scratch_bytes = want;
+    }
+    *out = rt->small_scratch;
+    return NST_OK;
+}

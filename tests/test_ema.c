@@ -122,7 +122,7 @@ static void test_ema_bad_args(void **state) {
     assert_int_equal(nst_ema_read(rt, b, a, 1), NST_ERR_INVALID_ARG);
     nst_tensor_free(rt, a);
     nst_tensor_free(rt, b);
-    assert_int_equal(rt->mem_now, 0);
+    assert_int_equal(nst_mem_in_use(rt), 0);
 }
 
 int main(void) {

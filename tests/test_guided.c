@@ -580,7 +580,7 @@ static void test_bad_args(void **state) {
     nst_buffer_free(rt, fm);
     nst_buffer_free(rt, tiny);
     assert_int_equal(nst_finish(rt), NST_OK);
-    assert_int_equal(rt->mem_now, 0);
+    assert_int_equal(nst_mem_in_use(rt), 0);
 }
 
 int main(void) {

@@ -424,7 +424,7 @@ static void test_bad_args(void **state) {
     nst_tensor_free(rt, a);
     nst_tensor_free(rt, b);
     nst_buffer_free(rt, values);
-    assert_int_equal(rt->mem_now, 0);
+    assert_int_equal(nst_mem_in_use(rt), 0);
 }
 
 int main(void) {

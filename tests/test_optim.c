@@ -487,10 +487,10 @@ static void test_memory_and_args(void **state) {
         nst_optim_params p;
         nst_optim_defaults(&p, kind);
         p.history = 7;
-        size_t before = rt->mem_now, n = 1000;
+        size_t before = nst_mem_in_use(rt), n = 1000;
         nst_optim *o = NULL;
         assert_int_equal(nst_optim_create(rt, &p, n, &o), NST_OK);
-        assert_int_equal(rt->mem_now - before, nst_optim_memory_bytes(&p, n));
+        assert_int_equal(nst_mem_in_use(rt) - before, nst_optim_memory_bytes(&p, n));
         /* a tensor of another size is refused */
         nst_tensor *x = NULL;
         assert_int_equal(nst_tensor_create(rt, 1, 3, 2, 2, &x), NST_OK);
@@ -499,7 +499,7 @@ static void test_memory_and_args(void **state) {
         assert_int_equal(obj.calls, 0);
         nst_tensor_free(rt, x);
         nst_optim_free(rt, o);
-        assert_int_equal(rt->mem_now, before);
+        assert_int_equal(nst_mem_in_use(rt), before);
     }
     nst_optim_params p;
     nst_optim *o = NULL;

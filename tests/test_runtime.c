@@ -98,7 +98,7 @@ static void run_axpby(nst_runtime *rt) {
     assert_true(check_close_f("axpby", got, want, N, 1e-6, 1e-6));
     nst_tensor_free(rt, tx);
     nst_tensor_free(rt, ty);
-    assert_int_equal(rt->mem_now, 0);
+    assert_int_equal(nst_mem_in_use(rt), 0);
     assert_true(rt->mem_peak >= 2 * N * sizeof(float));
 }
 

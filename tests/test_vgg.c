@@ -382,7 +382,7 @@ static void test_banded(void **state) {
 static void test_resize_memory(void **state) {
     nst_weights *w = gen(8, 1.0 / 16, 16);
     vcase k = {{"relu1_1", "relu2_1", "relu3_1"}, 3, 0, 40, 30, 0, 0};
-    size_t before = rt->mem_now;
+    size_t before = nst_mem_in_use(rt);
     nst_vgg *m = NULL;
     assert_int_equal(nst_vgg_create(rt, w, k.taps, k.ntaps, 0, &m), NST_OK);
     const int sizes[3][2] = {{40, 30}, {17, 23}, {4, 4}};
@@ -390,7 +390,7 @@ static void test_resize_memory(void **state) {
         k.H = sizes[s][0];
         k.W = sizes[s][1];
         assert_int_equal(nst_vgg_resize(rt, m, k.H, k.W), NST_OK);
-        assert_int_equal(rt->mem_now - before, nst_vgg_memory_bytes(m, k.H, k.W));
+        assert_int_equal(nst_mem_in_use(rt) - before, nst_vgg_memory_bytes(m, k.H, k.W));
         check_case(m, w, &k, 200 + s);
     }
     /* FLOPs by hand: conv1_1 3->4, conv1_2 4->4 at 4x4, conv2_1 4->8 at 2x2, conv2_2
@@ -401,7 +401,7 @@ static void test_resize_memory(void **state) {
     assert_non_null(strstr(nst_last_error(rt), "4x4"));
     assert_int_equal(nst_vgg_memory_bytes(m, 3, 4), 0);
     nst_vgg_free(rt, m);
-    assert_int_equal(rt->mem_now, before);
+    assert_int_equal(nst_mem_in_use(rt), before);
     nst_weights_free(w);
 }
 
