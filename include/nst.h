@@ -133,6 +133,20 @@ typedef struct nst_params {
     const char *style_layers;    /* comma list, e.g. "relu1_1,relu2_1,..." */
     const double *style_layer_weights; /* one per style layer, or NULL = equal */
     int avg_pool;                /* 1: average pooling instead of max */
+    /* colour */
+    int preserve_colors;         /* output luminance with the content's chroma */
+    int luminance_only;          /* optimise on luminance (Gatys et al. 2017) */
+    int luminance_histogram;     /* luminance_only: match the style's luminance by
+                                    histogram instead of mean and deviation */
+    /* regions: masks[k] (grey images, white = style k) say where style k
+     * goes; NULL = the styles are blended over the whole image */
+    const nst_image *const *masks;
+    /* coarse to fine: `scales` sizes growing by sqrt(2) up to `size`; the
+     * first runs `iterations`, each later one `scale_iterations` */
+    int scales;
+    int scale_iterations;        /* 0 = iterations / 2 */
+    double average_decay;        /* > 0: the output is an exponential moving
+                                    average of the iterates with this decay */
 } nst_params;
 
 /* The defaults: a good image without touching anything. */
@@ -145,8 +159,10 @@ typedef struct nst_transfer nst_transfer;
 
 /* One progress event per iteration. */
 typedef struct nst_progress {
-    int iteration;      /* 1-based */
-    int iterations;     /* total planned */
+    int iteration;      /* 1-based, counted over all scales */
+    int iterations;     /* total planned over all scales */
+    int scale;          /* 1-based scale index */
+    int width, height;  /* the current scale's image size */
     int evaluations;    /* loss+gradient evaluations so far */
     double loss;        /* weighted total */
     double content;     /* weighted content term */

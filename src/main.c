@@ -55,6 +55,21 @@ static const char *usage_text =
     "      --init content|random|FILE  starting image (default content)\n"
     "      --seed N              seed for --init random (default 0)\n"
     "\n"
+    "Colour, regions, resolution\n"
+    "      --preserve-colors     keep the photo's colours: the result's luminance with\n"
+    "                            the photo's chroma\n"
+    "      --luminance-only      transfer luminance only (the style's brightness matched\n"
+    "                            to the photo's first), then keep the photo's colours\n"
+    "      --luminance-match mean|histogram  how the style's luminance is matched\n"
+    "                            (default mean: mean and deviation)\n"
+    "      --mask FILE[,FILE]    one grey mask per style image: white where that style\n"
+    "                            goes; regions are stylised independently\n"
+    "      --scales N            coarse to fine: N sizes growing by sqrt(2) up to --size\n"
+    "      --scale-iterations N  iterations of each scale after the first\n"
+    "                            (default: half of --iterations)\n"
+    "      --average-decay D     output the moving average of the iterates (e.g. 0.99)\n"
+    "                            instead of the last iterate, against late noise"
+    "\n"
     "The optimiser\n"
     "  -n, --iterations N        optimiser iterations (default 500)\n"
     "      --optimizer lbfgs|adam  (default lbfgs)\n"
@@ -87,6 +102,8 @@ typedef struct run_opts {
     const char *content, *output, *device, *weights, *init;
     char *styles[NST_MAX_STYLES];
     int nstyles;
+    char *masks[NST_MAX_STYLES];
+    int nmasks;
     double blend[NST_MAX_STYLES];
     int nblend;
     double layer_w[NST_MAX_LAYERS];
@@ -157,6 +174,36 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
                 o->styles[o->nstyles++] = tok;
             }
             if (o->nstyles == 0) return usage_error("--style: no file given");
+        } else if (IS("--mask", NULL)) {
+            static char mask_buf[4096];
+            if (strlen(v) >= sizeof mask_buf) return usage_error("--mask: list too long");
+            strcpy(mask_buf, v);
+            o->nmasks = 0;
+            for (char *tok = strtok(mask_buf, ","); tok; tok = strtok(NULL, ",")) {
+                if (o->nmasks == NST_MAX_STYLES)
+                    return usage_error("--mask: at most %d masks", NST_MAX_STYLES);
+                o->masks[o->nmasks++] = tok;
+            }
+        } else if (IS("--preserve-colors", NULL) || IS("--preserve-colours", NULL)) {
+            o->p.preserve_colors = 1;
+        } else if (IS("--luminance-only", NULL)) {
+            o->p.luminance_only = 1;
+        } else if (IS("--luminance-match", NULL)) {
+            if (!strcmp(v, "mean")) o->p.luminance_histogram = 0;
+            else if (!strcmp(v, "histogram")) o->p.luminance_histogram = 1;
+            else return usage_error("--luminance-match '%s': choose mean or histogram", v);
+        } else if (IS("--scales", NULL)) {
+            if (!cli_parse_int(v, &o->p.scales) || o->p.scales < 1 || o->p.scales > 12)
+                return usage_error("--scales '%s': give a whole number in 1..12", v);
+        } else if (IS("--scale-iterations", NULL)) {
+            if (!cli_parse_int(v, &o->p.scale_iterations) || o->p.scale_iterations < 1 ||
+                o->p.scale_iterations > 1000000)
+                return usage_error("--scale-iterations '%s': give a whole number in 1..1000000",
+                                   v);
+        } else if (IS("--average-decay", NULL)) {
+            if (!cli_parse_double(v, &o->p.average_decay, NULL) || o->p.average_decay < 0 ||
+                o->p.average_decay >= 1)
+                return usage_error("--average-decay '%s': give a number in [0, 1)", v);
         } else if (IS("--style-blend", NULL)) {
             o->nblend = parse_doubles(v, o->blend, NST_MAX_STYLES);
             if (o->nblend < 1)
@@ -248,6 +295,9 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
     if (!o->output) return usage_error("no output file: give -o OUTPUT.png");
     if (!cli_image_ext_ok(o->output))
         return usage_error("output '%s': the name must end in .png, .jpg or .jpeg", o->output);
+    if (o->nmasks && o->nmasks != o->nstyles)
+        return usage_error("--mask has %d masks for %d style images: give one per style",
+                           o->nmasks, o->nstyles);
     if (o->nblend && o->nblend != o->nstyles)
         return usage_error("--style-blend has %d weights for %d style images", o->nblend,
                            o->nstyles);
@@ -298,10 +348,11 @@ static int on_progress(const nst_progress *p, void *user) {
     double eta = rate > 0 ? (p->iterations - p->iteration) / rate : -1;
     if (o->json) {
         printf("{\"event\":\"iteration\",\"iteration\":%d,\"iterations\":%d,\"evaluations\":%d,"
+               "\"scale\":%d,\"width\":%d,\"height\":%d,"
                "\"loss\":%.9g,\"content\":%.9g,\"style\":%.9g,\"tv\":%.9g,\"elapsed\":%.4f,"
                "\"eta\":%.3f}\n",
-               p->iteration, p->iterations, p->evaluations, p->loss, p->content, p->style, p->tv,
-               p->elapsed, eta);
+               p->iteration, p->iterations, p->evaluations, p->scale, p->width, p->height,
+               p->loss, p->content, p->style, p->tv, p->elapsed, eta);
         fflush(stdout);
     }
     if (!o->quiet && !o->json) {
@@ -309,11 +360,15 @@ static int on_progress(const nst_progress *p, void *user) {
         fmt_duration(eta, etab, sizeof etab);
         int last = p->iteration == p->iterations;
         if (c->tty) {
+            char scale[48] = "";
+            if (o->p.scales > 1)
+                snprintf(scale, sizeof scale, "scale %d/%d %dx%d  ", p->scale, o->p.scales,
+                         p->width, p->height);
             fprintf(stderr,
-                    "\r\033[Kiteration %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  "
+                    "\r\033[K%siteration %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  "
                     "%.2f it/s  ETA %s%s",
-                    p->iteration, p->iterations, p->loss, p->content, p->style, p->tv, rate, etab,
-                    last ? "\n" : "");
+                    scale, p->iteration, p->iterations, p->loss, p->content, p->style, p->tv,
+                    rate, etab, last ? "\n" : "");
         } else if (p->iteration % o->print_every == 0 || p->iteration == 1 || last) {
             fprintf(stderr,
                     "iteration %d/%d  loss %.6g  content %.6g  style %.6g  tv %.6g  %.2f it/s\n",
@@ -347,6 +402,7 @@ static int run_transfer(int argc, char **argv) {
     nst_msg msg = {{0}};
     nst_image *content = NULL, *init = NULL, *result = NULL;
     nst_image *styles[NST_MAX_STYLES] = {0};
+    nst_image *masks[NST_MAX_STYLES] = {0};
     nst_runtime *rt = NULL;
     nst_model *model = NULL;
     char wpath[4096];
@@ -367,6 +423,13 @@ static int run_transfer(int argc, char **argv) {
             goto done;
         }
     }
+    for (int i = 0; i < o.nmasks; i++) {
+        if ((st = nst_image_read(o.masks[i], 0, &masks[i], &msg)) != NST_OK) {
+            fprintf(stderr, "nst: mask: %s\n", msg.text);
+            goto done;
+        }
+    }
+    if (o.nmasks) o.p.masks = (const nst_image *const *)masks;
     if (o.p.init == NST_INIT_IMAGE) {
         if ((st = nst_image_read(o.init, 0, &init, &msg)) != NST_OK) {
             fprintf(stderr, "nst: --init image: %s\n", msg.text);
@@ -420,7 +483,10 @@ done:
     nst_image_free(result);
     nst_image_free(content);
     nst_image_free(init);
-    for (int i = 0; i < NST_MAX_STYLES; i++) nst_image_free(styles[i]);
+    for (int i = 0; i < NST_MAX_STYLES; i++) {
+        nst_image_free(styles[i]);
+        nst_image_free(masks[i]);
+    }
     nst_model_free(model);
     nst_runtime_close(rt);
     return rc;

@@ -1,10 +1,12 @@
 /* transfer.c: the style-transfer loop behind nst_transfer_run.
  *
- * Targets are computed once (content taps, blended style Grams and their
- * norms), then the optimiser iterates on the image tensor. One evaluation:
- * VGG forward to the deepest tap, the losses (values into device slots,
- * weighted gradients accumulated into the tap gradients), VGG backward to the
- * image, total variation; the host reads back only the loss slots. */
+ * Targets are computed once per image size (content taps, style Grams and
+ * their norms, region masks), then the optimiser iterates on the image
+ * tensor. One evaluation: VGG forward to the deepest tap, the losses (values
+ * into device slots, weighted gradients accumulated into the tap gradients),
+ * VGG backward to the image, total variation; the host reads back only the
+ * loss slots. Around that: colour modes (post-hoc colour preservation,
+ * luminance-only transfer), coarse-to-fine scales and iterate averaging. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +15,8 @@
 
 #include "image.h"
 #include "loss.h"
-#include "nst_int.h"
 #include "optim.h"
-#include "vgg.h"
-#include "weights.h"
-
-struct nst_model {
-    nst_weights *weights;
-};
+#include "transfer_int.h"
 
 void nst_params_default(nst_params *p) {
     memset(p, 0, sizeof *p);
@@ -38,6 +34,7 @@ void nst_params_default(nst_params *p) {
     p->seed = 0;
     p->content_layers = "relu4_2";
     p->style_layers = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1";
+    p->scales = 1;
 }
 
 /* ---- models --------------------------------------------------------------- */
@@ -72,14 +69,9 @@ void nst_model_free(nst_model *m) {
     free(m);
 }
 
-/* ---- layer lists ---------------------------------------------------------- */
+/* ---- parameters ----------------------------------------------------------- */
 
-typedef struct layer_list {
-    int n;
-    char name[NST_MAX_LAYERS][16];
-} layer_list;
-
-static nst_status parse_layers(const char *spec, const char *what, layer_list *l, nst_msg *msg) {
+nst_status nst_layers_parse(const char *spec, const char *what, nst_layer_list *l, nst_msg *msg) {
     memset(l, 0, sizeof *l);
     if (!spec || !*spec) return nst_fail(msg, NST_ERR_INVALID_ARG, "no %s given", what);
     const char *p = spec;
@@ -111,7 +103,7 @@ static nst_status parse_layers(const char *spec, const char *what, layer_list *l
 }
 
 nst_status nst_params_check(const nst_params *p, int nstyles, const double *blend, nst_msg *msg) {
-    layer_list l;
+    nst_layer_list l;
     nst_status st;
     if (p->size < 16 || p->size > 65536)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "size %d is not in 16..65536", p->size);
@@ -133,13 +125,25 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
                         p->lbfgs_history);
     if (p->init == NST_INIT_IMAGE && !p->init_image)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "init from an image, but no image given");
-    if ((st = parse_layers(p->content_layers, "content layers", &l, msg)) != NST_OK) return st;
-    if ((st = parse_layers(p->style_layers, "style layers", &l, msg)) != NST_OK) return st;
+    if ((st = nst_layers_parse(p->content_layers, "content layers", &l, msg)) != NST_OK) return st;
+    if ((st = nst_layers_parse(p->style_layers, "style layers", &l, msg)) != NST_OK) return st;
     if (p->style_layer_weights)
         for (int i = 0; i < l.n; i++)
             if (!(p->style_layer_weights[i] >= 0) || !isfinite(p->style_layer_weights[i]))
                 return nst_fail(msg, NST_ERR_INVALID_ARG,
                                 "style layer weight %d is not a finite number >= 0", i + 1);
+    if (p->scales < 0 || p->scales > 12)
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "scales %d is not in 1..12", p->scales);
+    if (p->scale_iterations < 0 || p->scale_iterations > 1000000)
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "scale iterations %d is not in 1..1000000",
+                        p->scale_iterations);
+    if (p->scales > 1 && p->size / pow(2.0, 0.5 * (p->scales - 1)) < 32)
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "%d scales below size %d start under 32 pixels; use fewer scales",
+                        p->scales, p->size);
+    if (!(p->average_decay >= 0 && p->average_decay < 1))
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "average decay %g is not in [0, 1)",
+                        p->average_decay);
     if (nstyles < 1 || nstyles > NST_MAX_STYLES)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "%d style images; 1..%d are allowed", nstyles,
                         NST_MAX_STYLES);
@@ -158,28 +162,7 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
     return NST_OK;
 }
 
-/* ---- the run -------------------------------------------------------------- */
-
-/* Device loss slots: content layers, then style layers, then TV. */
-struct nst_transfer {
-    nst_runtime *rt;
-    const nst_params *p;
-    nst_vgg *vgg;
-    layer_list content, style;
-    double style_w[NST_MAX_LAYERS]; /* b * w_l per style layer */
-    nst_tensor *targets[NST_MAX_LAYERS]; /* content targets P */
-    float target_norm2[NST_MAX_LAYERS];  /* ||P||^2 */
-    cl_mem grams[NST_MAX_LAYERS];        /* blended style Grams A */
-    float gram_norm2[NST_MAX_LAYERS];    /* ||A||^2 */
-    cl_mem gram_scratch;
-    cl_mem values;
-    int nslots;
-    float *host_values;
-    nst_tensor *x;
-    nst_tensor *grad;
-    double last[3]; /* weighted content, style, tv of the last evaluation */
-    int evals;
-};
+/* ---- targets -------------------------------------------------------------- */
 
 static nst_status upload_image(nst_runtime *rt, const nst_image *img, nst_tensor **out) {
     nst_status st = nst_tensor_create(rt, 1, 3, img->h, img->w, out);
@@ -187,7 +170,7 @@ static nst_status upload_image(nst_runtime *rt, const nst_image *img, nst_tensor
     return st;
 }
 
-/* Resizes img so its longest side is `longest` (a copy when it already is). */
+/* Resizes img so its longest side is `longest`. */
 static nst_status fit_image(nst_runtime *rt, const nst_image *img, int longest, nst_image **out) {
     int w, h;
     nst_image_fit_size(img->w, img->h, longest, &w, &h);
@@ -200,12 +183,79 @@ static nst_status device_norm2(nst_runtime *rt, cl_mem x, size_t n, cl_mem slots
     return st;
 }
 
-static nst_status make_targets(nst_transfer *t, const nst_image *content,
-                               const nst_image *const *styles, int nstyles, const double *blend) {
+static void release_targets(nst_transfer *t) {
+    for (int l = 0; l < NST_MAX_LAYERS; l++) {
+        nst_tensor_free(t->rt, t->targets[l]);
+        t->targets[l] = NULL;
+        for (int r = 0; r < NST_MAX_STYLES; r++) {
+            nst_buffer_free(t->rt, t->grams[l][r]);
+            nst_buffer_free(t->rt, t->masks[l][r]);
+            t->grams[l][r] = t->masks[l][r] = NULL;
+        }
+    }
+    nst_buffer_free(t->rt, t->gram_scratch);
+    nst_buffer_free(t->rt, t->fm_scratch);
+    t->gram_scratch = t->fm_scratch = NULL;
+}
+
+/* A mask image as one plane at w x h: its luminance, resized. */
+static nst_status mask_plane(nst_runtime *rt, const nst_image *mask, int w, int h, float **out) {
+    nst_image *sized = NULL;
+    nst_status st = nst_image_resize(mask, w, h, &sized, RTM(rt));
+    if (st != NST_OK) return st;
+    float *y = malloc((size_t)w * h * sizeof *y);
+    if (!y) {
+        nst_image_free(sized);
+        return nst_fail(RTM(rt), NST_ERR_NOMEM, "mask");
+    }
+    nst_image_luminance_plane(sized, y);
+    for (size_t i = 0; i < (size_t)w * h; i++) y[i] = y[i] < 0 ? 0 : y[i] > 1 ? 1 : y[i];
+    nst_image_free(sized);
+    *out = y;
+    return NST_OK;
+}
+
+/* 2x2 average pooling of a plane in place (floor sizes, like VGG's pools). */
+static void pool_plane(float *m, int *h, int *w) {
+    int oh = *h / 2, ow = *w / 2;
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++)
+            m[y * ow + x] = 0.25f * (m[2 * y * *w + 2 * x] + m[2 * y * *w + 2 * x + 1] +
+                                     m[(2 * y + 1) * *w + 2 * x] + m[(2 * y + 1) * *w + 2 * x + 1]);
+    *h = oh;
+    *w = ow;
+}
+
+static nst_status make_masks(nst_transfer *t, const nst_image *content,
+                             const nst_image *const *masks) {
+    nst_runtime *rt = t->rt;
+    nst_status st = NST_OK;
+    float *plane = NULL;
+    for (int r = 0; r < t->nregions; r++) {
+        for (int l = 0; l < t->style.n; l++) {
+            const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
+            int h = content->h, w = content->w;
+            NST_TRY(mask_plane(rt, masks[r], w, h, &plane));
+            while (h > f->h || w > f->w) pool_plane(plane, &h, &w);
+            NST_TRY(nst_buffer_create(rt, (size_t)h * w * sizeof(float), &t->masks[l][r]));
+            NST_TRY(nst_write_floats(rt, t->masks[l][r], 0, (size_t)h * w, plane));
+            free(plane);
+            plane = NULL;
+        }
+    }
+fail:
+    free(plane);
+    return st;
+}
+
+nst_status nst_tr_targets(nst_transfer *t, const nst_image *content,
+                          const nst_image *const *styles, int nstyles, const double *blend,
+                          const nst_image *const *masks) {
     nst_runtime *rt = t->rt;
     nst_status st = NST_OK;
     nst_tensor *img = NULL;
     nst_image *sized = NULL;
+    release_targets(t);
 
     /* content targets at the output size */
     NST_TRY(upload_image(rt, content, &img));
@@ -216,80 +266,102 @@ static nst_status make_targets(nst_transfer *t, const nst_image *content,
         NST_TRY(nst_tensor_create(rt, f->n, f->c, f->h, f->w, &t->targets[i]));
         NST_TRY(nst_tensor_copy(rt, t->targets[i], f));
         NST_TRY(device_norm2(rt, f->buf, f->count, t->values, &t->target_norm2[i]));
-        if (!(t->target_norm2[i] > 0)) t->target_norm2[i] = 1; /* all-zero target */
+        if (!(t->target_norm2[i] > 0)) t->target_norm2[i] = 1; /* an all-zero target */
     }
     nst_tensor_free(rt, img);
     img = NULL;
 
-    /* style Grams, blended over the style images */
+    /* style Grams: blended into region 0, or one per region */
     for (int k = 0; k < nstyles; k++) {
-        double b = blend ? blend[k] : 1.0 / nstyles;
-        int longest = (int)lround(t->p->size * t->p->style_scale);
+        int r = t->nregions ? k : 0;
+        float b = t->nregions ? 1.0f : (float)(blend ? blend[k] : 1.0 / nstyles);
+        int longest = (int)lround(fmax(content->w, content->h) * t->p->style_scale);
         if (longest < 16) longest = 16;
         NST_TRY(fit_image(rt, styles[k], longest, &sized));
         NST_TRY(upload_image(rt, sized, &img));
         NST_TRY(nst_vgg_resize(rt, t->vgg, sized->h, sized->w));
         NST_TRY(nst_vgg_forward(rt, t->vgg, img));
-        for (int i = 0; i < t->style.n; i++) {
-            const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[i]);
-            if (!t->grams[i]) {
+        for (int l = 0; l < t->style.n; l++) {
+            const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
+            if (!t->grams[l][r]) {
                 float zero = 0;
                 size_t bytes = (size_t)f->c * f->c * sizeof(float);
-                NST_TRY(nst_buffer_create(rt, bytes, &t->grams[i]));
-                NST_CL(RTM(rt), clEnqueueFillBuffer(rt->queue, t->grams[i], &zero, sizeof zero,
-                                                    0, bytes, 0, NULL, NULL));
+                NST_TRY(nst_buffer_create(rt, bytes, &t->grams[l][r]));
+                NST_CL(RTM(rt), clEnqueueFillBuffer(rt->queue, t->grams[l][r], &zero,
+                                                    sizeof zero, 0, bytes, 0, NULL, NULL));
             }
-            NST_TRY(nst_gram_accumulate(rt, t->grams[i], f, (float)b));
+            NST_TRY(nst_gram_accumulate(rt, t->grams[l][r], f, b));
         }
         nst_tensor_free(rt, img);
         img = NULL;
         nst_image_free(sized);
         sized = NULL;
     }
-    size_t max_c = 1;
-    for (int i = 0; i < t->style.n; i++) {
-        const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[i]);
+
+    /* back to the output size: norms, scratch, masks */
+    NST_TRY(nst_vgg_resize(rt, t->vgg, content->h, content->w));
+    size_t max_c = 1, max_cm = 1;
+    for (int l = 0; l < t->style.n; l++) {
+        const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
         if ((size_t)f->c > max_c) max_c = (size_t)f->c;
-        NST_TRY(device_norm2(rt, t->grams[i], (size_t)f->c * f->c, t->values,
-                             &t->gram_norm2[i]));
-        if (!(t->gram_norm2[i] > 0)) t->gram_norm2[i] = 1;
+        if (f->count > max_cm) max_cm = f->count;
+        for (int r = 0; r < (t->nregions ? t->nregions : 1); r++) {
+            NST_TRY(device_norm2(rt, t->grams[l][r], (size_t)f->c * f->c, t->values,
+                                 &t->gram_norm2[l][r]));
+            if (!(t->gram_norm2[l][r] > 0)) t->gram_norm2[l][r] = 1;
+        }
     }
     NST_TRY(nst_buffer_create(rt, max_c * max_c * sizeof(float), &t->gram_scratch));
-    NST_TRY(nst_vgg_resize(rt, t->vgg, content->h, content->w));
+    if (t->nregions) {
+        NST_TRY(nst_buffer_create(rt, max_cm * sizeof(float), &t->fm_scratch));
+        NST_TRY(make_masks(t, content, masks));
+    }
 fail:
     nst_tensor_free(rt, img);
     nst_image_free(sized);
     return st;
 }
 
-/* One loss + gradient evaluation at x. */
-static nst_status evaluate(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_tensor *grad,
+/* ---- evaluation ----------------------------------------------------------- */
+
+nst_status nst_tr_evaluate(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_tensor *grad,
                            double *loss) {
     nst_transfer *t = ctx;
     const nst_params *p = t->p;
     nst_status st = NST_OK;
+    int nr = t->nregions ? t->nregions : 1;
     NST_TRY(nst_vgg_forward(rt, t->vgg, x));
     NST_TRY(nst_vgg_zero_grad(rt, t->vgg));
-    int slot = 0;
+    size_t slot = 0;
     for (int i = 0; i < t->content.n; i++, slot++) {
         const char *name = t->content.name[i];
         NST_TRY(nst_content_loss(rt, nst_vgg_tap(t->vgg, name), t->targets[i],
                                  t->target_norm2[i], (float)p->content_weight,
-                                 nst_vgg_tap_grad(t->vgg, name), t->values, (size_t)slot));
+                                 nst_vgg_tap_grad(t->vgg, name), t->values, slot));
     }
-    for (int i = 0; i < t->style.n; i++, slot++) {
-        const char *name = t->style.name[i];
-        NST_TRY(nst_style_loss(rt, nst_vgg_tap(t->vgg, name), t->gram_scratch, t->grams[i],
-                               t->gram_norm2[i], (float)t->style_w[i],
-                               nst_vgg_tap_grad(t->vgg, name), t->values, (size_t)slot));
+    for (int l = 0; l < t->style.n; l++) {
+        const char *name = t->style.name[l];
+        const nst_tensor *f = nst_vgg_tap(t->vgg, name);
+        nst_tensor *df = nst_vgg_tap_grad(t->vgg, name);
+        for (int r = 0; r < nr; r++, slot++) {
+            if (t->nregions)
+                NST_TRY(nst_style_loss_masked(rt, f, t->masks[l][r], t->gram_scratch,
+                                              t->fm_scratch, t->grams[l][r], t->gram_norm2[l][r],
+                                              (float)t->style_w[l], df, t->values, slot));
+            else
+                NST_TRY(nst_style_loss(rt, f, t->gram_scratch, t->grams[l][0],
+                                       t->gram_norm2[l][0], (float)t->style_w[l], df, t->values,
+                                       slot));
+        }
     }
     NST_TRY(nst_vgg_backward(rt, t->vgg, grad));
-    NST_TRY(nst_tv_loss(rt, x, (float)p->tv_weight, grad, t->values, (size_t)slot));
+    NST_TRY(nst_tv_loss(rt, x, (float)p->tv_weight, grad, t->values, slot));
     NST_TRY(nst_read_floats(rt, t->values, 0, (size_t)t->nslots, t->host_values));
     double c = 0, s = 0;
     slot = 0;
     for (int i = 0; i < t->content.n; i++) c += p->content_weight * t->host_values[slot++];
-    for (int i = 0; i < t->style.n; i++) s += t->style_w[i] * t->host_values[slot++];
+    for (int l = 0; l < t->style.n; l++)
+        for (int r = 0; r < nr; r++) s += t->style_w[l] * t->host_values[slot++];
     double tv = p->tv_weight * t->host_values[slot];
     t->last[0] = c;
     t->last[1] = s;
@@ -299,17 +371,80 @@ static nst_status evaluate(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_
     if (!isfinite(*loss))
         return nst_fail(RTM(rt), NST_ERR_NUMERIC,
                         "the loss became %g at evaluation %d (content %g, style %g, tv %g); "
-                        "try smaller weights or --optimizer adam with a smaller --learning-rate",
+                        "try smaller weights, or --optimizer adam with a smaller "
+                        "--learning-rate",
                         *loss, t->evals, c, s, tv);
 fail:
     return st;
 }
 
-nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out) {
+/* ---- setup and images ----------------------------------------------------- */
+
+nst_status nst_tr_setup(nst_transfer *t, nst_runtime *rt, nst_model *model, const nst_params *p,
+                        int nregions) {
+    nst_status st = NST_OK;
+    memset(t, 0, sizeof *t);
+    t->rt = rt;
+    t->p = p;
+    t->nregions = nregions;
+    NST_TRY(nst_layers_parse(p->content_layers, "content layers", &t->content, RTM(rt)));
+    NST_TRY(nst_layers_parse(p->style_layers, "style layers", &t->style, RTM(rt)));
+    double wsum = 0;
+    for (int i = 0; i < t->style.n; i++)
+        wsum += p->style_layer_weights ? p->style_layer_weights[i] : 1;
+    for (int i = 0; i < t->style.n; i++)
+        t->style_w[i] = p->style_weight *
+                        (p->style_layer_weights ? p->style_layer_weights[i] : 1) /
+                        (wsum > 0 ? wsum : 1);
+    const char *taps[2 * NST_MAX_LAYERS];
+    int ntaps = 0;
+    for (int i = 0; i < t->content.n; i++) taps[ntaps++] = t->content.name[i];
+    for (int i = 0; i < t->style.n; i++) taps[ntaps++] = t->style.name[i];
+    NST_TRY(nst_vgg_create(rt, model->weights, taps, ntaps, p->avg_pool, &t->vgg));
+    t->nslots = t->content.n + t->style.n * (nregions ? nregions : 1) + 1;
+    t->host_values = calloc((size_t)t->nslots, sizeof(float));
+    if (!t->host_values) {
+        st = nst_fail(RTM(rt), NST_ERR_NOMEM, "loss values");
+        goto fail;
+    }
+    NST_TRY(nst_buffer_create(rt, (size_t)t->nslots * sizeof(float), &t->values));
+fail:
+    return st;
+}
+
+nst_status nst_tr_alloc_image(nst_transfer *t, int h, int w) {
+    nst_status st = NST_OK;
+    nst_tensor_free(t->rt, t->x);
+    nst_tensor_free(t->rt, t->grad);
+    nst_tensor_free(t->rt, t->avg);
+    t->x = t->grad = t->avg = NULL;
+    t->avg_steps = 0;
+    NST_TRY(nst_tensor_create(t->rt, 1, 3, h, w, &t->x));
+    NST_TRY(nst_tensor_create(t->rt, 1, 3, h, w, &t->grad));
+    if (t->p->average_decay > 0) NST_TRY(nst_tensor_create(t->rt, 1, 3, h, w, &t->avg));
+fail:
+    return st;
+}
+
+void nst_tr_release(nst_transfer *t) {
+    release_targets(t);
+    nst_buffer_free(t->rt, t->values);
+    nst_tensor_free(t->rt, t->x);
+    nst_tensor_free(t->rt, t->grad);
+    nst_tensor_free(t->rt, t->avg);
+    nst_vgg_free(t->rt, t->vgg);
+    free(t->host_values);
+    memset(t, 0, sizeof *t);
+}
+
+/* The current image in the working colour space (the average of iterates
+ * when averaging), clamped to [0,1]. */
+static nst_status current_raw(nst_transfer *t, nst_image **out) {
     nst_image *img = NULL;
     nst_status st = nst_image_create(t->x->w, t->x->h, &img, RTM(t->rt));
     if (st != NST_OK) return st;
-    st = nst_tensor_download(t->rt, t->x, img->data);
+    const nst_tensor *src = t->avg && t->avg_steps > 0 ? t->avg : t->x;
+    st = nst_tensor_download(t->rt, src, img->data);
     if (st != NST_OK) {
         nst_image_free(img);
         return st;
@@ -320,19 +455,34 @@ nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out) {
     return NST_OK;
 }
 
+nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out) {
+    nst_image *raw = NULL;
+    nst_status st = current_raw(t, &raw);
+    if (st != NST_OK || !t->color_ref) {
+        *out = raw;
+        return st;
+    }
+    st = nst_image_preserve_colors(raw, t->color_ref, out, RTM(t->rt));
+    nst_image_free(raw);
+    return st;
+}
+
 static double seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static nst_status init_image(nst_transfer *t, const nst_image *content) {
+/* The starting image of a scale: the previous scale's result enlarged, or
+ * what --init asks for. */
+static nst_status init_image(nst_transfer *t, const nst_image *content, const nst_image *prev) {
     nst_runtime *rt = t->rt;
     const nst_params *p = t->p;
     nst_status st = NST_OK;
     nst_image *img = NULL;
-    if (p->init == NST_INIT_IMAGE) {
-        NST_TRY(nst_image_resize(p->init_image, content->w, content->h, &img, RTM(rt)));
+    if (prev || p->init == NST_INIT_IMAGE) {
+        NST_TRY(nst_image_resize(prev ? prev : p->init_image, content->w, content->h, &img,
+                                 RTM(rt)));
     } else {
         NST_TRY(nst_image_create(content->w, content->h, &img, RTM(rt)));
         size_t n = (size_t)3 * content->w * content->h;
@@ -355,18 +505,44 @@ fail:
     return st;
 }
 
-static void transfer_free(nst_transfer *t) {
-    nst_runtime *rt = t->rt;
-    for (int i = 0; i < NST_MAX_LAYERS; i++) {
-        nst_tensor_free(rt, t->targets[i]);
-        nst_buffer_free(rt, t->grams[i]);
+/* ---- the run -------------------------------------------------------------- */
+
+/* Images in the working colour space: luminance-only transfer runs on grey
+ * images, the styles' luminance matched to the content's. */
+typedef struct work_images {
+    nst_image *content;
+    nst_image *styles[NST_MAX_STYLES];
+    const nst_image *style_ptrs[NST_MAX_STYLES];
+} work_images;
+
+static void work_free(work_images *w) {
+    nst_image_free(w->content);
+    for (int i = 0; i < NST_MAX_STYLES; i++) nst_image_free(w->styles[i]);
+}
+
+static nst_status work_prepare(nst_runtime *rt, const nst_params *p, const nst_image *content,
+                               const nst_image *const *styles, int nstyles, work_images *w) {
+    nst_status st = NST_OK;
+    nst_image *grey = NULL;
+    memset(w, 0, sizeof *w);
+    if (!p->luminance_only) {
+        NST_TRY(nst_image_clone(content, &w->content, RTM(rt)));
+        for (int k = 0; k < nstyles; k++) w->style_ptrs[k] = styles[k];
+        return NST_OK;
     }
-    nst_buffer_free(rt, t->gram_scratch);
-    nst_buffer_free(rt, t->values);
-    nst_tensor_free(rt, t->x);
-    nst_tensor_free(rt, t->grad);
-    nst_vgg_free(rt, t->vgg);
-    free(t->host_values);
+    NST_TRY(nst_image_luminance(content, &w->content, RTM(rt)));
+    for (int k = 0; k < nstyles; k++) {
+        NST_TRY(nst_image_luminance(styles[k], &grey, RTM(rt)));
+        NST_TRY(p->luminance_histogram
+                    ? nst_image_match_histogram(grey, w->content, &w->styles[k], RTM(rt))
+                    : nst_image_match_luminance(grey, w->content, &w->styles[k], RTM(rt)));
+        nst_image_free(grey);
+        grey = NULL;
+        w->style_ptrs[k] = w->styles[k];
+    }
+fail:
+    nst_image_free(grey);
+    return st;
 }
 
 nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params *p,
@@ -376,67 +552,74 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
     nst_status st = NST_OK;
     nst_transfer t;
     nst_optim *opt = NULL;
-    nst_image *content = NULL;
+    nst_image *content = NULL, *prev = NULL;
+    work_images work;
     memset(&t, 0, sizeof t);
-    t.rt = rt;
-    t.p = p;
+    memset(&work, 0, sizeof work);
     *out = NULL;
     NST_TRY(nst_params_check(p, nstyles, blend, RTM(rt)));
-    NST_TRY(parse_layers(p->content_layers, "content layers", &t.content, RTM(rt)));
-    NST_TRY(parse_layers(p->style_layers, "style layers", &t.style, RTM(rt)));
-    double wsum = 0;
-    for (int i = 0; i < t.style.n; i++) wsum += p->style_layer_weights ? p->style_layer_weights[i] : 1;
-    for (int i = 0; i < t.style.n; i++)
-        t.style_w[i] = p->style_weight * (p->style_layer_weights ? p->style_layer_weights[i] : 1) /
-                       (wsum > 0 ? wsum : 1);
+    NST_TRY(nst_tr_setup(&t, rt, model, p, p->masks ? nstyles : 0));
+    NST_TRY(work_prepare(rt, p, content_in, styles, nstyles, &work));
+    if (p->preserve_colors || p->luminance_only) t.color_ref = content_in;
 
-    const char *taps[2 * NST_MAX_LAYERS];
-    int ntaps = 0;
-    for (int i = 0; i < t.content.n; i++) taps[ntaps++] = t.content.name[i];
-    for (int i = 0; i < t.style.n; i++) taps[ntaps++] = t.style.name[i];
-    NST_TRY(nst_vgg_create(rt, model->weights, taps, ntaps, p->avg_pool, &t.vgg));
-
-    t.nslots = t.content.n + t.style.n + 1;
-    t.host_values = calloc((size_t)t.nslots, sizeof(float));
-    if (!t.host_values) {
-        st = nst_fail(RTM(rt), NST_ERR_NOMEM, "loss values");
-        goto fail;
-    }
-    NST_TRY(nst_buffer_create(rt, (size_t)t.nslots * sizeof(float), &t.values));
-    NST_TRY(fit_image(rt, content_in, p->size, &content));
-    NST_TRY(make_targets(&t, content, styles, nstyles, blend));
-    NST_TRY(nst_tensor_create(rt, 1, 3, content->h, content->w, &t.x));
-    NST_TRY(nst_tensor_create(rt, 1, 3, content->h, content->w, &t.grad));
-    NST_TRY(init_image(&t, content));
-
-    nst_optim_params op;
-    nst_optim_defaults(&op, p->optimizer == NST_OPTIMIZER_ADAM ? NST_OPTIM_ADAM : NST_OPTIM_LBFGS);
-    op.history = p->lbfgs_history;
-    op.line_search = p->line_search;
-    if (p->learning_rate > 0) op.lr = p->learning_rate;
-    NST_TRY(nst_optim_create(rt, &op, t.x->count, &opt));
-
+    int scales = p->scales > 0 ? p->scales : 1;
+    int later = p->scale_iterations > 0 ? p->scale_iterations
+                                        : (p->iterations / 2 > 0 ? p->iterations / 2 : 1);
+    int total = p->iterations + (scales - 1) * later, done = 0;
     double t0 = seconds();
-    for (int it = 1; it <= p->iterations; it++) {
-        double loss = 0;
-        NST_TRY(nst_optim_step(rt, opt, t.x, evaluate, &t, &loss));
-        if (progress) {
-            nst_progress pr;
-            memset(&pr, 0, sizeof pr);
-            pr.iteration = it;
-            pr.iterations = p->iterations;
-            pr.evaluations = t.evals;
-            pr.loss = loss;
-            pr.content = t.last[0];
-            pr.style = t.last[1];
-            pr.tv = t.last[2];
-            pr.elapsed = seconds() - t0;
-            pr.transfer = &t;
-            if (progress(&pr, user)) {
-                st = nst_fail(RTM(rt), NST_ERR_INTERRUPTED, "stopped after iteration %d", it);
-                break;
+    for (int sc = 0; sc < scales; sc++) {
+        int size = (int)lround(p->size / pow(2.0, 0.5 * (scales - 1 - sc)));
+        int iters = sc == 0 ? p->iterations : later;
+        NST_TRY(fit_image(rt, work.content, size, &content));
+        NST_TRY(nst_tr_targets(&t, content, work.style_ptrs, nstyles, blend, p->masks));
+        NST_TRY(nst_tr_alloc_image(&t, content->h, content->w));
+        NST_TRY(init_image(&t, content, prev));
+        nst_image_free(prev);
+        prev = NULL;
+
+        /* The optimiser starts afresh at each scale: its history belongs to
+         * the previous image size. */
+        nst_optim_params op;
+        nst_optim_defaults(&op, p->optimizer == NST_OPTIMIZER_ADAM ? NST_OPTIM_ADAM
+                                                                   : NST_OPTIM_LBFGS);
+        op.history = p->lbfgs_history;
+        op.line_search = p->line_search;
+        if (p->learning_rate > 0) op.lr = p->learning_rate;
+        nst_optim_free(rt, opt);
+        opt = NULL;
+        NST_TRY(nst_optim_create(rt, &op, t.x->count, &opt));
+
+        for (int it = 1; it <= iters; it++) {
+            double loss = 0;
+            NST_TRY(nst_optim_step(rt, opt, t.x, nst_tr_evaluate, &t, &loss));
+            if (t.avg) NST_TRY(nst_ema_update(rt, t.avg, t.x, (float)p->average_decay,
+                                              ++t.avg_steps));
+            done++;
+            if (progress) {
+                nst_progress pr;
+                memset(&pr, 0, sizeof pr);
+                pr.iteration = done;
+                pr.iterations = total;
+                pr.scale = sc + 1;
+                pr.width = content->w;
+                pr.height = content->h;
+                pr.evaluations = t.evals;
+                pr.loss = loss;
+                pr.content = t.last[0];
+                pr.style = t.last[1];
+                pr.tv = t.last[2];
+                pr.elapsed = seconds() - t0;
+                pr.transfer = &t;
+                if (progress(&pr, user)) {
+                    st = nst_fail(RTM(rt), NST_ERR_INTERRUPTED, "stopped after iteration %d",
+                                  done);
+                    goto fail;
+                }
             }
         }
+        if (sc + 1 < scales) NST_TRY(current_raw(&t, &prev));
+        nst_image_free(content);
+        content = NULL;
     }
 fail:
     /* The result: also after an interruption or a numerical failure (the
@@ -448,122 +631,8 @@ fail:
     }
     nst_optim_free(rt, opt);
     nst_image_free(content);
-    transfer_free(&t);
-    return st;
-}
-
-/* ---- benchmark -------------------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Sums the profiled device time per kernel name over events [from, to). */
-static void add_kernel_times(nst_runtime *rt, int from, nst_bench_result *r) {
-    for (int i = from; i < rt->nevents; i++) {
-        cl_ulong t0 = 0, t1 = 0;
-        if (clGetEventProfilingInfo(rt->events[i].ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0,
-                                    NULL) != CL_SUCCESS ||
-            clGetEventProfilingInfo(rt->events[i].ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1,
-                                    NULL) != CL_SUCCESS)
-            continue;
-        int k = 0;
-        while (k < r->nkernels && strcmp(r->kernels[k].name, rt->events[i].name)) k++;
-        if (k == r->nkernels) {
-            if (k == (int)(sizeof r->kernels / sizeof r->kernels[0])) continue;
-            snprintf(r->kernels[k].name, sizeof r->kernels[k].name, "%s", rt->events[i].name);
-            r->nkernels++;
-        }
-        r->kernels[k].ms += (t1 - t0) * 1e-6;
-        r->kernels[k].calls++;
-    }
-    for (int i = from; i < rt->nevents; i++) clReleaseEvent(rt->events[i].ev);
-    rt->nevents = from;
-}
-
-static int cmp_kernel(const void *a, const void *b) {
-    double x = ((const nst_bench_kernel *)a)->ms, y = ((const nst_bench_kernel *)b)->ms;
-    return x > y ? -1 : x < y;
-}
-
-nst_status nst_bench_eval(nst_runtime *rt, nst_model *model, const nst_params *p, int w, int h,
-                          int evals, nst_bench_result *out) {
-    nst_status st = NST_OK;
-    nst_transfer t;
-    nst_image *content = NULL, *style = NULL;
-    double *times = NULL;
-    memset(&t, 0, sizeof t);
-    memset(out, 0, sizeof *out);
-    t.rt = rt;
-    t.p = p;
-    if (evals < 1 || w < 16 || h < 16)
-        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "bench: %d evaluations at %dx%d", evals, w,
-                        h);
-    NST_TRY(parse_layers(p->content_layers, "content layers", &t.content, RTM(rt)));
-    NST_TRY(parse_layers(p->style_layers, "style layers", &t.style, RTM(rt)));
-    for (int i = 0; i < t.style.n; i++) t.style_w[i] = p->style_weight / t.style.n;
-    const char *taps[2 * NST_MAX_LAYERS];
-    int ntaps = 0;
-    for (int i = 0; i < t.content.n; i++) taps[ntaps++] = t.content.name[i];
-    for (int i = 0; i < t.style.n; i++) taps[ntaps++] = t.style.name[i];
-    NST_TRY(nst_vgg_create(rt, model->weights, taps, ntaps, p->avg_pool, &t.vgg));
-    t.nslots = t.content.n + t.style.n + 1;
-    t.host_values = calloc((size_t)t.nslots, sizeof(float));
-    times = calloc((size_t)evals, sizeof *times);
-    NST_TRY(nst_image_create(w, h, &content, RTM(rt)));
-    NST_TRY(nst_image_create(w, h, &style, RTM(rt)));
-    if (!t.host_values || !times) {
-        st = nst_fail(RTM(rt), NST_ERR_NOMEM, "bench buffers");
-        goto fail;
-    }
-    uint64_t s = 12345;
-    for (size_t i = 0; i < (size_t)3 * w * h; i++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        content->data[i] = (float)((s >> 40) / 16777216.0);
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        style->data[i] = (float)((s >> 40) / 16777216.0);
-    }
-    NST_TRY(nst_buffer_create(rt, (size_t)t.nslots * sizeof(float), &t.values));
-    const nst_image *styles[1] = {style};
-    nst_params q = *p;
-    q.size = w > h ? w : h;
-    t.p = &q;
-    NST_TRY(make_targets(&t, content, styles, 1, NULL));
-    NST_TRY(nst_tensor_create(rt, 1, 3, h, w, &t.x));
-    NST_TRY(nst_tensor_create(rt, 1, 3, h, w, &t.grad));
-    NST_TRY(nst_tensor_upload(rt, t.x, content->data));
-    double loss;
-    for (int i = 0; i < 2; i++) NST_TRY(evaluate(&t, rt, t.x, t.grad, &loss));
-    NST_TRY(nst_finish(rt));
-    add_kernel_times(rt, 0, out); /* drop the warm-up events */
-    out->nkernels = 0;
-    memset(out->kernels, 0, sizeof out->kernels);
-    for (int i = 0; i < evals; i++) {
-        double t0 = seconds();
-        NST_TRY(evaluate(&t, rt, t.x, t.grad, &loss)); /* ends in a blocking read */
-        times[i] = (seconds() - t0) * 1e3;
-        add_kernel_times(rt, 0, out);
-    }
-    qsort(times, (size_t)evals, sizeof *times, cmp_double);
-    out->w = w;
-    out->h = h;
-    out->evals = evals;
-    out->min_ms = times[0];
-    out->max_ms = times[evals - 1];
-    out->median_ms = evals % 2 ? times[evals / 2] : 0.5 * (times[evals / 2 - 1] + times[evals / 2]);
-    out->gflop = nst_vgg_flops(t.vgg) * 1e-9;
-    out->gflops = out->gflop / (out->median_ms * 1e-3);
-    for (int k = 0; k < out->nkernels; k++) {
-        out->kernels[k].ms /= evals;
-        out->kernels[k].calls /= evals;
-    }
-    qsort(out->kernels, (size_t)out->nkernels, sizeof out->kernels[0], cmp_kernel);
-fail:
-    out->peak_mib = rt->mem_peak / 1048576.0;
-    free(times);
-    nst_image_free(content);
-    nst_image_free(style);
-    transfer_free(&t);
+    nst_image_free(prev);
+    work_free(&work);
+    nst_tr_release(&t);
     return st;
 }

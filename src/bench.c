@@ -1,0 +1,118 @@
+/* bench.c: timing one optimiser evaluation (nst bench): VGG forward to the
+ * deepest tap, the losses, the backward pass to the image, at a given size,
+ * with random content and style images; per-kernel device times from
+ * profiling events. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "image.h"
+#include "transfer_int.h"
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sums the profiled device time per kernel name over events [from, to). */
+static void add_kernel_times(nst_runtime *rt, int from, nst_bench_result *r) {
+    for (int i = from; i < rt->nevents; i++) {
+        cl_ulong t0 = 0, t1 = 0;
+        if (clGetEventProfilingInfo(rt->events[i].ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0,
+                                    NULL) != CL_SUCCESS ||
+            clGetEventProfilingInfo(rt->events[i].ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1,
+                                    NULL) != CL_SUCCESS)
+            continue;
+        int k = 0;
+        while (k < r->nkernels && strcmp(r->kernels[k].name, rt->events[i].name)) k++;
+        if (k == r->nkernels) {
+            if (k == (int)(sizeof r->kernels / sizeof r->kernels[0])) continue;
+            snprintf(r->kernels[k].name, sizeof r->kernels[k].name, "%s", rt->events[i].name);
+            r->nkernels++;
+        }
+        r->kernels[k].ms += (t1 - t0) * 1e-6;
+        r->kernels[k].calls++;
+    }
+    for (int i = from; i < rt->nevents; i++) clReleaseEvent(rt->events[i].ev);
+    rt->nevents = from;
+}
+
+static int cmp_kernel(const void *a, const void *b) {
+    double x = ((const nst_bench_kernel *)a)->ms, y = ((const nst_bench_kernel *)b)->ms;
+    return x > y ? -1 : x < y;
+}
+
+nst_status nst_bench_eval(nst_runtime *rt, nst_model *model, const nst_params *p, int w, int h,
+                          int evals, nst_bench_result *out) {
+    nst_status st = NST_OK;
+    nst_transfer t;
+    nst_image *content = NULL, *style = NULL;
+    double *times = NULL;
+    memset(&t, 0, sizeof t);
+    memset(out, 0, sizeof *out);
+    if (evals < 1 || w < 16 || h < 16)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "bench: %d evaluations at %dx%d", evals, w,
+                        h);
+    nst_params q = *p;
+    q.size = w > h ? w : h;
+    q.masks = NULL;
+    NST_TRY(nst_tr_setup(&t, rt, model, &q, 0));
+    times = calloc((size_t)evals, sizeof *times);
+    if (!times) {
+        st = nst_fail(RTM(rt), NST_ERR_NOMEM, "bench");
+        goto fail;
+    }
+    NST_TRY(nst_image_create(w, h, &content, RTM(rt)));
+    NST_TRY(nst_image_create(w, h, &style, RTM(rt)));
+    uint64_t s = 12345;
+    for (size_t i = 0; i < (size_t)3 * w * h; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        content->data[i] = (float)((s >> 40) / 16777216.0);
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        style->data[i] = (float)((s >> 40) / 16777216.0);
+    }
+    const nst_image *styles[1] = {style};
+    NST_TRY(nst_tr_targets(&t, content, styles, 1, NULL, NULL));
+    NST_TRY(nst_tr_alloc_image(&t, h, w));
+    NST_TRY(nst_tensor_upload(rt, t.x, content->data));
+    double loss;
+    for (int i = 0; i < 2; i++) NST_TRY(nst_tr_evaluate(&t, rt, t.x, t.grad, &loss));
+    NST_TRY(nst_finish(rt));
+    add_kernel_times(rt, 0, out); /* drop the warm-up events */
+    out->nkernels = 0;
+    memset(out->kernels, 0, sizeof out->kernels);
+    for (int i = 0; i < evals; i++) {
+        double t0 = seconds();
+        NST_TRY(nst_tr_evaluate(&t, rt, t.x, t.grad, &loss)); /* ends in a blocking read */
+        times[i] = (seconds() - t0) * 1e3;
+        add_kernel_times(rt, 0, out);
+    }
+    qsort(times, (size_t)evals, sizeof *times, cmp_double);
+    out->w = w;
+    out->h = h;
+    out->evals = evals;
+    out->min_ms = times[0];
+    out->max_ms = times[evals - 1];
+    out->median_ms = evals % 2 ? times[evals / 2] : 0.5 * (times[evals / 2 - 1] + times[evals / 2]);
+    out->gflop = nst_vgg_flops(t.vgg) * 1e-9;
+    out->gflops = out->gflop / (out->median_ms * 1e-3);
+    for (int k = 0; k < out->nkernels; k++) {
+        out->kernels[k].ms /= evals;
+        out->kernels[k].calls /= evals;
+    }
+    qsort(out->kernels, (size_t)out->nkernels, sizeof out->kernels[0], cmp_kernel);
+fail:
+    out->peak_mib = rt->mem_peak / 1048576.0;
+    free(times);
+    nst_image_free(content);
+    nst_image_free(style);
+    nst_tr_release(&t);
+    return st;
+}
