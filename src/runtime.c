@@ -9,10 +9,18 @@
 
 /* ---- listing ------------------------------------------------------------ */
 
+/* A device string, truncated to fit buf (a longer string than buf would make
+ * clGetDeviceInfo fail: PoCL's CL_DEVICE_VERSION runs past 64 bytes). */
 static void dev_str(cl_device_id d, cl_device_info p, char *buf, size_t len) {
+    size_t need = 0;
     buf[0] = 0;
-    if (clGetDeviceInfo(d, p, len, buf, NULL) != CL_SUCCESS) buf[0] = 0;
-    buf[len - 1] = 0;
+    if (clGetDeviceInfo(d, p, 0, NULL, &need) != CL_SUCCESS || need == 0) return;
+    char *tmp = malloc(need + 1);
+    if (tmp && clGetDeviceInfo(d, p, need, tmp, NULL) == CL_SUCCESS) {
+        tmp[need] = 0;
+        snprintf(buf, len, "%s", tmp);
+    }
+    free(tmp);
 }
 
 static void fill_info(cl_platform_id p, cl_device_id d, int index, nst_device_info *info) {

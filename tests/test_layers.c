@@ -13,7 +13,8 @@
 
 #include "check.h"
 #include "layers.h"
-#include "ref_layers.h"
+#include "ref_alloc.h"
+#include "reference.h"
 
 static nst_runtime *rt;
 
@@ -113,7 +114,7 @@ static void conv_forward_case(const conv_case *k, int relu, int cap_rows, check_
     float *y = get(ty);
     double *dx = ref_from_float(x, nx), *dw = ref_from_float(w, nw), *db = ref_from_float(b, k->K);
     double *want = ref_alloc(ny);
-    ref_conv_forward(want, dx, dw, db, k->C, k->H, k->W, k->K, k->R, relu);
+    nst_ref_conv_forward(want, dx, dw, db, k->C, k->H, k->W, k->K, k->R, relu);
     char what[96];
     snprintf(what, sizeof what, "conv fwd C%d %dx%d K%d R%d relu%d band%d", k->C, k->H, k->W,
              k->K, k->R, relu, cap_rows);
@@ -144,7 +145,7 @@ typedef struct conv_ctx {
 
 static void conv_fn(double *y, const double *x, const void *p) {
     const conv_ctx *c = p;
-    ref_conv_forward(y, x, c->w, NULL, c->C, c->H, c->W, c->K, c->R, 0);
+    nst_ref_conv_forward(y, x, c->w, NULL, c->C, c->H, c->W, c->K, c->R, 0);
 }
 
 static void test_conv_backward_fd(void **state) {
@@ -158,7 +159,7 @@ static void test_conv_backward_fd(void **state) {
         float *fx = rnd(&r, nx, -1, 1), *fw = rnd(&r, nw, -1, 1), *fr = rnd(&r, ny, -1, 1);
         double *x = ref_from_float(fx, nx), *w = ref_from_float(fw, nw);
         double *rr = ref_from_float(fr, ny), *g = ref_alloc(nx);
-        ref_conv_backward_input(g, rr, w, k->C, k->H, k->W, k->K, k->R);
+        nst_ref_conv_backward_input(g, rr, w, k->C, k->H, k->W, k->K, k->R);
         conv_ctx c = {w, k->C, k->H, k->W, k->K, k->R};
         fd_check("conv backward (reference)", conv_fn, &c, x, nx, ny, rr, g, 1e-3, 1e-9);
         free(fx), free(fw), free(fr), free(x), free(w), free(rr), free(g);
@@ -182,7 +183,7 @@ static void conv_backward_case(const conv_case *k, int accumulate, int cap_rows,
     float *got = get(tdx);
     double *want = accumulate ? ref_from_float(dx0, nx) : ref_alloc(nx);
     double *ddy = ref_from_float(dy, ny), *dw = ref_from_float(w, nw);
-    ref_conv_backward_input(want, ddy, dw, k->C, k->H, k->W, k->K, k->R);
+    nst_ref_conv_backward_input(want, ddy, dw, k->C, k->H, k->W, k->K, k->R);
     char what[96];
     snprintf(what, sizeof what, "conv bwd C%d %dx%d K%d R%d acc%d band%d", k->C, k->H, k->W,
              k->K, k->R, accumulate, cap_rows);
@@ -232,7 +233,7 @@ static void test_conv_errors(void **state) {
 /* ---- ReLU --------------------------------------------------------------- */
 
 static void relu_fn(double *y, const double *x, const void *p) {
-    ref_relu_forward(y, x, *(const size_t *)p);
+    nst_ref_relu_forward(y, x, *(const size_t *)p);
 }
 
 /* Values with |v| >= 0.1, so a finite-difference step never crosses the kink. */
@@ -252,8 +253,8 @@ static void test_relu(void **state) {
         float *x = away_from_zero(&r, n), *dy = rnd(&r, n, -1, 1);
         double *dx = ref_from_float(x, n), *ddy = ref_from_float(dy, n);
         double *y = ref_alloc(n), *g = ref_alloc(n);
-        ref_relu_forward(y, dx, n);
-        ref_relu_backward(g, y, ddy, n);
+        nst_ref_relu_forward(y, dx, n);
+        nst_ref_relu_backward(g, y, ddy, n);
         if (t == 1) fd_check("relu backward (reference)", relu_fn, &n, dx, n, n, ddy, g, 1e-4,
                              1e-9);
         nst_tensor *tx = dev(1, sizes[t][0], sizes[t][1], sizes[t][2], x);
@@ -280,7 +281,7 @@ typedef struct pool_ctx {
 
 static void pool_fn(double *y, const double *x, const void *p) {
     const pool_ctx *c = p;
-    ref_pool_forward(y, x, c->C, c->H, c->W, c->max);
+    nst_ref_pool_forward(y, x, c->C, c->H, c->W, c->max);
 }
 
 /* Distinct values at least 1e-3 apart, shuffled: no ties for max pooling. */
@@ -309,8 +310,8 @@ static void test_pool(void **state) {
             float *x = distinct(&r, nx), *dy = rnd(&r, ny, -1, 1);
             double *dx = ref_from_float(x, nx), *ddy = ref_from_float(dy, ny);
             double *y = ref_alloc(ny), *g = ref_alloc(nx);
-            ref_pool_forward(y, dx, C, H, W, max);
-            ref_pool_backward(g, dx, ddy, C, H, W, max);
+            nst_ref_pool_forward(y, dx, C, H, W, max);
+            nst_ref_pool_backward(g, dx, ddy, C, H, W, max);
             pool_ctx c = {C, H, W, max};
             if (t == 1 || t == 3)
                 fd_check(max ? "max pool backward (ref)" : "avg pool backward (ref)", pool_fn, &c,
@@ -344,7 +345,7 @@ typedef struct norm_ctx {
 
 static void norm_fn(double *y, const double *x, const void *p) {
     const norm_ctx *c = p;
-    ref_normalize_forward(y, x, c->H, c->W);
+    nst_ref_normalize_forward(y, x, c->H, c->W);
 }
 
 static void test_normalize(void **state) {
@@ -355,8 +356,8 @@ static void test_normalize(void **state) {
     float *x = rnd(&r, n, 0, 1), *dy = rnd(&r, n, -1, 1);
     double *dx = ref_from_float(x, n), *ddy = ref_from_float(dy, n);
     double *y = ref_alloc(n), *g = ref_alloc(n);
-    ref_normalize_forward(y, dx, H, W);
-    ref_normalize_backward(g, ddy, H, W);
+    nst_ref_normalize_forward(y, dx, H, W);
+    nst_ref_normalize_backward(g, ddy, H, W);
     norm_ctx c = {H, W};
     fd_check("normalize backward (reference)", norm_fn, &c, dx, n, n, ddy, g, 1e-4, 1e-9);
     nst_tensor *tx = dev(1, 3, H, W, x), *ty = dev(1, 3, H, W, NULL), *tdy = dev(1, 3, H, W, dy);
@@ -377,14 +378,14 @@ static void test_normalize(void **state) {
 static void test_reference_by_hand(void **state) {
     double x[9], w[9], b = 1, y[9], p[1], dx[9] = {0};
     for (int i = 0; i < 9; i++) x[i] = w[i] = 1;
-    ref_conv_forward(y, x, w, &b, 1, 3, 3, 1, 3, 0);
+    nst_ref_conv_forward(y, x, w, &b, 1, 3, 3, 1, 3, 0);
     const double want[9] = {5, 7, 5, 7, 10, 7, 5, 7, 5};
     for (int i = 0; i < 9; i++) assert_true(y[i] == want[i]);
     double px[6] = {1, 4, 2, 3, 0, 9}; /* 1 channel 2x3: one window, column 2 dropped */
-    ref_pool_forward(p, px, 1, 2, 3, 1);
+    nst_ref_pool_forward(p, px, 1, 2, 3, 1);
     assert_true(p[0] == 4);
     double one = 1;
-    ref_pool_backward(dx, px, &one, 1, 2, 3, 1);
+    nst_ref_pool_backward(dx, px, &one, 1, 2, 3, 1);
     assert_true(dx[1] == 1 && dx[0] == 0 && dx[2] == 0 && dx[5] == 0);
 }
 

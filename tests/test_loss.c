@@ -13,7 +13,7 @@
 
 #include "check.h"
 #include "loss.h"
-#include "ref_loss.h"
+#include "reference.h"
 
 /* One runtime for the whole suite: CLBlast compiles its kernels per context. */
 static nst_runtime *g_rt;
@@ -49,15 +49,15 @@ static float *rand_floats(check_rng *r, size_t n, float lo, float hi) {
 
 static double *to_double(const float *x, size_t n) {
     double *d = malloc(n * sizeof *d);
-    ref_to_double(x, d, n);
+    nst_ref_to_double(x, d, n);
     return d;
 }
 
 /* Checks a reference gradient against central differences of its value. */
-static void check_fd(const char *what, ref_fn fn, void *ctx, double *x, size_t n,
+static void check_fd(const char *what, nst_ref_fn fn, void *ctx, double *x, size_t n,
                      const double *grad) {
     double *num = malloc(n * sizeof *num);
-    ref_numeric_grad(fn, ctx, x, n, 1e-5, num);
+    nst_ref_numeric_grad(fn, ctx, x, n, 1e-5, num);
     double scale = 0;
     for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(num[i]));
     for (size_t i = 0; i < n; i++) {
@@ -119,8 +119,8 @@ static void test_gram_and_blend(void **state) {
         float *got = malloc(cc * sizeof *got);
         double *want = malloc(cc * sizeof *want), *want3 = malloc(cc * sizeof *want3);
         double *d1 = to_double(f1, n), *d3 = to_double(f3, n2);
-        ref_gram(d1, c, m, want);
-        ref_gram(d3, c, h2 * w2, want3);
+        nst_ref_gram(d1, c, m, want);
+        nst_ref_gram(d3, c, h2 * w2, want3);
 
         assert_int_equal(nst_gram(rt, g, t1), NST_OK);
         assert_int_equal(nst_read_floats(rt, g, 0, cc, got), NST_OK);
@@ -159,7 +159,7 @@ typedef struct content_ctx {
 
 static double content_fn(void *ctx, const double *x) {
     content_ctx *c = ctx;
-    return ref_content(x, c->p, c->n, NULL);
+    return nst_ref_content(x, c->p, c->n, NULL);
 }
 
 static void test_content(void **state) {
@@ -175,7 +175,7 @@ static void test_content(void **state) {
         float *df0 = rand_floats(&r, n, -1, 1);
         double *fd = to_double(f, n), *pd = to_double(p, n);
         double *grad = malloc(n * sizeof *grad);
-        double want = ref_content(fd, pd, n, grad);
+        double want = nst_ref_content(fd, pd, n, grad);
         content_ctx ctx = {pd, n};
         check_fd("content", content_fn, &ctx, fd, n, grad);
 
@@ -222,7 +222,7 @@ typedef struct style_ctx {
 
 static double style_fn(void *ctx, const double *x) {
     style_ctx *s = ctx;
-    return ref_style(x, s->c, s->m, s->a, NULL);
+    return nst_ref_style(x, s->c, s->m, s->a, NULL);
 }
 
 static void test_style(void **state) {
@@ -239,11 +239,11 @@ static void test_style(void **state) {
         /* target: the blend 0.6 G(s1) + 0.4 G(s2) */
         double *s1d = to_double(s1, n), *s2d = to_double(s2, n);
         double *a = malloc(cc * sizeof *a), *a2 = malloc(cc * sizeof *a2);
-        ref_gram(s1d, c, m, a);
-        ref_gram(s2d, c, m, a2);
+        nst_ref_gram(s1d, c, m, a);
+        nst_ref_gram(s2d, c, m, a2);
         for (size_t i = 0; i < cc; i++) a[i] = 0.6 * a[i] + 0.4 * a2[i];
         double *fd = to_double(f, n), *grad = malloc(n * sizeof *grad);
-        double want = ref_style(fd, c, m, a, grad);
+        double want = nst_ref_style(fd, c, m, a, grad);
         style_ctx ctx = {a, c, m};
         check_fd("style", style_fn, &ctx, fd, n, grad);
 
@@ -258,7 +258,7 @@ static void test_style(void **state) {
         float an;
         assert_int_equal(nst_sum_squares(rt, target, cc, values, 0), NST_OK);
         assert_int_equal(nst_read_floats(rt, values, 0, 1, &an), NST_OK);
-        double want_an = ref_sum_squares(a, cc);
+        double want_an = nst_ref_sum_squares(a, cc);
         assert_true(check_close("||A||^2", &an, &want_an, 1, 0, 1e-5));
 
         const float weight = 0.75f;
@@ -302,7 +302,7 @@ typedef struct tv_ctx {
 
 static double tv_fn(void *ctx, const double *x) {
     tv_ctx *t = ctx;
-    return ref_tv(x, t->planes, t->h, t->w, NULL);
+    return nst_ref_tv(x, t->planes, t->h, t->w, NULL);
 }
 
 static void test_tv(void **state) {
@@ -317,7 +317,7 @@ static void test_tv(void **state) {
         size_t n = (size_t)c * h * w;
         float *x = rand_floats(&r, n, 0, 1), *dx0 = rand_floats(&r, n, -1, 1);
         double *xd = to_double(x, n), *grad = malloc(n * sizeof *grad);
-        double want = ref_tv(xd, c, h, w, grad);
+        double want = nst_ref_tv(xd, c, h, w, grad);
         tv_ctx ctx = {c, h, w};
         check_fd("tv", tv_fn, &ctx, xd, n, grad);
 

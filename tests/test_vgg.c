@@ -14,7 +14,8 @@
 #include <cmocka.h>
 
 #include "check.h"
-#include "ref_layers.h"
+#include "ref_alloc.h"
+#include "reference.h"
 #include "vgg.h"
 
 static nst_runtime *rt;
@@ -52,7 +53,7 @@ static void test_names(void **state) {
         const char *n = nst_vgg_layer_name(i);
         assert_non_null(n);
         assert_int_equal(nst_vgg_layer_index(n), i);
-        assert_int_equal(ref_vgg_kind(i), n[0] == 'c' ? 0 : n[0] == 'r' ? 1 : 2);
+        assert_int_equal(nst_ref_vgg_kind(i), n[0] == 'c' ? 0 : n[0] == 'r' ? 1 : 2);
     }
     assert_string_equal(nst_vgg_layer_name(21), "conv4_2");
     assert_string_equal(nst_vgg_layer_name(22), "relu4_2");
@@ -163,9 +164,9 @@ static void test_golden(void **state) {
     assert_int_equal(nst_vgg_forward(rt, m, img), NST_OK);
 
     /* the plain-C reference must agree with PyTorch too */
-    ref_vgg ref;
+    nst_ref_vgg ref;
     double *dimage = ref_from_float(g.image, (size_t)3 * g.H * g.W);
-    assert_int_equal(ref_vgg_forward(&ref, w, NST_VGG_LAYERS, 0, dimage, g.H, g.W), 0);
+    assert_int_equal(nst_ref_vgg_forward(&ref, w, NST_VGG_LAYERS, 0, dimage, g.H, g.W), 0);
 
     double worst = 0;
     printf("  relative error against PyTorch (float64), by layer\n");
@@ -201,7 +202,7 @@ static void test_golden(void **state) {
     size_t n = (size_t)3 * g.H * g.W;
     float *got = download(dimg);
     double *rg = ref_alloc(n);
-    ref_vgg_backward(&ref, 0, dtap, g.H, g.W, rg);
+    assert_int_equal(nst_ref_vgg_backward(&ref, 0, dtap, g.H, g.W, rg), 0);
     double e = rel_err_f(got, g.grad, n), er = check_rel_err(g.grad, rg, n);
     printf("  %-8s %-12s %-12.2e %.2e\n", "d/dimage", "3x37x33", e, er);
     printf("  worst tap %.2e, image gradient %.2e (tolerance %.0e)\n", worst, e, GOLDEN_TOL);
@@ -210,7 +211,7 @@ static void test_golden(void **state) {
 
     for (int i = 0; i < NST_VGG_LAYERS; i++) free(dtap[i]);
     free(got), free(rg), free(dimage);
-    ref_vgg_free(&ref);
+    nst_ref_vgg_free(&ref);
     nst_tensor_free(rt, img);
     nst_tensor_free(rt, dimg);
     nst_vgg_free(rt, m);
@@ -227,7 +228,7 @@ typedef struct vcase {
     int fd_points;      /* 0: no finite differences */
 } vcase;
 
-static double loss_of(const ref_vgg *f, const vcase *k, const int *idx, double *const *r) {
+static double loss_of(const nst_ref_vgg *f, const vcase *k, const int *idx, double *const *r) {
     double L = 0;
     for (int t = 0; t < k->ntaps; t++) {
         int i = idx[t];
@@ -251,8 +252,8 @@ static void check_case(nst_vgg *m, const nst_weights *w, const vcase *k, uint64_
     float *img = malloc(n * sizeof *img);
     check_fill(&rng, img, n, 0, 1);
     double *dimg = ref_from_float(img, n);
-    ref_vgg f;
-    assert_int_equal(ref_vgg_forward(&f, w, deepest + 1, k->avg, dimg, k->H, k->W), 0);
+    nst_ref_vgg f;
+    assert_int_equal(nst_ref_vgg_forward(&f, w, deepest + 1, k->avg, dimg, k->H, k->W), 0);
     double *dtap[NST_VGG_LAYERS] = {0}, *r[8];
     for (int t = 0; t < k->ntaps; t++) {
         int i = idx[t];
@@ -263,7 +264,7 @@ static void check_case(nst_vgg *m, const nst_weights *w, const vcase *k, uint64_
         free(rf);
     }
     double *g = ref_alloc(n);
-    ref_vgg_backward(&f, k->avg, dtap, k->H, k->W, g);
+    assert_int_equal(nst_ref_vgg_backward(&f, k->avg, dtap, k->H, k->W, g), 0);
 
     if (k->fd_points) { /* the reference backward against central differences */
         double maxg = 0, maxd = 0, h = 1e-5;
@@ -272,16 +273,16 @@ static void check_case(nst_vgg *m, const nst_weights *w, const vcase *k, uint64_
         for (int p = 0; p < k->fd_points; p++) {
             size_t j = (size_t)check_uniform(&rng, 0, (float)n) % n;
             double x0 = dimg[j];
-            ref_vgg fp, fm;
+            nst_ref_vgg fp, fm;
             dimg[j] = x0 + h;
-            assert_int_equal(ref_vgg_forward(&fp, w, deepest + 1, k->avg, dimg, k->H, k->W), 0);
+            assert_int_equal(nst_ref_vgg_forward(&fp, w, deepest + 1, k->avg, dimg, k->H, k->W), 0);
             dimg[j] = x0 - h;
-            assert_int_equal(ref_vgg_forward(&fm, w, deepest + 1, k->avg, dimg, k->H, k->W), 0);
+            assert_int_equal(nst_ref_vgg_forward(&fm, w, deepest + 1, k->avg, dimg, k->H, k->W), 0);
             dimg[j] = x0;
             double fd = (loss_of(&fp, k, idx, r) - loss_of(&fm, k, idx, r)) / (2 * h);
             if (fabs(fd - g[j]) > maxd) maxd = fabs(fd - g[j]);
-            ref_vgg_free(&fp);
-            ref_vgg_free(&fm);
+            nst_ref_vgg_free(&fp);
+            nst_ref_vgg_free(&fm);
         }
         printf("  reference to %-8s %s pool, %dx%d: finite differences rel err %.2e (%d pixels)\n",
                k->taps[k->ntaps - 1], k->avg ? "avg" : "max", k->H, k->W, maxd / maxg,
@@ -338,7 +339,7 @@ static void check_case(nst_vgg *m, const nst_weights *w, const vcase *k, uint64_
     free(g);
     free(img);
     free(dimg);
-    ref_vgg_free(&f);
+    nst_ref_vgg_free(&f);
     nst_tensor_free(rt, ti);
     nst_tensor_free(rt, tg);
 }

@@ -1,9 +1,10 @@
-/* ref_loss.c: plain-C double references for the losses (see ref_loss.h). */
+/* ref_loss.c: plain-C double references for the losses (see reference.h). */
+#include <math.h>
 #include <stdlib.h>
 
-#include "ref_loss.h"
+#include "reference.h"
 
-void ref_gram(const double *f, int c, int m, double *g) {
+void nst_ref_gram(const double *f, int c, int m, double *g) {
     for (int i = 0; i < c; i++)
         for (int j = 0; j < c; j++) {
             double s = 0;
@@ -12,14 +13,14 @@ void ref_gram(const double *f, int c, int m, double *g) {
         }
 }
 
-double ref_sum_squares(const double *x, size_t n) {
+double nst_ref_sum_squares(const double *x, size_t n) {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += x[i] * x[i];
     return s;
 }
 
-double ref_content(const double *f, const double *p, size_t n, double *grad) {
-    double pn = ref_sum_squares(p, n), s = 0;
+double nst_ref_content(const double *f, const double *p, size_t n, double *grad) {
+    double pn = nst_ref_sum_squares(p, n), s = 0;
     for (size_t i = 0; i < n; i++) {
         double d = f[i] - p[i];
         s += d * d;
@@ -32,10 +33,12 @@ double ref_content(const double *f, const double *p, size_t n, double *grad) {
  * dG_ij/dF_ab = (d_ia F_jb + d_ja F_ib) / (C*M), so dL/dF_ab =
  * sum_j (dL/dG_aj + dL/dG_ja) F_jb / (C*M), written out without assuming
  * symmetry. */
-double ref_style(const double *f, int c, int m, const double *a, double *grad) {
+double nst_ref_style(const double *f, int c, int m, const double *a, double *grad) {
     double *g = malloc(sizeof(double) * c * c);
-    ref_gram(f, c, m, g);
-    double an = ref_sum_squares(a, (size_t)c * c), s = 0;
+    if (!g) return NAN;
+    if (!g) return NAN;
+    nst_ref_gram(f, c, m, g);
+    double an = nst_ref_sum_squares(a, (size_t)c * c), s = 0;
     for (int i = 0; i < c * c; i++) {
         double d = g[i] - a[i];
         s += d * d;
@@ -53,7 +56,7 @@ double ref_style(const double *f, int c, int m, const double *a, double *grad) {
     return s / an;
 }
 
-double ref_tv(const double *x, int planes, int h, int w, double *grad) {
+double nst_ref_tv(const double *x, int planes, int h, int w, double *grad) {
     size_t n = (size_t)planes * h * w;
     double s = 0;
     if (grad)
@@ -82,7 +85,8 @@ double ref_tv(const double *x, int planes, int h, int w, double *grad) {
     return s / n;
 }
 
-void ref_numeric_grad(ref_fn fn, void *ctx, double *x, size_t n, double h, double *grad) {
+void nst_ref_numeric_grad(nst_ref_fn fn, void *ctx, double *x, size_t n, double h,
+                          double *grad) {
     for (size_t i = 0; i < n; i++) {
         double x0 = x[i];
         x[i] = x0 + h;
@@ -94,6 +98,6 @@ void ref_numeric_grad(ref_fn fn, void *ctx, double *x, size_t n, double h, doubl
     }
 }
 
-void ref_to_double(const float *src, double *dst, size_t n) {
+void nst_ref_to_double(const float *src, double *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = src[i];
 }

@@ -1,30 +1,25 @@
-/* ref_layers.c: plain-C double references of the VGG layers (see ref_layers.h). */
-#include <math.h>
-#include <setjmp.h>
-#include <stdarg.h>
+/* ref_layers.c: plain-C double references of the VGG layers and graph (see
+ * reference.h). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "reference.h"
 
-#include "ref_layers.h"
-
-double *ref_alloc(size_t n) {
-    double *p = calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return p;
+double *nst_ref_alloc(size_t n) {
+    return calloc(n ? n : 1, sizeof(double));
 }
 
-double *ref_from_float(const float *x, size_t n) {
-    double *p = ref_alloc(n);
+double *nst_ref_from_float(const float *x, size_t n) {
+    double *p = nst_ref_alloc(n);
+    if (!p) return NULL;
     for (size_t i = 0; i < n; i++) p[i] = x[i];
     return p;
 }
 
-void ref_conv_forward(double *y, const double *x, const double *w, const double *b, int C, int H,
-                      int W, int K, int R, int relu) {
+void nst_ref_conv_forward(double *y, const double *x, const double *w, const double *b, int C,
+                          int H, int W, int K, int R, int relu) {
     int p = (R - 1) / 2;
     for (int k = 0; k < K; k++)
         for (int h = 0; h < H; h++)
@@ -41,8 +36,8 @@ void ref_conv_forward(double *y, const double *x, const double *w, const double 
             }
 }
 
-void ref_conv_backward_input(double *dx, const double *dy, const double *w, int C, int H, int W,
-                             int K, int R) {
+void nst_ref_conv_backward_input(double *dx, const double *dy, const double *w, int C, int H,
+                                 int W, int K, int R) {
     int p = (R - 1) / 2;
     for (int k = 0; k < K; k++)
         for (int h = 0; h < H; h++)
@@ -58,11 +53,11 @@ void ref_conv_backward_input(double *dx, const double *dy, const double *w, int 
             }
 }
 
-void ref_relu_forward(double *y, const double *x, size_t n) {
+void nst_ref_relu_forward(double *y, const double *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
 }
 
-void ref_relu_backward(double *dx, const double *y, const double *dy, size_t n) {
+void nst_ref_relu_backward(double *dx, const double *y, const double *dy, size_t n) {
     for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
 }
 
@@ -80,7 +75,7 @@ static int window_argmax(const double *x, int c, int H, int W, int oh, int ow) {
     return best;
 }
 
-void ref_pool_forward(double *y, const double *x, int C, int H, int W, int max) {
+void nst_ref_pool_forward(double *y, const double *x, int C, int H, int W, int max) {
     int OH = H / 2, OW = W / 2;
     for (int c = 0; c < C; c++)
         for (int oh = 0; oh < OH; oh++)
@@ -98,8 +93,8 @@ void ref_pool_forward(double *y, const double *x, int C, int H, int W, int max) 
             }
 }
 
-void ref_pool_backward(double *dx, const double *x, const double *dy, int C, int H, int W,
-                       int max) {
+void nst_ref_pool_backward(double *dx, const double *x, const double *dy, int C, int H, int W,
+                           int max) {
     int OH = H / 2, OW = W / 2;
     memset(dx, 0, sizeof(double) * (size_t)C * H * W);
     for (int c = 0; c < C; c++)
@@ -118,19 +113,19 @@ void ref_pool_backward(double *dx, const double *x, const double *dy, int C, int
 
 static const double mean_[3] = {0.485, 0.456, 0.406}, std_[3] = {0.229, 0.224, 0.225};
 
-void ref_normalize_forward(double *y, const double *x, int H, int W) {
+void nst_ref_normalize_forward(double *y, const double *x, int H, int W) {
     size_t hw = (size_t)H * W;
     for (int c = 0; c < 3; c++)
         for (size_t i = 0; i < hw; i++) y[c * hw + i] = (x[c * hw + i] - mean_[c]) / std_[c];
 }
 
-void ref_normalize_backward(double *dx, const double *dy, int H, int W) {
+void nst_ref_normalize_backward(double *dx, const double *dy, int H, int W) {
     size_t hw = (size_t)H * W;
     for (int c = 0; c < 3; c++)
         for (size_t i = 0; i < hw; i++) dx[c * hw + i] = dy[c * hw + i] / std_[c];
 }
 
-int ref_vgg_kind(int layer) {
+int nst_ref_vgg_kind(int layer) {
     static const int pools[5] = {4, 9, 18, 27, 36};
     for (int i = 0; i < 5; i++)
         if (layer == pools[i]) return 2;
@@ -139,16 +134,17 @@ int ref_vgg_kind(int layer) {
     return 1;
 }
 
-int ref_vgg_forward(ref_vgg *m, const nst_weights *w, int nlayers, int avg_pool,
-                    const double *img, int H, int W) {
+int nst_ref_vgg_forward(nst_ref_vgg *m, const nst_weights *w, int nlayers, int avg_pool,
+                        const double *img, int H, int W) {
     memset(m, 0, sizeof *m);
     m->nlayers = nlayers;
-    m->xn = ref_alloc((size_t)3 * H * W);
-    ref_normalize_forward(m->xn, img, H, W);
+    m->xn = nst_ref_alloc((size_t)3 * H * W);
+    if (!m->xn) return -1;
+    nst_ref_normalize_forward(m->xn, img, H, W);
     const double *in = m->xn;
     int c = 3, h = H, v = W, conv = 0;
     for (int i = 0; i < nlayers; i++) {
-        int kind = ref_vgg_kind(i);
+        int kind = nst_ref_vgg_kind(i);
         if (kind == 0) {
             char name[64];
             snprintf(name, sizeof name, "features.%d.weight", i);
@@ -157,19 +153,22 @@ int ref_vgg_forward(ref_vgg *m, const nst_weights *w, int nlayers, int avg_pool,
             const nst_weight *tb = nst_weights_find(w, name);
             if (!tw || !tb || tw->shape[1] != c) return -1;
             int k = (int)tw->shape[0];
-            m->wt[conv] = ref_from_float(tw->data, tw->count);
-            m->b[conv] = ref_from_float(tb->data, tb->count);
-            m->act[i] = ref_alloc((size_t)k * h * v);
-            ref_conv_forward(m->act[i], in, m->wt[conv], m->b[conv], c, h, v, k, 3, 0);
+            m->wt[conv] = nst_ref_from_float(tw->data, tw->count);
+            m->b[conv] = nst_ref_from_float(tb->data, tb->count);
+            m->act[i] = nst_ref_alloc((size_t)k * h * v);
+            if (!m->wt[conv] || !m->b[conv] || !m->act[i]) return -1;
+            nst_ref_conv_forward(m->act[i], in, m->wt[conv], m->b[conv], c, h, v, k, 3, 0);
             c = k;
             conv++;
         } else if (kind == 1) {
-            m->act[i] = ref_alloc((size_t)c * h * v);
-            ref_relu_forward(m->act[i], in, (size_t)c * h * v);
+            m->act[i] = nst_ref_alloc((size_t)c * h * v);
+            if (!m->act[i]) return -1;
+            nst_ref_relu_forward(m->act[i], in, (size_t)c * h * v);
         } else {
             if (h / 2 < 1 || v / 2 < 1) return -1;
-            m->act[i] = ref_alloc((size_t)c * (h / 2) * (v / 2));
-            ref_pool_forward(m->act[i], in, c, h, v, !avg_pool);
+            m->act[i] = nst_ref_alloc((size_t)c * (h / 2) * (v / 2));
+            if (!m->act[i]) return -1;
+            nst_ref_pool_forward(m->act[i], in, c, h, v, !avg_pool);
             h /= 2;
             v /= 2;
         }
@@ -181,16 +180,21 @@ int ref_vgg_forward(ref_vgg *m, const nst_weights *w, int nlayers, int avg_pool,
     return 0;
 }
 
-void ref_vgg_backward(const ref_vgg *m, int avg_pool, double *const *dtap, int H, int W,
-                      double *dimg) {
+int nst_ref_vgg_backward(const nst_ref_vgg *m, int avg_pool, double *const *dtap, int H, int W,
+                         double *dimg) {
     size_t maxn = (size_t)3 * H * W;
     for (int i = 0; i < m->nlayers; i++) {
         size_t n = (size_t)m->c[i] * m->h[i] * m->w[i];
         if (n > maxn) maxn = n;
     }
-    double *g = ref_alloc(maxn), *gin = ref_alloc(maxn);
+    double *g = nst_ref_alloc(maxn), *gin = nst_ref_alloc(maxn);
+    if (!g || !gin) {
+        free(g);
+        free(gin);
+        return -1;
+    }
     int conv = 0;
-    for (int i = 0; i < m->nlayers; i++) conv += ref_vgg_kind(i) == 0;
+    for (int i = 0; i < m->nlayers; i++) conv += nst_ref_vgg_kind(i) == 0;
     for (int i = m->nlayers - 1; i >= 0; i--) {
         size_t n = (size_t)m->c[i] * m->h[i] * m->w[i];
         if (dtap[i])
@@ -198,26 +202,27 @@ void ref_vgg_backward(const ref_vgg *m, int avg_pool, double *const *dtap, int H
         int ic = i ? m->c[i - 1] : 3, ih = i ? m->h[i - 1] : H, iw = i ? m->w[i - 1] : W;
         const double *in = i ? m->act[i - 1] : m->xn;
         size_t nin = (size_t)ic * ih * iw;
-        int kind = ref_vgg_kind(i);
+        int kind = nst_ref_vgg_kind(i);
         if (kind == 0) {
             conv--;
             memset(gin, 0, nin * sizeof *gin);
-            ref_conv_backward_input(gin, g, m->wt[conv], ic, ih, iw, m->c[i], 3);
+            nst_ref_conv_backward_input(gin, g, m->wt[conv], ic, ih, iw, m->c[i], 3);
         } else if (kind == 1) {
-            ref_relu_backward(gin, m->act[i], g, n);
+            nst_ref_relu_backward(gin, m->act[i], g, n);
         } else {
-            ref_pool_backward(gin, in, g, ic, ih, iw, !avg_pool);
+            nst_ref_pool_backward(gin, in, g, ic, ih, iw, !avg_pool);
         }
         double *t = g;
         g = gin;
         gin = t;
     }
-    ref_normalize_backward(dimg, g, H, W);
+    nst_ref_normalize_backward(dimg, g, H, W);
     free(g);
     free(gin);
+    return 0;
 }
 
-void ref_vgg_free(ref_vgg *m) {
+void nst_ref_vgg_free(nst_ref_vgg *m) {
     for (int i = 0; i < 37; i++) free(m->act[i]);
     for (int i = 0; i < 16; i++) {
         free(m->wt[i]);

@@ -1,0 +1,89 @@
+/* reference.h: plain-C references of the VGG layers, the whole VGG graph and
+ * the losses, in double, written as the most obvious loops (batch 1, CHW).
+ * The device code is checked against these (by the test suites and by
+ * `nst devices --check`, src/devcheck.c), and these against finite
+ * differences. Slow by design: keep the sizes small.
+ *
+ * Every array is borrowed; functions that allocate say so. None prints,
+ * exits or aborts: an allocation failure is reported by the return value. */
+#ifndef NST_REFERENCE_H
+#define NST_REFERENCE_H
+
+#include <stddef.h>
+
+#include "weights.h"
+
+/* ---- layers (ref_layers.c) ---------------------------------------------- */
+
+/* x [C,H,W], w [K,C,R,R], b [K] (may be NULL) -> y [K,H,W], stride 1, pad
+ * (R-1)/2, then max(., 0) when relu. Overwrites y. */
+void nst_ref_conv_forward(double *y, const double *x, const double *w, const double *b, int C,
+                          int H, int W, int K, int R, int relu);
+/* dy [K,H,W] -> dx [C,H,W] += dL/dx, scattered straight from the definition. */
+void nst_ref_conv_backward_input(double *dx, const double *dy, const double *w, int C, int H,
+                                 int W, int K, int R);
+void nst_ref_relu_forward(double *y, const double *x, size_t n);
+/* dx = dy where y > 0 (y the output), else 0. */
+void nst_ref_relu_backward(double *dx, const double *y, const double *dy, size_t n);
+/* 2x2 stride 2, floor: x [C,H,W] -> y [C,H/2,W/2]. */
+void nst_ref_pool_forward(double *y, const double *x, int C, int H, int W, int max);
+/* Overwrites dx [C,H,W]; max pooling routes to the first maximum. */
+void nst_ref_pool_backward(double *dx, const double *x, const double *dy, int C, int H, int W,
+                           int max);
+/* The ImageNet normalisation of a [3,H,W] image and its backward. */
+void nst_ref_normalize_forward(double *y, const double *x, int H, int W);
+void nst_ref_normalize_backward(double *dx, const double *dy, int H, int W);
+
+/* The VGG-19 sequence conv1_1 (0) ... pool5 (36): 0 conv, 1 relu, 2 pool. */
+int nst_ref_vgg_kind(int layer);
+
+/* The first nlayers layers of VGG-19 run on a [3,H,W] image in [0,1],
+ * normalised first. act[i] is layer i's output (a conv's before its ReLU). */
+typedef struct nst_ref_vgg {
+    int nlayers;
+    int c[37], h[37], w[37];
+    double *act[37];
+    double *xn;             /* the normalised image */
+    double *wt[16], *b[16]; /* weights as doubles, by conv number */
+} nst_ref_vgg;
+
+/* Fills m (allocating; free with nst_ref_vgg_free, also after a failure).
+ * Returns 0 on success, -1 when a weight is missing, the image too small or
+ * memory short. */
+int nst_ref_vgg_forward(nst_ref_vgg *m, const nst_weights *w, int nlayers, int avg_pool,
+                        const double *img, int H, int W);
+/* dimg [3,H,W] = dL/dimg for L with dL/d(act[i]) = dtap[i] (NULL: 0).
+ * Returns 0, or -1 when memory is short. */
+int nst_ref_vgg_backward(const nst_ref_vgg *m, int avg_pool, double *const *dtap, int H, int W,
+                         double *dimg);
+void nst_ref_vgg_free(nst_ref_vgg *m);
+
+/* Zeroed doubles (free()); NULL when memory is short. */
+double *nst_ref_alloc(size_t n);
+/* A double copy of x (free()); NULL when memory is short. */
+double *nst_ref_from_float(const float *x, size_t n);
+
+/* ---- losses (ref_loss.c) ------------------------------------------------- */
+
+/* g[C*C] = F F^T / (C*M), F: C x M. */
+void nst_ref_gram(const double *f, int c, int m, double *g);
+/* sum of x^2 */
+double nst_ref_sum_squares(const double *x, size_t n);
+/* ||f - p||^2 / ||p||^2; grad (NULL or n) = its gradient, overwritten. */
+double nst_ref_content(const double *f, const double *p, size_t n, double *grad);
+/* ||G(f) - a||^2 / ||a||^2 with a: C*C; grad (NULL or C*M) overwritten.
+ * NaN when memory is short. */
+double nst_ref_style(const double *f, int c, int m, const double *a, double *grad);
+/* TV over planes of h x w, mean over planes*h*w entries; grad overwritten. */
+double nst_ref_tv(const double *x, int planes, int h, int w, double *grad);
+
+/* Central differences of fn(x) over every x[i], step h, into grad. fn gets
+ * ctx; x is modified and restored. */
+typedef double (*nst_ref_fn)(void *ctx, const double *x);
+void nst_ref_numeric_grad(nst_ref_fn fn, void *ctx, double *x, size_t n, double h,
+                          double *grad);
+
+/* float -> double arrays */
+void nst_ref_to_double(const float *src, double *dst, size_t n);
+
+#endif
