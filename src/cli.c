@@ -11,7 +11,7 @@
 static const char *const flags[] = {"--help", "-h", "--version", "--png16", "--quiet", "-q",
                                     "--json", "--no-cache", "--line-search", "--check",
                                     "--dry-run", "--preserve-colors", "--preserve-colours",
-                                    "--luminance-only", NULL};
+                                    "--luminance-only", "--tiny", NULL};
 
 static int is_flag(const char *name) {
     for (int i = 0; flags[i]; i++)

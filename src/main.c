@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "devcheck.h"
 #include "nst.h"
 #include "weights.h"
 
@@ -494,13 +495,86 @@ done:
 
 /* ---- devices ------------------------------------------------------------------- */
 
-static int cmd_devices(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: nst devices\n\nLists every OpenCL device; * marks the default.\n");
-            return 0;
+/* Runs the self-check on every selected device (all of them by default). */
+static int devices_check(const nst_device_info *devs, int n, const char *sel, int tiny, int json) {
+    int failed = 0, checked = 0;
+    for (int i = 0; i < n; i++) {
+        if (sel) {
+            nst_msg m = {{0}};
+            int idx = -1;
+            if (nst_device_select(devs, n, sel, &idx, &m) != NST_OK) {
+                fprintf(stderr, "nst: %s\n", m.text);
+                return EXIT_RUNTIME;
+            }
+            if (idx != i) continue;
         }
-        return usage_error("devices: unknown argument '%s'", argv[i]);
+        char index[16];
+        snprintf(index, sizeof index, "%d", i);
+        nst_runtime *rt = NULL;
+        nst_runtime_options ro = {0};
+        ro.device = index;
+        nst_msg msg = {{0}};
+        nst_check_row rows[NST_CHECK_MAX_ROWS];
+        int nrows = 0;
+        checked++;
+        if (nst_runtime_open(&rt, &ro, &msg) != NST_OK) {
+            fprintf(stderr, "nst: device %d: %s\n", i, msg.text);
+            failed++;
+            continue;
+        }
+        nst_status st = nst_device_check(rt, tiny, rows, NST_CHECK_MAX_ROWS, &nrows);
+        if (json) {
+            printf("{\"device\":%d,\"name\":\"%s\",\"pass\":%s,\"rows\":[", i, devs[i].name,
+                   st == NST_OK ? "true" : "false");
+            for (int r = 0; r < nrows; r++)
+                printf("%s{\"op\":\"%s\",\"max_abs\":%.3g,\"max_rel\":%.3g,\"pass\":%s,"
+                       "\"ms\":%.3f}",
+                       r ? "," : "", rows[r].op, rows[r].measured ? rows[r].max_abs : 0,
+                       rows[r].measured ? rows[r].max_rel : 0, rows[r].pass ? "true" : "false",
+                       rows[r].ms);
+            printf("]}\n");
+        } else {
+            nst_device_check_print(stdout, nst_runtime_device(rt), rows, nrows);
+            if (st != NST_OK) printf("  FAILED: %s\n", nst_last_error(rt));
+            printf("\n");
+        }
+        fflush(stdout);
+        failed += st != NST_OK;
+        nst_runtime_close(rt);
+    }
+    if (!json)
+        printf("%d of %d device%s passed\n", checked - failed, checked, checked == 1 ? "" : "s");
+    return failed ? EXIT_RUNTIME : 0;
+}
+
+static int cmd_devices(int argc, char **argv) {
+    int check = 0, tiny = 0, json = 0;
+    const char *sel = NULL;
+    for (int i = 1; i < argc; i++) {
+        cli_arg arg;
+        int k = cli_match(argc, argv, &i, &arg);
+        if (k == CLI_NEEDS_VALUE) return usage_error("option %s needs a value", arg.name);
+        if (k == CLI_TAKES_NO_VALUE) return usage_error("option %s takes no value", arg.name);
+        if (!strcmp(arg.name, "-h") || !strcmp(arg.name, "--help")) {
+            printf("usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
+                   "Lists every OpenCL device; * marks the default.\n"
+                   "--check runs every kernel, the losses, the optimisers and a short VGG\n"
+                   "forward and backward on each device (or the one --device selects) against\n"
+                   "plain-C references and prints the errors, the tolerances and the times;\n"
+                   "the exit status is 1 when any device fails. --tiny keeps the cases small\n"
+                   "for slow devices.\n");
+            return 0;
+        } else if (!strcmp(arg.name, "--check")) {
+            check = 1;
+        } else if (!strcmp(arg.name, "--tiny")) {
+            tiny = 1;
+        } else if (!strcmp(arg.name, "--json")) {
+            json = 1;
+        } else if (!strcmp(arg.name, "--device") || !strcmp(arg.name, "-d")) {
+            sel = arg.value;
+        } else {
+            return usage_error("devices: unknown argument '%s'", argv[i]);
+        }
     }
     nst_device_info *devs = NULL;
     int n = 0;
@@ -509,20 +583,36 @@ static int cmd_devices(int argc, char **argv) {
         fprintf(stderr, "nst: %s\n", msg.text);
         return EXIT_RUNTIME;
     }
-    for (int i = 0; i < n; i++) {
-        const nst_device_info *d = &devs[i];
-        printf("%s%d: %s\n", d->is_default ? "*" : " ", d->index, d->name);
-        printf("    platform      %s\n", d->platform);
-        printf("    type          %s\n", d->type);
-        printf("    memory        %.0f MiB global, %.0f MiB max allocation, %.0f KiB local\n",
-               d->global_mem / 1048576.0, d->max_alloc / 1048576.0, d->local_mem / 1024.0);
-        printf("    compute units %u (max work-group %zu)\n", d->compute_units, d->max_work_group);
-        printf("    version       %s; %s; driver %s\n", d->version, d->c_version, d->driver);
-        printf("    fp16          %s\n", d->fp16 ? "yes" : "no");
+    int rc = 0;
+    if (check) {
+        rc = devices_check(devs, n, sel, tiny, json);
+    } else {
+        for (int i = 0; i < n; i++) {
+            const nst_device_info *d = &devs[i];
+            if (json) {
+                printf("{\"index\":%d,\"name\":\"%s\",\"platform\":\"%s\",\"type\":\"%s\","
+                       "\"global_mem\":%llu,\"max_alloc\":%llu,\"compute_units\":%u,"
+                       "\"version\":\"%s\",\"fp16\":%s,\"default\":%s}\n",
+                       d->index, d->name, d->platform, d->type,
+                       (unsigned long long)d->global_mem, (unsigned long long)d->max_alloc,
+                       d->compute_units, d->version, d->fp16 ? "true" : "false",
+                       d->is_default ? "true" : "false");
+                continue;
+            }
+            printf("%s%d: %s\n", d->is_default ? "*" : " ", d->index, d->name);
+            printf("    platform      %s\n", d->platform);
+            printf("    type          %s\n", d->type);
+            printf("    memory        %.0f MiB global, %.0f MiB max allocation, %.0f KiB local\n",
+                   d->global_mem / 1048576.0, d->max_alloc / 1048576.0, d->local_mem / 1024.0);
+            printf("    compute units %u (max work-group %zu)\n", d->compute_units,
+                   d->max_work_group);
+            printf("    version       %s; %s; driver %s\n", d->version, d->c_version, d->driver);
+            printf("    fp16          %s\n", d->fp16 ? "yes" : "no");
+        }
+        if (!json) printf("(* = default; choose with --device N, --device NAME or NST_DEVICE)\n");
     }
-    printf("(* = default; choose with --device N, --device NAME or NST_DEVICE)\n");
     free(devs);
-    return 0;
+    return rc;
 }
 
 /* ---- bench ---------------------------------------------------------------------- */

@@ -49,6 +49,7 @@ typedef struct nst_kernel_slot {
     const char *program; /* static strings: the table's names */
     const char *name;
     cl_kernel kernel;
+    size_t max_wg; /* CL_KERNEL_WORK_GROUP_SIZE on this device */
 } nst_kernel_slot;
 
 typedef struct nst_prof_event {

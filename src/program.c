@@ -268,6 +268,11 @@ nst_status nst_kernel_get(nst_runtime *rt, const char *program, const char *name
     rt->kernels[rt->nkernels].program = program;
     rt->kernels[rt->nkernels].name = name;
     rt->kernels[rt->nkernels].kernel = k;
+    size_t kwg = 0;
+    if (clGetKernelWorkGroupInfo(k, rt->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
+                                 NULL) != CL_SUCCESS || kwg == 0)
+        kwg = rt->info.max_work_group;
+    rt->kernels[rt->nkernels].max_wg = kwg;
     rt->nkernels++;
     *out = k;
 fail:
@@ -279,6 +284,9 @@ nst_status nst_launch(nst_runtime *rt, const char *program, const char *name, in
     nst_status st = NST_OK;
     cl_kernel k;
     NST_TRY(nst_kernel_get(rt, program, name, &k));
+    size_t kwg = rt->info.max_work_group;
+    for (int i = 0; i < rt->nkernels; i++)
+        if (rt->kernels[i].kernel == k) kwg = rt->kernels[i].max_wg;
     va_list ap;
     va_start(ap, nargs);
     for (int i = 0; i < nargs; i++) {
@@ -294,14 +302,27 @@ nst_status nst_launch(nst_runtime *rt, const char *program, const char *name, in
         }
     }
     va_end(ap);
-    size_t g[3];
+    size_t g[3], l[3];
+    size_t lsize = 1;
     for (int d = 0; d < dims; d++) {
         if (global[d] == 0) return NST_OK; /* nothing to do */
-        g[d] = local ? nst_round_up(global[d], local[d]) : global[d];
+        if (local) {
+            l[d] = local[d];
+            lsize *= l[d];
+        }
     }
+    /* A 1-D kernel whose own limit is below the device's gets a smaller
+     * work-group (a power of two); kernels sizing local memory pass exact
+     * sizes within the limit and are not changed. */
+    if (local && dims == 1 && lsize > kwg) {
+        size_t w = 1;
+        while (w * 2 <= kwg) w *= 2;
+        l[0] = w;
+    }
+    for (int d = 0; d < dims; d++) g[d] = local ? nst_round_up(global[d], l[d]) : global[d];
     cl_event ev = NULL;
-    cl_int e = clEnqueueNDRangeKernel(rt->queue, k, (cl_uint)dims, NULL, g, local, 0, NULL,
-                                      rt->profile ? &ev : NULL);
+    cl_int e = clEnqueueNDRangeKernel(rt->queue, k, (cl_uint)dims, NULL, g, local ? l : NULL, 0,
+                                      NULL, rt->profile ? &ev : NULL);
     if (e != CL_SUCCESS) {
         char what[160];
         snprintf(what, sizeof what, "clEnqueueNDRangeKernel(%s)", name);

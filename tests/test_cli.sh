@@ -55,7 +55,7 @@ cp "$T/out.png" "$T/keep.png"
 cp "$T/out.png" "$T/keep.orig"
 for args in "--size 0" "--size -3" "--iterations 0" "--style-weight abc" "--optimizer sgd" \
             "--style-layers relu1_1,relu9_1" "--style-blend 0.5,0.5" "--pooling median" \
-            "--bogus-option 1"; do
+            "--bogus-option 1" "--scales 0" "--average-decay 1" "--luminance-match best"; do
     $RUN $args -o "$T/keep.png" 2>"$T/err"; rc=$?
     check "usage error ($args) exits 2 with a message" "[ $rc -eq 2 ] && [ -s $T/err ]"
 done
@@ -67,6 +67,26 @@ $NST $W --content $T/photo.png --style $T/paint.jpg --device no-such-device -o "
 check "unknown device exits 1 listing devices" "[ $rc -eq 1 ] && grep -q 'no-such-device' $T/err"
 check "failed runs leave the existing output untouched" "cmp -s $T/keep.png $T/keep.orig"
 check "no temporary files left behind" "[ -z \"\$(ls -a $T | grep -i -e tmp -e '~')\" ]"
+
+# Colour, regions, scales, averaging.
+$MK --pattern noise --size 48x36 --out "$T/mask.png"
+$RUN -n 4 --preserve-colors -o "$T/pc.png"
+check "--preserve-colors writes an image" "[ \"\$($MK --info $T/pc.png)\" = '32 24' ]"
+$RUN -n 4 --luminance-only --luminance-match histogram -o "$T/lum.png"
+check "--luminance-only writes an image" "[ \"\$($MK --info $T/lum.png)\" = '32 24' ]"
+$NST $W --content $T/photo.png --style $T/paint.jpg,$T/photo.png --mask $T/mask.png,$T/mask.png \
+    --size 32 -n 3 -q -o "$T/regions.png"
+check "--mask with one mask per style" "[ -f $T/regions.png ]"
+$NST $W --content $T/photo.png --style $T/paint.jpg --mask $T/mask.png,$T/mask.png \
+    --size 32 -n 3 -q -o "$T/bad.png" 2>"$T/err"; rc=$?
+check "--mask count must match the styles" "[ $rc -eq 2 ] && grep -q 'one per style' $T/err"
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 64 --scales 2 -n 4 --scale-iterations 2 \
+    --json -o "$T/scales.png" > "$T/scales.out"
+check "--scales runs every scale up to --size" "grep -q '\"scale\":2,\"width\":64' $T/scales.out && [ \"\$($MK --info $T/scales.png)\" = '64 48' ]"
+$RUN -n 4 --optimizer adam --average-decay 0.9 -o "$T/avg.png"
+check "--average-decay writes an image" "[ -f $T/avg.png ]"
+build/nst devices --check --tiny > "$T/check.out"; rc=$?
+check "devices --check passes on the test device" "[ $rc -eq 0 ] && grep -q 'of 1 device passed' $T/check.out"
 
 $NST --help >/dev/null; rc=$?
 check "--help exits 0" "[ $rc -eq 0 ]"

@@ -16,7 +16,8 @@
 #include "check.h"
 #include "loss.h"
 #include "ref_guided.h"
-#include "ref_loss.h"
+#include "reference.h"
+#include "ref_alloc.h"
 
 static nst_runtime *g_rt;
 
@@ -58,7 +59,7 @@ static float *rand_floats(check_rng *r, size_t n, float lo, float hi) {
 
 static double *to_double(const float *x, size_t n) {
     double *d = malloc(n * sizeof *d);
-    ref_to_double(x, d, n);
+    nst_ref_to_double(x, d, n);
     return d;
 }
 
@@ -76,10 +77,10 @@ static float *soft_mask(check_rng *r, size_t m) {
     return x;
 }
 
-static void check_fd(const char *what, ref_fn fn, void *ctx, double *x, size_t n,
+static void check_fd(const char *what, nst_ref_fn fn, void *ctx, double *x, size_t n,
                      const double *grad) {
     double *num = malloc(n * sizeof *num);
-    ref_numeric_grad(fn, ctx, x, n, 1e-5, num);
+    nst_ref_numeric_grad(fn, ctx, x, n, 1e-5, num);
     double scale = 0;
     for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(num[i]));
     for (size_t i = 0; i < n; i++) {
@@ -184,7 +185,7 @@ static void test_gram_masked(void **state) {
         assert_int_equal(nst_gram(rt, g, tf), NST_OK);
         float *plain = read_all(rt, g, cc);
         assert_true(check_close_f("ones mask = plain gram", got, plain, cc, 1e-6, 1e-5));
-        ref_gram(fd, c, m, want);
+        nst_ref_gram(fd, c, m, want);
         assert_true(check_close("plain gram", plain, want, cc, 1e-6, 1e-5));
         free(got);
         free(plain);
@@ -332,8 +333,8 @@ static void test_complementary(void **state) {
     }
     double *fd = to_double(f, N), *s1d = to_double(s1, N), *s2d = to_double(s2, N);
     double m1d[M], m2d[M], s1m = 0, s2m = 0;
-    ref_to_double(m1, m1d, M);
-    ref_to_double(m2, m2d, M);
+    nst_ref_to_double(m1, m1d, M);
+    nst_ref_to_double(m2, m2d, M);
     for (int i = 0; i < M; i++) {
         s1m += m1d[i];
         s2m += m2d[i];
@@ -350,7 +351,7 @@ static void test_complementary(void **state) {
     assert_int_equal(nst_gram_masked(rt, g, tf, k2, fm, (float)(s2m / M), 1), NST_OK);
     float *got = read_all(rt, g, CC);
     double want[CC];
-    ref_gram(fd, C, M, want);
+    nst_ref_gram(fd, C, M, want);
     assert_true(check_close("complementary grams", got, want, CC, 1e-6, 1e-5));
     free(got);
 
