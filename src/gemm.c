@@ -2,7 +2,10 @@
  * nst_status, keeping the numeric code in the message. */
 #include <clblast_c.h>
 
+#include <stdio.h>
+
 #include "nst_int.h"
+#include "tune.h"
 
 static nst_status blas_status(nst_runtime *rt, CLBlastStatusCode s, const char *what,
                               cl_event ev) {
@@ -19,38 +22,77 @@ static nst_status blas_status(nst_runtime *rt, CLBlastStatusCode s, const char *
 
 #define EVP (rt->profile ? &ev : NULL)
 
-nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                    float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
-                    size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
-    if (m == 0 || n == 0) return NST_OK;
-    const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
-    const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+/* One CLBlast SGEMM, through the runtime's temporary buffer when needed. */
+static CLBlastStatusCode sgemm(nst_runtime *rt, CLBlastTranspose ta, CLBlastTranspose tb, size_t m,
+                               size_t n, size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
+                               cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c,
+                               size_t c_off, size_t ldc, cl_event *ev, nst_status *st) {
     /* CLBlast pads awkward shapes through a temporary buffer that it would
      * otherwise create and release on every call; keep one, grown on demand,
      * so the iterations allocate nothing. (The in-order queue keeps reuse
-     * safe.) */
+     * safe.) Its size depends on the kernel parameters in use. */
     size_t temp = 0;
+    *st = NST_OK;
     CLBlastStatusCode s = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, m, n, k, a_off,
                                                      lda, b_off, ldb, c_off, ldc, &rt->queue,
                                                      &temp);
-    if (s != CLBlastSuccess) return blas_status(rt, s, "CLBlastSGemmTempBufferSize", NULL);
+    if (s != CLBlastSuccess) return s;
     if (temp > rt->gemm_temp_bytes) {
         nst_buffer_free(rt, rt->gemm_temp);
         rt->gemm_temp = NULL;
         rt->gemm_temp_bytes = 0;
-        nst_status st = nst_buffer_create(rt, temp, &rt->gemm_temp);
-        if (st != NST_OK) return st;
+        *st = nst_buffer_create(rt, temp, &rt->gemm_temp);
+        if (*st != NST_OK) return CLBlastSuccess;
         rt->gemm_temp_bytes = temp;
     }
-    cl_event ev = NULL;
     if (temp > 0)
-        s = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda,
-                                       b, b_off, ldb, beta, c, c_off, ldc, &rt->queue, EVP,
-                                       rt->gemm_temp);
-    else
-        s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off,
-                         ldb, beta, c, c_off, ldc, &rt->queue, EVP);
+        return CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off,
+                                          lda, b, b_off, ldb, beta, c, c_off, ldc, &rt->queue, ev,
+                                          rt->gemm_temp);
+    return CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off,
+                        ldb, beta, c, c_off, ldc, &rt->queue, ev);
+}
+
+nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                    float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                    size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
+    if (m == 0 || n == 0) return NST_OK;
+    if (rt->tune_state == 0) nst_tune_apply_saved(rt);
+    const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+    const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+    cl_event ev = NULL;
+    nst_status st = NST_OK;
+    CLBlastStatusCode s;
+    for (int attempt = 0;; attempt++) {
+        s = sgemm(rt, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
+                  EVP, &st);
+        if (st != NST_OK) return st;
+        /* Saved parameters that fail here (a kernel that does not build,
+         * say) must not fail the run: back to CLBlast's own, once. */
+        if (s == CLBlastSuccess || attempt > 0 || rt->tune_state != 1) break;
+        char why[64];
+        snprintf(why, sizeof why, "CLBlastSgemm returned %d", (int)s);
+        if (!nst_tune_fallback(rt, why)) break;
+    }
     return blas_status(rt, s, "CLBlastSgemm", ev);
+}
+
+nst_status nst_blas_override(nst_runtime *rt, const char *kernel, size_t n, const char **names,
+                             const size_t *values) {
+    CLBlastStatusCode s =
+        CLBlastOverrideParameters(rt->device, kernel, CLBlastPrecisionSingle, n, names, values);
+    if (s == CLBlastSuccess) return NST_OK;
+    return nst_fail(RTM(rt), NST_ERR_BLAS,
+                    "CLBlastOverrideParameters(%s) failed with CLBlast status %d", kernel, (int)s);
+}
+
+void nst_blas_reset(void) { CLBlastClearCache(); }
+
+#define NST_STR_(x) #x
+#define NST_STR(x) NST_STR_(x)
+const char *nst_blas_version(void) {
+    return NST_STR(CLBLAST_VERSION_MAJOR) "." NST_STR(CLBLAST_VERSION_MINOR) "." NST_STR(
+        CLBLAST_VERSION_PATCH);
 }
 
 nst_status nst_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off, cl_mem y,

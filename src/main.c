@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "devcheck.h"
 #include "nst.h"
+#include "tune.h"
 #include "weights.h"
 
 #define EXIT_RUNTIME 1
@@ -30,6 +31,7 @@ static const char *usage_text =
     "usage: nst --content PHOTO --style PAINTING[,PAINTING...] -o OUTPUT [options]\n"
     "       nst devices [--check] [--device SEL]\n"
     "       nst bench [--size N[,N...]] [--evals N] [--device SEL] [--json]\n"
+    "       nst tune [--device SEL] [--seconds N]\n"
     "\n"
     "Paints PHOTO in the style of PAINTING (Gatys, Ecker & Bethge): optimises a new\n"
     "image whose VGG-19 features match the photo's content and the painting's style.\n"
@@ -728,9 +730,11 @@ static int cmd_bench(int argc, char **argv) {
         } else if (json) {
             printf("{\"device\":\"%s\",\"size\":%d,\"evals\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,"
                    "\"max_ms\":%.3f,\"gflop\":%.2f,\"gflops\":%.1f,\"peak_mib\":%.1f,"
-                   "\"build_cold_s\":%.3f,\"build_cached_s\":%.3f,\"kernels\":[",
+                   "\"build_cold_s\":%.3f,\"build_cached_s\":%.3f,\"gemm_tuned\":%s,"
+                   "\"kernels\":[",
                    nst_runtime_device(rt)->name, r.w, r.evals, r.median_ms, r.min_ms, r.max_ms,
-                   r.gflop, r.gflops, r.peak_mib, cold, warm);
+                   r.gflop, r.gflops, r.peak_mib, cold, warm,
+                   nst_tune_applied(rt) ? "true" : "false");
             for (int k = 0; k < r.nkernels; k++)
                 printf("%s{\"name\":\"%s\",\"ms\":%.3f,\"calls\":%d}", k ? "," : "",
                        r.kernels[k].name, r.kernels[k].ms, r.kernels[k].calls);
@@ -742,6 +746,7 @@ static int cmd_bench(int argc, char **argv) {
                    r.max_ms, r.gflop, r.gflops, r.peak_mib);
             if (si == 0)
                 printf("  kernel build: %.3f s cold, %.3f s from cache\n", cold, warm);
+            printf("  GEMM parameters: %s\n", nst_tune_note(rt));
             double total = 0;
             for (int k = 0; k < r.nkernels; k++) total += r.kernels[k].ms;
             for (int k = 0; k < r.nkernels && k < 12; k++)
@@ -756,9 +761,67 @@ static int cmd_bench(int argc, char **argv) {
     return rc;
 }
 
+/* ---- tune ----------------------------------------------------------------------- */
+
+static void tune_progress(void *ctx, const char *line) {
+    (void)ctx;
+    printf("  %s\n", line);
+    fflush(stdout);
+}
+
+static int cmd_tune(int argc, char **argv) {
+    const char *device = NULL;
+    double seconds = 300;
+    for (int i = 1; i < argc; i++) {
+        cli_arg arg;
+        int k = cli_match(argc, argv, &i, &arg);
+        if (k == CLI_NEEDS_VALUE) return usage_error("option %s needs a value", arg.name);
+        if (k == CLI_TAKES_NO_VALUE) return usage_error("option %s takes no value", arg.name);
+        if (!strcmp(arg.name, "--help") || !strcmp(arg.name, "-h")) {
+            printf("usage: nst tune [--device SEL] [--seconds N]\n\n"
+                   "Searches CLBlast's GEMM kernel parameters for the device (default 300 s,\n"
+                   "kernel builds included), keeps the fastest whose results match a reference,\n"
+                   "and saves them in the cache directory for that device, driver and CLBlast.\n"
+                   "Every later run on the device uses them; NST_TUNE=0 turns that off.\n");
+            return 0;
+        } else if (!strcmp(arg.name, "--seconds")) {
+            if (!cli_parse_double(arg.value, &seconds, NULL) || !(seconds >= 1) || seconds > 86400)
+                return usage_error("--seconds '%s': give a number in 1..86400", arg.value);
+        } else if (!strcmp(arg.name, "--device") || !strcmp(arg.name, "-d")) {
+            device = arg.value;
+        } else {
+            return usage_error("tune: unknown argument '%s'", argv[i]);
+        }
+    }
+    nst_msg msg = {{0}};
+    nst_runtime *rt = NULL;
+    nst_runtime_options ro = {0};
+    ro.device = device;
+    if (nst_runtime_open(&rt, &ro, &msg) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", msg.text);
+        return EXIT_RUNTIME;
+    }
+    printf("tuning GEMM on %s for %.0f s\n", nst_runtime_device(rt)->name, seconds);
+    nst_tune_options to = {seconds, 0, tune_progress, NULL};
+    nst_tune_result r;
+    int rc = 0;
+    if (nst_tune_gemm(rt, &to, &r) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", nst_last_error(rt));
+        rc = EXIT_RUNTIME;
+    } else {
+        printf("%d candidates (%d wrong, %d failed): %.1f GFLOP/s, CLBlast's own %.1f\n"
+               "saved %s (%s)\n",
+               r.tried, r.rejected, r.failed, r.best_gflops, r.default_gflops, r.path,
+               r.saved_params ? "tuned parameters" : "nothing faster: CLBlast's own kept");
+    }
+    nst_runtime_close(rt);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "devices")) return cmd_devices(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "tune")) return cmd_tune(argc - 1, argv + 1);
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;

@@ -80,6 +80,10 @@ struct nst_runtime {
     size_t gemm_temp_bytes;
     cl_mem small_scratch;
     size_t small_scratch_bytes;
+    /* GEMM tuning (tune.c): 0 not looked up yet, 1 saved parameters applied,
+     * -1 none applied; tune_note says which and why */
+    int tune_state;
+    char tune_note[400];
     /* profiling: events of enqueued kernels when profile is on */
     nst_prof_event *events;
     int nevents, cap_events;
@@ -167,6 +171,18 @@ nst_status nst_scal(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_o
 /* out[out_off] = x . y, computed on the device (no read back). */
 nst_status nst_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, size_t y_off,
                    cl_mem out, size_t out_off);
+/* CLBlastOverrideParameters for rt's device, single precision. */
+nst_status nst_blas_override(nst_runtime *rt, const char *kernel, size_t n, const char **names,
+                             const size_t *values);
+/* Drops CLBlast's caches: overridden parameters return to CLBlast's own. */
+void nst_blas_reset(void);
+/* CLBlast's version, "major.minor.patch". */
+const char *nst_blas_version(void);
+
+/* The cache directory (created): ${NST_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/nst};
+ * 0 on success, -1 when there is none. */
+int nst_cache_dir(char *buf, size_t len);
+
 /* Reads `count` floats from a device buffer (blocking). */
 nst_status nst_read_floats(nst_runtime *rt, cl_mem buf, size_t off, size_t count, float *dst);
 nst_status nst_write_floats(nst_runtime *rt, cl_mem buf, size_t off, size_t count,

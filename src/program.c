@@ -90,7 +90,7 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 
 static uint64_t fnv1a_str(uint64_t h, const char *s) { return fnv1a(h, s, strlen(s) + 1); }
 
-static int cache_dir(char *buf, size_t len) {
+int nst_cache_dir(char *buf, size_t len) {
     const char *d = getenv("NST_CACHE_DIR");
     if (d && *d) {
         snprintf(buf, len, "%s", d);
@@ -119,7 +119,7 @@ static int cache_dir(char *buf, size_t len) {
 static int cache_path(nst_runtime *rt, const char *name, const char *src[2], const size_t len[2],
                       const char *opts, char *path, size_t plen) {
     char dir[900];
-    if (cache_dir(dir, sizeof dir) != 0) return -1;
+    if (nst_cache_dir(dir, sizeof dir) != 0) return -1;
     char pver[128] = "";
     clGetPlatformInfo(rt->platform, CL_PLATFORM_VERSION, sizeof pver, pver, NULL);
     pver[sizeof pver - 1] = 0;

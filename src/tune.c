@@ -1,0 +1,546 @@
+/* tune.c: searching, saving and applying CLBlast Xgemm parameters per device
+ * (see tune.h). CLBlast itself is reached through gemm.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tune.h"
+
+/* ---- the parameter space ------------------------------------------------ */
+
+/* CLBlast's Xgemm parameters, all of which an override must give. GEMMK = 0
+ * (the kernel with optional local-memory caching) and KREG = 1 are fixed. */
+enum { GEMMK, KREG, KWG, KWI, MDIMA, MDIMC, MWG, NDIMB, NDIMC, NWG, SA, SB, STRM, STRN, VWM, VWN,
+       NPARAM };
+static const char *const pnames[NPARAM] = {"GEMMK", "KREG",  "KWG", "KWI",  "MDIMA", "MDIMC",
+                                           "MWG",   "NDIMB", "NDIMC", "NWG", "SA",    "SB",
+                                           "STRM",  "STRN",  "VWM",  "VWN"};
+/* The values each may take (0-terminated after the first entry), as in
+ * CLBlast's documented tuning ranges. */
+static const int pvalues[NPARAM][6] = {
+    {0, -1},          {1, -1},           {16, 32, -1},      {2, 8, -1},
+    {8, 16, 32, -1},  {8, 16, 32, -1},   {16, 32, 64, 128, -1}, {8, 16, 32, -1},
+    {8, 16, 32, -1},  {16, 32, 64, 128, -1}, {0, 1, -1},    {0, 1, -1},
+    {0, 1, -1},       {0, 1, -1},        {1, 2, 4, 8, -1},  {1, 2, 4, 8, -1}};
+
+typedef struct cand {
+    int v[NPARAM];
+} cand;
+
+static int nvalues(int p) {
+    int n = 0;
+    while (pvalues[p][n] >= 0) n++;
+    return n;
+}
+
+/* The constraints of CLBlast's Xgemm kernel: whole numbers of work per item,
+ * tiles that reshape evenly, the loop unroll dividing KWG, and what the device
+ * allows (work-group size, local memory). */
+static int cand_valid(const cand *c, size_t max_wg, unsigned long long local_mem) {
+    const int *v = c->v;
+    for (int p = 0; p < NPARAM; p++) {
+        int ok = 0;
+        for (int i = 0; pvalues[p][i] >= 0; i++) ok |= pvalues[p][i] == v[p];
+        if (!ok) return 0;
+    }
+    if (v[KWG] % v[KWI]) return 0;
+    if (v[MWG] % (v[MDIMC] * v[VWM]) || v[NWG] % (v[NDIMC] * v[VWN])) return 0;
+    if (v[MWG] % (v[MDIMA] * v[VWM]) || v[NWG] % (v[NDIMB] * v[VWN])) return 0;
+    const int wg = v[MDIMC] * v[NDIMC];
+    if (wg % v[MDIMA] || wg % v[NDIMB]) return 0;
+    if (v[KWG] % (wg / v[MDIMA]) || v[KWG] % (wg / v[NDIMB])) return 0;
+    if ((size_t)wg > max_wg) return 0;
+    unsigned long long lm =
+        (unsigned long long)(v[SA] * v[KWG] * v[MWG] + v[SB] * v[KWG] * v[NWG]) * sizeof(float);
+    return lm <= local_mem;
+}
+
+static void cand_format(const cand *c, char *buf, size_t len) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int p = 0; p < NPARAM && used < len; p++) {
+        int k = snprintf(buf + used, len - used, "%s%s=%d", p ? " " : "", pnames[p], c->v[p]);
+        if (k < 0) break;
+        used += (size_t)k;
+    }
+}
+
+/* Parses "NAME=VALUE ..." naming every parameter once; 0 on success. */
+static int cand_parse(const char *s, cand *c) {
+    int seen[NPARAM] = {0};
+    while (*s) {
+        while (*s == ' ' || *s == '\t') s++;
+        if (!*s || *s == '\n' || *s == '\r') break;
+        int p = 0;
+        for (; p < NPARAM; p++) {
+            size_t n = strlen(pnames[p]);
+            if (!strncmp(s, pnames[p], n) && s[n] == '=') break;
+        }
+        if (p == NPARAM || seen[p]) return -1;
+        s += strlen(pnames[p]) + 1;
+        char *end = NULL;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > 4096) return -1;
+        c->v[p] = (int)v;
+        seen[p] = 1;
+        s = end;
+    }
+    for (int p = 0; p < NPARAM; p++)
+        if (!seen[p]) return -1;
+    return 0;
+}
+
+static nst_status cand_apply(nst_runtime *rt, const cand *c) {
+    size_t vals[NPARAM];
+    for (int p = 0; p < NPARAM; p++) vals[p] = (size_t)c->v[p];
+    return nst_blas_override(rt, "Xgemm", NPARAM, (const char **)pnames, vals);
+}
+
+/* xorshift64* */
+static unsigned long long rng_next(unsigned long long *s) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static int rng_below(unsigned long long *s, int n) { return (int)((rng_next(s) >> 33) % n); }
+
+static void cand_random(cand *c, unsigned long long *s, size_t max_wg, unsigned long long lm) {
+    do {
+        for (int p = 0; p < NPARAM; p++) c->v[p] = pvalues[p][rng_below(s, nvalues(p))];
+    } while (!cand_valid(c, max_wg, lm));
+}
+
+/* Changes one or two parameters of `from`. */
+static void cand_mutate(cand *c, const cand *from, unsigned long long *s, size_t max_wg,
+                        unsigned long long lm) {
+    for (int tries = 0; tries < 10000; tries++) {
+        *c = *from;
+        int changes = 1 + rng_below(s, 2);
+        for (int i = 0; i < changes; i++) {
+            int p = KWG + rng_below(s, NPARAM - KWG);
+            c->v[p] = pvalues[p][rng_below(s, nvalues(p))];
+        }
+        if (cand_valid(c, max_wg, lm) && memcmp(c, from, sizeof *c)) return;
+    }
+    cand_random(c, s, max_wg, lm);
+}
+
+/* ---- the file ----------------------------------------------------------- */
+
+static unsigned long long fnv1a_str(unsigned long long h, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s;; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ULL;
+        if (!*p) return h;
+    }
+}
+
+int nst_tune_path(const nst_runtime *rt, char *buf, size_t len) {
+    char dir[900];
+    if (nst_cache_dir(dir, sizeof dir) != 0) return -1;
+    unsigned long long h = 0xcbf29ce484222325ULL;
+    h = fnv1a_str(h, rt->info.platform);
+    h = fnv1a_str(h, rt->info.name);
+    h = fnv1a_str(h, rt->info.version);
+    h = fnv1a_str(h, rt->info.driver);
+    h = fnv1a_str(h, nst_blas_version());
+    snprintf(buf, len, "%s/gemm-tune-%016llx.txt", dir, h);
+    return 0;
+}
+
+/* The header lines that must match the runtime for a file to apply. */
+static void key_lines(const nst_runtime *rt, const char *out[5][2]) {
+    const char *keys[5] = {"platform", "device", "version", "driver", "clblast"};
+    const char *vals[5] = {rt->info.platform, rt->info.name, rt->info.version, rt->info.driver,
+                           nst_blas_version()};
+    for (int i = 0; i < 5; i++) {
+        out[i][0] = keys[i];
+        out[i][1] = vals[i];
+    }
+}
+
+static int write_file(const nst_runtime *rt, const char *path, const cand *best,
+                      double best_gflops, double default_gflops) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    const char *keys[5][2];
+    key_lines(rt, keys);
+    fprintf(f, "# CLBlast GEMM parameters for this device, written by 'nst tune'.\n"
+               "# Delete this file to return to CLBlast's own; NST_TUNE=0 ignores it.\n"
+               "nst-gemm-tune 1\n");
+    for (int i = 0; i < 5; i++) fprintf(f, "%s %s\n", keys[i][0], keys[i][1]);
+    fprintf(f, "gflops %.1f %.1f\n", best_gflops, default_gflops);
+    if (best) {
+        char line[400];
+        cand_format(best, line, sizeof line);
+        fprintf(f, "kernel Xgemm %s\n", line);
+    }
+    int ok = !ferror(f);
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads and checks a tuning file: 1 with parameters in *c, 0 when it keeps
+ * the defaults, -1 when unusable (why in `why`). */
+static int read_file(const nst_runtime *rt, const char *path, cand *c, char *why, size_t wlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(why, wlen, "none saved for this device (run 'nst tune')");
+        return -1;
+    }
+    const char *keys[5][2];
+    key_lines(rt, keys);
+    int matched[5] = {0}, magic = 0, params = 0, lineno = 0, bad = 0;
+    char line[1024];
+    while (!bad && fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            bad = 1;
+            break;
+        }
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (!n || line[0] == '#') continue;
+        if (lineno == 1 || !magic) {
+            if (strcmp(line, "nst-gemm-tune 1") != 0) bad = 1;
+            magic = 1;
+            continue;
+        }
+        int k = 0;
+        for (; k < 5; k++) {
+            size_t kl = strlen(keys[k][0]);
+            if (!strncmp(line, keys[k][0], kl) && line[kl] == ' ') break;
+        }
+        if (k < 5) {
+            if (strcmp(line + strlen(keys[k][0]) + 1, keys[k][1]) != 0) {
+                fclose(f);
+                snprintf(why, wlen, "%.250s was tuned for another %s; ignored (run 'nst tune')", path,
+                         keys[k][0]);
+                return -1;
+            }
+            matched[k] = 1;
+        } else if (!strncmp(line, "gflops ", 7)) {
+            continue;
+        } else if (!strncmp(line, "kernel Xgemm ", 13) && !params) {
+            if (cand_parse(line + 13, c) != 0 ||
+                !cand_valid(c, rt->info.max_work_group, rt->info.local_mem))
+                bad = 1;
+            params = 1;
+        } else {
+            bad = 1;
+        }
+    }
+    fclose(f);
+    for (int k = 0; k < 5; k++) bad |= !matched[k];
+    if (bad || !magic) {
+        snprintf(why, wlen, "%.250s is not a valid tuning file (line %d); ignored", path, lineno);
+        return -1;
+    }
+    return params;
+}
+
+void nst_tune_apply_saved(nst_runtime *rt) {
+    rt->tune_state = -1;
+    const char *e = getenv("NST_TUNE");
+    if (e && !strcmp(e, "0")) {
+        snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own (NST_TUNE=0)");
+        return;
+    }
+    char path[1024];
+    if (nst_tune_path(rt, path, sizeof path) != 0) {
+        snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own (no cache directory)");
+        return;
+    }
+    cand c;
+    char why[sizeof rt->tune_note - 20];
+    int r = read_file(rt, path, &c, why, sizeof why);
+    if (r < 0) {
+        snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own: %s", why);
+        return;
+    }
+    if (r == 0) {
+        snprintf(rt->tune_note, sizeof rt->tune_note,
+                 "CLBlast's own (the tuner found nothing faster; %.250s)", path);
+        return;
+    }
+    nst_msg saved = rt->msg; /* a failure here is only a note */
+    if (cand_apply(rt, &c) != NST_OK) {
+        snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own: applying %.200s failed: %.120s",
+                 path, rt->msg.text);
+        rt->msg = saved;
+        nst_blas_reset();
+        return;
+    }
+    rt->tune_state = 1;
+    snprintf(rt->tune_note, sizeof rt->tune_note, "tuned, from %.300s", path);
+}
+
+int nst_tune_fallback(nst_runtime *rt, const char *why) {
+    if (rt->tune_state != 1) return 0;
+    nst_blas_reset();
+    rt->tune_state = -1;
+    snprintf(rt->tune_note, sizeof rt->tune_note,
+             "CLBlast's own: the tuned parameters failed (%s)", why);
+    return 1;
+}
+
+int nst_tune_applied(const nst_runtime *rt) { return rt->tune_state == 1; }
+
+const char *nst_tune_note(const nst_runtime *rt) {
+    return rt->tune_state == 0 ? "not looked up yet (no GEMM has run)" : rt->tune_note;
+}
+
+/* ---- the search --------------------------------------------------------- */
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One product of the benchmark set, row-major as nst calls them. */
+typedef struct shape {
+    int m, n, k, trans_b;
+    float alpha, beta;
+} shape;
+
+typedef struct bench {
+    shape s[3];
+    float *a, *b, *c0; /* host inputs; c0: C's contents before a beta = 1 product */
+    cl_mem da, db, dc[3];
+    float *out;
+    double flop;
+} bench;
+
+static void progress(const nst_tune_options *opt, const char *fmt, ...) NST_PRINTF(2, 3);
+static void progress(const nst_tune_options *opt, const char *fmt, ...) {
+    if (!opt->progress) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    opt->progress(opt->ctx, line);
+}
+
+static nst_status bench_run(nst_runtime *rt, bench *b) {
+    nst_status st = NST_OK;
+    for (int i = 0; i < 3; i++) {
+        const shape *s = &b->s[i];
+        /* the Gram product F F^T reads the same matrix twice */
+        cl_mem bm = s->trans_b ? b->da : b->db;
+        NST_TRY(nst_gemm(rt, 0, s->trans_b, (size_t)s->m, (size_t)s->n, (size_t)s->k, s->alpha,
+                         b->da, 0, (size_t)s->k, bm, 0, s->trans_b ? (size_t)s->k : (size_t)s->n,
+                         s->beta, b->dc[i], 0, (size_t)s->n));
+    }
+    NST_TRY(nst_finish(rt));
+fail:
+    return st;
+}
+
+/* Runs the set once from known C contents and compares sampled entries (the
+ * last row and column included, where tiles are cut) with double sums.
+ * Returns 1 when they agree. */
+static int bench_check(nst_runtime *rt, bench *b, nst_status *st, unsigned long long *seed) {
+    for (int i = 0; i < 3; i++) {
+        size_t count = (size_t)b->s[i].m * b->s[i].n;
+        if ((*st = nst_write_floats(rt, b->dc[i], 0, count, b->c0)) != NST_OK) return 0;
+    }
+    if ((*st = bench_run(rt, b)) != NST_OK) return 0;
+    for (int i = 0; i < 3; i++) {
+        const shape *s = &b->s[i];
+        if ((*st = nst_read_floats(rt, b->dc[i], 0, (size_t)s->m * s->n, b->out)) != NST_OK)
+            return 0;
+        const float *bm = s->trans_b ? b->a : b->b;
+        for (int t = 0; t < 200; t++) {
+            int r = t == 0 ? s->m - 1 : rng_below(seed, s->m);
+            int c = t == 1 ? s->n - 1 : rng_below(seed, s->n);
+            double sum = 0, mag = 0;
+            for (int k = 0; k < s->k; k++) {
+                double x = b->a[(size_t)r * s->k + k];
+                double y = s->trans_b ? bm[(size_t)c * s->k + k] : bm[(size_t)k * s->n + c];
+                sum += x * y;
+                mag += x * y < 0 ? -x * y : x * y;
+            }
+            size_t at = (size_t)r * s->n + c;
+            double want = s->alpha * sum + s->beta * b->c0[at];
+            double err = b->out[at] - want;
+            if (err < 0) err = -err;
+            if (!(err <= 3e-5 * mag + 1e-5)) return 0;
+        }
+    }
+    return 1;
+}
+
+/* Seconds for the set: the better of two runs (one when clearly slow). */
+static double bench_time(nst_runtime *rt, bench *b, double best, nst_status *st) {
+    double t = 1e30;
+    for (int r = 0; r < 2; r++) {
+        double t0 = now_seconds();
+        if ((*st = bench_run(rt, b)) != NST_OK) return 1e30;
+        double dt = now_seconds() - t0;
+        if (dt < t) t = dt;
+        if (t > 1.5 * best) break;
+    }
+    return t;
+}
+
+static void bench_free(nst_runtime *rt, bench *b) {
+    free(b->a);
+    free(b->b);
+    free(b->c0);
+    free(b->out);
+    nst_buffer_free(rt, b->da);
+    nst_buffer_free(rt, b->db);
+    for (int i = 0; i < 3; i++) nst_buffer_free(rt, b->dc[i]);
+}
+
+/* The set: a mid-network convolution band, the first layer's small K, and a
+ * Gram matrix; n is the band width (pixels), not a multiple of the tiles. */
+static nst_status bench_setup(nst_runtime *rt, bench *b, int n) {
+    nst_status st = NST_OK;
+    memset(b, 0, sizeof *b);
+    b->s[0] = (shape){128, n, 1152, 0, 1.0f, 0.0f};
+    b->s[1] = (shape){64, n, 27, 0, 0.5f, 1.0f};
+    b->s[2] = (shape){128, 128, n, 1, 1.0f, 0.0f};
+    size_t na = (size_t)128 * (n > 1152 ? n : 1152), nb = (size_t)1152 * n;
+    size_t nc = (size_t)128 * n;
+    b->a = malloc(na * sizeof(float));
+    b->b = malloc(nb * sizeof(float));
+    b->c0 = malloc(nc * sizeof(float));
+    b->out = malloc(nc * sizeof(float));
+    if (!b->a || !b->b || !b->c0 || !b->out) {
+        st = nst_fail(RTM(rt), NST_ERR_NOMEM, "tune: host matrices");
+        goto fail;
+    }
+    unsigned long long s = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < na; i++) b->a[i] = (float)((rng_next(&s) >> 40) / 8388608.0 - 1.0);
+    for (size_t i = 0; i < nb; i++) b->b[i] = (float)((rng_next(&s) >> 40) / 8388608.0 - 1.0);
+    for (size_t i = 0; i < nc; i++) b->c0[i] = (float)((rng_next(&s) >> 40) / 8388608.0 - 1.0);
+    NST_TRY(nst_buffer_create(rt, na * sizeof(float), &b->da));
+    NST_TRY(nst_buffer_create(rt, nb * sizeof(float), &b->db));
+    NST_TRY(nst_write_floats(rt, b->da, 0, na, b->a));
+    NST_TRY(nst_write_floats(rt, b->db, 0, nb, b->b));
+    for (int i = 0; i < 3; i++) {
+        NST_TRY(nst_buffer_create(rt, (size_t)b->s[i].m * b->s[i].n * sizeof(float), &b->dc[i]));
+        b->flop += 2.0 * b->s[i].m * b->s[i].n * b->s[i].k;
+    }
+fail:
+    return st;
+}
+
+#define MAX_TRIED 1024
+
+nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_result *out) {
+    nst_status st = NST_OK;
+    bench b;
+    cand *tried = NULL;
+    memset(out, 0, sizeof *out);
+    memset(&b, 0, sizeof b);
+    if (!(opt->seconds > 0))
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "tune: a budget of %g seconds",
+                        opt->seconds);
+    if (nst_tune_path(rt, out->path, sizeof out->path) != 0)
+        return nst_fail(RTM(rt), NST_ERR_IO,
+                        "tune: no cache directory to save the result in; set NST_CACHE_DIR");
+    const double t_start = now_seconds();
+    /* measure against CLBlast's own parameters, whatever was applied */
+    nst_blas_reset();
+    rt->tune_state = -1;
+    snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own (tuning)");
+    /* short budgets (the tests) use a narrower band */
+    NST_TRY(bench_setup(rt, &b, opt->seconds < 20 ? 2100 : 16200));
+    unsigned long long seed = opt->seed ? opt->seed : 0x2545f4914f6cdd1dULL;
+    unsigned long long check_seed = seed ^ 0x5851f42d4c957f2dULL;
+    if (!bench_check(rt, &b, &st, &check_seed)) {
+        if (st == NST_OK)
+            st = nst_fail(RTM(rt), NST_ERR_BLAS,
+                          "tune: CLBlast's default GEMM disagrees with the reference on %s",
+                          rt->info.name);
+        goto fail;
+    }
+    double t_default = bench_time(rt, &b, 1e30, &st);
+    if (st != NST_OK) goto fail;
+    double t_best = t_default;
+    out->default_gflops = b.flop / t_default * 1e-9;
+    progress(opt, "CLBlast's own parameters: %.1f GFLOP/s", out->default_gflops);
+
+    const size_t max_wg = rt->info.max_work_group;
+    const unsigned long long lm = rt->info.local_mem;
+    tried = calloc(MAX_TRIED, sizeof *tried);
+    if (!tried) {
+        st = nst_fail(RTM(rt), NST_ERR_NOMEM, "tune");
+        goto fail;
+    }
+    cand best, c;
+    int have_best = 0, ntried = 0;
+    nst_msg saved = rt->msg;
+    while (ntried < MAX_TRIED && (ntried == 0 || now_seconds() - t_start < opt->seconds)) {
+        /* explore first, then mostly refine the best */
+        int explore = !have_best || now_seconds() - t_start < opt->seconds / 3 ||
+                      rng_below(&seed, 3) == 0;
+        int dup = 1;
+        for (int g = 0; g < 50 && dup; g++) {
+            if (explore) cand_random(&c, &seed, max_wg, lm);
+            else cand_mutate(&c, &best, &seed, max_wg, lm);
+            dup = 0;
+            for (int i = 0; i < ntried && !dup; i++) dup = !memcmp(&tried[i], &c, sizeof c);
+        }
+        if (dup) break; /* the space is exhausted */
+        tried[ntried++] = c;
+        out->tried++;
+        char desc[320];
+        cand_format(&c, desc, sizeof desc);
+        nst_status cst = cand_apply(rt, &c);
+        int ok = cst == NST_OK && bench_check(rt, &b, &cst, &check_seed);
+        double t = ok ? bench_time(rt, &b, t_best, &cst) : 1e30;
+        if (cst != NST_OK) {
+            out->failed++;
+            progress(opt, "  failed: %s (%.120s)", desc, rt->msg.text);
+            rt->msg = saved;
+            /* a failed build can leave CLBlast's state for this kernel odd */
+            nst_blas_reset();
+            continue;
+        }
+        if (!ok) {
+            out->rejected++;
+            progress(opt, "  wrong results, rejected: %s", desc);
+            continue;
+        }
+        if (t < t_best) {
+            t_best = t;
+            best = c;
+            have_best = 1;
+            progress(opt, "%6.1f GFLOP/s  %s", b.flop / t * 1e-9, desc);
+        }
+    }
+    /* keep the defaults unless a candidate is clearly faster */
+    int use = have_best && t_best < 0.97 * t_default;
+    out->best_gflops = b.flop / (use ? t_best : t_default) * 1e-9;
+    out->saved_params = use;
+    if (use) cand_format(&best, out->params, sizeof out->params);
+    if (write_file(rt, out->path, use ? &best : NULL, out->best_gflops, out->default_gflops)) {
+        st = nst_fail(RTM(rt), NST_ERR_IO, "tune: cannot write %s", out->path);
+        goto fail;
+    }
+    nst_blas_reset();
+    nst_tune_apply_saved(rt); /* reads back what was written */
+fail:
+    if (st != NST_OK) {
+        nst_blas_reset();
+        rt->tune_state = 0;
+    }
+    free(tried);
+    bench_free(rt, &b);
+    return st;
+}

@@ -1,0 +1,70 @@
+/* tune.h: per-device tuning of CLBlast's GEMM kernel (nst tune).
+ *
+ * CLBlast's built-in parameters are chosen for GPUs; on a CPU (PoCL) they
+ * reach a fraction of what the cores can do. The tuner searches CLBlast's
+ * Xgemm parameter space (random search, then mutations of the best) on
+ * VGG-shaped products, rejects candidates whose results disagree with a
+ * double-precision host reference, and saves the best in a small text file in
+ * the cache directory (${NST_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/nst}),
+ * keyed by platform, device, device version, driver and CLBlast version.
+ *
+ * The first GEMM of a runtime applies that file through
+ * CLBlastOverrideParameters (NST_TUNE=0 disables it). A missing, corrupt or
+ * stale file, or parameters that fail on the device, are noted and ignored:
+ * GEMMs then run with CLBlast's own parameters.
+ *
+ * File format (text, one item per line, '#' comments):
+ *   nst-gemm-tune 1
+ *   platform <CL_PLATFORM_NAME>
+ *   device <CL_DEVICE_NAME>
+ *   version <CL_DEVICE_VERSION>
+ *   driver <CL_DRIVER_VERSION>
+ *   clblast <major.minor.patch>
+ *   gflops <tuned> <default>          (informational)
+ *   kernel Xgemm NAME=VALUE ...       (0 or more lines; none: defaults were best)
+ */
+#ifndef NST_TUNE_H
+#define NST_TUNE_H
+
+#include "nst_int.h"
+
+typedef struct nst_tune_options {
+    double seconds; /* search budget, wall clock including kernel builds (> 0) */
+    unsigned long long seed;
+    /* progress lines (no newline) for the command line; may be NULL */
+    void (*progress)(void *ctx, const char *line);
+    void *ctx;
+} nst_tune_options;
+
+typedef struct nst_tune_result {
+    double default_gflops; /* the benchmark set with CLBlast's own parameters */
+    double best_gflops;    /* with the saved parameters (default_gflops if none beat it) */
+    int tried;             /* candidates built and run */
+    int rejected;          /* ... whose results disagreed with the reference */
+    int failed;            /* ... that CLBlast could not build or run */
+    int saved_params;      /* 1: the file holds parameters; 0: the defaults were best */
+    char params[320];      /* the saved "NAME=VALUE ..." (empty when none) */
+    char path[1024];       /* the file written */
+} nst_tune_result;
+
+/* Searches for `opt->seconds`, writes the tuning file for rt's device and
+ * leaves the best parameters applied on rt. */
+nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_result *out);
+
+/* The tuning file of rt's device; 0 on success, -1 without a cache directory. */
+int nst_tune_path(const nst_runtime *rt, char *buf, size_t len);
+
+/* Applies the saved tuning once per runtime (nst_gemm calls it before its
+ * first product). Never fails: problems end up in the note. */
+void nst_tune_apply_saved(nst_runtime *rt);
+
+/* After a GEMM failed with applied parameters: returns to CLBlast's defaults
+ * and notes why; returns 1 when the caller should retry the GEMM. */
+int nst_tune_fallback(nst_runtime *rt, const char *why);
+
+/* 1 when tuned parameters are in use on rt, and a one-line description of the
+ * state ("applied from PATH", "none saved: run 'nst tune'", ...). */
+int nst_tune_applied(const nst_runtime *rt);
+const char *nst_tune_note(const nst_runtime *rt);
+
+#endif
