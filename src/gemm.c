@@ -86,8 +86,6 @@ nst_status nst_blas_override(nst_runtime *rt, const char *kernel, size_t n, cons
                     "CLBlastOverrideParameters(%s) failed with CLBlast status %d", kernel, (int)s);
 }
 
-void nst_blas_reset(void) { CLBlastClearCache(); }
-
 #define NST_STR_(x) #x
 #define NST_STR(x) NST_STR_(x)
 const char *nst_blas_version(void) {

@@ -174,8 +174,6 @@ nst_status nst_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, 
 /* CLBlastOverrideParameters for rt's device, single precision. */
 nst_status nst_blas_override(nst_runtime *rt, const char *kernel, size_t n, const char **names,
                              const size_t *values);
-/* Drops CLBlast's caches: overridden parameters return to CLBlast's own. */
-void nst_blas_reset(void);
 /* CLBlast's version, "major.minor.patch". */
 const char *nst_blas_version(void);
 

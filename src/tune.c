@@ -92,11 +92,30 @@ static int cand_parse(const char *s, cand *c) {
     return 0;
 }
 
+/* CLBlast keeps an override for its device until the process ends (its
+ * ClearCache leaves parameters alone, and the C API cannot read its own
+ * parameters back), so the devices with one in effect are remembered. */
+#define MAX_OVERRIDDEN 16
+static cl_device_id g_overridden[MAX_OVERRIDDEN];
+static int g_noverridden;
+
+static int overridden(cl_device_id d) {
+    for (int i = 0; i < g_noverridden; i++)
+        if (g_overridden[i] == d) return 1;
+    return 0;
+}
+
 static nst_status cand_apply(nst_runtime *rt, const cand *c) {
     size_t vals[NPARAM];
     for (int p = 0; p < NPARAM; p++) vals[p] = (size_t)c->v[p];
+    if (!overridden(rt->device) && g_noverridden < MAX_OVERRIDDEN)
+        g_overridden[g_noverridden++] = rt->device;
     return nst_blas_override(rt, "Xgemm", NPARAM, (const char **)pnames, vals);
 }
+
+/* Small tiles, no vectors, no local memory: what falls back after tuned
+ * parameters fail on the device. */
+static const cand plain = {{0, 1, 16, 2, 8, 8, 16, 8, 8, 16, 0, 0, 0, 0, 1, 1}};
 
 /* xorshift64* */
 static unsigned long long rng_next(unsigned long long *s) {
@@ -249,36 +268,46 @@ static int read_file(const nst_runtime *rt, const char *path, cand *c, char *why
     return params;
 }
 
-void nst_tune_apply_saved(nst_runtime *rt) {
+/* Nothing applied for rt: says why, and whether an earlier override stays. */
+static void not_applied(nst_runtime *rt, const char *why) {
     rt->tune_state = -1;
+    if (overridden(rt->device)) {
+        rt->tune_state = 1;
+        snprintf(rt->tune_note, sizeof rt->tune_note,
+                 "tuned: parameters applied earlier in this process stay in effect; %s", why);
+    } else {
+        snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own: %s", why);
+    }
+}
+
+void nst_tune_apply_saved(nst_runtime *rt) {
     const char *e = getenv("NST_TUNE");
     if (e && !strcmp(e, "0")) {
-        snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own (NST_TUNE=0)");
+        not_applied(rt, "NST_TUNE=0");
         return;
     }
     char path[1024];
     if (nst_tune_path(rt, path, sizeof path) != 0) {
-        snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own (no cache directory)");
+        not_applied(rt, "no cache directory");
         return;
     }
     cand c;
-    char why[sizeof rt->tune_note - 20];
+    char why[sizeof rt->tune_note - 80];
     int r = read_file(rt, path, &c, why, sizeof why);
     if (r < 0) {
-        snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own: %s", why);
+        not_applied(rt, why);
         return;
     }
     if (r == 0) {
-        snprintf(rt->tune_note, sizeof rt->tune_note,
-                 "CLBlast's own (the tuner found nothing faster; %.250s)", path);
+        snprintf(why, sizeof why, "the tuner found nothing faster (%.250s)", path);
+        not_applied(rt, why);
         return;
     }
     nst_msg saved = rt->msg; /* a failure here is only a note */
     if (cand_apply(rt, &c) != NST_OK) {
-        snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own: applying %.200s failed: %.120s",
-                 path, rt->msg.text);
+        snprintf(why, sizeof why, "applying %.200s failed: %.100s", path, rt->msg.text);
         rt->msg = saved;
-        nst_blas_reset();
+        not_applied(rt, why);
         return;
     }
     rt->tune_state = 1;
@@ -287,11 +316,15 @@ void nst_tune_apply_saved(nst_runtime *rt) {
 
 int nst_tune_fallback(nst_runtime *rt, const char *why) {
     if (rt->tune_state != 1) return 0;
-    nst_blas_reset();
+    nst_msg saved = rt->msg;
+    int ok = cand_apply(rt, &plain) == NST_OK;
+    rt->msg = saved;
     rt->tune_state = -1;
     snprintf(rt->tune_note, sizeof rt->tune_note,
-             "CLBlast's own: the tuned parameters failed (%s)", why);
-    return 1;
+             "plain parameters: the tuned ones failed (%.100s); delete the tuning file or run "
+             "'nst tune' again",
+             why);
+    return ok;
 }
 
 int nst_tune_applied(const nst_runtime *rt) { return rt->tune_state == 1; }
@@ -315,9 +348,9 @@ typedef struct shape {
 } shape;
 
 typedef struct bench {
-    shape s[3];
+    shape s[4]; /* s[3] is checked, not timed: edges that cut the tiles */
     float *a, *b, *c0; /* host inputs; c0: C's contents before a beta = 1 product */
-    cl_mem da, db, dc[3];
+    cl_mem da, db, dc[4];
     float *out;
     double flop;
 } bench;
@@ -333,9 +366,9 @@ static void progress(const nst_tune_options *opt, const char *fmt, ...) {
     opt->progress(opt->ctx, line);
 }
 
-static nst_status bench_run(nst_runtime *rt, bench *b) {
+static nst_status bench_run(nst_runtime *rt, bench *b, int count) {
     nst_status st = NST_OK;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < count; i++) {
         const shape *s = &b->s[i];
         /* the Gram product F F^T reads the same matrix twice */
         cl_mem bm = s->trans_b ? b->da : b->db;
@@ -352,12 +385,12 @@ fail:
  * last row and column included, where tiles are cut) with double sums.
  * Returns 1 when they agree. */
 static int bench_check(nst_runtime *rt, bench *b, nst_status *st, unsigned long long *seed) {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         size_t count = (size_t)b->s[i].m * b->s[i].n;
         if ((*st = nst_write_floats(rt, b->dc[i], 0, count, b->c0)) != NST_OK) return 0;
     }
-    if ((*st = bench_run(rt, b)) != NST_OK) return 0;
-    for (int i = 0; i < 3; i++) {
+    if ((*st = bench_run(rt, b, 4)) != NST_OK) return 0;
+    for (int i = 0; i < 4; i++) {
         const shape *s = &b->s[i];
         if ((*st = nst_read_floats(rt, b->dc[i], 0, (size_t)s->m * s->n, b->out)) != NST_OK)
             return 0;
@@ -387,7 +420,7 @@ static double bench_time(nst_runtime *rt, bench *b, double best, nst_status *st)
     double t = 1e30;
     for (int r = 0; r < 2; r++) {
         double t0 = now_seconds();
-        if ((*st = bench_run(rt, b)) != NST_OK) return 1e30;
+        if ((*st = bench_run(rt, b, 3)) != NST_OK) return 1e30;
         double dt = now_seconds() - t0;
         if (dt < t) t = dt;
         if (t > 1.5 * best) break;
@@ -402,17 +435,20 @@ static void bench_free(nst_runtime *rt, bench *b) {
     free(b->out);
     nst_buffer_free(rt, b->da);
     nst_buffer_free(rt, b->db);
-    for (int i = 0; i < 3; i++) nst_buffer_free(rt, b->dc[i]);
+    for (int i = 0; i < 4; i++) nst_buffer_free(rt, b->dc[i]);
 }
 
-/* The set: a mid-network convolution band, the first layer's small K, and a
- * Gram matrix; n is the band width (pixels), not a multiple of the tiles. */
+/* The set: convolution bands of block 2 (K = 128 x 9) and block 1 (K = 64 x
+ * 9, beta = 1 as in the backward pass), and a Gram matrix; n is the band's
+ * pixel count. All are large enough for CLBlast's tiled Xgemm kernel (smaller
+ * products go to its direct kernel, which this does not tune). */
 static nst_status bench_setup(nst_runtime *rt, bench *b, int n) {
     nst_status st = NST_OK;
     memset(b, 0, sizeof *b);
     b->s[0] = (shape){128, n, 1152, 0, 1.0f, 0.0f};
-    b->s[1] = (shape){64, n, 27, 0, 0.5f, 1.0f};
+    b->s[1] = (shape){64, n, 576, 0, 0.5f, 1.0f};
     b->s[2] = (shape){128, 128, n, 1, 1.0f, 0.0f};
+    b->s[3] = (shape){130, 1030, 1500, 0, 0.75f, 0.5f};
     size_t na = (size_t)128 * (n > 1152 ? n : 1152), nb = (size_t)1152 * n;
     size_t nc = (size_t)128 * n;
     b->a = malloc(na * sizeof(float));
@@ -431,9 +467,9 @@ static nst_status bench_setup(nst_runtime *rt, bench *b, int n) {
     NST_TRY(nst_buffer_create(rt, nb * sizeof(float), &b->db));
     NST_TRY(nst_write_floats(rt, b->da, 0, na, b->a));
     NST_TRY(nst_write_floats(rt, b->db, 0, nb, b->b));
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         NST_TRY(nst_buffer_create(rt, (size_t)b->s[i].m * b->s[i].n * sizeof(float), &b->dc[i]));
-        b->flop += 2.0 * b->s[i].m * b->s[i].n * b->s[i].k;
+        if (i < 3) b->flop += 2.0 * b->s[i].m * b->s[i].n * b->s[i].k;
     }
 fail:
     return st;
@@ -454,12 +490,12 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
         return nst_fail(RTM(rt), NST_ERR_IO,
                         "tune: no cache directory to save the result in; set NST_CACHE_DIR");
     const double t_start = now_seconds();
-    /* measure against CLBlast's own parameters, whatever was applied */
-    nst_blas_reset();
+    /* the baseline: CLBlast's own parameters, unless this process already
+     * overrode them (which cannot be undone) */
     rt->tune_state = -1;
     snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own (tuning)");
     /* short budgets (the tests) use a narrower band */
-    NST_TRY(bench_setup(rt, &b, opt->seconds < 20 ? 2100 : 16200));
+    NST_TRY(bench_setup(rt, &b, opt->seconds < 20 ? 6144 : 16384));
     unsigned long long seed = opt->seed ? opt->seed : 0x2545f4914f6cdd1dULL;
     unsigned long long check_seed = seed ^ 0x5851f42d4c957f2dULL;
     if (!bench_check(rt, &b, &st, &check_seed)) {
@@ -482,7 +518,8 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
         st = nst_fail(RTM(rt), NST_ERR_NOMEM, "tune");
         goto fail;
     }
-    cand best, c;
+    cand best, fastest, c;
+    double t_any = 1e30;
     int have_best = 0, ntried = 0;
     nst_msg saved = rt->msg;
     while (ntried < MAX_TRIED && (ntried == 0 || now_seconds() - t_start < opt->seconds)) {
@@ -508,14 +545,16 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
             out->failed++;
             progress(opt, "  failed: %s (%.120s)", desc, rt->msg.text);
             rt->msg = saved;
-            /* a failed build can leave CLBlast's state for this kernel odd */
-            nst_blas_reset();
             continue;
         }
         if (!ok) {
             out->rejected++;
             progress(opt, "  wrong results, rejected: %s", desc);
             continue;
+        }
+        if (t < t_any) {
+            t_any = t;
+            fastest = c;
         }
         if (t < t_best) {
             t_best = t;
@@ -533,13 +572,13 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
         st = nst_fail(RTM(rt), NST_ERR_IO, "tune: cannot write %s", out->path);
         goto fail;
     }
-    nst_blas_reset();
+    /* CLBlast's own cannot be restored in this process: without a winner,
+     * leave the fastest candidate in effect rather than the last one */
+    if (!use && ntried > 0 && t_any < 1e30) cand_apply(rt, &fastest);
+    rt->msg = saved;
     nst_tune_apply_saved(rt); /* reads back what was written */
 fail:
-    if (st != NST_OK) {
-        nst_blas_reset();
-        rt->tune_state = 0;
-    }
+    if (st != NST_OK) rt->tune_state = 0;
     free(tried);
     bench_free(rt, &b);
     return st;
