@@ -2,6 +2,15 @@
  * Layouts: image [C,H,W], weights [K,C,R,R] (OIHW, R odd, pad (R-1)/2),
  * column matrix [C*R*R, rows*W] (row-major, one column per output pixel). */
 
+/* q = a / b for 0 <= a <= INT_MAX, b > 0 and a quotient below 2^20 (so the
+ * float estimate is off by at most one): CPUs vectorise this, where integer
+ * division by a value known only at run time is done one lane at a time. */
+inline int im2col_div(const int a, const int b, const float inv_b) {
+    int q = convert_int_rtz((float)a * inv_b);
+    const int r = (int)((uint)a - (uint)q * (uint)b);
+    return q + (r >= b) - (r < 0);
+}
+
 /* Column matrix for output rows [r0, r0+nr) of x [C,H,W]:
  * col[(c*R + i)*R + j][(h - r0)*W + w] = x[c][h + i - p][w + j - p], 0 outside. */
 __kernel void conv_im2col(const int C, const int H, const int W, const int R, const int r0,
@@ -9,10 +18,21 @@ __kernel void conv_im2col(const int C, const int H, const int W, const int R, co
     const int n = nr * W;
     const int idx = get_global_id(0);
     if (idx >= C * R * R * n) return;
-    const int pix = idx % n, row = idx / n;
-    const int j = row % R, i = (row / R) % R, c = row / (R * R);
+    const int row = im2col_div(idx, n, 1.0f / (float)n); /* (c, i, j) */
+    const int pix = idx - row * n;
+    const int y = im2col_div(pix, W, 1.0f / (float)W);
+    int c, i, j;
+    if (R == 3) { /* the common case: constant divisors */
+        c = row / 9;
+        i = (row - 9 * c) / 3;
+        j = row - 9 * c - 3 * i;
+    } else {
+        c = row / (R * R);
+        i = (row - c * R * R) / R;
+        j = row - c * R * R - i * R;
+    }
     const int p = (R - 1) / 2;
-    const int h = r0 + pix / W + i - p, w = pix % W + j - p;
+    const int h = r0 + y + i - p, w = pix - y * W + j - p;
     col[idx] = (h >= 0 && h < H && w >= 0 && w < W) ? x[(c * H + h) * W + w] : 0.0f;
 }
 

@@ -10,8 +10,15 @@
  *
  * The first GEMM of a runtime applies that file through
  * CLBlastOverrideParameters (NST_TUNE=0 disables it). A missing, corrupt or
- * stale file, or parameters that fail on the device, are noted and ignored:
- * GEMMs then run with CLBlast's own parameters.
+ * stale file is noted and ignored: GEMMs then run with CLBlast's own
+ * parameters. Parameters that fail on the device (a GEMM returns an error)
+ * are replaced by plain ones (small tiles, no vectors) and the GEMM retried.
+ *
+ * CLBlast keeps an override for its device until the process ends: its C API
+ * can neither read its own parameters back nor drop an override. So once a
+ * runtime in a process applied tuned parameters (or ran the tuner), later
+ * runtimes on that device keep them whatever their file or NST_TUNE says;
+ * their note says so.
  *
  * File format (text, one item per line, '#' comments):
  *   nst-gemm-tune 1
