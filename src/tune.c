@@ -11,19 +11,22 @@
 /* ---- the parameter space ------------------------------------------------ */
 
 /* CLBlast's Xgemm parameters, all of which an override must give. GEMMK = 0
- * (the kernel with optional local-memory caching) and KREG = 1 are fixed. */
+ * (tiles through optional local memory) and KREG = 1 are fixed: GEMMK = 1
+ * (register tiling) is left out because, with CLBlast 1.5.3 on PoCL, some of
+ * its configurations that meet the documented constraints wrote outside the
+ * result matrix, which corrupts host memory on a CPU device. */
 enum { GEMMK, KREG, KWG, KWI, MDIMA, MDIMC, MWG, NDIMB, NDIMC, NWG, SA, SB, STRM, STRN, VWM, VWN,
        NPARAM };
 static const char *const pnames[NPARAM] = {"GEMMK", "KREG",  "KWG", "KWI",  "MDIMA", "MDIMC",
                                            "MWG",   "NDIMB", "NDIMC", "NWG", "SA",    "SB",
                                            "STRM",  "STRN",  "VWM",  "VWN"};
-/* The values each may take (0-terminated after the first entry), as in
- * CLBlast's documented tuning ranges. */
+/* The values each may take (-1 ends a list), as in CLBlast's documented
+ * tuning ranges. */
 static const int pvalues[NPARAM][6] = {
-    {0, -1},          {1, -1},           {16, 32, -1},      {2, 8, -1},
-    {8, 16, 32, -1},  {8, 16, 32, -1},   {16, 32, 64, 128, -1}, {8, 16, 32, -1},
-    {8, 16, 32, -1},  {16, 32, 64, 128, -1}, {0, 1, -1},    {0, 1, -1},
-    {0, 1, -1},       {0, 1, -1},        {1, 2, 4, 8, -1},  {1, 2, 4, 8, -1}};
+    {0, -1},          {1, -1},              {16, 32, -1},         {2, 8, -1},
+    {8, 16, 32, -1},  {8, 16, 32, -1},      {16, 32, 64, 128, -1}, {8, 16, 32, -1},
+    {8, 16, 32, -1},  {16, 32, 64, 128, -1}, {0, 1, -1},          {0, 1, -1},
+    {0, 1, -1},       {0, 1, -1},           {1, 2, 4, 8, -1},     {1, 2, 4, 8, -1}};
 
 typedef struct cand {
     int v[NPARAM];
@@ -45,13 +48,13 @@ static int cand_valid(const cand *c, size_t max_wg, unsigned long long local_mem
         for (int i = 0; pvalues[p][i] >= 0; i++) ok |= pvalues[p][i] == v[p];
         if (!ok) return 0;
     }
-    if (v[KWG] % v[KWI]) return 0;
     if (v[MWG] % (v[MDIMC] * v[VWM]) || v[NWG] % (v[NDIMC] * v[VWN])) return 0;
-    if (v[MWG] % (v[MDIMA] * v[VWM]) || v[NWG] % (v[NDIMB] * v[VWN])) return 0;
     const int wg = v[MDIMC] * v[NDIMC];
+    if ((size_t)wg > max_wg) return 0;
+    if (v[KWG] % v[KWI]) return 0;
+    if (v[MWG] % (v[MDIMA] * v[VWM]) || v[NWG] % (v[NDIMB] * v[VWN])) return 0;
     if (wg % v[MDIMA] || wg % v[NDIMB]) return 0;
     if (v[KWG] % (wg / v[MDIMA]) || v[KWG] % (wg / v[NDIMB])) return 0;
-    if ((size_t)wg > max_wg) return 0;
     unsigned long long lm =
         (unsigned long long)(v[SA] * v[KWG] * v[MWG] + v[SB] * v[KWG] * v[NWG]) * sizeof(float);
     return lm <= local_mem;
