@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -802,7 +803,9 @@ static int cmd_tune(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     printf("tuning GEMM on %s for %.0f s\n", nst_runtime_device(rt)->name, seconds);
-    nst_tune_options to = {seconds, 0, tune_progress, NULL};
+    /* a new seed each run: running it again explores further */
+    nst_tune_options to = {seconds, (unsigned long long)time(NULL) * 2654435761ULL + getpid(),
+                           tune_progress, NULL};
     nst_tune_result r;
     int rc = 0;
     if (nst_tune_gemm(rt, &to, &r) != NST_OK) {

@@ -521,15 +521,23 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
         st = nst_fail(RTM(rt), NST_ERR_NOMEM, "tune");
         goto fail;
     }
-    cand best, fastest, c;
+    cand best, fastest, c, prev;
     double t_any = 1e30;
     int have_best = 0, ntried = 0;
     nst_msg saved = rt->msg;
+    /* a previous result for this device is tried first: tuning again only
+     * improves on it (up to timing noise) */
+    char why[400];
+    int have_prev = read_file(rt, out->path, &prev, why, sizeof why) == 1;
     while (ntried < MAX_TRIED && (ntried == 0 || now_seconds() - t_start < opt->seconds)) {
         /* explore first, then mostly refine the best */
         int explore = !have_best || now_seconds() - t_start < opt->seconds / 3 ||
                       rng_below(&seed, 3) == 0;
         int dup = 1;
+        if (have_prev) {
+            c = prev;
+            have_prev = dup = 0;
+        }
         for (int g = 0; g < 50 && dup; g++) {
             if (explore) cand_random(&c, &seed, max_wg, lm);
             else cand_mutate(&c, &best, &seed, max_wg, lm);

@@ -6,7 +6,9 @@
  * VGG-shaped products, rejects candidates whose results disagree with a
  * double-precision host reference, and saves the best in a small text file in
  * the cache directory (${NST_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/nst}),
- * keyed by platform, device, device version, driver and CLBlast version.
+ * keyed by platform, device, device version, driver and CLBlast version. A
+ * previous result for the device is the first candidate, so tuning again
+ * (with another seed) only improves on it, up to timing noise.
  *
  * The first GEMM of a runtime applies that file through
  * CLBlastOverrideParameters (NST_TUNE=0 disables it). A missing, corrupt or
