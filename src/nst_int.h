@@ -159,6 +159,14 @@ void nst_buffer_free(nst_runtime *rt, cl_mem buf);
 nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                     float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                     size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+/* `batch` independent products as nst_gemm, matrix i at offsets
+ * a_off + i*a_stride, b_off + i*b_stride, c_off + i*c_stride (in elements), as
+ * CLBlastSgemmStridedBatched. */
+nst_status nst_gemm_strided_batched(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n,
+                                    size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
+                                    size_t a_stride, cl_mem b, size_t b_off, size_t ldb,
+                                    size_t b_stride, float beta, cl_mem c, size_t c_off,
+                                    size_t ldc, size_t c_stride, size_t batch);
 /* y = alpha * x + y over n elements. */
 nst_status nst_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off, cl_mem y,
                     size_t y_off);
