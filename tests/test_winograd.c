@@ -15,7 +15,8 @@
 #include <cmocka.h>
 
 #include "check.h"
-#include "ref_layers.h"
+#include "reference.h"
+#include "ref_alloc.h"
 #include "winograd.h"
 
 static nst_runtime *rt;
@@ -99,7 +100,7 @@ static double forward_case(int m, const wcase *k, int relu, int bands, check_rng
     float *y = get(ty);
     double *dx = ref_from_float(x, nx), *dw = ref_from_float(w, nw), *db = ref_from_float(b, k->K);
     double *want = ref_alloc(ny);
-    ref_conv_forward(want, dx, dw, db, k->C, k->H, k->W, k->K, 3, relu);
+    nst_ref_conv_forward(want, dx, dw, db, k->C, k->H, k->W, k->K, 3, relu);
     double e = check_rel_err(y, want, ny);
     printf("  F(%dx%d) fwd C%-2d %2dx%-2d K%-2d relu%d bands %d: rel err %.2e\n", m, m, k->C,
            k->H, k->W, k->K, relu, bands, e);
@@ -126,7 +127,7 @@ static double backward_case(int m, const wcase *k, int accumulate, int bands, ch
     float *got = get(tdx);
     double *want = accumulate ? ref_from_float(dx0, nx) : ref_alloc(nx);
     double *ddy = ref_from_float(dy, ny), *dw = ref_from_float(w, nw);
-    ref_conv_backward_input(want, ddy, dw, k->C, k->H, k->W, k->K, 3);
+    nst_ref_conv_backward_input(want, ddy, dw, k->C, k->H, k->W, k->K, 3);
     double e = check_rel_err(got, want, nx);
     printf("  F(%dx%d) bwd C%-2d %2dx%-2d K%-2d acc%d  bands %d: rel err %.2e\n", m, m, k->C,
            k->H, k->W, k->K, accumulate, bands, e);
