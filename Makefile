@@ -98,9 +98,11 @@ check-asan:
 VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,possible \
             --errors-for-leak-kinds=definite,possible --num-callers=30 \
             --suppressions=$(CURDIR)/tests/valgrind.supp
-# Every suite binary of the normal build under memcheck (not the shell suites).
+# The suite binaries of the normal build under memcheck (not the shell
+# suites): all of them unless VALGRIND_SUITES names some.
+VALGRIND_SUITES ?= $(TESTS)
 check-valgrind: $(BUILD)/nst $(TESTS) $(LIBTOOLS)
-	$(MAKE) TEST_RUN="$(VALGRIND)" TEST_SCRIPTS= test
+	$(MAKE) TEST_RUN="$(VALGRIND)" TEST_SCRIPTS= TESTS="$(VALGRIND_SUITES)" test
 
 # libFuzzer: every tests/fuzz/fuzz_NAME.c becomes build-fuzz/fuzz_NAME (clang,
 # the library built with the same sanitizers), run on the seeds in
@@ -113,7 +115,8 @@ FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libnst.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libnst.a $(LDLIBS)
 fuzz-build:
-	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) SAN="$(SANITIZE) -fsanitize=fuzzer-no-link" \
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) \
+	    SAN="$(SANITIZE) -fsanitize=fuzzer-no-link -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION" \
 	    $(FUZZ_NAMES:%=build-fuzz/%)
 fuzz: fuzz-build
 	@rc=0; for t in $(FUZZ_NAMES); do \
