@@ -78,8 +78,8 @@ struct nst_runtime {
      * of reductions (safe to reuse because the queue is in order) */
     cl_mem gemm_temp;
     size_t gemm_temp_bytes;
-    cl_mem small_scratch;
-    size_t small_scratch_bytes;
+    cl_mem scratch[2];        /* NST_SCRATCH_SMALL, NST_SCRATCH_GRAM */
+    size_t scratch_bytes[2];
     /* profiling: events of enqueued kernels when profile is on */
     nst_prof_event *events;
     int nevents, cap_events;
@@ -137,15 +137,17 @@ nst_status nst_tensor_download(nst_runtime *rt, const nst_tensor *t, float *dst)
 nst_status nst_tensor_fill(nst_runtime *rt, nst_tensor *t, float value);
 nst_status nst_tensor_copy(nst_runtime *rt, nst_tensor *dst, const nst_tensor *src);
 
-/* The runtime's small scratch buffer of at least `bytes` (grown on demand,
- * owned by rt). Kernels using it must be enqueued before the next user's:
- * the in-order queue then keeps its contents valid between them. */
-nst_status nst_small_scratch(nst_runtime *rt, size_t bytes, cl_mem *out);
+/* The runtime's reusable scratch buffers, grown on demand and owned by rt:
+ * SMALL holds reduction partial sums, GRAM the split-K partial Gram
+ * matrices. A user enqueues everything that reads its contents before the
+ * next user writes: the in-order queue then keeps them valid. */
+enum { NST_SCRATCH_SMALL = 0, NST_SCRATCH_GRAM = 1 };
+nst_status nst_scratch(nst_runtime *rt, int which, size_t bytes, cl_mem *out);
 
 /* Device bytes held by tensors and buffers, not counting the runtime's own
  * reusable scratch (what a leak check should compare). */
 static inline size_t nst_mem_in_use(const nst_runtime *rt) {
-    return rt->mem_now - rt->gemm_temp_bytes - rt->small_scratch_bytes;
+    return rt->mem_now - rt->gemm_temp_bytes - rt->scratch_bytes[0] - rt->scratch_bytes[1];
 }
 
 /* A raw device buffer of `bytes`, counted like tensors. */
