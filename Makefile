@@ -61,6 +61,17 @@ $(BUILD)/tools/%: tools/%.c $(BUILD)/libnst.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libnst.a $(LDLIBS)
 
+# The local benchmark rows (BENCHMARKS.md): nst, then the PyTorch peer on the
+# same CPU when Debian's python3-torch is installed.
+BENCH_SIZES ?= 256,512
+BENCH_EVALS ?= 3
+bench: all
+	$(BUILD)/nst bench --size $(BENCH_SIZES) --evals $(BENCH_EVALS)
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	  for s in $$(echo $(BENCH_SIZES) | tr , ' '); do \
+	    /usr/bin/python3 ../shared/bench/torch_gatys.py cpu $$s $(BENCH_EVALS); done; \
+	else echo "(python3-torch not installed: no PyTorch row)"; fi
+
 # The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors.
 weights: $(BUILD)/tools/nst-genweights
 	NST_GENWEIGHTS=$(BUILD)/tools/nst-genweights tools/fetch-weights.sh
@@ -152,5 +163,5 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*.d)
-.PHONY: all test install uninstall clean weights check-asan check-valgrind fuzz fuzz-build fuzz-smoke
+.PHONY: all test install uninstall clean weights bench check-asan check-valgrind fuzz fuzz-build fuzz-smoke
 .SECONDARY: $(GEN) $(TESTLIB)
