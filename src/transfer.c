@@ -141,6 +141,9 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
         return nst_fail(msg, NST_ERR_INVALID_ARG,
                         "%d scales below size %d start under 32 pixels; use fewer scales",
                         p->scales, p->size);
+    if (p->tile < -1 || (p->tile > 0 && p->tile < 16))
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "tile %d: give 0 (automatic), -1 (never) or "
+                        "at least 16 pixels", p->tile);
     if (!(p->average_decay >= 0 && p->average_decay < 1))
         return nst_fail(msg, NST_ERR_INVALID_ARG, "average decay %g is not in [0, 1)",
                         p->average_decay);
@@ -592,6 +595,20 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
     *out = NULL;
     NST_TRY(nst_params_check(p, nstyles, blend, RTM(rt)));
     NST_TRY(nst_tr_setup(&t, rt, model, p, p->masks ? nstyles : 0));
+    /* the memory plan: tiles and the L-BFGS history, or a refusal */
+    nst_plan plan;
+    int style_wh[2 * NST_MAX_STYLES];
+    for (int k = 0; k < nstyles; k++) {
+        style_wh[2 * k] = styles[k]->w;
+        style_wh[2 * k + 1] = styles[k]->h;
+    }
+    NST_TRY(nst_plan_compute(&t, model->weights, content_in->w, content_in->h, style_wh, nstyles,
+                             &plan));
+    if (!plan.fits) {
+        st = nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s", plan.note);
+        goto fail;
+    }
+    t.tile = plan.tiled ? plan.tile : 0;
     NST_TRY(work_prepare(rt, p, content_in, styles, nstyles, &work));
     if (p->preserve_colors || p->luminance_only) t.color_ref = content_in;
 
@@ -604,6 +621,14 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
         int size = (int)lround(p->size / pow(2.0, 0.5 * (scales - 1 - sc)));
         int iters = sc == 0 ? p->iterations : later;
         NST_TRY(fit_image(rt, work.content, size, &content));
+        /* the previous scale's optimiser and images go first (its result
+         * is on the host in prev): the plan counts one scale at a time */
+        nst_optim_free(rt, opt);
+        opt = NULL;
+        nst_tensor_free(rt, t.x);
+        nst_tensor_free(rt, t.grad);
+        nst_tensor_free(rt, t.avg);
+        t.x = t.grad = t.avg = NULL;
         NST_TRY(nst_tr_targets(&t, content, work.style_ptrs, nstyles, blend, p->masks));
         NST_TRY(nst_tr_alloc_image(&t, content->h, content->w));
         NST_TRY(init_image(&t, content, prev));
@@ -615,11 +640,9 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
         nst_optim_params op;
         nst_optim_defaults(&op, p->optimizer == NST_OPTIMIZER_ADAM ? NST_OPTIM_ADAM
                                                                    : NST_OPTIM_LBFGS);
-        op.history = p->lbfgs_history;
+        op.history = plan.lbfgs_history;
         op.line_search = p->line_search;
         if (p->learning_rate > 0) op.lr = p->learning_rate;
-        nst_optim_free(rt, opt);
-        opt = NULL;
         NST_TRY(nst_optim_create(rt, &op, t.x->count, &opt));
 
         for (int it = 1; it <= iters; it++) {

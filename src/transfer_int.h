@@ -106,6 +106,11 @@ void nst_tr_release(nst_transfer *t);
 /* Frees the targets and every size-dependent buffer of the tiled path. */
 void nst_tr_release_targets(nst_transfer *t);
 
+/* The plan of nst_transfer_plan for a transfer set up by nst_tr_setup
+ * (plan.c), with the weights t was built from. */
+nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w, int content_h,
+                            const int *style_wh, int nstyles, nst_plan *out);
+
 /* Tiled counterparts (tiled.c), used by nst_tr_targets / nst_tr_evaluate when
  * t->tiled: targets from tiles of the content and style images (the vgg is
  * left sized for t->tiling's window), and one evaluation whose loss and
