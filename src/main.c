@@ -758,7 +758,7 @@ static int bench_build_times(const char *device, double *cold, double *warm, nst
 
 static int cmd_bench(int argc, char **argv) {
     const char *device = NULL, *weights = NULL;
-    int sizes[16], nsizes = 0, evals = 10, json = 0;
+    int sizes[16], nsizes = 0, evals = 10, json = 0, tile = 0;
     double width = 1.0;
     for (int i = 1; i < argc; i++) {
         cli_arg arg;
@@ -768,13 +768,14 @@ static int cmd_bench(int argc, char **argv) {
         const char *v = arg.value;
         if (!strcmp(arg.name, "--help") || !strcmp(arg.name, "-h")) {
             printf("usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
-                   "                 [--width-mult F] [--json]\n\n"
+                   "                 [--width-mult F] [--tile N] [--json]\n\n"
                    "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
                    "TV losses, backward to the image) per size: median, min and max over --evals\n"
                    "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"
                    "by device time, peak device memory, and kernel build time cold and cached.\n"
                    "Without --weights it uses a generated network of the real VGG-19 widths\n"
-                   "(timing does not depend on weight values). Defaults: --size 256,512 --evals 10.\n");
+                   "(timing does not depend on weight values). --tile N evaluates in tiles of at\n"
+                   "most N pixels a side. Defaults: --size 256,512 --evals 10.\n");
             return 0;
         } else if (!strcmp(arg.name, "--size")) {
             const char *p = v;
@@ -797,6 +798,9 @@ static int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(arg.name, "--width-mult")) {
             if (!cli_parse_double(v, &width, NULL) || !(width > 0) || width > 4)
                 return usage_error("--width-mult '%s': give a number in (0, 4]", v);
+        } else if (!strcmp(arg.name, "--tile")) {
+            if (!cli_parse_int(v, &tile) || tile < 16 || tile > 65536)
+                return usage_error("--tile '%s': give a size in 16..65536 pixels", v);
         } else if (!strcmp(arg.name, "--json")) {
             json = 1;
         } else {
@@ -823,6 +827,7 @@ static int cmd_bench(int argc, char **argv) {
         ro.profile = 1;
         nst_params p;
         nst_params_default(&p);
+        p.tile = tile;
         nst_bench_result r;
         nst_status st = nst_runtime_open(&rt, &ro, &msg);
         if (st != NST_OK) {

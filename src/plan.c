@@ -279,7 +279,7 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     out->fits = ok;
     char opt[200] = "";
     if (out->history_reduced)
-        snprintf(opt, sizeof opt, " L-BFGS history cut from %d to %d pairs (%.0f MiB) to stay "
+        snprintf(opt, sizeof opt, " L-BFGS history cut from %d to %d pairs (%.1f MiB) to stay "
                  "within %.0f%% of the budget%s.", p->lbfgs_history, out->lbfgs_history,
                  mib(out->optimizer), 100 * HISTORY_SHARE,
                  out->lbfgs_history < 5 ? "; that is short: --optimizer adam needs 3 vectors"
@@ -319,7 +319,7 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     if (lo) snprintf(size_hint, sizeof size_hint, "the largest --size that fits is %d", lo);
     else snprintf(size_hint, sizeof size_hint, "no size fits");
     snprintf(out->note, sizeof out->note,
-             "a %dx%d run does not fit: %s needs %.0f MiB of %.0f MiB%s%s; %s.%s", out->width,
+             "a %dx%d run does not fit: %s needs %.1f MiB of %.1f MiB%s%s; %s.%s", out->width,
              out->height, why, mib(need), mib(have),
              out->tiled ? " even in tiles" : "",
              t->nregions ? " (regions are not tiled)" : p->tile < 0 ? " (tiling is off)" : "",

@@ -419,6 +419,7 @@ nst_status nst_tr_setup(nst_transfer *t, nst_runtime *rt, nst_model *model, cons
     t->rt = rt;
     t->p = p;
     t->nregions = nregions;
+    t->tile = p->tile > 0 ? p->tile : 0; /* nst_transfer_run sets it from its plan */
     NST_TRY(nst_layers_parse(p->content_layers, "content layers", &t->content, RTM(rt)));
     NST_TRY(nst_layers_parse(p->style_layers, "style layers", &t->style, RTM(rt)));
     double wsum = 0;
