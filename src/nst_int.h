@@ -146,8 +146,11 @@ nst_status nst_scratch(nst_runtime *rt, int which, size_t bytes, cl_mem *out);
 
 /* Device bytes held by tensors and buffers, not counting the runtime's own
  * reusable scratch (what a leak check should compare). */
+static inline size_t nst_runtime_scratch_bytes(const nst_runtime *rt) {
+    return rt->gemm_temp_bytes + rt->scratch_bytes[0] + rt->scratch_bytes[1];
+}
 static inline size_t nst_mem_in_use(const nst_runtime *rt) {
-    return rt->mem_now - rt->gemm_temp_bytes - rt->scratch_bytes[0] - rt->scratch_bytes[1];
+    return rt->mem_now - nst_runtime_scratch_bytes(rt);
 }
 
 /* A raw device buffer of `bytes`, counted like tensors. */
