@@ -85,6 +85,8 @@ const char *nst_last_error(const nst_runtime *rt);
  * (may be NULL) receives the time it took. */
 nst_status nst_runtime_build_all(nst_runtime *rt, double *seconds);
 const nst_device_info *nst_runtime_device(const nst_runtime *rt);
+/* The most device memory nst had allocated at once on rt, in bytes. */
+uint64_t nst_runtime_peak_bytes(const nst_runtime *rt);
 
 
 /* ---- images ------------------------------------------------------------- */

@@ -137,6 +137,28 @@ static int opt_is(const char *name, const char *long_name, const char *short_nam
     return !strcmp(name, long_name) || (short_name && !strcmp(name, short_name));
 }
 
+/* s as the inside of a JSON string (quotes, backslashes and control
+ * characters escaped), in one of a few rotating static buffers. */
+static const char *js(const char *s) {
+    static char bufs[4][2048];
+    static int k = 0;
+    char *b = bufs[k++ % 4];
+    size_t n = 0;
+    for (; *s && n + 8 < sizeof bufs[0]; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            b[n++] = '\\';
+            b[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(b + n, sizeof bufs[0] - n, "\\u%04x", c);
+        } else {
+            b[n++] = (char)c;
+        }
+    }
+    b[n] = 0;
+    return b;
+}
+
 /* Splits "a,b,c" into doubles; returns the count or -1. */
 static int parse_doubles(const char *s, double *out, int max) {
     int n = 0;
@@ -433,7 +455,7 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
                "\"tile_height\":%d,\"tiles_x\":%d,\"tiles_y\":%d,\"halo\":%d,"
                "\"optimizer_kind\":\"%s\",\"lbfgs_history\":%d,\"history_reduced\":%s,"
                "\"fits\":%s,\"max_size\":%d,\"note\":\"%s\"}\n",
-               nst_runtime_device(rt)->name, pl->width, pl->height, pl->style_width,
+               js(nst_runtime_device(rt)->name), pl->width, pl->height, pl->style_width,
                pl->style_height, (unsigned long long)pl->budget,
                (unsigned long long)pl->reserve,
                (unsigned long long)pl->device_global, (unsigned long long)pl->device_max_alloc,
@@ -445,7 +467,7 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
                (unsigned long long)pl->largest_alloc, pl->tiled ? "true" : "false", pl->tile,
                pl->tile_w, pl->tile_h, pl->tiles_x, pl->tiles_y, pl->halo, opt,
                pl->lbfgs_history, pl->history_reduced ? "true" : "false",
-               pl->fits ? "true" : "false", pl->max_size, pl->note);
+               pl->fits ? "true" : "false", pl->max_size, js(pl->note));
     } else {
         char act[96], optim[64];
         if (pl->tiled)
@@ -581,13 +603,15 @@ static int run_transfer(int argc, char **argv) {
         if (st == NST_ERR_NUMERIC)
             fprintf(stderr, "nst: wrote the last finite image to %s\n", o.output);
         else if (!o.quiet && !o.json)
-            fprintf(stderr, "%snst: wrote %s (%dx%d)\n",
+            fprintf(stderr, "%snst: wrote %s (%dx%d; peak device memory %.0f MiB)\n",
                     st == NST_ERR_INTERRUPTED && pc.tty ? "\n" : "", o.output, result->w,
-                    result->h);
+                    result->h, nst_runtime_peak_bytes(rt) / 1048576.0);
         if (o.json)
             printf("{\"event\":\"done\",\"output\":\"%s\",\"width\":%d,\"height\":%d,"
-                   "\"interrupted\":%s}\n",
-                   o.output, result->w, result->h, st == NST_ERR_INTERRUPTED ? "true" : "false");
+                   "\"interrupted\":%s,\"peak_mib\":%.1f}\n",
+                   js(o.output), result->w, result->h,
+                   st == NST_ERR_INTERRUPTED ? "true" : "false",
+                   nst_runtime_peak_bytes(rt) / 1048576.0);
     }
     rc = st == NST_OK ? 0 : st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
 done:
@@ -634,7 +658,7 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
         }
         nst_status st = nst_device_check(rt, tiny, rows, NST_CHECK_MAX_ROWS, &nrows);
         if (json) {
-            printf("{\"device\":%d,\"name\":\"%s\",\"pass\":%s,\"rows\":[", i, devs[i].name,
+            printf("{\"device\":%d,\"name\":\"%s\",\"pass\":%s,\"rows\":[", i, js(devs[i].name),
                    st == NST_OK ? "true" : "false");
             for (int r = 0; r < nrows; r++)
                 printf("%s{\"op\":\"%s\",\"max_abs\":%.3g,\"max_rel\":%.3g,\"pass\":%s,"
@@ -703,9 +727,9 @@ static int cmd_devices(int argc, char **argv) {
                 printf("{\"index\":%d,\"name\":\"%s\",\"platform\":\"%s\",\"type\":\"%s\","
                        "\"global_mem\":%llu,\"max_alloc\":%llu,\"compute_units\":%u,"
                        "\"version\":\"%s\",\"fp16\":%s,\"default\":%s}\n",
-                       d->index, d->name, d->platform, d->type,
+                       d->index, js(d->name), js(d->platform), d->type,
                        (unsigned long long)d->global_mem, (unsigned long long)d->max_alloc,
-                       d->compute_units, d->version, d->fp16 ? "true" : "false",
+                       d->compute_units, js(d->version), d->fp16 ? "true" : "false",
                        d->is_default ? "true" : "false");
                 continue;
             }
@@ -844,7 +868,7 @@ static int cmd_bench(int argc, char **argv) {
             printf("{\"device\":\"%s\",\"size\":%d,\"evals\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,"
                    "\"max_ms\":%.3f,\"gflop\":%.2f,\"gflops\":%.1f,\"peak_mib\":%.1f,"
                    "\"build_cold_s\":%.3f,\"build_cached_s\":%.3f,\"kernels\":[",
-                   nst_runtime_device(rt)->name, r.w, r.evals, r.median_ms, r.min_ms, r.max_ms,
+                   js(nst_runtime_device(rt)->name), r.w, r.evals, r.median_ms, r.min_ms, r.max_ms,
                    r.gflop, r.gflops, r.peak_mib, cold, warm);
             for (int k = 0; k < r.nkernels; k++)
                 printf("%s{\"name\":\"%s\",\"ms\":%.3f,\"calls\":%d}", k ? "," : "",

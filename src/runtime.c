@@ -306,6 +306,8 @@ const char *nst_last_error(const nst_runtime *rt) { return rt ? rt->msg.text : "
 
 const nst_device_info *nst_runtime_device(const nst_runtime *rt) { return &rt->info; }
 
+uint64_t nst_runtime_peak_bytes(const nst_runtime *rt) { return rt->mem_peak; }
+
 nst_status nst_finish(nst_runtime *rt) {
     nst_status st = NST_OK;
     NST_CL(RTM(rt), clFinish(rt->queue));
