@@ -127,3 +127,14 @@ __kernel void loss_mask_down(const int dh, const int dw, __global const float *s
     __global const float *r1 = r0 + sw;
     dst[i * dw + j] = 0.25f * ((r0[0] + r0[1]) + (r1[0] + r1[1]));
 }
+
+/* g[i] = sum over parts of partial[p][i] + beta * g[i]: the split-K Gram's
+ * partial products, summed in a fixed order (deterministic). */
+__kernel void loss_gram_sum(const int n, const int parts, __global const float *partial,
+                            const float beta, __global float *g) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float acc = 0.0f;
+    for (int p = 0; p < parts; p++) acc += partial[p * n + i];
+    g[i] = beta == 0.0f ? acc : acc + beta * g[i];
+}

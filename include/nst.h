@@ -85,6 +85,8 @@ const char *nst_last_error(const nst_runtime *rt);
  * (may be NULL) receives the time it took. */
 nst_status nst_runtime_build_all(nst_runtime *rt, double *seconds);
 const nst_device_info *nst_runtime_device(const nst_runtime *rt);
+/* The most device memory nst had allocated at once on rt, in bytes. */
+uint64_t nst_runtime_peak_bytes(const nst_runtime *rt);
 
 
 /* ---- images ------------------------------------------------------------- */
@@ -147,6 +149,12 @@ typedef struct nst_params {
     int scale_iterations;        /* 0 = iterations / 2 */
     double average_decay;        /* > 0: the output is an exponential moving
                                     average of the iterates with this decay */
+    /* memory (see nst_transfer_plan) */
+    uint64_t max_memory;         /* device bytes the run may use; 0 = the device's
+                                    global memory less 10% */
+    int tile;                    /* 0: tiles only when the whole image does not fit;
+                                    > 0: tiles of at most this many pixels a side;
+                                    -1: never tile */
 } nst_params;
 
 /* The defaults: a good image without touching anything. */
@@ -194,6 +202,59 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
                             const nst_image *content, const nst_image *const *styles, int nstyles,
                             const double *blend, nst_progress_fn progress, void *user,
                             nst_image **out);
+
+/* ---- the memory plan ---------------------------------------------------- */
+
+/* What a run needs on the device, worked out before it starts from the
+ * sizes, the layers and the optimiser, and what the run will do about it.
+ * Byte figures are the run's own allocations at its peak (the final scale);
+ * the OpenCL driver's and CLBlast's own buffers come on top. */
+typedef struct nst_plan {
+    int width, height;             /* the output at the final scale */
+    int style_width, style_height; /* the largest style image at style_scale */
+    uint64_t budget;               /* bytes the run may use */
+    uint64_t reserve;              /* of which kept back for CLBlast's padding
+                                      buffer and the driver: 5%, at least 64 MiB */
+    uint64_t device_global, device_max_alloc;
+    /* bytes at the evaluation's peak, by component */
+    uint64_t weights;              /* the VGG weights and their flipped copies */
+    uint64_t activations;          /* activations kept for backward, tap gradients,
+                                      backward ping-pong and im2col scratch: of one
+                                      tile when tiled, else of the whole image */
+    uint64_t content_targets;      /* content features P, whole image */
+    uint64_t style_targets;        /* Gram targets A */
+    uint64_t loss_scratch;         /* Gram sums/errors, tile crops, masks, slots */
+    uint64_t images;               /* image, gradient, average; a tile's window */
+    uint64_t optimizer;            /* L-BFGS history or Adam moments */
+    uint64_t eval_peak, targets_peak, peak; /* peak = the larger phase; a run
+                                      fits when peak + reserve <= budget */
+    uint64_t largest_alloc;        /* the largest single buffer */
+    int tiled;                     /* 1: evaluated in tiles */
+    int tile;                      /* the tile limit the run uses (0 = none) */
+    int tile_w, tile_h, tiles_x, tiles_y, halo;
+    int optimizer_kind;            /* nst_optimizer */
+    int lbfgs_history;             /* the history the run will keep */
+    int history_reduced;           /* 1: cut from the requested one so that the
+                                      history stays within 40% of the budget */
+    int fits;                      /* 1: the run fits the budget */
+    int max_size;                  /* when it does not: the largest --size that
+                                      would (0: none) */
+    char note[512];                /* the decision in words */
+} nst_plan;
+
+/* Plans a run of p on content_w x content_h with nstyles style images of
+ * the sizes style_wh[2k], style_wh[2k+1] (NULL: as large as the content).
+ * Decides: the whole image at once when it fits the budget (p->max_memory,
+ * else the device's global memory less 10%) and the device's largest
+ * allocation; else, unless p->tile < 0, tiles as large as fit; else the
+ * largest size that would fit. L-BFGS keeps at most the history that fits in
+ * 40% of the budget. Returns NST_OK also when the run does not fit (fits 0,
+ * the note says why); the run applies the same plan and refuses with
+ * NST_ERR_TOO_LARGE and that note. Uploads the weights once to size the
+ * network; allocates nothing else. */
+nst_status nst_transfer_plan(nst_runtime *rt, nst_model *model, const nst_params *p,
+                             int content_w, int content_h, const int *style_wh, int nstyles,
+                             nst_plan *out);
 
 /* ---- benchmarking -------------------------------------------------------- */
 

@@ -87,3 +87,24 @@ void cli_numbered_path(const char *path, int n, char *buf, size_t len) {
     size_t stem = e ? (size_t)(e - path) : strlen(path);
     snprintf(buf, len, "%.*s_%04d%s", (int)stem, path, n, e ? e : "");
 }
+
+int cli_parse_bytes(const char *s, unsigned long long *out) {
+    const char *end = NULL;
+    double v;
+    if (!cli_parse_double(s, &v, &end) || !(v > 0)) return 0;
+    double unit = 1;
+    switch (*end) {
+    case 'k': case 'K': unit = 1024.0; end++; break;
+    case 'm': case 'M': unit = 1048576.0; end++; break;
+    case 'g': case 'G': unit = 1073741824.0; end++; break;
+    case 't': case 'T': unit = 1099511627776.0; end++; break;
+    default: break;
+    }
+    if (unit > 1 && *end == 'i') end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end) return 0;
+    v *= unit;
+    if (v < 1 || v > 1.8e19) return 0;
+    *out = (unsigned long long)v;
+    return 1;
+}

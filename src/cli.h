@@ -30,6 +30,10 @@ int cli_parse_int(const char *s, int *out);
 int cli_parse_u64(const char *s, unsigned long long *out);
 int cli_parse_double(const char *s, double *out, const char **end);
 
+/* A byte count: a number with an optional binary unit K, M, G or T (also
+ * KB/KiB...), e.g. "4G", "512M", "1.5GiB", "1000000". 1 when valid and > 0. */
+int cli_parse_bytes(const char *s, unsigned long long *out);
+
 /* 1 if the output name ends in .png, .jpg or .jpeg (any case). */
 int cli_image_ext_ok(const char *path);
 /* "dir/out.png", 50 -> "dir/out_0050.png". */

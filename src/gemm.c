@@ -113,3 +113,18 @@ nst_status nst_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, 
         CLBlastSdot(n, out, out_off, x, x_off, 1, y, y_off, 1, &rt->queue, EVP);
     return blas_status(rt, s, "CLBlastSdot", ev);
 }
+
+nst_status nst_gemm_strided_batched(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n,
+                                    size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
+                                    size_t a_stride, cl_mem b, size_t b_off, size_t ldb,
+                                    size_t b_stride, float beta, cl_mem c, size_t c_off,
+                                    size_t ldc, size_t c_stride, size_t batch) {
+    if (m == 0 || n == 0 || batch == 0) return NST_OK;
+    if (rt->tune_state == 0) nst_tune_apply_saved(rt); /* shares Xgemm's parameters */
+    cl_event ev = NULL;
+    CLBlastStatusCode s = CLBlastSgemmStridedBatched(
+        CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+        trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda,
+        a_stride, b, b_off, ldb, b_stride, beta, c, c_off, ldc, c_stride, batch, &rt->queue, EVP);
+    return blas_status(rt, s, "CLBlastSgemmStridedBatched", ev);
+}

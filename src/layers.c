@@ -1,6 +1,7 @@
 /* layers.c: launchers of the VGG layers (see layers.h); kernels in cl/conv.cl,
  * cl/pool.cl and cl/act.cl. Convolution is im2col + CLBlast GEMM over bands
  * of rows, so the scratch stays bounded whatever the image size. */
+#include <stdlib.h>
 #include <limits.h>
 
 #include "layers.h"
@@ -32,7 +33,11 @@ static nst_status check_int(nst_runtime *rt, const char *op, size_t n) {
 }
 
 size_t nst_conv2d_scratch_cap(const nst_runtime *rt) {
+    /* 64 MiB unless NST_SCRATCH_MB says otherwise: larger bands mean fewer,
+     * larger GEMMs (faster on big GPUs) for more device memory. */
     size_t cap = (size_t)64 << 20;
+    const char *env = getenv("NST_SCRATCH_MB");
+    if (env && atoi(env) > 0) cap = (size_t)atoi(env) << 20;
     size_t quarter = (size_t)(rt->info.max_alloc / 4);
     if (quarter && quarter < cap) cap = quarter;
     return cap / sizeof(float);

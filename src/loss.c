@@ -38,7 +38,7 @@ static nst_status reduction_begin(nst_runtime *rt, const char *kernel, size_t n,
     r->groups = (n + r->wg - 1) / r->wg;
     if (r->groups > 4 * r->wg) r->groups = 4 * r->wg;
     if (r->groups < 1) r->groups = 1;
-    NST_TRY(nst_small_scratch(rt, r->groups * sizeof(float), &r->partial));
+    NST_TRY(nst_scratch(rt, NST_SCRATCH_SMALL, r->groups * sizeof(float), &r->partial));
 fail:
     return st;
 }
@@ -124,21 +124,49 @@ static nst_status check_feature(nst_runtime *rt, const char *what, const nst_ten
     return NST_OK;
 }
 
+/* g[C,C] = alpha F F^T + beta g for F [C,M] in fbuf. A Gram product is all
+ * inner dimension (M is up to millions, C at most 512): one GEMM leaves most
+ * of a GPU idle, so long ones are split along M into chunks done by one
+ * strided-batched GEMM, whose partial products a kernel then sums. */
+static nst_status gram_product(nst_runtime *rt, cl_mem g, cl_mem fbuf, size_t c, size_t m,
+                               float alpha, float beta) {
+    nst_status st = NST_OK;
+    const size_t min_chunk = 1024, partial_cap = (size_t)16 << 20; /* bytes */
+    size_t chunks = m / min_chunk;
+    if (chunks > 64) chunks = 64;
+    while (chunks > 1 && chunks * c * c * sizeof(float) > partial_cap) chunks--;
+    if (chunks < 4)
+        return nst_gemm(rt, 0, 1, c, c, m, alpha, fbuf, 0, m, fbuf, 0, m, beta, g, 0, c);
+    size_t chunk = m / chunks, rem = m - chunks * chunk, parts = chunks + (rem > 0);
+    cl_mem partial;
+    NST_TRY(nst_scratch(rt, NST_SCRATCH_GRAM, parts * c * c * sizeof(float), &partial));
+    NST_TRY(nst_gemm_strided_batched(rt, 0, 1, c, c, chunk, alpha, fbuf, 0, m, chunk, fbuf, 0, m,
+                                     chunk, 0.0f, partial, 0, c, c * c, chunks));
+    if (rem)
+        NST_TRY(nst_gemm(rt, 0, 1, c, c, rem, alpha, fbuf, chunks * chunk, m, fbuf,
+                         chunks * chunk, m, 0.0f, partial, chunks * c * c, c));
+    int n = (int)(c * c), np = (int)parts;
+    size_t global = c * c, wg = nst_wg_1d(rt);
+    NST_TRY(nst_launch(rt, "loss", "loss_gram_sum", 1, &global, &wg, 5, sizeof(int), &n,
+                       sizeof(int), &np, sizeof(cl_mem), &partial, sizeof(float), &beta,
+                       sizeof(cl_mem), &g));
+fail:
+    return st;
+}
+
 nst_status nst_gram_accumulate(nst_runtime *rt, cl_mem g, const nst_tensor *f, float scale) {
     nst_status st = check_feature(rt, "Gram", f);
     if (st != NST_OK) return st;
     size_t c = (size_t)f->c, m = (size_t)f->h * f->w;
     /* G[C,C] = alpha F[C,M] F^T + beta G */
-    return nst_gemm(rt, 0, 1, c, c, m, scale / (float)((double)c * m), f->buf, 0, m, f->buf, 0,
-                    m, 1.0f, g, 0, c);
+    return gram_product(rt, g, f->buf, c, m, scale / (float)((double)c * m), 1.0f);
 }
 
 nst_status nst_gram(nst_runtime *rt, cl_mem g, const nst_tensor *f) {
     nst_status st = check_feature(rt, "Gram", f);
     if (st != NST_OK) return st;
     size_t c = (size_t)f->c, m = (size_t)f->h * f->w;
-    return nst_gemm(rt, 0, 1, c, c, m, 1.0f / (float)((double)c * m), f->buf, 0, m, f->buf, 0,
-                    m, 0.0f, g, 0, c);
+    return gram_product(rt, g, f->buf, c, m, 1.0f / (float)((double)c * m), 0.0f);
 }
 
 nst_status nst_style_loss(nst_runtime *rt, const nst_tensor *f, cl_mem gram_scratch,

@@ -81,6 +81,15 @@ static const char *usage_text =
     "      --lbfgs-history N     L-BFGS memory (default 100; fewer saves device memory)\n"
     "      --line-search         L-BFGS with a backtracking line search\n"
     "\n"
+    "Memory\n"
+    "      --max-memory SIZE     device memory the run may use, e.g. 4G or 512M\n"
+    "                            (default: the device's global memory less 10%)\n"
+    "      --tile auto|off|N     evaluate in tiles of at most N pixels a side; auto\n"
+    "                            (default) tiles only when the whole image does not fit\n"
+    "      --dry-run             print the memory plan (with --json: as JSON) and exit:\n"
+    "                            0 when the run fits, 1 when not (with the largest\n"
+    "                            --size that would)\n"
+    "\n"
     "Device and files\n"
     "  -d, --device SEL          device index or name substring (see `nst devices`);\n"
     "                            NST_DEVICE does the same\n"
@@ -112,7 +121,7 @@ typedef struct run_opts {
     int nblend;
     double layer_w[NST_MAX_LAYERS];
     int nlayer_w;
-    int jpeg_quality, png16, no_cache, quiet, json, print_every, save_every;
+    int jpeg_quality, png16, no_cache, quiet, json, print_every, save_every, dry_run;
     nst_params p;
 } run_opts;
 
@@ -129,6 +138,28 @@ static int usage_error(const char *fmt, ...) {
 
 static int opt_is(const char *name, const char *long_name, const char *short_name) {
     return !strcmp(name, long_name) || (short_name && !strcmp(name, short_name));
+}
+
+/* s as the inside of a JSON string (quotes, backslashes and control
+ * characters escaped), in one of a few rotating static buffers. */
+static const char *js(const char *s) {
+    static char bufs[4][2048];
+    static int k = 0;
+    char *b = bufs[k++ % 4];
+    size_t n = 0;
+    for (; *s && n + 8 < sizeof bufs[0]; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            b[n++] = '\\';
+            b[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(b + n, sizeof bufs[0] - n, "\\u%04x", c);
+        } else {
+            b[n++] = (char)c;
+        }
+    }
+    b[n] = 0;
+    return b;
 }
 
 /* Splits "a,b,c" into doubles; returns the count or -1. */
@@ -244,6 +275,19 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             if (!cli_parse_int(v, &o->p.lbfgs_history) || o->p.lbfgs_history < 1 ||
                 o->p.lbfgs_history > 1000)
                 return usage_error("--lbfgs-history '%s': give a whole number in 1..1000", v);
+        } else if (IS("--max-memory", NULL)) {
+            unsigned long long b;
+            if (!cli_parse_bytes(v, &b))
+                return usage_error("--max-memory '%s': give a size such as 4G or 512M", v);
+            o->p.max_memory = b;
+        } else if (IS("--tile", NULL)) {
+            if (!strcmp(v, "off")) o->p.tile = -1;
+            else if (!strcmp(v, "auto")) o->p.tile = 0;
+            else if (!cli_parse_int(v, &o->p.tile) || o->p.tile < 16 || o->p.tile > 65536)
+                return usage_error("--tile '%s': give auto, off or a size in 16..65536 pixels",
+                                   v);
+        } else if (IS("--dry-run", NULL)) {
+            o->dry_run = 1;
         } else if (IS("--line-search", NULL)) {
             o->p.line_search = 1;
         } else if (IS("--init", NULL)) {
@@ -296,8 +340,8 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
     }
     if (!o->content) return usage_error("no content image: give --content PHOTO");
     if (o->nstyles == 0) return usage_error("no style image: give --style PAINTING");
-    if (!o->output) return usage_error("no output file: give -o OUTPUT.png");
-    if (!cli_image_ext_ok(o->output))
+    if (!o->output && !o->dry_run) return usage_error("no output file: give -o OUTPUT.png");
+    if (o->output && !cli_image_ext_ok(o->output))
         return usage_error("output '%s': the name must end in .png, .jpg or .jpeg", o->output);
     if (o->nmasks && o->nmasks != o->nstyles)
         return usage_error("--mask has %d masks for %d style images: give one per style",
@@ -396,6 +440,78 @@ static int on_progress(const nst_progress *p, void *user) {
     return g_stop != 0;
 }
 
+/* ---- the memory plan ------------------------------------------------------------ */
+
+static double mib(uint64_t b) { return b / 1048576.0; }
+
+/* Prints the plan; returns the exit status of --dry-run. */
+static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *pl) {
+    const char *opt = pl->optimizer_kind == NST_OPTIMIZER_ADAM ? "adam" : "lbfgs";
+    if (o->json) {
+        printf("{\"event\":\"plan\",\"device\":\"%s\",\"width\":%d,\"height\":%d,"
+               "\"style_width\":%d,\"style_height\":%d,\"budget\":%llu,\"reserve\":%llu,"
+               "\"device_global\":%llu,\"device_max_alloc\":%llu,\"weights\":%llu,"
+               "\"activations\":%llu,\"content_targets\":%llu,\"style_targets\":%llu,"
+               "\"loss_scratch\":%llu,\"images\":%llu,\"optimizer\":%llu,"
+               "\"targets_peak\":%llu,\"eval_peak\":%llu,\"peak\":%llu,"
+               "\"largest_alloc\":%llu,\"tiled\":%s,\"tile\":%d,\"tile_width\":%d,"
+               "\"tile_height\":%d,\"tiles_x\":%d,\"tiles_y\":%d,\"halo\":%d,"
+               "\"optimizer_kind\":\"%s\",\"lbfgs_history\":%d,\"history_reduced\":%s,"
+               "\"fits\":%s,\"max_size\":%d,\"note\":\"%s\"}\n",
+               js(nst_runtime_device(rt)->name), pl->width, pl->height, pl->style_width,
+               pl->style_height, (unsigned long long)pl->budget,
+               (unsigned long long)pl->reserve,
+               (unsigned long long)pl->device_global, (unsigned long long)pl->device_max_alloc,
+               (unsigned long long)pl->weights, (unsigned long long)pl->activations,
+               (unsigned long long)pl->content_targets, (unsigned long long)pl->style_targets,
+               (unsigned long long)pl->loss_scratch, (unsigned long long)pl->images,
+               (unsigned long long)pl->optimizer, (unsigned long long)pl->targets_peak,
+               (unsigned long long)pl->eval_peak, (unsigned long long)pl->peak,
+               (unsigned long long)pl->largest_alloc, pl->tiled ? "true" : "false", pl->tile,
+               pl->tile_w, pl->tile_h, pl->tiles_x, pl->tiles_y, pl->halo, opt,
+               pl->lbfgs_history, pl->history_reduced ? "true" : "false",
+               pl->fits ? "true" : "false", pl->max_size, js(pl->note));
+    } else {
+        char act[96], optim[64];
+        if (pl->tiled)
+            snprintf(act, sizeof act, "one %dx%d tile", pl->tile_w, pl->tile_h);
+        else
+            snprintf(act, sizeof act, "the whole %dx%d image", pl->width, pl->height);
+        if (pl->optimizer_kind == NST_OPTIMIZER_ADAM)
+            snprintf(optim, sizeof optim, "Adam, 2 moments");
+        else
+            snprintf(optim, sizeof optim, "L-BFGS, %d pairs", pl->lbfgs_history);
+        printf("memory plan: %dx%d output, style %dx%d, on %s\n", pl->width, pl->height,
+               pl->style_width, pl->style_height, nst_runtime_device(rt)->name);
+        printf("  budget           %8.0f MiB  (%s; device %.0f MiB, largest allocation %.0f "
+               "MiB;\n                                %.0f MiB kept for CLBlast and the driver)\n",
+               mib(pl->budget), o->p.max_memory ? "--max-memory" : "device less 10%",
+               mib(pl->device_global), mib(pl->device_max_alloc), mib(pl->reserve));
+        printf("  weights          %8.1f MiB\n", mib(pl->weights));
+        printf("  activations      %8.1f MiB  (%s)\n", mib(pl->activations), act);
+        printf("  content targets  %8.1f MiB\n", mib(pl->content_targets));
+        printf("  style targets    %8.1f MiB\n", mib(pl->style_targets));
+        printf("  loss scratch     %8.1f MiB\n", mib(pl->loss_scratch));
+        printf("  images           %8.1f MiB\n", mib(pl->images));
+        printf("  optimiser        %8.1f MiB  (%s)\n", mib(pl->optimizer), optim);
+        printf("  peak             %8.1f MiB  (evaluation %.1f, targets %.1f); largest buffer "
+               "%.1f MiB\n",
+               mib(pl->peak), mib(pl->eval_peak), mib(pl->targets_peak), mib(pl->largest_alloc));
+        if (pl->fits && pl->tiled)
+            printf("  plan: %d x %d tiles of %dx%d pixels, halo %d\n", pl->tiles_x, pl->tiles_y,
+                   pl->tile_w, pl->tile_h, pl->halo);
+        else if (pl->fits)
+            printf("  plan: the whole image at once\n");
+        else if (pl->max_size)
+            printf("  plan: does not fit; the largest --size that fits is %d\n", pl->max_size);
+        else
+            printf("  plan: does not fit at any size\n");
+        printf("  %s\n", pl->note);
+    }
+    fflush(stdout);
+    return pl->fits ? 0 : EXIT_RUNTIME;
+}
+
 /* ---- the main job -------------------------------------------------------------- */
 
 static int run_transfer(int argc, char **argv) {
@@ -452,6 +568,22 @@ static int run_transfer(int argc, char **argv) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         goto done;
     }
+    if (o.dry_run) {
+        nst_plan plan;
+        int wh[2 * NST_MAX_STYLES];
+        for (int i = 0; i < o.nstyles; i++) {
+            wh[2 * i] = styles[i]->w;
+            wh[2 * i + 1] = styles[i]->h;
+        }
+        st = nst_transfer_plan(rt, model, &o.p, content->w, content->h, wh, o.nstyles, &plan);
+        if (st != NST_OK) {
+            fprintf(stderr, "nst: %s\n", nst_last_error(rt));
+            goto done;
+        }
+        rc = print_plan(&o, rt, &plan);
+        if (!plan.fits) fprintf(stderr, "nst: %s\n", plan.note);
+        goto done;
+    }
     if (!o.quiet && !o.json)
         fprintf(stderr, "nst: %s on %s, weights %s\n", o.content, nst_runtime_device(rt)->name,
                 wpath);
@@ -474,13 +606,15 @@ static int run_transfer(int argc, char **argv) {
         if (st == NST_ERR_NUMERIC)
             fprintf(stderr, "nst: wrote the last finite image to %s\n", o.output);
         else if (!o.quiet && !o.json)
-            fprintf(stderr, "%snst: wrote %s (%dx%d)\n",
+            fprintf(stderr, "%snst: wrote %s (%dx%d; peak device memory %.0f MiB)\n",
                     st == NST_ERR_INTERRUPTED && pc.tty ? "\n" : "", o.output, result->w,
-                    result->h);
+                    result->h, nst_runtime_peak_bytes(rt) / 1048576.0);
         if (o.json)
             printf("{\"event\":\"done\",\"output\":\"%s\",\"width\":%d,\"height\":%d,"
-                   "\"interrupted\":%s}\n",
-                   o.output, result->w, result->h, st == NST_ERR_INTERRUPTED ? "true" : "false");
+                   "\"interrupted\":%s,\"peak_mib\":%.1f}\n",
+                   js(o.output), result->w, result->h,
+                   st == NST_ERR_INTERRUPTED ? "true" : "false",
+                   nst_runtime_peak_bytes(rt) / 1048576.0);
     }
     rc = st == NST_OK ? 0 : st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
 done:
@@ -527,7 +661,7 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
         }
         nst_status st = nst_device_check(rt, tiny, rows, NST_CHECK_MAX_ROWS, &nrows);
         if (json) {
-            printf("{\"device\":%d,\"name\":\"%s\",\"pass\":%s,\"rows\":[", i, devs[i].name,
+            printf("{\"device\":%d,\"name\":\"%s\",\"pass\":%s,\"rows\":[", i, js(devs[i].name),
                    st == NST_OK ? "true" : "false");
             for (int r = 0; r < nrows; r++)
                 printf("%s{\"op\":\"%s\",\"max_abs\":%.3g,\"max_rel\":%.3g,\"pass\":%s,"
@@ -596,9 +730,9 @@ static int cmd_devices(int argc, char **argv) {
                 printf("{\"index\":%d,\"name\":\"%s\",\"platform\":\"%s\",\"type\":\"%s\","
                        "\"global_mem\":%llu,\"max_alloc\":%llu,\"compute_units\":%u,"
                        "\"version\":\"%s\",\"fp16\":%s,\"default\":%s}\n",
-                       d->index, d->name, d->platform, d->type,
+                       d->index, js(d->name), js(d->platform), d->type,
                        (unsigned long long)d->global_mem, (unsigned long long)d->max_alloc,
-                       d->compute_units, d->version, d->fp16 ? "true" : "false",
+                       d->compute_units, js(d->version), d->fp16 ? "true" : "false",
                        d->is_default ? "true" : "false");
                 continue;
             }
@@ -651,7 +785,7 @@ static int bench_build_times(const char *device, double *cold, double *warm, nst
 
 static int cmd_bench(int argc, char **argv) {
     const char *device = NULL, *weights = NULL;
-    int sizes[16], nsizes = 0, evals = 10, json = 0;
+    int sizes[16], nsizes = 0, evals = 10, json = 0, tile = 0;
     double width = 1.0;
     for (int i = 1; i < argc; i++) {
         cli_arg arg;
@@ -661,13 +795,14 @@ static int cmd_bench(int argc, char **argv) {
         const char *v = arg.value;
         if (!strcmp(arg.name, "--help") || !strcmp(arg.name, "-h")) {
             printf("usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
-                   "                 [--width-mult F] [--json]\n\n"
+                   "                 [--width-mult F] [--tile N] [--json]\n\n"
                    "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
                    "TV losses, backward to the image) per size: median, min and max over --evals\n"
                    "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"
                    "by device time, peak device memory, and kernel build time cold and cached.\n"
                    "Without --weights it uses a generated network of the real VGG-19 widths\n"
-                   "(timing does not depend on weight values). Defaults: --size 256,512 --evals 10.\n");
+                   "(timing does not depend on weight values). --tile N evaluates in tiles of at\n"
+                   "most N pixels a side. Defaults: --size 256,512 --evals 10.\n");
             return 0;
         } else if (!strcmp(arg.name, "--size")) {
             const char *p = v;
@@ -690,6 +825,9 @@ static int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(arg.name, "--width-mult")) {
             if (!cli_parse_double(v, &width, NULL) || !(width > 0) || width > 4)
                 return usage_error("--width-mult '%s': give a number in (0, 4]", v);
+        } else if (!strcmp(arg.name, "--tile")) {
+            if (!cli_parse_int(v, &tile) || tile < 16 || tile > 65536)
+                return usage_error("--tile '%s': give a size in 16..65536 pixels", v);
         } else if (!strcmp(arg.name, "--json")) {
             json = 1;
         } else {
@@ -716,6 +854,7 @@ static int cmd_bench(int argc, char **argv) {
         ro.profile = 1;
         nst_params p;
         nst_params_default(&p);
+        p.tile = tile;
         nst_bench_result r;
         nst_status st = nst_runtime_open(&rt, &ro, &msg);
         if (st != NST_OK) {
@@ -733,7 +872,7 @@ static int cmd_bench(int argc, char **argv) {
                    "\"max_ms\":%.3f,\"gflop\":%.2f,\"gflops\":%.1f,\"peak_mib\":%.1f,"
                    "\"build_cold_s\":%.3f,\"build_cached_s\":%.3f,\"gemm_tuned\":%s,"
                    "\"kernels\":[",
-                   nst_runtime_device(rt)->name, r.w, r.evals, r.median_ms, r.min_ms, r.max_ms,
+                   js(nst_runtime_device(rt)->name), r.w, r.evals, r.median_ms, r.min_ms, r.max_ms,
                    r.gflop, r.gflops, r.peak_mib, cold, warm,
                    nst_tune_applied(rt) ? "true" : "false");
             for (int k = 0; k < r.nkernels; k++)

@@ -78,8 +78,8 @@ struct nst_runtime {
      * of reductions (safe to reuse because the queue is in order) */
     cl_mem gemm_temp;
     size_t gemm_temp_bytes;
-    cl_mem small_scratch;
-    size_t small_scratch_bytes;
+    cl_mem scratch[2];        /* NST_SCRATCH_SMALL, NST_SCRATCH_GRAM */
+    size_t scratch_bytes[2];
     /* GEMM tuning (tune.c): 0 not looked up yet, 1 saved parameters applied,
      * -1 none applied; tune_note says which and why */
     int tune_state;
@@ -141,15 +141,20 @@ nst_status nst_tensor_download(nst_runtime *rt, const nst_tensor *t, float *dst)
 nst_status nst_tensor_fill(nst_runtime *rt, nst_tensor *t, float value);
 nst_status nst_tensor_copy(nst_runtime *rt, nst_tensor *dst, const nst_tensor *src);
 
-/* The runtime's small scratch buffer of at least `bytes` (grown on demand,
- * owned by rt). Kernels using it must be enqueued before the next user's:
- * the in-order queue then keeps its contents valid between them. */
-nst_status nst_small_scratch(nst_runtime *rt, size_t bytes, cl_mem *out);
+/* The runtime's reusable scratch buffers, grown on demand and owned by rt:
+ * SMALL holds reduction partial sums, GRAM the split-K partial Gram
+ * matrices. A user enqueues everything that reads its contents before the
+ * next user writes: the in-order queue then keeps them valid. */
+enum { NST_SCRATCH_SMALL = 0, NST_SCRATCH_GRAM = 1 };
+nst_status nst_scratch(nst_runtime *rt, int which, size_t bytes, cl_mem *out);
 
 /* Device bytes held by tensors and buffers, not counting the runtime's own
  * reusable scratch (what a leak check should compare). */
+static inline size_t nst_runtime_scratch_bytes(const nst_runtime *rt) {
+    return rt->gemm_temp_bytes + rt->scratch_bytes[0] + rt->scratch_bytes[1];
+}
 static inline size_t nst_mem_in_use(const nst_runtime *rt) {
-    return rt->mem_now - rt->gemm_temp_bytes - rt->small_scratch_bytes;
+    return rt->mem_now - nst_runtime_scratch_bytes(rt);
 }
 
 /* A raw device buffer of `bytes`, counted like tensors. */
@@ -163,6 +168,14 @@ void nst_buffer_free(nst_runtime *rt, cl_mem buf);
 nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                     float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                     size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+/* `batch` independent products as nst_gemm, matrix i at offsets
+ * a_off + i*a_stride, b_off + i*b_stride, c_off + i*c_stride (in elements), as
+ * CLBlastSgemmStridedBatched. */
+nst_status nst_gemm_strided_batched(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n,
+                                    size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
+                                    size_t a_stride, cl_mem b, size_t b_off, size_t ldb,
+                                    size_t b_stride, float beta, cl_mem c, size_t c_off,
+                                    size_t ldc, size_t c_stride, size_t batch);
 /* y = alpha * x + y over n elements. */
 nst_status nst_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off, cl_mem y,
                     size_t y_off);

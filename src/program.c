@@ -137,15 +137,28 @@ static int cache_path(nst_runtime *rt, const char *name, const char *src[2], con
     return 0;
 }
 
+/* A cache file is CACHE_MAGIC, the FNV-1a hash of the binary (u64 little
+ * endian), then the binary. Drivers do not validate binaries (PoCL reads past
+ * the end of a short one), so a truncated or corrupt file is caught here and
+ * never handed to clCreateProgramWithBinary. */
+#define CACHE_MAGIC "NSTBIN1\n"
+#define CACHE_HEAD 16
+
 static cl_program load_cached(nst_runtime *rt, const char *path, const char *opts) {
     size_t n = 0;
-    unsigned char *bin = (unsigned char *)read_file(path, &n);
-    if (!bin) return NULL;
+    unsigned char *file = (unsigned char *)read_file(path, &n);
+    if (!file) return NULL;
     cl_int e = CL_SUCCESS, bst = CL_SUCCESS;
-    const unsigned char *bins[1] = {bin};
+    const unsigned char *bins[1] = {file + CACHE_HEAD};
     cl_program p = NULL;
-    if (n > 0) p = clCreateProgramWithBinary(rt->ctx, 1, &rt->device, &n, bins, &bst, &e);
-    free(bin);
+    uint64_t want = 0;
+    for (int i = 0; n > CACHE_HEAD && i < 8; i++) want |= (uint64_t)file[8 + i] << (8 * i);
+    if (n > CACHE_HEAD && !memcmp(file, CACHE_MAGIC, 8) &&
+        fnv1a(0xcbf29ce484222325ULL, bins[0], n - CACHE_HEAD) == want) {
+        n -= CACHE_HEAD;
+        p = clCreateProgramWithBinary(rt->ctx, 1, &rt->device, &n, bins, &bst, &e);
+    }
+    free(file);
     if (p && (e != CL_SUCCESS || bst != CL_SUCCESS ||
               clBuildProgram(p, 1, &rt->device, opts, NULL, NULL) != CL_SUCCESS)) {
         clReleaseProgram(p);
@@ -168,7 +181,11 @@ static void store_cached(nst_runtime *rt, cl_program p, const char *path) {
         snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
         FILE *f = fopen(tmp, "wb");
         if (f) {
-            int ok = fwrite(bin, 1, n, f) == n;
+            unsigned char head[CACHE_HEAD];
+            uint64_t h = fnv1a(0xcbf29ce484222325ULL, bin, n);
+            memcpy(head, CACHE_MAGIC, 8);
+            for (int i = 0; i < 8; i++) head[8 + i] = (unsigned char)(h >> (8 * i));
+            int ok = fwrite(head, 1, CACHE_HEAD, f) == CACHE_HEAD && fwrite(bin, 1, n, f) == n;
             ok = (fclose(f) == 0) && ok;
             if (!ok || rename(tmp, path) != 0) remove(tmp);
         }

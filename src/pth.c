@@ -506,7 +506,9 @@ static nst_status zip_find(src *s, zip *z, const char *rest, loc *l, int *found,
                                 s->path, (int)nl, name);
             l->off = lho + 30 + le(lh + 26, 2) + le(lh + 28, 2);
             l->len = usize;
-            l->has_crc = 1;
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+            l->has_crc = 1; /* (fuzz builds skip CRCs so mutations reach the pickle) */
+#endif
             l->crc = (uint32_t)le(e + 16, 4);
             if (l->off > s->size || l->len > s->size - l->off)
                 return nst_fail(msg, NST_ERR_FORMAT,
@@ -667,22 +669,30 @@ static const val *state_dict(const val *root) {
 }
 
 nst_status nst_pth_load(const char *path, int max_index, nst_weights **out, nst_msg *msg) {
+    struct stat sb;
+    FILE *f = fopen(path, "rb");
+    if (!f || fstat(fileno(f), &sb)) {
+        nst_status st = nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path,
+                                 strerror(errno));
+        if (f) fclose(f);
+        return st;
+    }
+    nst_status st = nst_pth_read(f, (uint64_t)sb.st_size, path, max_index, out, msg);
+    fclose(f);
+    return st;
+}
+
+nst_status nst_pth_read(FILE *f, uint64_t size, const char *path, int max_index,
+                        nst_weights **out, nst_msg *msg) {
     nst_status st = NST_OK;
-    src s = {path, NULL, 0};
+    src s = {path, f, size};
     zip z = {0};
     vm m = {0};
     unsigned char *pk = NULL;
     nst_weights *w = NULL;
     loc *locs = NULL;
-    struct stat sb;
     val *root = NULL, *keys = NULL;
 
-    s.f = fopen(path, "rb");
-    if (!s.f || fstat(fileno(s.f), &sb)) {
-        st = nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    s.size = (uint64_t)sb.st_size;
     unsigned char head[16] = {0};
     NST_TRY(read_at(&s, 0, head, s.size < 16 ? (size_t)s.size : 16, msg));
     int legacy = s.size >= sizeof LEGACY_MAGIC && !memcmp(head, LEGACY_MAGIC, sizeof LEGACY_MAGIC);
@@ -831,6 +841,5 @@ fail:
     vm_free(&m);
     free(pk);
     free(z.cd);
-    if (s.f) fclose(s.f);
     return st;
 }

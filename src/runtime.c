@@ -292,7 +292,8 @@ void nst_runtime_close(nst_runtime *rt) {
     for (int i = 0; i < rt->nevents; i++) clReleaseEvent(rt->events[i].ev);
     free(rt->events);
     nst_buffer_free(rt, rt->gemm_temp);
-    nst_buffer_free(rt, rt->small_scratch);
+    nst_buffer_free(rt, rt->scratch[0]);
+    nst_buffer_free(rt, rt->scratch[1]);
     for (int i = 0; i < rt->nkernels; i++) clReleaseKernel(rt->kernels[i].kernel);
     for (int i = 0; i < NST_MAX_PROGRAMS; i++)
         if (rt->programs[i]) clReleaseProgram(rt->programs[i]);
@@ -304,6 +305,8 @@ void nst_runtime_close(nst_runtime *rt) {
 const char *nst_last_error(const nst_runtime *rt) { return rt ? rt->msg.text : ""; }
 
 const nst_device_info *nst_runtime_device(const nst_runtime *rt) { return &rt->info; }
+
+uint64_t nst_runtime_peak_bytes(const nst_runtime *rt) { return rt->mem_peak; }
 
 nst_status nst_finish(nst_runtime *rt) {
     nst_status st = NST_OK;

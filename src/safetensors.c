@@ -187,23 +187,30 @@ static nst_status parse_entry(const char *path, const char *name, json_t *v, ent
 
 nst_status nst_safetensors_load(const char *path, int max_index, nst_weights **out,
                                 nst_msg *msg) {
+    struct stat sb;
+    FILE *f = fopen(path, "rb");
+    if (!f || fstat(fileno(f), &sb)) {
+        nst_status st = nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path,
+                                 strerror(errno));
+        if (f) fclose(f);
+        return st;
+    }
+    nst_status st = nst_safetensors_read(f, (uint64_t)sb.st_size, path, max_index, out, msg);
+    fclose(f);
+    return st;
+}
+
+nst_status nst_safetensors_read(FILE *f, uint64_t size, const char *path, int max_index,
+                                nst_weights **out, nst_msg *msg) {
     nst_status st = NST_OK;
-    FILE *f = NULL;
     char *hdr = NULL;
     json_t *root = NULL;
     entry *ents = NULL;
     unsigned char *raw = NULL;
     nst_weights *w = NULL;
-    struct stat sb;
     unsigned char lenb[8];
 
-    f = fopen(path, "rb");
-    if (!f || fstat(fileno(f), &sb)) {
-        st = nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    if (size < 8 || fread(lenb, 1, 8, f) != 8) {
+    if (size < 8 || fseeko(f, 0, SEEK_SET) || fread(lenb, 1, 8, f) != 8) {
         st = nst_fail(msg, NST_ERR_FORMAT, "%s: too short for a safetensors file (%llu bytes)",
                       path, (unsigned long long)size);
         goto fail;
@@ -336,7 +343,6 @@ fail:
     free(ents);
     json_decref(root);
     free(hdr);
-    if (f) fclose(f);
     return st;
 }
 

@@ -105,16 +105,16 @@ fail:
     return st;
 }
 
-nst_status nst_small_scratch(nst_runtime *rt, size_t bytes, cl_mem *out) {
-    if (bytes > rt->small_scratch_bytes) {
+nst_status nst_scratch(nst_runtime *rt, int which, size_t bytes, cl_mem *out) {
+    if (bytes > rt->scratch_bytes[which]) {
         size_t want = bytes < 16384 ? 16384 : bytes;
-        nst_buffer_free(rt, rt->small_scratch);
-        rt->small_scratch = NULL;
-        rt->small_scratch_bytes = 0;
-        nst_status st = nst_buffer_create(rt, want, &rt->small_scratch);
+        nst_buffer_free(rt, rt->scratch[which]);
+        rt->scratch[which] = NULL;
+        rt->scratch_bytes[which] = 0;
+        nst_status st = nst_buffer_create(rt, want, &rt->scratch[which]);
         if (st != NST_OK) return st;
-        rt->small_scratch_bytes = want;
+        rt->scratch_bytes[which] = want;
     }
-    *out = rt->small_scratch;
+    *out = rt->scratch[which];
     return NST_OK;
 }

@@ -141,6 +141,9 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
         return nst_fail(msg, NST_ERR_INVALID_ARG,
                         "%d scales below size %d start under 32 pixels; use fewer scales",
                         p->scales, p->size);
+    if (p->tile < -1 || (p->tile > 0 && p->tile < 16))
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "tile %d: give 0 (automatic), -1 (never) or "
+                        "at least 16 pixels", p->tile);
     if (!(p->average_decay >= 0 && p->average_decay < 1))
         return nst_fail(msg, NST_ERR_INVALID_ARG, "average decay %g is not in [0, 1)",
                         p->average_decay);
@@ -183,7 +186,7 @@ static nst_status device_norm2(nst_runtime *rt, cl_mem x, size_t n, cl_mem slots
     return st;
 }
 
-static void release_targets(nst_transfer *t) {
+void nst_tr_release_targets(nst_transfer *t) {
     for (int l = 0; l < NST_MAX_LAYERS; l++) {
         nst_tensor_free(t->rt, t->targets[l]);
         t->targets[l] = NULL;
@@ -196,6 +199,19 @@ static void release_targets(nst_transfer *t) {
     nst_buffer_free(t->rt, t->gram_scratch);
     nst_buffer_free(t->rt, t->fm_scratch);
     t->gram_scratch = t->fm_scratch = NULL;
+    for (int l = 0; l < NST_MAX_LAYERS; l++) {
+        nst_buffer_free(t->rt, t->gsum[l]);
+        t->gsum[l] = NULL;
+    }
+    nst_tensor_free(t->rt, t->tx);
+    nst_tensor_free(t->rt, t->tgrad);
+    nst_buffer_free(t->rt, t->tile_fm);
+    nst_buffer_free(t->rt, t->tile_p);
+    nst_buffer_free(t->rt, t->tile_values);
+    t->tx = t->tgrad = NULL;
+    t->tile_fm = t->tile_p = t->tile_values = NULL;
+    nst_tiling_free(&t->tiling);
+    t->tiled = 0;
 }
 
 /* A mask image as one plane at w x h: its luminance, resized. */
@@ -255,7 +271,16 @@ nst_status nst_tr_targets(nst_transfer *t, const nst_image *content,
     nst_status st = NST_OK;
     nst_tensor *img = NULL;
     nst_image *sized = NULL;
-    release_targets(t);
+    nst_tr_release_targets(t);
+    if (t->tile > 0) { /* in tiles when they cut the image */
+        NST_TRY(nst_tiling_make(content->h, content->w, t->tile, t->halo, t->align, &t->tiling,
+                                RTM(rt)));
+        if (t->tiling.ny * t->tiling.nx > 1) {
+            t->tiled = 1;
+            return nst_tiled_targets(t, content, styles, nstyles, blend);
+        }
+        nst_tiling_free(&t->tiling);
+    }
 
     /* content targets at the output size */
     NST_TRY(upload_image(rt, content, &img));
@@ -330,9 +355,14 @@ nst_status nst_tr_evaluate(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_
     const nst_params *p = t->p;
     nst_status st = NST_OK;
     int nr = t->nregions ? t->nregions : 1;
+    size_t slot = (size_t)t->content.n + (size_t)t->style.n * nr;
+    if (t->tiled) {
+        NST_TRY(nst_tiled_evaluate(t, x, grad));
+        goto tv;
+    }
     NST_TRY(nst_vgg_forward(rt, t->vgg, x));
     NST_TRY(nst_vgg_zero_grad(rt, t->vgg));
-    size_t slot = 0;
+    slot = 0;
     for (int i = 0; i < t->content.n; i++, slot++) {
         const char *name = t->content.name[i];
         NST_TRY(nst_content_loss(rt, nst_vgg_tap(t->vgg, name), t->targets[i],
@@ -355,13 +385,15 @@ nst_status nst_tr_evaluate(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_
         }
     }
     NST_TRY(nst_vgg_backward(rt, t->vgg, grad));
+tv:
     NST_TRY(nst_tv_loss(rt, x, (float)p->tv_weight, grad, t->values, slot));
     NST_TRY(nst_read_floats(rt, t->values, 0, (size_t)t->nslots, t->host_values));
     double c = 0, s = 0;
     slot = 0;
     for (int i = 0; i < t->content.n; i++) c += p->content_weight * t->host_values[slot++];
     for (int l = 0; l < t->style.n; l++)
-        for (int r = 0; r < nr; r++) s += t->style_w[l] * t->host_values[slot++];
+        for (int r = 0; r < nr; r++) /* tiled: the slot holds ||G - A||^2 */
+            s += t->style_w[l] * t->host_values[slot++] / (t->tiled ? t->gram_norm2[l][r] : 1);
     double tv = p->tv_weight * t->host_values[slot];
     t->last[0] = c;
     t->last[1] = s;
@@ -387,6 +419,7 @@ nst_status nst_tr_setup(nst_transfer *t, nst_runtime *rt, nst_model *model, cons
     t->rt = rt;
     t->p = p;
     t->nregions = nregions;
+    t->tile = p->tile > 0 ? p->tile : 0; /* nst_transfer_run sets it from its plan */
     NST_TRY(nst_layers_parse(p->content_layers, "content layers", &t->content, RTM(rt)));
     NST_TRY(nst_layers_parse(p->style_layers, "style layers", &t->style, RTM(rt)));
     double wsum = 0;
@@ -401,6 +434,10 @@ nst_status nst_tr_setup(nst_transfer *t, nst_runtime *rt, nst_model *model, cons
     for (int i = 0; i < t->content.n; i++) taps[ntaps++] = t->content.name[i];
     for (int i = 0; i < t->style.n; i++) taps[ntaps++] = t->style.name[i];
     NST_TRY(nst_vgg_create(rt, model->weights, taps, ntaps, p->avg_pool, &t->vgg));
+    if (nst_tiled_geometry(model->weights, nst_vgg_depth(t->vgg), &t->halo, &t->align)) {
+        st = nst_fail(RTM(rt), NST_ERR_FORMAT, "the weights lack a convolution the layers need");
+        goto fail;
+    }
     t->nslots = t->content.n + t->style.n * (nregions ? nregions : 1) + 1;
     t->host_values = calloc((size_t)t->nslots, sizeof(float));
     if (!t->host_values) {
@@ -427,7 +464,7 @@ fail:
 }
 
 void nst_tr_release(nst_transfer *t) {
-    release_targets(t);
+    nst_tr_release_targets(t);
     nst_buffer_free(t->rt, t->values);
     nst_tensor_free(t->rt, t->x);
     nst_tensor_free(t->rt, t->grad);
@@ -559,6 +596,20 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
     *out = NULL;
     NST_TRY(nst_params_check(p, nstyles, blend, RTM(rt)));
     NST_TRY(nst_tr_setup(&t, rt, model, p, p->masks ? nstyles : 0));
+    /* the memory plan: tiles and the L-BFGS history, or a refusal */
+    nst_plan plan;
+    int style_wh[2 * NST_MAX_STYLES];
+    for (int k = 0; k < nstyles; k++) {
+        style_wh[2 * k] = styles[k]->w;
+        style_wh[2 * k + 1] = styles[k]->h;
+    }
+    NST_TRY(nst_plan_compute(&t, model->weights, content_in->w, content_in->h, style_wh, nstyles,
+                             &plan));
+    if (!plan.fits) {
+        st = nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s", plan.note);
+        goto fail;
+    }
+    t.tile = plan.tiled ? plan.tile : 0;
     NST_TRY(work_prepare(rt, p, content_in, styles, nstyles, &work));
     if (p->preserve_colors || p->luminance_only) t.color_ref = content_in;
 
@@ -571,6 +622,14 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
         int size = (int)lround(p->size / pow(2.0, 0.5 * (scales - 1 - sc)));
         int iters = sc == 0 ? p->iterations : later;
         NST_TRY(fit_image(rt, work.content, size, &content));
+        /* the previous scale's optimiser and images go first (its result
+         * is on the host in prev): the plan counts one scale at a time */
+        nst_optim_free(rt, opt);
+        opt = NULL;
+        nst_tensor_free(rt, t.x);
+        nst_tensor_free(rt, t.grad);
+        nst_tensor_free(rt, t.avg);
+        t.x = t.grad = t.avg = NULL;
         NST_TRY(nst_tr_targets(&t, content, work.style_ptrs, nstyles, blend, p->masks));
         NST_TRY(nst_tr_alloc_image(&t, content->h, content->w));
         NST_TRY(init_image(&t, content, prev));
@@ -582,11 +641,9 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
         nst_optim_params op;
         nst_optim_defaults(&op, p->optimizer == NST_OPTIMIZER_ADAM ? NST_OPTIM_ADAM
                                                                    : NST_OPTIM_LBFGS);
-        op.history = p->lbfgs_history;
+        op.history = plan.lbfgs_history;
         op.line_search = p->line_search;
         if (p->learning_rate > 0) op.lr = p->learning_rate;
-        nst_optim_free(rt, opt);
-        opt = NULL;
         NST_TRY(nst_optim_create(rt, &op, t.x->count, &opt));
 
         for (int it = 1; it <= iters; it++) {

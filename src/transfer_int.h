@@ -18,6 +18,41 @@ typedef struct nst_layer_list {
 
 nst_status nst_layers_parse(const char *spec, const char *what, nst_layer_list *l, nst_msg *msg);
 
+/* ---- tiles (tiled.c) ----------------------------------------------------- */
+
+/* One tile: a window of the image (every window of a tiling has the same
+ * size) and the rectangle of the image it owns. Windows start at multiples of
+ * the alignment 2^pools (pools before the deepest tap), so the pooling grids
+ * of a tile and of the whole image agree; each window reaches `halo` pixels
+ * beyond its owned rectangle (or the image border), at least the receptive
+ * field of the deepest tap, so every owned feature is computed exactly. At a
+ * layer of stride s a tile owns positions [oy0/s, oy1/s) x [ox0/s, ox1/s)
+ * (integer division), so the tiles partition every layer's positions. */
+typedef struct nst_tile {
+    int y, x;               /* window origin in the image */
+    int oy0, oy1, ox0, ox1; /* owned pixels [oy0, oy1) x [ox0, ox1) */
+} nst_tile;
+
+typedef struct nst_tiling {
+    int h, w;          /* the image */
+    int th, tw;        /* every window */
+    int halo, align;
+    int ny, nx;        /* tiles down and across */
+    nst_tile *tiles;   /* ny * nx, row-major, malloc'ed */
+} nst_tiling;
+
+/* Receptive field of the network up to layer depth-1 (kernel sizes from w):
+ * *halo (a multiple of *align) and *align = 2^pools. 0, or -1 when a conv's
+ * weight is missing. */
+int nst_tiled_geometry(const nst_weights *w, int depth, int *halo, int *align);
+/* Tiles an h x w image with windows of at most `tile` pixels a side. A side
+ * no longer than `tile` is not cut. NST_ERR_INVALID_ARG when `tile` is below
+ * 2*halo + align (the smallest window that makes progress), which the message
+ * states. out->tiles is owned by out: nst_tiling_free. */
+nst_status nst_tiling_make(int h, int w, int tile, int halo, int align, nst_tiling *out,
+                           nst_msg *msg);
+void nst_tiling_free(nst_tiling *t);
+
 /* Device loss slots: content layers, then style layers x regions, then TV.
  * Without masks there is one region: the blend of every style image. With
  * masks, region r is style image r restricted to mask r. */
@@ -40,6 +75,16 @@ struct nst_transfer {
     nst_tensor *x, *grad, *avg;
     int avg_steps;
     const nst_image *color_ref; /* content whose colours the output keeps, or NULL */
+    /* tiled evaluation (tiled.c): tile > 0 caps the window side; the image
+     * is evaluated in tiles when that gives more than one */
+    int tile;
+    int halo, align;               /* of the network's deepest tap */
+    int tiled;                     /* the current size runs in tiles */
+    nst_tiling tiling;             /* of the current size, when tiled */
+    nst_tensor *tx, *tgrad;        /* one window of the image and its gradient */
+    cl_mem tile_fm, tile_p;        /* a tap masked to the owned part; a target crop */
+    cl_mem gsum[NST_MAX_LAYERS];   /* Gram sums over tiles, then G - A */
+    cl_mem tile_values;            /* per-tile content values */
     double last[3];             /* weighted content, style, tv of the last evaluation */
     int evals;
 };
@@ -58,5 +103,20 @@ nst_status nst_tr_alloc_image(nst_transfer *t, int h, int w);
 nst_status nst_tr_evaluate(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_tensor *grad,
                            double *loss);
 void nst_tr_release(nst_transfer *t);
+/* Frees the targets and every size-dependent buffer of the tiled path. */
+void nst_tr_release_targets(nst_transfer *t);
+
+/* The plan of nst_transfer_plan for a transfer set up by nst_tr_setup
+ * (plan.c), with the weights t was built from. */
+nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w, int content_h,
+                            const int *style_wh, int nstyles, nst_plan *out);
+
+/* Tiled counterparts (tiled.c), used by nst_tr_targets / nst_tr_evaluate when
+ * t->tiled: targets from tiles of the content and style images (the vgg is
+ * left sized for t->tiling's window), and one evaluation whose loss and
+ * gradient equal the untiled ones up to rounding. Regions are not tiled. */
+nst_status nst_tiled_targets(nst_transfer *t, const nst_image *content,
+                             const nst_image *const *styles, int nstyles, const double *blend);
+nst_status nst_tiled_evaluate(nst_transfer *t, const nst_tensor *x, nst_tensor *grad);
 
 #endif

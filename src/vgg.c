@@ -3,13 +3,18 @@
  * layers down with two ping-pong gradient buffers, adding each tap's
  * gradient where its layer is reached. Stored per layer: the outputs the
  * backward needs (post-ReLU activations for the ReLU mask and as pooling
- * inputs, pooled maps as the next conv's input) and the tapped outputs. */
+ * inputs, pooled maps as the next conv's input) and the tapped outputs.
+ * 3x3 convolutions run as Winograd F(4x4,3x3) by default (NST_CONV, see
+ * vgg.h), keeping only the transformed weights, which serve both passes;
+ * other kernel sizes, or NST_CONV=im2col, keep the plain and flipped weights
+ * for im2col + GEMM. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "layers.h"
 #include "vgg.h"
+#include "winograd.h"
 
 enum { CONV, RELU, POOL };
 
@@ -19,7 +24,9 @@ typedef struct vgg_layer {
     int cin, cout;
     int r;        /* kernel size for CONV */
     int tapped;
-    nst_tensor *w, *wf, *b; /* CONV: weights, flipped weights, bias */
+    int wino;               /* CONV: Winograd tile size (2 or 4), 0 for im2col */
+    nst_tensor *w, *wf, *b; /* CONV (im2col): weights, flipped weights; bias */
+    nst_tensor *u;          /* CONV (Winograd): transformed weights */
     nst_tensor *out;        /* output; NULL for a conv fused with its ReLU */
     nst_tensor *grad;       /* tap gradient when tapped */
     int oh, ow;             /* output size at the current image size */
@@ -28,6 +35,7 @@ typedef struct vgg_layer {
 struct nst_vgg {
     int nlayers;
     int avg_pool;
+    int wino; /* Winograd tile size for 3x3 convs, 0: im2col */
     vgg_layer l[NST_VGG_LAYERS];
     size_t weight_bytes;
     size_t scratch_cap; /* floats */
@@ -97,12 +105,22 @@ static nst_status upload_conv(nst_runtime *rt, nst_vgg *m, vgg_layer *L, const n
                               const nst_weight *tb) {
     nst_status st = NST_OK;
     NST_TRY(nst_tensor_create(rt, L->cout, L->cin, L->r, L->r, &L->w));
-    NST_TRY(nst_tensor_create(rt, L->cin, L->cout, L->r, L->r, &L->wf));
     NST_TRY(nst_tensor_create(rt, 1, L->cout, 1, 1, &L->b));
     NST_TRY(nst_tensor_upload(rt, L->w, tw->data));
     NST_TRY(nst_tensor_upload(rt, L->b, tb->data));
-    NST_TRY(nst_conv2d_flip(rt, L->wf, L->w));
-    m->weight_bytes += (2 * L->w->count + L->b->count) * sizeof(float);
+    L->wino = L->r == 3 ? m->wino : 0;
+    if (L->wino) { /* the plain weights are only needed for the transform */
+        int a = L->wino + 2;
+        NST_TRY(nst_tensor_create(rt, a * a, L->cout, L->cin, 1, &L->u));
+        NST_TRY(nst_winograd_filter(rt, L->wino, L->u, L->w));
+        nst_tensor_free(rt, L->w);
+        L->w = NULL;
+        m->weight_bytes += (L->u->count + L->b->count) * sizeof(float);
+    } else {
+        NST_TRY(nst_tensor_create(rt, L->cin, L->cout, L->r, L->r, &L->wf));
+        NST_TRY(nst_conv2d_flip(rt, L->wf, L->w));
+        m->weight_bytes += (2 * L->w->count + L->b->count) * sizeof(float);
+    }
 fail:
     return st;
 }
@@ -117,6 +135,14 @@ nst_status nst_vgg_create(nst_runtime *rt, const nst_weights *w, const char *con
     if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "VGG model");
     m->avg_pool = avg_pool != 0;
     m->scratch_cap = nst_conv2d_scratch_cap(rt);
+    m->wino = nst_winograd_mode_from_env();
+    if (m->wino < 0) {
+        st = nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                      "NST_CONV='%s' is not a convolution method; use winograd (the default), "
+                      "winograd4, winograd2 or im2col",
+                      getenv("NST_CONV"));
+        goto fail;
+    }
     for (int t = 0; t < ntaps; t++) {
         int i = nst_vgg_layer_index(taps[t]);
         if (i < 0) {
@@ -208,7 +234,11 @@ static void plan_memory(const nst_vgg *m, const int *hs, const int *ws, int h, i
         if (keeps_output(m, i)) p->act_floats += n;
         if (L->tapped) p->grad_floats += n;
         if (n > p->g_floats) p->g_floats = n;
-        if (L->kind == CONV) {
+        if (L->kind == CONV && L->wino) { /* V and M, the same in both directions */
+            size_t f = nst_winograd_scratch_floats(L->wino, L->cin, L->cout, ph, pw,
+                                                   m->scratch_cap);
+            if (f > p->scratch_floats) p->scratch_floats = f;
+        } else if (L->kind == CONV) {
             size_t f = nst_conv2d_scratch_floats(L->cin, L->r, ph, pw, m->scratch_cap);
             size_t b = nst_conv2d_scratch_floats(L->cout, L->r, ph, pw, m->scratch_cap);
             if (f > p->scratch_floats) p->scratch_floats = f;
@@ -239,6 +269,8 @@ double nst_vgg_flops(const nst_vgg *m) {
 }
 
 int nst_vgg_depth(const nst_vgg *m) { return m->nlayers; }
+
+int nst_vgg_winograd(const nst_vgg *m) { return m->wino; }
 
 void nst_vgg_set_scratch_cap(nst_vgg *m, size_t bytes) {
     m->scratch_cap = bytes / sizeof(float);
@@ -322,14 +354,18 @@ nst_status nst_vgg_forward(nst_runtime *rt, nst_vgg *m, const nst_tensor *image)
         vgg_layer *L = &m->l[i];
         const nst_tensor *in = input_of(m, i);
         switch (L->kind) {
-        case CONV:
-            if (L->out) /* kept before the ReLU */
-                NST_TRY(nst_conv2d_forward(rt, L->out, in, L->w, L->b, 0, m->scratch,
-                                           m->scratch_floats));
-            else /* fused with the ReLU that follows */
-                NST_TRY(nst_conv2d_forward(rt, m->l[i + 1].out, in, L->w, L->b, 1, m->scratch,
+        case CONV: {
+            /* kept before the ReLU, or fused with the ReLU that follows */
+            nst_tensor *y = L->out ? L->out : m->l[i + 1].out;
+            int relu = L->out == NULL;
+            if (L->wino)
+                NST_TRY(nst_winograd_forward(rt, L->wino, y, in, L->u, L->b, relu, m->scratch,
+                                             m->scratch_floats));
+            else
+                NST_TRY(nst_conv2d_forward(rt, y, in, L->w, L->b, relu, m->scratch,
                                            m->scratch_floats));
             break;
+        }
         case RELU:
             if (m->l[i - 1].out) NST_TRY(nst_relu_forward(rt, L->out, in));
             break;
@@ -396,7 +432,10 @@ nst_status nst_vgg_backward(nst_runtime *rt, nst_vgg *m, nst_tensor *dimage) {
         }
         const nst_tensor *in = input_of(m, i); /* kept: a ReLU's or pool's output */
         nst_tensor gin = view(m->g[1 - cur], L->cin, in->h, in->w);
-        if (L->kind == CONV)
+        if (L->kind == CONV && L->wino)
+            NST_TRY(nst_winograd_backward_input(rt, L->wino, &gin, &g, L->u, 0, m->scratch,
+                                                m->scratch_floats));
+        else if (L->kind == CONV)
             NST_TRY(nst_conv2d_backward_input(rt, &gin, &g, L->wf, 0, m->scratch,
                                               m->scratch_floats));
         else
@@ -416,6 +455,7 @@ void nst_vgg_free(nst_runtime *rt, nst_vgg *m) {
         nst_tensor_free(rt, m->l[i].w);
         nst_tensor_free(rt, m->l[i].wf);
         nst_tensor_free(rt, m->l[i].b);
+        nst_tensor_free(rt, m->l[i].u);
     }
     free(m);
 }

@@ -12,7 +12,15 @@
  *     nst_vgg_zero_grad(rt, m);
  *     ... losses read nst_vgg_tap() and ADD into nst_vgg_tap_grad() ...
  *     nst_vgg_backward(rt, m, dimage);            // dimage = dL/dimage
- * Nothing is allocated or read back inside forward/backward/zero_grad. */
+ * Nothing is allocated or read back inside forward/backward/zero_grad.
+ *
+ * Convolutions: 3x3 layers run as Winograd F(4x4,3x3) (winograd.h) unless
+ * the environment variable NST_CONV, read by nst_vgg_create, says otherwise:
+ *   NST_CONV=winograd | winograd4   F(4x4,3x3), the default
+ *   NST_CONV=winograd2              F(2x2,3x3) (2.25x fewer multiplications
+ *                                   instead of 4x, a little more accurate)
+ *   NST_CONV=im2col                 im2col + GEMM (layers.h)
+ * Other kernel sizes always use im2col. */
 #ifndef NST_VGG_H
 #define NST_VGG_H
 
@@ -46,7 +54,8 @@ nst_status nst_vgg_create(nst_runtime *rt, const nst_weights *w, const char *con
  * the image is too small for the deepest pooling (each pool halves, floor). */
 nst_status nst_vgg_resize(nst_runtime *rt, nst_vgg *m, int h, int w);
 
-/* Caps the im2col scratch at `bytes` (default: 64 MiB or a quarter of the
+/* Caps the convolution scratch (im2col columns, or Winograd's transformed
+ * tiles and products) at `bytes` (default: 64 MiB or a quarter of the
  * device's largest allocation, whichever is smaller); takes effect at the next
  * nst_vgg_resize. Convolutions run in bands of rows that fit. */
 void nst_vgg_set_scratch_cap(nst_vgg *m, size_t bytes);
@@ -79,6 +88,8 @@ size_t nst_vgg_memory_bytes(const nst_vgg *m, int h, int w);
 double nst_vgg_flops(const nst_vgg *m);
 /* Layers built (deepest tap + 1). */
 int nst_vgg_depth(const nst_vgg *m);
+/* The Winograd tile size of the 3x3 convolutions (4 or 2), 0 for im2col. */
+int nst_vgg_winograd(const nst_vgg *m);
 
 /* Releases everything m owns; accepts NULL. */
 void nst_vgg_free(nst_runtime *rt, nst_vgg *m);

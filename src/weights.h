@@ -10,6 +10,7 @@
 #define NST_WEIGHTS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "nst.h"
 
@@ -72,10 +73,21 @@ void nst_weights_trim(nst_weights *w, int max_index);
 nst_status nst_weights_save(const nst_weights *w, const char *path, const char *dtype,
                             nst_msg *msg);
 
+/* As nst_weights_load_trimmed, from len bytes in memory (read, never kept or
+ * changed); name stands for the file in messages. For tests and fuzzing. */
+nst_status nst_weights_load_memory(const void *buf, size_t len, const char *name, int max_index,
+                                   nst_weights **out, nst_msg *msg);
+
 /* Safetensors and PyTorch readers behind nst_weights_load (same contract). */
 nst_status nst_safetensors_load(const char *path, int max_index, nst_weights **out,
                                 nst_msg *msg);
 nst_status nst_pth_load(const char *path, int max_index, nst_weights **out, nst_msg *msg);
+/* The same from an open seekable stream of `size` bytes (read from offset 0;
+ * the caller closes it); path names it in messages. */
+nst_status nst_safetensors_read(FILE *f, uint64_t size, const char *path, int max_index,
+                                nst_weights **out, nst_msg *msg);
+nst_status nst_pth_read(FILE *f, uint64_t size, const char *path, int max_index,
+                        nst_weights **out, nst_msg *msg);
 
 /* Scalar conversions (round to nearest even; NaN stays NaN, overflow is Inf). */
 uint16_t nst_f32_to_f16(float f);

@@ -9,16 +9,13 @@
 #include "nst_int.h"
 #include "weights.h"
 
-nst_status nst_weights_load_trimmed(const char *path, int max_index, nst_weights **out,
-                                    nst_msg *msg) {
-    unsigned char h[16] = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path, strerror(errno));
-    size_t n = fread(h, 1, sizeof h, f);
-    fclose(f);
+/* Sniffs the format from the first n (<= 16) bytes h and reads the stream. */
+static nst_status load_stream(FILE *f, uint64_t size, const unsigned char *h, size_t n,
+                              const char *path, int max_index, nst_weights **out,
+                              nst_msg *msg) {
     if ((n >= 4 && !memcmp(h, "PK\003\004", 4)) || (n >= 3 && !memcmp(h, "\x80\x02\x8a", 3)))
-        return nst_pth_load(path, max_index, out, msg);
-    if (n >= 9 && h[8] == '{') return nst_safetensors_load(path, max_index, out, msg);
+        return nst_pth_read(f, size, path, max_index, out, msg);
+    if (n >= 9 && h[8] == '{') return nst_safetensors_read(f, size, path, max_index, out, msg);
     size_t i = 0;
     while (i < n && (h[i] == ' ' || h[i] == '\n' || h[i] == '\r' || h[i] == '\t')) i++;
     if (i < n && h[i] == '<')
@@ -28,6 +25,39 @@ nst_status nst_weights_load_trimmed(const char *path, int max_index, nst_weights
     return nst_fail(msg, NST_ERR_FORMAT,
                     "%s: not a weight file nst reads (safetensors, or a PyTorch .pth "
                     "checkpoint)", path);
+}
+
+nst_status nst_weights_load_trimmed(const char *path, int max_index, nst_weights **out,
+                                    nst_msg *msg) {
+    unsigned char h[16] = {0};
+    struct stat sb;
+    FILE *f = fopen(path, "rb");
+    if (!f || fstat(fileno(f), &sb)) {
+        nst_status st = nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path,
+                                 strerror(errno));
+        if (f) fclose(f);
+        return st;
+    }
+    size_t n = fread(h, 1, sizeof h, f);
+    nst_status st = load_stream(f, (uint64_t)sb.st_size, h, n, path, max_index, out, msg);
+    fclose(f);
+    return st;
+}
+
+nst_status nst_weights_load_memory(const void *buf, size_t len, const char *name, int max_index,
+                                   nst_weights **out, nst_msg *msg) {
+    unsigned char h[16] = {0};
+    size_t n = len < sizeof h ? len : sizeof h;
+    if (n) memcpy(h, buf, n);
+    /* fmemopen may refuse an empty buffer; with n == 0 the stream is not used. */
+    if (!len) return load_stream(NULL, 0, h, 0, name, max_index, out, msg);
+    FILE *f = fmemopen((void *)buf, len, "rb");
+    if (!f)
+        return nst_fail(msg, NST_ERR_NOMEM, "%s: cannot open a stream on memory: %s", name,
+                        strerror(errno));
+    nst_status st = load_stream(f, len, h, n, name, max_index, out, msg);
+    fclose(f);
+    return st;
 }
 
 nst_status nst_weights_load(const char *path, nst_weights **out, nst_msg *msg) {

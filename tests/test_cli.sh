@@ -95,5 +95,22 @@ check "no arguments exits 2" "[ $rc -eq 2 ]"
 $NST devices > "$T/dev.out"; rc=$?
 check "devices lists a default device" "[ $rc -eq 0 ] && grep -q '^\*' $T/dev.out"
 
+# The memory plan, tiles.
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 32 --dry-run > "$T/plan.out"; rc=$?
+check "--dry-run prints the plan and exits 0" "[ $rc -eq 0 ] && grep -q 'memory plan: 32x24' $T/plan.out && grep -q 'the whole image at once' $T/plan.out"
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 32 --dry-run --json -o "$T/dry.png" > "$T/plan.json"; rc=$?
+check "--dry-run --json prints one plan object, writes no image" "[ $rc -eq 0 ] && grep -q '\"event\":\"plan\".*\"fits\":true' $T/plan.json && [ ! -e $T/dry.png ]"
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 800 --tile off --dry-run --max-memory 8M > "$T/plan2.out" 2>"$T/err"; rc=$?
+check "--dry-run that cannot fit exits 1 with the largest size" "[ $rc -eq 1 ] && grep -q 'largest --size that fits is' $T/err"
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 48 --max-memory 200K -n 2 -o "$T/big.png" 2>"$T/err"; rc=$?
+check "a run that cannot fit exits 1 before starting" "[ $rc -eq 1 ] && grep -q 'does not fit' $T/err && [ ! -e $T/big.png ]"
+$RUN --max-memory lots -o "$T/x.png" 2>"$T/err"; rc=$?
+check "--max-memory with a bad size exits 2" "[ $rc -eq 2 ] && grep -q 'max-memory' $T/err"
+TL="--content-layers relu2_2 --style-layers relu1_1,relu2_1"
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 48 $TL --tile 24 --dry-run > "$T/plan3.out"; rc=$?
+check "--tile plans tiles" "[ $rc -eq 0 ] && grep -q 'tiles of 24x' $T/plan3.out"
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 48 $TL --tile 24 -n 3 -q -o "$T/tiled.png"; rc=$?
+check "a tiled run writes the image" "[ $rc -eq 0 ] && [ \"\$($MK --info $T/tiled.png)\" = '48 36' ]"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

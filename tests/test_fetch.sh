@@ -6,7 +6,7 @@
 # Needs python3, curl and build/tools/nst-genweights; no internet.
 set -u
 cd "$(dirname "$0")/.."
-gen=build/tools/nst-genweights
+gen=${NST_GENWEIGHTS:-build/tools/nst-genweights}
 T=build/tmp/fetch
 rm -rf "$T"
 mkdir -p "$T/srv"

@@ -150,6 +150,56 @@ static void test_gram_and_blend(void **state) {
     }
 }
 
+/* Long Gram products are split along M into a strided-batched GEMM and a
+ * sum: check that path (with and without a remainder chunk) and the style
+ * loss on top of it against the reference. */
+static void test_gram_split(void **state) {
+    nst_runtime *rt = g_rt;
+    check_rng r;
+    check_rng_seed(&r, 77);
+    const int shapes[3][3] = {{5, 71, 73}, {7, 64, 64}, {3, 130, 257}};
+    for (int s = 0; s < 3; s++) {
+        int c = shapes[s][0], h = shapes[s][1], w = shapes[s][2], m = h * w;
+        size_t n = (size_t)c * m, cc = (size_t)c * c;
+        float *f = rand_floats(&r, n, 0, 2), *a = rand_floats(&r, cc, 0, 1);
+        nst_tensor *t = tensor_from(rt, c, h, w, f);
+        cl_mem g = NULL, tgt = NULL, vals = NULL;
+        assert_int_equal(nst_buffer_create(rt, cc * sizeof(float), &g), NST_OK);
+        assert_int_equal(nst_buffer_create(rt, cc * sizeof(float), &tgt), NST_OK);
+        assert_int_equal(nst_buffer_create(rt, sizeof(float), &vals), NST_OK);
+        float *got = malloc(cc * sizeof *got);
+        double *want = malloc(cc * sizeof *want), *d = to_double(f, n), *ad = to_double(a, cc);
+        nst_ref_gram(d, c, m, want);
+        assert_int_equal(nst_gram(rt, g, t), NST_OK);
+        assert_int_equal(nst_read_floats(rt, g, 0, cc, got), NST_OK);
+        assert_true(check_close("split gram", got, want, cc, 1e-6, 1e-5));
+        /* accumulate on top: g = G + 0.5 G */
+        assert_int_equal(nst_gram_accumulate(rt, g, t, 0.5f), NST_OK);
+        assert_int_equal(nst_read_floats(rt, g, 0, cc, got), NST_OK);
+        for (size_t i = 0; i < cc; i++) want[i] *= 1.5;
+        assert_true(check_close("split gram accumulate", got, want, cc, 1e-6, 1e-5));
+        /* the style loss value through the split Gram */
+        double a2 = 0;
+        for (size_t i = 0; i < cc; i++) a2 += ad[i] * ad[i];
+        double vwant = nst_ref_style(d, c, m, ad, NULL);
+        assert_int_equal(nst_write_floats(rt, tgt, 0, cc, a), NST_OK);
+        assert_int_equal(nst_style_loss(rt, t, g, tgt, (float)a2, 1.0f, NULL, vals, 0), NST_OK);
+        float v = 0;
+        assert_int_equal(nst_read_floats(rt, vals, 0, 1, &v), NST_OK);
+        assert_true(check_close("split style value", &v, &vwant, 1, 1e-7, 1e-4));
+        free(got);
+        free(want);
+        free(d);
+        free(ad);
+        free(f);
+        free(a);
+        nst_buffer_free(rt, g);
+        nst_buffer_free(rt, tgt);
+        nst_buffer_free(rt, vals);
+        nst_tensor_free(rt, t);
+    }
+}
+
 /* ---- content ----------------------------------------------------------- */
 
 typedef struct content_ctx {
@@ -430,6 +480,7 @@ static void test_bad_args(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reductions), cmocka_unit_test(test_gram_and_blend),
+        cmocka_unit_test(test_gram_split),
         cmocka_unit_test(test_content),    cmocka_unit_test(test_style),
         cmocka_unit_test(test_tv),         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_bad_args),

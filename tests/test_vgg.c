@@ -1,5 +1,6 @@
 /* test_vgg.c: the VGG-19 model: every layer and the image gradient against a
- * PyTorch float64 golden file (tools/make_golden.py), the plain-C reference
+ * PyTorch float64 golden file (tools/make_golden.py) with each convolution
+ * method (Winograd F(4x4) and F(2x2), im2col), the plain-C reference
  * graph against finite differences, the device against the reference (max
  * and average pooling, partial depth, banded scratch, a second size), memory
  * accounting, and the validation messages. */
@@ -143,7 +144,11 @@ static float *download(const nst_tensor *t) {
 
 #define GOLDEN_TOL 1e-4 /* relative to each tensor's largest magnitude */
 
-static void test_golden(void **state) {
+/* The golden comparison with the convolution method NST_CONV = conv (NULL:
+ * unset, the default Winograd F(4x4,3x3)). */
+static void golden_run(const char *conv) {
+    if (conv) setenv("NST_CONV", conv, 1);
+    else unsetenv("NST_CONV");
     golden g;
     golden_load(&g, "tests/data/golden_vgg.bin");
     nst_weights *w = gen(g.wseed, g.mult, 16);
@@ -156,6 +161,9 @@ static void test_golden(void **state) {
     for (int i = 0; i < NST_VGG_LAYERS; i++) all_names[i] = nst_vgg_layer_name(i);
     nst_vgg *m = NULL;
     assert_int_equal(nst_vgg_create(rt, w, all_names, NST_VGG_LAYERS, 0, &m), NST_OK);
+    unsetenv("NST_CONV");
+    assert_int_equal(nst_vgg_winograd(m), !conv ? 4 : !strcmp(conv, "winograd2") ? 2 : 0);
+    printf("  convolutions: %s\n", conv ? conv : "default (winograd)");
     assert_int_equal(nst_vgg_resize(rt, m, g.H, g.W), NST_OK);
     nst_tensor *img = NULL, *dimg = NULL;
     assert_int_equal(nst_tensor_create(rt, 1, 3, g.H, g.W, &img), NST_OK);
@@ -218,6 +226,10 @@ static void test_golden(void **state) {
     nst_weights_free(w);
     golden_free(&g);
 }
+
+static void test_golden(void **state) { golden_run(NULL); }
+static void test_golden_winograd2(void **state) { golden_run("winograd2"); }
+static void test_golden_im2col(void **state) { golden_run("im2col"); }
 
 /* ---- device against the reference, reference against finite differences */
 
@@ -473,12 +485,19 @@ static void test_validation(void **state) {
     nst_vgg_free(rt, m);
     nst_vgg_free(rt, NULL);
     assert_int_equal(nst_vgg_create(rt, w, taps, 0, 0, &m), NST_ERR_INVALID_ARG);
+    setenv("NST_CONV", "fft", 1);
+    m = NULL;
+    assert_int_equal(nst_vgg_create(rt, w, taps, 2, 0, &m), NST_ERR_INVALID_ARG);
+    unsetenv("NST_CONV");
+    assert_null(m);
+    assert_non_null(strstr(nst_last_error(rt), "NST_CONV='fft'"));
     nst_weights_free(w);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),         cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_golden_winograd2), cmocka_unit_test(test_golden_im2col),
         cmocka_unit_test(test_full_max),      cmocka_unit_test(test_avg_pool),
         cmocka_unit_test(test_banded),        cmocka_unit_test(test_resize_memory),
         cmocka_unit_test(test_validation),

@@ -2,13 +2,25 @@
 # Installs the Debian/Ubuntu packages nst needs to build, test and run:
 # the OpenCL ICD loader and headers, PoCL (the CPU device), CLBlast, libpng,
 # libjpeg-turbo, jansson (the weights header), cmocka (tests), curl (weights),
-# Mesa's OpenCL (rusticl: a second implementation for cross-vendor checks)
-# and python3 (the local HTTP server of the weight-fetch test).
-# usage: tools/install-deps.sh   (as root, or with sudo available)
+# python3 (the weight-fetch test's local server) and Mesa's OpenCL (rusticl, a
+# second implementation for the cross-vendor checks). With --dev, also what the reliability targets need (docs/RELIABILITY.md):
+# clang and its sanitizer/libFuzzer runtimes (make fuzz), valgrind (make
+# check-valgrind); gcc's ASan/UBSan runtimes come with build-essential.
+# usage: tools/install-deps.sh [--dev]   (as root, or with sudo available)
 set -eu
 PKGS="build-essential pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
 clinfo libclblast-dev libpng-dev libjpeg-dev libjansson-dev libcmocka-dev curl ca-certificates
-mesa-opencl-icd python3"
+python3 mesa-opencl-icd"
+case "${1:-}" in
+    --dev)
+        PKGS="$PKGS clang valgrind"
+        # Debian 12 ships libFuzzer and the sanitizer runtimes for clang
+        # separately; elsewhere (Ubuntu 22.04) they come with clang.
+        if apt-cache show libclang-rt-dev > /dev/null 2>&1; then PKGS="$PKGS libclang-rt-dev"; fi
+        ;;
+    "") ;;
+    *) echo "usage: $0 [--dev]" >&2; exit 2 ;;
+esac
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=""

@@ -1,0 +1,341 @@
+/* plan.c: the memory plan of a run (nst_transfer_plan): the device bytes
+ * each component needs, from the sizes, the layers and the optimiser, and
+ * the decision that follows: the whole image, tiles, or the largest size
+ * that fits. The figures mirror what transfer.c, tiled.c, vgg.c and optim.c
+ * allocate (the network's share comes from nst_vgg_memory_bytes itself), so
+ * tests/test_plan.c can hold them to the runtime's measured peak. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "image.h"
+#include "optim.h"
+#include "transfer_int.h"
+
+#define HISTORY_SHARE 0.4 /* L-BFGS history may take this much of the budget */
+
+typedef struct plan_ctx {
+    nst_transfer *t;
+    const nst_params *p;
+    int depth;
+    int chan[NST_VGG_LAYERS]; /* output channels of each layer */
+    int stride[NST_VGG_LAYERS];
+    uint64_t weight_bytes;
+    int cw, ch;               /* the content as given */
+    int nstyles;
+    int sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
+    uint64_t budget, reserve, max_alloc;
+} plan_ctx;
+
+static int tap_index(const char *name) { return nst_vgg_layer_index(name); }
+
+/* Content and style sizes at `size` (the output's longest side). */
+static void sizes_at(const plan_ctx *c, int size, int *w, int *h, int *sw, int *sh) {
+    nst_image_fit_size(c->cw, c->ch, size, w, h);
+    int longest = (int)lround((*w > *h ? *w : *h) * c->p->style_scale);
+    if (longest < 16) longest = 16;
+    for (int k = 0; k < c->nstyles; k++) nst_image_fit_size(c->sw[k], c->sh[k], longest, &sw[k],
+                                                            &sh[k]);
+}
+
+static uint64_t act_bytes(const plan_ctx *c, int h, int w) {
+    size_t b = nst_vgg_memory_bytes(c->t->vgg, h, w);
+    return b ? b - c->weight_bytes : UINT64_MAX / 4;
+}
+
+/* Floats of the largest layer output at h x w (the largest activation). */
+static uint64_t largest_layer(const plan_ctx *c, int h, int w) {
+    uint64_t m = (uint64_t)3 * h * w;
+    for (int i = 0; i < c->depth; i++) {
+        uint64_t n = (uint64_t)c->chan[i] * (h / c->stride[i]) * (w / c->stride[i]);
+        if (n > m) m = n;
+    }
+    return m;
+}
+
+/* Floats of the largest requested tap (content taps only: content_only). */
+static uint64_t largest_tap(const plan_ctx *c, int h, int w, int content_only) {
+    const nst_transfer *t = c->t;
+    uint64_t m = 1;
+    for (int i = 0; i < t->content.n + (content_only ? 0 : t->style.n); i++) {
+        int l = tap_index(i < t->content.n ? t->content.name[i] : t->style.name[i - t->content.n]);
+        uint64_t n = (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]);
+        if (n > m) m = n;
+    }
+    return m;
+}
+
+static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+/* The figures at output size `size` with tile limit `tile` (0 = whole image)
+ * and L-BFGS history `hist`. 0 when the tiling is impossible. */
+static int figure(const plan_ctx *c, int size, int tile, int hist, nst_plan *o) {
+    const nst_transfer *t = c->t;
+    const nst_params *p = c->p;
+    int w, h, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
+    sizes_at(c, size, &w, &h, sw, sh);
+    int nr = t->nregions ? t->nregions : 1;
+    uint64_t F = sizeof(float), px = (uint64_t)w * h;
+    nst_tiling tg;
+    memset(&tg, 0, sizeof tg);
+    int tiled = 0;
+    if (tile > 0) {
+        if (nst_tiling_make(h, w, tile, t->halo, t->align, &tg, NULL) != NST_OK) return 0;
+        tiled = tg.ny * tg.nx > 1;
+    }
+    int th = tiled ? tg.th : h, tw = tiled ? tg.tw : w;
+    o->width = w;
+    o->height = h;
+    o->style_width = o->style_height = 0;
+    for (int k = 0; k < c->nstyles; k++)
+        if ((uint64_t)sw[k] * sh[k] > (uint64_t)o->style_width * o->style_height) {
+            o->style_width = sw[k];
+            o->style_height = sh[k];
+        }
+    o->tiled = tiled;
+    o->tile = tiled ? tile : 0;
+    o->tile_w = tw;
+    o->tile_h = th;
+    o->tiles_x = tiled ? tg.nx : 1;
+    o->tiles_y = tiled ? tg.ny : 1;
+    o->halo = tiled ? t->halo : 0;
+
+    /* targets */
+    uint64_t content_t = 0, style_t = 0, sum_cc = 0, max_cc = 1, masks = 0, max_cm = 1;
+    for (int i = 0; i < t->content.n; i++) {
+        int l = tap_index(t->content.name[i]);
+        content_t += (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]) * F;
+    }
+    for (int i = 0; i < t->style.n; i++) {
+        int l = tap_index(t->style.name[i]);
+        uint64_t cc = (uint64_t)c->chan[l] * c->chan[l];
+        uint64_t m = (uint64_t)(h / c->stride[l]) * (w / c->stride[l]);
+        style_t += cc * nr * F;
+        sum_cc += cc;
+        max_cc = max64(max_cc, cc);
+        max_cm = max64(max_cm, c->chan[l] * m);
+        masks += t->nregions * m * F;
+    }
+    uint64_t values = (uint64_t)t->nslots * F;
+    uint64_t act = act_bytes(c, th, tw);
+    uint64_t vec = 3 * px * F;
+    nst_optim_params op;
+    nst_optim_defaults(&op, p->optimizer == NST_OPTIMIZER_ADAM ? NST_OPTIM_ADAM : NST_OPTIM_LBFGS);
+    op.history = hist;
+    o->optimizer = nst_optim_memory_bytes(&op, (size_t)(3 * px));
+    o->weights = c->weight_bytes;
+    o->activations = act;
+    o->content_targets = content_t;
+    o->style_targets = style_t;
+    o->images = vec * (p->average_decay > 0 ? 3 : 2);
+    uint64_t largest = max64(largest_layer(c, th, tw), 3 * px) * F;
+    for (int i = 0; i < t->content.n; i++) {
+        int l = tap_index(t->content.name[i]);
+        largest = max64(largest, (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]) *
+                                     F);
+    }
+    if (!tiled) {
+        o->loss_scratch = values + max_cc * F + (t->nregions ? max_cm * F + masks : 0);
+        if (t->nregions) largest = max64(largest, max_cm * F);
+        /* targets: each style image runs through the network at its size */
+        uint64_t tp = c->weight_bytes + act + vec + content_t + values;
+        for (int k = 0; k < c->nstyles; k++)
+            tp = max64(tp, c->weight_bytes + act_bytes(c, sh[k], sw[k]) +
+                               (uint64_t)3 * sw[k] * sh[k] * F + content_t + style_t + values);
+        o->targets_peak = tp;
+        for (int k = 0; k < c->nstyles; k++)
+            largest = max64(largest, max64(largest_layer(c, sh[k], sw[k]),
+                                           (uint64_t)3 * sw[k] * sh[k]) * F);
+    } else {
+        uint64_t win = (uint64_t)3 * th * tw * F;
+        uint64_t fm = largest_tap(c, th, tw, 0), tp;
+        uint64_t targets = c->weight_bytes + act + vec + win + fm * F + content_t + values;
+        for (int k = 0; k < c->nstyles; k++) {
+            nst_tiling ts;
+            if (nst_tiling_make(sh[k], sw[k], tile, t->halo, t->align, &ts, NULL) != NST_OK)
+                return 0;
+            uint64_t sfm = largest_tap(c, ts.th, ts.tw, 0);
+            fm = max64(fm, sfm);
+            tp = c->weight_bytes + act_bytes(c, ts.th, ts.tw) + (uint64_t)3 * sw[k] * sh[k] * F +
+                 (uint64_t)3 * ts.th * ts.tw * F + fm * F + content_t + style_t + values;
+            targets = max64(targets, tp);
+            largest = max64(largest, max64(largest_layer(c, ts.th, ts.tw),
+                                           (uint64_t)3 * sw[k] * sh[k]) * F);
+            nst_tiling_free(&ts);
+        }
+        o->targets_peak = targets;
+        o->loss_scratch = values + sum_cc * F + fm * F + largest_tap(c, th, tw, 1) * F +
+                          (uint64_t)(t->content.n + 1) * F;
+        o->images += 2 * win;
+    }
+    nst_tiling_free(&tg);
+    o->eval_peak = o->weights + o->activations + o->content_targets + o->style_targets +
+                   o->loss_scratch + o->images + o->optimizer;
+    o->peak = max64(o->eval_peak, o->targets_peak);
+    o->largest_alloc = largest;
+    o->lbfgs_history = hist;
+    return 1;
+}
+
+static int fits(const plan_ctx *c, const nst_plan *o) {
+    return o->peak + c->reserve <= c->budget && o->largest_alloc <= c->max_alloc;
+}
+
+/* The L-BFGS history for output size `size`: the request, cut so that the
+ * history stays within HISTORY_SHARE of the budget. */
+static int history_at(const plan_ctx *c, int size) {
+    int w, h, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
+    sizes_at(c, size, &w, &h, sw, sh);
+    int hist = c->p->lbfgs_history;
+    if (c->p->optimizer != NST_OPTIMIZER_LBFGS) return hist;
+    double pair = 2.0 * 3 * w * h * sizeof(float);
+    if (hist * pair > HISTORY_SHARE * c->budget) {
+        hist = (int)floor(HISTORY_SHARE * c->budget / pair);
+        if (hist < 1) hist = 1;
+    }
+    return hist;
+}
+
+/* The best plan at `size`: whole image, else the largest tiles that fit.
+ * Returns 1 when it fits. */
+static int best_at(const plan_ctx *c, int size, nst_plan *o) {
+    const nst_params *p = c->p;
+    int hist = history_at(c, size);
+    if (p->tile > 0) return figure(c, size, p->tile, hist, o) && fits(c, o);
+    if (figure(c, size, 0, hist, o) && fits(c, o)) return 1;
+    if (p->tile < 0 || c->t->nregions) return 0;
+    /* the largest tile that fits: memory grows with the tile */
+    int lo = 2 * c->t->halo + 2 * c->t->align - 1, hi = o->width > o->height ? o->width : o->height;
+    nst_plan q = *o;
+    if (!figure(c, size, lo, hist, &q) || !fits(c, &q)) {
+        *o = q;
+        return 0;
+    }
+    while (hi - lo > 1) {
+        int mid = lo + (hi - lo) / 2;
+        if (figure(c, size, mid, hist, &q) && fits(c, &q)) lo = mid;
+        else hi = mid;
+    }
+    figure(c, size, lo, hist, o);
+    return 1;
+}
+
+static double mib(uint64_t b) { return b / 1048576.0; }
+
+nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w, int content_h,
+                            const int *style_wh, int nstyles, nst_plan *out) {
+    nst_runtime *rt = t->rt;
+    const nst_params *p = t->p;
+    plan_ctx c;
+    memset(&c, 0, sizeof c);
+    memset(out, 0, sizeof *out);
+    if (nstyles < 1 || nstyles > NST_MAX_STYLES || content_w < 1 || content_h < 1)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "plan: %d style images, content %dx%d",
+                        nstyles, content_w, content_h);
+    c.t = t;
+    c.p = p;
+    c.depth = nst_vgg_depth(t->vgg);
+    int ch = 3, s = 1;
+    for (int i = 0; i < c.depth; i++) {
+        const char *name = nst_vgg_layer_name(i);
+        if (name[0] == 'c') {
+            char key[64];
+            snprintf(key, sizeof key, "features.%d.weight", i);
+            const nst_weight *wt = nst_weights_find(w, key);
+            snprintf(key, sizeof key, "features.%d.bias", i);
+            const nst_weight *bt = nst_weights_find(w, key);
+            if (!wt || !bt) return nst_fail(RTM(rt), NST_ERR_FORMAT, "plan: no %s", key);
+            ch = (int)wt->shape[0];
+            c.weight_bytes += (2 * wt->count + bt->count) * sizeof(float);
+        } else if (name[0] == 'p') {
+            s *= 2;
+        }
+        c.chan[i] = ch;
+        c.stride[i] = s;
+    }
+    c.cw = content_w;
+    c.ch = content_h;
+    c.nstyles = nstyles;
+    for (int k = 0; k < nstyles; k++) {
+        c.sw[k] = style_wh ? style_wh[2 * k] : content_w;
+        c.sh[k] = style_wh ? style_wh[2 * k + 1] : content_h;
+    }
+    const nst_device_info *d = &rt->info;
+    uint64_t dev = d->global_mem - d->global_mem / 10;
+    c.budget = p->max_memory ? (p->max_memory < d->global_mem ? p->max_memory : d->global_mem)
+                             : dev;
+    c.max_alloc = d->max_alloc;
+    c.reserve = c.budget / 20 > (64u << 20) ? c.budget / 20 : (64u << 20);
+    if (c.reserve > c.budget / 2) c.reserve = c.budget / 2;
+
+    int ok = best_at(&c, p->size, out);
+    out->budget = c.budget;
+    out->reserve = c.reserve;
+    out->device_global = d->global_mem;
+    out->device_max_alloc = d->max_alloc;
+    out->optimizer_kind = p->optimizer;
+    out->history_reduced = p->optimizer == NST_OPTIMIZER_LBFGS &&
+                           out->lbfgs_history < p->lbfgs_history;
+    out->fits = ok;
+    char opt[200] = "";
+    if (out->history_reduced)
+        snprintf(opt, sizeof opt, " L-BFGS history cut from %d to %d pairs (%.1f MiB) to stay "
+                 "within %.0f%% of the budget%s.", p->lbfgs_history, out->lbfgs_history,
+                 mib(out->optimizer), 100 * HISTORY_SHARE,
+                 out->lbfgs_history < 5 ? "; that is short: --optimizer adam needs 3 vectors"
+                                        : "");
+    if (ok) {
+        if (out->tiled)
+            snprintf(out->note, sizeof out->note,
+                     "the whole image needs more than %.0f MiB: evaluating in %d x %d tiles of "
+                     "%dx%d pixels (halo %d).%s",
+                     mib(c.budget - c.reserve), out->tiles_x, out->tiles_y, out->tile_w, out->tile_h,
+                     out->halo, opt);
+        else
+            snprintf(out->note, sizeof out->note, "the whole image fits in %.0f MiB.%s",
+                     mib(c.budget - c.reserve), opt);
+        return NST_OK;
+    }
+    /* the largest size that fits */
+    nst_plan q;
+    int lo = 16, hi = p->size;
+    for (;;) { /* the smallest size the layers accept */
+        int w, h, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
+        sizes_at(&c, lo, &w, &h, sw, sh);
+        if (nst_vgg_memory_bytes(t->vgg, h, w) || lo >= hi) break;
+        lo += 8;
+    }
+    if (lo >= hi || !best_at(&c, lo, &q)) lo = 0;
+    while (lo && hi - lo > 1) {
+        int mid = lo + (hi - lo) / 2;
+        if (best_at(&c, mid, &q)) lo = mid;
+        else hi = mid;
+    }
+    out->max_size = lo;
+    const char *why = out->largest_alloc > c.max_alloc ? "its largest buffer" : "it";
+    uint64_t need = out->largest_alloc > c.max_alloc ? out->largest_alloc : out->peak;
+    uint64_t have = out->largest_alloc > c.max_alloc ? c.max_alloc : c.budget - c.reserve;
+    char size_hint[96];
+    if (lo) snprintf(size_hint, sizeof size_hint, "the largest --size that fits is %d", lo);
+    else snprintf(size_hint, sizeof size_hint, "no size fits");
+    snprintf(out->note, sizeof out->note,
+             "a %dx%d run does not fit: %s needs %.1f MiB of %.1f MiB%s%s; %s.%s", out->width,
+             out->height, why, mib(need), mib(have),
+             out->tiled ? " even in tiles" : "",
+             t->nregions ? " (regions are not tiled)" : p->tile < 0 ? " (tiling is off)" : "",
+             size_hint, opt);
+    return NST_OK;
+}
+
+nst_status nst_transfer_plan(nst_runtime *rt, nst_model *model, const nst_params *p,
+                             int content_w, int content_h, const int *style_wh, int nstyles,
+                             nst_plan *out) {
+    nst_transfer t;
+    nst_status st = nst_params_check(p, nstyles, NULL, RTM(rt));
+    if (st != NST_OK) return st;
+    st = nst_tr_setup(&t, rt, model, p, p->masks ? nstyles : 0);
+    if (st == NST_OK)
+        st = nst_plan_compute(&t, model->weights, content_w, content_h, style_wh, nstyles, out);
+    nst_tr_release(&t);
+    return st;
+}

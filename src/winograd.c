@@ -1,0 +1,149 @@
+/* winograd.c: launchers of the Winograd convolution (see winograd.h); the
+ * transforms are in cl/winograd.cl, the alpha^2 products are one CLBlast
+ * strided-batched GEMM per band of tile rows. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "winograd.h"
+
+#define ARG(x) sizeof(x), (const void *)&(x)
+
+int nst_winograd_mode_from_env(void) {
+    const char *s = getenv("NST_CONV");
+    if (!s || !*s || !strcmp(s, "winograd") || !strcmp(s, "winograd4")) return 4;
+    if (!strcmp(s, "winograd2")) return 2;
+    if (!strcmp(s, "im2col")) return 0;
+    return -1;
+}
+
+static nst_status bad_shape(nst_runtime *rt, const char *op, const char *what,
+                            const nst_tensor *t) {
+    return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "%s: %s has shape [%d,%d,%d,%d]", op, what,
+                    t->n, t->c, t->h, t->w);
+}
+
+static nst_status bad_m(nst_runtime *rt, const char *op, int m) {
+    return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                    "%s: Winograd tile size %d is not supported (2 or 4)", op, m);
+}
+
+static size_t launch_wg(const nst_runtime *rt) { return nst_wg_1d(rt); }
+
+nst_status nst_winograd_filter(nst_runtime *rt, int m, nst_tensor *u, const nst_tensor *w) {
+    const char *op = "winograd filter";
+    if (m != 2 && m != 4) return bad_m(rt, op, m);
+    const int K = w->n, C = w->c, A = m + 2;
+    if (w->h != 3 || w->w != 3) return bad_shape(rt, op, "weight", w);
+    if (u->n != A * A || u->c != K || u->h != C || u->w != 1)
+        return bad_shape(rt, op, "transformed weight", u);
+    if (u->count > (size_t)INT_MAX)
+        return nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s: %zu weights are too many", op,
+                        u->count);
+    size_t n = (size_t)K * C;
+    return nst_launch(rt, "winograd", m == 4 ? "wg4_filter" : "wg2_filter", 1,
+                      (const size_t[]){n}, (const size_t[]){launch_wg(rt)}, 4, ARG(K), ARG(C),
+                      ARG(w->buf), ARG(u->buf));
+}
+
+/* Floats of V and M for one tile row. */
+static size_t row_floats(int m, int C, int K, int W) {
+    size_t A = (size_t)m + 2, tw = ((size_t)W + m - 1) / m;
+    return A * A * ((size_t)C + K) * tw;
+}
+
+size_t nst_winograd_scratch_floats(int m, int C, int K, int H, int W, size_t cap_floats) {
+    size_t row = row_floats(m, C, K, W), th = ((size_t)H + m - 1) / m;
+    size_t rows = cap_floats / row;
+    if (rows < 1) rows = 1;
+    if (rows > th) rows = th;
+    return rows * row;
+}
+
+/* out = conv(in, w) + bias (forward, flip = 0) or the input gradient
+ * (flip = 1), band by band. Cin/Cout: channels of in/out. */
+static nst_status run(nst_runtime *rt, const char *op, int m, int flip, cl_mem out, int Cout,
+                      const nst_tensor *in, const nst_tensor *u, const nst_tensor *b, int relu,
+                      int accumulate, cl_mem scratch, size_t scratch_floats) {
+    nst_status st = NST_OK;
+    const int Cin = in->c, H = in->h, W = in->w, A2 = (m + 2) * (m + 2);
+    const int tw = (W + m - 1) / m, th = (H + m - 1) / m;
+    const int K = flip ? Cin : Cout, C = flip ? Cout : Cin; /* u is [A2][K][C] */
+    if (in->count > (size_t)INT_MAX || (size_t)Cout * H * W > (size_t)INT_MAX)
+        return nst_fail(RTM(rt), NST_ERR_TOO_LARGE,
+                        "%s: a %dx%d image with %d channels exceeds what one kernel indexes; "
+                        "use a smaller image",
+                        op, W, H, Cin > Cout ? Cin : Cout);
+    size_t row = row_floats(m, Cin, Cout, W);
+    size_t band = scratch_floats / row;
+    if (band < 1)
+        return nst_fail(RTM(rt), NST_ERR_TOO_LARGE,
+                        "%s: one row of Winograd tiles (%zu floats) does not fit the %zu-float "
+                        "scratch",
+                        op, row, scratch_floats);
+    if (band > (size_t)th) band = (size_t)th;
+    if (band * row > (size_t)INT_MAX)
+        band = (size_t)INT_MAX / row; /* kernels index V and M with int */
+    if (band < 1)
+        return nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s: one row of tiles is too large", op);
+    const int has_bias = b != NULL;
+    cl_mem bias = b ? b->buf : out; /* not read without a bias */
+    const char *kin, *kout;
+    if (m == 4) {
+        kin = flip ? "wg4_input_flip" : "wg4_input";
+        kout = flip ? "wg4_output_flip" : "wg4_output";
+    } else {
+        kin = flip ? "wg2_input_flip" : "wg2_input";
+        kout = flip ? "wg2_output_flip" : "wg2_output";
+    }
+    const size_t wg = launch_wg(rt);
+    for (int t0 = 0; t0 < th; t0 += (int)band) {
+        const int nt = th - t0 < (int)band ? th - t0 : (int)band;
+        const size_t P = (size_t)nt * tw, moff = (size_t)A2 * Cin * P;
+        const int moff_i = (int)moff;
+        NST_TRY(nst_launch(rt, "winograd", kin, 1, (const size_t[]){(size_t)Cin * P},
+                           (const size_t[]){wg}, 8, ARG(Cin), ARG(H), ARG(W), ARG(t0), ARG(nt),
+                           ARG(tw), ARG(in->buf), ARG(scratch)));
+        /* M[a] = U[a] V[a] ([K x C] [C x P]), or U[a]^T V[a] for the gradient */
+        NST_TRY(nst_gemm_strided_batched(rt, flip, 0, (size_t)Cout, P, (size_t)Cin, 1.0f, u->buf,
+                                         0, (size_t)C, (size_t)K * C, scratch, 0, P,
+                                         (size_t)Cin * P, 0.0f, scratch, moff, P,
+                                         (size_t)Cout * P, (size_t)A2));
+        NST_TRY(nst_launch(rt, "winograd", kout, 1, (const size_t[]){(size_t)Cout * P},
+                           (const size_t[]){wg}, 13, ARG(Cout), ARG(H), ARG(W), ARG(t0), ARG(nt),
+                           ARG(tw), ARG(has_bias), ARG(relu), ARG(accumulate), ARG(bias),
+                           ARG(scratch), ARG(moff_i), ARG(out)));
+    }
+fail:
+    return st;
+}
+
+nst_status nst_winograd_forward(nst_runtime *rt, int m, nst_tensor *y, const nst_tensor *x,
+                                const nst_tensor *u, const nst_tensor *b, int relu,
+                                cl_mem scratch, size_t scratch_floats) {
+    const char *op = "winograd forward";
+    if (m != 2 && m != 4) return bad_m(rt, op, m);
+    const int A = m + 2, K = u->c;
+    if (x->n != 1) return bad_shape(rt, op, "input", x);
+    if (u->n != A * A || u->h != x->c || u->w != 1)
+        return bad_shape(rt, op, "transformed weight", u);
+    if ((int)b->count != K) return bad_shape(rt, op, "bias", b);
+    if (y->n != 1 || y->c != K || y->h != x->h || y->w != x->w)
+        return bad_shape(rt, op, "output", y);
+    return run(rt, op, m, 0, y->buf, K, x, u, b, relu != 0, 0, scratch, scratch_floats);
+}
+
+nst_status nst_winograd_backward_input(nst_runtime *rt, int m, nst_tensor *dx,
+                                       const nst_tensor *dy, const nst_tensor *u, int accumulate,
+                                       cl_mem scratch, size_t scratch_floats) {
+    const char *op = "winograd backward";
+    if (m != 2 && m != 4) return bad_m(rt, op, m);
+    const int A = m + 2, C = u->h;
+    if (dy->n != 1) return bad_shape(rt, op, "output gradient", dy);
+    if (u->n != A * A || u->c != dy->c || u->w != 1)
+        return bad_shape(rt, op, "transformed weight", u);
+    if (dx->n != 1 || dx->c != C || dx->h != dy->h || dx->w != dy->w)
+        return bad_shape(rt, op, "input gradient", dx);
+    return run(rt, op, m, 1, dx->buf, C, dy, u, NULL, 0, accumulate != 0, scratch,
+               scratch_floats);
+}

@@ -1,0 +1,228 @@
+/* test_winograd.c: the Winograd convolution F(2x2,3x3) and F(4x4,3x3),
+ * forward and backward to the input, against the plain-C reference (double)
+ * on awkward sizes (1x1 to 33x17 images, partial edge tiles, channel counts
+ * that are not multiples of 4 or 16), in one band and in bands of tile rows
+ * with a short last band; plus validation and the NST_CONV switch. The
+ * backward reuses the forward's transformed weights (see cl/winograd.cl). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "check.h"
+#include "reference.h"
+#include "ref_alloc.h"
+#include "winograd.h"
+
+static nst_runtime *rt;
+
+static int setup(void **state) {
+    rt = check_runtime();
+    return rt ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    nst_runtime_close(rt);
+    return 0;
+}
+
+static nst_tensor *dev(int n, int c, int h, int w, const float *data) {
+    nst_tensor *t = NULL;
+    assert_int_equal(nst_tensor_create(rt, n, c, h, w, &t), NST_OK);
+    if (data) assert_int_equal(nst_tensor_upload(rt, t, data), NST_OK);
+    return t;
+}
+
+static float *rnd(check_rng *r, size_t n, float lo, float hi) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    assert_non_null(x);
+    check_fill(r, x, n, lo, hi);
+    return x;
+}
+
+static float *get(const nst_tensor *t) {
+    float *x = malloc(t->count * sizeof *x);
+    assert_non_null(x);
+    assert_int_equal(nst_tensor_download(rt, t, x), NST_OK);
+    return x;
+}
+
+/* Tolerances, relative to the largest magnitude of the reference tensor
+ * (check_rel_err), for inputs in [-1,1], weights in [-0.5,0.5], C <= 17:
+ * float32 round-off of the transforms grows with the tile size. */
+#define TOL_F2 2e-6
+#define TOL_F4 2e-5
+
+typedef struct wcase {
+    int C, H, W, K;
+} wcase;
+
+static const wcase cases[] = {
+    {3, 1, 1, 5}, {5, 2, 2, 6}, {6, 5, 7, 3}, {3, 33, 17, 7}, {17, 4, 3, 13}, {19, 9, 10, 18},
+};
+#define NCASES (int)(sizeof cases / sizeof cases[0])
+
+/* Scratch for `bands` tile rows per band (0: the whole image). */
+static size_t scratch_for(int m, const wcase *k, int bands) {
+    size_t tw = (size_t)(k->W + m - 1) / m, a2 = (size_t)(m + 2) * (m + 2);
+    size_t row = a2 * (size_t)(k->C + k->K) * tw;
+    size_t sf = nst_winograd_scratch_floats(m, k->C, k->K, k->H, k->W,
+                                            bands ? row * bands + row / 2 : (size_t)1 << 24);
+    int th = (k->H + m - 1) / m;
+    assert_int_equal(sf, row * (size_t)(bands && bands < th ? bands : th));
+    return sf;
+}
+
+static nst_tensor *filter(int m, const wcase *k, const float *w) {
+    nst_tensor *tw = dev(k->K, k->C, 3, 3, w);
+    nst_tensor *u = dev((m + 2) * (m + 2), k->K, k->C, 1, NULL);
+    assert_int_equal(nst_winograd_filter(rt, m, u, tw), NST_OK);
+    nst_tensor_free(rt, tw);
+    return u;
+}
+
+static double forward_case(int m, const wcase *k, int relu, int bands, check_rng *r) {
+    size_t nx = (size_t)k->C * k->H * k->W, nw = (size_t)k->K * k->C * 9;
+    size_t ny = (size_t)k->K * k->H * k->W;
+    float *x = rnd(r, nx, -1, 1), *w = rnd(r, nw, -0.5f, 0.5f), *b = rnd(r, k->K, -0.5f, 0.5f);
+    nst_tensor *tx = dev(1, k->C, k->H, k->W, x), *u = filter(m, k, w);
+    nst_tensor *tb = dev(1, k->K, 1, 1, b), *ty = dev(1, k->K, k->H, k->W, NULL);
+    assert_int_equal(nst_tensor_fill(rt, ty, 7.0f), NST_OK); /* overwritten */
+    size_t sf = scratch_for(m, k, bands);
+    cl_mem scratch = NULL;
+    assert_int_equal(nst_buffer_create(rt, sf * sizeof(float), &scratch), NST_OK);
+    assert_int_equal(nst_winograd_forward(rt, m, ty, tx, u, tb, relu, scratch, sf), NST_OK);
+    float *y = get(ty);
+    double *dx = ref_from_float(x, nx), *dw = ref_from_float(w, nw), *db = ref_from_float(b, k->K);
+    double *want = ref_alloc(ny);
+    nst_ref_conv_forward(want, dx, dw, db, k->C, k->H, k->W, k->K, 3, relu);
+    double e = check_rel_err(y, want, ny);
+    printf("  F(%dx%d) fwd C%-2d %2dx%-2d K%-2d relu%d bands %d: rel err %.2e\n", m, m, k->C,
+           k->H, k->W, k->K, relu, bands, e);
+    nst_buffer_free(rt, scratch);
+    nst_tensor_free(rt, tx);
+    nst_tensor_free(rt, u);
+    nst_tensor_free(rt, tb);
+    nst_tensor_free(rt, ty);
+    free(x), free(w), free(b), free(y), free(dx), free(dw), free(db), free(want);
+    return e;
+}
+
+static double backward_case(int m, const wcase *k, int accumulate, int bands, check_rng *r) {
+    size_t nx = (size_t)k->C * k->H * k->W, nw = (size_t)k->K * k->C * 9;
+    size_t ny = (size_t)k->K * k->H * k->W;
+    float *dy = rnd(r, ny, -1, 1), *w = rnd(r, nw, -0.5f, 0.5f), *dx0 = rnd(r, nx, -1, 1);
+    nst_tensor *tdy = dev(1, k->K, k->H, k->W, dy), *u = filter(m, k, w);
+    nst_tensor *tdx = dev(1, k->C, k->H, k->W, dx0);
+    size_t sf = scratch_for(m, k, bands);
+    cl_mem scratch = NULL;
+    assert_int_equal(nst_buffer_create(rt, sf * sizeof(float), &scratch), NST_OK);
+    assert_int_equal(nst_winograd_backward_input(rt, m, tdx, tdy, u, accumulate, scratch, sf),
+                     NST_OK);
+    float *got = get(tdx);
+    double *want = accumulate ? ref_from_float(dx0, nx) : ref_alloc(nx);
+    double *ddy = ref_from_float(dy, ny), *dw = ref_from_float(w, nw);
+    nst_ref_conv_backward_input(want, ddy, dw, k->C, k->H, k->W, k->K, 3);
+    double e = check_rel_err(got, want, nx);
+    printf("  F(%dx%d) bwd C%-2d %2dx%-2d K%-2d acc%d  bands %d: rel err %.2e\n", m, m, k->C,
+           k->H, k->W, k->K, accumulate, bands, e);
+    nst_buffer_free(rt, scratch);
+    nst_tensor_free(rt, tdy);
+    nst_tensor_free(rt, u);
+    nst_tensor_free(rt, tdx);
+    free(dy), free(w), free(dx0), free(got), free(want), free(ddy), free(dw);
+    return e;
+}
+
+static void run_all(int m, double tol, uint64_t seed) {
+    check_rng r;
+    check_rng_seed(&r, seed);
+    double worst = 0, e;
+    for (int i = 0; i < NCASES; i++) {
+        for (int v = 0; v < 4; v++) { /* whole image, 1 tile row per band, 2 per band */
+            int bands = v == 0 ? 0 : v == 1 ? 1 : 2;
+            e = forward_case(m, &cases[i], v & 1, bands, &r);
+            assert_true(e < tol);
+            worst = e > worst ? e : worst;
+            e = backward_case(m, &cases[i], v >= 2, bands, &r);
+            assert_true(e < tol);
+            worst = e > worst ? e : worst;
+        }
+    }
+    printf("  F(%dx%d,3x3): worst rel err %.2e (tolerance %.0e)\n", m, m, worst, tol);
+}
+
+static void test_f2(void **state) { run_all(2, TOL_F2, 11); }
+static void test_f4(void **state) { run_all(4, TOL_F4, 12); }
+
+/* Wrong tile sizes, shapes and a scratch below one tile row are refused. */
+static void test_validation(void **state) {
+    wcase k = {3, 6, 5, 4};
+    nst_tensor *x = dev(1, 3, 6, 5, NULL), *y = dev(1, 4, 6, 5, NULL), *b = dev(1, 4, 1, 1, NULL);
+    nst_tensor *w = dev(4, 3, 3, 3, NULL), *u = dev(36, 4, 3, 1, NULL);
+    nst_tensor *u2 = dev(16, 4, 3, 1, NULL);
+    assert_int_equal(nst_tensor_fill(rt, w, 1.0f), NST_OK);
+    assert_int_equal(nst_winograd_filter(rt, 4, u, w), NST_OK);
+    assert_int_equal(nst_winograd_filter(rt, 3, u, w), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(nst_last_error(rt), "2 or 4"));
+    assert_int_equal(nst_winograd_filter(rt, 2, u, w), NST_ERR_INVALID_ARG); /* u is for F4 */
+    size_t sf = scratch_for(4, &k, 1);
+    cl_mem s = NULL;
+    assert_int_equal(nst_buffer_create(rt, sf * sizeof(float), &s), NST_OK);
+    assert_int_equal(nst_winograd_forward(rt, 4, y, x, u, b, 0, s, sf), NST_OK);
+    assert_int_equal(nst_winograd_forward(rt, 2, y, x, u, b, 0, s, sf), NST_ERR_INVALID_ARG);
+    assert_int_equal(nst_winograd_forward(rt, 4, y, x, u2, b, 0, s, sf), NST_ERR_INVALID_ARG);
+    assert_int_equal(nst_winograd_forward(rt, 4, x, x, u, b, 0, s, sf), NST_ERR_INVALID_ARG);
+    assert_int_equal(nst_winograd_forward(rt, 4, y, x, u, x, 0, s, sf), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(nst_last_error(rt), "bias"));
+    assert_int_equal(nst_winograd_forward(rt, 4, y, x, u, b, 0, s, sf - 1), NST_ERR_TOO_LARGE);
+    assert_non_null(strstr(nst_last_error(rt), "scratch"));
+    assert_int_equal(nst_winograd_backward_input(rt, 4, x, y, u, 0, s, sf), NST_OK);
+    assert_int_equal(nst_winograd_backward_input(rt, 4, y, x, u, 0, s, sf), NST_ERR_INVALID_ARG);
+    assert_int_equal(nst_winograd_backward_input(rt, 4, x, y, u, 0, s, 0), NST_ERR_TOO_LARGE);
+    assert_int_equal(nst_finish(rt), NST_OK);
+    nst_buffer_free(rt, s);
+    nst_tensor_free(rt, x);
+    nst_tensor_free(rt, y);
+    nst_tensor_free(rt, b);
+    nst_tensor_free(rt, w);
+    nst_tensor_free(rt, u);
+    nst_tensor_free(rt, u2);
+}
+
+static void test_mode_env(void **state) {
+    const char *old = getenv("NST_CONV");
+    char *save = old ? strdup(old) : NULL;
+    unsetenv("NST_CONV");
+    assert_int_equal(nst_winograd_mode_from_env(), 4);
+    setenv("NST_CONV", "", 1);
+    assert_int_equal(nst_winograd_mode_from_env(), 4);
+    setenv("NST_CONV", "winograd", 1);
+    assert_int_equal(nst_winograd_mode_from_env(), 4);
+    setenv("NST_CONV", "winograd4", 1);
+    assert_int_equal(nst_winograd_mode_from_env(), 4);
+    setenv("NST_CONV", "winograd2", 1);
+    assert_int_equal(nst_winograd_mode_from_env(), 2);
+    setenv("NST_CONV", "im2col", 1);
+    assert_int_equal(nst_winograd_mode_from_env(), 0);
+    setenv("NST_CONV", "fft", 1);
+    assert_int_equal(nst_winograd_mode_from_env(), -1);
+    if (save) setenv("NST_CONV", save, 1);
+    else unsetenv("NST_CONV");
+    free(save);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_f2),
+        cmocka_unit_test(test_f4),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_mode_env),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
