@@ -88,6 +88,12 @@ check "--average-decay writes an image" "[ -f $T/avg.png ]"
 build/nst devices --check --tiny > "$T/check.out"; rc=$?
 check "devices --check passes on the test device" "[ $rc -eq 0 ] && grep -q 'of 1 device passed' $T/check.out"
 
+# A loss that overflows: the run stops with a message, exit 1, and the last
+# finite image is written.
+$RUN -n 5 --style-weight 1e38 -o "$T/nan.png" 2>"$T/err"; rc=$?
+check "a non-finite loss stops the run, exit 1, last finite image kept" \
+    "[ $rc -eq 1 ] && grep -q 'NaN or Inf' $T/err && [ \"\$($MK --info $T/nan.png)\" = '32 24' ]"
+
 $NST --help >/dev/null; rc=$?
 check "--help exits 0" "[ $rc -eq 0 ]"
 $NST >/dev/null 2>&1; rc=$?

@@ -302,6 +302,73 @@ static void test_average_of_iterates(void **state) {
     nst_image_free(avg);
 }
 
+/* One region whose mask is all white is the unmasked transfer. */
+static void test_one_white_mask_is_unmasked(void **state) {
+    fixture *f = *state;
+    nst_params p;
+    small_params(&p);
+    p.iterations = 8;
+    nst_image *white = NULL, *plain = NULL, *masked = NULL;
+    assert_int_equal(nst_image_create(40, 30, &white, NULL), NST_OK);
+    for (size_t i = 0; i < (size_t)3 * 40 * 30; i++) white->data[i] = 1.0f;
+    trace t1 = {0}, t2 = {0};
+    assert_int_equal(run(f, &p, &t1, &plain), NST_OK);
+    const nst_image *masks[1] = {white};
+    p.masks = masks;
+    assert_int_equal(run(f, &p, &t2, &masked), NST_OK);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)3 * 40 * 30; i++) {
+        double d = fabs(plain->data[i] - masked->data[i]);
+        if (d > worst) worst = d;
+    }
+    fprintf(stderr, "white mask vs no mask: loss %.7g vs %.7g, worst pixel difference %.3g\n",
+            t1.loss[t1.n - 1], t2.loss[t2.n - 1], worst);
+    assert_true(fabs(t1.loss[t1.n - 1] - t2.loss[t2.n - 1]) <= 1e-4 * t1.loss[t1.n - 1]);
+    assert_true(worst < 1e-3);
+    nst_image_free(white);
+    nst_image_free(plain);
+    nst_image_free(masked);
+}
+
+/* From a cold (random) start, coarse to fine reaches a lower loss at full
+ * size than the same number of evaluations at full size alone. */
+static int record_last(const nst_progress *p, void *user) {
+    double *last = user;
+    last[0] = p->loss;
+    last[1] = p->evaluations;
+    return 0;
+}
+
+static void test_scales_beat_cold_start(void **state) {
+    fixture *f = *state;
+    nst_params p;
+    small_params(&p);
+    p.size = 64;
+    p.init = NST_INIT_RANDOM;
+    p.seed = 5;
+    p.optimizer = NST_OPTIMIZER_ADAM; /* one evaluation per iteration */
+    const nst_image *styles[1] = {f->style};
+    nst_image *out = NULL;
+    double multi[2] = {0}, single[2] = {0};
+    p.scales = 3;
+    p.iterations = 40;
+    p.scale_iterations = 40;
+    assert_int_equal(nst_transfer_run(f->rt, f->model, &p, f->content, styles, 1, NULL,
+                                      record_last, multi, &out),
+                     NST_OK);
+    nst_image_free(out);
+    p.scales = 1;
+    p.iterations = 120;
+    assert_int_equal(nst_transfer_run(f->rt, f->model, &p, f->content, styles, 1, NULL,
+                                      record_last, single, &out),
+                     NST_OK);
+    nst_image_free(out);
+    fprintf(stderr, "final loss at 64 px after %g evaluations: 3 scales %.5g, one scale %.5g\n",
+            multi[1], multi[0], single[0]);
+    assert_true(multi[1] == single[1]);
+    assert_true(multi[0] < single[0]);
+}
+
 static void test_params_refused(void **state) {
     nst_params p;
     nst_msg msg = {{0}};
@@ -335,6 +402,8 @@ int main(void) {
         cmocka_unit_test(test_scales),
         cmocka_unit_test(test_colour_modes_keep_chroma),
         cmocka_unit_test(test_average_of_iterates),
+        cmocka_unit_test(test_one_white_mask_is_unmasked),
+        cmocka_unit_test(test_scales_beat_cold_start),
     };
     return cmocka_run_group_tests_name("transfer", tests, setup, teardown);
 }
