@@ -74,6 +74,9 @@ struct nst_runtime {
     int cache_hits, cache_misses;
     /* device memory accounting: every nst_tensor goes through it */
     size_t mem_now, mem_peak;
+    /* fault injection for the tests: when fail_alloc_at > 0, the allocation
+     * with that number (counted from 1 in nallocs) fails */
+    int fail_alloc_at, nallocs;
     /* reusable scratch: CLBlast's GEMM padding buffer, and the partial sums
      * of reductions (safe to reuse because the queue is in order) */
     cl_mem gemm_temp;

@@ -13,6 +13,8 @@ static size_t mem_size(cl_mem m) {
 
 nst_status nst_buffer_create(nst_runtime *rt, size_t bytes, cl_mem *out) {
     if (bytes == 0) bytes = 4;
+    if (rt->fail_alloc_at > 0 && ++rt->nallocs == rt->fail_alloc_at)
+        return nst_fail(RTM(rt), NST_ERR_NOMEM, "allocation %d failed (injected)", rt->nallocs);
     if (bytes > rt->info.max_alloc)
         return nst_fail(RTM(rt), NST_ERR_TOO_LARGE,
                         "a buffer of %.1f MiB exceeds %s's largest allocation of %.1f MiB; try "
