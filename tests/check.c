@@ -95,3 +95,31 @@ const char *check_tmp_path(const char *name) {
     snprintf(p, sizeof buf[0], "build/tmp/%s", name);
     return p;
 }
+
+nst_tensor *check_tensor(nst_runtime *rt, int n, int c, int h, int w, const float *data) {
+    nst_tensor *t = NULL;
+    assert_int_equal(nst_tensor_create(rt, n, c, h, w, &t), NST_OK);
+    if (data) assert_int_equal(nst_tensor_upload(rt, t, data), NST_OK);
+    return t;
+}
+
+float *check_random(check_rng *r, size_t n, float lo, float hi) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    assert_non_null(x);
+    check_fill(r, x, n, lo, hi);
+    return x;
+}
+
+float *check_download(nst_runtime *rt, const nst_tensor *t) {
+    float *x = malloc(t->count * sizeof *x);
+    assert_non_null(x);
+    assert_int_equal(nst_tensor_download(rt, t, x), NST_OK);
+    return x;
+}
+
+double *check_to_double(const float *x, size_t n) {
+    double *d = malloc((n ? n : 1) * sizeof *d);
+    assert_non_null(d);
+    for (size_t i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}

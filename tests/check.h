@@ -30,6 +30,12 @@ int check_close_f(const char *what, const float *got, const float *want, size_t 
 /* max |a-b| / max(|b|) over the arrays: a relative error for a whole tensor. */
 double check_rel_err(const float *got, const double *want, size_t n);
 
+/* Test data helpers; each fails the test on error. The caller frees. */
+nst_tensor *check_tensor(nst_runtime *rt, int n, int c, int h, int w, const float *data);
+float *check_random(check_rng *r, size_t n, float lo, float hi);
+float *check_download(nst_runtime *rt, const nst_tensor *t);
+double *check_to_double(const float *x, size_t n);
+
 /* Paths under build/tmp for test outputs (created on demand). */
 const char *check_tmp_path(const char *name);
 

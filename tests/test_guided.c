@@ -37,30 +37,11 @@ typedef struct shape {
 static const shape SHAPES[] = {{3, 7, 5}, {5, 2, 3}, {7, 13, 11}};
 #define NSHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
-static nst_tensor *tensor_from(nst_runtime *rt, int c, int h, int w, const float *data) {
-    nst_tensor *t = NULL;
-    assert_int_equal(nst_tensor_create(rt, 1, c, h, w, &t), NST_OK);
-    assert_int_equal(nst_tensor_upload(rt, t, data), NST_OK);
-    return t;
-}
-
 static cl_mem buffer_from(nst_runtime *rt, size_t n, const float *data) {
     cl_mem b = NULL;
     assert_int_equal(nst_buffer_create(rt, n * sizeof(float), &b), NST_OK);
     if (data) assert_int_equal(nst_write_floats(rt, b, 0, n, data), NST_OK);
     return b;
-}
-
-static float *rand_floats(check_rng *r, size_t n, float lo, float hi) {
-    float *x = malloc(n * sizeof *x);
-    check_fill(r, x, n, lo, hi);
-    return x;
-}
-
-static double *to_double(const float *x, size_t n) {
-    double *d = malloc(n * sizeof *d);
-    nst_ref_to_double(x, d, n);
-    return d;
 }
 
 static float *read_all(nst_runtime *rt, cl_mem b, size_t n) {
@@ -71,7 +52,7 @@ static float *read_all(nst_runtime *rt, cl_mem b, size_t n) {
 
 /* A soft mask with some exact zeros and ones. */
 static float *soft_mask(check_rng *r, size_t m) {
-    float *x = rand_floats(r, m, -0.3f, 1.3f);
+    float *x = check_random(r, m, -0.3f, 1.3f);
     for (size_t i = 0; i < m; i++) x[i] = x[i] < 0 ? 0 : x[i] > 1 ? 1 : x[i];
     x[0] = 0.7f; /* never all zero */
     return x;
@@ -103,8 +84,8 @@ static void test_mask_downsample(void **state) {
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         int h = sizes[k][0], w = sizes[k][1];
         size_t m = (size_t)h * w;
-        float *x = rand_floats(&r, m, 0, 1);
-        double *xd = to_double(x, m), *want = malloc(m * sizeof *want);
+        float *x = check_random(&r, m, 0, 1);
+        double *xd = check_to_double(x, m), *want = malloc(m * sizeof *want);
         double *want2 = malloc(m * sizeof *want2);
         cl_mem src = buffer_from(rt, m, x), mid = buffer_from(rt, m / 4, NULL);
         cl_mem low = buffer_from(rt, m / 16 + 1, NULL);
@@ -142,14 +123,14 @@ static void test_gram_masked(void **state) {
     for (int s = 0; s < NSHAPES; s++) {
         int c = SHAPES[s].c, h = SHAPES[s].h, w = SHAPES[s].w, m = h * w;
         size_t n = (size_t)c * m, cc = (size_t)c * c;
-        float *f = rand_floats(&r, n, 0, 2), *mk = soft_mask(&r, m);
+        float *f = check_random(&r, n, 0, 2), *mk = soft_mask(&r, m);
         /* a second (style) image of another size with its own mask */
         int h2 = h + 3, w2 = w + 2, m2 = h2 * w2;
-        float *f2 = rand_floats(&r, (size_t)c * m2, 0, 2), *mk2 = soft_mask(&r, m2);
-        double *fd = to_double(f, n), *md = to_double(mk, m);
-        double *f2d = to_double(f2, (size_t)c * m2), *m2d = to_double(mk2, m2);
+        float *f2 = check_random(&r, (size_t)c * m2, 0, 2), *mk2 = soft_mask(&r, m2);
+        double *fd = check_to_double(f, n), *md = check_to_double(mk, m);
+        double *f2d = check_to_double(f2, (size_t)c * m2), *m2d = check_to_double(mk2, m2);
         double *want = malloc(cc * sizeof *want), *want2 = malloc(cc * sizeof *want2);
-        nst_tensor *tf = tensor_from(rt, c, h, w, f), *tf2 = tensor_from(rt, c, h2, w2, f2);
+        nst_tensor *tf = check_tensor(rt, 1, c, h, w, f), *tf2 = check_tensor(rt, 1, c, h2, w2, f2);
         cl_mem mask = buffer_from(rt, m, mk), mask2 = buffer_from(rt, m2, mk2);
         cl_mem g = buffer_from(rt, cc, NULL), fm = buffer_from(rt, n, NULL);
 
@@ -232,11 +213,11 @@ static void test_style_masked(void **state) {
         int c = SHAPES[s].c, h = SHAPES[s].h, w = SHAPES[s].w, m = h * w;
         size_t n = (size_t)c * m, cc = (size_t)c * c;
         int h2 = h + 2, w2 = w + 1, m2 = h2 * w2;
-        float *f = rand_floats(&r, n, 0, 2), *mk = soft_mask(&r, m);
-        float *sty = rand_floats(&r, (size_t)c * m2, 0, 2), *smk = soft_mask(&r, m2);
-        float *df0 = rand_floats(&r, n, -1, 1);
-        double *fd = to_double(f, n), *md = to_double(mk, m);
-        double *styd = to_double(sty, (size_t)c * m2), *smd = to_double(smk, m2);
+        float *f = check_random(&r, n, 0, 2), *mk = soft_mask(&r, m);
+        float *sty = check_random(&r, (size_t)c * m2, 0, 2), *smk = soft_mask(&r, m2);
+        float *df0 = check_random(&r, n, -1, 1);
+        double *fd = check_to_double(f, n), *md = check_to_double(mk, m);
+        double *styd = check_to_double(sty, (size_t)c * m2), *smd = check_to_double(smk, m2);
         double *a = malloc(cc * sizeof *a), *grad = malloc(n * sizeof *grad);
         /* the region's target: the style image under its own mask */
         ref_gram_masked(styd, c, m2, smd, a);
@@ -244,8 +225,8 @@ static void test_style_masked(void **state) {
         style_ctx ctx = {a, md, c, m};
         check_fd("masked style", style_fn, &ctx, fd, n, grad);
 
-        nst_tensor *tf = tensor_from(rt, c, h, w, f), *tsty = tensor_from(rt, c, h2, w2, sty);
-        nst_tensor *tdf = tensor_from(rt, c, h, w, df0);
+        nst_tensor *tf = check_tensor(rt, 1, c, h, w, f), *tsty = check_tensor(rt, 1, c, h2, w2, sty);
+        nst_tensor *tdf = check_tensor(rt, 1, c, h, w, df0);
         cl_mem mask = buffer_from(rt, m, mk), smask = buffer_from(rt, m2, smk);
         cl_mem target = buffer_from(rt, cc, NULL), gs = buffer_from(rt, cc, NULL);
         cl_mem fm = buffer_from(rt, n, NULL);
@@ -324,14 +305,14 @@ static void test_complementary(void **state) {
     enum { C = 5, H = 9, W = 7, M = H * W, N = C * M, CC = C * C };
     check_rng r;
     check_rng_seed(&r, 34);
-    float *f = rand_floats(&r, N, 0, 2), *s1 = rand_floats(&r, N, 0, 2);
-    float *s2 = rand_floats(&r, N, 0, 1), *df0 = rand_floats(&r, N, -1, 1);
+    float *f = check_random(&r, N, 0, 2), *s1 = check_random(&r, N, 0, 2);
+    float *s2 = check_random(&r, N, 0, 1), *df0 = check_random(&r, N, -1, 1);
     float m1[M], m2[M];
     for (int i = 0; i < M; i++) {
         m1[i] = (i % W) < W / 2 || check_uniform(&r, 0, 1) < 0.2f ? 1.0f : 0.0f;
         m2[i] = 1.0f - m1[i];
     }
-    double *fd = to_double(f, N), *s1d = to_double(s1, N), *s2d = to_double(s2, N);
+    double *fd = check_to_double(f, N), *s1d = check_to_double(s1, N), *s2d = check_to_double(s2, N);
     double m1d[M], m2d[M], s1m = 0, s2m = 0;
     nst_ref_to_double(m1, m1d, M);
     nst_ref_to_double(m2, m2d, M);
@@ -339,8 +320,8 @@ static void test_complementary(void **state) {
         s1m += m1d[i];
         s2m += m2d[i];
     }
-    nst_tensor *tf = tensor_from(rt, C, H, W, f), *ts1 = tensor_from(rt, C, H, W, s1);
-    nst_tensor *ts2 = tensor_from(rt, C, H, W, s2), *tdf = tensor_from(rt, C, H, W, df0);
+    nst_tensor *tf = check_tensor(rt, 1, C, H, W, f), *ts1 = check_tensor(rt, 1, C, H, W, s1);
+    nst_tensor *ts2 = check_tensor(rt, 1, C, H, W, s2), *tdf = check_tensor(rt, 1, C, H, W, df0);
     cl_mem k1 = buffer_from(rt, M, m1), k2 = buffer_from(rt, M, m2);
     cl_mem g = buffer_from(rt, CC, NULL), fm = buffer_from(rt, N, NULL);
     cl_mem a1 = buffer_from(rt, CC, NULL), a2 = buffer_from(rt, CC, NULL);
@@ -423,7 +404,7 @@ static void test_region_size(void **state) {
         small[i] = (i % W) < 2 ? 1.0f : 0.0f;
         big[i] = (i % W) >= 2 ? 1.0f : 0.0f;
     }
-    nst_tensor *tf = tensor_from(rt, C, H, W, f);
+    nst_tensor *tf = check_tensor(rt, 1, C, H, W, f);
     cl_mem ks = buffer_from(rt, M, small), kb = buffer_from(rt, M, big);
     cl_mem g = buffer_from(rt, CC, NULL);
     assert_int_equal(nst_gram_masked(rt, g, tf, ks, NULL, 1.0f, 0), NST_OK);
@@ -451,10 +432,10 @@ static void test_empty_mask(void **state) {
     enum { C = 3, H = 5, W = 4, M = H * W, N = C * M, CC = C * C };
     check_rng r;
     check_rng_seed(&r, 36);
-    float *f = rand_floats(&r, N, 0, 2), *df0 = rand_floats(&r, N, -1, 1), zero[M];
-    float *a = rand_floats(&r, CC, 0, 1);
+    float *f = check_random(&r, N, 0, 2), *df0 = check_random(&r, N, -1, 1), zero[M];
+    float *a = check_random(&r, CC, 0, 1);
     memset(zero, 0, sizeof zero);
-    nst_tensor *tf = tensor_from(rt, C, H, W, f), *tdf = tensor_from(rt, C, H, W, df0);
+    nst_tensor *tf = check_tensor(rt, 1, C, H, W, f), *tdf = check_tensor(rt, 1, C, H, W, df0);
     cl_mem k = buffer_from(rt, M, zero), g = buffer_from(rt, CC, NULL);
     cl_mem fm = buffer_from(rt, N, NULL), ta = buffer_from(rt, CC, a);
     cl_mem values = buffer_from(rt, 1, NULL);
@@ -495,9 +476,9 @@ static void run_regions(nst_runtime *rt, float *vals, float *df) {
     enum { C = 7, H = 33, W = 29, IH = 67, IW = 59, M = H * W, N = C * M, CC = C * C };
     check_rng r;
     check_rng_seed(&r, 37);
-    float *f = rand_floats(&r, N, 0, 2), *s = rand_floats(&r, N, 0, 2);
+    float *f = check_random(&r, N, 0, 2), *s = check_random(&r, N, 0, 2);
     float *img = soft_mask(&r, IH * IW);
-    nst_tensor *tf = tensor_from(rt, C, H, W, f), *ts = tensor_from(rt, C, H, W, s), *tdf;
+    nst_tensor *tf = check_tensor(rt, 1, C, H, W, f), *ts = check_tensor(rt, 1, C, H, W, s), *tdf;
     assert_int_equal(nst_tensor_create(rt, 1, C, H, W, &tdf), NST_OK);
     assert_int_equal(nst_tensor_fill(rt, tdf, 0), NST_OK);
     cl_mem big = buffer_from(rt, IH * IW, img), k = buffer_from(rt, M, NULL);

@@ -30,27 +30,6 @@ static int teardown(void **state) {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static nst_tensor *dev(int n, int c, int h, int w, const float *data) {
-    nst_tensor *t = NULL;
-    assert_int_equal(nst_tensor_create(rt, n, c, h, w, &t), NST_OK);
-    if (data) assert_int_equal(nst_tensor_upload(rt, t, data), NST_OK);
-    return t;
-}
-
-static float *rnd(check_rng *r, size_t n, float lo, float hi) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    assert_non_null(x);
-    check_fill(r, x, n, lo, hi);
-    return x;
-}
-
-static float *get(const nst_tensor *t) {
-    float *x = malloc(t->count * sizeof *x);
-    assert_non_null(x);
-    assert_int_equal(nst_tensor_download(rt, t, x), NST_OK);
-    return x;
-}
-
 static double dot(const double *a, const double *b, size_t n) {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += a[i] * b[i];
@@ -100,9 +79,9 @@ static const conv_case conv_cases[] = {
 static void conv_forward_case(const conv_case *k, int relu, int cap_rows, check_rng *r) {
     size_t nx = (size_t)k->C * k->H * k->W, nw = (size_t)k->K * k->C * k->R * k->R;
     size_t ny = (size_t)k->K * k->H * k->W;
-    float *x = rnd(r, nx, -1, 1), *w = rnd(r, nw, -0.5f, 0.5f), *b = rnd(r, k->K, -0.5f, 0.5f);
-    nst_tensor *tx = dev(1, k->C, k->H, k->W, x), *tw = dev(k->K, k->C, k->R, k->R, w);
-    nst_tensor *tb = dev(1, k->K, 1, 1, b), *ty = dev(1, k->K, k->H, k->W, NULL);
+    float *x = check_random(r, nx, -1, 1), *w = check_random(r, nw, -0.5f, 0.5f), *b = check_random(r, k->K, -0.5f, 0.5f);
+    nst_tensor *tx = check_tensor(rt, 1, k->C, k->H, k->W, x), *tw = check_tensor(rt, k->K, k->C, k->R, k->R, w);
+    nst_tensor *tb = check_tensor(rt, 1, k->K, 1, 1, b), *ty = check_tensor(rt, 1, k->K, k->H, k->W, NULL);
     size_t cap = cap_rows ? (size_t)k->C * k->R * k->R * k->W * cap_rows
                           : nst_conv2d_scratch_cap(rt);
     size_t sf = nst_conv2d_scratch_floats(k->C, k->R, k->H, k->W, cap);
@@ -111,7 +90,7 @@ static void conv_forward_case(const conv_case *k, int relu, int cap_rows, check_
     cl_mem scratch = NULL;
     assert_int_equal(nst_buffer_create(rt, sf * sizeof(float), &scratch), NST_OK);
     assert_int_equal(nst_conv2d_forward(rt, ty, tx, tw, tb, relu, scratch, sf), NST_OK);
-    float *y = get(ty);
+    float *y = check_download(rt, ty);
     double *dx = ref_from_float(x, nx), *dw = ref_from_float(w, nw), *db = ref_from_float(b, k->K);
     double *want = ref_alloc(ny);
     nst_ref_conv_forward(want, dx, dw, db, k->C, k->H, k->W, k->K, k->R, relu);
@@ -156,7 +135,7 @@ static void test_conv_backward_fd(void **state) {
         const conv_case *k = &cases[t];
         size_t nx = (size_t)k->C * k->H * k->W, nw = (size_t)k->K * k->C * k->R * k->R;
         size_t ny = (size_t)k->K * k->H * k->W;
-        float *fx = rnd(&r, nx, -1, 1), *fw = rnd(&r, nw, -1, 1), *fr = rnd(&r, ny, -1, 1);
+        float *fx = check_random(&r, nx, -1, 1), *fw = check_random(&r, nw, -1, 1), *fr = check_random(&r, ny, -1, 1);
         double *x = ref_from_float(fx, nx), *w = ref_from_float(fw, nw);
         double *rr = ref_from_float(fr, ny), *g = ref_alloc(nx);
         nst_ref_conv_backward_input(g, rr, w, k->C, k->H, k->W, k->K, k->R);
@@ -169,9 +148,9 @@ static void test_conv_backward_fd(void **state) {
 static void conv_backward_case(const conv_case *k, int accumulate, int cap_rows, check_rng *r) {
     size_t nx = (size_t)k->C * k->H * k->W, nw = (size_t)k->K * k->C * k->R * k->R;
     size_t ny = (size_t)k->K * k->H * k->W;
-    float *dy = rnd(r, ny, -1, 1), *w = rnd(r, nw, -0.5f, 0.5f), *dx0 = rnd(r, nx, -1, 1);
-    nst_tensor *tdy = dev(1, k->K, k->H, k->W, dy), *tw = dev(k->K, k->C, k->R, k->R, w);
-    nst_tensor *twf = dev(k->C, k->K, k->R, k->R, NULL), *tdx = dev(1, k->C, k->H, k->W, dx0);
+    float *dy = check_random(r, ny, -1, 1), *w = check_random(r, nw, -0.5f, 0.5f), *dx0 = check_random(r, nx, -1, 1);
+    nst_tensor *tdy = check_tensor(rt, 1, k->K, k->H, k->W, dy), *tw = check_tensor(rt, k->K, k->C, k->R, k->R, w);
+    nst_tensor *twf = check_tensor(rt, k->C, k->K, k->R, k->R, NULL), *tdx = check_tensor(rt, 1, k->C, k->H, k->W, dx0);
     size_t cap = cap_rows ? (size_t)k->K * k->R * k->R * k->W * cap_rows
                           : nst_conv2d_scratch_cap(rt);
     size_t sf = nst_conv2d_scratch_floats(k->K, k->R, k->H, k->W, cap);
@@ -180,7 +159,7 @@ static void conv_backward_case(const conv_case *k, int accumulate, int cap_rows,
     assert_int_equal(nst_conv2d_flip(rt, twf, tw), NST_OK);
     assert_int_equal(nst_conv2d_backward_input(rt, tdx, tdy, twf, accumulate, scratch, sf),
                      NST_OK);
-    float *got = get(tdx);
+    float *got = check_download(rt, tdx);
     double *want = accumulate ? ref_from_float(dx0, nx) : ref_alloc(nx);
     double *ddy = ref_from_float(dy, ny), *dw = ref_from_float(w, nw);
     nst_ref_conv_backward_input(want, ddy, dw, k->C, k->H, k->W, k->K, k->R);
@@ -207,8 +186,8 @@ static void test_conv_backward(void **state) {
 }
 
 static void test_conv_errors(void **state) {
-    nst_tensor *x = dev(1, 3, 4, 5, NULL), *w = dev(2, 4, 3, 3, NULL), *b = dev(1, 2, 1, 1, NULL);
-    nst_tensor *y = dev(1, 2, 4, 5, NULL), *w3 = dev(2, 3, 3, 3, NULL);
+    nst_tensor *x = check_tensor(rt, 1, 3, 4, 5, NULL), *w = check_tensor(rt, 2, 4, 3, 3, NULL), *b = check_tensor(rt, 1, 2, 1, 1, NULL);
+    nst_tensor *y = check_tensor(rt, 1, 2, 4, 5, NULL), *w3 = check_tensor(rt, 2, 3, 3, 3, NULL);
     cl_mem s = NULL;
     assert_int_equal(nst_buffer_create(rt, 1024 * sizeof(float), &s), NST_OK);
     /* in-channels 4 != 3 */
@@ -238,7 +217,7 @@ static void relu_fn(double *y, const double *x, const void *p) {
 
 /* Values with |v| >= 0.1, so a finite-difference step never crosses the kink. */
 static float *away_from_zero(check_rng *r, size_t n) {
-    float *x = rnd(r, n, 0.1f, 1.0f);
+    float *x = check_random(r, n, 0.1f, 1.0f);
     for (size_t i = 0; i < n; i++)
         if (check_uniform(r, 0, 1) < 0.5f) x[i] = -x[i];
     return x;
@@ -250,21 +229,21 @@ static void test_relu(void **state) {
     const int sizes[][3] = {{1, 1, 1}, {3, 7, 5}, {5, 33, 17}};
     for (int t = 0; t < 3; t++) {
         size_t n = (size_t)sizes[t][0] * sizes[t][1] * sizes[t][2];
-        float *x = away_from_zero(&r, n), *dy = rnd(&r, n, -1, 1);
+        float *x = away_from_zero(&r, n), *dy = check_random(&r, n, -1, 1);
         double *dx = ref_from_float(x, n), *ddy = ref_from_float(dy, n);
         double *y = ref_alloc(n), *g = ref_alloc(n);
         nst_ref_relu_forward(y, dx, n);
         nst_ref_relu_backward(g, y, ddy, n);
         if (t == 1) fd_check("relu backward (reference)", relu_fn, &n, dx, n, n, ddy, g, 1e-4,
                              1e-9);
-        nst_tensor *tx = dev(1, sizes[t][0], sizes[t][1], sizes[t][2], x);
-        nst_tensor *ty = dev(1, sizes[t][0], sizes[t][1], sizes[t][2], NULL);
-        nst_tensor *tdy = dev(1, sizes[t][0], sizes[t][1], sizes[t][2], dy);
+        nst_tensor *tx = check_tensor(rt, 1, sizes[t][0], sizes[t][1], sizes[t][2], x);
+        nst_tensor *ty = check_tensor(rt, 1, sizes[t][0], sizes[t][1], sizes[t][2], NULL);
+        nst_tensor *tdy = check_tensor(rt, 1, sizes[t][0], sizes[t][1], sizes[t][2], dy);
         assert_int_equal(nst_relu_forward(rt, ty, tx), NST_OK);
-        float *gy = get(ty);
+        float *gy = check_download(rt, ty);
         assert_true(check_close("relu forward", gy, y, n, 0, 0));
         assert_int_equal(nst_relu_backward(rt, tdy, ty, tdy), NST_OK); /* in place */
-        float *gg = get(tdy);
+        float *gg = check_download(rt, tdy);
         assert_true(check_close("relu backward", gg, g, n, 0, 0));
         nst_tensor_free(rt, tx);
         nst_tensor_free(rt, ty);
@@ -307,7 +286,7 @@ static void test_pool(void **state) {
         for (int t = 0; t < 5; t++) {
             int C = sizes[t][0], H = sizes[t][1], W = sizes[t][2];
             size_t nx = (size_t)C * H * W, ny = (size_t)C * (H / 2) * (W / 2);
-            float *x = distinct(&r, nx), *dy = rnd(&r, ny, -1, 1);
+            float *x = distinct(&r, nx), *dy = check_random(&r, ny, -1, 1);
             double *dx = ref_from_float(x, nx), *ddy = ref_from_float(dy, ny);
             double *y = ref_alloc(ny), *g = ref_alloc(nx);
             nst_ref_pool_forward(y, dx, C, H, W, max);
@@ -316,12 +295,12 @@ static void test_pool(void **state) {
             if (t == 1 || t == 3)
                 fd_check(max ? "max pool backward (ref)" : "avg pool backward (ref)", pool_fn, &c,
                          dx, nx, ny, ddy, g, 1e-5, 1e-8);
-            nst_tensor *tx = dev(1, C, H, W, x), *ty = dev(1, C, H / 2, W / 2, NULL);
-            nst_tensor *tdy = dev(1, C, H / 2, W / 2, dy), *tdx = dev(1, C, H, W, NULL);
+            nst_tensor *tx = check_tensor(rt, 1, C, H, W, x), *ty = check_tensor(rt, 1, C, H / 2, W / 2, NULL);
+            nst_tensor *tdy = check_tensor(rt, 1, C, H / 2, W / 2, dy), *tdx = check_tensor(rt, 1, C, H, W, NULL);
             assert_int_equal(nst_tensor_fill(rt, tdx, 7.0f), NST_OK); /* must be overwritten */
             assert_int_equal(nst_pool_forward(rt, ty, tx, max), NST_OK);
             assert_int_equal(nst_pool_backward(rt, tdx, tx, tdy, max), NST_OK);
-            float *gy = get(ty), *gg = get(tdx);
+            float *gy = check_download(rt, ty), *gg = check_download(rt, tdx);
             assert_true(check_close(max ? "max pool fwd" : "avg pool fwd", gy, y, ny, 1e-7, 1e-6));
             assert_true(check_close(max ? "max pool bwd" : "avg pool bwd", gg, g, nx, 1e-7, 1e-6));
             nst_tensor_free(rt, tx);
@@ -331,7 +310,7 @@ static void test_pool(void **state) {
             free(x), free(dy), free(dx), free(ddy), free(y), free(g), free(gy), free(gg);
         }
     /* a 1x1 image cannot be pooled */
-    nst_tensor *x = dev(1, 2, 1, 1, NULL), *y = dev(1, 2, 1, 1, NULL);
+    nst_tensor *x = check_tensor(rt, 1, 2, 1, 1, NULL), *y = check_tensor(rt, 1, 2, 1, 1, NULL);
     assert_int_equal(nst_pool_forward(rt, y, x, 1), NST_ERR_INVALID_ARG);
     nst_tensor_free(rt, x);
     nst_tensor_free(rt, y);
@@ -353,18 +332,18 @@ static void test_normalize(void **state) {
     check_rng_seed(&r, 6);
     const int H = 7, W = 5;
     size_t n = (size_t)3 * H * W;
-    float *x = rnd(&r, n, 0, 1), *dy = rnd(&r, n, -1, 1);
+    float *x = check_random(&r, n, 0, 1), *dy = check_random(&r, n, -1, 1);
     double *dx = ref_from_float(x, n), *ddy = ref_from_float(dy, n);
     double *y = ref_alloc(n), *g = ref_alloc(n);
     nst_ref_normalize_forward(y, dx, H, W);
     nst_ref_normalize_backward(g, ddy, H, W);
     norm_ctx c = {H, W};
     fd_check("normalize backward (reference)", norm_fn, &c, dx, n, n, ddy, g, 1e-4, 1e-9);
-    nst_tensor *tx = dev(1, 3, H, W, x), *ty = dev(1, 3, H, W, NULL), *tdy = dev(1, 3, H, W, dy);
+    nst_tensor *tx = check_tensor(rt, 1, 3, H, W, x), *ty = check_tensor(rt, 1, 3, H, W, NULL), *tdy = check_tensor(rt, 1, 3, H, W, dy);
     assert_int_equal(nst_normalize_forward(rt, ty, tx, nst_imagenet_mean, nst_imagenet_std),
                      NST_OK);
     assert_int_equal(nst_normalize_backward(rt, tdy, tdy, nst_imagenet_std), NST_OK);
-    float *gy = get(ty), *gg = get(tdy);
+    float *gy = check_download(rt, ty), *gg = check_download(rt, tdy);
     assert_true(check_close("normalize fwd", gy, y, n, 1e-6, 1e-6));
     assert_true(check_close("normalize bwd", gg, g, n, 1e-6, 1e-6));
     nst_tensor_free(rt, tx);

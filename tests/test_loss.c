@@ -34,25 +34,6 @@ typedef struct shape {
 static const shape SHAPES[] = {{3, 7, 5}, {5, 1, 1}, {7, 13, 11}};
 #define NSHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
-static nst_tensor *tensor_from(nst_runtime *rt, int c, int h, int w, const float *data) {
-    nst_tensor *t = NULL;
-    assert_int_equal(nst_tensor_create(rt, 1, c, h, w, &t), NST_OK);
-    assert_int_equal(nst_tensor_upload(rt, t, data), NST_OK);
-    return t;
-}
-
-static float *rand_floats(check_rng *r, size_t n, float lo, float hi) {
-    float *x = malloc(n * sizeof *x);
-    check_fill(r, x, n, lo, hi);
-    return x;
-}
-
-static double *to_double(const float *x, size_t n) {
-    double *d = malloc(n * sizeof *d);
-    nst_ref_to_double(x, d, n);
-    return d;
-}
-
 /* Checks a reference gradient against central differences of its value. */
 static void check_fd(const char *what, nst_ref_fn fn, void *ctx, double *x, size_t n,
                      const double *grad) {
@@ -79,7 +60,7 @@ static void test_reductions(void **state) {
     assert_int_equal(nst_buffer_create(rt, 4 * sizeof(float), &out), NST_OK);
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         size_t n = sizes[k];
-        float *x = rand_floats(&r, n, -1, 1);
+        float *x = check_random(&r, n, -1, 1);
         cl_mem b = NULL;
         assert_int_equal(nst_buffer_create(rt, n * sizeof(float), &b), NST_OK);
         assert_int_equal(nst_write_floats(rt, b, 0, n, x), NST_OK);
@@ -107,18 +88,18 @@ static void test_gram_and_blend(void **state) {
     for (int s = 0; s < NSHAPES; s++) {
         int c = SHAPES[s].c, m = SHAPES[s].h * SHAPES[s].w;
         size_t n = (size_t)c * m, cc = (size_t)c * c;
-        float *f1 = rand_floats(&r, n, 0, 2), *f2 = rand_floats(&r, n, 0, 2);
+        float *f1 = check_random(&r, n, 0, 2), *f2 = check_random(&r, n, 0, 2);
         /* a second style image of another size: Grams are C x C whatever M */
         int h2 = SHAPES[s].h + 2, w2 = SHAPES[s].w + 1;
         size_t n2 = (size_t)c * h2 * w2;
-        float *f3 = rand_floats(&r, n2, 0, 2);
-        nst_tensor *t1 = tensor_from(rt, c, SHAPES[s].h, SHAPES[s].w, f1);
-        nst_tensor *t3 = tensor_from(rt, c, h2, w2, f3);
+        float *f3 = check_random(&r, n2, 0, 2);
+        nst_tensor *t1 = check_tensor(rt, 1, c, SHAPES[s].h, SHAPES[s].w, f1);
+        nst_tensor *t3 = check_tensor(rt, 1, c, h2, w2, f3);
         cl_mem g = NULL;
         assert_int_equal(nst_buffer_create(rt, cc * sizeof(float), &g), NST_OK);
         float *got = malloc(cc * sizeof *got);
         double *want = malloc(cc * sizeof *want), *want3 = malloc(cc * sizeof *want3);
-        double *d1 = to_double(f1, n), *d3 = to_double(f3, n2);
+        double *d1 = check_to_double(f1, n), *d3 = check_to_double(f3, n2);
         nst_ref_gram(d1, c, m, want);
         nst_ref_gram(d3, c, h2 * w2, want3);
 
@@ -161,14 +142,14 @@ static void test_gram_split(void **state) {
     for (int s = 0; s < 3; s++) {
         int c = shapes[s][0], h = shapes[s][1], w = shapes[s][2], m = h * w;
         size_t n = (size_t)c * m, cc = (size_t)c * c;
-        float *f = rand_floats(&r, n, 0, 2), *a = rand_floats(&r, cc, 0, 1);
-        nst_tensor *t = tensor_from(rt, c, h, w, f);
+        float *f = check_random(&r, n, 0, 2), *a = check_random(&r, cc, 0, 1);
+        nst_tensor *t = check_tensor(rt, 1, c, h, w, f);
         cl_mem g = NULL, tgt = NULL, vals = NULL;
         assert_int_equal(nst_buffer_create(rt, cc * sizeof(float), &g), NST_OK);
         assert_int_equal(nst_buffer_create(rt, cc * sizeof(float), &tgt), NST_OK);
         assert_int_equal(nst_buffer_create(rt, sizeof(float), &vals), NST_OK);
         float *got = malloc(cc * sizeof *got);
-        double *want = malloc(cc * sizeof *want), *d = to_double(f, n), *ad = to_double(a, cc);
+        double *want = malloc(cc * sizeof *want), *d = check_to_double(f, n), *ad = check_to_double(a, cc);
         nst_ref_gram(d, c, m, want);
         assert_int_equal(nst_gram(rt, g, t), NST_OK);
         assert_int_equal(nst_read_floats(rt, g, 0, cc, got), NST_OK);
@@ -221,16 +202,16 @@ static void test_content(void **state) {
     for (int s = 0; s < NSHAPES; s++) {
         int c = SHAPES[s].c, h = SHAPES[s].h, w = SHAPES[s].w;
         size_t n = (size_t)c * h * w;
-        float *f = rand_floats(&r, n, 0, 2), *p = rand_floats(&r, n, 0, 2);
-        float *df0 = rand_floats(&r, n, -1, 1);
-        double *fd = to_double(f, n), *pd = to_double(p, n);
+        float *f = check_random(&r, n, 0, 2), *p = check_random(&r, n, 0, 2);
+        float *df0 = check_random(&r, n, -1, 1);
+        double *fd = check_to_double(f, n), *pd = check_to_double(p, n);
         double *grad = malloc(n * sizeof *grad);
         double want = nst_ref_content(fd, pd, n, grad);
         content_ctx ctx = {pd, n};
         check_fd("content", content_fn, &ctx, fd, n, grad);
 
-        nst_tensor *tf = tensor_from(rt, c, h, w, f), *tp = tensor_from(rt, c, h, w, p);
-        nst_tensor *tdf = tensor_from(rt, c, h, w, df0);
+        nst_tensor *tf = check_tensor(rt, 1, c, h, w, f), *tp = check_tensor(rt, 1, c, h, w, p);
+        nst_tensor *tdf = check_tensor(rt, 1, c, h, w, df0);
         /* ||P||^2 on the device, read back once as a caller would */
         float pn;
         assert_int_equal(nst_sum_squares(rt, tp->buf, n, values, 0), NST_OK);
@@ -284,21 +265,21 @@ static void test_style(void **state) {
     for (int s = 0; s < NSHAPES; s++) {
         int c = SHAPES[s].c, h = SHAPES[s].h, w = SHAPES[s].w, m = h * w;
         size_t n = (size_t)c * m, cc = (size_t)c * c;
-        float *f = rand_floats(&r, n, 0, 2), *s1 = rand_floats(&r, n, 0, 2);
-        float *s2 = rand_floats(&r, n, 0, 1), *df0 = rand_floats(&r, n, -1, 1);
+        float *f = check_random(&r, n, 0, 2), *s1 = check_random(&r, n, 0, 2);
+        float *s2 = check_random(&r, n, 0, 1), *df0 = check_random(&r, n, -1, 1);
         /* target: the blend 0.6 G(s1) + 0.4 G(s2) */
-        double *s1d = to_double(s1, n), *s2d = to_double(s2, n);
+        double *s1d = check_to_double(s1, n), *s2d = check_to_double(s2, n);
         double *a = malloc(cc * sizeof *a), *a2 = malloc(cc * sizeof *a2);
         nst_ref_gram(s1d, c, m, a);
         nst_ref_gram(s2d, c, m, a2);
         for (size_t i = 0; i < cc; i++) a[i] = 0.6 * a[i] + 0.4 * a2[i];
-        double *fd = to_double(f, n), *grad = malloc(n * sizeof *grad);
+        double *fd = check_to_double(f, n), *grad = malloc(n * sizeof *grad);
         double want = nst_ref_style(fd, c, m, a, grad);
         style_ctx ctx = {a, c, m};
         check_fd("style", style_fn, &ctx, fd, n, grad);
 
-        nst_tensor *tf = tensor_from(rt, c, h, w, f), *ts1 = tensor_from(rt, c, h, w, s1);
-        nst_tensor *ts2 = tensor_from(rt, c, h, w, s2), *tdf = tensor_from(rt, c, h, w, df0);
+        nst_tensor *tf = check_tensor(rt, 1, c, h, w, f), *ts1 = check_tensor(rt, 1, c, h, w, s1);
+        nst_tensor *ts2 = check_tensor(rt, 1, c, h, w, s2), *tdf = check_tensor(rt, 1, c, h, w, df0);
         cl_mem target = NULL, scratch = NULL;
         assert_int_equal(nst_buffer_create(rt, cc * sizeof(float), &target), NST_OK);
         assert_int_equal(nst_buffer_create(rt, cc * sizeof(float), &scratch), NST_OK);
@@ -365,13 +346,13 @@ static void test_tv(void **state) {
     for (size_t s = 0; s < sizeof tv_shapes / sizeof tv_shapes[0]; s++) {
         int c = tv_shapes[s].c, h = tv_shapes[s].h, w = tv_shapes[s].w;
         size_t n = (size_t)c * h * w;
-        float *x = rand_floats(&r, n, 0, 1), *dx0 = rand_floats(&r, n, -1, 1);
-        double *xd = to_double(x, n), *grad = malloc(n * sizeof *grad);
+        float *x = check_random(&r, n, 0, 1), *dx0 = check_random(&r, n, -1, 1);
+        double *xd = check_to_double(x, n), *grad = malloc(n * sizeof *grad);
         double want = nst_ref_tv(xd, c, h, w, grad);
         tv_ctx ctx = {c, h, w};
         check_fd("tv", tv_fn, &ctx, xd, n, grad);
 
-        nst_tensor *tx = tensor_from(rt, c, h, w, x), *tdx = tensor_from(rt, c, h, w, dx0);
+        nst_tensor *tx = check_tensor(rt, 1, c, h, w, x), *tdx = check_tensor(rt, 1, c, h, w, dx0);
         const float weight = 3.0f;
         assert_int_equal(nst_tv_loss(rt, tx, weight, tdx, values, 1), NST_OK);
         float got;
@@ -400,10 +381,10 @@ static void run_all(nst_runtime *rt, float *vals, float *df, float *dx) {
     enum { C = 7, H = 33, W = 29, N = C * H * W };
     check_rng r;
     check_rng_seed(&r, 16);
-    float *f = rand_floats(&r, N, 0, 2), *p = rand_floats(&r, N, 0, 2);
-    float *img = rand_floats(&r, 3 * H * W, 0, 1);
-    nst_tensor *tf = tensor_from(rt, C, H, W, f), *tp = tensor_from(rt, C, H, W, p);
-    nst_tensor *tx = tensor_from(rt, 3, H, W, img), *tdf = NULL, *tdx = NULL;
+    float *f = check_random(&r, N, 0, 2), *p = check_random(&r, N, 0, 2);
+    float *img = check_random(&r, 3 * H * W, 0, 1);
+    nst_tensor *tf = check_tensor(rt, 1, C, H, W, f), *tp = check_tensor(rt, 1, C, H, W, p);
+    nst_tensor *tx = check_tensor(rt, 1, 3, H, W, img), *tdf = NULL, *tdx = NULL;
     assert_int_equal(nst_tensor_create(rt, 1, C, H, W, &tdf), NST_OK);
     assert_int_equal(nst_tensor_create(rt, 1, 3, H, W, &tdx), NST_OK);
     assert_int_equal(nst_tensor_fill(rt, tdf, 0), NST_OK);

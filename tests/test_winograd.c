@@ -31,27 +31,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static nst_tensor *dev(int n, int c, int h, int w, const float *data) {
-    nst_tensor *t = NULL;
-    assert_int_equal(nst_tensor_create(rt, n, c, h, w, &t), NST_OK);
-    if (data) assert_int_equal(nst_tensor_upload(rt, t, data), NST_OK);
-    return t;
-}
-
-static float *rnd(check_rng *r, size_t n, float lo, float hi) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    assert_non_null(x);
-    check_fill(r, x, n, lo, hi);
-    return x;
-}
-
-static float *get(const nst_tensor *t) {
-    float *x = malloc(t->count * sizeof *x);
-    assert_non_null(x);
-    assert_int_equal(nst_tensor_download(rt, t, x), NST_OK);
-    return x;
-}
-
 /* Tolerances, relative to the largest magnitude of the reference tensor
  * (check_rel_err), for inputs in [-1,1], weights in [-0.5,0.5], C <= 17:
  * float32 round-off of the transforms grows with the tile size. */
@@ -79,8 +58,8 @@ static size_t scratch_for(int m, const wcase *k, int bands) {
 }
 
 static nst_tensor *filter(int m, const wcase *k, const float *w) {
-    nst_tensor *tw = dev(k->K, k->C, 3, 3, w);
-    nst_tensor *u = dev((m + 2) * (m + 2), k->K, k->C, 1, NULL);
+    nst_tensor *tw = check_tensor(rt, k->K, k->C, 3, 3, w);
+    nst_tensor *u = check_tensor(rt, (m + 2) * (m + 2), k->K, k->C, 1, NULL);
     assert_int_equal(nst_winograd_filter(rt, m, u, tw), NST_OK);
     nst_tensor_free(rt, tw);
     return u;
@@ -89,15 +68,15 @@ static nst_tensor *filter(int m, const wcase *k, const float *w) {
 static double forward_case(int m, const wcase *k, int relu, int bands, check_rng *r) {
     size_t nx = (size_t)k->C * k->H * k->W, nw = (size_t)k->K * k->C * 9;
     size_t ny = (size_t)k->K * k->H * k->W;
-    float *x = rnd(r, nx, -1, 1), *w = rnd(r, nw, -0.5f, 0.5f), *b = rnd(r, k->K, -0.5f, 0.5f);
-    nst_tensor *tx = dev(1, k->C, k->H, k->W, x), *u = filter(m, k, w);
-    nst_tensor *tb = dev(1, k->K, 1, 1, b), *ty = dev(1, k->K, k->H, k->W, NULL);
+    float *x = check_random(r, nx, -1, 1), *w = check_random(r, nw, -0.5f, 0.5f), *b = check_random(r, k->K, -0.5f, 0.5f);
+    nst_tensor *tx = check_tensor(rt, 1, k->C, k->H, k->W, x), *u = filter(m, k, w);
+    nst_tensor *tb = check_tensor(rt, 1, k->K, 1, 1, b), *ty = check_tensor(rt, 1, k->K, k->H, k->W, NULL);
     assert_int_equal(nst_tensor_fill(rt, ty, 7.0f), NST_OK); /* overwritten */
     size_t sf = scratch_for(m, k, bands);
     cl_mem scratch = NULL;
     assert_int_equal(nst_buffer_create(rt, sf * sizeof(float), &scratch), NST_OK);
     assert_int_equal(nst_winograd_forward(rt, m, ty, tx, u, tb, relu, scratch, sf), NST_OK);
-    float *y = get(ty);
+    float *y = check_download(rt, ty);
     double *dx = ref_from_float(x, nx), *dw = ref_from_float(w, nw), *db = ref_from_float(b, k->K);
     double *want = ref_alloc(ny);
     nst_ref_conv_forward(want, dx, dw, db, k->C, k->H, k->W, k->K, 3, relu);
@@ -116,15 +95,15 @@ static double forward_case(int m, const wcase *k, int relu, int bands, check_rng
 static double backward_case(int m, const wcase *k, int accumulate, int bands, check_rng *r) {
     size_t nx = (size_t)k->C * k->H * k->W, nw = (size_t)k->K * k->C * 9;
     size_t ny = (size_t)k->K * k->H * k->W;
-    float *dy = rnd(r, ny, -1, 1), *w = rnd(r, nw, -0.5f, 0.5f), *dx0 = rnd(r, nx, -1, 1);
-    nst_tensor *tdy = dev(1, k->K, k->H, k->W, dy), *u = filter(m, k, w);
-    nst_tensor *tdx = dev(1, k->C, k->H, k->W, dx0);
+    float *dy = check_random(r, ny, -1, 1), *w = check_random(r, nw, -0.5f, 0.5f), *dx0 = check_random(r, nx, -1, 1);
+    nst_tensor *tdy = check_tensor(rt, 1, k->K, k->H, k->W, dy), *u = filter(m, k, w);
+    nst_tensor *tdx = check_tensor(rt, 1, k->C, k->H, k->W, dx0);
     size_t sf = scratch_for(m, k, bands);
     cl_mem scratch = NULL;
     assert_int_equal(nst_buffer_create(rt, sf * sizeof(float), &scratch), NST_OK);
     assert_int_equal(nst_winograd_backward_input(rt, m, tdx, tdy, u, accumulate, scratch, sf),
                      NST_OK);
-    float *got = get(tdx);
+    float *got = check_download(rt, tdx);
     double *want = accumulate ? ref_from_float(dx0, nx) : ref_alloc(nx);
     double *ddy = ref_from_float(dy, ny), *dw = ref_from_float(w, nw);
     nst_ref_conv_backward_input(want, ddy, dw, k->C, k->H, k->W, k->K, 3);
@@ -163,9 +142,9 @@ static void test_f4(void **state) { run_all(4, TOL_F4, 12); }
 /* Wrong tile sizes, shapes and a scratch below one tile row are refused. */
 static void test_validation(void **state) {
     wcase k = {3, 6, 5, 4};
-    nst_tensor *x = dev(1, 3, 6, 5, NULL), *y = dev(1, 4, 6, 5, NULL), *b = dev(1, 4, 1, 1, NULL);
-    nst_tensor *w = dev(4, 3, 3, 3, NULL), *u = dev(36, 4, 3, 1, NULL);
-    nst_tensor *u2 = dev(16, 4, 3, 1, NULL);
+    nst_tensor *x = check_tensor(rt, 1, 3, 6, 5, NULL), *y = check_tensor(rt, 1, 4, 6, 5, NULL), *b = check_tensor(rt, 1, 4, 1, 1, NULL);
+    nst_tensor *w = check_tensor(rt, 4, 3, 3, 3, NULL), *u = check_tensor(rt, 36, 4, 3, 1, NULL);
+    nst_tensor *u2 = check_tensor(rt, 16, 4, 3, 1, NULL);
     assert_int_equal(nst_tensor_fill(rt, w, 1.0f), NST_OK);
     assert_int_equal(nst_winograd_filter(rt, 4, u, w), NST_OK);
     assert_int_equal(nst_winograd_filter(rt, 3, u, w), NST_ERR_INVALID_ARG);
