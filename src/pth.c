@@ -668,20 +668,6 @@ static const val *state_dict(const val *root) {
     return root;
 }
 
-nst_status nst_pth_load(const char *path, int max_index, nst_weights **out, nst_msg *msg) {
-    struct stat sb;
-    FILE *f = fopen(path, "rb");
-    if (!f || fstat(fileno(f), &sb)) {
-        nst_status st = nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path,
-                                 strerror(errno));
-        if (f) fclose(f);
-        return st;
-    }
-    nst_status st = nst_pth_read(f, (uint64_t)sb.st_size, path, max_index, out, msg);
-    fclose(f);
-    return st;
-}
-
 nst_status nst_pth_read(FILE *f, uint64_t size, const char *path, int max_index,
                         nst_weights **out, nst_msg *msg) {
     nst_status st = NST_OK;

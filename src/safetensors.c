@@ -185,21 +185,6 @@ static nst_status parse_entry(const char *path, const char *name, json_t *v, ent
     return NST_OK;
 }
 
-nst_status nst_safetensors_load(const char *path, int max_index, nst_weights **out,
-                                nst_msg *msg) {
-    struct stat sb;
-    FILE *f = fopen(path, "rb");
-    if (!f || fstat(fileno(f), &sb)) {
-        nst_status st = nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path,
-                                 strerror(errno));
-        if (f) fclose(f);
-        return st;
-    }
-    nst_status st = nst_safetensors_read(f, (uint64_t)sb.st_size, path, max_index, out, msg);
-    fclose(f);
-    return st;
-}
-
 nst_status nst_safetensors_read(FILE *f, uint64_t size, const char *path, int max_index,
                                 nst_weights **out, nst_msg *msg) {
     nst_status st = NST_OK;

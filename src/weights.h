@@ -79,9 +79,6 @@ nst_status nst_weights_load_memory(const void *buf, size_t len, const char *name
                                    nst_weights **out, nst_msg *msg);
 
 /* Safetensors and PyTorch readers behind nst_weights_load (same contract). */
-nst_status nst_safetensors_load(const char *path, int max_index, nst_weights **out,
-                                nst_msg *msg);
-nst_status nst_pth_load(const char *path, int max_index, nst_weights **out, nst_msg *msg);
 /* The same from an open seekable stream of `size` bytes (read from offset 0;
  * the caller closes it); path names it in messages. */
 nst_status nst_safetensors_read(FILE *f, uint64_t size, const char *path, int max_index,

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "check.h"
+#include "reference.h"
 
 nst_runtime *check_runtime(void) {
     nst_runtime *rt = NULL;
@@ -122,4 +123,21 @@ double *check_to_double(const float *x, size_t n) {
     assert_non_null(d);
     for (size_t i = 0; i < n; i++) d[i] = x[i];
     return d;
+}
+
+void check_gradient_fd(const char *what, nst_ref_fn fn, void *ctx, double *x, size_t n,
+                       const double *grad) {
+    double *num = malloc((n ? n : 1) * sizeof *num);
+    assert_non_null(num);
+    nst_ref_numeric_grad(fn, ctx, x, n, 1e-5, num);
+    double scale = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(num[i]));
+    for (size_t i = 0; i < n; i++) {
+        if (!(fabs(grad[i] - num[i]) <= 1e-7 * scale + 1e-6 * fabs(num[i]))) {
+            fprintf(stderr, "%s: d/dx[%zu] analytic %.12g numeric %.12g\n", what, i, grad[i],
+                    num[i]);
+            fail();
+        }
+    }
+    free(num);
 }

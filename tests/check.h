@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "nst_int.h"
+#include "reference.h"
 
 /* Opens a runtime on $NST_DEVICE (else the default), cache off. Fails the
  * test, saying how to install PoCL, when there is no device. */
@@ -35,6 +36,11 @@ nst_tensor *check_tensor(nst_runtime *rt, int n, int c, int h, int w, const floa
 float *check_random(check_rng *r, size_t n, float lo, float hi);
 float *check_download(nst_runtime *rt, const nst_tensor *t);
 double *check_to_double(const float *x, size_t n);
+
+/* Checks a reference gradient grad[n] of fn at x against central finite
+ * differences in double (h = 1e-5); fails the test on a mismatch. */
+void check_gradient_fd(const char *what, nst_ref_fn fn, void *ctx, double *x, size_t n,
+                       const double *grad);
 
 /* Paths under build/tmp for test outputs (created on demand). */
 const char *check_tmp_path(const char *name);

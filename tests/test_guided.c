@@ -58,22 +58,6 @@ static float *soft_mask(check_rng *r, size_t m) {
     return x;
 }
 
-static void check_fd(const char *what, nst_ref_fn fn, void *ctx, double *x, size_t n,
-                     const double *grad) {
-    double *num = malloc(n * sizeof *num);
-    nst_ref_numeric_grad(fn, ctx, x, n, 1e-5, num);
-    double scale = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(num[i]));
-    for (size_t i = 0; i < n; i++) {
-        if (!(fabs(grad[i] - num[i]) <= 1e-7 * scale + 1e-6 * fabs(num[i]))) {
-            fprintf(stderr, "%s: d/dx[%zu] analytic %.12g numeric %.12g\n", what, i, grad[i],
-                    num[i]);
-            fail();
-        }
-    }
-    free(num);
-}
-
 /* ---- mask downsampling ------------------------------------------------- */
 
 static void test_mask_downsample(void **state) {
@@ -223,7 +207,7 @@ static void test_style_masked(void **state) {
         ref_gram_masked(styd, c, m2, smd, a);
         double want = ref_style_masked(fd, c, m, md, a, grad);
         style_ctx ctx = {a, md, c, m};
-        check_fd("masked style", style_fn, &ctx, fd, n, grad);
+        check_gradient_fd("masked style", style_fn, &ctx, fd, n, grad);
 
         nst_tensor *tf = check_tensor(rt, 1, c, h, w, f), *tsty = check_tensor(rt, 1, c, h2, w2, sty);
         nst_tensor *tdf = check_tensor(rt, 1, c, h, w, df0);

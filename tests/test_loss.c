@@ -34,23 +34,6 @@ typedef struct shape {
 static const shape SHAPES[] = {{3, 7, 5}, {5, 1, 1}, {7, 13, 11}};
 #define NSHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
-/* Checks a reference gradient against central differences of its value. */
-static void check_fd(const char *what, nst_ref_fn fn, void *ctx, double *x, size_t n,
-                     const double *grad) {
-    double *num = malloc(n * sizeof *num);
-    nst_ref_numeric_grad(fn, ctx, x, n, 1e-5, num);
-    double scale = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(num[i]));
-    for (size_t i = 0; i < n; i++) {
-        if (!(fabs(grad[i] - num[i]) <= 1e-7 * scale + 1e-6 * fabs(num[i]))) {
-            fprintf(stderr, "%s: d/dx[%zu] analytic %.12g numeric %.12g\n", what, i, grad[i],
-                    num[i]);
-            fail();
-        }
-    }
-    free(num);
-}
-
 static void test_reductions(void **state) {
     nst_runtime *rt = g_rt;
     static const size_t sizes[] = {1, 7, 1000, 100003};
@@ -208,7 +191,7 @@ static void test_content(void **state) {
         double *grad = malloc(n * sizeof *grad);
         double want = nst_ref_content(fd, pd, n, grad);
         content_ctx ctx = {pd, n};
-        check_fd("content", content_fn, &ctx, fd, n, grad);
+        check_gradient_fd("content", content_fn, &ctx, fd, n, grad);
 
         nst_tensor *tf = check_tensor(rt, 1, c, h, w, f), *tp = check_tensor(rt, 1, c, h, w, p);
         nst_tensor *tdf = check_tensor(rt, 1, c, h, w, df0);
@@ -276,7 +259,7 @@ static void test_style(void **state) {
         double *fd = check_to_double(f, n), *grad = malloc(n * sizeof *grad);
         double want = nst_ref_style(fd, c, m, a, grad);
         style_ctx ctx = {a, c, m};
-        check_fd("style", style_fn, &ctx, fd, n, grad);
+        check_gradient_fd("style", style_fn, &ctx, fd, n, grad);
 
         nst_tensor *tf = check_tensor(rt, 1, c, h, w, f), *ts1 = check_tensor(rt, 1, c, h, w, s1);
         nst_tensor *ts2 = check_tensor(rt, 1, c, h, w, s2), *tdf = check_tensor(rt, 1, c, h, w, df0);
@@ -350,7 +333,7 @@ static void test_tv(void **state) {
         double *xd = check_to_double(x, n), *grad = malloc(n * sizeof *grad);
         double want = nst_ref_tv(xd, c, h, w, grad);
         tv_ctx ctx = {c, h, w};
-        check_fd("tv", tv_fn, &ctx, xd, n, grad);
+        check_gradient_fd("tv", tv_fn, &ctx, xd, n, grad);
 
         nst_tensor *tx = check_tensor(rt, 1, c, h, w, x), *tdx = check_tensor(rt, 1, c, h, w, dx0);
         const float weight = 3.0f;
