@@ -138,6 +138,17 @@ typedef struct nst_tensor {
 } nst_tensor;
 
 nst_status nst_tensor_create(nst_runtime *rt, int n, int c, int h, int w, nst_tensor **out);
+/* A [1,c,h,w] view of (the start of) buf: no allocation, nothing to free. */
+static inline nst_tensor nst_tensor_view(cl_mem buf, int c, int h, int w) {
+    nst_tensor t;
+    t.buf = buf;
+    t.n = 1;
+    t.c = c;
+    t.h = h;
+    t.w = w;
+    t.count = (size_t)c * h * w;
+    return t;
+}
 void nst_tensor_free(nst_runtime *rt, nst_tensor *t);
 nst_status nst_tensor_upload(nst_runtime *rt, nst_tensor *t, const float *src);
 nst_status nst_tensor_download(nst_runtime *rt, const nst_tensor *t, float *dst);

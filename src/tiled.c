@@ -130,17 +130,6 @@ void nst_tiling_free(nst_tiling *t) {
 
 /* ---- device helpers ------------------------------------------------------- */
 
-static nst_tensor view(cl_mem buf, int c, int h, int w) {
-    nst_tensor t;
-    t.buf = buf;
-    t.n = 1;
-    t.c = c;
-    t.h = h;
-    t.w = w;
-    t.count = (size_t)c * h * w;
-    return t;
-}
-
 /* dst[c, y0.., x0..] (+)= src[c, y+oy, x+ox] over an rh x rw rectangle. */
 static nst_status rect(nst_runtime *rt, const nst_tensor *dst, const nst_tensor *src, int y0,
                        int x0, int rh, int rw, int oy, int ox, int acc) {
@@ -186,7 +175,7 @@ static nst_status mask_owned(nst_transfer *t, const nst_tensor *f, const nst_til
                              nst_tensor *fm) {
     nst_status st = NST_OK;
     int y0, x0, rh, rw;
-    *fm = view(t->tile_fm, f->c, f->h, f->w);
+    *fm = nst_tensor_view(t->tile_fm, f->c, f->h, f->w);
     owned(tl, s, &y0, &x0, &rh, &rw);
     NST_TRY(zero(t->rt, fm->buf, fm->count));
     NST_TRY(rect(t->rt, fm, f, y0, x0, rh, rw, 0, 0, 0));
@@ -379,7 +368,7 @@ static nst_status grad_tile(nst_transfer *t, const nst_tile *tl) {
         const char *name = t->content.name[i];
         const nst_tensor *f = nst_vgg_tap(t->vgg, name);
         int s = stride_of(name), y0, x0, rh, rw;
-        nst_tensor fm, pc = view(t->tile_p, f->c, f->h, f->w);
+        nst_tensor fm, pc = nst_tensor_view(t->tile_p, f->c, f->h, f->w);
         owned(tl, s, &y0, &x0, &rh, &rw);
         NST_TRY(mask_owned(t, f, tl, s, &fm));
         NST_TRY(zero(rt, pc.buf, pc.count));

@@ -401,25 +401,13 @@ fail:
     return st;
 }
 
-/* A view of a gradient buffer with a shape (no allocation). */
-static nst_tensor view(cl_mem buf, int c, int h, int w) {
-    nst_tensor t;
-    t.buf = buf;
-    t.n = 1;
-    t.c = c;
-    t.h = h;
-    t.w = w;
-    t.count = (size_t)c * h * w;
-    return t;
-}
-
 nst_status nst_vgg_backward(nst_runtime *rt, nst_vgg *m, nst_tensor *dimage) {
     nst_status st = NST_OK;
     NST_TRY(check_image(rt, m, dimage, "the image gradient"));
     int cur = 0;
     for (int i = m->nlayers - 1; i >= 0; i--) {
         vgg_layer *L = &m->l[i];
-        nst_tensor g = view(m->g[cur], L->cout, L->oh, L->ow);
+        nst_tensor g = nst_tensor_view(m->g[cur], L->cout, L->oh, L->ow);
         if (L->tapped) {
             if (i == m->nlayers - 1)
                 NST_TRY(nst_tensor_copy(rt, &g, L->grad));
@@ -431,7 +419,7 @@ nst_status nst_vgg_backward(nst_runtime *rt, nst_vgg *m, nst_tensor *dimage) {
             continue;
         }
         const nst_tensor *in = input_of(m, i); /* kept: a ReLU's or pool's output */
-        nst_tensor gin = view(m->g[1 - cur], L->cin, in->h, in->w);
+        nst_tensor gin = nst_tensor_view(m->g[1 - cur], L->cin, in->h, in->w);
         if (L->kind == CONV && L->wino)
             NST_TRY(nst_winograd_backward_input(rt, L->wino, &gin, &g, L->u, 0, m->scratch,
                                                 m->scratch_floats));
@@ -442,7 +430,7 @@ nst_status nst_vgg_backward(nst_runtime *rt, nst_vgg *m, nst_tensor *dimage) {
             NST_TRY(nst_pool_backward(rt, &gin, in, &g, !m->avg_pool));
         cur = 1 - cur;
     }
-    nst_tensor g = view(m->g[cur], 3, m->h, m->w);
+    nst_tensor g = nst_tensor_view(m->g[cur], 3, m->h, m->w);
     NST_TRY(nst_normalize_backward(rt, dimage, &g, nst_imagenet_std));
 fail:
     return st;
