@@ -65,6 +65,14 @@ $NST $W --content "$T/missing.png" --style $T/paint.jpg -o "$T/keep.png" 2>"$T/e
 check "missing content exits 1 naming the file" "[ $rc -eq 1 ] && grep -q missing.png $T/err"
 $NST $W --content $T/photo.png --style $T/paint.jpg --device no-such-device -o "$T/keep.png" 2>"$T/err"; rc=$?
 check "unknown device exits 1 listing devices" "[ $rc -eq 1 ] && grep -q 'no-such-device' $T/err"
+for bad in tests/bad/truncated.png tests/bad/bomb.png tests/bad/text.png tests/bad/empty.png; do
+    $NST $W --content "$bad" --style $T/paint.jpg -o "$T/keep.png" 2>"$T/err"; rc=$?
+    check "hostile content image $bad exits 1 naming it" "[ $rc -eq 1 ] && grep -q \"$(basename $bad)\" $T/err"
+done
+for bad in tests/data/hostile-os-system.pth tests/fuzz/corpus_weights/bad-html.pth; do
+    $NST --weights "$bad" --content $T/photo.png --style $T/paint.jpg -o "$T/keep.png" 2>"$T/err"; rc=$?
+    check "hostile weights $bad exit 1 with a message" "[ $rc -eq 1 ] && [ -s $T/err ]"
+done
 check "failed runs leave the existing output untouched" "cmp -s $T/keep.png $T/keep.orig"
 check "no temporary files left behind" "[ -z \"\$(ls -a $T | grep -i -e tmp -e '~')\" ]"
 
