@@ -721,35 +721,31 @@ nst_status nst_device_check(nst_runtime *rt, int tiny, nst_check_row *rows, int 
     b->pass = st == NST_OK;
     RUN(st);
 
-    if (tiny) {
-        RUN(case_conv(&c, 5, 7, 5, 6, 3, 1, 0, 0));
-        RUN(case_conv(&c, 5, 7, 5, 6, 3, 0, 2, 0));
-        RUN(case_conv(&c, 6, 9, 8, 5, 5, 0, 0, 0));
-        RUN(case_conv(&c, 5, 7, 5, 6, 3, 0, 0, 1));
-        RUN(case_conv(&c, 6, 9, 8, 5, 5, 0, 0, 1));
-        RUN(case_relu(&c, 1001));
-        RUN(case_pool(&c, 3, 9, 7, 1));
-        RUN(case_pool(&c, 3, 9, 7, 0));
-        RUN(case_normalize(&c, 11, 7));
-        RUN(case_gram_style(&c, 7, 9, 6));
-        RUN(case_content_tv(&c, 5, 9, 7));
-        RUN(case_gemm(&c, 13, 11, 17));
-        RUN(case_reduce(&c, 1003));
-    } else {
-        RUN(case_conv(&c, 17, 23, 19, 13, 3, 1, 0, 0));
-        RUN(case_conv(&c, 17, 23, 19, 13, 3, 0, 3, 0));
-        RUN(case_conv(&c, 7, 13, 11, 9, 5, 0, 0, 0));
-        RUN(case_conv(&c, 17, 23, 19, 13, 3, 0, 0, 1));
-        RUN(case_conv(&c, 7, 13, 11, 9, 5, 0, 0, 1));
-        RUN(case_relu(&c, 40009));
-        RUN(case_pool(&c, 5, 17, 13, 1));
-        RUN(case_pool(&c, 5, 17, 13, 0));
-        RUN(case_normalize(&c, 37, 29));
-        RUN(case_gram_style(&c, 24, 17, 13));
-        RUN(case_content_tv(&c, 13, 23, 17));
-        RUN(case_gemm(&c, 67, 45, 131));
-        RUN(case_reduce(&c, 100003));
-    }
+    /* The same cases at two scales: tiny for slow devices, else larger. */
+    static const struct check_sizes {
+        int conv3[4], conv5[4]; /* C, H, W, K */
+        int relu, pool[3], norm[2], gram[3], content[3], gemm[3], reduce;
+    } sizes[2] = {
+        {{17, 23, 19, 13}, {7, 13, 11, 9}, 40009, {5, 17, 13}, {37, 29}, {24, 17, 13},
+         {13, 23, 17}, {67, 45, 131}, 100003},
+        {{5, 7, 5, 6}, {6, 9, 8, 5}, 1001, {3, 9, 7}, {11, 7}, {7, 9, 6}, {5, 9, 7},
+         {13, 11, 17}, 1003},
+    };
+    const struct check_sizes *z = &sizes[tiny ? 1 : 0];
+    const int *k3 = z->conv3, *k5 = z->conv5;
+    RUN(case_conv(&c, k3[0], k3[1], k3[2], k3[3], 3, 1, 0, 0));
+    RUN(case_conv(&c, k3[0], k3[1], k3[2], k3[3], 3, 0, tiny ? 2 : 3, 0));
+    RUN(case_conv(&c, k5[0], k5[1], k5[2], k5[3], 5, 0, 0, 0));
+    RUN(case_conv(&c, k3[0], k3[1], k3[2], k3[3], 3, 0, 0, 1));
+    RUN(case_conv(&c, k5[0], k5[1], k5[2], k5[3], 5, 0, 0, 1));
+    RUN(case_relu(&c, z->relu));
+    RUN(case_pool(&c, z->pool[0], z->pool[1], z->pool[2], 1));
+    RUN(case_pool(&c, z->pool[0], z->pool[1], z->pool[2], 0));
+    RUN(case_normalize(&c, z->norm[0], z->norm[1]));
+    RUN(case_gram_style(&c, z->gram[0], z->gram[1], z->gram[2]));
+    RUN(case_content_tv(&c, z->content[0], z->content[1], z->content[2]));
+    RUN(case_gemm(&c, z->gemm[0], z->gemm[1], z->gemm[2]));
+    RUN(case_reduce(&c, z->reduce));
     RUN(case_optim(&c, NST_OPTIM_LBFGS));
     RUN(case_optim(&c, NST_OPTIM_ADAM));
     if (tiny)

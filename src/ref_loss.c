@@ -36,7 +36,6 @@ double nst_ref_content(const double *f, const double *p, size_t n, double *grad)
 double nst_ref_style(const double *f, int c, int m, const double *a, double *grad) {
     double *g = malloc(sizeof(double) * c * c);
     if (!g) return NAN;
-    if (!g) return NAN;
     nst_ref_gram(f, c, m, g);
     double an = nst_ref_sum_squares(a, (size_t)c * c), s = 0;
     for (int i = 0; i < c * c; i++) {
