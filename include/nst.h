@@ -153,7 +153,9 @@ typedef struct nst_params {
     uint64_t max_memory;         /* device bytes the run may use; 0 = the device's
                                     global memory less 10% */
     int tile;                    /* 0: tiles only when the whole image does not fit;
-                                    > 0: tiles of at most this many pixels a side;
+                                    > 0: tiles of at most this many pixels a side
+                                    (at least twice the deepest layer's halo: the
+                                    plan refuses less, naming the minimum);
                                     -1: never tile */
 } nst_params;
 
@@ -250,8 +252,13 @@ typedef struct nst_plan {
  * largest size that would fit. L-BFGS keeps at most the history that fits in
  * 40% of the budget. Returns NST_OK also when the run does not fit (fits 0,
  * the note says why); the run applies the same plan and refuses with
- * NST_ERR_TOO_LARGE and that note. Uploads the weights once to size the
- * network; allocates nothing else. */
+ * NST_ERR_TOO_LARGE and that note. Returns NST_ERR_INVALID_ARG, the message
+ * naming the smallest size or tile that works, when an image at p->size (at
+ * its first scale) is too small for the layers (each side needs 2^pools
+ * pixels, pools counted down to the deepest layer: 16 to relu5_1), or when
+ * p->tile cuts an image into windows smaller than the layers' receptive
+ * field needs. Uploads the weights once to size the network; allocates
+ * nothing else. */
 nst_status nst_transfer_plan(nst_runtime *rt, nst_model *model, const nst_params *p,
                              int content_w, int content_h, const int *style_wh, int nstyles,
                              nst_plan *out);
