@@ -362,6 +362,9 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     for (int k = 0; k < nstyles; k++) {
         c.sw[k] = style_wh ? style_wh[2 * k] : content_w;
         c.sh[k] = style_wh ? style_wh[2 * k + 1] : content_h;
+        if (c.sw[k] < 1 || c.sh[k] < 1)
+            return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "plan: style image %d is %dx%d", k + 1,
+                            c.sw[k], c.sh[k]);
     }
     const nst_device_info *d = &rt->info;
     uint64_t dev = d->global_mem - d->global_mem / 10;
@@ -431,6 +434,9 @@ nst_status nst_transfer_plan(nst_runtime *rt, nst_model *model, const nst_params
                              int content_w, int content_h, const int *style_wh, int nstyles,
                              nst_plan *out) {
     nst_transfer t;
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(rt), "nst_transfer_plan", "out");
+    if (!model) return nst_fail_null(RTM(rt), "nst_transfer_plan", "model");
     nst_status st = nst_params_check(p, nstyles, NULL, RTM(rt));
     if (st != NST_OK) return st;
     st = nst_tr_setup(&t, rt, model, p, p->masks ? nstyles : 0);
