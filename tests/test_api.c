@@ -3,7 +3,8 @@
  * returns an error status with a message naming the argument (in the
  * runtime, or in the nst_msg it was given) and never crashes. Calls with no
  * runtime have nowhere to put a message: they return the status, and
- * nst_last_error(NULL) says that the runtime is NULL. */
+ * nst_last_error(NULL) says that the runtime is NULL. Also what the header
+ * promises about values: learning_rate 0, an init image of another shape. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -307,6 +308,52 @@ static void test_bench(void **state) {
     assert_int_equal(r.evals, 1);
 }
 
+/* What the header promises about values: learning_rate 0 is the
+ * optimiser's default (the same run, bit for bit, as that rate given), and
+ * an init image of another shape is resized to the output. */
+static nst_image *run_ok(fixture *f, const nst_params *p) {
+    const nst_image *styles[1] = {f->style};
+    nst_image *out = NULL;
+    nst_status st = nst_transfer_run(f->rt, f->model, p, f->content, styles, 1, NULL, NULL, NULL,
+                                     &out);
+    if (st != NST_OK) fail_msg("%s", nst_last_error(f->rt));
+    return out;
+}
+
+static void test_documented_values(void **state) {
+    fixture *f = *state;
+    const struct {
+        nst_optimizer opt;
+        double lr;
+    } defaults[] = {{NST_OPTIMIZER_ADAM, 0.02}, {NST_OPTIMIZER_LBFGS, 1}};
+    for (int i = 0; i < 2; i++) {
+        nst_params p = f->p;
+        p.iterations = 3;
+        p.optimizer = defaults[i].opt;
+        p.learning_rate = 0;
+        nst_image *a = run_ok(f, &p);
+        p.learning_rate = defaults[i].lr;
+        nst_image *b = run_ok(f, &p);
+        p.learning_rate = defaults[i].lr * 0.5;
+        nst_image *c = run_ok(f, &p);
+        size_t n = (size_t)3 * a->w * a->h;
+        assert_memory_equal(a->data, b->data, n * sizeof(float));
+        assert_memory_not_equal(a->data, c->data, n * sizeof(float));
+        nst_image_free(a);
+        nst_image_free(b);
+        nst_image_free(c);
+    }
+    nst_params p = f->p;
+    nst_image *init = image(10, 40);
+    p.init = NST_INIT_IMAGE;
+    p.init_image = init;
+    nst_image *out = run_ok(f, &p);
+    assert_int_equal(out->w, 32);
+    assert_int_equal(out->h, 24);
+    nst_image_free(out);
+    nst_image_free(init);
+}
+
 int main(void) {
     const struct CMUnitTest host[] = {
         cmocka_unit_test(test_status_and_messages),
@@ -321,6 +368,7 @@ int main(void) {
         cmocka_unit_test(test_transfer_plan),
         cmocka_unit_test(test_transfer_snapshot),
         cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_documented_values),
     };
     int failed = cmocka_run_group_tests_name("api: runtime, images, parameters", host, NULL, NULL);
     failed += cmocka_run_group_tests_name("api: transfer", transfer, setup, teardown);
