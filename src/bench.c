@@ -56,13 +56,22 @@ nst_status nst_bench_eval(nst_runtime *rt, nst_model *model, const nst_params *p
     nst_image *content = NULL, *style = NULL;
     double *times = NULL;
     memset(&t, 0, sizeof t);
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(rt), "nst_bench_eval", "out");
     memset(out, 0, sizeof *out);
-    if (evals < 1 || w < 16 || h < 16)
-        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "bench: %d evaluations at %dx%d", evals, w,
-                        h);
+    if (!model) return nst_fail_null(RTM(rt), "nst_bench_eval", "model");
+    if (!p) return nst_fail_null(RTM(rt), "nst_bench_eval", "p");
+    if (evals < 1 || w < 16 || h < 16 || w > 65536 || h > 65536)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "bench: %d evaluations at %dx%d (give at least 1 evaluation and sides "
+                        "in 16..65536)",
+                        evals, w, h);
     nst_params q = *p;
     q.size = w > h ? w : h;
     q.masks = NULL;
+    q.init = NST_INIT_CONTENT; /* the bench starts from its own image, at one scale */
+    q.scales = 1;
+    NST_TRY(nst_params_check(&q, 1, NULL, RTM(rt)));
     NST_TRY(nst_tr_setup(&t, rt, model, &q, 0));
     times = calloc((size_t)evals, sizeof *times);
     if (!times) {

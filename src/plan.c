@@ -205,10 +205,12 @@ static int best_at(const plan_ctx *c, int size, nst_plan *o) {
     if (figure(c, size, 0, hist, o) && fits(c, o)) return 1;
     if (p->tile < 0 || c->t->nregions) return 0;
     /* the largest tile that fits: memory grows with the tile */
-    int lo = 2 * c->t->halo + 2 * c->t->align - 1, hi = o->width > o->height ? o->width : o->height;
+    int lo = nst_tiling_min_tile(c->t->halo, c->t->align);
+    int hi = o->width > o->height ? o->width : o->height;
     nst_plan q = *o;
-    if (!figure(c, size, lo, hist, &q) || !fits(c, &q)) {
-        *o = q;
+    int ok = figure(c, size, lo, hist, &q);
+    if (!ok || !fits(c, &q)) {
+        if (ok) *o = q; /* else keep the whole image's figures */
         return 0;
     }
     while (hi - lo > 1) {
@@ -221,6 +223,107 @@ static int best_at(const plan_ctx *c, int size, nst_plan *o) {
 }
 
 static double mib(uint64_t b) { return b / 1048576.0; }
+
+#define MAX_SIZE 65536 /* the largest size nst_params_check accepts */
+
+/* The output size of the first (smallest) scale of a run at `size`, as
+ * nst_transfer_run computes it. */
+static int first_scale(const nst_params *p, int size) {
+    return p->scales > 1 ? (int)lround(size / pow(2.0, 0.5 * (p->scales - 1))) : size;
+}
+
+/* The smallest side the layers accept: each pooling halves the image
+ * (rounding down) and the deepest layer needs one position: 2^pools. */
+static int min_side(const plan_ctx *c) { return c->stride[c->depth - 1]; }
+
+/* The image that is too small for the layers at output size `size` (at its
+ * first scale, the smallest): -1 the content, k style image k, -2 none; its
+ * size then in *w x *h. Sizes only grow with `size`. */
+static int too_small(const plan_ctx *c, int size, int *w, int *h) {
+    int cw, ch, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES], m = min_side(c);
+    sizes_at(c, first_scale(c->p, size), &cw, &ch, sw, sh);
+    *w = cw;
+    *h = ch;
+    if (cw < m || ch < m) return -1;
+    for (int k = 0; k < c->nstyles; k++)
+        if (sw[k] < m || sh[k] < m) {
+            *w = sw[k];
+            *h = sh[k];
+            return k;
+        }
+    return -2;
+}
+
+/* The smallest size >= from at which no image is too small; 0: none. */
+static int smallest_size(const plan_ctx *c, int from) {
+    int w, h, lo = from, hi = MAX_SIZE;
+    if (too_small(c, lo, &w, &h) == -2) return lo;
+    if (too_small(c, hi, &w, &h) != -2) return 0;
+    while (hi - lo > 1) { /* too small at lo, not at hi */
+        int mid = lo + (hi - lo) / 2;
+        if (too_small(c, mid, &w, &h) == -2) hi = mid;
+        else lo = mid;
+    }
+    return hi;
+}
+
+/* Refuses a size at which an image is smaller than the layers accept,
+ * naming the smallest size that works. */
+static nst_status check_size(const plan_ctx *c, nst_msg *msg) {
+    const nst_params *p = c->p;
+    int w, h, k = too_small(c, p->size, &w, &h);
+    if (k == -2) return NST_OK;
+    int least = smallest_size(c, p->size), pools = 0;
+    for (int s = min_side(c); s > 1; s /= 2) pools++;
+    char what[32], scale[48] = "", fix[160];
+    if (k < 0) snprintf(what, sizeof what, "the content image");
+    else snprintf(what, sizeof what, "style image %d", k + 1);
+    if (p->scales > 1)
+        snprintf(scale, sizeof scale, ", whose first of %d scales is %d,", p->scales,
+                 first_scale(p, p->size));
+    if (least)
+        snprintf(fix, sizeof fix, "the smallest --size that works is %d%s", least,
+                 k >= 0 ? ", or raise --style-scale" : "");
+    else
+        snprintf(fix, sizeof fix, "no --size up to %d gives enough: crop %s to a less elongated "
+                 "shape", MAX_SIZE, what);
+    return nst_fail(msg, NST_ERR_INVALID_ARG,
+                    "at --size %d%s %s is %dx%d, too small for layer %s: the %d poolings before "
+                    "it need at least %d pixels a side; %s",
+                    p->size, scale, what, w, h, nst_vgg_layer_name(c->depth - 1), pools,
+                    min_side(c), fix);
+}
+
+/* Refuses a tile limit (p->tile > 0) that cuts an image into windows too
+ * small for the layers' receptive field, or into too many tiles. */
+static nst_status check_tile(const plan_ctx *c, nst_msg *msg) {
+    const nst_transfer *t = c->t;
+    int tile = c->p->tile, w, h, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
+    sizes_at(c, c->p->size, &w, &h, sw, sh);
+    int longest = w > h ? w : h;
+    for (int k = 0; k < c->nstyles; k++) {
+        if (sw[k] > longest) longest = sw[k];
+        if (sh[k] > longest) longest = sh[k];
+    }
+    if (tile >= longest) return NST_OK; /* no image is cut, at any scale */
+    int least = nst_tiling_min_tile(t->halo, t->align);
+    if (tile < least)
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "tiles of %d pixels are too small for layer %s: a tile needs at least %d "
+                        "(twice the %d-pixel halo of the layer's receptive field, plus %d, plus "
+                        "up to %d to keep the pooling grid); give at least %d, or 0 to let the "
+                        "plan choose",
+                        tile, nst_vgg_layer_name(c->depth - 1), least, t->halo, t->align,
+                        t->align - 1, least);
+    nst_tiling tg;
+    nst_status st = nst_tiling_make(h, w, tile, t->halo, t->align, &tg, msg);
+    nst_tiling_free(&tg);
+    for (int k = 0; k < c->nstyles && st == NST_OK; k++) {
+        st = nst_tiling_make(sh[k], sw[k], tile, t->halo, t->align, &tg, msg);
+        nst_tiling_free(&tg);
+    }
+    return st;
+}
 
 nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w, int content_h,
                             const int *style_wh, int nstyles, nst_plan *out) {
@@ -259,6 +362,9 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     for (int k = 0; k < nstyles; k++) {
         c.sw[k] = style_wh ? style_wh[2 * k] : content_w;
         c.sh[k] = style_wh ? style_wh[2 * k + 1] : content_h;
+        if (c.sw[k] < 1 || c.sh[k] < 1)
+            return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "plan: style image %d is %dx%d", k + 1,
+                            c.sw[k], c.sh[k]);
     }
     const nst_device_info *d = &rt->info;
     uint64_t dev = d->global_mem - d->global_mem / 10;
@@ -268,6 +374,9 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     c.reserve = c.budget / 20 > (64u << 20) ? c.budget / 20 : (64u << 20);
     if (c.reserve > c.budget / 2) c.reserve = c.budget / 2;
 
+    nst_status st = check_size(&c, RTM(rt));
+    if (st == NST_OK && p->tile > 0) st = check_tile(&c, RTM(rt));
+    if (st != NST_OK) return st;
     int ok = best_at(&c, p->size, out);
     out->budget = c.budget;
     out->reserve = c.reserve;
@@ -298,14 +407,8 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     }
     /* the largest size that fits */
     nst_plan q;
-    int lo = 16, hi = p->size;
-    for (;;) { /* the smallest size the layers accept */
-        int w, h, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
-        sizes_at(&c, lo, &w, &h, sw, sh);
-        if (nst_vgg_memory_bytes(t->vgg, h, w) || lo >= hi) break;
-        lo += 8;
-    }
-    if (lo >= hi || !best_at(&c, lo, &q)) lo = 0;
+    int lo = smallest_size(&c, 16), hi = p->size; /* the smallest size the layers accept */
+    if (!lo || lo >= hi || !best_at(&c, lo, &q)) lo = 0;
     while (lo && hi - lo > 1) {
         int mid = lo + (hi - lo) / 2;
         if (best_at(&c, mid, &q)) lo = mid;
@@ -331,6 +434,9 @@ nst_status nst_transfer_plan(nst_runtime *rt, nst_model *model, const nst_params
                              int content_w, int content_h, const int *style_wh, int nstyles,
                              nst_plan *out) {
     nst_transfer t;
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(rt), "nst_transfer_plan", "out");
+    if (!model) return nst_fail_null(RTM(rt), "nst_transfer_plan", "model");
     nst_status st = nst_params_check(p, nstyles, NULL, RTM(rt));
     if (st != NST_OK) return st;
     st = nst_tr_setup(&t, rt, model, p, p->masks ? nstyles : 0);

@@ -31,6 +31,10 @@ nst_status nst_fail(nst_msg *msg, nst_status s, const char *fmt, ...) {
     return s;
 }
 
+nst_status nst_fail_null(nst_msg *msg, const char *fn, const char *arg) {
+    return nst_fail(msg, NST_ERR_INVALID_ARG, "%s: %s is NULL", fn, arg);
+}
+
 const char *nst_cl_error_name(cl_int err) {
     switch (err) {
 #define E(x) case x: return #x;

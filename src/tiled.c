@@ -86,6 +86,8 @@ static int tile_1d(int len, int tile, int halo, int align, int *tw, int *start, 
     }
 }
 
+int nst_tiling_min_tile(int halo, int align) { return 2 * halo + 2 * align - 1; }
+
 nst_status nst_tiling_make(int h, int w, int tile, int halo, int align, nst_tiling *out,
                            nst_msg *msg) {
     memset(out, 0, sizeof *out);
@@ -98,7 +100,7 @@ nst_status nst_tiling_make(int h, int w, int tile, int halo, int align, nst_tili
                         "tiles of %d pixels are too small for these layers: a tile needs at "
                         "least %d (twice the %d-pixel halo of the deepest layer's receptive "
                         "field, plus %d, plus up to %d to keep the pooling grid)",
-                        tile, 2 * halo + 2 * align - 1, halo, align, align - 1);
+                        tile, nst_tiling_min_tile(halo, align), halo, align, align - 1);
     if (ny < 0 || nx < 0)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "tiles of %d pixels cut a %dx%d image into "
                         "too many tiles; use larger tiles", tile, w, h);

@@ -19,6 +19,7 @@
 #include "transfer_int.h"
 
 void nst_params_default(nst_params *p) {
+    if (!p) return;
     memset(p, 0, sizeof *p);
     p->size = 512;
     p->style_scale = 1.0;
@@ -40,6 +41,9 @@ void nst_params_default(nst_params *p) {
 /* ---- models --------------------------------------------------------------- */
 
 nst_status nst_model_load(nst_runtime *rt, const char *path, nst_model **out) {
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!path) return nst_fail_null(RTM(rt), "nst_model_load", "path");
+    if (!out) return nst_fail_null(RTM(rt), "nst_model_load", "out");
     nst_model *m = calloc(1, sizeof *m);
     if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "model");
     nst_status st = nst_weights_load(path, &m->weights, RTM(rt));
@@ -52,6 +56,8 @@ nst_status nst_model_load(nst_runtime *rt, const char *path, nst_model **out) {
 }
 
 nst_status nst_model_generate(nst_runtime *rt, uint64_t seed, double width_mult, nst_model **out) {
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(rt), "nst_model_generate", "out");
     nst_model *m = calloc(1, sizeof *m);
     if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "model");
     nst_status st = nst_weights_generate(&m->weights, seed, width_mult, NST_VGG_CONVS, RTM(rt));
@@ -105,6 +111,7 @@ nst_status nst_layers_parse(const char *spec, const char *what, nst_layer_list *
 nst_status nst_params_check(const nst_params *p, int nstyles, const double *blend, nst_msg *msg) {
     nst_layer_list l;
     nst_status st;
+    if (!p) return nst_fail_null(msg, "nst_params_check", "p");
     if (p->size < 16 || p->size > 65536)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "size %d is not in 16..65536", p->size);
     if (!(p->style_scale > 0) || p->style_scale > 16)
@@ -125,6 +132,9 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
                         p->lbfgs_history);
     if (p->init == NST_INIT_IMAGE && !p->init_image)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "init from an image, but no image given");
+    if (p->init == NST_INIT_IMAGE &&
+        (st = nst_image_check(p->init_image, "parameters", "init_image", msg)) != NST_OK)
+        return st;
     if ((st = nst_layers_parse(p->content_layers, "content layers", &l, msg)) != NST_OK) return st;
     if ((st = nst_layers_parse(p->style_layers, "style layers", &l, msg)) != NST_OK) return st;
     if (p->style_layer_weights)
@@ -161,6 +171,11 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
         if (fabs(sum - 1) > 1e-3)
             return nst_fail(msg, NST_ERR_INVALID_ARG, "style blend weights sum to %g, not 1",
                             sum);
+    }
+    for (int k = 0; p->masks && k < nstyles; k++) {
+        char what[32];
+        snprintf(what, sizeof what, "masks[%d]", k);
+        if ((st = nst_image_check(p->masks[k], "parameters", what, msg)) != NST_OK) return st;
     }
     return NST_OK;
 }
@@ -493,6 +508,12 @@ static nst_status current_raw(nst_transfer *t, nst_image **out) {
 }
 
 nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out) {
+    if (out) *out = NULL;
+    if (!t) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(t->rt), "nst_transfer_snapshot", "out");
+    if (!t->x)
+        return nst_fail(RTM(t->rt), NST_ERR_INVALID_ARG,
+                        "nst_transfer_snapshot: the transfer has no image yet");
     nst_image *raw = NULL;
     nst_status st = current_raw(t, &raw);
     if (st != NST_OK || !t->color_ref) {
@@ -593,8 +614,18 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
     work_images work;
     memset(&t, 0, sizeof t);
     memset(&work, 0, sizeof work);
-    *out = NULL;
+    if (out) *out = NULL;
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(rt), "nst_transfer_run", "out");
+    if (!model) return nst_fail_null(RTM(rt), "nst_transfer_run", "model");
     NST_TRY(nst_params_check(p, nstyles, blend, RTM(rt)));
+    NST_TRY(nst_image_check(content_in, "nst_transfer_run", "content", RTM(rt)));
+    if (!styles) return nst_fail_null(RTM(rt), "nst_transfer_run", "styles");
+    for (int k = 0; k < nstyles; k++) {
+        char what[32];
+        snprintf(what, sizeof what, "styles[%d]", k);
+        NST_TRY(nst_image_check(styles[k], "nst_transfer_run", what, RTM(rt)));
+    }
     NST_TRY(nst_tr_setup(&t, rt, model, p, p->masks ? nstyles : 0));
     /* the memory plan: tiles and the L-BFGS history, or a refusal */
     nst_plan plan;

@@ -52,6 +52,9 @@ int nst_tiled_geometry(const nst_weights *w, int depth, int *halo, int *align);
 nst_status nst_tiling_make(int h, int w, int tile, int halo, int align, nst_tiling *out,
                            nst_msg *msg);
 void nst_tiling_free(nst_tiling *t);
+/* The smallest tile limit that tiles every image: 2*halo + align, plus up to
+ * align - 1 that tile_1d gives up to keep the pooling grid. */
+int nst_tiling_min_tile(int halo, int align);
 
 /* Device loss slots: content layers, then style layers x regions, then TV.
  * Without masks there is one region: the blend of every style image. With

@@ -248,5 +248,23 @@ check "--save-every writes the output's format; README and --help say so" \
 check "README's quick start does not need sudo (install-deps.sh uses it when not root)" \
     "! sed -n '/^## Quick start/,/^## /p' README.md | grep -q '^sudo'"
 
+# ---- Sizes and tiles too small for the layers --------------------------------
+# The default layers reach relu5_1 after 4 poolings, so each side needs 16
+# pixels; the 4:3 photo at --size s is s x floor(0.75 s + 0.5), 16 high from
+# s = 21. A tile must hold twice the receptive field's halo.
+$RUN --size 20 -n 1 -o "$T/small.png" 2>"$T/err"; rc=$?
+check "--size too small for the layers names the smallest size" \
+    "[ $rc -eq 1 ] && grep -q 'at least 16 pixels a side' $T/err && grep -q 'smallest --size that works is 21' $T/err && ! grep -q MiB $T/err && [ ! -e $T/small.png ]"
+$RUN --size 21 -n 1 -o "$T/small.png"; rc=$?
+check "--size 21 runs at 21x16" "[ $rc -eq 0 ] && [ \"\$($MK --info $T/small.png)\" = '21 16' ]"
+for args in "--size 256 --tile 128" "--size 512 --tile 64"; do
+    $NST $W --content $T/photo.png --style $T/paint.jpg $args -n 1 -q -o "$T/tile.png" 2>"$T/err"; rc=$?
+    check "tiles too small ($args) are refused with the minimum tile" \
+        "[ $rc -eq 1 ] && grep -q 'a tile needs at least' $T/err && ! grep -q '0x0' $T/err && [ ! -e $T/tile.png ]"
+done
+least=$(sed -n 's/.*a tile needs at least \([0-9]*\).*/\1/p' "$T/err")
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 256 --tile "$least" --dry-run > "$T/plan4.out"; rc=$?
+check "the minimum tile it names plans tiles" "[ $rc -eq 0 ] && grep -q 'tiles of' $T/plan4.out"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
