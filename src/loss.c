@@ -192,7 +192,7 @@ nst_status nst_style_loss(nst_runtime *rt, const nst_tensor *f, cl_mem gram_scra
     NST_TRY(reduction_end(rt, &r, values, slot, target_norm2));
     if (df) {
         /* dF[C,M] += weight * 4 / (C*M*||A||^2) * (G - A)[C,C] F[C,M] */
-        double alpha = 4.0 * weight / ((double)c * (double)m * target_norm2);
+        double alpha = nst_style_grad_scale(weight, c, (double)m, target_norm2);
         NST_TRY(nst_gemm(rt, 0, 0, c, m, c, (float)alpha, gram_scratch, 0, c, f->buf, 0, m,
                          1.0f, df->buf, 0, m));
     }
@@ -340,7 +340,7 @@ nst_status nst_style_loss_masked(nst_runtime *rt, const nst_tensor *f, cl_mem ma
         /* fm := F diag(m^2) / S, then
          * dF[C,M] += weight * 4 / (C*||A||^2) * (G_r - A)[C,C] fm[C,M] */
         NST_TRY(mask_mul(rt, c, m, fm_scratch, mask, s, fm_scratch));
-        double alpha = 4.0 * weight / ((double)c * target_norm2);
+        double alpha = nst_style_grad_scale(weight, c, 1.0, target_norm2);
         NST_TRY(nst_gemm(rt, 0, 0, c, m, c, (float)alpha, gram_scratch, 0, c, fm_scratch, 0, m,
                          1.0f, df->buf, 0, m));
     }
