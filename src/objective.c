@@ -146,13 +146,14 @@ nst_status nst_objective_create(nst_runtime *rt, const nst_weights *w, const nst
     o->p = p;
     o->nregions = nregions;
     for (size_t k = 0; k < sizeof term_kinds / sizeof term_kinds[0]; k++) {
-        nst_term *t = &o->terms[o->nterms++];
+        nst_term *t = &o->terms[o->nterms];
         t->ops = term_kinds[k];
         t->state = calloc(1, t->ops->state_size ? t->ops->state_size : 1);
         if (!t->state) {
             st = nst_fail(RTM(rt), NST_ERR_NOMEM, "loss term %s", t->ops->name);
             goto fail;
         }
+        o->nterms++;
         if (t->ops->setup) NST_TRY(t->ops->setup(t, o));
         t->slot = o->nslots;
         o->nslots += t->nslots;
@@ -181,6 +182,7 @@ fail:
 static void release_targets(nst_objective *o) {
     if (o->strategy) o->strategy->release(o);
     o->strategy = NULL;
+    o->ready = 0;
     for (int i = 0; i < o->nterms; i++)
         if (o->terms[i].ops->release) o->terms[i].ops->release(&o->terms[i], o->rt);
 }
@@ -209,6 +211,7 @@ nst_status nst_objective_targets(nst_objective *o, const nst_image *content,
                                 RTM(o->rt)));
     o->strategy = tg.ny * tg.nx > 1 ? &nst_tiled_strategy : &nst_whole_strategy;
     NST_TRY(o->strategy->targets(o, &tg, tile, content, styles, nstyles, blend, masks));
+    o->ready = 1;
 fail:
     nst_tiling_free(&tg);
     return st;
@@ -218,8 +221,9 @@ nst_status nst_objective_evaluate(void *ctx, nst_runtime *rt, const nst_tensor *
                                   nst_tensor *grad, double *loss) {
     nst_objective *o = ctx;
     nst_status st = NST_OK;
-    if (!o->strategy)
-        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "the objective has no targets yet");
+    if (!o->ready)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "the objective has no targets for this "
+                        "size: nst_objective_targets failed or was not called");
     NST_TRY(o->strategy->evaluate(o, x, grad));
     for (int i = 0; i < o->nterms; i++) {
         nst_term *t = &o->terms[i];

@@ -18,8 +18,8 @@
  *   both                   evaluate_image (terms on the image itself, after
  *                          the network's gradient), value, memory, release
  *
- * A term without tile hooks, or whose untileable() says why, makes the
- * objective refuse tiles. A new term (another style loss, a temporal term)
+ * A term that cannot run in tiles says so in untileable(); the plan and
+ * the objective then refuse tiles. A new term (another style loss, a temporal term)
  * is a new nst_term_ops in terms.c and one line in term_kinds. */
 #ifndef NST_OBJECTIVE_INT_H
 #define NST_OBJECTIVE_INT_H
@@ -148,6 +148,7 @@ struct nst_objective {
     int halo, align;    /* of the deepest tap */
     const nst_strategy *strategy; /* of the current size; NULL before targets */
     void *strategy_state;         /* the strategy's own (tiled.c) */
+    int ready;                    /* the targets of the current size are complete */
     int evals;
 };
 
