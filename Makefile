@@ -87,16 +87,20 @@ $(BUILD)/tools/%: tools/%.c $(BUILD)/libnst.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libnst.a $(LDLIBS)
 
-# The local benchmark rows (BENCHMARKS.md): nst, then the PyTorch peer on the
-# same CPU when Debian's python3-torch is installed.
-BENCH_SIZES ?= 256,512
-BENCH_EVALS ?= 3
+# The local benchmark rows (BENCHMARKS.md): nst, then the PyTorch peer
+# (tools/torch_gatys.py) on the same CPU with BENCH_THREADS threads, run by
+# $(PYTHON) when it can import torch.
+BENCH_SIZES   ?= 256,512
+BENCH_EVALS   ?= 3
+BENCH_THREADS ?= $(shell nproc 2>/dev/null || echo 1)
+PYTHON        ?= python3
 bench: all
 	$(BUILD)/nst bench --size $(BENCH_SIZES) --evals $(BENCH_EVALS)
-	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	@if "$(PYTHON)" -c 'import torch' 2>/dev/null; then \
 	  for s in $$(echo $(BENCH_SIZES) | tr , ' '); do \
-	    /usr/bin/python3 ../shared/bench/torch_gatys.py cpu $$s $(BENCH_EVALS); done; \
-	else echo "(python3-torch not installed: no PyTorch row)"; fi
+	    "$(PYTHON)" tools/torch_gatys.py --device cpu --threads $(BENCH_THREADS) \
+	        --size $$s --evals $(BENCH_EVALS) || exit 1; done; \
+	else echo "($(PYTHON) cannot import torch: no PyTorch row; set PYTHON=/path/to/python)"; fi
 
 # The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors.
 weights: $(BUILD)/tools/nst-genweights
