@@ -183,7 +183,7 @@ install: all
 	install -m 755 $(BUILD)/nst $(DESTDIR)$(PREFIX)/bin/nst
 	install -m 755 $(BUILD)/tools/nst-genweights $(DESTDIR)$(PREFIX)/bin/nst-genweights
 	install -m 644 $(BUILD)/libnst.a $(DESTDIR)$(LIBDIR)/libnst.a
-	install -m 755 $(BUILD)/libnst.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libnst.so.$(VERSION)
+	install -m 644 $(BUILD)/libnst.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libnst.so.$(VERSION)
 	ln -sf libnst.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnst.so
 	install -m 644 include/nst.h $(DESTDIR)$(PREFIX)/include/nst.h
