@@ -46,7 +46,7 @@ $(BUILD)/libnst.a: $(OBJ)
 $(BUILD)/gen/libnst.map: include/nst.h
 	@mkdir -p $(@D)
 	@{ echo 'NST_$(SOVERSION) {'; echo '  global:'; \
-	  sed -n 's/^[a-z].*[ *]\(nst_[a-z0-9_]*\)(.*/    \1;/p' $<; \
+	  sed -n 's/^\([a-z][^(]*[ *]\)\{0,1\}\(nst_[a-z0-9_]*\)(.*/    \2;/p' $<; \
 	  echo '  local: *;'; echo '};'; } > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/libnst.so.$(VERSION): $(OBJ) $(BUILD)/gen/libnst.map
