@@ -1,7 +1,12 @@
-/* status.c: status names, OpenCL error names and the message helpers. */
+/* status.c: the version, status names, OpenCL error names and the message
+ * helpers. */
 #include <stdio.h>
 
 #include "nst_int.h"
+
+const char *nst_version(void) {
+    return NST_VERSION;
+}
 
 const char *nst_strerror(nst_status s) {
     switch (s) {
