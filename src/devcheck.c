@@ -300,17 +300,17 @@ static nst_status case_normalize(dc *c, int H, int W) {
     NST_TRY(ten(c, 1, 3, H, W, dy, &tdy));
     NST_TRY(ten(c, 1, 3, H, W, NULL, &tdx));
     NST_TRY(tic(c));
-    NST_TRY(nst_normalize_forward(c->rt, ty, tx, nst_imagenet_mean, nst_imagenet_std));
+    NST_TRY(nst_normalize_forward(c->rt, ty, tx, nst_imagenet_mean, nst_imagenet_std, 0));
     NST_TRY(toc(c, 0));
     NST_TRY(tic(c));
-    NST_TRY(nst_normalize_backward(c->rt, tdx, tdy, nst_imagenet_std));
+    NST_TRY(nst_normalize_backward(c->rt, tdx, tdy, nst_imagenet_std, 0));
     NST_TRY(toc(c, 1));
     NST_TRY(get(c, ty, &y));
     NST_TRY(get(c, tdx, &dx));
     NST_TRY(dbl(c, n, &yr));
     NST_TRY(dbl(c, n, &dxr));
-    nst_ref_normalize_forward(yr, xd, H, W);
-    nst_ref_normalize_backward(dxr, dyd, H, W);
+    nst_ref_normalize_forward(yr, xd, H, W, NULL);
+    nst_ref_normalize_backward(dxr, dyd, H, W, NULL);
     nst_check_compare(rf, y, yr, n);
     nst_check_compare(rb, dx, dxr, n);
 fail:
@@ -609,8 +609,9 @@ fail:
 
 /* ---- the whole network -------------------------------------------------- */
 
-/* A narrow generated VGG-19 to relu5_1: forward to six taps, then backward to
- * the image from random tap gradients. */
+/* A narrow generated VGG-19 to relu5_1, its layers from the network's
+ * table: forward to six taps, then backward to the image from random tap
+ * gradients. */
 static nst_status case_vgg(dc *c, int H, int W, double width) {
     static const char *const taps[] = {"relu1_1", "relu2_1", "relu3_1",
                                        "conv4_2", "relu4_1", "relu5_1"};
@@ -623,14 +624,15 @@ static nst_status case_vgg(dc *c, int H, int W, double width) {
     nst_msg msg = {{0}};
     size_t ni = (size_t)3 * H * W;
     float *img, *gimg;
-    double *imgd, *dimg, *dtap[NST_VGG_LAYERS] = {0};
+    double *imgd, *dimg, *dtap[NST_NET_MAX_LAYERS] = {0};
+    const nst_net *net = nst_net_get(NST_NETWORK_VGG19);
     nst_tensor *timg, *tdimg;
     memset(&ref, 0, sizeof ref);
     nst_check_row *rf = row(c, 0, 1e-4, 1, "VGG fwd %d taps, width 1/%.0f, %dx%d", NTAPS,
                             1 / width, H, W);
     nst_check_row *rb = row(c, 0, 1e-4, 1, "VGG bwd to image, width 1/%.0f, %dx%d", 1 / width,
                             H, W);
-    if ((st = nst_weights_generate(&w, 7, width, 13, &msg)) != NST_OK) {
+    if ((st = nst_weights_generate_net(&w, net, 7, width, 13, &msg)) != NST_OK) {
         nst_fail(RTM(rt), st, "%s", msg.text);
         goto fail;
     }
@@ -643,7 +645,7 @@ static nst_status case_vgg(dc *c, int H, int W, double width) {
     NST_TRY(tic(c));
     NST_TRY(nst_vgg_forward(rt, m, timg));
     NST_TRY(toc(c, 0));
-    int deepest = nst_vgg_layer_index(taps[NTAPS - 1]);
+    int deepest = nst_net_index(net, taps[NTAPS - 1]);
     if (nst_ref_vgg_forward(&ref, w, deepest + 1, 0, imgd, H, W) != 0) {
         st = nst_fail(RTM(rt), NST_ERR_NOMEM, "devcheck: the reference VGG failed");
         goto fail;
@@ -652,7 +654,7 @@ static nst_status case_vgg(dc *c, int H, int W, double width) {
     rf->max_abs = rf->max_rel = 0;
     int ok = 1;
     for (int t = 0; t < NTAPS; t++) {
-        int i = nst_vgg_layer_index(taps[t]);
+        int i = nst_net_index(net, taps[t]);
         const nst_tensor *a = nst_vgg_tap(m, taps[t]);
         nst_tensor *ga = nst_vgg_tap_grad(m, taps[t]);
         float *got, *gr;

@@ -2,8 +2,9 @@
  * each component needs, from the sizes, the layers and the optimiser, and
  * the decision that follows: the whole image, tiles, or the largest size
  * that fits. The figures mirror what transfer.c, tiled.c, vgg.c and optim.c
- * allocate (the network's share comes from nst_vgg_memory_bytes itself), so
- * tests/test_plan.c can hold them to the runtime's measured peak. */
+ * allocate (the network's share comes from nst_vgg_memory_bytes itself, its
+ * strides from the network's table), so tests/test_plan.c can hold them to
+ * the runtime's measured peak. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,8 +19,9 @@ typedef struct plan_ctx {
     nst_transfer *t;
     const nst_params *p;
     int depth;
-    int chan[NST_VGG_LAYERS]; /* output channels of each layer */
-    int stride[NST_VGG_LAYERS];
+    const nst_net *net;
+    int chan[NST_NET_MAX_LAYERS]; /* output channels of each layer */
+    int stride[NST_NET_MAX_LAYERS];
     uint64_t weight_bytes;
     int cw, ch;               /* the content as given */
     int nstyles;
@@ -27,7 +29,11 @@ typedef struct plan_ctx {
     uint64_t budget, reserve, max_alloc;
 } plan_ctx;
 
-static int tap_index(const char *name) { return nst_vgg_layer_index(name); }
+
+/* The index of a tap in the model's network. */
+static int tap_index(const plan_ctx *c, const char *name) {
+    return nst_vgg_layer(c->t->vgg, name);
+}
 
 /* Content and style sizes at `size` (the output's longest side). */
 static void sizes_at(const plan_ctx *c, int size, int *w, int *h, int *sw, int *sh) {
@@ -58,7 +64,8 @@ static uint64_t largest_tap(const plan_ctx *c, int h, int w, int content_only) {
     const nst_transfer *t = c->t;
     uint64_t m = 1;
     for (int i = 0; i < t->content.n + (content_only ? 0 : t->style.n); i++) {
-        int l = tap_index(i < t->content.n ? t->content.name[i] : t->style.name[i - t->content.n]);
+        int l = tap_index(c, i < t->content.n ? t->content.name[i]
+                                              : t->style.name[i - t->content.n]);
         uint64_t n = (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]);
         if (n > m) m = n;
     }
@@ -103,11 +110,11 @@ static int figure(const plan_ctx *c, int size, int tile, int hist, nst_plan *o) 
     /* targets */
     uint64_t content_t = 0, style_t = 0, sum_cc = 0, max_cc = 1, masks = 0, max_cm = 1;
     for (int i = 0; i < t->content.n; i++) {
-        int l = tap_index(t->content.name[i]);
+        int l = tap_index(c, t->content.name[i]);
         content_t += (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]) * F;
     }
     for (int i = 0; i < t->style.n; i++) {
-        int l = tap_index(t->style.name[i]);
+        int l = tap_index(c, t->style.name[i]);
         uint64_t cc = (uint64_t)c->chan[l] * c->chan[l];
         uint64_t m = (uint64_t)(h / c->stride[l]) * (w / c->stride[l]);
         style_t += cc * nr * F;
@@ -130,7 +137,7 @@ static int figure(const plan_ctx *c, int size, int tile, int hist, nst_plan *o) 
     o->images = vec * (p->average_decay > 0 ? 3 : 2);
     uint64_t largest = max64(largest_layer(c, th, tw), 3 * px) * F;
     for (int i = 0; i < t->content.n; i++) {
-        int l = tap_index(t->content.name[i]);
+        int l = tap_index(c, t->content.name[i]);
         largest = max64(largest, (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]) *
                                      F);
     }
@@ -290,7 +297,7 @@ static nst_status check_size(const plan_ctx *c, nst_msg *msg) {
     return nst_fail(msg, NST_ERR_INVALID_ARG,
                     "at --size %d%s %s is %dx%d, too small for layer %s: the %d poolings before "
                     "it need at least %d pixels a side; %s",
-                    p->size, scale, what, w, h, nst_vgg_layer_name(c->depth - 1), pools,
+                    p->size, scale, what, w, h, nst_net_layer_name(c->net, c->depth - 1), pools,
                     min_side(c), fix);
 }
 
@@ -313,7 +320,7 @@ static nst_status check_tile(const plan_ctx *c, nst_msg *msg) {
                         "(twice the %d-pixel halo of the layer's receptive field, plus %d, plus "
                         "up to %d to keep the pooling grid); give at least %d, or 0 to let the "
                         "plan choose",
-                        tile, nst_vgg_layer_name(c->depth - 1), least, t->halo, t->align,
+                        tile, nst_net_layer_name(c->net, c->depth - 1), least, t->halo, t->align,
                         t->align - 1, least);
     nst_tiling tg;
     nst_status st = nst_tiling_make(h, w, tile, t->halo, t->align, &tg, msg);
@@ -337,24 +344,16 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
                         nstyles, content_w, content_h);
     c.t = t;
     c.p = p;
+    c.net = nst_vgg_net(t->vgg);
     c.depth = nst_vgg_depth(t->vgg);
-    int ch = 3, s = 1;
+    /* the im2col figure: each convolution's weights, flipped copy and bias */
     for (int i = 0; i < c.depth; i++) {
-        const char *name = nst_vgg_layer_name(i);
-        if (name[0] == 'c') {
-            char key[64];
-            snprintf(key, sizeof key, "features.%d.weight", i);
-            const nst_weight *wt = nst_weights_find(w, key);
-            snprintf(key, sizeof key, "features.%d.bias", i);
-            const nst_weight *bt = nst_weights_find(w, key);
-            if (!wt || !bt) return nst_fail(RTM(rt), NST_ERR_FORMAT, "plan: no %s", key);
-            ch = (int)wt->shape[0];
-            c.weight_bytes += (2 * wt->count + bt->count) * sizeof(float);
-        } else if (name[0] == 'p') {
-            s *= 2;
-        }
-        c.chan[i] = ch;
-        c.stride[i] = s;
+        const nst_net_layer *L = &c.net->layer[i];
+        c.chan[i] = nst_vgg_channels(t->vgg, i);
+        c.stride[i] = nst_net_stride(c.net, i);
+        if (L->kind == NST_LAYER_CONV)
+            c.weight_bytes += (2 * (uint64_t)c.chan[i] * (i ? c.chan[i - 1] : 3) * L->kernel *
+                                   L->kernel + c.chan[i]) * sizeof(float);
     }
     c.cw = content_w;
     c.ch = content_h;

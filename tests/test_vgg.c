@@ -54,7 +54,6 @@ static void test_names(void **state) {
         const char *n = nst_vgg_layer_name(i);
         assert_non_null(n);
         assert_int_equal(nst_vgg_layer_index(n), i);
-        assert_int_equal(nst_ref_vgg_kind(i), n[0] == 'c' ? 0 : n[0] == 'r' ? 1 : 2);
     }
     assert_string_equal(nst_vgg_layer_name(21), "conv4_2");
     assert_string_equal(nst_vgg_layer_name(22), "relu4_2");
@@ -66,6 +65,96 @@ static void test_names(void **state) {
     assert_int_equal(nst_vgg_layer_index(NULL), -1);
     assert_null(nst_vgg_layer_name(37));
     assert_null(nst_vgg_layer_name(-1));
+}
+
+/* The tables against torchvision's vgg19().features and vgg16().features:
+ * the convolutions' indices (those of the published .pth files), widths,
+ * names, and the geometry the layer code implements (3x3 convolutions of
+ * stride 1 and padding 1, 2x2 pools of stride 2). */
+static void test_tables(void **state) {
+    static const int conv19[] = {0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34};
+    static const int conv16[] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
+    static const int width[] = {64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512};
+    const nst_net *v19 = nst_net_get(NST_NETWORK_VGG19), *v16 = nst_net_get(NST_NETWORK_VGG16);
+    assert_non_null(v19);
+    assert_non_null(v16);
+    assert_null(nst_net_get(NST_NETWORK_AUTO));
+    assert_ptr_equal(nst_net_find("vgg16"), v16);
+    assert_ptr_equal(nst_net_find("VGG-19"), v19);
+    assert_null(nst_net_find("vgg11"));
+    assert_ptr_equal(nst_net_at(0), v19); /* the default comes first */
+    assert_int_equal(v19->nlayers, 37);
+    assert_int_equal(v16->nlayers, 31);
+    assert_int_equal(nst_net_convs(v19), 16);
+    assert_int_equal(nst_net_convs(v16), 13);
+    for (int k = 0; k < 16; k++) assert_int_equal(nst_net_conv_layer(v19, k), conv19[k]);
+    for (int k = 0; k < 13; k++) {
+        int i = nst_net_conv_layer(v16, k);
+        assert_int_equal(i, conv16[k]);
+        assert_int_equal(v16->layer[i].width, width[k]);
+    }
+    assert_int_equal(nst_net_conv_layer(v16, 13), -1);
+    assert_string_equal(v16->torchvision_file, "vgg16-397923af.pth");
+    assert_string_equal(v19->torchvision_file, "vgg19-dcbb9e9d.pth");
+    for (int n = 0; nst_net_at(n); n++) {
+        const nst_net *net = nst_net_at(n);
+        int block = 1, in_block = 0, pools = 0;
+        for (int i = 0; i < net->nlayers; i++) {
+            const nst_net_layer *L = &net->layer[i];
+            char want[32];
+            /* names: convB_I, reluB_I after it, poolB ending block B */
+            if (L->kind == NST_LAYER_CONV) {
+                snprintf(want, sizeof want, "conv%d_%d", block, ++in_block);
+                assert_int_equal(L->kernel, 3);
+                assert_int_equal(L->stride, 1);
+                assert_int_equal(L->pad, 1);
+                assert_true(L->width > 0);
+            } else if (L->kind == NST_LAYER_RELU) {
+                snprintf(want, sizeof want, "relu%d_%d", block, in_block);
+                assert_int_equal(net->layer[i - 1].kind, NST_LAYER_CONV);
+                assert_int_equal(L->kernel * L->stride, 1);
+            } else {
+                snprintf(want, sizeof want, "pool%d", block++);
+                in_block = 0;
+                pools++;
+                assert_int_equal(L->kernel, 2);
+                assert_int_equal(L->stride, 2);
+                assert_int_equal(L->pad, 0);
+            }
+            assert_string_equal(L->name, want);
+            assert_int_equal(nst_net_index(net, L->name), i);
+            assert_string_equal(nst_net_layer_name(net, i), L->name);
+            assert_int_equal(nst_net_stride(net, i), 1 << pools);
+            /* every name of every network is a VGG-19 name (the parameters
+             * are checked against those before a model exists) */
+            assert_true(nst_vgg_layer_index(L->name) >= 0);
+        }
+        assert_int_equal(pools, 5);
+        assert_null(nst_net_layer_name(net, net->nlayers));
+    }
+    assert_int_equal(nst_net_index(v16, "conv3_4"), -1);
+    assert_int_equal(nst_net_index(v16, "relu4_2"), 20);
+    assert_int_equal(nst_net_index(v16, "relu5_1"), 25);
+    char list[512];
+    nst_net_list(v16, list, sizeof list);
+    assert_non_null(strstr(list, "conv1_1, relu1_1, conv1_2"));
+    assert_non_null(strstr(list, "relu5_3, pool5"));
+    nst_net_list(v16, list, 12); /* cut, terminated */
+    assert_true(strlen(list) < 12);
+    /* receptive fields: relu2_1 reaches 4 pixels (2 + 2 at stride 2) beyond
+     * its cell, rounded to its stride 2; VGG-16's relu5_1 (3 convolutions in
+     * blocks 3 and 4): 2*1 + 2*2 + 3*4 + 3*8 + 1*16 = 58 to the left, 64
+     * rounded to the stride 16 */
+    int halo, align;
+    nst_net_receptive(v19, 7, &halo, &align);
+    assert_int_equal(halo, 4);
+    assert_int_equal(align, 2);
+    nst_net_receptive(v16, 26, &halo, &align);
+    assert_int_equal(halo, 64);
+    assert_int_equal(align, 16);
+    nst_net_receptive(v16, 1, &halo, &align); /* conv1_1 alone: radius 1 */
+    assert_int_equal(halo, 1);
+    assert_int_equal(align, 1);
 }
 
 /* ---- the PyTorch golden file ------------------------------------------- */
@@ -496,7 +585,8 @@ static void test_validation(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),         cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_names),         cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_golden),
         cmocka_unit_test(test_golden_winograd2), cmocka_unit_test(test_golden_im2col),
         cmocka_unit_test(test_full_max),      cmocka_unit_test(test_avg_pool),
         cmocka_unit_test(test_banded),        cmocka_unit_test(test_resize_memory),

@@ -351,31 +351,31 @@ static void test_locate_order(void **state) {
     const char *dirs[] = {d1, d2, d3, NULL};
     unsetenv("NST_WEIGHTS");
     /* nothing anywhere: one message naming every place and the fix */
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_ERR_IO);
+    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_AUTO, dirs, out, sizeof out, &m), NST_ERR_IO);
     expect_msg(&m, "build/tmp/loc1, build/tmp/loc2, build/tmp/loc3", "make weights");
     expect_msg(&m, "$NST_WEIGHTS", NST_WEIGHTS_FILE);
     /* the torchvision name in the third, the trimmed file in the second */
     snprintf(f, sizeof f, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
     touch(f);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_AUTO, dirs, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
     snprintf(f, sizeof f, "%s/%s", d2, NST_WEIGHTS_FILE);
     touch(f);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_AUTO, dirs, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
     /* $NST_WEIGHTS beats the directories, and must exist */
     snprintf(f, sizeof f, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
     setenv("NST_WEIGHTS", f, 1);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_AUTO, dirs, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
     setenv("NST_WEIGHTS", "build/tmp/loc3/missing.safetensors", 1);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_ERR_IO);
+    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_AUTO, dirs, out, sizeof out, &m), NST_ERR_IO);
     expect_msg(&m, "missing.safetensors", "$NST_WEIGHTS");
     /* --weights beats everything, and must exist */
     snprintf(f, sizeof f, "%s/%s", d2, NST_WEIGHTS_FILE);
-    assert_int_equal(nst_weights_locate_in(f, dirs, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate_in(f, NST_NETWORK_AUTO, dirs, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
-    assert_int_equal(nst_weights_locate_in("build/tmp/nope.pth", dirs, out, sizeof out, &m),
+    assert_int_equal(nst_weights_locate_in("build/tmp/nope.pth", NST_NETWORK_AUTO, dirs, out, sizeof out, &m),
                      NST_ERR_IO);
     expect_msg(&m, "nope.pth", "--weights");
     unsetenv("NST_WEIGHTS");
@@ -383,7 +383,7 @@ static void test_locate_order(void **state) {
     setenv("XDG_DATA_HOME", "build/tmp/loc1", 1);
     mkdir("build/tmp/loc1/nst", 0755);
     touch("build/tmp/loc1/nst/" NST_WEIGHTS_FILE);
-    assert_int_equal(nst_weights_locate(NULL, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate(NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
     struct stat sb;
     if (!stat(NST_SOURCE_DIR "/weights/" NST_WEIGHTS_FILE, &sb))
         assert_string_equal(out, NST_SOURCE_DIR "/weights/" NST_WEIGHTS_FILE);
