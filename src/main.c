@@ -877,7 +877,8 @@ static int cmd_bench(int argc, char **argv) {
         const char *v = arg.value;
         if (!strcmp(arg.name, "--help") || !strcmp(arg.name, "-h")) {
             printf("usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
-                   "                 [--network vgg19|vgg16] [--width-mult F] [--tile N] [--json]\n\n"
+                   "                 [--network vgg19|vgg16] [--width-mult F] [--tile N]\n"
+                   "                 [--json]\n\n"
                    "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
                    "TV losses, backward to the image) per size: median, min and max over --evals\n"
                    "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"

@@ -154,7 +154,8 @@ nst_status nst_net_match(const nst_net *n, const nst_weights *w, int depth, nst_
                                 src(w, f, sizeof f), i, tw ? "bias" : "weight", L->name,
                                 n->title);
             if (tw->rank != 4 || tb->rank != 1)
-                return nst_fail(msg, NST_ERR_FORMAT, "%sweight %s (%s) has rank %d, expected %d (%s)",
+                return nst_fail(msg, NST_ERR_FORMAT,
+                                "%sweight %s (%s) has rank %d, expected %d (%s)",
                                 src(w, f, sizeof f), tw->rank != 4 ? tw->name : tb->name, L->name,
                                 tw->rank != 4 ? tw->rank : tb->rank, tw->rank != 4 ? 4 : 1,
                                 tw->rank != 4 ? "[out, in, k, k]" : "[out]");
@@ -200,17 +201,22 @@ nst_status nst_net_check(const nst_net *n, const nst_weights *w, nst_msg *msg) {
                                 ? "; is this VGG-19? (--network vgg19)" : "");
         if (n->layer[i].kind != NST_LAYER_CONV) {
             /* the index of another network's convolution: say which */
-            const char *other = NULL;
+            const nst_net *other = NULL;
             for (int k = 0; nets[k] && !other; k++)
                 if (nets[k] != n && i < nets[k]->nlayers &&
                     nets[k]->layer[i].kind == NST_LAYER_CONV)
-                    other = nets[k]->name;
+                    other = nets[k];
+            if (other)
+                return nst_fail(msg, NST_ERR_FORMAT,
+                                "%stensor %s: features.%d of %s is %s, which has no weights; the "
+                                "file looks like %s: give --network %s, or leave --network out "
+                                "to detect it",
+                                src(w, f, sizeof f), name, i, n->title, n->layer[i].name,
+                                other->title, other->name);
             return nst_fail(msg, NST_ERR_FORMAT,
-                            "%stensor %s: features.%d of %s is %s, which has no weights%s%s%s",
-                            src(w, f, sizeof f), name, i, n->title, n->layer[i].name,
-                            other ? "; the file looks like " : "", other ? other : "",
-                            other ? ": give --network to match it, or leave it out to detect it"
-                                  : " (a batch-normalised network is not supported)");
+                            "%stensor %s: features.%d of %s is %s, which has no weights (a "
+                            "batch-normalised network is not supported)",
+                            src(w, f, sizeof f), name, i, n->title, n->layer[i].name);
         }
         if (strcmp(part, "weight") && strcmp(part, "bias"))
             return nst_fail(msg, NST_ERR_FORMAT,

@@ -252,7 +252,8 @@ nst_status nst_safetensors_read(FILE *f, uint64_t size, const char *path, int ma
                 goto fail;
             }
             json_t *in = json_object_get(val, "input");
-            if (in && (!json_is_string(in) || (input = nst_input_find(json_string_value(in))) < 0)) {
+            if (in && json_is_string(in)) input = nst_input_find(json_string_value(in));
+            if (in && (!json_is_string(in) || input < 0)) {
                 st = nst_fail(msg, NST_ERR_FORMAT,
                               "%s: __metadata__ \"input\" is %s%s%s, not an input convention nst "
                               "knows: \"torchvision\" (RGB in [0,1], ImageNet mean and std) or "

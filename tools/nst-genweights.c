@@ -25,7 +25,8 @@ static int usage(const char *why) {
             "usage: nst-genweights --out FILE [--network vgg19|vgg16] [--seed N] [--width-mult F]\n"
             "                      [--convs N] [--dtype F32|F16|BF16]\n"
             "       nst-genweights --convert IN --out FILE [--network vgg19|vgg16]\n"
-            "                      [--input caffe|torchvision] [--dtype D] [--trim | --max-index N]\n"
+            "                      [--input caffe|torchvision] [--dtype D]\n"
+            "                      [--trim | --max-index N]\n"
             "       nst-genweights --info FILE\n");
     return 2;
 }
@@ -63,7 +64,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--network")) {
             if (!(net = nst_net_find(v))) return usage("--network: choose vgg19 or vgg16");
         } else if (!strcmp(a, "--input")) {
-            if ((input = nst_input_find(v)) < 0) return usage("--input: choose caffe or torchvision");
+            if ((input = nst_input_find(v)) < 0)
+                return usage("--input: choose caffe or torchvision");
         } else return usage("unknown option");
         if (end && *end) return usage("a numeric option has a malformed value");
     }
