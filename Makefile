@@ -72,9 +72,10 @@ bench: all
 	    /usr/bin/python3 ../shared/bench/torch_gatys.py cpu $$s $(BENCH_EVALS); done; \
 	else echo "(python3-torch not installed: no PyTorch row)"; fi
 
-# The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors.
+# The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors;
+# NST_NETWORK=vgg16 for VGG-16's (tools/fetch-weights.sh --list).
 weights: $(BUILD)/tools/nst-genweights
-	NST_GENWEIGHTS=$(BUILD)/tools/nst-genweights tools/fetch-weights.sh
+	NST_GENWEIGHTS=$(BUILD)/tools/nst-genweights tools/fetch-weights.sh $(NST_NETWORK)
 
 $(BUILD)/obj/tests_%.o: tests/%.c $(BUILD)/gen/programs.h
 	@mkdir -p $(@D)

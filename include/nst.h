@@ -152,7 +152,13 @@ typedef struct nst_params {
     const nst_image *init_image; /* for NST_INIT_IMAGE, else may be NULL; any
                                     size: resized (stretched) to the output's */
     uint64_t seed;               /* for NST_INIT_RANDOM */
-    const char *content_layers;  /* comma list, e.g. "relu4_2" */
+    const char *content_layers;  /* comma list, e.g. "relu4_2": layer names of the
+                                    model's network (VGG-19: conv1_1, relu1_1,
+                                    conv1_2, relu1_2, pool1, ... relu5_4, pool5;
+                                    VGG-16 lacks conv3_4, conv4_4, conv5_4 and
+                                    their ReLUs). nst_params_check accepts every
+                                    VGG-19 name; the run refuses, listing the
+                                    network's layers, one its model lacks */
     const char *style_layers;    /* comma list, e.g. "relu1_1,relu2_1,..." */
     const double *style_layer_weights; /* one per style layer, or NULL = equal */
     int avg_pool;                /* 1: average pooling instead of max */
