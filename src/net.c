@@ -1,7 +1,9 @@
 /* net.c: the tables of VGG-19 and VGG-16 (torchvision's `features`
  * layouts), what derives from them, and matching a weight file against one
  * (see net.h). */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -124,10 +126,12 @@ static const char *src(const nst_weights *w, char *buf, size_t len) {
 /* N of "features.N.<part>" (part written into part, at most 15 chars); -1 when
  * the name is not of that form. */
 static int features_index(const char *name, char *part) {
-    int n = -1, used = 0;
-    if (sscanf(name, "features.%d.%n", &n, &used) != 1 || used == 0 || n < 0) return -1;
-    snprintf(part, 16, "%s", name + used);
-    return n;
+    if (strncmp(name, "features.", 9) || !isdigit((unsigned char)name[9])) return -1;
+    char *end = NULL;
+    long n = strtol(name + 9, &end, 10);
+    if (*end != '.' || n > 1000000) return -1;
+    snprintf(part, 16, "%s", end + 1);
+    return (int)n;
 }
 
 static const nst_weight *find(const nst_weights *w, int index, const char *part) {

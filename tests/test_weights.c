@@ -513,6 +513,12 @@ static void test_network_match(void **state) {
 
 static void touch(const char *path) { write_file(path, "x", 1); }
 
+/* nst_weights_locate_in into a 512-byte out. */
+static nst_status locate(const char *explicit_path, nst_network network,
+                         const char *const *dirs, char *out, nst_msg *m) {
+    return nst_weights_locate_in(explicit_path, network, dirs, out, 512, m);
+}
+
 static void test_locate_order(void **state) {
     nst_msg m = {{0}};
     char out[512];
@@ -522,35 +528,33 @@ static void test_locate_order(void **state) {
     system("rm -rf build/tmp/loc1 build/tmp/loc2 build/tmp/loc3");
     mkdir(d1, 0755), mkdir(d2, 0755), mkdir(d3, 0755);
     const char *dirs[] = {d1, d2, d3, NULL};
-#define locate(explicit_) nst_weights_locate_in(explicit_, NST_NETWORK_AUTO, dirs, out, \
-                                               sizeof out, &m)
     unsetenv("NST_WEIGHTS");
     /* nothing anywhere: one message naming every place and the fix */
-    assert_int_equal(locate(NULL), NST_ERR_IO);
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_ERR_IO);
     expect_msg(&m, "build/tmp/loc1, build/tmp/loc2, build/tmp/loc3", "make weights");
     expect_msg(&m, "$NST_WEIGHTS", NST_WEIGHTS_FILE);
     /* the torchvision name in the third, the trimmed file in the second */
     snprintf(f, sizeof f, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
     touch(f);
-    assert_int_equal(locate(NULL), NST_OK);
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
     assert_string_equal(out, f);
     snprintf(f, sizeof f, "%s/%s", d2, NST_WEIGHTS_FILE);
     touch(f);
-    assert_int_equal(locate(NULL), NST_OK);
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
     assert_string_equal(out, f);
     /* $NST_WEIGHTS beats the directories, and must exist */
     snprintf(f, sizeof f, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
     setenv("NST_WEIGHTS", f, 1);
-    assert_int_equal(locate(NULL), NST_OK);
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
     assert_string_equal(out, f);
     setenv("NST_WEIGHTS", "build/tmp/loc3/missing.safetensors", 1);
-    assert_int_equal(locate(NULL), NST_ERR_IO);
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_ERR_IO);
     expect_msg(&m, "missing.safetensors", "$NST_WEIGHTS");
     /* --weights beats everything, and must exist */
     snprintf(f, sizeof f, "%s/%s", d2, NST_WEIGHTS_FILE);
-    assert_int_equal(locate(f), NST_OK);
+    assert_int_equal(locate(f, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
     assert_string_equal(out, f);
-    assert_int_equal(locate("build/tmp/nope.pth"), NST_ERR_IO);
+    assert_int_equal(locate("build/tmp/nope.pth", NST_NETWORK_AUTO, dirs, out, &m), NST_ERR_IO);
     expect_msg(&m, "nope.pth", "--weights");
     unsetenv("NST_WEIGHTS");
     /* the public search: $XDG_DATA_HOME/nst unless the source tree has weights */
@@ -564,7 +568,6 @@ static void test_locate_order(void **state) {
     else
         assert_string_equal(out, "build/tmp/loc1/nst/" NST_WEIGHTS_FILE);
     unsetenv("XDG_DATA_HOME");
-#undef locate
 }
 
 /* VGG-16's files: found when asked for, or when no VGG-19 file is anywhere;
@@ -577,28 +580,22 @@ static void test_locate_vgg16(void **state) {
     mkdir(d1, 0755), mkdir(d2, 0755);
     const char *dirs[] = {d1, d2, NULL};
     unsetenv("NST_WEIGHTS");
-    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_VGG16, dirs, out, sizeof out, &m),
-                     NST_ERR_IO);
+    assert_int_equal(locate(NULL, NST_NETWORK_VGG16, dirs, out, &m), NST_ERR_IO);
     expect_msg(&m, "no VGG-16 weights", "vgg16-conv.safetensors or vgg16-397923af.pth");
     expect_msg(&m, "NST_NETWORK=vgg16 make weights", "build/tmp/l16a, build/tmp/l16b");
-    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_AUTO, dirs, out, sizeof out, &m),
-                     NST_ERR_IO);
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_ERR_IO);
     expect_msg(&m, "no VGG-19 or VGG-16 weights", "vgg19-dcbb9e9d.pth, vgg16-conv.safetensors");
     snprintf(f16, sizeof f16, "%s/vgg16-397923af.pth", d1);
     touch(f16);
-    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_AUTO, dirs, out, sizeof out, &m),
-                     NST_OK);
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
     assert_string_equal(out, f16);
-    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_VGG19, dirs, out, sizeof out, &m),
-                     NST_ERR_IO);
+    assert_int_equal(locate(NULL, NST_NETWORK_VGG19, dirs, out, &m), NST_ERR_IO);
     expect_msg(&m, "no VGG-19 weights", "`make weights`");
     snprintf(f19, sizeof f19, "%s/" NST_WEIGHTS_FILE, d2);
     touch(f19);
-    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_AUTO, dirs, out, sizeof out, &m),
-                     NST_OK);
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
     assert_string_equal(out, f19);
-    assert_int_equal(nst_weights_locate_in(NULL, NST_NETWORK_VGG16, dirs, out, sizeof out, &m),
-                     NST_OK);
+    assert_int_equal(locate(NULL, NST_NETWORK_VGG16, dirs, out, &m), NST_OK);
     assert_string_equal(out, f16);
 }
 
