@@ -102,9 +102,10 @@ bench: all
 	        --size $$s --evals $(BENCH_EVALS) || exit 1; done; \
 	else echo "($(PYTHON) cannot import torch: no PyTorch row; set PYTHON=/path/to/python)"; fi
 
-# The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors.
+# The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors;
+# NST_NETWORK=vgg16 for VGG-16's (tools/fetch-weights.sh --list).
 weights: $(BUILD)/tools/nst-genweights
-	NST_GENWEIGHTS=$(BUILD)/tools/nst-genweights tools/fetch-weights.sh
+	NST_GENWEIGHTS=$(BUILD)/tools/nst-genweights tools/fetch-weights.sh $(NST_NETWORK)
 
 $(BUILD)/obj/tests_%.o: tests/%.c $(BUILD)/gen/programs.h
 	@mkdir -p $(@D)

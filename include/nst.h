@@ -157,7 +157,13 @@ typedef struct nst_params {
     const nst_image *init_image; /* for NST_INIT_IMAGE, else may be NULL; any
                                     size: resized (stretched) to the output's */
     uint64_t seed;               /* for NST_INIT_RANDOM */
-    const char *content_layers;  /* comma list, e.g. "relu4_2" */
+    const char *content_layers;  /* comma list, e.g. "relu4_2": layer names of the
+                                    model's network (VGG-19: conv1_1, relu1_1,
+                                    conv1_2, relu1_2, pool1, ... relu5_4, pool5;
+                                    VGG-16 lacks conv3_4, conv4_4, conv5_4 and
+                                    their ReLUs). nst_params_check accepts every
+                                    VGG-19 name; the run refuses, listing the
+                                    network's layers, one its model lacks */
     const char *style_layers;    /* comma list, e.g. "relu1_1,relu2_1,..." */
     const double *style_layer_weights; /* one per style layer, or NULL = equal */
     int avg_pool;                /* 1: average pooling instead of max */
@@ -222,11 +228,44 @@ nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out);
 
 typedef struct nst_model nst_model;
 
-/* Loads VGG-19 weights (safetensors or a torchvision .pth) for use on rt
- * (not NULL: it receives the message). */
+/* The networks nst runs, in torchvision's layout (`features.N` tensors). */
+typedef enum nst_network {
+    NST_NETWORK_AUTO = 0,  /* whichever the weight file holds */
+    NST_NETWORK_VGG19 = 1, /* vgg19-dcbb9e9d.pth: convolutions at features 0, 2, 5, 7,
+                              10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34 */
+    NST_NETWORK_VGG16 = 2  /* vgg16-397923af.pth: convolutions at features 0, 2, 5, 7,
+                              10, 12, 14, 17, 19, 21, 24, 26, 28 */
+} nst_network;
+
+/* "vgg19", "vgg16" (as --network takes them), "auto"; NULL for another value. */
+const char *nst_network_name(nst_network n);
+/* The network of a name as nst_network_name gives it (case-insensitive;
+ * "VGG-19" too); -1 when unknown. */
+int nst_network_parse(const char *name);
+
+/* Loads weights (safetensors or a torchvision .pth) for use on rt (not NULL:
+ * it receives the message), the network detected from the file's tensors
+ * (VGG-16 and VGG-19 have convolutions at different features indices), as
+ * nst_model_load_network with NST_NETWORK_AUTO. */
 nst_status nst_model_load(nst_runtime *rt, const char *path, nst_model **out);
+/* Loads weights for `network`, or the detected one for NST_NETWORK_AUTO.
+ * The file's tensors are matched against the network's layers: a tensor
+ * that is no convolution of it, a skipped convolution, a wrong shape or
+ * channels that do not chain are NST_ERR_FORMAT, the message naming the file
+ * and the tensor. A safetensors file may declare its input convention in
+ * its metadata: "input": "torchvision" (RGB in [0,1], ImageNet mean and
+ * std; the default, and what .pth files follow) or "caffe" (BGR in [0,255]
+ * minus the mean pixel, as in the original Oxford release): the model
+ * normalises images accordingly, so such weights need no conversion. */
+nst_status nst_model_load_network(nst_runtime *rt, const char *path, nst_network network,
+                                  nst_model **out);
 /* A generated test network (no file needed): width_mult of the real widths. */
 nst_status nst_model_generate(nst_runtime *rt, uint64_t seed, double width_mult, nst_model **out);
+/* The same for `network` (NST_NETWORK_AUTO: VGG-19). */
+nst_status nst_model_generate_network(nst_runtime *rt, nst_network network, uint64_t seed,
+                                      double width_mult, nst_model **out);
+/* The network m runs (NST_NETWORK_AUTO for m NULL). */
+nst_network nst_model_network(const nst_model *m);
 void nst_model_free(nst_model *m);
 
 /* Runs the whole transfer. styles[0..nstyles-1] (none NULL, any sizes) are

@@ -27,6 +27,7 @@ static const char *const values[] = {
     "--seed", "--luminance-match", "--mask", "--scales", "--scale-iterations",
     "--average-decay", "--iterations", "-n", "--optimizer", "--learning-rate",
     "--lbfgs-history", "--max-memory", "--tile", "--device", "-d", "--weights", "-w",
+    "--network",
     "--print-every", "--save-every", "--evals", "--width-mult", "--seconds", NULL};
 
 static int in_list(const char *const *list, const char *name) {

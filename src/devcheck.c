@@ -285,14 +285,25 @@ fail:
     return st;
 }
 
-static nst_status case_normalize(dc *c, int H, int W) {
+/* The input normalisation of a weights' convention (torchvision's, or
+ * Caffe's with the channels reversed and 255 x - mean). The forward's
+ * absolute tolerance: x - mean off by three roundings of a number below 1
+ * (2^-24 each), scaled by 1 / std. */
+static nst_status case_normalize(dc *c, int H, int W, int input) {
     nst_status st;
     size_t n = (size_t)3 * H * W;
-    float *x, *dy, *y, *dx;
-    double *xd, *dyd, *yr, *dxr;
+    float *x, *dy, *y, *dx, mean[3], sd[3];
+    double *xd, *dyd, *yr, *dxr, amp = 0;
     nst_tensor *tx, *ty, *tdy, *tdx;
-    nst_check_row *rf = row(c, 1e-6, 1e-6, 0, "normalise fwd 3x%dx%d", H, W);
-    nst_check_row *rb = row(c, 1e-6, 1e-6, 0, "normalise bwd 3x%dx%d", H, W);
+    const nst_input_norm *in = nst_input_get(input);
+    for (int k = 0; k < 3; k++) {
+        mean[k] = (float)in->mean[k];
+        sd[k] = (float)in->std[k];
+        amp = fmax(amp, 1 / in->std[k]);
+    }
+    nst_check_row *rf = row(c, fmax(1e-6, 3 * amp / 16777216.0), 1e-6, 0,
+                            "normalise fwd 3x%dx%d, %s", H, W, in->name);
+    nst_check_row *rb = row(c, 1e-6, 1e-6, 0, "normalise bwd 3x%dx%d, %s", H, W, in->name);
     NST_TRY(rnd(c, n, 0, 1, &x, &xd));
     NST_TRY(rnd(c, n, -1, 1, &dy, &dyd));
     NST_TRY(ten(c, 1, 3, H, W, x, &tx));
@@ -300,17 +311,17 @@ static nst_status case_normalize(dc *c, int H, int W) {
     NST_TRY(ten(c, 1, 3, H, W, dy, &tdy));
     NST_TRY(ten(c, 1, 3, H, W, NULL, &tdx));
     NST_TRY(tic(c));
-    NST_TRY(nst_normalize_forward(c->rt, ty, tx, nst_imagenet_mean, nst_imagenet_std));
+    NST_TRY(nst_normalize_forward(c->rt, ty, tx, mean, sd, in->bgr));
     NST_TRY(toc(c, 0));
     NST_TRY(tic(c));
-    NST_TRY(nst_normalize_backward(c->rt, tdx, tdy, nst_imagenet_std));
+    NST_TRY(nst_normalize_backward(c->rt, tdx, tdy, sd, in->bgr));
     NST_TRY(toc(c, 1));
     NST_TRY(get(c, ty, &y));
     NST_TRY(get(c, tdx, &dx));
     NST_TRY(dbl(c, n, &yr));
     NST_TRY(dbl(c, n, &dxr));
-    nst_ref_normalize_forward(yr, xd, H, W);
-    nst_ref_normalize_backward(dxr, dyd, H, W);
+    nst_ref_normalize_forward(yr, xd, H, W, in);
+    nst_ref_normalize_backward(dxr, dyd, H, W, in);
     nst_check_compare(rf, y, yr, n);
     nst_check_compare(rb, dx, dxr, n);
 fail:
@@ -609,9 +620,10 @@ fail:
 
 /* ---- the whole network -------------------------------------------------- */
 
-/* A narrow generated VGG-19 to relu5_1: forward to six taps, then backward to
- * the image from random tap gradients. */
-static nst_status case_vgg(dc *c, int H, int W, double width) {
+/* A narrow generated network of a table (VGG-19, VGG-16) to relu5_1:
+ * forward to six taps, then backward to the image from random tap
+ * gradients. */
+static nst_status case_vgg(dc *c, nst_network id, int H, int W, double width) {
     static const char *const taps[] = {"relu1_1", "relu2_1", "relu3_1",
                                        "conv4_2", "relu4_1", "relu5_1"};
     enum { NTAPS = 6 };
@@ -623,14 +635,17 @@ static nst_status case_vgg(dc *c, int H, int W, double width) {
     nst_msg msg = {{0}};
     size_t ni = (size_t)3 * H * W;
     float *img, *gimg;
-    double *imgd, *dimg, *dtap[NST_VGG_LAYERS] = {0};
+    double *imgd, *dimg, *dtap[NST_NET_MAX_LAYERS] = {0};
+    const nst_net *net = nst_net_get(id);
+    int deepest = nst_net_index(net, taps[NTAPS - 1]), convs = 0;
+    for (int i = 0; i <= deepest; i++) convs += net->layer[i].kind == NST_LAYER_CONV;
     nst_tensor *timg, *tdimg;
     memset(&ref, 0, sizeof ref);
-    nst_check_row *rf = row(c, 0, 1e-4, 1, "VGG fwd %d taps, width 1/%.0f, %dx%d", NTAPS,
+    nst_check_row *rf = row(c, 0, 1e-4, 1, "%s fwd %d taps, width 1/%.0f, %dx%d", net->title,
+                            NTAPS, 1 / width, H, W);
+    nst_check_row *rb = row(c, 0, 1e-4, 1, "%s bwd to image, width 1/%.0f, %dx%d", net->title,
                             1 / width, H, W);
-    nst_check_row *rb = row(c, 0, 1e-4, 1, "VGG bwd to image, width 1/%.0f, %dx%d", 1 / width,
-                            H, W);
-    if ((st = nst_weights_generate(&w, 7, width, 13, &msg)) != NST_OK) {
+    if ((st = nst_weights_generate_net(&w, net, 7, width, convs, &msg)) != NST_OK) {
         nst_fail(RTM(rt), st, "%s", msg.text);
         goto fail;
     }
@@ -643,7 +658,6 @@ static nst_status case_vgg(dc *c, int H, int W, double width) {
     NST_TRY(tic(c));
     NST_TRY(nst_vgg_forward(rt, m, timg));
     NST_TRY(toc(c, 0));
-    int deepest = nst_vgg_layer_index(taps[NTAPS - 1]);
     if (nst_ref_vgg_forward(&ref, w, deepest + 1, 0, imgd, H, W) != 0) {
         st = nst_fail(RTM(rt), NST_ERR_NOMEM, "devcheck: the reference VGG failed");
         goto fail;
@@ -652,7 +666,7 @@ static nst_status case_vgg(dc *c, int H, int W, double width) {
     rf->max_abs = rf->max_rel = 0;
     int ok = 1;
     for (int t = 0; t < NTAPS; t++) {
-        int i = nst_vgg_layer_index(taps[t]);
+        int i = nst_net_index(net, taps[t]);
         const nst_tensor *a = nst_vgg_tap(m, taps[t]);
         nst_tensor *ga = nst_vgg_tap_grad(m, taps[t]);
         float *got, *gr;
@@ -741,17 +755,20 @@ nst_status nst_device_check(nst_runtime *rt, int tiny, nst_check_row *rows, int 
     RUN(case_relu(&c, z->relu));
     RUN(case_pool(&c, z->pool[0], z->pool[1], z->pool[2], 1));
     RUN(case_pool(&c, z->pool[0], z->pool[1], z->pool[2], 0));
-    RUN(case_normalize(&c, z->norm[0], z->norm[1]));
+    RUN(case_normalize(&c, z->norm[0], z->norm[1], NST_INPUT_TORCHVISION));
+    RUN(case_normalize(&c, z->norm[0], z->norm[1], NST_INPUT_CAFFE));
     RUN(case_gram_style(&c, z->gram[0], z->gram[1], z->gram[2]));
     RUN(case_content_tv(&c, z->content[0], z->content[1], z->content[2]));
     RUN(case_gemm(&c, z->gemm[0], z->gemm[1], z->gemm[2]));
     RUN(case_reduce(&c, z->reduce));
     RUN(case_optim(&c, NST_OPTIM_LBFGS));
     RUN(case_optim(&c, NST_OPTIM_ADAM));
-    if (tiny)
-        RUN(case_vgg(&c, 33, 33, 1.0 / 16));
-    else
-        RUN(case_vgg(&c, 40, 36, 1.0 / 8));
+    for (int k = 0; nst_net_at(k); k++) { /* every network nst knows */
+        if (tiny)
+            RUN(case_vgg(&c, nst_net_at(k)->id, 33, 33, 1.0 / 16));
+        else
+            RUN(case_vgg(&c, nst_net_at(k)->id, 40, 36, 1.0 / 8));
+    }
     *nrows = c.nrows;
 
     int failed = 0, first = -1;

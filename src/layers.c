@@ -179,28 +179,36 @@ fail:
 }
 
 nst_status nst_normalize_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
-                                 const float mean[3], const float std[3]) {
+                                 const float mean[3], const float std[3], int bgr) {
     nst_status st = NST_OK;
     if (x->n != 1 || x->c != 3) return bad_shape(rt, "normalize forward", "image", x);
     if (y->count != x->count) return bad_shape(rt, "normalize forward", "output", y);
+    if (bgr && y->buf == x->buf)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "normalize forward: y is x, which a B, G, R network cannot do in place");
     NST_TRY(check_int(rt, "normalize forward", x->count));
     int HW = x->h * x->w;
-    st = launch_1d(rt, "act", "act_normalize_forward", x->count, 9, ARG(HW), ARG(mean[0]),
-                   ARG(mean[1]), ARG(mean[2]), ARG(std[0]), ARG(std[1]), ARG(std[2]),
-                   ARG(x->buf), ARG(y->buf));
+    bgr = bgr != 0;
+    st = launch_1d(rt, "act", "act_normalize_forward", x->count, 10, ARG(HW), ARG(bgr),
+                   ARG(mean[0]), ARG(mean[1]), ARG(mean[2]), ARG(std[0]), ARG(std[1]),
+                   ARG(std[2]), ARG(x->buf), ARG(y->buf));
 fail:
     return st;
 }
 
 nst_status nst_normalize_backward(nst_runtime *rt, nst_tensor *dx, const nst_tensor *dy,
-                                  const float std[3]) {
+                                  const float std[3], int bgr) {
     nst_status st = NST_OK;
     if (dy->n != 1 || dy->c != 3) return bad_shape(rt, "normalize backward", "gradient", dy);
     if (dx->count != dy->count) return bad_shape(rt, "normalize backward", "image gradient", dx);
+    if (bgr && dx->buf == dy->buf)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "normalize backward: dx is dy, which a B, G, R network cannot do in place");
     NST_TRY(check_int(rt, "normalize backward", dy->count));
     int HW = dy->h * dy->w;
-    st = launch_1d(rt, "act", "act_normalize_backward", dy->count, 6, ARG(HW), ARG(std[0]),
-                   ARG(std[1]), ARG(std[2]), ARG(dy->buf), ARG(dx->buf));
+    bgr = bgr != 0;
+    st = launch_1d(rt, "act", "act_normalize_backward", dy->count, 7, ARG(HW), ARG(bgr),
+                   ARG(std[0]), ARG(std[1]), ARG(std[2]), ARG(dy->buf), ARG(dx->buf));
 fail:
     return st;
 }

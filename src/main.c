@@ -36,7 +36,7 @@ static const char *usage_text =
     "       nst tune [--device SEL] [--seconds N]\n"
     "\n"
     "Paints PHOTO in the style of PAINTING (Gatys, Ecker & Bethge): optimises a new\n"
-    "image whose VGG-19 features match the photo's content and the painting's style.\n"
+    "image whose VGG features match the photo's content and the painting's style.\n"
     "\n"
     "Images\n"
     "  -c, --content FILE        the photo (PNG or JPEG)\n"
@@ -94,8 +94,10 @@ static const char *usage_text =
     "Device and files\n"
     "  -d, --device SEL          device index or name substring (see `nst devices`);\n"
     "                            NST_DEVICE does the same\n"
-    "  -w, --weights FILE        VGG-19 weights (.safetensors or torchvision .pth);\n"
-    "                            default: $NST_WEIGHTS, weights/, ~/.local/share/nst\n"
+    "  -w, --weights FILE        VGG-19 or VGG-16 weights (.safetensors or torchvision\n"
+    "                            .pth); default: $NST_WEIGHTS, weights/, ~/.local/share/nst\n"
+    "      --network vgg19|vgg16|auto  the network the weights hold (default auto:\n"
+    "                            detected from the file's layers)\n"
     "      --no-cache            do not cache compiled kernels\n"
     "\n"
     "Progress\n"
@@ -124,6 +126,7 @@ typedef struct run_opts {
     double layer_w[NST_MAX_LAYERS];
     int nlayer_w;
     int jpeg_quality, png16, no_cache, quiet, json, print_every, save_every, dry_run;
+    nst_network network;
     nst_params p;
 } run_opts;
 
@@ -338,6 +341,10 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             o->device = v;
         } else if (IS("--weights", "-w")) {
             o->weights = v;
+        } else if (IS("--network", NULL)) {
+            int n = nst_network_parse(v);
+            if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
+            o->network = (nst_network)n;
         } else if (IS("--no-cache", NULL)) {
             o->no_cache = 1;
         } else if (IS("--jpeg-quality", NULL)) {
@@ -573,7 +580,7 @@ static int run_transfer(int argc, char **argv) {
     nst_status st;
     rc = EXIT_RUNTIME;
 
-    if ((st = nst_weights_locate(o.weights, wpath, sizeof wpath, &msg)) != NST_OK) {
+    if ((st = nst_weights_locate(o.weights, o.network, wpath, sizeof wpath, &msg)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
     }
@@ -608,7 +615,7 @@ static int run_transfer(int argc, char **argv) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
     }
-    if ((st = nst_model_load(rt, wpath, &model)) != NST_OK) {
+    if ((st = nst_model_load_network(rt, wpath, o.network, &model)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         goto done;
     }
@@ -629,8 +636,8 @@ static int run_transfer(int argc, char **argv) {
         goto done;
     }
     if (!o.quiet && !o.json)
-        fprintf(stderr, "nst: %s on %s, weights %s\n", o.content, nst_runtime_device(rt)->name,
-                wpath);
+        fprintf(stderr, "nst: %s on %s, weights %s (%s)\n", o.content,
+                nst_runtime_device(rt)->name, wpath, nst_network_name(nst_model_network(model)));
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -859,6 +866,7 @@ static int bench_build_times(const char *device, double *cold, double *warm, nst
 
 static int cmd_bench(int argc, char **argv) {
     const char *device = NULL, *weights = NULL;
+    nst_network network = NST_NETWORK_AUTO;
     int sizes[16], nsizes = 0, evals = 10, json = 0, tile = 0;
     double width = 1.0;
     for (int i = 1; i < argc; i++) {
@@ -869,14 +877,16 @@ static int cmd_bench(int argc, char **argv) {
         const char *v = arg.value;
         if (!strcmp(arg.name, "--help") || !strcmp(arg.name, "-h")) {
             printf("usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
-                   "                 [--width-mult F] [--tile N] [--json]\n\n"
+                   "                 [--network vgg19|vgg16] [--width-mult F] [--tile N]\n"
+                   "                 [--json]\n\n"
                    "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
                    "TV losses, backward to the image) per size: median, min and max over --evals\n"
                    "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"
                    "by device time, peak device memory, and kernel build time cold and cached.\n"
                    "Without --weights it uses a generated network of the real VGG-19 widths\n"
-                   "(timing does not depend on weight values). --tile N evaluates in tiles of at\n"
-                   "most N pixels a side. Defaults: --size 256,512 --evals 10.\n");
+                   "(timing does not depend on weight values), or of VGG-16's with --network\n"
+                   "vgg16. --tile N evaluates in tiles of at most N pixels a side.\n"
+                   "Defaults: --size 256,512 --evals 10.\n");
             return 0;
         } else if (!strcmp(arg.name, "--size")) {
             const char *p = v;
@@ -896,6 +906,10 @@ static int cmd_bench(int argc, char **argv) {
             device = v;
         } else if (!strcmp(arg.name, "--weights") || !strcmp(arg.name, "-w")) {
             weights = v;
+        } else if (!strcmp(arg.name, "--network")) {
+            int n = nst_network_parse(v);
+            if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
+            network = (nst_network)n;
         } else if (!strcmp(arg.name, "--width-mult")) {
             if (!cli_parse_double(v, &width, NULL) || !(width > 0) || width > 4)
                 return usage_error("--width-mult '%s': give a number in (0, 4]", v);
@@ -935,8 +949,8 @@ static int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "nst: %s\n", msg.text);
             return EXIT_RUNTIME;
         }
-        st = weights ? nst_model_load(rt, weights, &model)
-                     : nst_model_generate(rt, 1, width, &model);
+        st = weights ? nst_model_load_network(rt, weights, network, &model)
+                     : nst_model_generate_network(rt, network, 1, width, &model);
         if (st == NST_OK) st = nst_bench_eval(rt, model, &p, sizes[si], sizes[si], evals, &r);
         if (st != NST_OK) {
             fprintf(stderr, "nst: bench at %d: %s\n", sizes[si], nst_last_error(rt));

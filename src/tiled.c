@@ -28,28 +28,10 @@
 /* ---- geometry ------------------------------------------------------------- */
 
 int nst_tiled_geometry(const nst_weights *w, int depth, int *halo, int *align) {
-    /* The image pixels [lo, hi] that position 0 of the deepest layer depends
-     * on, walking down from it. */
-    long lo = 0, hi = 0, s = 1;
-    for (int i = depth - 1; i >= 0; i--) {
-        const char *name = nst_vgg_layer_name(i);
-        if (name[0] == 'c') {
-            char key[64];
-            snprintf(key, sizeof key, "features.%d.weight", i);
-            const nst_weight *t = nst_weights_find(w, key);
-            if (!t || t->rank != 4) return -1;
-            lo -= t->shape[2] / 2;
-            hi += t->shape[2] / 2;
-        } else if (name[0] == 'p') {
-            lo = 2 * lo;
-            hi = 2 * hi + 1;
-            s *= 2;
-        }
-    }
-    long a = -lo, b = hi - (s - 1);
-    long h = a > b ? a : b;
-    *align = (int)s;
-    *halo = (int)((h + s - 1) / s * s);
+    /* the receptive field of the deepest layer, from the network's table */
+    const nst_net *net = nst_weights_net(w);
+    if (depth < 1 || depth > net->nlayers) return -1;
+    nst_net_receptive(net, depth, halo, align);
     return 0;
 }
 

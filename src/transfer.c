@@ -37,43 +37,6 @@ void nst_params_default(nst_params *p) {
     p->scales = 1;
 }
 
-/* ---- models --------------------------------------------------------------- */
-
-nst_status nst_model_load(nst_runtime *rt, const char *path, nst_model **out) {
-    if (!rt) return NST_ERR_INVALID_ARG;
-    if (!path) return nst_fail_null(RTM(rt), "nst_model_load", "path");
-    if (!out) return nst_fail_null(RTM(rt), "nst_model_load", "out");
-    nst_model *m = calloc(1, sizeof *m);
-    if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "model");
-    nst_status st = nst_weights_load(path, &m->weights, RTM(rt));
-    if (st != NST_OK) {
-        free(m);
-        return st;
-    }
-    *out = m;
-    return NST_OK;
-}
-
-nst_status nst_model_generate(nst_runtime *rt, uint64_t seed, double width_mult, nst_model **out) {
-    if (!rt) return NST_ERR_INVALID_ARG;
-    if (!out) return nst_fail_null(RTM(rt), "nst_model_generate", "out");
-    nst_model *m = calloc(1, sizeof *m);
-    if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "model");
-    nst_status st = nst_weights_generate(&m->weights, seed, width_mult, NST_VGG_CONVS, RTM(rt));
-    if (st != NST_OK) {
-        free(m);
-        return st;
-    }
-    *out = m;
-    return NST_OK;
-}
-
-void nst_model_free(nst_model *m) {
-    if (!m) return;
-    nst_weights_free(m->weights);
-    free(m);
-}
-
 /* ---- parameters ----------------------------------------------------------- */
 
 nst_status nst_params_check(const nst_params *p, int nstyles, const double *blend, nst_msg *msg) {

@@ -150,6 +150,26 @@ static void test_models(void **state) {
     EXPECT_RT(nst_model_generate(rt, 1, NAN, &m), rt, "width multiplier");
     assert_null(m);
     nst_model_free(NULL);
+    /* the network: named, parsed, refused when unknown, reported */
+    EXPECT_RT(nst_model_load_network(rt, "weights/none.safetensors", (nst_network)7, &m), rt,
+              "network 7");
+    EXPECT_RT(nst_model_generate_network(rt, (nst_network)-1, 1, 0.0625, &m), rt, "network -1");
+    assert_null(m);
+    assert_int_equal(nst_model_network(NULL), NST_NETWORK_AUTO);
+    assert_int_equal(nst_model_generate_network(rt, NST_NETWORK_VGG16, 1, 0.0625, &m), NST_OK);
+    assert_int_equal(nst_model_network(m), NST_NETWORK_VGG16);
+    nst_model_free(m);
+    assert_int_equal(nst_model_generate_network(rt, NST_NETWORK_AUTO, 1, 0.0625, &m), NST_OK);
+    assert_int_equal(nst_model_network(m), NST_NETWORK_VGG19);
+    nst_model_free(m);
+    assert_string_equal(nst_network_name(NST_NETWORK_VGG16), "vgg16");
+    assert_string_equal(nst_network_name(NST_NETWORK_AUTO), "auto");
+    assert_null(nst_network_name((nst_network)9));
+    assert_int_equal(nst_network_parse("VGG-16"), NST_NETWORK_VGG16);
+    assert_int_equal(nst_network_parse("vgg19"), NST_NETWORK_VGG19);
+    assert_int_equal(nst_network_parse("auto"), NST_NETWORK_AUTO);
+    assert_int_equal(nst_network_parse("vgg11"), -1);
+    assert_int_equal(nst_network_parse(NULL), -1);
     nst_runtime_close(rt);
 }
 
