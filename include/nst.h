@@ -72,23 +72,77 @@ typedef struct nst_device_info {
 nst_status nst_devices_list(nst_device_info **out, int *count, nst_msg *msg);
 
 /* Resolves a selection to an index in the list: NULL or "" means the
- * NST_DEVICE environment variable, else the default (the GPU with the most
- * memory, else any accelerator, else a CPU). A selection is a decimal index
- * or a case-insensitive substring of "platform name" or "device name". devs
- * may be NULL only when count is 0. */
+ * default (the GPU with the most memory, else any accelerator, else a CPU).
+ * A selection is a decimal index or a case-insensitive substring of
+ * "platform name" or "device name". devs may be NULL only when count is 0. */
 nst_status nst_device_select(const nst_device_info *devs, int count, const char *sel,
                              int *index, nst_msg *msg);
+
+/* ---- settings ------------------------------------------------------------ */
+
+/* How the library runs, as opposed to what a transfer computes. The library
+ * reads no environment variable: a runtime uses the settings it is given,
+ * and nst_settings_from_env is the one reader of the variables the nst
+ * command documents (named below, field by field). A zeroed nst_settings is
+ * the default: Winograd F(4x4,3x3), 64 MiB of convolution scratch, no
+ * program-binary cache (no directory named), saved GEMM tuning applied (none
+ * without a cache directory), the default device. */
+typedef enum nst_conv_method {
+    NST_CONV_WINOGRAD4 = 0, /* 3x3 layers as Winograd F(4x4,3x3): "winograd", "winograd4" */
+    NST_CONV_WINOGRAD2 = 1, /* Winograd F(2x2,3x3): "winograd2" */
+    NST_CONV_IM2COL = 2     /* im2col + GEMM for every layer: "im2col" */
+} nst_conv_method;
+
+#define NST_PATH_MAX 1024
+
+typedef struct nst_settings {
+    nst_conv_method conv;         /* NST_CONV */
+    int scratch_mb;               /* NST_SCRATCH_MB: convolution scratch bands in MiB,
+                                     0..65536 (0 = 64); larger bands mean fewer, larger
+                                     GEMMs for more device memory */
+    int no_cache;                 /* NST_CACHE=0: never read or write compiled kernels */
+    char cache_dir[NST_PATH_MAX]; /* NST_CACHE_DIR, else $XDG_CACHE_HOME/nst, else
+                                     ~/.cache/nst: compiled kernels and GEMM tuning
+                                     (created when missing); "" = none */
+    char cl_dir[NST_PATH_MAX];    /* NST_CL_DIR: kernels read from DIR/NAME.cl instead
+                                     of the built-in sources; "" = built in */
+    char cl_options[512];         /* NST_CL_OPTS: appended to the OpenCL build options */
+    int no_tune;                  /* NST_TUNE=0: ignore GEMM parameters saved by nst tune */
+    char device[256];             /* NST_DEVICE: the selection (as nst_device_select)
+                                     when nst_runtime_options.device is NULL or "" */
+    char gemm[32];                /* the GEMM backend by name; "" = the default
+                                     (CLBlast on the device) */
+    /* where the nst command looks for weights when --weights is not given */
+    char weights[NST_PATH_MAX];   /* NST_WEIGHTS: this file (it must exist) */
+    char weights_dirs[4 * NST_PATH_MAX]; /* then these directories in turn, ':'-separated
+                                     (the source tree's weights/, $XDG_DATA_HOME/nst,
+                                     PREFIX/share/nst, $TORCH_HOME/hub/checkpoints);
+                                     "" = the source tree's and PREFIX's */
+} nst_settings;
+
+/* Sets every field of s: the default, then what the variables named above
+ * say (an unset or empty one leaves the default), with HOME, XDG_CACHE_HOME,
+ * XDG_DATA_HOME and TORCH_HOME for the default directories. The only
+ * function of the library that reads the environment. NST_ERR_INVALID_ARG,
+ * naming the variable, for a value that is not one of its choices, out of
+ * range or too long. */
+nst_status nst_settings_from_env(nst_settings *s, nst_msg *msg);
+
+/* ---- the runtime ---------------------------------------------------------- */
 
 typedef struct nst_runtime nst_runtime;
 
 typedef struct nst_runtime_options {
-    const char *device;  /* selection as for nst_device_select; NULL = default */
+    const char *device;  /* selection as for nst_device_select; NULL = settings->device,
+                            else the default */
     int no_cache;        /* 1: never read or write the program-binary cache */
     int profile;         /* 1: record per-kernel timings (nst bench) */
+    const nst_settings *settings; /* copied by nst_runtime_open; NULL = a zeroed one */
 } nst_runtime_options;
 
-/* opt may be NULL: the default device (or NST_DEVICE), the cache on (unless
- * NST_CACHE=0), no profiling. */
+/* opt may be NULL: the default device, no profiling, default settings (no
+ * environment read). NST_ERR_INVALID_ARG, naming the field, for settings out
+ * of range. */
 nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, nst_msg *msg);
 void nst_runtime_close(nst_runtime *rt);
 /* The message of the last failed call on rt (rewritten by the next failure,

@@ -217,17 +217,14 @@ static int make_dirs(char *path) {
     return mkdir(path, 0755) == 0 || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) ? 0 : -1;
 }
 
-int cli_fallback_path(const char *path, int which, char *buf, size_t len) {
+int cli_fallback_path(const char *path, int which, const char *cache_dir, char *buf, size_t len) {
     char dir[4096];
-    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME"), *c = getenv("NST_CACHE_DIR");
     const char *tmp = getenv("TMPDIR");
     switch (which) {
     case 0: dir_of(path, dir, sizeof dir); break;
     case 1:
-        if (c && *c) snprintf(dir, sizeof dir, "%s", c);
-        else if (x && *x) snprintf(dir, sizeof dir, "%s/nst", x);
-        else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/nst", home);
-        else return -1;
+        if (!cache_dir || !*cache_dir) return -1;
+        snprintf(dir, sizeof dir, "%s", cache_dir);
         if (make_dirs(dir) != 0) return -1;
         break;
     case 2: snprintf(dir, sizeof dir, "%s", tmp && *tmp ? tmp : "/tmp"); break;

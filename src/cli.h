@@ -14,9 +14,9 @@
  * removed); otherwise -1 with the reason in why. */
 int cli_output_check(const char *path, char *why, size_t len);
 /* Where to keep an image that could not be written to path: which = 0 beside
- * it, 1 the cache directory (created), 2 $TMPDIR or /tmp; the name is
+ * it, 1 cache_dir (created), 2 $TMPDIR or /tmp; the name is
  * "STEM-unsaved-PID.ext". -1 when that place is unavailable. */
-int cli_fallback_path(const char *path, int which, char *buf, size_t len);
+int cli_fallback_path(const char *path, int which, const char *cache_dir, char *buf, size_t len);
 
 /* The width of the terminal on fd: TIOCGWINSZ, else $COLUMNS, else 80. */
 int cli_term_width(int fd);
@@ -70,9 +70,9 @@ void cli_numbered_path(const char *path, int n, char *buf, size_t len);
  * removed); otherwise -1 with the reason in why. */
 int cli_output_check(const char *path, char *why, size_t len);
 /* Where to keep an image that could not be written to path: which = 0 beside
- * it, 1 the cache directory (created), 2 $TMPDIR or /tmp; the name is
+ * it, 1 cache_dir (created), 2 $TMPDIR or /tmp; the name is
  * "STEM-unsaved-PID.ext". -1 when that place is unavailable. */
-int cli_fallback_path(const char *path, int which, char *buf, size_t len);
+int cli_fallback_path(const char *path, int which, const char *cache_dir, char *buf, size_t len);
 
 /* The width of the terminal on fd: TIOCGWINSZ, else $COLUMNS, else 80. */
 int cli_term_width(int fd);

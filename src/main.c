@@ -552,7 +552,7 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
 
 /* ---- the main job -------------------------------------------------------------- */
 
-static int run_transfer(int argc, char **argv) {
+static int run_transfer(int argc, char **argv, const nst_settings *set) {
     run_opts o;
     int rc = parse_run_args(argc, argv, &o);
     if (rc) return rc;
@@ -573,7 +573,7 @@ static int run_transfer(int argc, char **argv) {
     nst_status st;
     rc = EXIT_RUNTIME;
 
-    if ((st = nst_weights_locate(o.weights, wpath, sizeof wpath, &msg)) != NST_OK) {
+    if ((st = nst_weights_locate(set, o.weights, wpath, sizeof wpath, &msg)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
     }
@@ -604,6 +604,7 @@ static int run_transfer(int argc, char **argv) {
     nst_runtime_options ro = {0};
     ro.device = o.device;
     ro.no_cache = o.no_cache;
+    ro.settings = set;
     if ((st = nst_runtime_open(&rt, &ro, &msg)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
@@ -653,7 +654,7 @@ static int run_transfer(int argc, char **argv) {
             out = NULL;
             for (int w = 0; w < 3 && !out; w++) {
                 nst_msg m2 = {{0}};
-                if (cli_fallback_path(o.output, w, kept, sizeof kept) == 0 &&
+                if (cli_fallback_path(o.output, w, set->cache_dir, kept, sizeof kept) == 0 &&
                     nst_image_write(kept, result, o.jpeg_quality, o.png16, &m2) == NST_OK)
                     out = kept;
             }
@@ -702,7 +703,8 @@ done:
 /* ---- devices ------------------------------------------------------------------- */
 
 /* Runs the self-check on every selected device (all of them by default). */
-static int devices_check(const nst_device_info *devs, int n, const char *sel, int tiny, int json) {
+static int devices_check(const nst_device_info *devs, int n, const char *sel, int tiny, int json,
+                         const nst_settings *set) {
     int failed = 0, checked = 0;
     for (int i = 0; i < n; i++) {
         if (sel) {
@@ -719,6 +721,7 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
         nst_runtime *rt = NULL;
         nst_runtime_options ro = {0};
         ro.device = index;
+        ro.settings = set;
         nst_msg msg = {{0}};
         nst_check_row rows[NST_CHECK_MAX_ROWS];
         int nrows = 0;
@@ -753,7 +756,7 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
     return failed ? EXIT_RUNTIME : 0;
 }
 
-static int cmd_devices(int argc, char **argv) {
+static int cmd_devices(int argc, char **argv, const nst_settings *set) {
     static const char *const options[] = {"--check", "--tiny", "--device", "--json", "--help",
                                           NULL};
     int check = 0, tiny = 0, json = 0;
@@ -796,7 +799,7 @@ static int cmd_devices(int argc, char **argv) {
     }
     int rc = 0;
     if (check) {
-        rc = devices_check(devs, n, sel, tiny, json);
+        rc = devices_check(devs, n, sel, tiny, json, set);
     } else {
         for (int i = 0; i < n; i++) {
             const nst_device_info *d = &devs[i];
@@ -829,20 +832,22 @@ static int cmd_devices(int argc, char **argv) {
 /* ---- bench ---------------------------------------------------------------------- */
 
 /* Kernel build time with an empty cache, then from the cache it filled. */
-static int bench_build_times(const char *device, double *cold, double *warm, nst_msg *msg) {
+static int bench_build_times(const char *device, const nst_settings *set, double *cold,
+                             double *warm, nst_msg *msg) {
     char dir[] = "/tmp/nst-bench-cache-XXXXXX";
     if (!mkdtemp(dir)) {
         snprintf(msg->text, sizeof msg->text, "cannot create a temporary cache directory");
         return 0;
     }
-    const char *old = getenv("NST_CACHE_DIR");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("NST_CACHE_DIR", dir, 1);
+    nst_settings fresh = *set; /* an empty cache of its own */
+    snprintf(fresh.cache_dir, sizeof fresh.cache_dir, "%s", dir);
+    fresh.no_cache = 0;
     int ok = 1;
     for (int pass = 0; pass < 2 && ok; pass++) {
         nst_runtime *rt = NULL;
         nst_runtime_options ro = {0};
         ro.device = device;
+        ro.settings = &fresh;
         ok = nst_runtime_open(&rt, &ro, msg) == NST_OK &&
              nst_runtime_build_all(rt, pass ? warm : cold) == NST_OK;
         if (!ok && rt) snprintf(msg->text, sizeof msg->text, "%s", nst_last_error(rt));
@@ -851,13 +856,10 @@ static int bench_build_times(const char *device, double *cold, double *warm, nst
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) { /* a leftover temporary directory is harmless */ }
-    if (saved) setenv("NST_CACHE_DIR", saved, 1);
-    else unsetenv("NST_CACHE_DIR");
-    free(saved);
     return ok;
 }
 
-static int cmd_bench(int argc, char **argv) {
+static int cmd_bench(int argc, char **argv, const nst_settings *set) {
     const char *device = NULL, *weights = NULL;
     int sizes[16], nsizes = 0, evals = 10, json = 0, tile = 0;
     double width = 1.0;
@@ -915,7 +917,7 @@ static int cmd_bench(int argc, char **argv) {
     }
     nst_msg msg = {{0}};
     double cold = 0, warm = 0;
-    if (!bench_build_times(device, &cold, &warm, &msg)) {
+    if (!bench_build_times(device, set, &cold, &warm, &msg)) {
         fprintf(stderr, "nst: %s\n", msg.text);
         return EXIT_RUNTIME;
     }
@@ -926,6 +928,7 @@ static int cmd_bench(int argc, char **argv) {
         nst_runtime_options ro = {0};
         ro.device = device;
         ro.profile = 1;
+        ro.settings = set;
         nst_params p;
         nst_params_default(&p);
         p.tile = tile;
@@ -983,7 +986,7 @@ static void tune_progress(void *ctx, const char *line) {
     fflush(stdout);
 }
 
-static int cmd_tune(int argc, char **argv) {
+static int cmd_tune(int argc, char **argv, const nst_settings *set) {
     const char *device = NULL;
     double seconds = 300;
     for (int i = 1; i < argc; i++) {
@@ -1011,6 +1014,7 @@ static int cmd_tune(int argc, char **argv) {
     nst_runtime *rt = NULL;
     nst_runtime_options ro = {0};
     ro.device = device;
+    ro.settings = set;
     if (nst_runtime_open(&rt, &ro, &msg) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         return EXIT_RUNTIME;
@@ -1035,12 +1039,19 @@ static int cmd_tune(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "devices")) return cmd_devices(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "tune")) return cmd_tune(argc - 1, argv + 1);
+    /* the environment is read here, once; the library only sees the settings */
+    nst_settings set;
+    nst_msg msg = {{0}};
+    if (nst_settings_from_env(&set, &msg) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", msg.text);
+        return EXIT_USAGE;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1, &set);
+    if (argc >= 2 && !strcmp(argv[1], "devices")) return cmd_devices(argc - 1, argv + 1, &set);
+    if (argc >= 2 && !strcmp(argv[1], "tune")) return cmd_tune(argc - 1, argv + 1, &set);
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    return run_transfer(argc, argv);
+    return run_transfer(argc, argv, &set);
 }

@@ -163,7 +163,7 @@ static unsigned long long fnv1a_str(unsigned long long h, const char *s) {
 
 int nst_tune_path(const nst_runtime *rt, char *buf, size_t len) {
     char dir[900];
-    if (nst_cache_dir(dir, sizeof dir) != 0) return -1;
+    if (nst_cache_dir(rt, dir, sizeof dir) != 0) return -1;
     unsigned long long h = 0xcbf29ce484222325ULL;
     h = fnv1a_str(h, rt->info.platform);
     h = fnv1a_str(h, rt->info.name);
@@ -284,8 +284,7 @@ static void not_applied(nst_runtime *rt, const char *why) {
 }
 
 void nst_tune_apply_saved(nst_runtime *rt) {
-    const char *e = getenv("NST_TUNE");
-    if (e && !strcmp(e, "0")) {
+    if (rt->settings.no_tune) {
         not_applied(rt, "NST_TUNE=0");
         return;
     }

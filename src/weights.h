@@ -103,18 +103,16 @@ int nst_weights_keep(const char *name, int max_index);
 #define NST_WEIGHTS_TRIM_INDEX 28
 
 /* Finds the weight file. Order: explicit_path (--weights; must exist), then
- * $NST_WEIGHTS (must exist), then for each directory in turn the names
- * vgg19-conv.safetensors and vgg19-dcbb9e9d.pth: NST_SOURCE_DIR/weights,
- * $XDG_DATA_HOME/nst (default ~/.local/share/nst), NST_PREFIX/share/nst, and
- * last torch's download cache ($TORCH_HOME, default ~/.cache/torch,
- * /hub/checkpoints). Writes the path into out. When nothing is found,
- * NST_ERR_IO with one message listing every place looked and the command
- * that fetches the weights. */
-nst_status nst_weights_locate(const char *explicit_path, char *out, size_t outlen, nst_msg *msg);
-/* The same search over an explicit list of directories (NULL-terminated),
- * after explicit_path and $NST_WEIGHTS; nst_weights_locate calls it with the
- * directories above. */
-nst_status nst_weights_locate_in(const char *explicit_path, const char *const *dirs, char *out,
-                                 size_t outlen, nst_msg *msg);
+ * s->weights ($NST_WEIGHTS; must exist), then for each directory of
+ * s->weights_dirs in turn the names vgg19-conv.safetensors and
+ * vgg19-dcbb9e9d.pth (nst_settings_from_env lists NST_SOURCE_DIR/weights,
+ * $XDG_DATA_HOME/nst (default ~/.local/share/nst), NST_PREFIX/share/nst,
+ * and torch's download cache, $TORCH_HOME (default ~/.cache/torch)
+ * /hub/checkpoints). s may be NULL: no file, and the source tree's and
+ * NST_PREFIX's directories. Writes the path into out. When nothing is
+ * found, NST_ERR_IO with one message listing every place looked and the
+ * command that fetches the weights. */
+nst_status nst_weights_locate(const nst_settings *s, const char *explicit_path, char *out,
+                              size_t outlen, nst_msg *msg);
 
 #endif

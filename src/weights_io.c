@@ -94,19 +94,31 @@ static nst_status must_exist(const char *p, const char *from, char *out, size_t 
     return NST_OK;
 }
 
-nst_status nst_weights_locate_in(const char *explicit_path, const char *const *dirs, char *out,
-                                 size_t outlen, nst_msg *msg) {
+/* The next ':'-separated entry of *list into buf (empty entries skipped);
+ * 0 at the end of the list. */
+static int next_dir(const char **list, char *buf, size_t cap) {
+    while (**list == ':') (*list)++;
+    if (!**list) return 0;
+    size_t n = strcspn(*list, ":");
+    snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), *list);
+    *list += n;
+    return 1;
+}
+
+nst_status nst_weights_locate(const nst_settings *s, const char *explicit_path, char *out,
+                              size_t outlen, nst_msg *msg) {
     static const char *const names[] = {NST_WEIGHTS_FILE, NST_WEIGHTS_TORCHVISION_FILE};
     if (explicit_path && *explicit_path)
         return must_exist(explicit_path, "--weights", out, outlen, msg);
-    const char *env = getenv("NST_WEIGHTS");
-    if (env && *env) return must_exist(env, "$NST_WEIGHTS", out, outlen, msg);
-    char list[768] = "";
+    if (s && *s->weights) return must_exist(s->weights, "$NST_WEIGHTS", out, outlen, msg);
+    const char *dirs = s && *s->weights_dirs ? s->weights_dirs
+                                              : NST_SOURCE_DIR "/weights:" NST_PREFIX "/share/nst";
+    char list[768] = "", dir[NST_PATH_MAX];
     size_t used = 0;
-    for (int d = 0; dirs && dirs[d]; d++) {
+    for (int d = 0; next_dir(&dirs, dir, sizeof dir); d++) {
         for (int k = 0; k < 2; k++) {
-            char p[4096];
-            if (snprintf(p, sizeof p, "%s/%s", dirs[d], names[k]) >= (int)sizeof p) continue;
+            char p[NST_PATH_MAX + 64];
+            if (snprintf(p, sizeof p, "%s/%s", dir, names[k]) >= (int)sizeof p) continue;
             if (is_file(p)) {
                 if (strlen(p) >= outlen)
                     return nst_fail(msg, NST_ERR_INVALID_ARG, "weights path %s is too long", p);
@@ -114,7 +126,7 @@ nst_status nst_weights_locate_in(const char *explicit_path, const char *const *d
                 return NST_OK;
             }
         }
-        int w = snprintf(list + used, sizeof list - used, "%s%s", d ? ", " : "", dirs[d]);
+        int w = snprintf(list + used, sizeof list - used, "%s%s", d ? ", " : "", dir);
         if (w > 0) used = used + (size_t)w < sizeof list ? used + (size_t)w : sizeof list - 1;
     }
     return nst_fail(msg, NST_ERR_IO,
@@ -122,21 +134,4 @@ nst_status nst_weights_locate_in(const char *explicit_path, const char *const *d
                     "in %s. Fetch them with `%s` in the source tree (or pass --weights FILE)",
                     names[0], names[1], used ? list : "(no directories)",
                     NST_WEIGHTS_FETCH_HINT);
-}
-
-nst_status nst_weights_locate(const char *explicit_path, char *out, size_t outlen, nst_msg *msg) {
-    char data[2048], torch[2048];
-    const char *home = getenv("HOME"), *xdg = getenv("XDG_DATA_HOME"),
-               *th = getenv("TORCH_HOME");
-    if (!home || !*home) home = ".";
-    if (xdg && *xdg)
-        snprintf(data, sizeof data, "%s/nst", xdg);
-    else
-        snprintf(data, sizeof data, "%s/.local/share/nst", home);
-    if (th && *th)
-        snprintf(torch, sizeof torch, "%s/hub/checkpoints", th);
-    else
-        snprintf(torch, sizeof torch, "%s/.cache/torch/hub/checkpoints", home);
-    const char *dirs[] = {NST_SOURCE_DIR "/weights", data, NST_PREFIX "/share/nst", torch, NULL};
-    return nst_weights_locate_in(explicit_path, dirs, out, outlen, msg);
 }

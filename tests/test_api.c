@@ -165,7 +165,7 @@ static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     if (!f) return -1;
     f->rt = check_runtime();
-    if (nst_model_generate(f->rt, 3, 0.0625, &f->model) != NST_OK) return -1;
+    f->model = check_model(f->rt);
     f->content = image(32, 24);
     f->style = image(24, 24);
     nst_params_default(&f->p);

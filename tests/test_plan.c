@@ -31,8 +31,7 @@ static nst_image *pattern(int w, int h, int kind) {
  * buffer, reduction partials), within 1% + 64 KiB. */
 static void plan_vs_run(nst_params *p, int w, int h, int want_tiled) {
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_image *content = pattern(w, h, 0), *style = pattern(w, h * 3 / 4, 1), *out = NULL;
     const nst_image *styles[1] = {style};
     int wh[2] = {style->w, style->h};
@@ -114,8 +113,7 @@ static uint64_t budget_for(uint64_t usable) {
 static void test_plan_budget(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.size = 256;
@@ -164,8 +162,7 @@ static void test_plan_budget(void **state) {
 static void test_plan_history(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.size = 1024;
@@ -193,8 +190,7 @@ static void test_plan_history(void **state) {
 static void test_plan_small_size(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.iterations = 1;
@@ -267,8 +263,7 @@ static void test_plan_small_size(void **state) {
 static void test_plan_small_tile(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.iterations = 1;

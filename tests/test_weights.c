@@ -348,48 +348,53 @@ static void test_locate_order(void **state) {
     char f[512];
     system("rm -rf build/tmp/loc1 build/tmp/loc2 build/tmp/loc3");
     mkdir(d1, 0755), mkdir(d2, 0755), mkdir(d3, 0755);
-    const char *dirs[] = {d1, d2, d3, NULL};
-    unsetenv("NST_WEIGHTS");
+    nst_settings s = {0};
+    snprintf(s.weights_dirs, sizeof s.weights_dirs, "%s:%s::%s", d1, d2, d3);
     /* nothing anywhere: one message naming every place and the fix */
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_ERR_IO);
+    assert_int_equal(nst_weights_locate(&s, NULL, out, sizeof out, &m), NST_ERR_IO);
     expect_msg(&m, "build/tmp/loc1, build/tmp/loc2, build/tmp/loc3", "make weights");
     expect_msg(&m, "$NST_WEIGHTS", NST_WEIGHTS_FILE);
     /* the torchvision name in the third, the trimmed file in the second */
     snprintf(f, sizeof f, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
     touch(f);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate(&s, NULL, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
     snprintf(f, sizeof f, "%s/%s", d2, NST_WEIGHTS_FILE);
     touch(f);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate(&s, NULL, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
     /* $NST_WEIGHTS beats the directories, and must exist */
-    snprintf(f, sizeof f, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
-    setenv("NST_WEIGHTS", f, 1);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_OK);
-    assert_string_equal(out, f);
-    setenv("NST_WEIGHTS", "build/tmp/loc3/missing.safetensors", 1);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_ERR_IO);
+    snprintf(s.weights, sizeof s.weights, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
+    assert_int_equal(nst_weights_locate(&s, NULL, out, sizeof out, &m), NST_OK);
+    assert_string_equal(out, s.weights);
+    snprintf(s.weights, sizeof s.weights, "build/tmp/loc3/missing.safetensors");
+    assert_int_equal(nst_weights_locate(&s, NULL, out, sizeof out, &m), NST_ERR_IO);
     expect_msg(&m, "missing.safetensors", "$NST_WEIGHTS");
     /* --weights beats everything, and must exist */
     snprintf(f, sizeof f, "%s/%s", d2, NST_WEIGHTS_FILE);
-    assert_int_equal(nst_weights_locate_in(f, dirs, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate(&s, f, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
-    assert_int_equal(nst_weights_locate_in("build/tmp/nope.pth", dirs, out, sizeof out, &m),
+    assert_int_equal(nst_weights_locate(&s, "build/tmp/nope.pth", out, sizeof out, &m),
                      NST_ERR_IO);
     expect_msg(&m, "nope.pth", "--weights");
+    /* the search the environment gives: $XDG_DATA_HOME/nst unless the source
+     * tree has weights */
+    const char *old = getenv("NST_WEIGHTS");
+    char *saved = old ? strdup(old) : NULL;
     unsetenv("NST_WEIGHTS");
-    /* the public search: $XDG_DATA_HOME/nst unless the source tree has weights */
     setenv("XDG_DATA_HOME", "build/tmp/loc1", 1);
     mkdir("build/tmp/loc1/nst", 0755);
     touch("build/tmp/loc1/nst/" NST_WEIGHTS_FILE);
-    assert_int_equal(nst_weights_locate(NULL, out, sizeof out, &m), NST_OK);
+    check_settings(&s);
+    assert_int_equal(nst_weights_locate(&s, NULL, out, sizeof out, &m), NST_OK);
     struct stat sb;
     if (!stat(NST_SOURCE_DIR "/weights/" NST_WEIGHTS_FILE, &sb))
         assert_string_equal(out, NST_SOURCE_DIR "/weights/" NST_WEIGHTS_FILE);
     else
         assert_string_equal(out, "build/tmp/loc1/nst/" NST_WEIGHTS_FILE);
     unsetenv("XDG_DATA_HOME");
+    if (saved) setenv("NST_WEIGHTS", saved, 1);
+    free(saved);
 }
 
 /* ---- PyTorch checkpoints ------------------------------------------------ */
