@@ -1,6 +1,7 @@
 # nst: neural style transfer on OpenCL.  `make` builds build/nst and
 # build/libnst.a; `make test` runs every suite; `make install` installs.
-# `make check-asan`, `make check-valgrind`, `make fuzz`: see docs/RELIABILITY.md.
+# `make check-asan`, `make check-tsan`, `make check-valgrind`, `make fuzz`: see
+# docs/RELIABILITY.md.
 PREFIX  ?= /usr/local
 BUILD   ?= build
 DESTDIR ?=
@@ -12,7 +13,7 @@ LDFLAGS += $(SAN)
 CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude -Isrc -I$(BUILD)/gen -DCL_TARGET_OPENCL_VERSION=120 \
             -DNST_PREFIX='"$(PREFIX)"' -DNST_SOURCE_DIR='"$(CURDIR)"' \
             $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
 SRC   := $(filter-out src/main.c src/cli.c,$(wildcard src/*.c))
 OBJ   := $(SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -106,6 +107,17 @@ SAN_ENV  := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initializat
 check-asan:
 	$(SAN_ENV) $(MAKE) BUILD=build-asan SAN="$(SANITIZE)" test
 
+# ThreadSanitizer: the library and tests/test_threads.c (two transfers on two
+# threads) built with -fsanitize=thread in build-tsan/. Reports from inside
+# the OpenCL driver and CLBlast, which are not instrumented, are suppressed
+# by tests/tsan.supp; nothing of nst's own is.
+TSAN_ENV := TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 \
+            second_deadlock_stack=1 history_size=4"
+check-tsan:
+	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread -fno-omit-frame-pointer" \
+	    build-tsan/tests/test_threads
+	$(TSAN_ENV) NST_CACHE=0 build-tsan/tests/test_threads
+
 VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,possible \
             --errors-for-leak-kinds=definite,possible --num-callers=30 \
             --suppressions=$(CURDIR)/tests/valgrind.supp
@@ -160,8 +172,8 @@ uninstall:
 	    $(DESTDIR)$(PREFIX)/include/nst.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/nst.pc
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*.d)
-.PHONY: all test install uninstall clean weights bench check-asan check-valgrind fuzz fuzz-build fuzz-smoke
+.PHONY: all test install uninstall clean weights bench check-asan check-tsan check-valgrind fuzz fuzz-build fuzz-smoke
 .SECONDARY: $(GEN) $(TESTLIB)

@@ -11,7 +11,23 @@
  * refused with NST_ERR_INVALID_ARG and a message naming it, never a crash; a
  * call given a NULL runtime has nowhere to put that message and only returns
  * the status. Inputs are borrowed for the call: the library keeps no pointer
- * to them after it returns. */
+ * to them after it returns.
+ *
+ * Threads: the library has no mutable global state of its own but one list,
+ * under a lock, of the devices CLBlast holds tuned GEMM parameters for. So:
+ *  - separate runtimes may be used from separate threads at the same time,
+ *    each with the models and transfers made on it (on the same device or
+ *    on different ones);
+ *  - one runtime, and everything made on it, is used by one thread at a
+ *    time: two threads sharing a runtime, a model or a transfer need their
+ *    own lock around every call;
+ *  - the calls without a runtime (devices, images, weight files, params,
+ *    settings) may run on any thread at any time, each on its own
+ *    arguments; nst_settings_from_env reads the environment, so no other
+ *    thread may change it (setenv, putenv) meanwhile;
+ *  - CLBlast keeps GEMM parameters per device for the whole process: a
+ *    runtime that applies saved tuning sets them for every runtime on that
+ *    device (results stay correct; only the speed may differ). */
 #ifndef NST_H
 #define NST_H
 

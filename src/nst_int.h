@@ -28,6 +28,11 @@ const char *nst_cl_error_name(cl_int err);
 /* The public entry points' pointer checks: NST_ERR_INVALID_ARG with
  * "fn: arg is NULL" in msg (which may be NULL). */
 nst_status nst_fail_null(nst_msg *msg, const char *fn, const char *arg);
+/* The text of errno value e in buf (strerror_r: strerror may share one buffer
+ * between threads). NST_STRERROR(e) gives it a buffer of its own that lasts
+ * to the end of the enclosing block, for use in a message's arguments. */
+const char *nst_errno_text(int e, char *buf, size_t len);
+#define NST_STRERROR(e) nst_errno_text((e), (char[160]){0}, 160)
 
 /* Each function using these has `nst_status st` and a `fail:` label. */
 #define NST_CL(msgp, call)                                                       \

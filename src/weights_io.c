@@ -34,7 +34,7 @@ nst_status nst_weights_load_trimmed(const char *path, int max_index, nst_weights
     FILE *f = fopen(path, "rb");
     if (!f || fstat(fileno(f), &sb)) {
         nst_status st = nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path,
-                                 strerror(errno));
+                                 NST_STRERROR(errno));
         if (f) fclose(f);
         return st;
     }
@@ -54,7 +54,7 @@ nst_status nst_weights_load_memory(const void *buf, size_t len, const char *name
     FILE *f = fmemopen((void *)buf, len, "rb");
     if (!f)
         return nst_fail(msg, NST_ERR_NOMEM, "%s: cannot open a stream on memory: %s", name,
-                        strerror(errno));
+                        NST_STRERROR(errno));
     nst_status st = load_stream(f, len, h, n, name, max_index, out, msg);
     fclose(f);
     return st;
@@ -87,7 +87,7 @@ static nst_status must_exist(const char *p, const char *from, char *out, size_t 
                              nst_msg *msg) {
     if (!is_file(p))
         return nst_fail(msg, NST_ERR_IO, "weights %s (from %s) cannot be read: %s", p, from,
-                        errno ? strerror(errno) : "not a regular file");
+                        errno ? NST_STRERROR(errno) : "not a regular file");
     if (strlen(p) >= outlen)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "weights path %s is too long", p);
     strcpy(out, p);

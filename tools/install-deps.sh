@@ -5,7 +5,7 @@
 # python3 (the weight-fetch test's local server) and Mesa's OpenCL (rusticl, a
 # second implementation for the cross-vendor checks). With --dev, also what the reliability targets need (docs/RELIABILITY.md):
 # clang and its sanitizer/libFuzzer runtimes (make fuzz), valgrind (make
-# check-valgrind); gcc's ASan/UBSan runtimes come with build-essential.
+# check-valgrind); gcc's ASan/UBSan/TSan runtimes come with build-essential.
 # usage: tools/install-deps.sh [--dev]   (as root, or with sudo available)
 set -eu
 PKGS="build-essential pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
