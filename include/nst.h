@@ -207,16 +207,17 @@ typedef struct nst_params {
     int size;                    /* longest side of the output; the content is resized.
                                     16..65536, and every side of every image at
                                     it needs 2^pools pixels (see nst_transfer_plan) */
-    double style_scale;          /* style images' longest side = style_scale * size */
+    double style_scale;          /* style images' longest side = style_scale * size;
+                                    (0, 16] */
     double content_weight;       /* a: weight of the content terms */
     double style_weight;         /* b: weight of the style terms */
-    double tv_weight;            /* g: weight of total variation */
-    int iterations;
+    double tv_weight;            /* g: weight of total variation (a, b, g finite, >= 0) */
+    int iterations;              /* 1..1000000 */
     nst_optimizer optimizer;
     double learning_rate;        /* Adam step; L-BFGS step scale (1 = classic);
                                     0 = the optimiser's default (Adam 0.02,
-                                    L-BFGS 1) */
-    int lbfgs_history;
+                                    L-BFGS 1); finite, >= 0 */
+    int lbfgs_history;           /* 1..1000 */
     int line_search;             /* L-BFGS: 1 = backtracking line search */
     nst_init init;
     const nst_image *init_image; /* for NST_INIT_IMAGE, else may be NULL; any
@@ -225,6 +226,8 @@ typedef struct nst_params {
     const char *content_layers;  /* comma list, e.g. "relu4_2" */
     const char *style_layers;    /* comma list, e.g. "relu1_1,relu2_1,..." */
     const double *style_layer_weights; /* one per style layer, or NULL = equal */
+    int style_layer_weight_count; /* entries in style_layer_weights: the number of
+                                     style layers (0 with NULL) */
     int avg_pool;                /* 1: average pooling instead of max */
     /* colour */
     int preserve_colors;         /* output luminance with the content's chroma */
@@ -237,15 +240,15 @@ typedef struct nst_params {
     const nst_image *const *masks;
     /* coarse to fine: `scales` sizes growing by sqrt(2) up to `size`; the
      * first runs `iterations`, each later one `scale_iterations` */
-    int scales;
-    int scale_iterations;        /* 0 = iterations / 2 */
-    double average_decay;        /* > 0: the output is an exponential moving
-                                    average of the iterates with this decay */
+    int scales;                  /* 1..12 */
+    int scale_iterations;        /* 0..1000000; 0 = iterations / 2 */
+    double average_decay;        /* in [0, 1); > 0: the output is an exponential
+                                    moving average of the iterates with this decay */
     /* memory (see nst_transfer_plan) */
     uint64_t max_memory;         /* device bytes the run may use; 0 = the device's
                                     global memory less 10% */
     int tile;                    /* 0: tiles only when the whole image does not fit;
-                                    > 0: tiles of at most this many pixels a side
+                                    16..65536: tiles of at most this many pixels a side
                                     (at least twice the deepest layer's halo: the
                                     plan refuses less, naming the minimum);
                                     -1: never tile */
@@ -255,7 +258,9 @@ typedef struct nst_params {
 void nst_params_default(nst_params *p);
 /* Checks every parameter (ranges, layer names, blend weights summing to 1,
  * the init image and masks) without touching a device; the message says
- * which value is wrong. blend may be NULL (equal weights). */
+ * which value is wrong and what it may be. The one place the ranges are
+ * kept: the nst command reports this message rather than checking them
+ * itself. blend may be NULL (equal weights). */
 nst_status nst_params_check(const nst_params *p, int nstyles, const double *blend, nst_msg *msg);
 
 typedef struct nst_transfer nst_transfer;
