@@ -40,6 +40,11 @@ extern "C" {
 
 #define NST_VERSION "0.1.0"
 
+/* The version of the library in use: NST_VERSION as it was when the library
+ * was built, which for a shared library may differ from the header a program
+ * was compiled with. */
+const char *nst_version(void);
+
 typedef enum nst_status {
     NST_OK = 0,
     NST_ERR_INVALID_ARG, /* a parameter is out of range or malformed */

@@ -1,8 +1,13 @@
-/* status.c: status names, OpenCL error names and the message helpers. */
+/* status.c: the version, status names, OpenCL error names and the message
+ * helpers. */
 #include <stdio.h>
 #include <string.h>
 
 #include "nst_int.h"
+
+const char *nst_version(void) {
+    return NST_VERSION;
+}
 
 const char *nst_strerror(nst_status s) {
     switch (s) {
