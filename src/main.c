@@ -271,10 +271,34 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
     o->print_every = 50;
     static char style_buf[4096], mask_buf[4096];
     size_t style_used = 0, mask_used = 0;
+    /* the options that are plain numbers of nst_params */
+    const struct {
+        int val;
+        const char *name;
+        int *i;    /* a whole number, */
+        double *d; /* or any */
+    } nums[] = {{O_SIZE, "--size", &o->p.size, NULL},
+                {'n', "--iterations", &o->p.iterations, NULL},
+                {O_SCALES, "--scales", &o->p.scales, NULL},
+                {O_SCALE_ITERATIONS, "--scale-iterations", &o->p.scale_iterations, NULL},
+                {O_LBFGS_HISTORY, "--lbfgs-history", &o->p.lbfgs_history, NULL},
+                {O_STYLE_SCALE, "--style-scale", NULL, &o->p.style_scale},
+                {O_CONTENT_WEIGHT, "--content-weight", NULL, &o->p.content_weight},
+                {O_STYLE_WEIGHT, "--style-weight", NULL, &o->p.style_weight},
+                {O_TV_WEIGHT, "--tv-weight", NULL, &o->p.tv_weight},
+                {O_LEARNING_RATE, "--learning-rate", NULL, &o->p.learning_rate},
+                {O_AVERAGE_DECAY, "--average-decay", NULL, &o->p.average_decay}};
     optind = 0;
     while ((c = next_option(argc, argv, run_shortopts, run_longopts, NULL)) != CLI_END) {
         const char *v = optarg;
-        double d;
+        int k = 0;
+        while (k < (int)(sizeof nums / sizeof nums[0]) && nums[k].val != c) k++;
+        if (k < (int)(sizeof nums / sizeof nums[0])) {
+            if (nums[k].i ? !cli_parse_int(v, nums[k].i) : !cli_parse_double(v, nums[k].d, NULL))
+                return usage_error("%s '%s': give a %snumber", nums[k].name, v,
+                                   nums[k].i ? "whole " : "");
+            continue;
+        }
         switch (c) {
         case CLI_ERROR: return EXIT_USAGE;
         case CLI_ARG: return usage_error("unexpected argument '%s'", v);
@@ -302,61 +326,16 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             else if (!strcmp(v, "histogram")) o->p.luminance_histogram = 1;
             else return usage_error("--luminance-match '%s': choose mean or histogram", v);
             break;
-        case O_SCALES:
-            if (!cli_parse_int(v, &o->p.scales))
-                return usage_error("--scales '%s': give a whole number", v);
-            break;
-        case O_SCALE_ITERATIONS:
-            if (!cli_parse_int(v, &o->p.scale_iterations))
-                return usage_error("--scale-iterations '%s': give a whole number", v);
-            break;
-        case O_AVERAGE_DECAY:
-            if (!cli_parse_double(v, &o->p.average_decay, NULL))
-                return usage_error("--average-decay '%s': give a number", v);
-            break;
         case O_STYLE_BLEND:
             o->nblend = parse_doubles(v, o->blend, NST_MAX_STYLES);
             if (o->nblend < 1)
                 return usage_error("--style-blend '%s': give numbers separated by commas", v);
             break;
         case 'o': o->output = v; break;
-        case O_SIZE:
-            if (!cli_parse_int(v, &o->p.size))
-                return usage_error("--size '%s': give a whole number of pixels", v);
-            break;
-        case O_STYLE_SCALE:
-            if (!cli_parse_double(v, &o->p.style_scale, NULL))
-                return usage_error("--style-scale '%s': give a number", v);
-            break;
-        case O_CONTENT_WEIGHT:
-        case O_STYLE_WEIGHT:
-        case O_TV_WEIGHT:
-            if (!cli_parse_double(v, &d, NULL))
-                return usage_error("%s '%s': give a number",
-                                   c == O_CONTENT_WEIGHT ? "--content-weight"
-                                   : c == O_STYLE_WEIGHT ? "--style-weight"
-                                                         : "--tv-weight",
-                                   v);
-            if (c == O_CONTENT_WEIGHT) o->p.content_weight = d;
-            else if (c == O_STYLE_WEIGHT) o->p.style_weight = d;
-            else o->p.tv_weight = d;
-            break;
-        case 'n':
-            if (!cli_parse_int(v, &o->p.iterations))
-                return usage_error("--iterations '%s': give a whole number", v);
-            break;
         case O_OPTIMIZER:
             if (!strcmp(v, "lbfgs")) o->p.optimizer = NST_OPTIMIZER_LBFGS;
             else if (!strcmp(v, "adam")) o->p.optimizer = NST_OPTIMIZER_ADAM;
             else return usage_error("--optimizer '%s': choose lbfgs or adam", v);
-            break;
-        case O_LEARNING_RATE:
-            if (!cli_parse_double(v, &o->p.learning_rate, NULL))
-                return usage_error("--learning-rate '%s': give a number", v);
-            break;
-        case O_LBFGS_HISTORY:
-            if (!cli_parse_int(v, &o->p.lbfgs_history))
-                return usage_error("--lbfgs-history '%s': give a whole number", v);
             break;
         case O_MAX_MEMORY: {
             unsigned long long b;
