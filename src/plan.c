@@ -1,8 +1,9 @@
 /* plan.c: the memory plan of a run (nst_transfer_plan): the device bytes
  * each component needs, from the sizes, the layers and the optimiser, and
  * the decision that follows: the whole image, tiles, or the largest size
- * that fits. The figures mirror what transfer.c, tiled.c, vgg.c and optim.c
- * allocate (the network's share comes from nst_vgg_memory_bytes itself), so
+ * that fits. The objective gives its own figures (network, targets, loss
+ * scratch, nst_objective_memory) and the optimiser its own
+ * (nst_optim_memory_bytes), each from what it allocates, so
  * tests/test_plan.c can hold them to the runtime's measured peak. */
 #include <math.h>
 #include <stdio.h>
@@ -10,59 +11,31 @@
 
 #include "image.h"
 #include "optim.h"
-#include "transfer_int.h"
+#include "plan.h"
+#include "tiling.h"
 
 #define HISTORY_SHARE 0.4 /* L-BFGS history may take this much of the budget */
 
 typedef struct plan_ctx {
-    nst_transfer *t;
+    const nst_objective *o;
     const nst_params *p;
     int depth;
     int chan[NST_VGG_LAYERS]; /* output channels of each layer */
     int stride[NST_VGG_LAYERS];
     uint64_t weight_bytes;
+    int halo, align;          /* the tiles' (nst_objective_halo) */
     int cw, ch;               /* the content as given */
     int nstyles;
     int sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
     uint64_t budget, reserve, max_alloc;
 } plan_ctx;
 
-static int tap_index(const char *name) { return nst_vgg_layer_index(name); }
-
 /* Content and style sizes at `size` (the output's longest side). */
 static void sizes_at(const plan_ctx *c, int size, int *w, int *h, int *sw, int *sh) {
     nst_image_fit_size(c->cw, c->ch, size, w, h);
-    int longest = (int)lround((*w > *h ? *w : *h) * c->p->style_scale);
-    if (longest < 16) longest = 16;
+    int longest = nst_style_longest(c->p, *w, *h);
     for (int k = 0; k < c->nstyles; k++) nst_image_fit_size(c->sw[k], c->sh[k], longest, &sw[k],
                                                             &sh[k]);
-}
-
-static uint64_t act_bytes(const plan_ctx *c, int h, int w) {
-    size_t b = nst_vgg_memory_bytes(c->t->vgg, h, w);
-    return b ? b - c->weight_bytes : UINT64_MAX / 4;
-}
-
-/* Floats of the largest layer output at h x w (the largest activation). */
-static uint64_t largest_layer(const plan_ctx *c, int h, int w) {
-    uint64_t m = (uint64_t)3 * h * w;
-    for (int i = 0; i < c->depth; i++) {
-        uint64_t n = (uint64_t)c->chan[i] * (h / c->stride[i]) * (w / c->stride[i]);
-        if (n > m) m = n;
-    }
-    return m;
-}
-
-/* Floats of the largest requested tap (content taps only: content_only). */
-static uint64_t largest_tap(const plan_ctx *c, int h, int w, int content_only) {
-    const nst_transfer *t = c->t;
-    uint64_t m = 1;
-    for (int i = 0; i < t->content.n + (content_only ? 0 : t->style.n); i++) {
-        int l = tap_index(i < t->content.n ? t->content.name[i] : t->style.name[i - t->content.n]);
-        uint64_t n = (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]);
-        if (n > m) m = n;
-    }
-    return m;
 }
 
 static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
@@ -70,20 +43,12 @@ static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 /* The figures at output size `size` with tile limit `tile` (0 = whole image)
  * and L-BFGS history `hist`. 0 when the tiling is impossible. */
 static int figure(const plan_ctx *c, int size, int tile, int hist, nst_plan *o) {
-    const nst_transfer *t = c->t;
     const nst_params *p = c->p;
     int w, h, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
     sizes_at(c, size, &w, &h, sw, sh);
-    int nr = t->nregions ? t->nregions : 1;
     uint64_t F = sizeof(float), px = (uint64_t)w * h;
-    nst_tiling tg;
-    memset(&tg, 0, sizeof tg);
-    int tiled = 0;
-    if (tile > 0) {
-        if (nst_tiling_make(h, w, tile, t->halo, t->align, &tg, NULL) != NST_OK) return 0;
-        tiled = tg.ny * tg.nx > 1;
-    }
-    int th = tiled ? tg.th : h, tw = tiled ? tg.tw : w;
+    nst_objective_bytes m;
+    if (!nst_objective_memory(c->o, w, h, sw, sh, c->nstyles, tile, &m)) return 0;
     o->width = w;
     o->height = h;
     o->style_width = o->style_height = 0;
@@ -92,87 +57,30 @@ static int figure(const plan_ctx *c, int size, int tile, int hist, nst_plan *o) 
             o->style_width = sw[k];
             o->style_height = sh[k];
         }
-    o->tiled = tiled;
-    o->tile = tiled ? tile : 0;
-    o->tile_w = tw;
-    o->tile_h = th;
-    o->tiles_x = tiled ? tg.nx : 1;
-    o->tiles_y = tiled ? tg.ny : 1;
-    o->halo = tiled ? t->halo : 0;
+    o->tiled = m.tiled;
+    o->tile = m.tiled ? tile : 0;
+    o->tile_w = m.tile_w;
+    o->tile_h = m.tile_h;
+    o->tiles_x = m.tiles_x;
+    o->tiles_y = m.tiles_y;
+    o->halo = m.tiled ? c->halo : 0;
 
-    /* targets */
-    uint64_t content_t = 0, style_t = 0, sum_cc = 0, max_cc = 1, masks = 0, max_cm = 1;
-    for (int i = 0; i < t->content.n; i++) {
-        int l = tap_index(t->content.name[i]);
-        content_t += (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]) * F;
-    }
-    for (int i = 0; i < t->style.n; i++) {
-        int l = tap_index(t->style.name[i]);
-        uint64_t cc = (uint64_t)c->chan[l] * c->chan[l];
-        uint64_t m = (uint64_t)(h / c->stride[l]) * (w / c->stride[l]);
-        style_t += cc * nr * F;
-        sum_cc += cc;
-        max_cc = max64(max_cc, cc);
-        max_cm = max64(max_cm, c->chan[l] * m);
-        masks += t->nregions * m * F;
-    }
-    uint64_t values = (uint64_t)t->nslots * F;
-    uint64_t act = act_bytes(c, th, tw);
-    uint64_t vec = 3 * px * F;
+    uint64_t vec = 3 * px * F; /* the image, its gradient, the average */
     nst_optim_params op;
     nst_optim_defaults(&op, p->optimizer == NST_OPTIMIZER_ADAM ? NST_OPTIM_ADAM : NST_OPTIM_LBFGS);
     op.history = hist;
     o->optimizer = nst_optim_memory_bytes(&op, (size_t)(3 * px));
     o->weights = c->weight_bytes;
-    o->activations = act;
-    o->content_targets = content_t;
-    o->style_targets = style_t;
-    o->images = vec * (p->average_decay > 0 ? 3 : 2);
-    uint64_t largest = max64(largest_layer(c, th, tw), 3 * px) * F;
-    for (int i = 0; i < t->content.n; i++) {
-        int l = tap_index(t->content.name[i]);
-        largest = max64(largest, (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]) *
-                                     F);
-    }
-    if (!tiled) {
-        o->loss_scratch = values + max_cc * F + (t->nregions ? max_cm * F + masks : 0);
-        if (t->nregions) largest = max64(largest, max_cm * F);
-        /* targets: each style image runs through the network at its size */
-        uint64_t tp = c->weight_bytes + act + vec + content_t + values;
-        for (int k = 0; k < c->nstyles; k++)
-            tp = max64(tp, c->weight_bytes + act_bytes(c, sh[k], sw[k]) +
-                               (uint64_t)3 * sw[k] * sh[k] * F + content_t + style_t + values);
-        o->targets_peak = tp;
-        for (int k = 0; k < c->nstyles; k++)
-            largest = max64(largest, max64(largest_layer(c, sh[k], sw[k]),
-                                           (uint64_t)3 * sw[k] * sh[k]) * F);
-    } else {
-        uint64_t win = (uint64_t)3 * th * tw * F;
-        uint64_t fm = largest_tap(c, th, tw, 0), tp;
-        uint64_t targets = c->weight_bytes + act + vec + win + fm * F + content_t + values;
-        for (int k = 0; k < c->nstyles; k++) {
-            nst_tiling ts;
-            if (nst_tiling_make(sh[k], sw[k], tile, t->halo, t->align, &ts, NULL) != NST_OK)
-                return 0;
-            uint64_t sfm = largest_tap(c, ts.th, ts.tw, 0);
-            fm = max64(fm, sfm);
-            tp = c->weight_bytes + act_bytes(c, ts.th, ts.tw) + (uint64_t)3 * sw[k] * sh[k] * F +
-                 (uint64_t)3 * ts.th * ts.tw * F + fm * F + content_t + style_t + values;
-            targets = max64(targets, tp);
-            largest = max64(largest, max64(largest_layer(c, ts.th, ts.tw),
-                                           (uint64_t)3 * sw[k] * sh[k]) * F);
-            nst_tiling_free(&ts);
-        }
-        o->targets_peak = targets;
-        o->loss_scratch = values + sum_cc * F + fm * F + largest_tap(c, th, tw, 1) * F +
-                          (uint64_t)(t->content.n + 1) * F;
-        o->images += 2 * win;
-    }
-    nst_tiling_free(&tg);
+    o->activations = m.network > c->weight_bytes ? m.network - c->weight_bytes : 0;
+    o->content_targets = m.content_targets;
+    o->style_targets = m.style_targets;
+    o->loss_scratch = m.scratch;
+    o->images = vec * (p->average_decay > 0 ? 3 : 2) + m.windows;
+    o->targets_peak = m.targets_peak;
     o->eval_peak = o->weights + o->activations + o->content_targets + o->style_targets +
                    o->loss_scratch + o->images + o->optimizer;
     o->peak = max64(o->eval_peak, o->targets_peak);
-    o->largest_alloc = largest;
+    o->largest_alloc = max64(m.largest, vec);
     o->lbfgs_history = hist;
     return 1;
 }
@@ -203,9 +111,9 @@ static int best_at(const plan_ctx *c, int size, nst_plan *o) {
     int hist = history_at(c, size);
     if (p->tile > 0) return figure(c, size, p->tile, hist, o) && fits(c, o);
     if (figure(c, size, 0, hist, o) && fits(c, o)) return 1;
-    if (p->tile < 0 || c->t->nregions) return 0;
+    if (p->tile < 0 || nst_objective_untileable(c->o)) return 0;
     /* the largest tile that fits: memory grows with the tile */
-    int lo = nst_tiling_min_tile(c->t->halo, c->t->align);
+    int lo = nst_tiling_min_tile(c->halo, c->align);
     int hi = o->width > o->height ? o->width : o->height;
     nst_plan q = *o;
     int ok = figure(c, size, lo, hist, &q);
@@ -297,7 +205,6 @@ static nst_status check_size(const plan_ctx *c, nst_msg *msg) {
 /* Refuses a tile limit (p->tile > 0) that cuts an image into windows too
  * small for the layers' receptive field, or into too many tiles. */
 static nst_status check_tile(const plan_ctx *c, nst_msg *msg) {
-    const nst_transfer *t = c->t;
     int tile = c->p->tile, w, h, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
     sizes_at(c, c->p->size, &w, &h, sw, sh);
     int longest = w > h ? w : h;
@@ -306,38 +213,38 @@ static nst_status check_tile(const plan_ctx *c, nst_msg *msg) {
         if (sh[k] > longest) longest = sh[k];
     }
     if (tile >= longest) return NST_OK; /* no image is cut, at any scale */
-    int least = nst_tiling_min_tile(t->halo, t->align);
+    int least = nst_tiling_min_tile(c->halo, c->align);
     if (tile < least)
         return nst_fail(msg, NST_ERR_INVALID_ARG,
                         "tiles of %d pixels are too small for layer %s: a tile needs at least %d "
                         "(twice the %d-pixel halo of the layer's receptive field, plus %d, plus "
                         "up to %d to keep the pooling grid); give at least %d, or 0 to let the "
                         "plan choose",
-                        tile, nst_vgg_layer_name(c->depth - 1), least, t->halo, t->align,
-                        t->align - 1, least);
+                        tile, nst_vgg_layer_name(c->depth - 1), least, c->halo, c->align,
+                        c->align - 1, least);
     nst_tiling tg;
-    nst_status st = nst_tiling_make(h, w, tile, t->halo, t->align, &tg, msg);
+    nst_status st = nst_tiling_make(h, w, tile, c->halo, c->align, &tg, msg);
     nst_tiling_free(&tg);
     for (int k = 0; k < c->nstyles && st == NST_OK; k++) {
-        st = nst_tiling_make(sh[k], sw[k], tile, t->halo, t->align, &tg, msg);
+        st = nst_tiling_make(sh[k], sw[k], tile, c->halo, c->align, &tg, msg);
         nst_tiling_free(&tg);
     }
     return st;
 }
 
-nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w, int content_h,
+nst_status nst_plan_compute(nst_runtime *rt, const nst_params *p, const nst_objective *o,
+                            const nst_weights *w, int content_w, int content_h,
                             const int *style_wh, int nstyles, nst_plan *out) {
-    nst_runtime *rt = t->rt;
-    const nst_params *p = t->p;
     plan_ctx c;
     memset(&c, 0, sizeof c);
     memset(out, 0, sizeof *out);
     if (nstyles < 1 || nstyles > NST_MAX_STYLES || content_w < 1 || content_h < 1)
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "plan: %d style images, content %dx%d",
                         nstyles, content_w, content_h);
-    c.t = t;
+    c.o = o;
     c.p = p;
-    c.depth = nst_vgg_depth(t->vgg);
+    c.depth = nst_vgg_depth(nst_objective_network(o));
+    nst_objective_halo(o, &c.halo, &c.align);
     int ch = 3, s = 1;
     for (int i = 0; i < c.depth; i++) {
         const char *name = nst_vgg_layer_name(i);
@@ -418,14 +325,15 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     const char *why = out->largest_alloc > c.max_alloc ? "its largest buffer" : "it";
     uint64_t need = out->largest_alloc > c.max_alloc ? out->largest_alloc : out->peak;
     uint64_t have = out->largest_alloc > c.max_alloc ? c.max_alloc : c.budget - c.reserve;
-    char size_hint[96];
+    char size_hint[96], off[96] = "";
+    const char *untileable = nst_objective_untileable(o);
+    if (untileable) snprintf(off, sizeof off, " (%s are not tiled)", untileable);
+    else if (p->tile < 0) snprintf(off, sizeof off, " (tiling is off)");
     if (lo) snprintf(size_hint, sizeof size_hint, "the largest --size that fits is %d", lo);
     else snprintf(size_hint, sizeof size_hint, "no size fits");
     snprintf(out->note, sizeof out->note,
              "a %dx%d run does not fit: %s needs %.1f MiB of %.1f MiB%s%s; %s.%s", out->width,
-             out->height, why, mib(need), mib(have),
-             out->tiled ? " even in tiles" : "",
-             t->nregions ? " (regions are not tiled)" : p->tile < 0 ? " (tiling is off)" : "",
+             out->height, why, mib(need), mib(have), out->tiled ? " even in tiles" : "", off,
              size_hint, opt);
     return NST_OK;
 }
@@ -433,15 +341,16 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
 nst_status nst_transfer_plan(nst_runtime *rt, nst_model *model, const nst_params *p,
                              int content_w, int content_h, const int *style_wh, int nstyles,
                              nst_plan *out) {
-    nst_transfer t;
+    nst_objective *o = NULL;
     if (!rt) return NST_ERR_INVALID_ARG;
     if (!out) return nst_fail_null(RTM(rt), "nst_transfer_plan", "out");
     if (!model) return nst_fail_null(RTM(rt), "nst_transfer_plan", "model");
     nst_status st = nst_params_check(p, nstyles, NULL, RTM(rt));
     if (st != NST_OK) return st;
-    st = nst_tr_setup(&t, rt, model, p, p->masks ? nstyles : 0);
+    st = nst_objective_create(rt, model->weights, p, p->masks ? nstyles : 0, &o);
     if (st == NST_OK)
-        st = nst_plan_compute(&t, model->weights, content_w, content_h, style_wh, nstyles, out);
-    nst_tr_release(&t);
+        st = nst_plan_compute(rt, p, o, model->weights, content_w, content_h, style_wh, nstyles,
+                              out);
+    nst_objective_free(rt, o);
     return st;
 }
