@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "check.h"
-#include "transfer_int.h"
+#include "tiling.h"
 #include "tune.h"
 #include "weights.h"
 
