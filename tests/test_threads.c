@@ -137,7 +137,8 @@ static void test_two_runtimes_two_threads(void **state) {
         job_done(&alone[k]);
     }
     pthread_t th[2];
-    for (int k = 0; k < 2; k++) assert_int_equal(pthread_create(&th[k], NULL, run_job, &both[k]), 0);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_create(&th[k], NULL, run_job, &both[k]), 0);
     for (int k = 0; k < 2; k++) assert_int_equal(pthread_join(th[k], NULL), 0);
     for (int k = 0; k < 2; k++) job_done(&both[k]);
     same_image("whole image, two scales", alone[0].result, both[0].result);
@@ -236,7 +237,8 @@ static void test_host_work_at_once(void **state) {
         assert_int_equal(nst_tiling_make(j[k].h, j[k].w, j[k].tile, 16, 4, &j[k].want, &msg),
                          NST_OK);
     pthread_t th[2];
-    for (int k = 0; k < 2; k++) assert_int_equal(pthread_create(&th[k], NULL, host_work, &j[k]), 0);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_create(&th[k], NULL, host_work, &j[k]), 0);
     for (int k = 0; k < 2; k++) assert_int_equal(pthread_join(th[k], NULL), 0);
     pthread_barrier_destroy(&start);
     nst_weights *w = NULL;
