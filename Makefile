@@ -2,7 +2,8 @@
 # and the library static (build/libnst.a) and shared (build/libnst.so);
 # `make test` runs every suite; `make install` installs (PREFIX, DESTDIR,
 # LIBDIR, MANDIR).
-# `make check-asan`, `make check-valgrind`, `make fuzz`: see docs/RELIABILITY.md.
+# `make check-asan`, `make check-tsan`, `make check-valgrind`, `make fuzz`: see
+# docs/RELIABILITY.md.
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 MANDIR  ?= $(PREFIX)/share/man
@@ -21,7 +22,7 @@ LDFLAGS += $(SAN)
 CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude -Isrc -I$(BUILD)/gen -DCL_TARGET_OPENCL_VERSION=120 \
             -DNST_PREFIX='"$(PREFIX)"' -DNST_SOURCE_DIR='"$(CURDIR)"' \
             $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
 SRC   := $(filter-out src/main.c src/cli.c,$(wildcard src/*.c))
 OBJ   := $(SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -143,6 +144,17 @@ check-asan:
 	  [ "$$(basename $$f)" = mesa.icd ] || cp $$f build-asan/icd/; done
 	OCL_ICD_VENDORS=$(CURDIR)/build-asan/icd $(SAN_ENV) $(MAKE) BUILD=build-asan SAN="$(SANITIZE)" test
 
+# ThreadSanitizer: the library and tests/test_threads.c (two transfers on two
+# threads) built with -fsanitize=thread in build-tsan/. Reports from inside
+# the OpenCL driver and CLBlast, which are not instrumented, are suppressed
+# by tests/tsan.supp; nothing of nst's own is.
+TSAN_ENV := TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 \
+            second_deadlock_stack=1 history_size=4"
+check-tsan:
+	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread -fno-omit-frame-pointer" \
+	    build-tsan/tests/test_threads
+	$(TSAN_ENV) NST_CACHE=0 build-tsan/tests/test_threads
+
 VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,possible \
             --errors-for-leak-kinds=definite,possible --num-callers=30 \
             --suppressions=$(CURDIR)/tests/valgrind.supp
@@ -209,8 +221,8 @@ uninstall:
 	@[ -n "$(DESTDIR)" ] || ldconfig 2>/dev/null || true
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*.d)
-.PHONY: all test install uninstall clean weights bench check-asan check-valgrind fuzz fuzz-build fuzz-smoke
+.PHONY: all test install uninstall clean weights bench check-asan check-tsan check-valgrind fuzz fuzz-build fuzz-smoke
 .SECONDARY: $(GEN) $(TESTLIB)

@@ -522,7 +522,7 @@ static nst_status quad_cb(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_t
  * two-loop recursion over every pair so far, the first step scaled by
  * min(1, 1/|g|_1) as torch.optim.LBFGS. */
 static void ref_lbfgs(const quad *q, double *x, int steps) {
-    static double s[LBFGS_STEPS][QN], y[LBFGS_STEPS][QN];
+    double s[LBFGS_STEPS][QN], y[LBFGS_STEPS][QN];
     double rho[LBFGS_STEPS], al[LBFGS_STEPS], g[QN], gn[QN], d[QN], xn[QN], gamma = 1;
     int count = 0;
     quad_eval(q, x, g);

@@ -33,11 +33,10 @@ static nst_status check_int(nst_runtime *rt, const char *op, size_t n) {
 }
 
 size_t nst_conv2d_scratch_cap(const nst_runtime *rt) {
-    /* 64 MiB unless NST_SCRATCH_MB says otherwise: larger bands mean fewer,
+    /* 64 MiB unless the settings say otherwise: larger bands mean fewer,
      * larger GEMMs (faster on big GPUs) for more device memory. */
-    size_t cap = (size_t)64 << 20;
-    const char *env = getenv("NST_SCRATCH_MB");
-    if (env && atoi(env) > 0) cap = (size_t)atoi(env) << 20;
+    int mb = rt->settings.scratch_mb ? rt->settings.scratch_mb : NST_SCRATCH_MB_DEFAULT;
+    size_t cap = (size_t)mb << 20;
     size_t quarter = (size_t)(rt->info.max_alloc / 4);
     if (quarter && quarter < cap) cap = quarter;
     return cap / sizeof(float);

@@ -28,6 +28,11 @@ const char *nst_cl_error_name(cl_int err);
 /* The public entry points' pointer checks: NST_ERR_INVALID_ARG with
  * "fn: arg is NULL" in msg (which may be NULL). */
 nst_status nst_fail_null(nst_msg *msg, const char *fn, const char *arg);
+/* The text of errno value e in buf (strerror_r: strerror may share one buffer
+ * between threads). NST_STRERROR(e) gives it a buffer of its own that lasts
+ * to the end of the enclosing block, for use in a message's arguments. */
+const char *nst_errno_text(int e, char *buf, size_t len);
+#define NST_STRERROR(e) nst_errno_text((e), (char[160]){0}, 160)
 
 /* Each function using these has `nst_status st` and a `fail:` label. */
 #define NST_CL(msgp, call)                                                       \
@@ -60,13 +65,22 @@ typedef struct nst_prof_event {
     cl_event ev;
 } nst_prof_event;
 
+/* ---- settings ---------------------------------------------------------- */
+
+#define NST_SCRATCH_MB_DEFAULT 64
+#define NST_SCRATCH_MB_MAX 65536
+/* NST_ERR_INVALID_ARG, naming the field, unless every field of s is in
+ * range and every text field is terminated. */
+nst_status nst_settings_check(const nst_settings *s, nst_msg *msg);
+
 struct nst_runtime {
     cl_platform_id platform;
     cl_device_id device;
     cl_context ctx;
     cl_command_queue queue;
     nst_device_info info;
-    int no_cache;
+    nst_settings settings;    /* the runtime's own copy: the only configuration read */
+    int no_cache;             /* options or settings say so */
     int profile;
     int cl12;                 /* device compiles OpenCL C 1.2 */
     size_t mem_align;         /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes */
@@ -207,9 +221,9 @@ nst_status nst_blas_override(nst_runtime *rt, const char *kernel, size_t n, cons
 /* CLBlast's version, "major.minor.patch". */
 const char *nst_blas_version(void);
 
-/* The cache directory (created): ${NST_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/nst};
- * 0 on success, -1 when there is none. */
-int nst_cache_dir(char *buf, size_t len);
+/* rt's cache directory (settings.cache_dir), created when missing; 0 on
+ * success, -1 when there is none. */
+int nst_cache_dir(const nst_runtime *rt, char *buf, size_t len);
 
 /* Reads `count` floats from a device buffer (blocking). */
 nst_status nst_read_floats(nst_runtime *rt, cl_mem buf, size_t off, size_t count, float *dst);

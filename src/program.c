@@ -54,17 +54,17 @@ static char *read_file(const char *path, size_t *len) {
 }
 
 /* Loads common + program source; the pointers are either the embedded arrays
- * or malloc'ed copies from NST_CL_DIR (flagged in owned[]). */
-static void load_sources(const nst_program_src *p, const char *src[2], size_t len[2],
-                         int owned[2]) {
+ * or malloc'ed copies from settings.cl_dir (flagged in owned[]). */
+static void load_sources(const nst_runtime *rt, const nst_program_src *p, const char *src[2],
+                         size_t len[2], int owned[2]) {
     const nst_program_src *parts[2] = {&nst_program_common_src, p};
-    const char *dir = getenv("NST_CL_DIR");
+    const char *dir = rt->settings.cl_dir;
     for (int i = 0; i < 2; i++) {
         src[i] = parts[i]->src;
         len[i] = parts[i]->len;
         owned[i] = 0;
         if (dir && *dir) {
-            char path[1024];
+            char path[NST_PATH_MAX + 64];
             snprintf(path, sizeof path, "%s/%s.cl", dir, parts[i]->name);
             size_t n = 0;
             char *s = read_file(path, &n);
@@ -90,20 +90,9 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 
 static uint64_t fnv1a_str(uint64_t h, const char *s) { return fnv1a(h, s, strlen(s) + 1); }
 
-int nst_cache_dir(char *buf, size_t len) {
-    const char *d = getenv("NST_CACHE_DIR");
-    if (d && *d) {
-        snprintf(buf, len, "%s", d);
-    } else {
-        const char *x = getenv("XDG_CACHE_HOME");
-        const char *home = getenv("HOME");
-        if (x && *x)
-            snprintf(buf, len, "%s/nst", x);
-        else if (home && *home)
-            snprintf(buf, len, "%s/.cache/nst", home);
-        else
-            return -1;
-    }
+int nst_cache_dir(const nst_runtime *rt, char *buf, size_t len) {
+    const char *d = rt->settings.cache_dir;
+    if (!*d || snprintf(buf, len, "%s", d) >= (int)len) return -1;
     /* mkdir -p */
     for (char *p = buf + 1; *p; p++) {
         if (*p == '/') {
@@ -119,7 +108,7 @@ int nst_cache_dir(char *buf, size_t len) {
 static int cache_path(nst_runtime *rt, const char *name, const char *src[2], const size_t len[2],
                       const char *opts, char *path, size_t plen) {
     char dir[900];
-    if (nst_cache_dir(dir, sizeof dir) != 0) return -1;
+    if (nst_cache_dir(rt, dir, sizeof dir) != 0) return -1;
     char pver[128] = "";
     clGetPlatformInfo(rt->platform, CL_PLATFORM_VERSION, sizeof pver, pver, NULL);
     pver[sizeof pver - 1] = 0;
@@ -200,16 +189,15 @@ static nst_status build_program(nst_runtime *rt, int slot) {
     const char *src[2];
     size_t len[2];
     int owned[2];
-    char opts[512];
+    char opts[600]; /* the standard and settings.cl_options */
     char path[1100];
     nst_status st = NST_OK;
     cl_program prog = NULL;
     cl_int e = CL_SUCCESS;
     double t0 = now_seconds();
 
-    load_sources(p, src, len, owned);
-    const char *extra = getenv("NST_CL_OPTS");
-    snprintf(opts, sizeof opts, "%s %s", rt->cl12 ? "-cl-std=CL1.2" : "", extra ? extra : "");
+    load_sources(rt, p, src, len, owned);
+    snprintf(opts, sizeof opts, "%s %s", rt->cl12 ? "-cl-std=CL1.2" : "", rt->settings.cl_options);
     int cache = !rt->no_cache &&
                 cache_path(rt, p->name, src, len, opts, path, sizeof path) == 0;
     if (cache) prog = load_cached(rt, path, opts);

@@ -187,18 +187,14 @@ static void list_into(const nst_device_info *devs, int count, char *buf, size_t 
     }
 }
 
-nst_status nst_device_select(const nst_device_info *devs, int count, const char *sel, int *index,
-                             nst_msg *msg) {
-    const char *origin = "--device";
+/* nst_device_select, with the origin of sel for the messages. */
+static nst_status select_from(const nst_device_info *devs, int count, const char *sel,
+                              const char *origin, int *index, nst_msg *msg) {
     if (!index) return nst_fail_null(msg, "nst_device_select", "index");
     if (count < 0)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "nst_device_select: count %d is negative",
                         count);
     if (!devs && count > 0) return nst_fail_null(msg, "nst_device_select", "devs");
-    if (!sel || !*sel) {
-        sel = getenv("NST_DEVICE");
-        origin = "NST_DEVICE";
-    }
     if (!sel || !*sel) {
         int d = default_index(devs, count);
         if (d < 0) return nst_fail(msg, NST_ERR_NO_DEVICE, "no OpenCL device found");
@@ -228,6 +224,11 @@ nst_status nst_device_select(const nst_device_info *devs, int count, const char 
                     avail);
 }
 
+nst_status nst_device_select(const nst_device_info *devs, int count, const char *sel, int *index,
+                             nst_msg *msg) {
+    return select_from(devs, count, sel, "--device", index, msg);
+}
+
 /* ---- the runtime -------------------------------------------------------- */
 
 typedef struct find_ctx {
@@ -250,9 +251,15 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     int count = 0, index = -1;
     nst_runtime *rt = NULL;
     cl_int e = CL_SUCCESS;
+    nst_settings zero = {0};
+    const nst_settings *set = opt && opt->settings ? opt->settings : &zero;
     if (!out) return nst_fail_null(msg, "nst_runtime_open", "out");
+    NST_TRY(nst_settings_check(set, msg));
     NST_TRY(nst_devices_list(&devs, &count, msg));
-    NST_TRY(nst_device_select(devs, count, opt ? opt->device : NULL, &index, msg));
+    if (opt && opt->device && *opt->device)
+        NST_TRY(select_from(devs, count, opt->device, "--device", &index, msg));
+    else
+        NST_TRY(select_from(devs, count, set->device, "NST_DEVICE", &index, msg));
     find_ctx fc = {index, NULL, NULL};
     NST_TRY(visit_devices(find_one, &fc, msg));
     if (!fc.d) {
@@ -267,12 +274,9 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     rt->platform = fc.p;
     rt->device = fc.d;
     rt->info = devs[index];
-    if (opt) {
-        rt->no_cache = opt->no_cache;
-        rt->profile = opt->profile;
-    }
-    const char *nc = getenv("NST_CACHE");
-    if (nc && !strcmp(nc, "0")) rt->no_cache = 1;
+    rt->settings = *set;
+    rt->no_cache = set->no_cache || (opt && opt->no_cache);
+    rt->profile = opt && opt->profile;
     rt->cl12 = strncmp(rt->info.c_version, "OpenCL C 1.0", 12) != 0 &&
                strncmp(rt->info.c_version, "OpenCL C 1.1", 12) != 0;
     cl_uint align_bits = 1024;

@@ -431,7 +431,7 @@ nst_status nst_weights_save(const nst_weights *w, const char *path, const char *
     if (fd < 0 || !(f = fdopen(fd, "wb"))) {
         if (fd >= 0) close(fd);
         st = nst_fail(msg, NST_ERR_IO, "cannot create a temporary file beside %s: %s", path,
-                      strerror(errno));
+                      NST_STRERROR(errno));
         free(tmp);
         tmp = NULL;
         goto fail;
@@ -447,13 +447,13 @@ nst_status nst_weights_save(const nst_weights *w, const char *path, const char *
         ok = fwrite(buf, 1, bytes, f) == bytes;
     }
     if (!ok || fflush(f) || fsync(fileno(f))) {
-        st = nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+        st = nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", tmp, NST_STRERROR(errno));
         goto fail;
     }
     int cr = fclose(f);
     f = NULL;
     if (cr || rename(tmp, path)) {
-        st = nst_fail(msg, NST_ERR_IO, "cannot move %s to %s: %s", tmp, path, strerror(errno));
+        st = nst_fail(msg, NST_ERR_IO, "cannot move %s to %s: %s", tmp, path, NST_STRERROR(errno));
         goto fail;
     }
     free(tmp);

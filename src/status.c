@@ -1,6 +1,7 @@
 /* status.c: the version, status names, OpenCL error names and the message
  * helpers. */
 #include <stdio.h>
+#include <string.h>
 
 #include "nst_int.h"
 
@@ -38,6 +39,13 @@ nst_status nst_fail(nst_msg *msg, nst_status s, const char *fmt, ...) {
 
 nst_status nst_fail_null(nst_msg *msg, const char *fn, const char *arg) {
     return nst_fail(msg, NST_ERR_INVALID_ARG, "%s: %s is NULL", fn, arg);
+}
+
+/* The XSI strerror_r (returning int): the Makefile's _DEFAULT_SOURCE, not
+ * _GNU_SOURCE, selects it. */
+const char *nst_errno_text(int e, char *buf, size_t len) {
+    if (strerror_r(e, buf, len) != 0) snprintf(buf, len, "error %d", e);
+    return buf;
 }
 
 const char *nst_cl_error_name(cl_int err) {

@@ -5,9 +5,9 @@
  * gradient where its layer is reached. Stored per layer: the outputs the
  * backward needs (post-ReLU activations for the ReLU mask and as pooling
  * inputs, pooled maps as the next conv's input) and the tapped outputs.
- * 3x3 convolutions run as Winograd F(4x4,3x3) by default (NST_CONV, see
+ * 3x3 convolutions run as Winograd F(4x4,3x3) by default (settings.conv, see
  * vgg.h), keeping only the transformed weights, which serve both passes;
- * other kernel sizes, or NST_CONV=im2col, keep the plain and flipped weights
+ * other kernel sizes, or NST_CONV_IM2COL, keep the plain and flipped weights
  * for im2col + GEMM. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,14 +111,7 @@ nst_status nst_vgg_create(nst_runtime *rt, const nst_weights *w, const char *con
     m->net = nst_weights_net(w);
     m->avg_pool = avg_pool != 0;
     m->scratch_cap = nst_conv2d_scratch_cap(rt);
-    m->wino = nst_winograd_mode_from_env();
-    if (m->wino < 0) {
-        st = nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
-                      "NST_CONV='%s' is not a convolution method; use winograd (the default), "
-                      "winograd4, winograd2 or im2col",
-                      getenv("NST_CONV"));
-        goto fail;
-    }
+    m->wino = nst_winograd_mode(rt); /* the runtime's settings were checked when opened */
     const nst_input_norm *in = nst_input_get(w->input);
     if (!in) {
         st = nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "the weights' input convention %d is unknown",

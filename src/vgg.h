@@ -17,11 +17,11 @@
  * Nothing is allocated or read back inside forward/backward/zero_grad.
  *
  * Convolutions: 3x3 layers run as Winograd F(4x4,3x3) (winograd.h) unless
- * the environment variable NST_CONV, read by nst_vgg_create, says otherwise:
- *   NST_CONV=winograd | winograd4   F(4x4,3x3), the default
- *   NST_CONV=winograd2              F(2x2,3x3) (2.25x fewer multiplications
- *                                   instead of 4x, a little more accurate)
- *   NST_CONV=im2col                 im2col + GEMM (layers.h)
+ * the runtime's settings.conv (NST_CONV), read by nst_vgg_create, says otherwise:
+ *   NST_CONV_WINOGRAD4 (winograd, winograd4)  F(4x4,3x3), the default
+ *   NST_CONV_WINOGRAD2 (winograd2)            F(2x2,3x3) (2.25x fewer multiplications
+ *                                             instead of 4x, a little more accurate)
+ *   NST_CONV_IM2COL (im2col)                  im2col + GEMM (layers.h)
  * Other kernel sizes always use im2col. */
 #ifndef NST_VGG_H
 #define NST_VGG_H

@@ -128,21 +128,18 @@ int nst_weights_keep(const char *name, int max_index);
 #define NST_WEIGHTS_TRIM_INDEX 28
 
 /* Finds the weight file of `network`. Order: explicit_path (--weights; must
- * exist), then $NST_WEIGHTS (must exist), then for each directory in turn
- * the network's trimmed file and torchvision file (vgg19-conv.safetensors
- * and vgg19-dcbb9e9d.pth for VGG-19): NST_SOURCE_DIR/weights,
- * $XDG_DATA_HOME/nst (default ~/.local/share/nst), NST_PREFIX/share/nst, and
- * last torch's download cache ($TORCH_HOME, default ~/.cache/torch,
- * /hub/checkpoints). NST_NETWORK_AUTO searches every directory for VGG-19's
- * names, then for VGG-16's. Writes the path into out. When nothing is found,
- * NST_ERR_IO with one message listing every place looked and the command
- * that fetches the weights. */
-nst_status nst_weights_locate(const char *explicit_path, nst_network network, char *out,
-                              size_t outlen, nst_msg *msg);
-/* The same search over an explicit list of directories (NULL-terminated),
- * after explicit_path and $NST_WEIGHTS; nst_weights_locate calls it with the
- * directories above. */
-nst_status nst_weights_locate_in(const char *explicit_path, nst_network network,
-                                 const char *const *dirs, char *out, size_t outlen, nst_msg *msg);
+ * exist), then s->weights ($NST_WEIGHTS; must exist), then for each directory
+ * of s->weights_dirs in turn the network's trimmed file and torchvision file
+ * (vgg19-conv.safetensors and vgg19-dcbb9e9d.pth for VGG-19;
+ * nst_settings_from_env lists NST_SOURCE_DIR/weights, $XDG_DATA_HOME/nst
+ * (default ~/.local/share/nst), NST_PREFIX/share/nst, and torch's download
+ * cache, $TORCH_HOME (default ~/.cache/torch) /hub/checkpoints). s may be
+ * NULL: no file, and the source tree's and NST_PREFIX's directories.
+ * NST_NETWORK_AUTO searches every directory for VGG-19's names, then for
+ * VGG-16's. Writes the path into out. When nothing is found, NST_ERR_IO with
+ * one message listing every place looked and the command that fetches the
+ * weights. */
+nst_status nst_weights_locate(const nst_settings *s, const char *explicit_path,
+                              nst_network network, char *out, size_t outlen, nst_msg *msg);
 
 #endif

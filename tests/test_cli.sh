@@ -62,6 +62,28 @@ for args in "--size 0" "--size -3" "--iterations 0" "--style-weight abc" "--opti
     $RUN $args -o "$T/keep.png" 2>"$T/err"; rc=$?
     check "usage error ($args) exits 2 with a message" "[ $rc -eq 2 ] && [ -s $T/err ]"
 done
+# Ranges are the library's (nst_params_check): the command reports its
+# message, the same one an API caller gets.
+for case in "--scales 0|scales 0 is not in 1..12" \
+            "--tile -5|tile -5 is not 0 (automatic), -1 (never) or a size in 16..65536 pixels" \
+            "--tile 70000|tile 70000 is not" \
+            "--learning-rate -1|learning rate -1 is not a finite number >= 0" \
+            "--style-weight -2|style weight -2 is not a finite number >= 0" \
+            "--style-layer-weights 1,2|2 style layer weights for 5 style layers"; do
+    args=${case%%|*}
+    $RUN $args -o "$T/keep.png" 2>"$T/err"; rc=$?
+    check "$args: exit 2 with the library's message" "[ $rc -eq 2 ] && grep -qF -- '${case#*|}' $T/err"
+done
+$RUN --con x -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "an ambiguous abbreviation names the options it could be" \
+    "[ $rc -eq 2 ] && grep -q \"option '--con' is ambiguous: --content, --content-weight\" $T/err"
+$RUN --png16=yes -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "a flag given a value says it takes none" "[ $rc -eq 2 ] && grep -q 'option --png16 takes no value' $T/err"
+$RUN -n 2 --iter 3 --style-layer-weights 1,1 --style-layers relu1_1,relu2_1 -o "$T/abbr.png"; rc=$?
+check "a unique abbreviation and matching layer weights run" "[ $rc -eq 0 ] && [ -f $T/abbr.png ]"
+NST_CONV=fft $RUN -n 2 -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "a bad NST_CONV is refused naming it" "[ $rc -eq 2 ] && grep -q \"NST_CONV='fft'\" $T/err"
+
 $RUN -o "$T/out.gif" 2>"$T/err"; rc=$?
 check "unknown output extension exits 2" "[ $rc -eq 2 ] && grep -q '.png' $T/err && [ ! -e $T/out.gif ]"
 $NST $W --content "$T/missing.png" --style $T/paint.jpg -o "$T/keep.png" 2>"$T/err"; rc=$?

@@ -16,17 +16,7 @@
 #include "ref_alloc.h"
 #include "reference.h"
 
-static nst_runtime *rt;
-
-static int setup(void **state) {
-    rt = check_runtime();
-    return rt ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    nst_runtime_close(rt);
-    return 0;
-}
+#define rt check_rt /* the group fixture's runtime (check.h) */
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -410,5 +400,5 @@ int main(void) {
         cmocka_unit_test(test_conv_errors),       cmocka_unit_test(test_relu),
         cmocka_unit_test(test_pool),              cmocka_unit_test(test_normalize),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, check_setup, check_teardown);
 }

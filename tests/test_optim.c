@@ -16,17 +16,7 @@
 #include "check.h"
 #include "optim.h"
 
-static nst_runtime *g_rt;
-
-static int setup(void **state) {
-    g_rt = check_runtime();
-    return 0;
-}
-
-static int teardown(void **state) {
-    nst_runtime_close(g_rt);
-    return 0;
-}
+#define g_rt check_rt /* the group fixture's runtime (check.h) */
 
 /* ---- objectives -------------------------------------------------------- */
 
@@ -527,5 +517,5 @@ int main(void) {
         cmocka_unit_test(test_lbfgs_at_minimum), cmocka_unit_test(test_nonfinite),
         cmocka_unit_test(test_memory_and_args),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, check_setup, check_teardown);
 }

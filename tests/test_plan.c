@@ -138,8 +138,7 @@ static uint64_t budget_for(uint64_t usable) {
 static void test_plan_budget(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.size = 256;
@@ -188,8 +187,7 @@ static void test_plan_budget(void **state) {
 static void test_plan_history(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.size = 1024;
@@ -217,8 +215,7 @@ static void test_plan_history(void **state) {
 static void test_plan_small_size(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.iterations = 1;
@@ -291,8 +288,7 @@ static void test_plan_small_size(void **state) {
 static void test_plan_small_tile(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.iterations = 1;

@@ -161,8 +161,7 @@ static void evaluate(nst_runtime *rt, nst_model *model, const nst_params *p, int
 static void compare(int w, int h, int tile, const char *content_layers, const char *style_layers,
                     int min_tiles) {
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.content_layers = content_layers;

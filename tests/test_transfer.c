@@ -67,7 +67,7 @@ typedef struct fixture {
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     f->rt = check_runtime();
-    assert_int_equal(nst_model_generate(f->rt, 3, 1.0 / 16, &f->model), NST_OK);
+    f->model = check_model(f->rt);
     f->content = make_content(40, 30);
     f->style = make_style(36, 36);
     *state = f;

@@ -20,17 +20,7 @@
 #include "reference.h"
 #include "vgg.h"
 
-static nst_runtime *rt;
-
-static int setup(void **state) {
-    rt = check_runtime();
-    return rt ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    nst_runtime_close(rt);
-    return 0;
-}
+#define rt check_rt /* the group fixture's runtime (check.h) */
 
 /* splitmix64, as src/weights_gen.c and tools/make_golden.py. */
 static uint64_t mix(uint64_t *s) {
@@ -234,12 +224,15 @@ static float *download(const nst_tensor *t) {
 
 #define GOLDEN_TOL 1e-4 /* relative to each tensor's largest magnitude */
 
-/* The golden comparison with the convolution method NST_CONV = conv (NULL:
- * unset, the default Winograd F(4x4,3x3)). */
+/* The golden comparison of network id against the file at path with the
+ * convolution method conv (NST_CONV's name for it; NULL: the settings'
+ * default, Winograd F(4x4,3x3)). */
 static void golden_run(const char *conv, nst_network id, const char *path) {
     const nst_net *net = nst_net_get(id);
-    if (conv) setenv("NST_CONV", conv, 1);
-    else unsetenv("NST_CONV");
+    nst_conv_method method = !conv                         ? NST_CONV_WINOGRAD4
+                             : !strcmp(conv, "winograd2") ? NST_CONV_WINOGRAD2
+                                                          : NST_CONV_IM2COL;
+    nst_conv_method saved = rt->settings.conv;
     golden g;
     golden_load(&g, path);
     assert_int_equal(g.n, net->nlayers); /* every layer of the network */
@@ -256,10 +249,11 @@ static void golden_run(const char *conv, nst_network id, const char *path) {
 
     for (int i = 0; i < g.n; i++) all_names[i] = nst_net_layer_name(net, i);
     nst_vgg *m = NULL;
+    rt->settings.conv = method; /* read by nst_vgg_create only */
     assert_int_equal(nst_vgg_create(rt, w, all_names, g.n, 0, &m), NST_OK);
+    rt->settings.conv = saved;
     assert_ptr_equal(nst_vgg_net(m), net);
     assert_int_equal(nst_vgg_depth(m), net->nlayers);
-    unsetenv("NST_CONV");
     assert_int_equal(nst_vgg_winograd(m), !conv ? 4 : !strcmp(conv, "winograd2") ? 2 : 0);
     printf("  convolutions: %s\n", conv ? conv : "default (winograd)");
     assert_int_equal(nst_vgg_resize(rt, m, g.H, g.W), NST_OK);
@@ -743,12 +737,6 @@ static void test_validation(void **state) {
     nst_vgg_free(rt, m);
     nst_vgg_free(rt, NULL);
     assert_int_equal(nst_vgg_create(rt, w, taps, 0, 0, &m), NST_ERR_INVALID_ARG);
-    setenv("NST_CONV", "fft", 1);
-    m = NULL;
-    assert_int_equal(nst_vgg_create(rt, w, taps, 2, 0, &m), NST_ERR_INVALID_ARG);
-    unsetenv("NST_CONV");
-    assert_null(m);
-    assert_non_null(strstr(nst_last_error(rt), "NST_CONV='fft'"));
     nst_weights_free(w);
 }
 
@@ -762,5 +750,5 @@ int main(void) {
         cmocka_unit_test(test_banded),        cmocka_unit_test(test_resize_memory),
         cmocka_unit_test(test_validation),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, check_setup, check_teardown);
 }

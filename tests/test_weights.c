@@ -513,10 +513,15 @@ static void test_network_match(void **state) {
 
 static void touch(const char *path) { write_file(path, "x", 1); }
 
-/* nst_weights_locate_in into a 512-byte out. */
+/* nst_weights_locate over the directories dirs (NULL-terminated) alone, into
+ * a 512-byte out. */
 static nst_status locate(const char *explicit_path, nst_network network,
                          const char *const *dirs, char *out, nst_msg *m) {
-    return nst_weights_locate_in(explicit_path, network, dirs, out, 512, m);
+    nst_settings s = {0};
+    for (int d = 0; dirs[d]; d++)
+        snprintf(s.weights_dirs + strlen(s.weights_dirs),
+                 sizeof s.weights_dirs - strlen(s.weights_dirs), "%s%s", d ? ":" : "", dirs[d]);
+    return nst_weights_locate(&s, explicit_path, network, out, 512, m);
 }
 
 static void test_locate_order(void **state) {
@@ -527,47 +532,53 @@ static void test_locate_order(void **state) {
     char f[512];
     system("rm -rf build/tmp/loc1 build/tmp/loc2 build/tmp/loc3");
     mkdir(d1, 0755), mkdir(d2, 0755), mkdir(d3, 0755);
-    const char *dirs[] = {d1, d2, d3, NULL};
-    unsetenv("NST_WEIGHTS");
+    nst_settings s = {0};
+    snprintf(s.weights_dirs, sizeof s.weights_dirs, "%s:%s::%s", d1, d2, d3);
     /* nothing anywhere: one message naming every place and the fix */
-    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_ERR_IO);
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_ERR_IO);
     expect_msg(&m, "build/tmp/loc1, build/tmp/loc2, build/tmp/loc3", "make weights");
     expect_msg(&m, "$NST_WEIGHTS", NST_WEIGHTS_FILE);
     /* the torchvision name in the third, the trimmed file in the second */
     snprintf(f, sizeof f, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
     touch(f);
-    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
     snprintf(f, sizeof f, "%s/%s", d2, NST_WEIGHTS_FILE);
     touch(f);
-    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
     /* $NST_WEIGHTS beats the directories, and must exist */
-    snprintf(f, sizeof f, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
-    setenv("NST_WEIGHTS", f, 1);
-    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
-    assert_string_equal(out, f);
-    setenv("NST_WEIGHTS", "build/tmp/loc3/missing.safetensors", 1);
-    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_ERR_IO);
+    snprintf(s.weights, sizeof s.weights, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
+    assert_string_equal(out, s.weights);
+    snprintf(s.weights, sizeof s.weights, "build/tmp/loc3/missing.safetensors");
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_ERR_IO);
     expect_msg(&m, "missing.safetensors", "$NST_WEIGHTS");
     /* --weights beats everything, and must exist */
     snprintf(f, sizeof f, "%s/%s", d2, NST_WEIGHTS_FILE);
-    assert_int_equal(locate(f, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate(&s, f, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
-    assert_int_equal(locate("build/tmp/nope.pth", NST_NETWORK_AUTO, dirs, out, &m), NST_ERR_IO);
+    assert_int_equal(nst_weights_locate(&s, "build/tmp/nope.pth", NST_NETWORK_AUTO, out, sizeof out, &m),
+                     NST_ERR_IO);
     expect_msg(&m, "nope.pth", "--weights");
+    /* the search the environment gives: $XDG_DATA_HOME/nst unless the source
+     * tree has weights */
+    const char *old = getenv("NST_WEIGHTS");
+    char *saved = old ? strdup(old) : NULL;
     unsetenv("NST_WEIGHTS");
-    /* the public search: $XDG_DATA_HOME/nst unless the source tree has weights */
     setenv("XDG_DATA_HOME", "build/tmp/loc1", 1);
     mkdir("build/tmp/loc1/nst", 0755);
     touch("build/tmp/loc1/nst/" NST_WEIGHTS_FILE);
-    assert_int_equal(nst_weights_locate(NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
+    check_settings(&s);
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
     struct stat sb;
     if (!stat(NST_SOURCE_DIR "/weights/" NST_WEIGHTS_FILE, &sb))
         assert_string_equal(out, NST_SOURCE_DIR "/weights/" NST_WEIGHTS_FILE);
     else
         assert_string_equal(out, "build/tmp/loc1/nst/" NST_WEIGHTS_FILE);
     unsetenv("XDG_DATA_HOME");
+    if (saved) setenv("NST_WEIGHTS", saved, 1);
+    free(saved);
 }
 
 /* VGG-16's files: found when asked for, or when no VGG-19 file is anywhere;
@@ -579,7 +590,6 @@ static void test_locate_vgg16(void **state) {
     system("rm -rf build/tmp/l16a build/tmp/l16b");
     mkdir(d1, 0755), mkdir(d2, 0755);
     const char *dirs[] = {d1, d2, NULL};
-    unsetenv("NST_WEIGHTS");
     assert_int_equal(locate(NULL, NST_NETWORK_VGG16, dirs, out, &m), NST_ERR_IO);
     expect_msg(&m, "no VGG-16 weights", "vgg16-conv.safetensors or vgg16-397923af.pth");
     expect_msg(&m, "NST_NETWORK=vgg16 make weights", "build/tmp/l16a, build/tmp/l16b");

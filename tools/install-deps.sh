@@ -6,7 +6,7 @@
 # second implementation for the cross-vendor checks). With --dev, also what the reliability targets need (docs/RELIABILITY.md):
 # clang and its sanitizer/libFuzzer runtimes (make fuzz), valgrind (make
 # check-valgrind), groff (tests/test_man.sh renders the man page); gcc's
-# ASan/UBSan runtimes come with build-essential.
+# ASan/UBSan/TSan runtimes come with build-essential.
 # usage: tools/install-deps.sh [--dev]   (as root, or with sudo available)
 set -eu
 PKGS="build-essential pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
