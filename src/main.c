@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_run.h"
 #include "cli.h"
 #include "devcheck.h"
 #include "nst.h"
@@ -32,6 +33,7 @@ static const char *usage_text =
     "usage: nst --content PHOTO --style PAINTING[,PAINTING...] -o OUTPUT [options]\n"
     "       nst devices [--check] [--device SEL]\n"
     "       nst bench [--size N[,N...]] [--evals N] [--device SEL] [--json]\n"
+    "       nst bench --run N [--size N] [--lbfgs-history H[,H...]] [--repeat R] [--json]\n"
     "       nst tune [--device SEL] [--seconds N]\n"
     "\n"
     "Paints PHOTO in the style of PAINTING (Gatys, Ecker & Bethge): optimises a new\n"
@@ -784,6 +786,9 @@ static int bench_build_times(const char *device, double *cold, double *warm, nst
 }
 
 static int cmd_bench(int argc, char **argv) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) /* whole runs: bench_run.c */
+        if (!strcmp(argv[i], "--run") || !strncmp(argv[i], "--run=", 6))
+            return nst_bench_run(argc, argv);
     const char *device = NULL, *weights = NULL;
     int sizes[16], nsizes = 0, evals = 10, json = 0, tile = 0;
     double width = 1.0;
@@ -802,7 +807,8 @@ static int cmd_bench(int argc, char **argv) {
                    "by device time, peak device memory, and kernel build time cold and cached.\n"
                    "Without --weights it uses a generated network of the real VGG-19 widths\n"
                    "(timing does not depend on weight values). --tile N evaluates in tiles of at\n"
-                   "most N pixels a side. Defaults: --size 256,512 --evals 10.\n");
+                   "most N pixels a side. Defaults: --size 256,512 --evals 10.\n"
+                   "`nst bench --run N` times whole runs instead (see nst bench --run 1 --help).\n");
             return 0;
         } else if (!strcmp(arg.name, "--size")) {
             const char *p = v;
