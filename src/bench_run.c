@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,14 +28,14 @@
 typedef struct run_opts {
     int iterations, size, repeat, json, cold, keep;
     int hist[MAX_HIST], nhist;
-    const char *content, *style, *weights, *device;
+    const char *content, *style, *weights, *device, *nst;
     char *extra[MAX_EXTRA];
     int nextra;
 } run_opts;
 
 typedef struct run_result {
     int exit_status, iterations, evaluations, width, height;
-    double wall, first, per_iter_ms, loss;
+    double wall, first, per_iter_ms, loss, cpu;
 } run_result;
 
 static double now(void) {
@@ -53,19 +54,21 @@ static int usage(const char *fmt, const char *arg) {
 static const char *help_text =
     "usage: nst bench --run N [--size N] [--repeat R] [--lbfgs-history H[,H...]]\n"
     "                 [--content FILE --style FILE] [--weights FILE] [--device SEL]\n"
-    "                 [--cold] [--keep] [--json] [-- OPTIONS FOR THE RUN...]\n\n"
+    "                 [--cold] [--keep] [--nst PROGRAM] [--json] [-- RUN OPTIONS...]\n\n"
     "Times whole runs of N iterations, each a fresh `nst` process, from program\n"
     "start to the written image: the total, when the first iteration ended (all\n"
     "setup included: device, weights, kernel builds, targets), the time per\n"
-    "iteration after the first, and the final loss. Without --content and --style\n"
-    "it writes a synthetic photo (4:3) and painting (8:5) whose longest side is\n"
-    "--size (default 512), so nothing is resized; --keep prints where they are and\n"
-    "leaves them (for a peer run on the same files). --lbfgs-history runs each\n"
-    "history length in turn; --repeat R runs each R times (default 1). --cold gives\n"
-    "every run an empty kernel cache and turns the drivers' own caches off (PoCL's,\n"
-    "NVIDIA's): a first run on a fresh machine; otherwise the usual caches are used,\n"
-    "so the first run may build kernels and later runs not.\n"
-    "Options after -- go to every run (e.g. -- --optimizer adam --tile 256).\n"
+    "iteration after the first, the final loss, and the processor time the run\n"
+    "used (user and system, all threads: steadier than wall time on a busy machine).\n"
+    "Without --content and --style it writes a synthetic photo (4:3) and painting\n"
+    "(8:5) whose longest side is --size (default 512), so nothing is resized;\n"
+    "--keep prints where they are and leaves them (for a peer run on the same\n"
+    "files). --lbfgs-history runs each history length in turn; --repeat R runs each\n"
+    "R times (default 1). --cold gives every run an empty kernel cache and turns the\n"
+    "drivers' own caches off (PoCL's, NVIDIA's): a first run on a fresh machine;\n"
+    "otherwise the usual caches are used, so the first run may build kernels and\n"
+    "later runs not. Options after -- go to every run (e.g. -- --optimizer adam).\n"
+    "--nst PROGRAM times another build of nst (an older one, say) the same way.\n"
     "--json prints one object per run.\n";
 
 static int parse(int argc, char **argv, run_opts *o) {
@@ -129,6 +132,8 @@ static int parse(int argc, char **argv, run_opts *o) {
             o->weights = v;
         } else if (!strcmp(arg.name, "--device") || !strcmp(arg.name, "-d")) {
             o->device = v;
+        } else if (!strcmp(arg.name, "--nst")) {
+            o->nst = v;
         } else if (!strcmp(arg.name, "--json")) {
             o->json = 1;
         } else {
@@ -237,8 +242,12 @@ static int run_once(const char *exe, char *const *args, const char *cache,
     if (f) fclose(f);
     else close(fd[0]);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
     r->wall = now() - t0;
+    r->cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+             1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
     r->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (r->iterations > 1)
         r->per_iter_ms = (last_elapsed - first_elapsed) / (r->iterations - 1) * 1e3;
@@ -265,12 +274,20 @@ int nst_bench_run(int argc, char **argv) {
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
     char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) {
-        fprintf(stderr, "nst: bench --run: cannot find this program (/proc/self/exe)\n");
+    if (o.nst) {
+        snprintf(exe, sizeof exe, "%s", o.nst);
+    } else {
+        ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (len <= 0) {
+            fprintf(stderr, "nst: bench --run: cannot find this program (/proc/self/exe)\n");
+            return 1;
+        }
+        exe[len] = 0;
+    }
+    if (access(exe, X_OK) != 0) {
+        fprintf(stderr, "nst: bench --run: cannot run %s: %s\n", exe, strerror(errno));
         return 1;
     }
-    exe[len] = 0;
     const char *tmp = getenv("TMPDIR");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/nst-bench-run-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -347,18 +364,18 @@ int nst_bench_run(int argc, char **argv) {
                 printf("{\"event\":\"run\",\"run\":%d,\"lbfgs_history\":%d,\"width\":%d,"
                        "\"height\":%d,\"iterations\":%d,\"evaluations\":%d,\"wall_s\":%.4f,"
                        "\"first_iteration_s\":%.4f,\"per_iteration_ms\":%.4f,"
-                       "\"final_loss\":%.9g,\"cold\":%s,\"exit\":%d}\n",
+                       "\"final_loss\":%.9g,\"cpu_s\":%.3f,\"cold\":%s,\"exit\":%d}\n",
                        k + 1, o.nhist ? o.hist[hi] : 0, r.width, r.height, r.iterations,
-                       r.evaluations, r.wall, r.first, r.per_iter_ms, r.loss,
+                       r.evaluations, r.wall, r.first, r.per_iter_ms, r.loss, r.cpu,
                        o.cold ? "true" : "false", r.exit_status);
             } else if (r.exit_status == 0) {
                 char hl[32] = "default history";
                 if (o.nhist) snprintf(hl, sizeof hl, "history %d", o.hist[hi]);
                 printf("%dx%d, %d iterations, %s, run %d: %.3f s to the written image, first "
                        "iteration at %.3f s, %.3f ms per iteration, final loss %.9g "
-                       "(%d evaluations)\n",
+                       "(%d evaluations; %.2f s of processor time)\n",
                        r.width, r.height, r.iterations, hl, k + 1, r.wall, r.first,
-                       r.per_iter_ms, r.loss, r.evaluations);
+                       r.per_iter_ms, r.loss, r.evaluations, r.cpu);
             }
             fflush(stdout);
             if (o.cold) remove_tree(cache);
