@@ -36,39 +36,43 @@ __kernel void optim_pair(const int n, __global const float *x, __global const fl
 
 /* Inner products of the rows of [W; g] with g and, when two is set, with the
  * row of W at y_off: rows r < nw are W's (r * ld onwards), row nw is g. Work
- * group (gx, r) sums elements [gx * chunk, (gx + 1) * chunk), each work item
- * a contiguous run of it eight at a time, and writes
- * out[(2 r + c) * get_num_groups(0) + gx] for column c (0: g, 1: y); with
- * one group along x these are the inner products themselves, otherwise
- * optim_dots_sum adds the groups. The local size is a power of two and
- * sums has room for two floats per work item. */
+ * group (gx, r) sums elements [gx * chunk, (gx + 1) * chunk) in aligned
+ * blocks of eight: each work item a contiguous run of blocks (CPUs: one
+ * stream each), or with interleave every local-size-th block (GPUs: a warp
+ * reads one contiguous span). It writes out[(2 r + c) * get_num_groups(0) +
+ * gx] for column c (0: g, 1: y); with one group along x these are the inner
+ * products themselves, otherwise optim_dots_sum adds the groups. chunk, ld
+ * and y_off are multiples of 8 and the buffers start 32-byte aligned; the
+ * local size is a power of two and sums has room for two floats per work
+ * item. */
 __kernel void optim_dots(const uint n, const uint chunk, const int nw, const ulong ld,
                          __global const float *w, __global const float *g, const ulong y_off,
-                         const int two, __global float *out, __local float *sums) {
+                         const int two, const int interleave, __global float *out,
+                         __local float *sums) {
     const uint gx = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);
     const int r = get_group_id(1);
     __global const float *a = r < nw ? w + (ulong)r * ld : g;
     __global const float *y = w + y_off;
     const uint lo = gx * chunk, hi = n - lo > chunk ? lo + chunk : n;
-    const uint per = ((hi - lo + 7) / 8 + ls - 1) / ls * 8; /* a multiple of 8 */
-    const uint i0 = lo + lid * per, i1 = i0 < hi ? (hi - i0 > per ? i0 + per : hi) : i0;
+    const uint nb = (hi - lo) / 8, per = (nb + ls - 1) / ls;
+    __global const float8 *a8 = (__global const float8 *)(a + lo);
+    __global const float8 *g8 = (__global const float8 *)(g + lo);
+    __global const float8 *y8 = (__global const float8 *)(y + lo);
     float8 v0 = (float8)(0.0f), v1 = (float8)(0.0f);
-    uint i = i0;
-    if (two) {
-        for (; i + 8 <= i1; i += 8) {
-            float8 ai = vload8(0, a + i);
-            v0 += ai * vload8(0, g + i);
-            v1 += ai * vload8(0, y + i);
-        }
-    } else {
-        for (; i + 8 <= i1; i += 8) v0 += vload8(0, a + i) * vload8(0, g + i);
+    for (uint k = 0; k < per; k++) {
+        const uint b = interleave ? lid + k * ls : lid * per + k;
+        if (b >= nb) break;
+        const float8 ab = a8[b];
+        v0 += ab * g8[b];
+        if (two) v1 += ab * y8[b];
     }
     float4 h0 = v0.lo + v0.hi, h1 = v1.lo + v1.hi;
     float s0 = (h0.x + h0.y) + (h0.z + h0.w), s1 = (h1.x + h1.y) + (h1.z + h1.w);
-    for (; i < i1; i++) {
-        s0 += a[i] * g[i];
-        if (two) s1 += a[i] * y[i];
-    }
+    if (lid == 0) /* the last few elements */
+        for (uint i = lo + 8 * nb; i < hi; i++) {
+            s0 += a[i] * g[i];
+            if (two) s1 += a[i] * y[i];
+        }
     sums[lid] = s0;
     sums[ls + lid] = s1;
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -98,19 +102,20 @@ __kernel void optim_dots_sum(const int count, const int parts, __global const fl
 
 /* The L-BFGS direction from its coefficients: d = a g + sum_r c[r] W_r over
  * the rows r < nw of W whose coefficient is not zero (rows of unused slots
- * may hold anything); eight elements a work item. */
+ * may hold anything); eight elements a work item (aligned: ld is a multiple
+ * of 8, the buffers start 32-byte aligned). */
 __kernel void optim_combine(const int n, const float a, __global const float *g, const int nw,
                             const ulong ld, __global const float *w, __global const float *c,
                             __global float *d) {
     const int i = get_global_id(0) * 8;
     if (i >= n) return;
     if (n - i >= 8) {
-        float8 s = a * vload8(0, g + i);
+        float8 s = a * ((__global const float8 *)g)[i / 8];
         for (int r = 0; r < nw; r++) {
             float cr = c[r];
-            if (cr != 0.0f) s += cr * vload8(0, w + (ulong)r * ld + i);
+            if (cr != 0.0f) s += cr * ((__global const float8 *)(w + (ulong)r * ld))[i / 8];
         }
-        vstore8(s, 0, d + i);
+        ((__global float8 *)d)[i / 8] = s;
     } else {
         for (int j = i; j < n; j++) {
             float s = a * g[j];

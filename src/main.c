@@ -808,7 +808,7 @@ static int cmd_bench(int argc, char **argv) {
                    "Without --weights it uses a generated network of the real VGG-19 widths\n"
                    "(timing does not depend on weight values). --tile N evaluates in tiles of at\n"
                    "most N pixels a side. Defaults: --size 256,512 --evals 10.\n"
-                   "`nst bench --run N` times whole runs instead (see nst bench --run 1 --help).\n");
+                   "--run N times whole runs instead: see nst bench --run 1 --help.\n");
             return 0;
         } else if (!strcmp(arg.name, "--size")) {
             const char *p = v;

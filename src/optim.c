@@ -46,6 +46,7 @@ struct nst_optim {
     cl_mem sc;             /* device scalars: inner products, then |g|_1 */
     float *hsc;            /* host copy of the inner products */
     size_t dots_wg;        /* work-group size of optim_dots, 0 until known */
+    int interleave;        /* optim_dots: blocks interleaved across work items */
     /* L-BFGS */
     cl_mem g_prev, d, x_prev;
     cl_mem w;              /* history: row 2k is s, row 2k+1 is y of slot k */
@@ -132,6 +133,12 @@ nst_status nst_optim_create(nst_runtime *rt, const nst_optim_params *p, size_t n
     o->n = n;
     o->h = p->kind == NST_OPTIM_LBFGS ? p->history : 0;
     o->slots = slots_of(p);
+    /* GPUs read W best with the work items of a group side by side, CPUs
+     * with each streaming its own run; NST_OPTIM_DOTS=interleaved or
+     * contiguous overrides (for tests) */
+    const char *lay = getenv("NST_OPTIM_DOTS");
+    o->interleave = lay && *lay ? !strcmp(lay, "interleaved")
+                                : strcmp(rt->info.type, "CPU") != 0;
     size_t bytes = n * sizeof(float), slots = (size_t)o->slots;
     o->hsc = malloc(sc_count(o->slots) * sizeof(float));
     if (!o->hsc) {
@@ -291,17 +298,18 @@ static nst_status dots(nst_runtime *rt, nst_optim *o, int nw, int two, size_t y_
     if (groups > most) groups = most; /* at least 4 elements a work item */
     if (groups > 256) groups = 256;
     if (groups < 1) groups = 1;
-    cl_uint n = (cl_uint)o->n, chunk = (cl_uint)((o->n + groups - 1) / groups);
+    cl_uint n = (cl_uint)o->n, chunk = (cl_uint)nst_round_up((o->n + groups - 1) / groups, 8);
     groups = (o->n + chunk - 1) / chunk;
     cl_mem out = o->sc, w = o->w ? o->w : o->g->buf;
     if (groups > 1)
         NST_TRY(nst_scratch(rt, NST_SCRATCH_SMALL, 2 * rows * groups * sizeof(float), &out));
     cl_ulong ld = o->ld, y_off = (cl_ulong)y_row * o->ld;
     size_t global[2] = {groups * ls, rows}, local[2] = {ls, 1};
-    NST_TRY(nst_launch(rt, "optim", "optim_dots", 2, global, local, 10, sizeof(cl_uint), &n,
+    NST_TRY(nst_launch(rt, "optim", "optim_dots", 2, global, local, 11, sizeof(cl_uint), &n,
                        sizeof(cl_uint), &chunk, sizeof(int), &nw, sizeof(cl_ulong), &ld,
                        sizeof(cl_mem), &w, sizeof(cl_mem), &o->g->buf, sizeof(cl_ulong), &y_off,
-                       sizeof(int), &two, sizeof(cl_mem), &out, 2 * ls * sizeof(float), NULL));
+                       sizeof(int), &two, sizeof(int), &o->interleave, sizeof(cl_mem), &out,
+                       2 * ls * sizeof(float), NULL));
     if (groups > 1) {
         int count = 2 * (int)rows, parts = (int)groups;
         LAUNCH(rt, "optim_dots_sum", (size_t)count, 4, sizeof(int), &count, sizeof(int), &parts,

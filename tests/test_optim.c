@@ -554,8 +554,9 @@ static void direction_bound(const dir_hist *h, const float *g, double *tol) {
  * float history, step after step, within a bound derived from float
  * rounding and the sensitivity of the direction: with the ring of pairs
  * wrapping several times, one pair refused for negative curvature, and n
- * not a multiple of the kernels' vector width. */
-static void test_lbfgs_compact_direction(void **state) {
+ * not a multiple of the kernels' vector width; with the inner products read
+ * both ways (NST_OPTIM_DOTS). */
+static void compact_direction(const char *layout) {
     static dir_obj obj;
     static dir_hist hist;
     static float dev[DN];
@@ -577,7 +578,7 @@ static void test_lbfgs_compact_direction(void **state) {
     p.history = DH;
     nst_tensor *x = vec(g_rt, DN, x0);
     nst_optim *o = NULL;
-    assert_int_equal(nst_optim_create(g_rt, &p, DN, &o), NST_OK);
+    assert_int_equal(nst_optim_create(g_rt, &p, DN, &o), NST_OK); /* reads NST_OPTIM_DOTS */
     int refused = 0;
     double worst_ratio = 0;
     for (int t = 0; t < DSTEPS; t++) {
@@ -623,11 +624,24 @@ static void test_lbfgs_compact_direction(void **state) {
             refused++;
         }
     }
-    printf("compact direction: %d steps, history %d, %d pair(s) refused, largest error / "
-           "bound %.3g\n", DSTEPS, DH, refused, worst_ratio);
+    printf("compact direction (%s): %d steps, history %d, %d pair(s) refused, largest "
+           "error / bound %.3g\n", layout, DSTEPS, DH, refused, worst_ratio);
     assert_true(refused >= 1);
     nst_optim_free(g_rt, o);
     nst_tensor_free(g_rt, x);
+}
+
+static void test_lbfgs_compact_direction(void **state) {
+    const char *old = getenv("NST_OPTIM_DOTS");
+    char *saved = old ? strdup(old) : NULL;
+    static const char *const layouts[] = {"contiguous", "interleaved"};
+    for (int k = 0; k < 2; k++) {
+        setenv("NST_OPTIM_DOTS", layouts[k], 1);
+        compact_direction(layouts[k]);
+    }
+    if (saved) setenv("NST_OPTIM_DOTS", saved, 1);
+    else unsetenv("NST_OPTIM_DOTS");
+    free(saved);
 }
 
 /* torch.optim.LBFGS's first step: x1 = x0 - lr * min(1, 1/|g|_1) * g. */
