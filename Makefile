@@ -24,7 +24,7 @@ CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude -Isrc -I$(BUILD)/gen -DCL_TARGET_OPENCL_
             $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
-SRC   := $(filter-out src/main.c src/cli.c,$(wildcard src/*.c))
+SRC   := $(filter-out src/main.c src/cli.c src/bench_run.c,$(wildcard src/*.c))
 OBJ   := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 CLS   := $(wildcard cl/*.cl)
 GEN   := $(patsubst cl/%.cl,$(BUILD)/gen/%.cl.h,$(CLS))
@@ -34,7 +34,7 @@ TESTLIB := $(patsubst tests/%.c,$(BUILD)/obj/tests_%.o,$(filter-out tests/test_%
 
 all: $(BUILD)/nst $(TOOLS) $(BUILD)/libnst.so
 
-$(BUILD)/nst: $(BUILD)/obj/main.o $(BUILD)/obj/cli.o $(BUILD)/libnst.a
+$(BUILD)/nst: $(BUILD)/obj/main.o $(BUILD)/obj/cli.o $(BUILD)/obj/bench_run.o $(BUILD)/libnst.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libnst.a: $(OBJ)

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_run.h"
 #include "cli.h"
 #include "devcheck.h"
 #include "nst.h"
@@ -34,6 +35,7 @@ static const char *usage_text =
     "usage: nst --content PHOTO --style PAINTING[,PAINTING...] -o OUTPUT [options]\n"
     "       nst devices [--check] [--device SEL]\n"
     "       nst bench [--size N[,N...]] [--evals N] [--device SEL] [--json]\n"
+    "       nst bench --run N [--size N] [--lbfgs-history H[,H...]] [--repeat R] [--json]\n"
     "       nst tune [--device SEL] [--seconds N]\n"
     "\n"
     "Paints PHOTO in the style of PAINTING (Gatys, Ecker & Bethge): optimises a new\n"
@@ -914,6 +916,9 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
                                              {"json", no_argument, NULL, O_JSON},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) /* whole runs: bench_run.c */
+        if (!strcmp(argv[i], "--run") || !strncmp(argv[i], "--run=", 6))
+            return nst_bench_run(argc, argv);
     const char *device = NULL, *weights = NULL;
     nst_network network = NST_NETWORK_AUTO;
     int sizes[16], nsizes = 0, evals = 10, json = 0, c;
@@ -935,7 +940,8 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
                    "Without --weights it uses a generated network of the real VGG-19 widths\n"
                    "(timing does not depend on weight values), or of VGG-16's with --network\n"
                    "vgg16. --tile N evaluates in tiles of at most N pixels a side.\n"
-                   "Defaults: --size 256,512 --evals 10.\n");
+                   "Defaults: --size 256,512 --evals 10.\n"
+                   "--run N times whole runs instead: see nst bench --run 1 --help.\n");
             return 0;
         } else if (c == O_SIZE) {
             const char *p = v;

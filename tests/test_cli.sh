@@ -320,5 +320,13 @@ $R16 --size 256 --tile 170 --dry-run > "$T/plan16.out"; rc=$?
 check "VGG-16's smaller halo plans 170-pixel tiles" \
     "[ $rc -eq 0 ] && grep -q 'tiles of' $T/plan16.out && grep -q 'halo 64' $T/plan16.out"
 
+# Whole runs timed: nst bench --run.
+$NST bench --run 3 --size 32 $W --lbfgs-history 2,5 --json -- --tv-weight 2 > "$T/brun.json"; rc=$?
+check "bench --run times each history's run" "[ $rc -eq 0 ] && [ \$(grep -c '\"event\":\"run\".*\"width\":32,\"height\":24,\"iterations\":3,.*\"exit\":0' $T/brun.json) -eq 2 ] && grep -q '\"lbfgs_history\":5' $T/brun.json"
+$NST bench --run 0 $W 2>"$T/err"; rc=$?
+check "bench --run 0 exits 2" "[ $rc -eq 2 ] && grep -q 'run' $T/err"
+$NST bench --run 2 --size 32 $W -- --optimizer sgd >/dev/null 2>"$T/err"; rc=$?
+check "bench --run reports a failing run, exit 1" "[ $rc -eq 1 ] && grep -q 'optimizer' $T/err"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
