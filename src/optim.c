@@ -134,11 +134,9 @@ nst_status nst_optim_create(nst_runtime *rt, const nst_optim_params *p, size_t n
     o->h = p->kind == NST_OPTIM_LBFGS ? p->history : 0;
     o->slots = slots_of(p);
     /* GPUs read W best with the work items of a group side by side, CPUs
-     * with each streaming its own run; NST_OPTIM_DOTS=interleaved or
-     * contiguous overrides (for tests) */
-    const char *lay = getenv("NST_OPTIM_DOTS");
-    o->interleave = lay && *lay ? !strcmp(lay, "interleaved")
-                                : strcmp(rt->info.type, "CPU") != 0;
+     * with each streaming its own run; p->dots overrides (for tests) */
+    o->interleave = p->dots == NST_OPTIM_DOTS_AUTO ? strcmp(rt->info.type, "CPU") != 0
+                                                   : p->dots == NST_OPTIM_DOTS_INTERLEAVED;
     size_t bytes = n * sizeof(float), slots = (size_t)o->slots;
     o->hsc = malloc(sc_count(o->slots) * sizeof(float));
     if (!o->hsc) {

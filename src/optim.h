@@ -28,7 +28,11 @@ typedef struct nst_optim_params {
     double lr;       /* L-BFGS: step length (1); Adam: learning rate */
     double beta1, beta2, eps; /* Adam */
     int clamp;       /* Adam: clamp x to [0,1] after each step (L-BFGS ignores it) */
+    int dots;        /* L-BFGS: how the history's inner products read it:
+                        NST_OPTIM_DOTS_AUTO (by device type), _CONTIGUOUS, _INTERLEAVED */
 } nst_optim_params;
+
+enum { NST_OPTIM_DOTS_AUTO = 0, NST_OPTIM_DOTS_CONTIGUOUS, NST_OPTIM_DOTS_INTERLEAVED };
 
 /* L-BFGS: history 100, lr 1, no line search. Adam: lr 0.02, betas 0.9 and
  * 0.999, eps 1e-8, clamp on. */

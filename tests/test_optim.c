@@ -545,7 +545,7 @@ static void direction_bound(const dir_hist *h, const float *g, double *tol) {
  * rounding and the sensitivity of the direction: with the ring of pairs
  * wrapping several times, one pair refused for negative curvature, and n
  * not a multiple of the kernels' vector width; with the inner products read
- * both ways (NST_OPTIM_DOTS). */
+ * both ways (nst_optim_params.dots). */
 static void compact_direction(const char *layout) {
     static dir_obj obj;
     static dir_hist hist;
@@ -566,9 +566,10 @@ static void compact_direction(const char *layout) {
     nst_optim_params p;
     nst_optim_defaults(&p, NST_OPTIM_LBFGS);
     p.history = DH;
+    p.dots = strcmp(layout, "interleaved") ? NST_OPTIM_DOTS_CONTIGUOUS : NST_OPTIM_DOTS_INTERLEAVED;
     nst_tensor *x = vec(g_rt, DN, x0);
     nst_optim *o = NULL;
-    assert_int_equal(nst_optim_create(g_rt, &p, DN, &o), NST_OK); /* reads NST_OPTIM_DOTS */
+    assert_int_equal(nst_optim_create(g_rt, &p, DN, &o), NST_OK);
     int refused = 0;
     double worst_ratio = 0;
     for (int t = 0; t < DSTEPS; t++) {
@@ -622,16 +623,8 @@ static void compact_direction(const char *layout) {
 }
 
 static void test_lbfgs_compact_direction(void **state) {
-    const char *old = getenv("NST_OPTIM_DOTS");
-    char *saved = old ? strdup(old) : NULL;
-    static const char *const layouts[] = {"contiguous", "interleaved"};
-    for (int k = 0; k < 2; k++) {
-        setenv("NST_OPTIM_DOTS", layouts[k], 1);
-        compact_direction(layouts[k]);
-    }
-    if (saved) setenv("NST_OPTIM_DOTS", saved, 1);
-    else unsetenv("NST_OPTIM_DOTS");
-    free(saved);
+    compact_direction("contiguous");
+    compact_direction("interleaved");
 }
 
 /* torch.optim.LBFGS's first step: x1 = x0 - lr * min(1, 1/|g|_1) * g. */
