@@ -5,6 +5,13 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 DESTDIR ?=
 PKGS    := OpenCL clblast libpng libjpeg jansson
+# OpenBLAS runs the matrix products of CPU devices on the host (src/hostblas.c);
+# without it (or with HOSTBLAS= on the command line) they all go through CLBlast.
+HOSTBLAS ?= $(shell pkg-config --exists openblas && echo openblas)
+ifneq ($(HOSTBLAS),)
+PKGS    += $(HOSTBLAS)
+CPPFLAGS += -DNST_HAVE_OPENBLAS
+endif
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c99 -Wall -Wextra -Wno-unused-parameter $(SAN)

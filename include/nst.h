@@ -25,7 +25,7 @@ typedef enum nst_status {
     NST_ERR_NO_DEVICE,   /* no OpenCL device, or the selection matched none */
     NST_ERR_CL,          /* an OpenCL call failed */
     NST_ERR_BUILD,       /* an OpenCL program failed to compile */
-    NST_ERR_BLAS,        /* a CLBlast routine failed */
+    NST_ERR_BLAS,        /* a BLAS routine (CLBlast or the host BLAS) failed */
     NST_ERR_NUMERIC,     /* a NaN or Inf appeared */
     NST_ERR_INTERRUPTED, /* the caller asked the run to stop */
     NST_ERR_TOO_LARGE    /* the work does not fit the device or a limit */
@@ -56,6 +56,7 @@ typedef struct nst_device_info {
     unsigned compute_units;
     size_t max_work_group;
     int fp16;               /* cl_khr_fp16 present */
+    int host_unified;       /* CL_DEVICE_HOST_UNIFIED_MEMORY: its memory is the host's */
     int is_default;         /* the device nst picks when nothing is asked */
 } nst_device_info;
 
@@ -76,6 +77,7 @@ typedef struct nst_runtime_options {
     const char *device;  /* selection as for nst_device_select; NULL = default */
     int no_cache;        /* 1: never read or write the program-binary cache */
     int profile;         /* 1: record per-kernel timings (nst bench) */
+    const char *gemm;    /* where the matrix products run, as for nst_gemm_choose */
 } nst_runtime_options;
 
 nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, nst_msg *msg);
@@ -87,6 +89,23 @@ nst_status nst_runtime_build_all(nst_runtime *rt, double *seconds);
 const nst_device_info *nst_runtime_device(const nst_runtime *rt);
 /* The most device memory nst had allocated at once on rt, in bytes. */
 uint64_t nst_runtime_peak_bytes(const nst_runtime *rt);
+
+/* Where the matrix products (and the few vector routines) run on device d:
+ * *host = 1 on the host BLAS nst was built with (OpenBLAS), on the device's
+ * buffers mapped into the host; 0 through CLBlast on the device. setting is
+ * "auto", "host" or "clblast"; NULL or "" means the NST_GEMM environment
+ * variable, and unset means "auto": the host BLAS for a CPU device whose
+ * memory is the host's (host_unified), where mapping copies nothing, and
+ * CLBlast everywhere else. "host" works on any device (mapping copies where
+ * the memory is not the host's). NST_ERR_INVALID_ARG for another setting,
+ * NST_ERR_BLAS for "host" in a build without a host BLAS. */
+nst_status nst_gemm_choose(const nst_device_info *d, const char *setting, int *host,
+                           nst_msg *msg);
+/* What runs rt's matrix products, for people: "CLBlast 1.5.3" or
+ * "OpenBLAS 0.3.21 on the host (2 threads)". With the host BLAS, opening
+ * the runtime sets the host BLAS's process-wide thread count to the device's
+ * compute units unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set. */
+const char *nst_runtime_gemm(const nst_runtime *rt);
 
 
 /* ---- images ------------------------------------------------------------- */
