@@ -11,6 +11,7 @@ HOSTBLAS ?= $(shell pkg-config --exists openblas && echo openblas)
 ifneq ($(HOSTBLAS),)
 PKGS    += $(HOSTBLAS)
 CPPFLAGS += -DNST_HAVE_OPENBLAS
+LDLIBS  += -pthread
 endif
 CC      ?= cc
 CFLAGS  ?= -O2 -g

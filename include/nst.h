@@ -102,9 +102,10 @@ uint64_t nst_runtime_peak_bytes(const nst_runtime *rt);
 nst_status nst_gemm_choose(const nst_device_info *d, const char *setting, int *host,
                            nst_msg *msg);
 /* What runs rt's matrix products, for people: "CLBlast 1.5.3" or
- * "OpenBLAS 0.3.21 on the host (2 threads)". With the host BLAS, opening
- * the runtime sets the host BLAS's process-wide thread count to the device's
- * compute units unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set. */
+ * "OpenBLAS 0.3.21 on the host (2 threads)". With the host BLAS, nst splits
+ * each product over one thread per compute unit of the device and opening
+ * the runtime sets OpenBLAS to one thread, process-wide (OpenBLAS's own
+ * threads keep spinning after each call, slowing the kernels that follow). */
 const char *nst_runtime_gemm(const nst_runtime *rt);
 
 

@@ -15,12 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "nst_int.h"
 
 #ifdef NST_HAVE_OPENBLAS
 #include <cblas.h>
+#include <pthread.h>
 #endif
+
+enum { MAX_THREADS = 64 };
 
 /* ---- the choice (the only place NST_GEMM is read) ------------------------ */
 
@@ -77,17 +81,21 @@ nst_status nst_gemm_setup(nst_runtime *rt, const char *setting, nst_msg *msg) {
     }
 #ifdef NST_HAVE_OPENBLAS
     /* The kernels and the BLAS never run at once (the BLAS waits for the
-     * queue, the queue for the unmaps), so each may have every core: one
-     * BLAS thread per compute unit, unless the user has chosen. */
-    const char *e = getenv("OPENBLAS_NUM_THREADS"), *o = getenv("OMP_NUM_THREADS");
-    int n = (int)rt->info.compute_units, procs = openblas_get_num_procs();
-    if (!(e && *e) && !(o && *o) && n > 0)
-        openblas_set_num_threads(procs > 0 && n > procs ? procs : n);
+     * queue, the queue for the unmaps), so each may have every core: nst
+     * splits each product over one thread per compute unit, each running
+     * OpenBLAS single-threaded. OpenBLAS's own pool would do the splitting
+     * as well, but its threads spin for about 2^28 cycles after each call,
+     * taking the cores from the OpenCL kernels that follow (a third slower
+     * on PoCL, measured); threads that exit when done cost nothing after. */
+    openblas_set_num_threads(1);
+    long procs = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = (int)rt->info.compute_units;
+    if (procs > 0 && n > procs) n = (int)procs;
+    rt->host_threads = n > MAX_THREADS ? MAX_THREADS : n < 1 ? 1 : n;
     char name[64];
     nst_host_blas_name(name, sizeof name);
-    n = openblas_get_num_threads();
-    snprintf(rt->gemm_name, sizeof rt->gemm_name, "%s on the host (%d thread%s)", name, n,
-             n == 1 ? "" : "s");
+    snprintf(rt->gemm_name, sizeof rt->gemm_name, "%s on the host (%d thread%s)", name,
+             rt->host_threads, rt->host_threads == 1 ? "" : "s");
 #endif
     return NST_OK;
 }
@@ -232,6 +240,45 @@ static int gemm_args_ok(nst_runtime *rt, const char *what, int ta, int tb, size_
     return 1;
 }
 
+/* One thread's share of a batched product: batch items [q0, q1), rows
+ * [i0, i1) of each C. */
+typedef struct gemm_part {
+    int ta, tb;
+    size_t m, n, k, lda, ldb, ldc, sa, sb, sc, q0, q1, i0, i1;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} gemm_part;
+
+static void *gemm_run(void *arg) {
+    const gemm_part *p = arg;
+    const size_t rows = p->i1 - p->i0;
+    if (rows == 0) return NULL;
+    for (size_t q = p->q0; q < p->q1; q++) {
+        /* rows i0.. of op(A): rows of A, or columns of A when transposed */
+        const float *a = p->a ? p->a + q * p->sa + (p->ta ? p->i0 : p->i0 * p->lda) : NULL;
+        const float *b = p->b ? p->b + q * p->sb : NULL;
+        cblas_sgemm(CblasRowMajor, p->ta ? CblasTrans : CblasNoTrans,
+                    p->tb ? CblasTrans : CblasNoTrans, (int)rows, (int)p->n, (int)p->k, p->alpha,
+                    a, (int)p->lda, b, (int)p->ldb, p->beta, p->c + q * p->sc + p->i0 * p->ldc,
+                    (int)p->ldc);
+    }
+    return NULL;
+}
+
+/* Runs parts[0..n) on n threads (the caller's the first); a thread that
+ * cannot be started leaves its part to the caller. */
+static void run_parts(gemm_part *parts, int n) {
+    pthread_t th[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 1; t < n; t++) started[t] = pthread_create(&th[t], NULL, gemm_run, &parts[t]) == 0;
+    gemm_run(&parts[0]);
+    for (int t = 1; t < n; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else gemm_run(&parts[t]);
+    }
+}
+
 nst_status nst_host_gemm_batched(nst_runtime *rt, int trans_a, int trans_b, size_t M, size_t N,
                                  size_t K, float alpha, cl_mem a, size_t a_off, size_t lda,
                                  size_t a_stride, cl_mem b, size_t b_off, size_t ldb,
@@ -251,13 +298,28 @@ nst_status nst_host_gemm_batched(nst_runtime *rt, int trans_a, int trans_b, size
     maps_add(&m, c, c_off, span(M, N, ldc, batch, c_stride), 1);
     NST_TRY(map_all(rt, &m, what));
     double t0 = now_ms();
-    const float *pa = K ? at(&m, a, a_off) : NULL, *pb = K ? at(&m, b, b_off) : NULL;
-    float *pc = at(&m, c, c_off);
-    for (size_t i = 0; i < batch; i++)
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                    trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
-                    pa ? pa + i * a_stride : NULL, (int)lda, pb ? pb + i * b_stride : NULL,
-                    (int)ldb, beta, pc + i * c_stride, (int)ldc);
+    gemm_part whole = {trans_a, trans_b, M, N, K, lda, ldb, ldc, a_stride, b_stride, c_stride,
+                       0, batch, 0, M, alpha, beta, K ? at(&m, a, a_off) : NULL,
+                       K ? at(&m, b, b_off) : NULL, at(&m, c, c_off)};
+    /* Split over the threads: by batch items when there are enough of them,
+     * else by rows of C; products too small to repay starting a thread
+     * (about 10 us, a megaflop) run on the caller alone. */
+    int nt = rt->host_threads;
+    const double flop = 2.0 * M * N * (K ? K : 1) * batch;
+    const int by_batch = batch >= 2 * (size_t)nt;
+    if (flop < 4e6 || (!by_batch && M < 16 * (size_t)nt)) nt = 1;
+    gemm_part parts[MAX_THREADS];
+    for (int t = 0; t < nt; t++) {
+        parts[t] = whole;
+        if (by_batch) {
+            parts[t].q0 = batch * t / nt;
+            parts[t].q1 = batch * (t + 1) / nt;
+        } else {
+            parts[t].i0 = M * t / nt;
+            parts[t].i1 = M * (t + 1) / nt;
+        }
+    }
+    run_parts(parts, nt);
     nst_profile_add_host(rt, batch > 1 ? "OpenBLAS sgemm (batched)" : "OpenBLAS sgemm",
                          now_ms() - t0);
     st = unmap_all(rt, &m);

@@ -91,6 +91,7 @@ struct nst_runtime {
     /* 1: the BLAS routines run on the host BLAS on mapped buffers
      * (hostblas.c), 0: through CLBlast; gemm_name says which, for people */
     int gemm_host;
+    int host_threads; /* threads the host BLAS's products are split over */
     char gemm_name[96];
     /* profiling: events of enqueued kernels when profile is on */
     nst_prof_event *events;

@@ -200,6 +200,13 @@ static void test_gemm_agree(void **state) {
         {0, 1, 9, 9, 100, 300, 300, 9, 3, 100, 100, 81, 0, 0, 0, 0.01f, 0.0f, 0},
         {0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1.0f, 1.0f, 0},
         {0, 0, 67, 45, 131, 131, 45, 45, 1, 0, 0, 0, 0, 0, 0, 0.5f, 1.0f, 0},
+        /* large enough for the host path to split them over threads: by
+         * batch items, by rows of C (A plain and transposed, one product or
+         * a short batch) */
+        {0, 0, 64, 97, 67, 67, 97, 97, 36, 64 * 67, 67 * 97, 64 * 97, 0, 0, 0, 1.0f, 0.0f, 1},
+        {0, 0, 130, 103, 170, 171, 103, 105, 1, 0, 0, 0, 2, 0, 1, 1.0f, 0.5f, 0},
+        {1, 0, 70, 90, 400, 70, 90, 90, 1, 0, 0, 0, 0, 0, 0, -1.0f, 0.0f, 0},
+        {0, 1, 64, 64, 400, 1200, 1200, 64, 3, 400, 400, 4096, 0, 0, 0, 0.5f, 0.0f, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(&cases[i], 100 + i);
 }
