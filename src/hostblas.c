@@ -84,9 +84,11 @@ nst_status nst_gemm_setup(nst_runtime *rt, const char *setting, nst_msg *msg) {
      * queue, the queue for the unmaps), so each may have every core: nst
      * splits each product over one thread per compute unit, each running
      * OpenBLAS single-threaded. OpenBLAS's own pool would do the splitting
-     * as well, but its threads spin for about 2^28 cycles after each call,
-     * taking the cores from the OpenCL kernels that follow (a third slower
-     * on PoCL, measured); threads that exit when done cost nothing after. */
+     * as well, but its threads keep spinning for a while after each call
+     * (2^28 cycles by default), taking the cores from the OpenCL kernels
+     * that follow: on PoCL those ran about 1.5 times slower, and a whole
+     * evaluation a quarter slower. Threads that exit when done cost nothing
+     * after. */
     openblas_set_num_threads(1);
     long procs = sysconf(_SC_NPROCESSORS_ONLN);
     int n = (int)rt->info.compute_units;
