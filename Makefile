@@ -15,6 +15,14 @@ VERSION   := $(shell sed -n 's/.*define NST_VERSION "\(.*\)"/\1/p' include/nst.h
 SOVERSION := 0
 SONAME    := libnst.so.$(SOVERSION)
 PKGS    := OpenCL clblast libpng libjpeg jansson
+# OpenBLAS runs the matrix products of CPU devices on the host (src/hostblas.c);
+# without it (or with HOSTBLAS= on the command line) they all go through CLBlast.
+HOSTBLAS ?= $(shell pkg-config --exists openblas && echo openblas)
+ifneq ($(HOSTBLAS),)
+PKGS    += $(HOSTBLAS)
+CPPFLAGS += -DNST_HAVE_OPENBLAS
+LDLIBS  += -pthread
+endif
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c99 -Wall -Wextra -Wno-unused-parameter $(SAN)

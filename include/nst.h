@@ -54,7 +54,7 @@ typedef enum nst_status {
     NST_ERR_NO_DEVICE,   /* no OpenCL device, or the selection matched none */
     NST_ERR_CL,          /* an OpenCL call failed */
     NST_ERR_BUILD,       /* an OpenCL program failed to compile */
-    NST_ERR_BLAS,        /* a CLBlast routine failed */
+    NST_ERR_BLAS,        /* a BLAS routine (CLBlast or the host BLAS) failed */
     NST_ERR_NUMERIC,     /* a NaN or Inf appeared */
     NST_ERR_INTERRUPTED, /* the caller asked the run to stop */
     NST_ERR_TOO_LARGE    /* the work does not fit the device or a limit */
@@ -85,6 +85,7 @@ typedef struct nst_device_info {
     unsigned compute_units;
     size_t max_work_group;
     int fp16;               /* cl_khr_fp16 present */
+    int host_unified;       /* CL_DEVICE_HOST_UNIFIED_MEMORY: its memory is the host's */
     int is_default;         /* the device nst picks when nothing is asked */
 } nst_device_info;
 
@@ -131,8 +132,8 @@ typedef struct nst_settings {
     int no_tune;                  /* NST_TUNE=0: ignore GEMM parameters saved by nst tune */
     char device[256];             /* NST_DEVICE: the selection (as nst_device_select)
                                      when nst_runtime_options.device is NULL or "" */
-    char gemm[32];                /* the GEMM backend by name; "" = the default
-                                     (CLBlast on the device) */
+    char gemm[32];                /* NST_GEMM: where the matrix products run, as for
+                                     nst_gemm_choose: auto, host or clblast; "" = auto */
     /* where the nst command looks for weights when --weights is not given */
     char weights[NST_PATH_MAX];   /* NST_WEIGHTS: this file (it must exist) */
     char weights_dirs[4 * NST_PATH_MAX]; /* then these directories in turn, ':'-separated
@@ -178,6 +179,24 @@ const nst_device_info *nst_runtime_device(const nst_runtime *rt);
 /* The most device memory nst had allocated at once on rt, in bytes (0 for
  * rt NULL). */
 uint64_t nst_runtime_peak_bytes(const nst_runtime *rt);
+
+/* Where the matrix products (and the few vector routines) run on device d:
+ * *host = 1 on the host BLAS nst was built with (OpenBLAS), on the device's
+ * buffers mapped into the host; 0 through CLBlast on the device. setting is
+ * "auto", "host" or "clblast" (nst_settings.gemm, NST_GEMM); NULL or ""
+ * means "auto": the host BLAS for a CPU device whose
+ * memory is the host's (host_unified), where mapping copies nothing, and
+ * CLBlast everywhere else. "host" works on any device (mapping copies where
+ * the memory is not the host's). NST_ERR_INVALID_ARG for another setting,
+ * NST_ERR_BLAS for "host" in a build without a host BLAS. */
+nst_status nst_gemm_choose(const nst_device_info *d, const char *setting, int *host,
+                           nst_msg *msg);
+/* What runs rt's matrix products, for people: "CLBlast 1.5.3" or
+ * "OpenBLAS 0.3.21 on the host (2 threads)". With the host BLAS, nst splits
+ * each product over one thread per compute unit of the device and opening
+ * the runtime sets OpenBLAS to one thread, process-wide (OpenBLAS's own
+ * threads keep spinning after each call, slowing the kernels that follow). */
+const char *nst_runtime_gemm(const nst_runtime *rt);
 
 
 /* ---- images ------------------------------------------------------------- */

@@ -428,28 +428,48 @@ fail:
     return st;
 }
 
-/* C[M,N] = 0.5 A[M,K] B[N,K]^T + C (row-major, B transposed), through CLBlast. */
-static nst_status case_gemm(dc *c, int M, int N, int K) {
+/* The products through whatever runs them on this runtime (CLBlast or the
+ * host BLAS): C[M,N] = 0.5 A[M,K] B[N,K]^T + C (row-major, B transposed);
+ * then `batch` products M[q] = U[q]^T V[q] with U [K x M], V [K x N] and M
+ * in one buffer after V, as the Winograd input gradient lays them out. */
+static nst_status case_gemm(dc *c, int M, int N, int K, int batch) {
     nst_status st;
     size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N;
-    float *a, *b, *cf, *got;
-    double *ad, *bd, *cd;
-    cl_mem ta, tb, tc;
-    nst_check_row *r = row(c, 1e-5, 1e-4, 0, "GEMM (CLBlast) %dx%dx%d", M, N, K);
+    size_t nv = nb * batch, nm = nc * batch;
+    float *a, *b, *cf, *got, *u, *v, *gotm;
+    double *ad, *bd, *cd, *ud, *vd, *md;
+    cl_mem ta, tb, tc, tu, tvm;
+    const char *who = c->rt->gemm_host ? "host" : "CLBlast";
+    nst_check_row *r = row(c, 1e-5, 1e-4, 0, "GEMM (%s) %dx%dx%d", who, M, N, K);
+    nst_check_row *rb =
+        row(c, 1e-5, 1e-4, 0, "batched GEMM (%s) %dx%dx%d x%d", who, M, N, K, batch);
     NST_TRY(rnd(c, na, -1, 1, &a, &ad));
     NST_TRY(rnd(c, nb, -1, 1, &b, &bd));
     NST_TRY(rnd(c, nc, -1, 1, &cf, &cd));
+    NST_TRY(rnd(c, na * batch, -1, 1, &u, &ud));
+    NST_TRY(rnd(c, nv + nm, -1, 1, &v, &vd)); /* V, then M's old contents */
     NST_TRY(host(c, nc * sizeof(float), (void **)&got));
+    NST_TRY(host(c, nm * sizeof(float), (void **)&gotm));
+    NST_TRY(dbl(c, nm, &md));
     NST_TRY(buf(c, na, &ta));
     NST_TRY(buf(c, nb, &tb));
     NST_TRY(buf(c, nc, &tc));
+    NST_TRY(buf(c, na * batch, &tu));
+    NST_TRY(buf(c, nv + nm, &tvm));
     NST_TRY(nst_write_floats(c->rt, ta, 0, na, a));
     NST_TRY(nst_write_floats(c->rt, tb, 0, nb, b));
     NST_TRY(nst_write_floats(c->rt, tc, 0, nc, cf));
+    NST_TRY(nst_write_floats(c->rt, tu, 0, na * batch, u));
+    NST_TRY(nst_write_floats(c->rt, tvm, 0, nv + nm, v));
     NST_TRY(tic(c));
     NST_TRY(nst_gemm(c->rt, 0, 1, M, N, K, 0.5f, ta, 0, K, tb, 0, K, 1.0f, tc, 0, N));
     NST_TRY(toc(c, 0));
+    NST_TRY(tic(c));
+    NST_TRY(nst_gemm_strided_batched(c->rt, 1, 0, M, N, K, 1.0f, tu, 0, M, na, tvm, 0, N, nb,
+                                     0.0f, tvm, nv, N, nc, batch));
+    NST_TRY(toc(c, 1));
     NST_TRY(nst_read_floats(c->rt, tc, 0, nc, got));
+    NST_TRY(nst_read_floats(c->rt, tvm, nv, nm, gotm));
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = 0;
@@ -457,6 +477,15 @@ static nst_status case_gemm(dc *c, int M, int N, int K) {
             cd[(size_t)i * N + j] += 0.5 * s;
         }
     nst_check_compare(r, got, cd, nc);
+    for (int q = 0; q < batch; q++)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double s = 0;
+                for (int k = 0; k < K; k++)
+                    s += ud[q * na + (size_t)k * M + i] * vd[q * nb + (size_t)k * N + j];
+                md[q * nc + (size_t)i * N + j] = s;
+            }
+    nst_check_compare(rb, gotm, md, nm);
 fail:
     return st;
 }
@@ -738,12 +767,12 @@ nst_status nst_device_check(nst_runtime *rt, int tiny, nst_check_row *rows, int 
     /* The same cases at two scales: tiny for slow devices, else larger. */
     static const struct check_sizes {
         int conv3[4], conv5[4]; /* C, H, W, K */
-        int relu, pool[3], norm[2], gram[3], content[3], gemm[3], reduce;
+        int relu, pool[3], norm[2], gram[3], content[3], gemm[4], reduce;
     } sizes[2] = {
         {{17, 23, 19, 13}, {7, 13, 11, 9}, 40009, {5, 17, 13}, {37, 29}, {24, 17, 13},
-         {13, 23, 17}, {67, 45, 131}, 100003},
+         {13, 23, 17}, {137, 113, 131, 5}, 100003},
         {{5, 7, 5, 6}, {6, 9, 8, 5}, 1001, {3, 9, 7}, {11, 7}, {7, 9, 6}, {5, 9, 7},
-         {13, 11, 17}, 1003},
+         {13, 11, 17, 4}, 1003},
     };
     const struct check_sizes *z = &sizes[tiny ? 1 : 0];
     const int *k3 = z->conv3, *k5 = z->conv5;
@@ -759,7 +788,7 @@ nst_status nst_device_check(nst_runtime *rt, int tiny, nst_check_row *rows, int 
     RUN(case_normalize(&c, z->norm[0], z->norm[1], NST_INPUT_CAFFE));
     RUN(case_gram_style(&c, z->gram[0], z->gram[1], z->gram[2]));
     RUN(case_content_tv(&c, z->content[0], z->content[1], z->content[2]));
-    RUN(case_gemm(&c, z->gemm[0], z->gemm[1], z->gemm[2]));
+    RUN(case_gemm(&c, z->gemm[0], z->gemm[1], z->gemm[2], z->gemm[3]));
     RUN(case_reduce(&c, z->reduce));
     RUN(case_optim(&c, NST_OPTIM_LBFGS));
     RUN(case_optim(&c, NST_OPTIM_ADAM));

@@ -780,8 +780,8 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
         }
         nst_status st = nst_device_check(rt, tiny, rows, NST_CHECK_MAX_ROWS, &nrows);
         if (json) {
-            printf("{\"device\":%d,\"name\":\"%s\",\"pass\":%s,\"rows\":[", i, js(devs[i].name),
-                   st == NST_OK ? "true" : "false");
+            printf("{\"device\":%d,\"name\":\"%s\",\"gemm\":\"%s\",\"pass\":%s,\"rows\":[", i,
+                   js(devs[i].name), js(nst_runtime_gemm(rt)), st == NST_OK ? "true" : "false");
             for (int r = 0; r < nrows; r++)
                 printf("%s{\"op\":\"%s\",\"max_abs\":%.3g,\"max_rel\":%.3g,\"pass\":%s,"
                        "\"ms\":%.3f}",
@@ -791,6 +791,7 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
             printf("]}\n");
         } else {
             nst_device_check_print(stdout, nst_runtime_device(rt), rows, nrows);
+            printf("  matrix products: %s\n", nst_runtime_gemm(rt));
             if (st != NST_OK) printf("  FAILED: %s\n", nst_last_error(rt));
             printf("\n");
         }
@@ -801,6 +802,14 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
     if (!json)
         printf("%d of %d device%s passed\n", checked - failed, checked, checked == 1 ? "" : "s");
     return failed ? EXIT_RUNTIME : 0;
+}
+
+/* Where device d runs the matrix products: "host" or "clblast" (the
+ * settings' gemm, else detection), or NULL with the reason in m. */
+static const char *gemm_key(const nst_device_info *d, const nst_settings *set, nst_msg *m) {
+    int host = 0;
+    if (nst_gemm_choose(d, set->gemm, &host, m) != NST_OK) return NULL;
+    return host ? "host" : "clblast";
 }
 
 static int cmd_devices(int argc, char **argv, const nst_settings *set) {
@@ -849,13 +858,15 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
     } else {
         for (int i = 0; i < n; i++) {
             const nst_device_info *d = &devs[i];
+            nst_msg gm = {{0}};
             if (json) {
                 printf("{\"index\":%d,\"name\":\"%s\",\"platform\":\"%s\",\"type\":\"%s\","
                        "\"global_mem\":%llu,\"max_alloc\":%llu,\"compute_units\":%u,"
-                       "\"version\":\"%s\",\"fp16\":%s,\"default\":%s}\n",
+                       "\"version\":\"%s\",\"fp16\":%s,\"gemm\":\"%s\",\"default\":%s}\n",
                        d->index, js(d->name), js(d->platform), d->type,
                        (unsigned long long)d->global_mem, (unsigned long long)d->max_alloc,
                        d->compute_units, js(d->version), d->fp16 ? "true" : "false",
+                       js(gemm_key(d, set, &gm) ? gemm_key(d, set, &gm) : gm.text),
                        d->is_default ? "true" : "false");
                 continue;
             }
@@ -868,6 +879,10 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
                    d->max_work_group);
             printf("    version       %s; %s; driver %s\n", d->version, d->c_version, d->driver);
             printf("    fp16          %s\n", d->fp16 ? "yes" : "no");
+            const char *g = gemm_key(d, set, &gm);
+            printf("    GEMM          %s\n", !g                  ? gm.text
+                                             : !strcmp(g, "host") ? "host BLAS on mapped buffers"
+                                                                  : "CLBlast");
         }
         if (!json) printf("(* = default; choose with --device N, --device NAME or NST_DEVICE)\n");
     }
@@ -1013,10 +1028,10 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
             printf("{\"device\":\"%s\",\"size\":%d,\"evals\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,"
                    "\"max_ms\":%.3f,\"gflop\":%.2f,\"gflops\":%.1f,\"peak_mib\":%.1f,"
                    "\"build_cold_s\":%.3f,\"build_cached_s\":%.3f,\"gemm_tuned\":%s,"
-                   "\"kernels\":[",
+                   "\"gemm\":\"%s\",\"kernels\":[",
                    js(nst_runtime_device(rt)->name), r.w, r.evals, r.median_ms, r.min_ms, r.max_ms,
                    r.gflop, r.gflops, r.peak_mib, cold, warm,
-                   nst_tune_applied(rt) ? "true" : "false");
+                   nst_tune_applied(rt) ? "true" : "false", js(nst_runtime_gemm(rt)));
             for (int k = 0; k < r.nkernels; k++)
                 printf("%s{\"name\":\"%s\",\"ms\":%.3f,\"calls\":%d}", k ? "," : "",
                        r.kernels[k].name, r.kernels[k].ms, r.kernels[k].calls);
@@ -1028,7 +1043,9 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
                    r.max_ms, r.gflop, r.gflops, r.peak_mib);
             if (si == 0)
                 printf("  kernel build: %.3f s cold, %.3f s from cache\n", cold, warm);
-            printf("  GEMM parameters: %s\n", nst_tune_note(rt));
+            printf("  GEMM: %s\n", nst_runtime_gemm(rt));
+            if (*nst_tune_note(rt)) /* CLBlast's kernel parameters, when it ran */
+                printf("  GEMM parameters: %s\n", nst_tune_note(rt));
             double total = 0;
             for (int k = 0; k < r.nkernels; k++) total += r.kernels[k].ms;
             for (int k = 0; k < r.nkernels && k < 12; k++)

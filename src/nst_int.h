@@ -62,7 +62,8 @@ typedef struct nst_kernel_slot {
 
 typedef struct nst_prof_event {
     const char *name; /* kernel or routine name (static string) */
-    cl_event ev;
+    cl_event ev;      /* NULL for work done on the host: */
+    double host_ms;   /* its time */
 } nst_prof_event;
 
 /* ---- settings ---------------------------------------------------------- */
@@ -104,6 +105,11 @@ struct nst_runtime {
      * -1 none applied; tune_note says which and why */
     int tune_state;
     char tune_note[400];
+    /* 1: the BLAS routines run on the host BLAS on mapped buffers
+     * (hostblas.c), 0: through CLBlast; gemm_name says which, for people */
+    int gemm_host;
+    int host_threads; /* threads the host BLAS's products are split over */
+    char gemm_name[96];
     /* profiling: events of enqueued kernels when profile is on */
     nst_prof_event *events;
     int nevents, cap_events;
@@ -126,6 +132,8 @@ nst_status nst_launch(nst_runtime *rt, const char *program, const char *name, in
 
 /* Records an event for profiling when rt->profile is on; takes ownership. */
 void nst_profile_add(nst_runtime *rt, const char *name, cl_event ev);
+/* Records the time of work done on the host, when rt->profile is on. */
+void nst_profile_add_host(nst_runtime *rt, const char *name, double ms);
 /* Waits for the queue and reports a failure as a status. */
 nst_status nst_finish(nst_runtime *rt);
 
@@ -192,7 +200,8 @@ static inline size_t nst_mem_in_use(const nst_runtime *rt) {
 nst_status nst_buffer_create(nst_runtime *rt, size_t bytes, cl_mem *out);
 void nst_buffer_free(nst_runtime *rt, cl_mem buf);
 
-/* ---- CLBlast (gemm.c is the only file that includes clblast_c.h) -------- */
+/* ---- BLAS: CLBlast (gemm.c is the only file that includes clblast_c.h) or,
+ * when rt->gemm_host, the host BLAS (hostblas.c, the only one with cblas.h) */
 
 /* Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, with element
  * offsets and leading dimensions, as CLBlastSgemm. */
@@ -220,6 +229,29 @@ nst_status nst_blas_override(nst_runtime *rt, const char *kernel, size_t n, cons
                              const size_t *values);
 /* CLBlast's version, "major.minor.patch". */
 const char *nst_blas_version(void);
+
+/* The same routines on the host BLAS, on the buffers mapped into the host
+ * (blocking: they return when the result is in the buffer's host memory
+ * and the unmaps are enqueued). Spans beyond a buffer are refused.
+ * nst_host_gemm_batched is nst_gemm_strided_batched (batch 1: nst_gemm). */
+nst_status nst_host_gemm_batched(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n,
+                                 size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
+                                 size_t a_stride, cl_mem b, size_t b_off, size_t ldb,
+                                 size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,
+                                 size_t c_stride, size_t batch);
+nst_status nst_host_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off, cl_mem y,
+                         size_t y_off);
+nst_status nst_host_scal(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off);
+nst_status nst_host_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, size_t y_off,
+                        cl_mem out, size_t out_off);
+/* Writes the host BLAS's name and version ("OpenBLAS 0.3.21") into buf and
+ * returns 1; 0 (and "") when nst was built without one. */
+int nst_host_blas_name(char *buf, size_t len);
+/* Chooses where rt's BLAS routines run (nst_gemm_choose on rt->info; setting
+ * as in nst_runtime_options), and sets rt->gemm_host and rt->gemm_name and,
+ * for the host BLAS, its thread count. */
+nst_status nst_gemm_setup(nst_runtime *rt, const char *setting, nst_msg *msg);
+
 
 /* rt's cache directory (settings.cache_dir), created when missing; 0 on
  * success, -1 when there is none. */

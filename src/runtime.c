@@ -65,6 +65,10 @@ static void fill_info(cl_platform_id p, cl_device_id d, int index, nst_device_in
         }
         free(ext);
     }
+    cl_bool unified = CL_FALSE;
+    if (clGetDeviceInfo(d, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) ==
+        CL_SUCCESS)
+        info->host_unified = unified == CL_TRUE;
 }
 
 /* Calls fn for every device of every platform, in a stable order. */
@@ -277,6 +281,7 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     rt->settings = *set;
     rt->no_cache = set->no_cache || (opt && opt->no_cache);
     rt->profile = opt && opt->profile;
+    NST_TRY(nst_gemm_setup(rt, rt->settings.gemm, msg));
     rt->cl12 = strncmp(rt->info.c_version, "OpenCL C 1.0", 12) != 0 &&
                strncmp(rt->info.c_version, "OpenCL C 1.1", 12) != 0;
     cl_uint align_bits = 1024;
@@ -301,7 +306,8 @@ fail:
 void nst_runtime_close(nst_runtime *rt) {
     if (!rt) return;
     if (rt->queue) clFinish(rt->queue);
-    for (int i = 0; i < rt->nevents; i++) clReleaseEvent(rt->events[i].ev);
+    for (int i = 0; i < rt->nevents; i++)
+        if (rt->events[i].ev) clReleaseEvent(rt->events[i].ev);
     free(rt->events);
     nst_buffer_free(rt, rt->gemm_temp);
     nst_buffer_free(rt, rt->scratch[0]);
@@ -331,16 +337,12 @@ fail:
     return st;
 }
 
-void nst_profile_add(nst_runtime *rt, const char *name, cl_event ev) {
-    if (!rt->profile || !ev) {
-        if (ev) clReleaseEvent(ev);
-        return;
-    }
+static void profile_add(nst_runtime *rt, const char *name, cl_event ev, double host_ms) {
     if (rt->nevents == rt->cap_events) {
         int cap = rt->cap_events ? 2 * rt->cap_events : 256;
         nst_prof_event *n = realloc(rt->events, (size_t)cap * sizeof *n);
         if (!n) {
-            clReleaseEvent(ev);
+            if (ev) clReleaseEvent(ev);
             return;
         }
         rt->events = n;
@@ -348,7 +350,20 @@ void nst_profile_add(nst_runtime *rt, const char *name, cl_event ev) {
     }
     rt->events[rt->nevents].name = name;
     rt->events[rt->nevents].ev = ev;
+    rt->events[rt->nevents].host_ms = host_ms;
     rt->nevents++;
+}
+
+void nst_profile_add(nst_runtime *rt, const char *name, cl_event ev) {
+    if (!rt->profile || !ev) {
+        if (ev) clReleaseEvent(ev);
+        return;
+    }
+    profile_add(rt, name, ev, 0);
+}
+
+void nst_profile_add_host(nst_runtime *rt, const char *name, double ms) {
+    if (rt->profile) profile_add(rt, name, NULL, ms);
 }
 
 size_t nst_wg_1d(const nst_runtime *rt) {

@@ -111,6 +111,15 @@ nst_status nst_settings_from_env(nst_settings *s, nst_msg *msg) {
     s->no_cache = !strcmp(v, "0");
     NST_TRY(env_text("NST_TUNE", v, sizeof v, msg));
     s->no_tune = !strcmp(v, "0");
+    NST_TRY(env_text("NST_GEMM", s->gemm, sizeof s->gemm, msg));
+    if (*s->gemm && strcmp(s->gemm, "auto") && strcmp(s->gemm, "host") &&
+        strcmp(s->gemm, "clblast")) {
+        st = nst_fail(msg, NST_ERR_INVALID_ARG,
+                      "NST_GEMM='%s' is not where products run; use auto (the default), host "
+                      "(a host BLAS on mapped buffers) or clblast",
+                      s->gemm);
+        goto fail;
+    }
 
     NST_TRY(env_text("HOME", home, sizeof home, msg));
     NST_TRY(env_text("NST_CACHE_DIR", s->cache_dir, sizeof s->cache_dir, msg));

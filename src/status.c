@@ -19,7 +19,7 @@ const char *nst_strerror(nst_status s) {
     case NST_ERR_NO_DEVICE: return "no such device";
     case NST_ERR_CL: return "OpenCL error";
     case NST_ERR_BUILD: return "kernel build failed";
-    case NST_ERR_BLAS: return "CLBlast error";
+    case NST_ERR_BLAS: return "BLAS error";
     case NST_ERR_NUMERIC: return "numerical failure";
     case NST_ERR_INTERRUPTED: return "interrupted";
     case NST_ERR_TOO_LARGE: return "too large";

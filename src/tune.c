@@ -341,6 +341,7 @@ int nst_tune_fallback(nst_runtime *rt, const char *why) {
 int nst_tune_applied(const nst_runtime *rt) { return rt->tune_state == 1; }
 
 const char *nst_tune_note(const nst_runtime *rt) {
+    if (rt->gemm_host) return "";
     return rt->tune_state == 0 ? "not looked up yet (no GEMM has run)" : rt->tune_note;
 }
 
@@ -501,6 +502,10 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
         return nst_fail(RTM(rt), NST_ERR_IO,
                         "tune: no cache directory to save the result in; set NST_CACHE_DIR");
     const double t_start = now_seconds();
+    /* what is tuned is CLBlast's kernel, even where the host BLAS runs the
+     * products */
+    const int gemm_host = rt->gemm_host;
+    rt->gemm_host = 0;
     /* the baseline: CLBlast's own parameters, unless this process already
      * overrode them (which cannot be undone) */
     rt->tune_state = -1;
@@ -597,6 +602,7 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
     rt->msg = saved;
     nst_tune_apply_saved(rt); /* reads back what was written */
 fail:
+    rt->gemm_host = gemm_host;
     if (st != NST_OK) rt->tune_state = 0;
     free(tried);
     bench_free(rt, &b);
