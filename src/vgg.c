@@ -368,6 +368,10 @@ const nst_tensor *nst_vgg_tap(const nst_vgg *m, const char *name) {
     return L ? L->out : NULL;
 }
 
+const nst_tensor *nst_vgg_output(const nst_vgg *m, int i) {
+    return i >= 0 && i < m->nlayers ? m->l[i].out : NULL;
+}
+
 nst_tensor *nst_vgg_tap_grad(nst_vgg *m, const char *name) {
     vgg_layer *L = find_tap(m, name);
     return L ? L->grad : NULL;

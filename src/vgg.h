@@ -77,6 +77,11 @@ const nst_tensor *nst_vgg_tap(const nst_vgg *m, const char *name);
  * losses ACCUMULATE dL/dtap into it. NULL for a name that was not requested. */
 nst_tensor *nst_vgg_tap_grad(nst_vgg *m, const char *name);
 
+/* Layer i's output as the last forward left it ([1,C,H',W'], owned by m),
+ * kept for every ReLU and pool and for tapped convs; NULL for a conv fused
+ * with its ReLU or i outside [0, depth). Valid until the next resize or free. */
+const nst_tensor *nst_vgg_output(const nst_vgg *m, int i);
+
 /* Zeroes every tap gradient. */
 nst_status nst_vgg_zero_grad(nst_runtime *rt, nst_vgg *m);
 

@@ -730,7 +730,19 @@ static void test_validation(void **state) {
     assert_int_equal(nst_tensor_create(rt, 1, 3, 8, 6, &img), NST_OK);
     assert_int_equal(nst_vgg_forward(rt, m, img), NST_ERR_INVALID_ARG); /* not sized yet */
     assert_non_null(strstr(nst_last_error(rt), "nst_vgg_resize"));
+    assert_null(nst_vgg_output(m, 1)); /* nothing kept before a size */
     assert_int_equal(nst_vgg_resize(rt, m, 6, 8), NST_OK);
+    /* kept outputs: a tapped conv's, every ReLU's and pool's, not a fused conv's */
+    assert_non_null(nst_vgg_output(m, 0));
+    assert_non_null(nst_vgg_output(m, 1));
+    assert_null(nst_vgg_output(m, 2));
+    const nst_tensor *p1 = nst_vgg_output(m, 4);
+    assert_non_null(p1);
+    assert_true(p1->c == 4 && p1->h == 3 && p1->w == 4);
+    assert_null(nst_vgg_output(m, 5));
+    assert_ptr_equal(nst_vgg_output(m, 6), nst_vgg_tap(m, "relu2_1"));
+    assert_null(nst_vgg_output(m, 7));
+    assert_null(nst_vgg_output(m, -1));
     assert_int_equal(nst_vgg_forward(rt, m, img), NST_ERR_INVALID_ARG); /* 8x6 != 6x8 */
     assert_int_equal(nst_vgg_backward(rt, m, img), NST_ERR_INVALID_ARG);
     nst_tensor_free(rt, img);
