@@ -12,7 +12,7 @@ LDFLAGS += $(SAN)
 CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude -Isrc -I$(BUILD)/gen -DCL_TARGET_OPENCL_VERSION=120 \
             -DNST_PREFIX='"$(PREFIX)"' -DNST_SOURCE_DIR='"$(CURDIR)"' \
             $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
 SRC   := $(filter-out src/main.c src/cli.c,$(wildcard src/*.c))
 OBJ   := $(SRC:src/%.c=$(BUILD)/obj/%.o)

@@ -108,3 +108,21 @@ int cli_parse_bytes(const char *s, unsigned long long *out) {
     *out = (unsigned long long)v;
     return 1;
 }
+
+void cli_rate_update(cli_rate *r, int iteration, int iterations, double elapsed, double *rate,
+                     double *eta) {
+    *rate = 0;
+    *eta = -1;
+    if (!r->started || iteration <= r->first_iteration) {
+        /* the first iteration seen carries the setup and any kernel compiling
+         * before it: the speed is counted from its end */
+        r->started = 1;
+        r->first_iteration = iteration;
+        r->first_elapsed = elapsed;
+        return;
+    }
+    double dt = elapsed - r->first_elapsed;
+    if (!(dt > 0)) return;
+    *rate = (iteration - r->first_iteration) / dt;
+    *eta = (iterations - iteration) / *rate;
+}

@@ -10,6 +10,17 @@
 #define NST_CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define NST_CLI_PRINTF(a, b)
+/* Iteration speed and time left for progress lines. The first iteration
+ * reported (whatever its number) carries the setup and the kernel compiling
+ * of a first run, so speed is counted from its end: rate 0 and eta -1
+ * (unknown) for it, then iterations since it over the time since it. */
+typedef struct cli_rate {
+    int started, first_iteration;
+    double first_elapsed;
+} cli_rate;
+void cli_rate_update(cli_rate *r, int iteration, int iterations, double elapsed, double *rate,
+                     double *eta);
+
 #endif
 
 enum { CLI_OPTION = 0, CLI_POSITIONAL = 1, CLI_NEEDS_VALUE = 2, CLI_TAKES_NO_VALUE = 3 };
@@ -38,5 +49,16 @@ int cli_parse_bytes(const char *s, unsigned long long *out);
 int cli_image_ext_ok(const char *path);
 /* "dir/out.png", 50 -> "dir/out_0050.png". */
 void cli_numbered_path(const char *path, int n, char *buf, size_t len);
+
+/* Iteration speed and time left for progress lines. The first iteration
+ * reported (whatever its number) carries the setup and the kernel compiling
+ * of a first run, so speed is counted from its end: rate 0 and eta -1
+ * (unknown) for it, then iterations since it over the time since it. */
+typedef struct cli_rate {
+    int started, first_iteration;
+    double first_elapsed;
+} cli_rate;
+void cli_rate_update(cli_rate *r, int iteration, int iterations, double elapsed, double *rate,
+                     double *eta);
 
 #endif

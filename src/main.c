@@ -375,6 +375,9 @@ typedef struct progress_ctx {
     const run_opts *o;
     int tty;
     int failed_save;
+    cli_rate rate;     /* speed counted from the first iteration */
+    int live;          /* a live compile line is open on the terminal */
+    double compile_t0; /* when compiling began (CLOCK_MONOTONIC) */
 } progress_ctx;
 
 static void fmt_duration(double s, char *buf, size_t len) {
@@ -389,11 +392,47 @@ static void fmt_duration(double s, char *buf, size_t len) {
     }
 }
 
+static double mono_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Kernels are compiling: say so at once (a first run on a CPU can take a
+ * while), live on a terminal, one line otherwise, events with --json. */
+static int on_compile(progress_ctx *c, const nst_progress *p) {
+    const run_opts *o = c->o;
+    if (p->programs_done == 0) c->compile_t0 = mono_seconds();
+    if (o->json) {
+        printf("{\"event\":\"compile\",\"programs_done\":%d,\"programs\":%d,\"program\":",
+               p->programs_done, p->programs);
+        if (p->program)
+            printf("\"%s\"}\n", js(p->program));
+        else
+            printf("null}\n");
+        fflush(stdout);
+    } else if (!o->quiet && c->tty) {
+        int last = p->programs_done == p->programs;
+        fprintf(stderr, "\r\033[Knst: compiling kernels for this device (once): %d of %d programs",
+                p->programs_done, p->programs);
+        if (last)
+            fprintf(stderr, ", %.1f s\n", mono_seconds() - c->compile_t0);
+        c->live = !last;
+    } else if (!o->quiet && p->programs_done == 0) {
+        fprintf(stderr, "nst: compiling kernels for this device (once; later runs load them "
+                        "from the cache): %d programs\n", p->programs);
+    }
+    return g_stop != 0;
+}
+
 static int on_progress(const nst_progress *p, void *user) {
     progress_ctx *c = user;
     const run_opts *o = c->o;
-    double rate = p->elapsed > 0 ? p->iteration / p->elapsed : 0;
-    double eta = rate > 0 ? (p->iterations - p->iteration) / rate : -1;
+    if (p->phase == NST_PHASE_COMPILE) return on_compile(c, p);
+    double rate, eta;
+    cli_rate_update(&c->rate, p->iteration, p->iterations, p->elapsed, &rate, &eta);
+    char speed[32] = "";
+    if (rate > 0) snprintf(speed, sizeof speed, "  %.2f it/s", rate);
     if (o->json) {
         printf("{\"event\":\"iteration\",\"iteration\":%d,\"iterations\":%d,\"evaluations\":%d,"
                "\"scale\":%d,\"width\":%d,\"height\":%d,"
@@ -413,14 +452,14 @@ static int on_progress(const nst_progress *p, void *user) {
                 snprintf(scale, sizeof scale, "scale %d/%d %dx%d  ", p->scale, o->p.scales,
                          p->width, p->height);
             fprintf(stderr,
-                    "\r\033[K%siteration %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  "
-                    "%.2f it/s  ETA %s%s",
+                    "\r\033[K%siteration %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)"
+                    "%s  ETA %s%s",
                     scale, p->iteration, p->iterations, p->loss, p->content, p->style, p->tv,
-                    rate, etab, last ? "\n" : "");
+                    speed, etab, last ? "\n" : "");
         } else if (p->iteration % o->print_every == 0 || p->iteration == 1 || last) {
             fprintf(stderr,
-                    "iteration %d/%d  loss %.6g  content %.6g  style %.6g  tv %.6g  %.2f it/s\n",
-                    p->iteration, p->iterations, p->loss, p->content, p->style, p->tv, rate);
+                    "iteration %d/%d  loss %.6g  content %.6g  style %.6g  tv %.6g%s\n",
+                    p->iteration, p->iterations, p->loss, p->content, p->style, p->tv, speed);
         }
     }
     if (o->save_every && p->iteration % o->save_every == 0 && p->iteration < p->iterations) {
@@ -564,6 +603,13 @@ static int run_transfer(int argc, char **argv) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
     }
+    if (*nst_runtime_warning(rt)) fprintf(stderr, "nst: warning: %s\n", nst_runtime_warning(rt));
+    progress_ctx pc = {&o, isatty(2), 0, {0, 0, 0}, 0, 0};
+    if (!o.dry_run && (st = nst_transfer_prepare(rt, &o.p, on_progress, &pc)) != NST_OK) {
+        fprintf(stderr, "%snst: %s\n", pc.live ? "\n" : "", nst_last_error(rt));
+        rc = st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
+        goto done;
+    }
     if ((st = nst_model_load(rt, wpath, &model)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         goto done;
@@ -590,7 +636,6 @@ static int run_transfer(int argc, char **argv) {
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    progress_ctx pc = {&o, isatty(2), 0};
     st = nst_transfer_run(rt, model, &o.p, content, (const nst_image *const *)styles, o.nstyles,
                           o.nblend ? o.blend : NULL, on_progress, &pc, &result);
     signal(SIGINT, SIG_DFL);
