@@ -404,6 +404,7 @@ typedef struct prep_unit {
     int slot;         /* the program's slot, or -1 for a BLAS routine */
     unsigned blas;    /* the NST_BLAS_* bit of a BLAS routine */
     int cached;       /* found in a cache beforehand: no progress event */
+    int taken;        /* a worker has taken it */
     nst_status st;
     build_out out;
 } prep_unit;
@@ -411,9 +412,11 @@ typedef struct prep_unit {
 typedef struct prep_ctx {
     nst_runtime *rt;
     prep_unit *units;
-    int n, next, finished;
-    int *order; /* units in the order they finished */
+    int n, taken, finished;
+    int *order;    /* units in the order they finished */
     int stop;
+    int blas_busy; /* CLBlast builds one routine at a time: its database
+                      setup is not thread-safe (1.5 crashes) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 } prep_ctx;
@@ -430,16 +433,34 @@ static void prep_run_unit(nst_runtime *rt, prep_unit *u) {
     }
 }
 
+/* Takes the first unit not taken that may start now (-1: none). */
+static int prep_take(prep_ctx *c) {
+    for (int i = 0; i < c->n; i++) {
+        prep_unit *u = &c->units[i];
+        if (u->taken || (u->slot < 0 && c->blas_busy)) continue;
+        u->taken = 1;
+        c->taken++;
+        if (u->slot < 0) c->blas_busy = 1;
+        return i;
+    }
+    return -1;
+}
+
 static void *prep_worker(void *arg) {
     prep_ctx *c = arg;
     pthread_mutex_lock(&c->mu);
-    while (!c->stop && c->next < c->n) {
-        int i = c->next++;
+    while (!c->stop && c->taken < c->n) {
+        int i = prep_take(c);
+        if (i < 0) { /* only BLAS routines left, one running */
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
         pthread_mutex_unlock(&c->mu);
         prep_run_unit(c->rt, &c->units[i]);
         pthread_mutex_lock(&c->mu);
+        if (c->units[i].slot < 0) c->blas_busy = 0;
         c->order[c->finished++] = i;
-        pthread_cond_signal(&c->cv);
+        pthread_cond_broadcast(&c->cv);
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -507,7 +528,7 @@ nst_status nst_programs_prepare(nst_runtime *rt, const char *const *names, int n
      * every build taken has finished and no more will be taken. */
     pthread_mutex_lock(&c.mu);
     for (int seen = 0;;) {
-        while (seen == c.finished && !(c.finished == c.next && (c.stop || c.next >= c.n)))
+        while (seen == c.finished && !(c.finished == c.taken && (c.stop || c.taken == c.n)))
             pthread_cond_wait(&c.cv, &c.mu);
         if (seen == c.finished) break;
         prep_unit *u = &units[c.order[seen++]];

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -278,6 +280,40 @@ static void test_prepare_in_parallel(void **state) {
     unsetenv("NST_BUILD_THREADS");
 }
 
+/* CLBlast routines compile one at a time (CLBlast 1.5 crashes when two
+ * threads set up their first routines at once: it fills a static table
+ * unlocked), beside the programs. Each round is a new process, forked before
+ * this process called CLBlast. */
+static void test_prepare_blas_one_at_a_time(void **state) {
+    setenv("NST_BUILD_THREADS", "8", 1);
+    unsigned all = NST_BLAS_GEMM | NST_BLAS_GEMM_BATCHED | NST_BLAS_AXPY | NST_BLAS_DOT |
+                   NST_BLAS_SCAL;
+    for (int round = 0; round < 16; round++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            nst_runtime *rt = NULL;
+            nst_msg msg = {{0}};
+            nst_runtime_options opt = {0};
+            opt.device = getenv("NST_DEVICE");
+            opt.no_cache = 1;
+            if (nst_runtime_open(&rt, &opt, &msg) != NST_OK) _exit(2);
+            int ok = nst_programs_prepare(rt, every_program, 2, all, NULL, NULL) == NST_OK &&
+                     rt->blas_ready == all;
+            nst_runtime_close(rt);
+            _exit(ok ? 0 : 1);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fprintf(stderr, "round %d: %s %d\n", round, WIFSIGNALED(status) ? "signal" : "exit",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    unsetenv("NST_BUILD_THREADS");
+}
+
 /* The progress callback stops the builds: before any (nothing built) or
  * after the first; either way NST_ERR_INTERRUPTED. */
 static void test_prepare_stops(void **state) {
@@ -356,6 +392,7 @@ int main(void) {
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_cache_notes),
         cmocka_unit_test(test_cache_dir_unwritable),
+        cmocka_unit_test(test_prepare_blas_one_at_a_time), /* before any CLBlast call */
         cmocka_unit_test(test_prepare_in_parallel),
         cmocka_unit_test(test_prepare_stops),
         cmocka_unit_test(test_prepare_failure),
