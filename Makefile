@@ -1,9 +1,18 @@
-# nst: neural style transfer on OpenCL.  `make` builds build/nst and
-# build/libnst.a; `make test` runs every suite; `make install` installs.
+# nst: neural style transfer on OpenCL.  `make` builds build/nst, the tools,
+# and the library static (build/libnst.a) and shared (build/libnst.so);
+# `make test` runs every suite; `make install` installs (PREFIX, DESTDIR,
+# LIBDIR, MANDIR).
 # `make check-asan`, `make check-valgrind`, `make fuzz`: see docs/RELIABILITY.md.
 PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+MANDIR  ?= $(PREFIX)/share/man
 BUILD   ?= build
 DESTDIR ?=
+# The shared library: real name libnst.so.VERSION, soname libnst.so.SOVERSION.
+# Bump SOVERSION whenever a change breaks programs linked against the last one.
+VERSION   := $(shell sed -n 's/.*define NST_VERSION "\(.*\)"/\1/p' include/nst.h)
+SOVERSION := 0
+SONAME    := libnst.so.$(SOVERSION)
 PKGS    := OpenCL clblast libpng libjpeg jansson
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -22,7 +31,7 @@ TOOLS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(filter-out tools/embed_cl.c,$(w
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 TESTLIB := $(patsubst tests/%.c,$(BUILD)/obj/tests_%.o,$(filter-out tests/test_%,$(wildcard tests/*.c)))
 
-all: $(BUILD)/nst $(TOOLS)
+all: $(BUILD)/nst $(TOOLS) $(BUILD)/libnst.so
 
 $(BUILD)/nst: $(BUILD)/obj/main.o $(BUILD)/obj/cli.o $(BUILD)/libnst.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -31,9 +40,26 @@ $(BUILD)/libnst.a: $(OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# The shared library exports exactly the functions include/nst.h declares
+# (a version script made from the header); the objects are position
+# independent, so one set serves both libraries.
+$(BUILD)/gen/libnst.map: include/nst.h
+	@mkdir -p $(@D)
+	@{ echo 'NST_$(SOVERSION) {'; echo '  global:'; \
+	  sed -n 's/^\([a-z][^(]*[ *]\)\{0,1\}\(nst_[a-z0-9_]*\)(.*/    \2;/p' $<; \
+	  echo '  local: *;'; echo '};'; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/libnst.so.$(VERSION): $(OBJ) $(BUILD)/gen/libnst.map
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script,$(BUILD)/gen/libnst.map \
+	    $(if $(SAN),,-Wl,--no-undefined) -o $@ $(OBJ) $(LDLIBS)
+
+$(BUILD)/libnst.so: $(BUILD)/libnst.so.$(VERSION)
+	ln -sf libnst.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
+
 $(BUILD)/obj/%.o: src/%.c $(BUILD)/gen/programs.h
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -MMD -MP -c $< -o $@
 
 $(GEN): $(BUILD)/gen/%.cl.h: cl/%.cl $(BUILD)/tools/embed_cl
 	@mkdir -p $(@D)
@@ -61,16 +87,20 @@ $(BUILD)/tools/%: tools/%.c $(BUILD)/libnst.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libnst.a $(LDLIBS)
 
-# The local benchmark rows (BENCHMARKS.md): nst, then the PyTorch peer on the
-# same CPU when Debian's python3-torch is installed.
-BENCH_SIZES ?= 256,512
-BENCH_EVALS ?= 3
+# The local benchmark rows (BENCHMARKS.md): nst, then the PyTorch peer
+# (tools/torch_gatys.py) on the same CPU with BENCH_THREADS threads, run by
+# $(PYTHON) when it can import torch.
+BENCH_SIZES   ?= 256,512
+BENCH_EVALS   ?= 3
+BENCH_THREADS ?= $(shell nproc 2>/dev/null || echo 1)
+PYTHON        ?= python3
 bench: all
 	$(BUILD)/nst bench --size $(BENCH_SIZES) --evals $(BENCH_EVALS)
-	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	@if "$(PYTHON)" -c 'import torch' 2>/dev/null; then \
 	  for s in $$(echo $(BENCH_SIZES) | tr , ' '); do \
-	    /usr/bin/python3 ../shared/bench/torch_gatys.py cpu $$s $(BENCH_EVALS); done; \
-	else echo "(python3-torch not installed: no PyTorch row)"; fi
+	    "$(PYTHON)" tools/torch_gatys.py --device cpu --threads $(BENCH_THREADS) \
+	        --size $$s --evals $(BENCH_EVALS) || exit 1; done; \
+	else echo "($(PYTHON) cannot import torch: no PyTorch row; set PYTHON=/path/to/python)"; fi
 
 # The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors.
 weights: $(BUILD)/tools/nst-genweights
@@ -103,8 +133,14 @@ SAN_ENV  := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initializat
             LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Everything (library, tools, every suite) with ASan+UBSan in build-asan/.
+# The ICD loader sees every driver but Mesa's Clover (mesa.icd): Clover has no
+# devices, leaks in its initialisation and is then unloaded, which leaves a
+# frame LSan cannot name and so cannot suppress (docs/RELIABILITY.md).
 check-asan:
-	$(SAN_ENV) $(MAKE) BUILD=build-asan SAN="$(SANITIZE)" test
+	@rm -rf build-asan/icd; mkdir -p build-asan/icd
+	@for f in /etc/OpenCL/vendors/*.icd; do \
+	  [ "$$(basename $$f)" = mesa.icd ] || cp $$f build-asan/icd/; done
+	OCL_ICD_VENDORS=$(CURDIR)/build-asan/icd $(SAN_ENV) $(MAKE) BUILD=build-asan SAN="$(SANITIZE)" test
 
 VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,possible \
             --errors-for-leak-kinds=definite,possible --num-callers=30 \
@@ -146,18 +182,30 @@ fuzz: fuzz-build
 fuzz-smoke:
 	$(MAKE) FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) fuzz
 
+# ldconfig refreshes the loader's cache after a real (not staged) install.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/nst
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/share/nst $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(BUILD)/nst $(DESTDIR)$(PREFIX)/bin/nst
-	install -m 644 $(BUILD)/libnst.a $(DESTDIR)$(PREFIX)/lib/libnst.a
+	install -m 755 $(BUILD)/tools/nst-genweights $(DESTDIR)$(PREFIX)/bin/nst-genweights
+	install -m 644 $(BUILD)/libnst.a $(DESTDIR)$(LIBDIR)/libnst.a
+	install -m 644 $(BUILD)/libnst.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libnst.so.$(VERSION)
+	ln -sf libnst.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnst.so
 	install -m 644 include/nst.h $(DESTDIR)$(PREFIX)/include/nst.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/#define NST_VERSION "\(.*\)"/\1/p' include/nst.h)|g' \
-	    -e 's|@REQUIRES@|$(PKGS)|g' nst.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nst.pc
+	install -m 644 docs/nst.1 $(DESTDIR)$(MANDIR)/man1/nst.1
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@REQUIRES@|$(PKGS)|g' nst.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/nst.pc
+	@[ -n "$(DESTDIR)" ] || ldconfig 2>/dev/null || true
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/nst $(DESTDIR)$(PREFIX)/lib/libnst.a \
-	    $(DESTDIR)$(PREFIX)/include/nst.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/nst.pc
+	rm -f $(DESTDIR)$(PREFIX)/bin/nst $(DESTDIR)$(PREFIX)/bin/nst-genweights \
+	    $(DESTDIR)$(LIBDIR)/libnst.a $(DESTDIR)$(LIBDIR)/libnst.so.$(VERSION) \
+	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libnst.so \
+	    $(DESTDIR)$(PREFIX)/include/nst.h $(DESTDIR)$(LIBDIR)/pkgconfig/nst.pc \
+	    $(DESTDIR)$(MANDIR)/man1/nst.1
+	@rmdir $(DESTDIR)$(PREFIX)/share/nst 2>/dev/null || true
+	@[ -n "$(DESTDIR)" ] || ldconfig 2>/dev/null || true
 
 clean:
 	rm -rf build build-asan build-fuzz

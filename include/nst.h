@@ -3,7 +3,15 @@
  * Every call returns an nst_status; on failure a human-readable message is
  * left in the runtime (nst_last_error) or in the nst_msg the call was given.
  * The library never exits, aborts or prints. Whoever creates an object frees
- * it; every _free/_close accepts NULL. */
+ * it; every _free/_close accepts NULL.
+ *
+ * Pointers: every pointer argument must be valid unless its comment says it
+ * may be NULL; nst_msg arguments always may (no message). A NULL pointer, a
+ * NULL entry in an array, an image without pixels or a count out of range is
+ * refused with NST_ERR_INVALID_ARG and a message naming it, never a crash; a
+ * call given a NULL runtime has nowhere to put that message and only returns
+ * the status. Inputs are borrowed for the call: the library keeps no pointer
+ * to them after it returns. */
 #ifndef NST_H
 #define NST_H
 
@@ -15,6 +23,11 @@ extern "C" {
 #endif
 
 #define NST_VERSION "0.1.0"
+
+/* The version of the library in use: NST_VERSION as it was when the library
+ * was built, which for a shared library may differ from the header a program
+ * was compiled with. */
+const char *nst_version(void);
 
 typedef enum nst_status {
     NST_OK = 0,
@@ -66,7 +79,8 @@ nst_status nst_devices_list(nst_device_info **out, int *count, nst_msg *msg);
 /* Resolves a selection to an index in the list: NULL or "" means the
  * NST_DEVICE environment variable, else the default (the GPU with the most
  * memory, else any accelerator, else a CPU). A selection is a decimal index
- * or a case-insensitive substring of "platform name" or "device name". */
+ * or a case-insensitive substring of "platform name" or "device name". devs
+ * may be NULL only when count is 0. */
 nst_status nst_device_select(const nst_device_info *devs, int count, const char *sel,
                              int *index, nst_msg *msg);
 
@@ -78,14 +92,21 @@ typedef struct nst_runtime_options {
     int profile;         /* 1: record per-kernel timings (nst bench) */
 } nst_runtime_options;
 
+/* opt may be NULL: the default device (or NST_DEVICE), the cache on (unless
+ * NST_CACHE=0), no profiling. */
 nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, nst_msg *msg);
 void nst_runtime_close(nst_runtime *rt);
+/* The message of the last failed call on rt (rewritten by the next failure,
+ * valid until nst_runtime_close); never NULL: for rt NULL, a sentence
+ * saying that the runtime is NULL. */
 const char *nst_last_error(const nst_runtime *rt);
 /* Compiles (or loads from the cache) every kernel program now; *seconds
  * (may be NULL) receives the time it took. */
 nst_status nst_runtime_build_all(nst_runtime *rt, double *seconds);
+/* rt's device, valid until nst_runtime_close; NULL for rt NULL. */
 const nst_device_info *nst_runtime_device(const nst_runtime *rt);
-/* The most device memory nst had allocated at once on rt, in bytes. */
+/* The most device memory nst had allocated at once on rt, in bytes (0 for
+ * rt NULL). */
 uint64_t nst_runtime_peak_bytes(const nst_runtime *rt);
 /* A warning for people about rt, or "": the kernel cache is off because its
  * directory cannot be created or written (runs work, but compile their
@@ -122,18 +143,23 @@ typedef enum nst_init { NST_INIT_CONTENT = 0, NST_INIT_RANDOM = 1, NST_INIT_IMAG
 #define NST_MAX_LAYERS 16
 
 typedef struct nst_params {
-    int size;                    /* longest side of the output; the content is resized */
+    int size;                    /* longest side of the output; the content is resized.
+                                    16..65536, and every side of every image at
+                                    it needs 2^pools pixels (see nst_transfer_plan) */
     double style_scale;          /* style images' longest side = style_scale * size */
     double content_weight;       /* a: weight of the content terms */
     double style_weight;         /* b: weight of the style terms */
     double tv_weight;            /* g: weight of total variation */
     int iterations;
     nst_optimizer optimizer;
-    double learning_rate;        /* Adam step; L-BFGS step scale (1 = classic) */
+    double learning_rate;        /* Adam step; L-BFGS step scale (1 = classic);
+                                    0 = the optimiser's default (Adam 0.02,
+                                    L-BFGS 1) */
     int lbfgs_history;
     int line_search;             /* L-BFGS: 1 = backtracking line search */
     nst_init init;
-    const nst_image *init_image; /* for NST_INIT_IMAGE */
+    const nst_image *init_image; /* for NST_INIT_IMAGE, else may be NULL; any
+                                    size: resized (stretched) to the output's */
     uint64_t seed;               /* for NST_INIT_RANDOM */
     const char *content_layers;  /* comma list, e.g. "relu4_2" */
     const char *style_layers;    /* comma list, e.g. "relu1_1,relu2_1,..." */
@@ -144,8 +170,9 @@ typedef struct nst_params {
     int luminance_only;          /* optimise on luminance (Gatys et al. 2017) */
     int luminance_histogram;     /* luminance_only: match the style's luminance by
                                     histogram instead of mean and deviation */
-    /* regions: masks[k] (grey images, white = style k) say where style k
-     * goes; NULL = the styles are blended over the whole image */
+    /* regions: masks[k] (grey images, white = style k, any size: resized to
+     * the content's) say where style k goes, one per style, none NULL;
+     * NULL = the styles are blended over the whole image */
     const nst_image *const *masks;
     /* coarse to fine: `scales` sizes growing by sqrt(2) up to `size`; the
      * first runs `iterations`, each later one `scale_iterations` */
@@ -157,14 +184,17 @@ typedef struct nst_params {
     uint64_t max_memory;         /* device bytes the run may use; 0 = the device's
                                     global memory less 10% */
     int tile;                    /* 0: tiles only when the whole image does not fit;
-                                    > 0: tiles of at most this many pixels a side;
+                                    > 0: tiles of at most this many pixels a side
+                                    (at least twice the deepest layer's halo: the
+                                    plan refuses less, naming the minimum);
                                     -1: never tile */
 } nst_params;
 
 /* The defaults: a good image without touching anything. */
 void nst_params_default(nst_params *p);
-/* Checks every parameter (ranges, layer names, blend weights summing to 1)
- * without touching a device; the message says which value is wrong. */
+/* Checks every parameter (ranges, layer names, blend weights summing to 1,
+ * the init image and masks) without touching a device; the message says
+ * which value is wrong. blend may be NULL (equal weights). */
 nst_status nst_params_check(const nst_params *p, int nstyles, const double *blend, nst_msg *msg);
 
 typedef struct nst_transfer nst_transfer;
@@ -191,7 +221,9 @@ typedef struct nst_progress {
     double style;       /* weighted style term */
     double tv;          /* weighted total-variation term */
     double elapsed;     /* seconds since the iterations began */
-    nst_transfer *transfer; /* for nst_transfer_snapshot */
+    nst_transfer *transfer; /* for nst_transfer_snapshot, valid only during
+                               the progress call (like the nst_progress
+                               itself): keep neither after it returns */
     nst_phase phase;
     /* NST_PHASE_COMPILE: programs (OpenCL programs and CLBlast routines)
      * compiled so far (0 in the first event) of the `programs` this step
@@ -204,20 +236,24 @@ typedef struct nst_progress {
  * returns NST_ERR_INTERRUPTED, with the current image in *out). */
 typedef int (*nst_progress_fn)(const nst_progress *p, void *user);
 
-/* A copy of the current image (caller frees). */
+/* A copy of the current image (caller frees), called from the progress
+ * function with its nst_progress.transfer. */
 nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out);
 
 typedef struct nst_model nst_model;
 
-/* Loads VGG-19 weights (safetensors or a torchvision .pth) for use on rt. */
+/* Loads VGG-19 weights (safetensors or a torchvision .pth) for use on rt
+ * (not NULL: it receives the message). */
 nst_status nst_model_load(nst_runtime *rt, const char *path, nst_model **out);
 /* A generated test network (no file needed): width_mult of the real widths. */
 nst_status nst_model_generate(nst_runtime *rt, uint64_t seed, double width_mult, nst_model **out);
 void nst_model_free(nst_model *m);
 
-/* Runs the whole transfer. styles[0..nstyles-1] are blended with weights
- * blend (NULL = equal), which must sum to 1. *out receives the result (also
- * on NST_ERR_INTERRUPTED and NST_ERR_NUMERIC: the last finite image). */
+/* Runs the whole transfer. styles[0..nstyles-1] (none NULL, any sizes) are
+ * blended with weights blend (NULL = equal), which must sum to 1. progress
+ * and user may be NULL. *out receives the result (also on
+ * NST_ERR_INTERRUPTED and NST_ERR_NUMERIC: the last finite image), else
+ * NULL. */
 nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params *p,
                             const nst_image *content, const nst_image *const *styles, int nstyles,
                             const double *blend, nst_progress_fn progress, void *user,
@@ -281,8 +317,13 @@ typedef struct nst_plan {
  * largest size that would fit. L-BFGS keeps at most the history that fits in
  * 40% of the budget. Returns NST_OK also when the run does not fit (fits 0,
  * the note says why); the run applies the same plan and refuses with
- * NST_ERR_TOO_LARGE and that note. Uploads the weights once to size the
- * network; allocates nothing else. */
+ * NST_ERR_TOO_LARGE and that note. Returns NST_ERR_INVALID_ARG, the message
+ * naming the smallest size or tile that works, when an image at p->size (at
+ * its first scale) is too small for the layers (each side needs 2^pools
+ * pixels, pools counted down to the deepest layer: 16 to relu5_1), or when
+ * p->tile cuts an image into windows smaller than the layers' receptive
+ * field needs. Uploads the weights once to size the network; allocates
+ * nothing else. */
 nst_status nst_transfer_plan(nst_runtime *rt, nst_model *model, const nst_params *p,
                              int content_w, int content_h, const int *style_wh, int nstyles,
                              nst_plan *out);

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "image.h"
-#include "transfer_int.h"
+#include "objective.h"
 
 static double seconds(void) {
     struct timespec ts;
@@ -52,18 +52,27 @@ static int cmp_kernel(const void *a, const void *b) {
 nst_status nst_bench_eval(nst_runtime *rt, nst_model *model, const nst_params *p, int w, int h,
                           int evals, nst_bench_result *out) {
     nst_status st = NST_OK;
-    nst_transfer t;
+    nst_objective *obj = NULL;
+    nst_tensor *x = NULL, *grad = NULL;
     nst_image *content = NULL, *style = NULL;
     double *times = NULL;
-    memset(&t, 0, sizeof t);
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(rt), "nst_bench_eval", "out");
     memset(out, 0, sizeof *out);
-    if (evals < 1 || w < 16 || h < 16)
-        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "bench: %d evaluations at %dx%d", evals, w,
-                        h);
+    if (!model) return nst_fail_null(RTM(rt), "nst_bench_eval", "model");
+    if (!p) return nst_fail_null(RTM(rt), "nst_bench_eval", "p");
+    if (evals < 1 || w < 16 || h < 16 || w > 65536 || h > 65536)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "bench: %d evaluations at %dx%d (give at least 1 evaluation and sides "
+                        "in 16..65536)",
+                        evals, w, h);
     nst_params q = *p;
     q.size = w > h ? w : h;
     q.masks = NULL;
-    NST_TRY(nst_tr_setup(&t, rt, model, &q, 0));
+    q.init = NST_INIT_CONTENT; /* the bench starts from its own image, at one scale */
+    q.scales = 1;
+    NST_TRY(nst_params_check(&q, 1, NULL, RTM(rt)));
+    NST_TRY(nst_objective_create(rt, model->weights, &q, 0, &obj));
     times = calloc((size_t)evals, sizeof *times);
     if (!times) {
         st = nst_fail(RTM(rt), NST_ERR_NOMEM, "bench");
@@ -79,18 +88,19 @@ nst_status nst_bench_eval(nst_runtime *rt, nst_model *model, const nst_params *p
         style->data[i] = (float)((s >> 40) / 16777216.0);
     }
     const nst_image *styles[1] = {style};
-    NST_TRY(nst_tr_targets(&t, content, styles, 1, NULL, NULL));
-    NST_TRY(nst_tr_alloc_image(&t, h, w));
-    NST_TRY(nst_tensor_upload(rt, t.x, content->data));
+    NST_TRY(nst_objective_targets(obj, content, styles, 1, NULL, NULL, q.tile > 0 ? q.tile : 0));
+    NST_TRY(nst_tensor_create(rt, 1, 3, h, w, &x));
+    NST_TRY(nst_tensor_create(rt, 1, 3, h, w, &grad));
+    NST_TRY(nst_tensor_upload(rt, x, content->data));
     double loss;
-    for (int i = 0; i < 2; i++) NST_TRY(nst_tr_evaluate(&t, rt, t.x, t.grad, &loss));
+    for (int i = 0; i < 2; i++) NST_TRY(nst_objective_evaluate(obj, rt, x, grad, &loss));
     NST_TRY(nst_finish(rt));
     add_kernel_times(rt, 0, out); /* drop the warm-up events */
     out->nkernels = 0;
     memset(out->kernels, 0, sizeof out->kernels);
     for (int i = 0; i < evals; i++) {
         double t0 = seconds();
-        NST_TRY(nst_tr_evaluate(&t, rt, t.x, t.grad, &loss)); /* ends in a blocking read */
+        NST_TRY(nst_objective_evaluate(obj, rt, x, grad, &loss)); /* ends in a blocking read */
         times[i] = (seconds() - t0) * 1e3;
         add_kernel_times(rt, 0, out);
     }
@@ -101,7 +111,7 @@ nst_status nst_bench_eval(nst_runtime *rt, nst_model *model, const nst_params *p
     out->min_ms = times[0];
     out->max_ms = times[evals - 1];
     out->median_ms = evals % 2 ? times[evals / 2] : 0.5 * (times[evals / 2 - 1] + times[evals / 2]);
-    out->gflop = nst_vgg_flops(t.vgg) * 1e-9;
+    out->gflop = nst_vgg_flops(nst_objective_network(obj)) * 1e-9;
     out->gflops = out->gflop / (out->median_ms * 1e-3);
     for (int k = 0; k < out->nkernels; k++) {
         out->kernels[k].ms /= evals;
@@ -113,6 +123,8 @@ fail:
     free(times);
     nst_image_free(content);
     nst_image_free(style);
-    nst_tr_release(&t);
+    nst_tensor_free(rt, x);
+    nst_tensor_free(rt, grad);
+    nst_objective_free(rt, obj);
     return st;
 }

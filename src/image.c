@@ -18,6 +18,7 @@
 /* ---- create / free ------------------------------------------------------- */
 
 nst_status nst_image_create(int w, int h, nst_image **out, nst_msg *msg) {
+    if (!out) return nst_fail_null(msg, "nst_image_create", "out");
     *out = NULL;
     if (w < 1 || h < 1)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "image size %dx%d: both sides must be >= 1", w,
@@ -44,6 +45,18 @@ void nst_image_free(nst_image *img) {
     if (!img) return;
     free(img->data);
     free(img);
+}
+
+nst_status nst_image_check(const nst_image *img, const char *fn, const char *what,
+                           nst_msg *msg) {
+    if (!img) return nst_fail_null(msg, fn, what);
+    if (!img->data)
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "%s: %s has no pixels (its data is NULL)", fn,
+                        what);
+    if (img->w < 1 || img->h < 1)
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "%s: %s is %dx%d; both sides must be >= 1",
+                        fn, what, img->w, img->h);
+    return NST_OK;
 }
 
 nst_status nst_image_clone(const nst_image *src, nst_image **out, nst_msg *msg) {
@@ -118,7 +131,9 @@ nst_status nst_image_read(const char *path, size_t max_pixels, nst_image **out, 
     unsigned char *buf = NULL;
     size_t len = 0, cap = 0;
     char name[600];
+    if (!out) return nst_fail_null(msg, "nst_image_read", "out");
     *out = NULL;
+    if (!path) return nst_fail_null(msg, "nst_image_read", "path");
     snprintf(name, sizeof name, "'%s'", path);
     if (max_pixels == 0) max_pixels = NST_MAX_PIXELS;
     /* No image we accept needs more than ~8 bytes per pixel (16-bit RGBA

@@ -37,6 +37,10 @@ nst_status nst_image_create(int w, int h, nst_image **out, nst_msg *msg);
 void nst_image_free(nst_image *img);
 /* A copy of src. */
 nst_status nst_image_clone(const nst_image *src, nst_image **out, nst_msg *msg);
+/* NST_ERR_INVALID_ARG, naming fn and `what`, unless img is an image: not
+ * NULL, with pixel data and both sides >= 1. */
+nst_status nst_image_check(const nst_image *img, const char *fn, const char *what,
+                           nst_msg *msg);
 
 /* ---- reading ------------------------------------------------------------- */
 

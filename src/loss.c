@@ -169,11 +169,26 @@ nst_status nst_gram(nst_runtime *rt, cl_mem g, const nst_tensor *f) {
     return gram_product(rt, g, f->buf, c, m, 1.0f / (float)((double)c * m), 0.0f);
 }
 
+/* g[0..cc) <- G - A (g holds G, target A), values[slot] = ||G - A||^2 / norm2. */
+static nst_status style_diff(nst_runtime *rt, cl_mem g, cl_mem target, size_t cc, float norm2,
+                             cl_mem values, size_t slot) {
+    nst_status st = NST_OK;
+    reduction r = {0, 0, NULL};
+    NST_TRY(reduction_begin(rt, "loss_style_diff", cc, &r));
+    int n = (int)cc;
+    size_t global = r.groups * r.wg;
+    NST_TRY(nst_launch(rt, "loss", "loss_style_diff", 1, &global, &r.wg, 5, sizeof(int), &n,
+                       sizeof(cl_mem), &g, sizeof(cl_mem), &target, sizeof(cl_mem), &r.partial,
+                       r.wg * sizeof(float), NULL));
+    return reduction_end(rt, &r, values, slot, norm2);
+fail:
+    return st;
+}
+
 nst_status nst_style_loss(nst_runtime *rt, const nst_tensor *f, cl_mem gram_scratch,
                           cl_mem target, float target_norm2, float weight, nst_tensor *df,
                           cl_mem values, size_t slot) {
     nst_status st = NST_OK;
-    reduction r = {0, 0, NULL};
     NST_TRY(check_feature(rt, "style loss", f));
     if (df && !same_shape(f, df))
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "style loss: feature %dx%dx%dx%d and "
@@ -183,16 +198,10 @@ nst_status nst_style_loss(nst_runtime *rt, const nst_tensor *f, cl_mem gram_scra
         return bad_norm(rt, "style Gram", target_norm2);
     size_t c = (size_t)f->c, m = (size_t)f->h * f->w, cc = c * c;
     NST_TRY(nst_gram(rt, gram_scratch, f));
-    NST_TRY(reduction_begin(rt, "loss_style_diff", cc, &r));
-    int n = (int)cc;
-    size_t global = r.groups * r.wg;
-    NST_TRY(nst_launch(rt, "loss", "loss_style_diff", 1, &global, &r.wg, 5, sizeof(int), &n,
-                       sizeof(cl_mem), &gram_scratch, sizeof(cl_mem), &target, sizeof(cl_mem),
-                       &r.partial, r.wg * sizeof(float), NULL));
-    NST_TRY(reduction_end(rt, &r, values, slot, target_norm2));
+    NST_TRY(style_diff(rt, gram_scratch, target, cc, target_norm2, values, slot));
     if (df) {
         /* dF[C,M] += weight * 4 / (C*M*||A||^2) * (G - A)[C,C] F[C,M] */
-        double alpha = 4.0 * weight / ((double)c * (double)m * target_norm2);
+        double alpha = nst_style_grad_scale(weight, c, (double)m, target_norm2);
         NST_TRY(nst_gemm(rt, 0, 0, c, m, c, (float)alpha, gram_scratch, 0, c, f->buf, 0, m,
                          1.0f, df->buf, 0, m));
     }
@@ -305,7 +314,6 @@ nst_status nst_style_loss_masked(nst_runtime *rt, const nst_tensor *f, cl_mem ma
                                  float target_norm2, float weight, nst_tensor *df,
                                  cl_mem values, size_t slot) {
     nst_status st = NST_OK;
-    reduction r = {0, 0, NULL};
     cl_mem s = NULL;
     const char *what = "masked style loss";
     if (!mask)
@@ -328,19 +336,12 @@ nst_status nst_style_loss_masked(nst_runtime *rt, const nst_tensor *f, cl_mem ma
     NST_TRY(masked_features(rt, what, f, mask, fm_scratch, &s));
     NST_TRY(nst_gemm(rt, 0, 1, c, c, m, 1.0f / (float)c, fm_scratch, 0, m, fm_scratch, 0, m,
                      0.0f, gram_scratch, 0, c));
-    NST_TRY(reduction_begin(rt, "loss_style_diff", cc, &r));
-    int n = (int)cc;
-    size_t global = r.groups * r.wg;
-    NST_TRY(nst_launch(rt, "loss", "loss_style_diff", 1, &global, &r.wg, 5, sizeof(int), &n,
-                       sizeof(cl_mem), &gram_scratch, sizeof(cl_mem), &target, sizeof(cl_mem),
-                       &r.partial, r.wg * sizeof(float), NULL));
-    st = reduction_end(rt, &r, values, slot, target_norm2);
-    if (st != NST_OK) goto fail;
+    NST_TRY(style_diff(rt, gram_scratch, target, cc, target_norm2, values, slot));
     if (df) {
         /* fm := F diag(m^2) / S, then
          * dF[C,M] += weight * 4 / (C*||A||^2) * (G_r - A)[C,C] fm[C,M] */
         NST_TRY(mask_mul(rt, c, m, fm_scratch, mask, s, fm_scratch));
-        double alpha = 4.0 * weight / ((double)c * target_norm2);
+        double alpha = nst_style_grad_scale(weight, c, 1.0, target_norm2);
         NST_TRY(nst_gemm(rt, 0, 0, c, m, c, (float)alpha, gram_scratch, 0, c, fm_scratch, 0, m,
                          1.0f, df->buf, 0, m));
     }

@@ -46,6 +46,15 @@ nst_status nst_style_loss(nst_runtime *rt, const nst_tensor *f, cl_mem gram_scra
                           cl_mem target, float target_norm2, float weight, nst_tensor *df,
                           cl_mem values, size_t slot);
 
+/* The factor of the style gradient, dL/dF = factor * (G - A) F, for a loss
+ * weighted by `weight` against a target with ||A||^2 = norm2 and a Gram
+ * normalised by c channels times m positions (m = 1 for a masked Gram,
+ * whose 1/S is inside F). The whole-image, masked and tiled gradients all
+ * take it from here. */
+static inline double nst_style_grad_scale(double weight, size_t c, double m, float norm2) {
+    return 4.0 * weight / ((double)c * m * norm2);
+}
+
 /* Total-variation loss of the image x [N,C,H,W] (normally [1,3,H,W] in
  * [0,1]); the mean runs over all N*C*H*W entries. dx: NULL or += weight *
  * gradient. */

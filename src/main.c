@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,7 +40,7 @@ static const char *usage_text =
     "\n"
     "Images\n"
     "  -c, --content FILE        the photo (PNG or JPEG)\n"
-    "  -s, --style FILE[,FILE]   one or more paintings, comma-separated\n"
+    "  -s, --style FILE[,FILE]   one or more paintings, comma-separated or -s repeated\n"
     "      --style-blend W[,W]   how much each painting counts (sum 1; default equal)\n"
     "  -o, --output FILE         result; .png or .jpg decides the format\n"
     "      --size N              longest side of the output in pixels (default 512)\n"
@@ -100,7 +101,8 @@ static const char *usage_text =
     "Progress\n"
     "      --print-every N       a progress line every N iterations when not on a\n"
     "                            terminal (default 50)\n"
-    "      --save-every N        also write OUTPUT_NNNN.ext every N iterations\n"
+    "      --save-every N        also write OUTPUT_NNNN.png every N iterations (or\n"
+    "                            .jpg: the output's format)\n"
     "  -q, --quiet               print nothing but errors\n"
     "      --json                one JSON object per iteration on stdout\n"
     "  -h, --help                this text\n"
@@ -136,6 +138,14 @@ static int usage_error(const char *fmt, ...) {
     return EXIT_USAGE;
 }
 
+/* "unknown option '--chek'; did you mean --check?" (a usage error). */
+static int unknown_option(const char *name, const char *command, const char *const *options) {
+    const char *near = cli_suggest(name, options);
+    return usage_error("%s%sunknown option '%s'%s%s%s", command ? command : "",
+                       command ? ": " : "", name, near ? "; did you mean " : "",
+                       near ? near : "", near ? "?" : "");
+}
+
 static int opt_is(const char *name, const char *long_name, const char *short_name) {
     return !strcmp(name, long_name) || (short_name && !strcmp(name, short_name));
 }
@@ -162,6 +172,24 @@ static const char *js(const char *s) {
     return b;
 }
 
+/* Adds the comma-separated names in v to items[*n..]: a repeated option adds
+ * to the list. The names are copied into buf (cap bytes, *used taken). */
+static int add_names(const char *opt, const char *v, char *buf, size_t cap, size_t *used,
+                     char **items, int *n, int max) {
+    size_t len = strlen(v);
+    if (len >= cap - *used) return usage_error("%s: list too long", opt);
+    char *copy = buf + *used;
+    memcpy(copy, v, len + 1);
+    *used += len + 1;
+    int before = *n;
+    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+        if (*n == max) return usage_error("%s: at most %d files", opt, max);
+        items[(*n)++] = tok;
+    }
+    if (*n == before) return usage_error("%s: no file given", opt);
+    return 0;
+}
+
 /* Splits "a,b,c" into doubles; returns the count or -1. */
 static int parse_doubles(const char *s, double *out, int max) {
     int n = 0;
@@ -177,11 +205,13 @@ static int parse_doubles(const char *s, double *out, int max) {
 }
 
 static int parse_run_args(int argc, char **argv, run_opts *o) {
+    int rc;
     memset(o, 0, sizeof *o);
     nst_params_default(&o->p);
     o->jpeg_quality = 95;
     o->print_every = 50;
-    static char style_buf[4096];
+    static char style_buf[4096], mask_buf[4096];
+    size_t style_used = 0, mask_used = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = NULL;
@@ -189,6 +219,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
         int k = cli_match(argc, argv, &i, &arg);
         if (k == CLI_NEEDS_VALUE) return usage_error("option %s needs a value", a);
         if (k == CLI_TAKES_NO_VALUE) return usage_error("option %s takes no value", arg.name);
+        if (k == CLI_UNKNOWN) return unknown_option(arg.name, NULL, NULL);
         v = arg.value;
 #define IS(long_, short_) opt_is(arg.name, long_, short_)
         if (IS("--help", "-h")) {
@@ -200,25 +231,13 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
         } else if (IS("--content", "-c")) {
             o->content = v;
         } else if (IS("--style", "-s")) {
-            if (strlen(v) >= sizeof style_buf) return usage_error("--style: list too long");
-            strcpy(style_buf, v);
-            o->nstyles = 0;
-            for (char *tok = strtok(style_buf, ","); tok; tok = strtok(NULL, ",")) {
-                if (o->nstyles == NST_MAX_STYLES)
-                    return usage_error("--style: at most %d style images", NST_MAX_STYLES);
-                o->styles[o->nstyles++] = tok;
-            }
-            if (o->nstyles == 0) return usage_error("--style: no file given");
+            if ((rc = add_names("--style", v, style_buf, sizeof style_buf, &style_used,
+                                o->styles, &o->nstyles, NST_MAX_STYLES)))
+                return rc;
         } else if (IS("--mask", NULL)) {
-            static char mask_buf[4096];
-            if (strlen(v) >= sizeof mask_buf) return usage_error("--mask: list too long");
-            strcpy(mask_buf, v);
-            o->nmasks = 0;
-            for (char *tok = strtok(mask_buf, ","); tok; tok = strtok(NULL, ",")) {
-                if (o->nmasks == NST_MAX_STYLES)
-                    return usage_error("--mask: at most %d masks", NST_MAX_STYLES);
-                o->masks[o->nmasks++] = tok;
-            }
+            if ((rc = add_names("--mask", v, mask_buf, sizeof mask_buf, &mask_used, o->masks,
+                                &o->nmasks, NST_MAX_STYLES)))
+                return rc;
         } else if (IS("--preserve-colors", NULL) || IS("--preserve-colours", NULL)) {
             o->p.preserve_colors = 1;
         } else if (IS("--luminance-only", NULL)) {
@@ -334,7 +353,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
         } else if (k == CLI_POSITIONAL) {
             return usage_error("unexpected argument '%s'", a);
         } else {
-            return usage_error("unknown option '%s'", a);
+            return unknown_option(arg.name, NULL, NULL);
         }
 #undef IS
     }
@@ -350,9 +369,13 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
         return usage_error("--style-blend has %d weights for %d style images", o->nblend,
                            o->nstyles);
     if (o->init) {
+        struct stat sb;
         if (!strcmp(o->init, "content")) o->p.init = NST_INIT_CONTENT;
         else if (!strcmp(o->init, "random")) o->p.init = NST_INIT_RANDOM;
-        else o->p.init = NST_INIT_IMAGE;
+        else if (stat(o->init, &sb) == 0) o->p.init = NST_INIT_IMAGE;
+        else
+            return usage_error("--init '%s': %s; give content, random or an image file",
+                               o->init, errno == ENOENT ? "no such file" : strerror(errno));
     }
     if (o->nlayer_w) o->p.style_layer_weights = o->layer_w;
     nst_msg msg = {{0}};
@@ -364,7 +387,10 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             return usage_error("--style-layer-weights has %d weights for %d style layers",
                                o->nlayer_w, nl);
     }
-    if (nst_params_check(&o->p, o->nstyles, o->nblend ? o->blend : NULL, &msg) != NST_OK)
+    /* an --init image is read (and checked) after the arguments */
+    nst_params chk = o->p;
+    if (chk.init == NST_INIT_IMAGE) chk.init = NST_INIT_CONTENT;
+    if (nst_params_check(&chk, o->nstyles, o->nblend ? o->blend : NULL, &msg) != NST_OK)
         return usage_error("%s", msg.text);
     return 0;
 }
@@ -375,6 +401,7 @@ typedef struct progress_ctx {
     const run_opts *o;
     int tty;
     int failed_save;
+    int iteration, iterations, scale; /* the last iteration reported */
     cli_rate rate;     /* speed counted from the first iteration */
     int live;          /* a live compile line is open on the terminal */
     double compile_t0; /* when compiling began (CLOCK_MONOTONIC) */
@@ -429,6 +456,9 @@ static int on_progress(const nst_progress *p, void *user) {
     progress_ctx *c = user;
     const run_opts *o = c->o;
     if (p->phase == NST_PHASE_COMPILE) return on_compile(c, p);
+    c->iteration = p->iteration;
+    c->iterations = p->iterations;
+    c->scale = p->scale;
     double rate, eta;
     cli_rate_update(&c->rate, p->iteration, p->iterations, p->elapsed, &rate, &eta);
     char speed[32] = "";
@@ -447,15 +477,23 @@ static int on_progress(const nst_progress *p, void *user) {
         fmt_duration(eta, etab, sizeof etab);
         int last = p->iteration == p->iterations;
         if (c->tty) {
-            char scale[48] = "";
-            if (o->p.scales > 1)
-                snprintf(scale, sizeof scale, "scale %d/%d %dx%d  ", p->scale, o->p.scales,
-                         p->width, p->height);
-            fprintf(stderr,
-                    "\r\033[K%siteration %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)"
-                    "%s  ETA %s%s",
-                    scale, p->iteration, p->iterations, p->loss, p->content, p->style, p->tv,
-                    speed, etab, last ? "\n" : "");
+            /* one line that fits the terminal: the loss terms go first, then the
+             * image size, the speed, the scale, the loss, the ETA */
+            char f[7][96] = {""}, line[512];
+            if (o->p.scales > 1) {
+                snprintf(f[0], sizeof f[0], "scale %d/%d", p->scale, o->p.scales);
+                snprintf(f[1], sizeof f[1], " %dx%d", p->width, p->height);
+            }
+            snprintf(f[2], sizeof f[2], "  iteration %d/%d", p->iteration, p->iterations);
+            snprintf(f[3], sizeof f[3], "  loss %.4g", p->loss);
+            snprintf(f[4], sizeof f[4], " (content %.4g, style %.4g, tv %.4g)", p->content,
+                     p->style, p->tv);
+            snprintf(f[5], sizeof f[5], "%s", speed);
+            snprintf(f[6], sizeof f[6], "  ETA %s", etab);
+            const char *fields[7] = {f[0], f[1], f[2], f[3], f[4], f[5], f[6]};
+            static const int drop[7] = {3, 5, 0, 2, 6, 4, 1};
+            cli_fit_line(line, sizeof line, cli_term_width(2), fields, drop, 7);
+            fprintf(stderr, "\r\033[K%s%s", line, last ? "\n" : "");
         } else if (p->iteration % o->print_every == 0 || p->iteration == 1 || last) {
             fprintf(stderr,
                     "iteration %d/%d  loss %.6g  content %.6g  style %.6g  tv %.6g%s\n",
@@ -557,6 +595,12 @@ static int run_transfer(int argc, char **argv) {
     run_opts o;
     int rc = parse_run_args(argc, argv, &o);
     if (rc) return rc;
+    char why[4400];
+    if (!o.dry_run && cli_output_check(o.output, why, sizeof why) != 0) {
+        /* found now, not after the whole run */
+        fprintf(stderr, "nst: cannot write '%s': %s\n", o.output, why);
+        return EXIT_RUNTIME;
+    }
 
     nst_msg msg = {{0}};
     nst_image *content = NULL, *init = NULL, *result = NULL;
@@ -604,7 +648,7 @@ static int run_transfer(int argc, char **argv) {
         goto done;
     }
     if (*nst_runtime_warning(rt)) fprintf(stderr, "nst: warning: %s\n", nst_runtime_warning(rt));
-    progress_ctx pc = {&o, isatty(2), 0, {0, 0, 0}, 0, 0};
+    progress_ctx pc = {.o = &o, .tty = isatty(2)};
     if (!o.dry_run && (st = nst_transfer_prepare(rt, &o.p, on_progress, &pc)) != NST_OK) {
         fprintf(stderr, "%snst: %s\n", pc.live ? "\n" : "", nst_last_error(rt));
         rc = st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
@@ -643,23 +687,48 @@ static int run_transfer(int argc, char **argv) {
     if (st != NST_OK && st != NST_ERR_INTERRUPTED)
         fprintf(stderr, "%snst: %s\n", pc.tty && !o.quiet ? "\n" : "", nst_last_error(rt));
     if (result && (st == NST_OK || st == NST_ERR_INTERRUPTED || st == NST_ERR_NUMERIC)) {
+        const char *sep = st == NST_ERR_INTERRUPTED && pc.tty && !o.quiet && !o.json ? "\n" : "";
+        char kept[4200];
+        const char *out = o.output;
         nst_status ws = nst_image_write(o.output, result, o.jpeg_quality, o.png16, &msg);
         if (ws != NST_OK) {
-            fprintf(stderr, "nst: %s\n", msg.text);
-            goto done;
+            /* keep the work: beside the output, in the cache directory, in /tmp */
+            fprintf(stderr, "%snst: %s\n", sep, msg.text);
+            sep = "";
+            out = NULL;
+            for (int w = 0; w < 3 && !out; w++) {
+                nst_msg m2 = {{0}};
+                if (cli_fallback_path(o.output, w, kept, sizeof kept) == 0 &&
+                    nst_image_write(kept, result, o.jpeg_quality, o.png16, &m2) == NST_OK)
+                    out = kept;
+            }
+            if (!out) {
+                fprintf(stderr, "nst: the image could not be kept anywhere (tried beside %s, the "
+                                "cache directory and the temporary directory)\n",
+                        o.output);
+                goto done;
+            }
         }
-        if (st == NST_ERR_NUMERIC)
-            fprintf(stderr, "nst: wrote the last finite image to %s\n", o.output);
-        else if (!o.quiet && !o.json)
-            fprintf(stderr, "%snst: wrote %s (%dx%d; peak device memory %.0f MiB)\n",
-                    st == NST_ERR_INTERRUPTED && pc.tty ? "\n" : "", o.output, result->w,
-                    result->h, nst_runtime_peak_bytes(rt) / 1048576.0);
+        if (st == NST_ERR_INTERRUPTED && !o.quiet) {
+            char at[64] = "";
+            if (o.p.scales > 1) snprintf(at, sizeof at, "scale %d of %d, ", pc.scale, o.p.scales);
+            fprintf(stderr, "%snst: interrupted at %siteration %d of %d; image so far written to "
+                            "%s%s\n",
+                    sep, at, pc.iteration, pc.iterations, out, out == o.output ? "" : " instead");
+        } else if (st == NST_ERR_NUMERIC) {
+            fprintf(stderr, "nst: wrote the last finite image to %s\n", out);
+        } else if (out != o.output) {
+            fprintf(stderr, "nst: wrote the image to %s instead\n", out);
+        } else if (!o.quiet && !o.json) {
+            fprintf(stderr, "nst: wrote %s (%dx%d; peak device memory %.0f MiB)\n", out,
+                    result->w, result->h, nst_runtime_peak_bytes(rt) / 1048576.0);
+        }
         if (o.json)
             printf("{\"event\":\"done\",\"output\":\"%s\",\"width\":%d,\"height\":%d,"
-                   "\"interrupted\":%s,\"peak_mib\":%.1f}\n",
-                   js(o.output), result->w, result->h,
-                   st == NST_ERR_INTERRUPTED ? "true" : "false",
-                   nst_runtime_peak_bytes(rt) / 1048576.0);
+                   "\"interrupted\":%s,\"iteration\":%d,\"peak_mib\":%.1f}\n",
+                   js(out), result->w, result->h, st == NST_ERR_INTERRUPTED ? "true" : "false",
+                   pc.iteration, nst_runtime_peak_bytes(rt) / 1048576.0);
+        if (ws != NST_OK) goto done; /* exit 1: the output is not where it was asked for */
     }
     rc = st == NST_OK ? 0 : st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
 done:
@@ -730,6 +799,8 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
 }
 
 static int cmd_devices(int argc, char **argv) {
+    static const char *const options[] = {"--check", "--tiny", "--device", "--json", "--help",
+                                          NULL};
     int check = 0, tiny = 0, json = 0;
     const char *sel = NULL;
     for (int i = 1; i < argc; i++) {
@@ -737,6 +808,7 @@ static int cmd_devices(int argc, char **argv) {
         int k = cli_match(argc, argv, &i, &arg);
         if (k == CLI_NEEDS_VALUE) return usage_error("option %s needs a value", arg.name);
         if (k == CLI_TAKES_NO_VALUE) return usage_error("option %s takes no value", arg.name);
+        if (k == CLI_UNKNOWN) return unknown_option(arg.name, "devices", options);
         if (!strcmp(arg.name, "-h") || !strcmp(arg.name, "--help")) {
             printf("usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
                    "Lists every OpenCL device; * marks the default.\n"
@@ -754,8 +826,10 @@ static int cmd_devices(int argc, char **argv) {
             json = 1;
         } else if (!strcmp(arg.name, "--device") || !strcmp(arg.name, "-d")) {
             sel = arg.value;
+        } else if (k == CLI_POSITIONAL) {
+            return usage_error("devices: unexpected argument '%s'", argv[i]);
         } else {
-            return usage_error("devices: unknown argument '%s'", argv[i]);
+            return unknown_option(arg.name, "devices", options);
         }
     }
     nst_device_info *devs = NULL;

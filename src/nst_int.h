@@ -25,6 +25,9 @@ nst_status nst_fail(nst_msg *msg, nst_status s, const char *fmt, ...) NST_PRINTF
  * allocation failures, NST_ERR_TOO_LARGE for an oversized buffer). */
 nst_status nst_fail_cl(nst_msg *msg, cl_int err, const char *what, const char *file, int line);
 const char *nst_cl_error_name(cl_int err);
+/* The public entry points' pointer checks: NST_ERR_INVALID_ARG with
+ * "fn: arg is NULL" in msg (which may be NULL). */
+nst_status nst_fail_null(nst_msg *msg, const char *fn, const char *arg);
 
 /* Each function using these has `nst_status st` and a `fail:` label. */
 #define NST_CL(msgp, call)                                                       \

@@ -1,8 +1,9 @@
 /* plan.c: the memory plan of a run (nst_transfer_plan): the device bytes
  * each component needs, from the sizes, the layers and the optimiser, and
  * the decision that follows: the whole image, tiles, or the largest size
- * that fits. The figures mirror what transfer.c, tiled.c, vgg.c and optim.c
- * allocate (the network's share comes from nst_vgg_memory_bytes itself), so
+ * that fits. The objective gives its own figures (network, targets, loss
+ * scratch, nst_objective_memory) and the optimiser its own
+ * (nst_optim_memory_bytes), each from what it allocates, so
  * tests/test_plan.c can hold them to the runtime's measured peak. */
 #include <math.h>
 #include <stdio.h>
@@ -10,59 +11,31 @@
 
 #include "image.h"
 #include "optim.h"
-#include "transfer_int.h"
+#include "plan.h"
+#include "tiling.h"
 
 #define HISTORY_SHARE 0.4 /* L-BFGS history may take this much of the budget */
 
 typedef struct plan_ctx {
-    nst_transfer *t;
+    const nst_objective *o;
     const nst_params *p;
     int depth;
     int chan[NST_VGG_LAYERS]; /* output channels of each layer */
     int stride[NST_VGG_LAYERS];
     uint64_t weight_bytes;
+    int halo, align;          /* the tiles' (nst_objective_halo) */
     int cw, ch;               /* the content as given */
     int nstyles;
     int sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
     uint64_t budget, reserve, max_alloc;
 } plan_ctx;
 
-static int tap_index(const char *name) { return nst_vgg_layer_index(name); }
-
 /* Content and style sizes at `size` (the output's longest side). */
 static void sizes_at(const plan_ctx *c, int size, int *w, int *h, int *sw, int *sh) {
     nst_image_fit_size(c->cw, c->ch, size, w, h);
-    int longest = (int)lround((*w > *h ? *w : *h) * c->p->style_scale);
-    if (longest < 16) longest = 16;
+    int longest = nst_style_longest(c->p, *w, *h);
     for (int k = 0; k < c->nstyles; k++) nst_image_fit_size(c->sw[k], c->sh[k], longest, &sw[k],
                                                             &sh[k]);
-}
-
-static uint64_t act_bytes(const plan_ctx *c, int h, int w) {
-    size_t b = nst_vgg_memory_bytes(c->t->vgg, h, w);
-    return b ? b - c->weight_bytes : UINT64_MAX / 4;
-}
-
-/* Floats of the largest layer output at h x w (the largest activation). */
-static uint64_t largest_layer(const plan_ctx *c, int h, int w) {
-    uint64_t m = (uint64_t)3 * h * w;
-    for (int i = 0; i < c->depth; i++) {
-        uint64_t n = (uint64_t)c->chan[i] * (h / c->stride[i]) * (w / c->stride[i]);
-        if (n > m) m = n;
-    }
-    return m;
-}
-
-/* Floats of the largest requested tap (content taps only: content_only). */
-static uint64_t largest_tap(const plan_ctx *c, int h, int w, int content_only) {
-    const nst_transfer *t = c->t;
-    uint64_t m = 1;
-    for (int i = 0; i < t->content.n + (content_only ? 0 : t->style.n); i++) {
-        int l = tap_index(i < t->content.n ? t->content.name[i] : t->style.name[i - t->content.n]);
-        uint64_t n = (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]);
-        if (n > m) m = n;
-    }
-    return m;
 }
 
 static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
@@ -70,20 +43,12 @@ static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 /* The figures at output size `size` with tile limit `tile` (0 = whole image)
  * and L-BFGS history `hist`. 0 when the tiling is impossible. */
 static int figure(const plan_ctx *c, int size, int tile, int hist, nst_plan *o) {
-    const nst_transfer *t = c->t;
     const nst_params *p = c->p;
     int w, h, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
     sizes_at(c, size, &w, &h, sw, sh);
-    int nr = t->nregions ? t->nregions : 1;
     uint64_t F = sizeof(float), px = (uint64_t)w * h;
-    nst_tiling tg;
-    memset(&tg, 0, sizeof tg);
-    int tiled = 0;
-    if (tile > 0) {
-        if (nst_tiling_make(h, w, tile, t->halo, t->align, &tg, NULL) != NST_OK) return 0;
-        tiled = tg.ny * tg.nx > 1;
-    }
-    int th = tiled ? tg.th : h, tw = tiled ? tg.tw : w;
+    nst_objective_bytes m;
+    if (!nst_objective_memory(c->o, w, h, sw, sh, c->nstyles, tile, &m)) return 0;
     o->width = w;
     o->height = h;
     o->style_width = o->style_height = 0;
@@ -92,87 +57,30 @@ static int figure(const plan_ctx *c, int size, int tile, int hist, nst_plan *o) 
             o->style_width = sw[k];
             o->style_height = sh[k];
         }
-    o->tiled = tiled;
-    o->tile = tiled ? tile : 0;
-    o->tile_w = tw;
-    o->tile_h = th;
-    o->tiles_x = tiled ? tg.nx : 1;
-    o->tiles_y = tiled ? tg.ny : 1;
-    o->halo = tiled ? t->halo : 0;
+    o->tiled = m.tiled;
+    o->tile = m.tiled ? tile : 0;
+    o->tile_w = m.tile_w;
+    o->tile_h = m.tile_h;
+    o->tiles_x = m.tiles_x;
+    o->tiles_y = m.tiles_y;
+    o->halo = m.tiled ? c->halo : 0;
 
-    /* targets */
-    uint64_t content_t = 0, style_t = 0, sum_cc = 0, max_cc = 1, masks = 0, max_cm = 1;
-    for (int i = 0; i < t->content.n; i++) {
-        int l = tap_index(t->content.name[i]);
-        content_t += (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]) * F;
-    }
-    for (int i = 0; i < t->style.n; i++) {
-        int l = tap_index(t->style.name[i]);
-        uint64_t cc = (uint64_t)c->chan[l] * c->chan[l];
-        uint64_t m = (uint64_t)(h / c->stride[l]) * (w / c->stride[l]);
-        style_t += cc * nr * F;
-        sum_cc += cc;
-        max_cc = max64(max_cc, cc);
-        max_cm = max64(max_cm, c->chan[l] * m);
-        masks += t->nregions * m * F;
-    }
-    uint64_t values = (uint64_t)t->nslots * F;
-    uint64_t act = act_bytes(c, th, tw);
-    uint64_t vec = 3 * px * F;
+    uint64_t vec = 3 * px * F; /* the image, its gradient, the average */
     nst_optim_params op;
     nst_optim_defaults(&op, p->optimizer == NST_OPTIMIZER_ADAM ? NST_OPTIM_ADAM : NST_OPTIM_LBFGS);
     op.history = hist;
     o->optimizer = nst_optim_memory_bytes(&op, (size_t)(3 * px));
     o->weights = c->weight_bytes;
-    o->activations = act;
-    o->content_targets = content_t;
-    o->style_targets = style_t;
-    o->images = vec * (p->average_decay > 0 ? 3 : 2);
-    uint64_t largest = max64(largest_layer(c, th, tw), 3 * px) * F;
-    for (int i = 0; i < t->content.n; i++) {
-        int l = tap_index(t->content.name[i]);
-        largest = max64(largest, (uint64_t)c->chan[l] * (h / c->stride[l]) * (w / c->stride[l]) *
-                                     F);
-    }
-    if (!tiled) {
-        o->loss_scratch = values + max_cc * F + (t->nregions ? max_cm * F + masks : 0);
-        if (t->nregions) largest = max64(largest, max_cm * F);
-        /* targets: each style image runs through the network at its size */
-        uint64_t tp = c->weight_bytes + act + vec + content_t + values;
-        for (int k = 0; k < c->nstyles; k++)
-            tp = max64(tp, c->weight_bytes + act_bytes(c, sh[k], sw[k]) +
-                               (uint64_t)3 * sw[k] * sh[k] * F + content_t + style_t + values);
-        o->targets_peak = tp;
-        for (int k = 0; k < c->nstyles; k++)
-            largest = max64(largest, max64(largest_layer(c, sh[k], sw[k]),
-                                           (uint64_t)3 * sw[k] * sh[k]) * F);
-    } else {
-        uint64_t win = (uint64_t)3 * th * tw * F;
-        uint64_t fm = largest_tap(c, th, tw, 0), tp;
-        uint64_t targets = c->weight_bytes + act + vec + win + fm * F + content_t + values;
-        for (int k = 0; k < c->nstyles; k++) {
-            nst_tiling ts;
-            if (nst_tiling_make(sh[k], sw[k], tile, t->halo, t->align, &ts, NULL) != NST_OK)
-                return 0;
-            uint64_t sfm = largest_tap(c, ts.th, ts.tw, 0);
-            fm = max64(fm, sfm);
-            tp = c->weight_bytes + act_bytes(c, ts.th, ts.tw) + (uint64_t)3 * sw[k] * sh[k] * F +
-                 (uint64_t)3 * ts.th * ts.tw * F + fm * F + content_t + style_t + values;
-            targets = max64(targets, tp);
-            largest = max64(largest, max64(largest_layer(c, ts.th, ts.tw),
-                                           (uint64_t)3 * sw[k] * sh[k]) * F);
-            nst_tiling_free(&ts);
-        }
-        o->targets_peak = targets;
-        o->loss_scratch = values + sum_cc * F + fm * F + largest_tap(c, th, tw, 1) * F +
-                          (uint64_t)(t->content.n + 1) * F;
-        o->images += 2 * win;
-    }
-    nst_tiling_free(&tg);
+    o->activations = m.network > c->weight_bytes ? m.network - c->weight_bytes : 0;
+    o->content_targets = m.content_targets;
+    o->style_targets = m.style_targets;
+    o->loss_scratch = m.scratch;
+    o->images = vec * (p->average_decay > 0 ? 3 : 2) + m.windows;
+    o->targets_peak = m.targets_peak;
     o->eval_peak = o->weights + o->activations + o->content_targets + o->style_targets +
                    o->loss_scratch + o->images + o->optimizer;
     o->peak = max64(o->eval_peak, o->targets_peak);
-    o->largest_alloc = largest;
+    o->largest_alloc = max64(m.largest, vec);
     o->lbfgs_history = hist;
     return 1;
 }
@@ -203,12 +111,14 @@ static int best_at(const plan_ctx *c, int size, nst_plan *o) {
     int hist = history_at(c, size);
     if (p->tile > 0) return figure(c, size, p->tile, hist, o) && fits(c, o);
     if (figure(c, size, 0, hist, o) && fits(c, o)) return 1;
-    if (p->tile < 0 || c->t->nregions) return 0;
+    if (p->tile < 0 || nst_objective_untileable(c->o)) return 0;
     /* the largest tile that fits: memory grows with the tile */
-    int lo = 2 * c->t->halo + 2 * c->t->align - 1, hi = o->width > o->height ? o->width : o->height;
+    int lo = nst_tiling_min_tile(c->halo, c->align);
+    int hi = o->width > o->height ? o->width : o->height;
     nst_plan q = *o;
-    if (!figure(c, size, lo, hist, &q) || !fits(c, &q)) {
-        *o = q;
+    int ok = figure(c, size, lo, hist, &q);
+    if (!ok || !fits(c, &q)) {
+        if (ok) *o = q; /* else keep the whole image's figures */
         return 0;
     }
     while (hi - lo > 1) {
@@ -222,19 +132,119 @@ static int best_at(const plan_ctx *c, int size, nst_plan *o) {
 
 static double mib(uint64_t b) { return b / 1048576.0; }
 
-nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w, int content_h,
+#define MAX_SIZE 65536 /* the largest size nst_params_check accepts */
+
+/* The output size of the first (smallest) scale of a run at `size`, as
+ * nst_transfer_run computes it. */
+static int first_scale(const nst_params *p, int size) {
+    return p->scales > 1 ? (int)lround(size / pow(2.0, 0.5 * (p->scales - 1))) : size;
+}
+
+/* The smallest side the layers accept: each pooling halves the image
+ * (rounding down) and the deepest layer needs one position: 2^pools. */
+static int min_side(const plan_ctx *c) { return c->stride[c->depth - 1]; }
+
+/* The image that is too small for the layers at output size `size` (at its
+ * first scale, the smallest): -1 the content, k style image k, -2 none; its
+ * size then in *w x *h. Sizes only grow with `size`. */
+static int too_small(const plan_ctx *c, int size, int *w, int *h) {
+    int cw, ch, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES], m = min_side(c);
+    sizes_at(c, first_scale(c->p, size), &cw, &ch, sw, sh);
+    *w = cw;
+    *h = ch;
+    if (cw < m || ch < m) return -1;
+    for (int k = 0; k < c->nstyles; k++)
+        if (sw[k] < m || sh[k] < m) {
+            *w = sw[k];
+            *h = sh[k];
+            return k;
+        }
+    return -2;
+}
+
+/* The smallest size >= from at which no image is too small; 0: none. */
+static int smallest_size(const plan_ctx *c, int from) {
+    int w, h, lo = from, hi = MAX_SIZE;
+    if (too_small(c, lo, &w, &h) == -2) return lo;
+    if (too_small(c, hi, &w, &h) != -2) return 0;
+    while (hi - lo > 1) { /* too small at lo, not at hi */
+        int mid = lo + (hi - lo) / 2;
+        if (too_small(c, mid, &w, &h) == -2) hi = mid;
+        else lo = mid;
+    }
+    return hi;
+}
+
+/* Refuses a size at which an image is smaller than the layers accept,
+ * naming the smallest size that works. */
+static nst_status check_size(const plan_ctx *c, nst_msg *msg) {
+    const nst_params *p = c->p;
+    int w, h, k = too_small(c, p->size, &w, &h);
+    if (k == -2) return NST_OK;
+    int least = smallest_size(c, p->size), pools = 0;
+    for (int s = min_side(c); s > 1; s /= 2) pools++;
+    char what[32], scale[48] = "", fix[160];
+    if (k < 0) snprintf(what, sizeof what, "the content image");
+    else snprintf(what, sizeof what, "style image %d", k + 1);
+    if (p->scales > 1)
+        snprintf(scale, sizeof scale, ", whose first of %d scales is %d,", p->scales,
+                 first_scale(p, p->size));
+    if (least)
+        snprintf(fix, sizeof fix, "the smallest --size that works is %d%s", least,
+                 k >= 0 ? ", or raise --style-scale" : "");
+    else
+        snprintf(fix, sizeof fix, "no --size up to %d gives enough: crop %s to a less elongated "
+                 "shape", MAX_SIZE, what);
+    return nst_fail(msg, NST_ERR_INVALID_ARG,
+                    "at --size %d%s %s is %dx%d, too small for layer %s: the %d poolings before "
+                    "it need at least %d pixels a side; %s",
+                    p->size, scale, what, w, h, nst_vgg_layer_name(c->depth - 1), pools,
+                    min_side(c), fix);
+}
+
+/* Refuses a tile limit (p->tile > 0) that cuts an image into windows too
+ * small for the layers' receptive field, or into too many tiles. */
+static nst_status check_tile(const plan_ctx *c, nst_msg *msg) {
+    int tile = c->p->tile, w, h, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
+    sizes_at(c, c->p->size, &w, &h, sw, sh);
+    int longest = w > h ? w : h;
+    for (int k = 0; k < c->nstyles; k++) {
+        if (sw[k] > longest) longest = sw[k];
+        if (sh[k] > longest) longest = sh[k];
+    }
+    if (tile >= longest) return NST_OK; /* no image is cut, at any scale */
+    int least = nst_tiling_min_tile(c->halo, c->align);
+    if (tile < least)
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "tiles of %d pixels are too small for layer %s: a tile needs at least %d "
+                        "(twice the %d-pixel halo of the layer's receptive field, plus %d, plus "
+                        "up to %d to keep the pooling grid); give at least %d, or 0 to let the "
+                        "plan choose",
+                        tile, nst_vgg_layer_name(c->depth - 1), least, c->halo, c->align,
+                        c->align - 1, least);
+    nst_tiling tg;
+    nst_status st = nst_tiling_make(h, w, tile, c->halo, c->align, &tg, msg);
+    nst_tiling_free(&tg);
+    for (int k = 0; k < c->nstyles && st == NST_OK; k++) {
+        st = nst_tiling_make(sh[k], sw[k], tile, c->halo, c->align, &tg, msg);
+        nst_tiling_free(&tg);
+    }
+    return st;
+}
+
+nst_status nst_plan_compute(nst_runtime *rt, const nst_params *p, const nst_objective *o,
+                            const nst_weights *w, int content_w, int content_h,
                             const int *style_wh, int nstyles, nst_plan *out) {
-    nst_runtime *rt = t->rt;
-    const nst_params *p = t->p;
     plan_ctx c;
     memset(&c, 0, sizeof c);
     memset(out, 0, sizeof *out);
     if (nstyles < 1 || nstyles > NST_MAX_STYLES || content_w < 1 || content_h < 1)
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "plan: %d style images, content %dx%d",
                         nstyles, content_w, content_h);
-    c.t = t;
+    c.o = o;
     c.p = p;
-    c.depth = nst_vgg_depth(t->vgg);
+    c.depth = nst_vgg_depth(nst_objective_network(o));
+    nst_objective_halo(o, &c.halo, &c.align);
     int ch = 3, s = 1;
     for (int i = 0; i < c.depth; i++) {
         const char *name = nst_vgg_layer_name(i);
@@ -259,6 +269,9 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     for (int k = 0; k < nstyles; k++) {
         c.sw[k] = style_wh ? style_wh[2 * k] : content_w;
         c.sh[k] = style_wh ? style_wh[2 * k + 1] : content_h;
+        if (c.sw[k] < 1 || c.sh[k] < 1)
+            return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "plan: style image %d is %dx%d", k + 1,
+                            c.sw[k], c.sh[k]);
     }
     const nst_device_info *d = &rt->info;
     uint64_t dev = d->global_mem - d->global_mem / 10;
@@ -268,6 +281,9 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     c.reserve = c.budget / 20 > (64u << 20) ? c.budget / 20 : (64u << 20);
     if (c.reserve > c.budget / 2) c.reserve = c.budget / 2;
 
+    nst_status st = check_size(&c, RTM(rt));
+    if (st == NST_OK && p->tile > 0) st = check_tile(&c, RTM(rt));
+    if (st != NST_OK) return st;
     int ok = best_at(&c, p->size, out);
     out->budget = c.budget;
     out->reserve = c.reserve;
@@ -298,14 +314,8 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     }
     /* the largest size that fits */
     nst_plan q;
-    int lo = 16, hi = p->size;
-    for (;;) { /* the smallest size the layers accept */
-        int w, h, sw[NST_MAX_STYLES], sh[NST_MAX_STYLES];
-        sizes_at(&c, lo, &w, &h, sw, sh);
-        if (nst_vgg_memory_bytes(t->vgg, h, w) || lo >= hi) break;
-        lo += 8;
-    }
-    if (lo >= hi || !best_at(&c, lo, &q)) lo = 0;
+    int lo = smallest_size(&c, 16), hi = p->size; /* the smallest size the layers accept */
+    if (!lo || lo >= hi || !best_at(&c, lo, &q)) lo = 0;
     while (lo && hi - lo > 1) {
         int mid = lo + (hi - lo) / 2;
         if (best_at(&c, mid, &q)) lo = mid;
@@ -315,14 +325,15 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
     const char *why = out->largest_alloc > c.max_alloc ? "its largest buffer" : "it";
     uint64_t need = out->largest_alloc > c.max_alloc ? out->largest_alloc : out->peak;
     uint64_t have = out->largest_alloc > c.max_alloc ? c.max_alloc : c.budget - c.reserve;
-    char size_hint[96];
+    char size_hint[96], off[96] = "";
+    const char *untileable = nst_objective_untileable(o);
+    if (untileable) snprintf(off, sizeof off, " (%s are not tiled)", untileable);
+    else if (p->tile < 0) snprintf(off, sizeof off, " (tiling is off)");
     if (lo) snprintf(size_hint, sizeof size_hint, "the largest --size that fits is %d", lo);
     else snprintf(size_hint, sizeof size_hint, "no size fits");
     snprintf(out->note, sizeof out->note,
              "a %dx%d run does not fit: %s needs %.1f MiB of %.1f MiB%s%s; %s.%s", out->width,
-             out->height, why, mib(need), mib(have),
-             out->tiled ? " even in tiles" : "",
-             t->nregions ? " (regions are not tiled)" : p->tile < 0 ? " (tiling is off)" : "",
+             out->height, why, mib(need), mib(have), out->tiled ? " even in tiles" : "", off,
              size_hint, opt);
     return NST_OK;
 }
@@ -330,12 +341,16 @@ nst_status nst_plan_compute(nst_transfer *t, const nst_weights *w, int content_w
 nst_status nst_transfer_plan(nst_runtime *rt, nst_model *model, const nst_params *p,
                              int content_w, int content_h, const int *style_wh, int nstyles,
                              nst_plan *out) {
-    nst_transfer t;
+    nst_objective *o = NULL;
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(rt), "nst_transfer_plan", "out");
+    if (!model) return nst_fail_null(RTM(rt), "nst_transfer_plan", "model");
     nst_status st = nst_params_check(p, nstyles, NULL, RTM(rt));
     if (st != NST_OK) return st;
-    st = nst_tr_setup(&t, rt, model, p, p->masks ? nstyles : 0);
+    st = nst_objective_create(rt, model->weights, p, p->masks ? nstyles : 0, &o);
     if (st == NST_OK)
-        st = nst_plan_compute(&t, model->weights, content_w, content_h, style_wh, nstyles, out);
-    nst_tr_release(&t);
+        st = nst_plan_compute(rt, p, o, model->weights, content_w, content_h, style_wh, nstyles,
+                              out);
+    nst_objective_free(rt, o);
     return st;
 }

@@ -649,6 +649,7 @@ fail:
 }
 
 nst_status nst_runtime_build_all(nst_runtime *rt, double *seconds) {
+    if (!rt) return NST_ERR_INVALID_ARG;
     double before = rt->build_seconds;
     nst_status st = nst_programs_build_all(rt);
     if (seconds) *seconds = rt->build_seconds - before;

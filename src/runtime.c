@@ -204,6 +204,8 @@ static int pocl_cache_unusable(char *dir, size_t len, char *why, size_t wlen) {
 }
 
 nst_status nst_devices_list(nst_device_info **out, int *count, nst_msg *msg) {
+    if (!out) return nst_fail_null(msg, "nst_devices_list", "out");
+    if (!count) return nst_fail_null(msg, "nst_devices_list", "count");
     list_ctx c = {0};
     nst_status st = visit_devices(list_one, &c, msg);
     if (st == NST_OK && c.oom) st = nst_fail(msg, NST_ERR_NOMEM, "listing OpenCL devices");
@@ -258,6 +260,11 @@ static void list_into(const nst_device_info *devs, int count, char *buf, size_t 
 nst_status nst_device_select(const nst_device_info *devs, int count, const char *sel, int *index,
                              nst_msg *msg) {
     const char *origin = "--device";
+    if (!index) return nst_fail_null(msg, "nst_device_select", "index");
+    if (count < 0)
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "nst_device_select: count %d is negative",
+                        count);
+    if (!devs && count > 0) return nst_fail_null(msg, "nst_device_select", "devs");
     if (!sel || !*sel) {
         sel = getenv("NST_DEVICE");
         origin = "NST_DEVICE";
@@ -313,6 +320,7 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     int count = 0, index = -1;
     nst_runtime *rt = NULL;
     cl_int e = CL_SUCCESS;
+    if (!out) return nst_fail_null(msg, "nst_runtime_open", "out");
     NST_TRY(nst_devices_list(&devs, &count, msg));
     NST_TRY(nst_device_select(devs, count, opt ? opt->device : NULL, &index, msg));
     find_ctx fc = {index, NULL, NULL};
@@ -385,13 +393,17 @@ void nst_runtime_close(nst_runtime *rt) {
     free(rt);
 }
 
-const char *nst_last_error(const nst_runtime *rt) { return rt ? rt->msg.text : ""; }
+const char *nst_last_error(const nst_runtime *rt) {
+    return rt ? rt->msg.text
+              : "the runtime is NULL: calls given no runtime only return their status (if "
+                "nst_runtime_open failed, its nst_msg says why)";
+}
 
-const nst_device_info *nst_runtime_device(const nst_runtime *rt) { return &rt->info; }
+const nst_device_info *nst_runtime_device(const nst_runtime *rt) { return rt ? &rt->info : NULL; }
 
 const char *nst_runtime_warning(const nst_runtime *rt) { return rt ? rt->warning : ""; }
 
-uint64_t nst_runtime_peak_bytes(const nst_runtime *rt) { return rt->mem_peak; }
+uint64_t nst_runtime_peak_bytes(const nst_runtime *rt) { return rt ? rt->mem_peak : 0; }
 
 nst_status nst_finish(nst_runtime *rt) {
     nst_status st = NST_OK;

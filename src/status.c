@@ -1,7 +1,12 @@
-/* status.c: status names, OpenCL error names and the message helpers. */
+/* status.c: the version, status names, OpenCL error names and the message
+ * helpers. */
 #include <stdio.h>
 
 #include "nst_int.h"
+
+const char *nst_version(void) {
+    return NST_VERSION;
+}
 
 const char *nst_strerror(nst_status s) {
     switch (s) {
@@ -29,6 +34,10 @@ nst_status nst_fail(nst_msg *msg, nst_status s, const char *fmt, ...) {
         va_end(ap);
     }
     return s;
+}
+
+nst_status nst_fail_null(nst_msg *msg, const char *fn, const char *arg) {
+    return nst_fail(msg, NST_ERR_INVALID_ARG, "%s: %s is NULL", fn, arg);
 }
 
 const char *nst_cl_error_name(cl_int err) {

@@ -1,28 +1,29 @@
-/* tiled.c: evaluating the loss and its gradient in overlapping tiles, so the
- * VGG activations are those of one tile, not of the whole image.
+/* tiled.c: the tiled strategy of the objective: the loss and its gradient
+ * in overlapping tiles, so the network's activations are those of one tile,
+ * not of the whole image; and the tiling itself (tiling.h).
  *
  * Every loss term is a sum over feature positions (a Gram matrix is
  * F F^T / (C*M) = sum over positions of f f^T / (C*M)), and each position
- * of each tap is owned by exactly one tile (transfer_int.h), computed there
- * exactly because the window holds its whole receptive field. So:
- *   pass 1: forward each tile; G_l += F_own F_own^T / (C*M_l) over the
- *           tile's owned positions (F_own: the tap with the rest zeroed);
- *           after the last tile, E_l = G_l - A_l and the style value
- *           ||E_l||^2 / ||A_l||^2;
- *   pass 2: forward each tile again (in reverse order: the first one is still
+ * of each tap is owned by exactly one tile (tiling.h), computed there
+ * exactly because the window holds its whole receptive field. So, with the
+ * terms' tile hooks (objective_int.h; terms.c for the Gram style term):
+ *   pass 1 (terms with sums over the image): forward each tile; the style
+ *           term adds G_l += F_own F_own^T / (C*M_l) over the tile's owned
+ *           positions (F_own: the tap with the rest zeroed); after the last
+ *           tile, E_l = G_l - A_l and the style value ||E_l||^2 / ||A_l||^2;
+ *   pass 2: forward each tile again (in reverse order: the last one is still
  *           in the network from pass 1); the tap gradients at owned positions
  *           only, content 2 (F - P) / ||P||^2 and style 4 E_l F_own /
  *           (C*M_l*||A_l||^2); backward to the window; add the window's
  *           gradient into the image's.
- * Total variation runs on the whole image (it is image-sized). The result
- * equals the untiled evaluation up to rounding (tests/test_tiled.c). */
+ * Terms on the image (total variation) run on the whole image. The result
+ * equals the whole-image evaluation up to rounding (tests/test_tiled.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "image.h"
-#include "loss.h"
-#include "transfer_int.h"
+#include "objective_int.h"
 
 /* ---- geometry ------------------------------------------------------------- */
 
@@ -86,6 +87,8 @@ static int tile_1d(int len, int tile, int halo, int align, int *tw, int *start, 
     }
 }
 
+int nst_tiling_min_tile(int halo, int align) { return 2 * halo + 2 * align - 1; }
+
 nst_status nst_tiling_make(int h, int w, int tile, int halo, int align, nst_tiling *out,
                            nst_msg *msg) {
     memset(out, 0, sizeof *out);
@@ -98,7 +101,7 @@ nst_status nst_tiling_make(int h, int w, int tile, int halo, int align, nst_tili
                         "tiles of %d pixels are too small for these layers: a tile needs at "
                         "least %d (twice the %d-pixel halo of the deepest layer's receptive "
                         "field, plus %d, plus up to %d to keep the pooling grid)",
-                        tile, 2 * halo + 2 * align - 1, halo, align, align - 1);
+                        tile, nst_tiling_min_tile(halo, align), halo, align, align - 1);
     if (ny < 0 || nx < 0)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "tiles of %d pixels cut a %dx%d image into "
                         "too many tiles; use larger tiles", tile, w, h);
@@ -128,11 +131,10 @@ void nst_tiling_free(nst_tiling *t) {
     memset(t, 0, sizeof *t);
 }
 
-/* ---- device helpers ------------------------------------------------------- */
+/* ---- helpers for the terms' tile hooks ------------------------------------ */
 
-/* dst[c, y0.., x0..] (+)= src[c, y+oy, x+ox] over an rh x rw rectangle. */
-static nst_status rect(nst_runtime *rt, const nst_tensor *dst, const nst_tensor *src, int y0,
-                       int x0, int rh, int rw, int oy, int ox, int acc) {
+nst_status nst_tile_rect(nst_runtime *rt, const nst_tensor *dst, const nst_tensor *src, int y0,
+                         int x0, int rh, int rw, int oy, int ox, int acc) {
     if (rh <= 0 || rw <= 0) return NST_OK;
     size_t global[3] = {(size_t)rw, (size_t)rh, (size_t)dst->c};
     int C = dst->c, dh = dst->h, dw = dst->w, sh = src->h, sw = src->w;
@@ -143,106 +145,48 @@ static nst_status rect(nst_runtime *rt, const nst_tensor *dst, const nst_tensor 
                       &src->buf, sizeof(cl_mem), &dst->buf);
 }
 
-static nst_status zero(nst_runtime *rt, cl_mem buf, size_t floats) {
-    nst_status st = NST_OK;
-    float z = 0;
-    NST_CL(RTM(rt), clEnqueueFillBuffer(rt->queue, buf, &z, sizeof z, 0, floats * sizeof(float),
-                                        0, NULL, NULL));
-fail:
-    return st;
-}
-
-/* The owned rectangle of tile `tl` at a layer of stride s, in the tile's
- * coordinates at that layer: rows [*y0, *y0 + *rh), columns likewise. */
-static void owned(const nst_tile *tl, int s, int *y0, int *x0, int *rh, int *rw) {
+void nst_tile_owned(const nst_tile *tl, int s, int *y0, int *x0, int *rh, int *rw) {
     *y0 = tl->oy0 / s - tl->y / s;
     *x0 = tl->ox0 / s - tl->x / s;
     *rh = tl->oy1 / s - tl->oy0 / s;
     *rw = tl->ox1 / s - tl->ox0 / s;
 }
 
-/* Stride of a tap: window side over tap side (windows are multiples of the
- * alignment, or the whole image whose layers floor-halve). */
-static int stride_of(const char *name) {
-    int i = nst_vgg_layer_index(name), s = 1;
-    for (int k = 0; k <= i; k++)
-        if (nst_vgg_layer_name(k)[0] == 'p') s *= 2;
-    return s;
-}
-
-/* fm <- the tap f with everything but tile tl's owned positions zeroed. */
-static nst_status mask_owned(nst_transfer *t, const nst_tensor *f, const nst_tile *tl, int s,
-                             nst_tensor *fm) {
-    nst_status st = NST_OK;
-    int y0, x0, rh, rw;
-    *fm = nst_tensor_view(t->tile_fm, f->c, f->h, f->w);
-    owned(tl, s, &y0, &x0, &rh, &rw);
-    NST_TRY(zero(t->rt, fm->buf, fm->count));
-    NST_TRY(rect(t->rt, fm, f, y0, x0, rh, rw, 0, 0, 0));
-fail:
-    return st;
-}
-
-/* Crops the image window of tile tl from the whole image x into t->tx. */
-static nst_status load_window(nst_transfer *t, nst_tensor *tx, const nst_tensor *x,
-                              const nst_tile *tl) {
-    return rect(t->rt, tx, x, 0, 0, tx->h, tx->w, tl->y, tl->x, 0);
-}
-
-/* Layer size of an image side (each pool floor-halves). */
+/* Layer side of an image side at stride s (each pool floor-halves). */
 static int layer_side(int side, int s) { return side / s; }
 
-/* ---- targets -------------------------------------------------------------- */
-
-static nst_status upload(nst_runtime *rt, const nst_image *img, nst_tensor **out) {
-    nst_status st = nst_tensor_create(rt, 1, 3, img->h, img->w, out);
-    if (st == NST_OK) st = nst_tensor_upload(rt, *out, img->data);
-    return st;
+double nst_tiling_positions(const nst_tiling *tg, int s) {
+    return (double)layer_side(tg->h, s) * layer_side(tg->w, s);
 }
 
-/* Accumulates scale * the Grams of an image (tiled like tg) into g[l]. */
-static nst_status style_grams(nst_transfer *t, const nst_tensor *img, const nst_tiling *tg,
-                              float b) {
-    nst_runtime *rt = t->rt;
+/* ---- the strategy --------------------------------------------------------- */
+
+/* The strategy's buffers, for the current size. */
+typedef struct tiles {
+    nst_tiling tiling; /* of the content's size */
+    int tile;          /* the limit: style images are tiled with it too */
+    nst_tensor *tx;    /* one window of the image */
+    nst_tensor *tgrad; /* and its gradient */
+    cl_mem fm;         /* a tap masked to a tile's owned part */
+} tiles;
+
+nst_status nst_tile_mask_owned(nst_objective *o, const nst_tensor *f, const nst_tile *tl, int s,
+                               nst_tensor *fm) {
+    tiles *ts = o->strategy_state;
     nst_status st = NST_OK;
-    nst_tensor *tx = NULL;
-    NST_TRY(nst_tensor_create(rt, 1, 3, tg->th, tg->tw, &tx));
-    NST_TRY(nst_vgg_resize(rt, t->vgg, tg->th, tg->tw));
-    for (int k = 0; k < tg->ny * tg->nx; k++) {
-        const nst_tile *tl = &tg->tiles[k];
-        NST_TRY(load_window(t, tx, img, tl));
-        NST_TRY(nst_vgg_forward(rt, t->vgg, tx));
-        for (int l = 0; l < t->style.n; l++) {
-            const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
-            int s = stride_of(t->style.name[l]);
-            double m_all = (double)layer_side(tg->h, s) * layer_side(tg->w, s);
-            nst_tensor fm;
-            if (!t->grams[l][0]) {
-                size_t cc = (size_t)f->c * f->c;
-                NST_TRY(nst_buffer_create(rt, cc * sizeof(float), &t->grams[l][0]));
-                NST_TRY(zero(rt, t->grams[l][0], cc));
-            }
-            NST_TRY(mask_owned(t, f, tl, s, &fm));
-            NST_TRY(nst_gram_accumulate(rt, t->grams[l][0], &fm,
-                                        (float)(b * (double)f->h * f->w / m_all)));
-        }
-    }
+    int y0, x0, rh, rw;
+    *fm = nst_tensor_view(ts->fm, f->c, f->h, f->w);
+    nst_tile_owned(tl, s, &y0, &x0, &rh, &rw);
+    NST_TRY(nst_fill_zero(o->rt, fm->buf, fm->count));
+    NST_TRY(nst_tile_rect(o->rt, fm, f, y0, x0, rh, rw, 0, 0, 0));
 fail:
-    nst_tensor_free(rt, tx);
     return st;
 }
 
-/* Floats of the largest tap (content taps only: content_only) at a th x tw
- * window; the channel counts come from the network's taps. */
-static size_t tap_floats(nst_transfer *t, int th, int tw, int content_only) {
-    size_t m = 1;
-    for (int i = 0; i < t->content.n + (content_only ? 0 : t->style.n); i++) {
-        const char *name = i < t->content.n ? t->content.name[i] : t->style.name[i - t->content.n];
-        int s = stride_of(name);
-        size_t n = (size_t)nst_vgg_tap(t->vgg, name)->c * layer_side(th, s) * layer_side(tw, s);
-        if (n > m) m = n;
-    }
-    return m;
+/* Crops the image window of tile tl from the whole image x into tx. */
+static nst_status load_window(nst_runtime *rt, nst_tensor *tx, const nst_tensor *x,
+                              const nst_tile *tl) {
+    return nst_tile_rect(rt, tx, x, 0, 0, tx->h, tx->w, tl->y, tl->x, 0);
 }
 
 /* Makes *buf hold at least `floats` floats (contents not kept). */
@@ -256,179 +200,205 @@ static nst_status ensure(nst_runtime *rt, cl_mem *buf, size_t floats) {
     return nst_buffer_create(rt, floats * sizeof(float), buf);
 }
 
-nst_status nst_tiled_targets(nst_transfer *t, const nst_image *content,
-                             const nst_image *const *styles, int nstyles, const double *blend) {
-    nst_runtime *rt = t->rt;
+/* Style image img (tiled like tg) through the network, tile by tile, for
+ * the terms' style targets. */
+static nst_status style_tiles(nst_objective *o, const nst_tensor *img, const nst_tiling *tg,
+                              double blend) {
+    nst_runtime *rt = o->rt;
+    nst_status st = NST_OK;
+    nst_tensor *tx = NULL;
+    NST_TRY(nst_tensor_create(rt, 1, 3, tg->th, tg->tw, &tx));
+    NST_TRY(nst_vgg_resize(rt, o->net, tg->th, tg->tw));
+    for (int k = 0; k < tg->ny * tg->nx; k++) {
+        const nst_tile *tl = &tg->tiles[k];
+        NST_TRY(load_window(rt, tx, img, tl));
+        NST_TRY(nst_vgg_forward(rt, o->net, tx));
+        for (int i = 0; i < o->nterms; i++) {
+            nst_term *t = &o->terms[i];
+            if (t->ops->tile_style_targets)
+                NST_TRY(t->ops->tile_style_targets(t, o, tg, tl, blend));
+        }
+    }
+fail:
+    nst_tensor_free(rt, tx);
+    return st;
+}
+
+static nst_status tiled_targets(nst_objective *o, nst_tiling *tg, int tile,
+                                const nst_image *content, const nst_image *const *styles,
+                                int nstyles, const double *blend, const nst_image *const *masks) {
+    nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
     nst_tensor *img = NULL;
     nst_image *sized = NULL;
-    nst_tiling ts;
-    memset(&ts, 0, sizeof ts);
-    const nst_tiling *tc = &t->tiling;
-    if (t->nregions)
+    nst_tiling sg;
+    memset(&sg, 0, sizeof sg);
+    const char *why = nst_objective_untileable(o);
+    if (why)
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
-                        "regions (--mask) cannot be evaluated in tiles yet; use a smaller "
-                        "--size or a larger --max-memory");
+                        "%s cannot be evaluated in tiles yet; use a smaller --size or a larger "
+                        "--max-memory", why);
+    tiles *ts = calloc(1, sizeof *ts);
+    if (!ts) return nst_fail(RTM(rt), NST_ERR_NOMEM, "tiles");
+    o->strategy_state = ts;
+    ts->tiling = *tg;
+    memset(tg, 0, sizeof *tg);
+    ts->tile = tile;
+    const nst_tiling *tc = &ts->tiling;
 
-    NST_TRY(upload(rt, content, &img));
-    NST_TRY(nst_tensor_create(rt, 1, 3, tc->th, tc->tw, &t->tx));
-    NST_TRY(nst_vgg_resize(rt, t->vgg, tc->th, tc->tw));
-    NST_TRY(ensure(rt, &t->tile_fm, tap_floats(t, tc->th, tc->tw, 0)));
-
-    /* content targets, whole-image sized, filled tile by tile */
-    for (int i = 0; i < t->content.n; i++) {
-        const nst_tensor *f = nst_vgg_tap(t->vgg, t->content.name[i]);
-        int s = stride_of(t->content.name[i]);
-        NST_TRY(nst_tensor_create(rt, 1, f->c, layer_side(tc->h, s), layer_side(tc->w, s),
-                                  &t->targets[i]));
-    }
+    /* the content, window by window */
+    NST_TRY(nst_objective_upload(rt, content, &img));
+    NST_TRY(nst_tensor_create(rt, 1, 3, tc->th, tc->tw, &ts->tx));
+    NST_TRY(nst_vgg_resize(rt, o->net, tc->th, tc->tw));
+    NST_TRY(ensure(rt, &ts->fm, nst_objective_largest_tap(o, tc->th, tc->tw)));
     for (int k = 0; k < tc->ny * tc->nx; k++) {
         const nst_tile *tl = &tc->tiles[k];
-        NST_TRY(load_window(t, t->tx, img, tl));
-        NST_TRY(nst_vgg_forward(rt, t->vgg, t->tx));
-        for (int i = 0; i < t->content.n; i++) {
-            const nst_tensor *f = nst_vgg_tap(t->vgg, t->content.name[i]);
-            int s = stride_of(t->content.name[i]), y0, x0, rh, rw;
-            owned(tl, s, &y0, &x0, &rh, &rw);
-            NST_TRY(rect(rt, t->targets[i], f, tl->oy0 / s, tl->ox0 / s, rh, rw, y0 - tl->oy0 / s,
-                         x0 - tl->ox0 / s, 0));
+        NST_TRY(load_window(rt, ts->tx, img, tl));
+        NST_TRY(nst_vgg_forward(rt, o->net, ts->tx));
+        for (int i = 0; i < o->nterms; i++) {
+            nst_term *t = &o->terms[i];
+            if (t->ops->tile_content_targets)
+                NST_TRY(t->ops->tile_content_targets(t, o, tc, tl));
         }
-    }
-    for (int i = 0; i < t->content.n; i++) {
-        NST_TRY(nst_sum_squares(rt, t->targets[i]->buf, t->targets[i]->count, t->values, 0));
-        NST_TRY(nst_read_floats(rt, t->values, 0, 1, &t->target_norm2[i]));
-        if (!(t->target_norm2[i] > 0)) t->target_norm2[i] = 1;
     }
     nst_tensor_free(rt, img);
     img = NULL;
 
-    /* style Grams, blended, each style image in its own tiles */
+    /* each style image in its own tiles */
     for (int k = 0; k < nstyles; k++) {
-        int longest = (int)(0.5 + (content->w > content->h ? content->w : content->h) *
-                                      t->p->style_scale);
-        int w, h;
-        if (longest < 16) longest = 16;
-        nst_image_fit_size(styles[k]->w, styles[k]->h, longest, &w, &h);
-        NST_TRY(nst_image_resize(styles[k], w, h, &sized, RTM(rt)));
-        NST_TRY(upload(rt, sized, &img));
-        NST_TRY(nst_tiling_make(h, w, t->tile, tc->halo, tc->align, &ts, RTM(rt)));
-        NST_TRY(ensure(rt, &t->tile_fm, tap_floats(t, ts.th, ts.tw, 0)));
-        NST_TRY(style_grams(t, img, &ts, (float)(blend ? blend[k] : 1.0 / nstyles)));
-        nst_tiling_free(&ts);
+        NST_TRY(nst_objective_style_image(o, content, styles[k], &sized));
+        NST_TRY(nst_objective_upload(rt, sized, &img));
+        NST_TRY(nst_tiling_make(sized->h, sized->w, tile, tc->halo, tc->align, &sg, RTM(rt)));
+        NST_TRY(ensure(rt, &ts->fm, nst_objective_largest_tap(o, sg.th, sg.tw)));
+        NST_TRY(style_tiles(o, img, &sg, blend ? blend[k] : 1.0 / nstyles));
+        nst_tiling_free(&sg);
         nst_tensor_free(rt, img);
         img = NULL;
         nst_image_free(sized);
         sized = NULL;
     }
 
-    /* back to the content's window: norms and the evaluation's buffers */
-    NST_TRY(nst_vgg_resize(rt, t->vgg, tc->th, tc->tw));
-    for (int l = 0; l < t->style.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
-        size_t cc = (size_t)f->c * f->c;
-        NST_TRY(nst_sum_squares(rt, t->grams[l][0], cc, t->values, 0));
-        NST_TRY(nst_read_floats(rt, t->values, 0, 1, &t->gram_norm2[l][0]));
-        if (!(t->gram_norm2[l][0] > 0)) t->gram_norm2[l][0] = 1;
-        NST_TRY(nst_buffer_create(rt, cc * sizeof(float), &t->gsum[l]));
+    /* back to the content's window */
+    NST_TRY(nst_vgg_resize(rt, o->net, tc->th, tc->tw));
+    for (int i = 0; i < o->nterms; i++) {
+        nst_term *t = &o->terms[i];
+        if (t->ops->tile_finish_targets) NST_TRY(t->ops->tile_finish_targets(t, o, tc));
     }
-    NST_TRY(nst_buffer_create(rt, tap_floats(t, tc->th, tc->tw, 1) * sizeof(float), &t->tile_p));
-    NST_TRY(nst_tensor_create(rt, 1, 3, tc->th, tc->tw, &t->tgrad));
-    NST_TRY(nst_buffer_create(rt, (size_t)(t->content.n + 1) * sizeof(float), &t->tile_values));
+    NST_TRY(nst_tensor_create(rt, 1, 3, tc->th, tc->tw, &ts->tgrad));
 fail:
-    nst_tiling_free(&ts);
+    nst_tiling_free(&sg);
     nst_tensor_free(rt, img);
     nst_image_free(sized);
     return st;
 }
 
-/* ---- evaluation ----------------------------------------------------------- */
-
-/* Pass 1 for one tile whose forward has run: Gram sums over owned positions. */
-static nst_status gram_tile(nst_transfer *t, const nst_tile *tl) {
+static nst_status tiled_evaluate(nst_objective *o, const nst_tensor *x, nst_tensor *grad) {
+    nst_runtime *rt = o->rt;
+    tiles *ts = o->strategy_state;
     nst_status st = NST_OK;
-    for (int l = 0; l < t->style.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
-        int s = stride_of(t->style.name[l]);
-        double m_all = (double)layer_side(t->tiling.h, s) * layer_side(t->tiling.w, s);
-        nst_tensor fm;
-        NST_TRY(mask_owned(t, f, tl, s, &fm));
-        NST_TRY(nst_gram_accumulate(t->rt, t->gsum[l], &fm, (float)(f->h * (double)f->w / m_all)));
-    }
-fail:
-    return st;
-}
-
-/* Pass 2 for one tile whose forward has run: tap gradients, then backward. */
-static nst_status grad_tile(nst_transfer *t, const nst_tile *tl) {
-    nst_runtime *rt = t->rt;
-    const nst_params *p = t->p;
-    nst_status st = NST_OK;
-    NST_TRY(nst_vgg_zero_grad(rt, t->vgg));
-    for (int i = 0; i < t->content.n; i++) {
-        const char *name = t->content.name[i];
-        const nst_tensor *f = nst_vgg_tap(t->vgg, name);
-        int s = stride_of(name), y0, x0, rh, rw;
-        nst_tensor fm, pc = nst_tensor_view(t->tile_p, f->c, f->h, f->w);
-        owned(tl, s, &y0, &x0, &rh, &rw);
-        NST_TRY(mask_owned(t, f, tl, s, &fm));
-        NST_TRY(zero(rt, pc.buf, pc.count));
-        NST_TRY(rect(rt, &pc, t->targets[i], y0, x0, rh, rw, tl->y / s, tl->x / s, 0));
-        NST_TRY(nst_content_loss(rt, &fm, &pc, t->target_norm2[i], (float)p->content_weight,
-                                 nst_vgg_tap_grad(t->vgg, name), t->tile_values, (size_t)i));
-        NST_TRY(nst_axpy(rt, 1, 1.0f, t->tile_values, (size_t)i, t->values, (size_t)i));
-    }
-    for (int l = 0; l < t->style.n; l++) {
-        const char *name = t->style.name[l];
-        const nst_tensor *f = nst_vgg_tap(t->vgg, name);
-        nst_tensor *df = nst_vgg_tap_grad(t->vgg, name);
-        int s = stride_of(name);
-        size_t c = (size_t)f->c, m = (size_t)f->h * f->w;
-        double m_all = (double)layer_side(t->tiling.h, s) * layer_side(t->tiling.w, s);
-        double alpha = 4.0 * t->style_w[l] / ((double)c * m_all * t->gram_norm2[l][0]);
-        nst_tensor fm;
-        NST_TRY(mask_owned(t, f, tl, s, &fm));
-        NST_TRY(nst_gemm(rt, 0, 0, c, m, c, (float)alpha, t->gsum[l], 0, c, fm.buf, 0, m, 1.0f,
-                         df->buf, 0, m));
-    }
-    NST_TRY(nst_vgg_backward(rt, t->vgg, t->tgrad));
-fail:
-    return st;
-}
-
-nst_status nst_tiled_evaluate(nst_transfer *t, const nst_tensor *x, nst_tensor *grad) {
-    nst_runtime *rt = t->rt;
-    nst_status st = NST_OK;
-    const nst_tiling *tg = &t->tiling;
-    int n = tg->ny * tg->nx;
-    NST_TRY(zero(rt, t->values, (size_t)t->nslots));
+    const nst_tiling *tg = &ts->tiling;
+    int n = tg->ny * tg->nx, sums = 0;
+    for (int i = 0; i < o->nterms; i++) sums |= o->terms[i].ops->tile_sums != NULL;
+    NST_TRY(nst_fill_zero(rt, o->values, (size_t)o->nslots));
     NST_TRY(nst_tensor_fill(rt, grad, 0.0f));
-    if (t->style.n) { /* pass 1 */
-        for (int l = 0; l < t->style.n; l++) {
-            const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
-            NST_TRY(zero(rt, t->gsum[l], (size_t)f->c * f->c));
+    if (sums) { /* pass 1 */
+        for (int i = 0; i < o->nterms; i++) {
+            nst_term *t = &o->terms[i];
+            if (t->ops->tile_sums_begin) NST_TRY(t->ops->tile_sums_begin(t, o));
         }
         for (int k = 0; k < n; k++) {
-            NST_TRY(load_window(t, t->tx, x, &tg->tiles[k]));
-            NST_TRY(nst_vgg_forward(rt, t->vgg, t->tx));
-            NST_TRY(gram_tile(t, &tg->tiles[k]));
+            NST_TRY(load_window(rt, ts->tx, x, &tg->tiles[k]));
+            NST_TRY(nst_vgg_forward(rt, o->net, ts->tx));
+            for (int i = 0; i < o->nterms; i++) {
+                nst_term *t = &o->terms[i];
+                if (t->ops->tile_sums) NST_TRY(t->ops->tile_sums(t, o, tg, &tg->tiles[k]));
+            }
         }
-        for (int l = 0; l < t->style.n; l++) {
-            const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
-            size_t cc = (size_t)f->c * f->c;
-            NST_TRY(nst_axpy(rt, cc, -1.0f, t->grams[l][0], 0, t->gsum[l], 0));
-            NST_TRY(nst_sum_squares(rt, t->gsum[l], cc, t->values,
-                                    (size_t)(t->content.n + l)));
+        for (int i = 0; i < o->nterms; i++) {
+            nst_term *t = &o->terms[i];
+            if (t->ops->tile_sums_end) NST_TRY(t->ops->tile_sums_end(t, o));
         }
     }
     for (int k = n - 1; k >= 0; k--) { /* pass 2, the last tile of pass 1 first */
         const nst_tile *tl = &tg->tiles[k];
-        if (!(t->style.n && k == n - 1)) {
-            NST_TRY(load_window(t, t->tx, x, tl));
-            NST_TRY(nst_vgg_forward(rt, t->vgg, t->tx));
+        if (!(sums && k == n - 1)) {
+            NST_TRY(load_window(rt, ts->tx, x, tl));
+            NST_TRY(nst_vgg_forward(rt, o->net, ts->tx));
         }
-        NST_TRY(grad_tile(t, tl));
-        NST_TRY(rect(rt, grad, t->tgrad, tl->y, tl->x, tg->th, tg->tw, -tl->y, -tl->x, 1));
+        NST_TRY(nst_vgg_zero_grad(rt, o->net));
+        for (int i = 0; i < o->nterms; i++) {
+            nst_term *t = &o->terms[i];
+            if (t->ops->tile_evaluate) NST_TRY(t->ops->tile_evaluate(t, o, tg, tl));
+        }
+        NST_TRY(nst_vgg_backward(rt, o->net, ts->tgrad));
+        NST_TRY(nst_tile_rect(rt, grad, ts->tgrad, tl->y, tl->x, tg->th, tg->tw, -tl->y, -tl->x,
+                              1));
     }
 fail:
     return st;
 }
+
+static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+/* What tiled_targets and the evaluation hold: the network at the window,
+ * the window and its gradient, the masked-tap scratch, the targets, the
+ * slots and the terms' scratch; while the targets are computed, the network
+ * at each image's window with that image and its window. */
+static int tiled_memory(const nst_objective *o, const nst_memory_query *q,
+                        nst_objective_bytes *m) {
+    const uint64_t F = sizeof(float);
+    const nst_tiling *tg = q->tiling;
+    uint64_t px = (uint64_t)q->w * q->h, values = (uint64_t)o->nslots * F;
+    uint64_t win = (uint64_t)3 * tg->th * tg->tw * F;
+    nst_term_sizes s = {q->h, q->w, tg->th, tg->tw, 1};
+    nst_term_memory tm;
+    nst_objective_terms_memory(o, &s, &tm);
+    m->tiled = 1;
+    m->tile_w = tg->tw;
+    m->tile_h = tg->th;
+    m->tiles_x = tg->nx;
+    m->tiles_y = tg->ny;
+    m->network = nst_objective_net_bytes(o, tg->th, tg->tw);
+    m->content_targets = tm.content_targets;
+    m->style_targets = tm.style_targets;
+    m->windows = 2 * win;
+    uint64_t fm = nst_objective_largest_tap(o, tg->th, tg->tw);
+    uint64_t tp = m->network + 3 * px * F + win + fm * F + tm.content_targets + values;
+    uint64_t largest = max64(max64(nst_vgg_largest_bytes(o->net, tg->th, tg->tw), 3 * px * F),
+                             tm.largest);
+    for (int k = 0; k < q->nstyles; k++) {
+        nst_tiling sg;
+        if (nst_tiling_make(q->sh[k], q->sw[k], q->tile, o->halo, o->align, &sg, NULL) != NST_OK)
+            return 0;
+        uint64_t spx = (uint64_t)q->sw[k] * q->sh[k];
+        fm = max64(fm, nst_objective_largest_tap(o, sg.th, sg.tw));
+        tp = max64(tp, nst_objective_net_bytes(o, sg.th, sg.tw) + 3 * spx * F +
+                           (uint64_t)3 * sg.th * sg.tw * F + fm * F + tm.content_targets +
+                           tm.style_targets + values);
+        largest = max64(largest, max64(nst_vgg_largest_bytes(o->net, sg.th, sg.tw), 3 * spx * F));
+        nst_tiling_free(&sg);
+    }
+    m->targets_peak = tp;
+    m->scratch = values + fm * F + tm.scratch;
+    m->largest = largest;
+    return 1;
+}
+
+static void tiled_release(nst_objective *o) {
+    tiles *ts = o->strategy_state;
+    if (!ts) return;
+    nst_tensor_free(o->rt, ts->tx);
+    nst_tensor_free(o->rt, ts->tgrad);
+    nst_buffer_free(o->rt, ts->fm);
+    nst_tiling_free(&ts->tiling);
+    free(ts);
+    o->strategy_state = NULL;
+}
+
+static int tiled_tiles(const nst_objective *o) {
+    const tiles *ts = o->strategy_state;
+    return ts ? ts->tiling.ny * ts->tiling.nx : 1;
+}
+
+const nst_strategy nst_tiled_strategy = {tiled_targets, tiled_evaluate, tiled_memory, tiled_tiles,
+                                         tiled_release};

@@ -1,12 +1,11 @@
 /* transfer.c: the style-transfer loop behind nst_transfer_run.
  *
- * Targets are computed once per image size (content taps, style Grams and
- * their norms, region masks), then the optimiser iterates on the image
- * tensor. One evaluation: VGG forward to the deepest tap, the losses (values
- * into device slots, weighted gradients accumulated into the tap gradients),
- * VGG backward to the image, total variation; the host reads back only the
- * loss slots. Around that: colour modes (post-hoc colour preservation,
- * luminance-only transfer), coarse-to-fine scales and iterate averaging. */
+ * The objective (objective.h) holds the network, the targets and the loss
+ * terms; here, once per image size (coarse-to-fine scales), its targets are
+ * set and the optimiser iterates on the image tensor with it. Around that:
+ * the parameters, the memory plan's decision, the starting image, colour
+ * modes (post-hoc colour preservation, luminance-only transfer), iterate
+ * averaging, progress and the result. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +13,13 @@
 #include <time.h>
 
 #include "image.h"
-#include "loss.h"
+#include "objective.h"
 #include "optim.h"
-#include "transfer_int.h"
+#include "plan.h"
 #include "winograd.h"
 
 void nst_params_default(nst_params *p) {
+    if (!p) return;
     memset(p, 0, sizeof *p);
     p->size = 512;
     p->style_scale = 1.0;
@@ -41,6 +41,9 @@ void nst_params_default(nst_params *p) {
 /* ---- models --------------------------------------------------------------- */
 
 nst_status nst_model_load(nst_runtime *rt, const char *path, nst_model **out) {
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!path) return nst_fail_null(RTM(rt), "nst_model_load", "path");
+    if (!out) return nst_fail_null(RTM(rt), "nst_model_load", "out");
     nst_model *m = calloc(1, sizeof *m);
     if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "model");
     nst_status st = nst_weights_load(path, &m->weights, RTM(rt));
@@ -53,6 +56,8 @@ nst_status nst_model_load(nst_runtime *rt, const char *path, nst_model **out) {
 }
 
 nst_status nst_model_generate(nst_runtime *rt, uint64_t seed, double width_mult, nst_model **out) {
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(rt), "nst_model_generate", "out");
     nst_model *m = calloc(1, sizeof *m);
     if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "model");
     nst_status st = nst_weights_generate(&m->weights, seed, width_mult, NST_VGG_CONVS, RTM(rt));
@@ -72,40 +77,10 @@ void nst_model_free(nst_model *m) {
 
 /* ---- parameters ----------------------------------------------------------- */
 
-nst_status nst_layers_parse(const char *spec, const char *what, nst_layer_list *l, nst_msg *msg) {
-    memset(l, 0, sizeof *l);
-    if (!spec || !*spec) return nst_fail(msg, NST_ERR_INVALID_ARG, "no %s given", what);
-    const char *p = spec;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 0 || len >= sizeof l->name[0])
-            return nst_fail(msg, NST_ERR_INVALID_ARG, "%s '%s': empty or overlong layer name",
-                            what, spec);
-        if (l->n == NST_MAX_LAYERS)
-            return nst_fail(msg, NST_ERR_INVALID_ARG, "%s: at most %d layers", what,
-                            NST_MAX_LAYERS);
-        memcpy(l->name[l->n], p, len);
-        l->name[l->n][len] = 0;
-        if (nst_vgg_layer_index(l->name[l->n]) < 0)
-            return nst_fail(msg, NST_ERR_INVALID_ARG,
-                            "%s: unknown layer '%s' (layers are conv1_1, relu1_1, conv1_2, "
-                            "relu1_2, pool1, conv2_1, ... relu5_4, pool5)",
-                            what, l->name[l->n]);
-        for (int i = 0; i < l->n; i++)
-            if (!strcmp(l->name[i], l->name[l->n]))
-                return nst_fail(msg, NST_ERR_INVALID_ARG, "%s: layer '%s' given twice", what,
-                                l->name[i]);
-        l->n++;
-        p += len;
-        if (*p == ',') p++;
-    }
-    return NST_OK;
-}
-
 nst_status nst_params_check(const nst_params *p, int nstyles, const double *blend, nst_msg *msg) {
     nst_layer_list l;
     nst_status st;
+    if (!p) return nst_fail_null(msg, "nst_params_check", "p");
     if (p->size < 16 || p->size > 65536)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "size %d is not in 16..65536", p->size);
     if (!(p->style_scale > 0) || p->style_scale > 16)
@@ -126,6 +101,9 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
                         p->lbfgs_history);
     if (p->init == NST_INIT_IMAGE && !p->init_image)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "init from an image, but no image given");
+    if (p->init == NST_INIT_IMAGE &&
+        (st = nst_image_check(p->init_image, "parameters", "init_image", msg)) != NST_OK)
+        return st;
     if ((st = nst_layers_parse(p->content_layers, "content layers", &l, msg)) != NST_OK) return st;
     if ((st = nst_layers_parse(p->style_layers, "style layers", &l, msg)) != NST_OK) return st;
     if (p->style_layer_weights)
@@ -163,316 +141,43 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
             return nst_fail(msg, NST_ERR_INVALID_ARG, "style blend weights sum to %g, not 1",
                             sum);
     }
+    for (int k = 0; p->masks && k < nstyles; k++) {
+        char what[32];
+        snprintf(what, sizeof what, "masks[%d]", k);
+        if ((st = nst_image_check(p->masks[k], "parameters", what, msg)) != NST_OK) return st;
+    }
     return NST_OK;
 }
 
-/* ---- targets -------------------------------------------------------------- */
+/* ---- the transfer --------------------------------------------------------- */
 
-static nst_status upload_image(nst_runtime *rt, const nst_image *img, nst_tensor **out) {
-    nst_status st = nst_tensor_create(rt, 1, 3, img->h, img->w, out);
-    if (st == NST_OK) st = nst_tensor_upload(rt, *out, img->data);
-    return st;
-}
+/* The state of one run: the objective and what the optimiser works on. */
+struct nst_transfer {
+    nst_runtime *rt;
+    const nst_params *p;
+    nst_objective *obj;
+    nst_tensor *x, *grad, *avg; /* the image, its gradient, the average of iterates */
+    int avg_steps;
+    const nst_image *color_ref; /* content whose colours the output keeps, or NULL */
+};
 
-/* Resizes img so its longest side is `longest`. */
-static nst_status fit_image(nst_runtime *rt, const nst_image *img, int longest, nst_image **out) {
-    int w, h;
-    nst_image_fit_size(img->w, img->h, longest, &w, &h);
-    return nst_image_resize(img, w, h, out, RTM(rt));
-}
-
-static nst_status device_norm2(nst_runtime *rt, cl_mem x, size_t n, cl_mem slots, float *out) {
-    nst_status st = nst_sum_squares(rt, x, n, slots, 0);
-    if (st == NST_OK) st = nst_read_floats(rt, slots, 0, 1, out);
-    return st;
-}
-
-void nst_tr_release_targets(nst_transfer *t) {
-    for (int l = 0; l < NST_MAX_LAYERS; l++) {
-        nst_tensor_free(t->rt, t->targets[l]);
-        t->targets[l] = NULL;
-        for (int r = 0; r < NST_MAX_STYLES; r++) {
-            nst_buffer_free(t->rt, t->grams[l][r]);
-            nst_buffer_free(t->rt, t->masks[l][r]);
-            t->grams[l][r] = t->masks[l][r] = NULL;
-        }
-    }
-    nst_buffer_free(t->rt, t->gram_scratch);
-    nst_buffer_free(t->rt, t->fm_scratch);
-    t->gram_scratch = t->fm_scratch = NULL;
-    for (int l = 0; l < NST_MAX_LAYERS; l++) {
-        nst_buffer_free(t->rt, t->gsum[l]);
-        t->gsum[l] = NULL;
-    }
-    nst_tensor_free(t->rt, t->tx);
-    nst_tensor_free(t->rt, t->tgrad);
-    nst_buffer_free(t->rt, t->tile_fm);
-    nst_buffer_free(t->rt, t->tile_p);
-    nst_buffer_free(t->rt, t->tile_values);
-    t->tx = t->tgrad = NULL;
-    t->tile_fm = t->tile_p = t->tile_values = NULL;
-    nst_tiling_free(&t->tiling);
-    t->tiled = 0;
-}
-
-/* A mask image as one plane at w x h: its luminance, resized. */
-static nst_status mask_plane(nst_runtime *rt, const nst_image *mask, int w, int h, float **out) {
-    nst_image *sized = NULL;
-    nst_status st = nst_image_resize(mask, w, h, &sized, RTM(rt));
-    if (st != NST_OK) return st;
-    float *y = malloc((size_t)w * h * sizeof *y);
-    if (!y) {
-        nst_image_free(sized);
-        return nst_fail(RTM(rt), NST_ERR_NOMEM, "mask");
-    }
-    nst_image_luminance_plane(sized, y);
-    for (size_t i = 0; i < (size_t)w * h; i++) y[i] = y[i] < 0 ? 0 : y[i] > 1 ? 1 : y[i];
-    nst_image_free(sized);
-    *out = y;
-    return NST_OK;
-}
-
-/* 2x2 average pooling of a plane in place (floor sizes, like VGG's pools). */
-static void pool_plane(float *m, int *h, int *w) {
-    int oh = *h / 2, ow = *w / 2;
-    for (int y = 0; y < oh; y++)
-        for (int x = 0; x < ow; x++)
-            m[y * ow + x] = 0.25f * (m[2 * y * *w + 2 * x] + m[2 * y * *w + 2 * x + 1] +
-                                     m[(2 * y + 1) * *w + 2 * x] + m[(2 * y + 1) * *w + 2 * x + 1]);
-    *h = oh;
-    *w = ow;
-}
-
-static nst_status make_masks(nst_transfer *t, const nst_image *content,
-                             const nst_image *const *masks) {
-    nst_runtime *rt = t->rt;
-    nst_status st = NST_OK;
-    float *plane = NULL;
-    for (int r = 0; r < t->nregions; r++) {
-        for (int l = 0; l < t->style.n; l++) {
-            const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
-            int h = content->h, w = content->w;
-            NST_TRY(mask_plane(rt, masks[r], w, h, &plane));
-            while (h > f->h || w > f->w) pool_plane(plane, &h, &w);
-            NST_TRY(nst_buffer_create(rt, (size_t)h * w * sizeof(float), &t->masks[l][r]));
-            NST_TRY(nst_write_floats(rt, t->masks[l][r], 0, (size_t)h * w, plane));
-            free(plane);
-            plane = NULL;
-        }
-    }
-fail:
-    free(plane);
-    return st;
-}
-
-nst_status nst_tr_targets(nst_transfer *t, const nst_image *content,
-                          const nst_image *const *styles, int nstyles, const double *blend,
-                          const nst_image *const *masks) {
-    nst_runtime *rt = t->rt;
-    nst_status st = NST_OK;
-    nst_tensor *img = NULL;
-    nst_image *sized = NULL;
-    nst_tr_release_targets(t);
-    if (t->tile > 0) { /* in tiles when they cut the image */
-        NST_TRY(nst_tiling_make(content->h, content->w, t->tile, t->halo, t->align, &t->tiling,
-                                RTM(rt)));
-        if (t->tiling.ny * t->tiling.nx > 1) {
-            t->tiled = 1;
-            return nst_tiled_targets(t, content, styles, nstyles, blend);
-        }
-        nst_tiling_free(&t->tiling);
-    }
-
-    /* content targets at the output size */
-    NST_TRY(upload_image(rt, content, &img));
-    NST_TRY(nst_vgg_resize(rt, t->vgg, content->h, content->w));
-    NST_TRY(nst_vgg_forward(rt, t->vgg, img));
-    for (int i = 0; i < t->content.n; i++) {
-        const nst_tensor *f = nst_vgg_tap(t->vgg, t->content.name[i]);
-        NST_TRY(nst_tensor_create(rt, f->n, f->c, f->h, f->w, &t->targets[i]));
-        NST_TRY(nst_tensor_copy(rt, t->targets[i], f));
-        NST_TRY(device_norm2(rt, f->buf, f->count, t->values, &t->target_norm2[i]));
-        if (!(t->target_norm2[i] > 0)) t->target_norm2[i] = 1; /* an all-zero target */
-    }
-    nst_tensor_free(rt, img);
-    img = NULL;
-
-    /* style Grams: blended into region 0, or one per region */
-    for (int k = 0; k < nstyles; k++) {
-        int r = t->nregions ? k : 0;
-        float b = t->nregions ? 1.0f : (float)(blend ? blend[k] : 1.0 / nstyles);
-        int longest = (int)lround(fmax(content->w, content->h) * t->p->style_scale);
-        if (longest < 16) longest = 16;
-        NST_TRY(fit_image(rt, styles[k], longest, &sized));
-        NST_TRY(upload_image(rt, sized, &img));
-        NST_TRY(nst_vgg_resize(rt, t->vgg, sized->h, sized->w));
-        NST_TRY(nst_vgg_forward(rt, t->vgg, img));
-        for (int l = 0; l < t->style.n; l++) {
-            const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
-            if (!t->grams[l][r]) {
-                float zero = 0;
-                size_t bytes = (size_t)f->c * f->c * sizeof(float);
-                NST_TRY(nst_buffer_create(rt, bytes, &t->grams[l][r]));
-                NST_CL(RTM(rt), clEnqueueFillBuffer(rt->queue, t->grams[l][r], &zero,
-                                                    sizeof zero, 0, bytes, 0, NULL, NULL));
-            }
-            NST_TRY(nst_gram_accumulate(rt, t->grams[l][r], f, b));
-        }
-        nst_tensor_free(rt, img);
-        img = NULL;
-        nst_image_free(sized);
-        sized = NULL;
-    }
-
-    /* back to the output size: norms, scratch, masks */
-    NST_TRY(nst_vgg_resize(rt, t->vgg, content->h, content->w));
-    size_t max_c = 1, max_cm = 1;
-    for (int l = 0; l < t->style.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(t->vgg, t->style.name[l]);
-        if ((size_t)f->c > max_c) max_c = (size_t)f->c;
-        if (f->count > max_cm) max_cm = f->count;
-        for (int r = 0; r < (t->nregions ? t->nregions : 1); r++) {
-            NST_TRY(device_norm2(rt, t->grams[l][r], (size_t)f->c * f->c, t->values,
-                                 &t->gram_norm2[l][r]));
-            if (!(t->gram_norm2[l][r] > 0)) t->gram_norm2[l][r] = 1;
-        }
-    }
-    NST_TRY(nst_buffer_create(rt, max_c * max_c * sizeof(float), &t->gram_scratch));
-    if (t->nregions) {
-        NST_TRY(nst_buffer_create(rt, max_cm * sizeof(float), &t->fm_scratch));
-        NST_TRY(make_masks(t, content, masks));
-    }
-fail:
-    nst_tensor_free(rt, img);
-    nst_image_free(sized);
-    return st;
-}
-
-/* ---- evaluation ----------------------------------------------------------- */
-
-nst_status nst_tr_evaluate(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_tensor *grad,
-                           double *loss) {
-    nst_transfer *t = ctx;
-    const nst_params *p = t->p;
-    nst_status st = NST_OK;
-    int nr = t->nregions ? t->nregions : 1;
-    size_t slot = (size_t)t->content.n + (size_t)t->style.n * nr;
-    if (t->tiled) {
-        NST_TRY(nst_tiled_evaluate(t, x, grad));
-        goto tv;
-    }
-    NST_TRY(nst_vgg_forward(rt, t->vgg, x));
-    NST_TRY(nst_vgg_zero_grad(rt, t->vgg));
-    slot = 0;
-    for (int i = 0; i < t->content.n; i++, slot++) {
-        const char *name = t->content.name[i];
-        NST_TRY(nst_content_loss(rt, nst_vgg_tap(t->vgg, name), t->targets[i],
-                                 t->target_norm2[i], (float)p->content_weight,
-                                 nst_vgg_tap_grad(t->vgg, name), t->values, slot));
-    }
-    for (int l = 0; l < t->style.n; l++) {
-        const char *name = t->style.name[l];
-        const nst_tensor *f = nst_vgg_tap(t->vgg, name);
-        nst_tensor *df = nst_vgg_tap_grad(t->vgg, name);
-        for (int r = 0; r < nr; r++, slot++) {
-            if (t->nregions)
-                NST_TRY(nst_style_loss_masked(rt, f, t->masks[l][r], t->gram_scratch,
-                                              t->fm_scratch, t->grams[l][r], t->gram_norm2[l][r],
-                                              (float)t->style_w[l], df, t->values, slot));
-            else
-                NST_TRY(nst_style_loss(rt, f, t->gram_scratch, t->grams[l][0],
-                                       t->gram_norm2[l][0], (float)t->style_w[l], df, t->values,
-                                       slot));
-        }
-    }
-    NST_TRY(nst_vgg_backward(rt, t->vgg, grad));
-tv:
-    NST_TRY(nst_tv_loss(rt, x, (float)p->tv_weight, grad, t->values, slot));
-    NST_TRY(nst_read_floats(rt, t->values, 0, (size_t)t->nslots, t->host_values));
-    double c = 0, s = 0;
-    slot = 0;
-    for (int i = 0; i < t->content.n; i++) c += p->content_weight * t->host_values[slot++];
-    for (int l = 0; l < t->style.n; l++)
-        for (int r = 0; r < nr; r++) /* tiled: the slot holds ||G - A||^2 */
-            s += t->style_w[l] * t->host_values[slot++] / (t->tiled ? t->gram_norm2[l][r] : 1);
-    double tv = p->tv_weight * t->host_values[slot];
-    t->last[0] = c;
-    t->last[1] = s;
-    t->last[2] = tv;
-    t->evals++;
-    *loss = c + s + tv;
-    if (!isfinite(*loss))
-        return nst_fail(RTM(rt), NST_ERR_NUMERIC,
-                        "the loss became %g at evaluation %d (content %g, style %g, tv %g); "
-                        "try smaller weights, or --optimizer adam with a smaller "
-                        "--learning-rate",
-                        *loss, t->evals, c, s, tv);
-fail:
-    return st;
-}
-
-/* ---- setup and images ----------------------------------------------------- */
-
-nst_status nst_tr_setup(nst_transfer *t, nst_runtime *rt, nst_model *model, const nst_params *p,
-                        int nregions) {
-    nst_status st = NST_OK;
-    memset(t, 0, sizeof *t);
-    t->rt = rt;
-    t->p = p;
-    t->nregions = nregions;
-    t->tile = p->tile > 0 ? p->tile : 0; /* nst_transfer_run sets it from its plan */
-    NST_TRY(nst_layers_parse(p->content_layers, "content layers", &t->content, RTM(rt)));
-    NST_TRY(nst_layers_parse(p->style_layers, "style layers", &t->style, RTM(rt)));
-    double wsum = 0;
-    for (int i = 0; i < t->style.n; i++)
-        wsum += p->style_layer_weights ? p->style_layer_weights[i] : 1;
-    for (int i = 0; i < t->style.n; i++)
-        t->style_w[i] = p->style_weight *
-                        (p->style_layer_weights ? p->style_layer_weights[i] : 1) /
-                        (wsum > 0 ? wsum : 1);
-    const char *taps[2 * NST_MAX_LAYERS];
-    int ntaps = 0;
-    for (int i = 0; i < t->content.n; i++) taps[ntaps++] = t->content.name[i];
-    for (int i = 0; i < t->style.n; i++) taps[ntaps++] = t->style.name[i];
-    NST_TRY(nst_vgg_create(rt, model->weights, taps, ntaps, p->avg_pool, &t->vgg));
-    if (nst_tiled_geometry(model->weights, nst_vgg_depth(t->vgg), &t->halo, &t->align)) {
-        st = nst_fail(RTM(rt), NST_ERR_FORMAT, "the weights lack a convolution the layers need");
-        goto fail;
-    }
-    t->nslots = t->content.n + t->style.n * (nregions ? nregions : 1) + 1;
-    t->host_values = calloc((size_t)t->nslots, sizeof(float));
-    if (!t->host_values) {
-        st = nst_fail(RTM(rt), NST_ERR_NOMEM, "loss values");
-        goto fail;
-    }
-    NST_TRY(nst_buffer_create(rt, (size_t)t->nslots * sizeof(float), &t->values));
-fail:
-    return st;
-}
-
-nst_status nst_tr_alloc_image(nst_transfer *t, int h, int w) {
-    nst_status st = NST_OK;
+static void free_image(nst_transfer *t) {
     nst_tensor_free(t->rt, t->x);
     nst_tensor_free(t->rt, t->grad);
     nst_tensor_free(t->rt, t->avg);
     t->x = t->grad = t->avg = NULL;
     t->avg_steps = 0;
+}
+
+/* (Re)allocates x, grad and the average for h x w. */
+static nst_status alloc_image(nst_transfer *t, int h, int w) {
+    nst_status st = NST_OK;
+    free_image(t);
     NST_TRY(nst_tensor_create(t->rt, 1, 3, h, w, &t->x));
     NST_TRY(nst_tensor_create(t->rt, 1, 3, h, w, &t->grad));
     if (t->p->average_decay > 0) NST_TRY(nst_tensor_create(t->rt, 1, 3, h, w, &t->avg));
 fail:
     return st;
-}
-
-void nst_tr_release(nst_transfer *t) {
-    nst_tr_release_targets(t);
-    nst_buffer_free(t->rt, t->values);
-    nst_tensor_free(t->rt, t->x);
-    nst_tensor_free(t->rt, t->grad);
-    nst_tensor_free(t->rt, t->avg);
-    nst_vgg_free(t->rt, t->vgg);
-    free(t->host_values);
-    memset(t, 0, sizeof *t);
 }
 
 /* The current image in the working colour space (the average of iterates
@@ -494,6 +199,12 @@ static nst_status current_raw(nst_transfer *t, nst_image **out) {
 }
 
 nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out) {
+    if (out) *out = NULL;
+    if (!t) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(t->rt), "nst_transfer_snapshot", "out");
+    if (!t->x)
+        return nst_fail(RTM(t->rt), NST_ERR_INVALID_ARG,
+                        "nst_transfer_snapshot: the transfer has no image yet");
     nst_image *raw = NULL;
     nst_status st = current_raw(t, &raw);
     if (st != NST_OK || !t->color_ref) {
@@ -503,6 +214,13 @@ nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out) {
     st = nst_image_preserve_colors(raw, t->color_ref, out, RTM(t->rt));
     nst_image_free(raw);
     return st;
+}
+
+/* Resizes img so its longest side is `longest`. */
+static nst_status fit_image(nst_runtime *rt, const nst_image *img, int longest, nst_image **out) {
+    int w, h;
+    nst_image_fit_size(img->w, img->h, longest, &w, &h);
+    return nst_image_resize(img, w, h, out, RTM(rt));
 }
 
 static double seconds(void) {
@@ -638,7 +356,7 @@ static nst_status prepare(nst_runtime *rt, const nst_params *p, int tiled,
 nst_status nst_transfer_prepare(nst_runtime *rt, const nst_params *p, nst_progress_fn progress,
                                 void *user) {
     if (!rt) return NST_ERR_INVALID_ARG;
-    if (!p) return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "nst_transfer_prepare: no parameters");
+    if (!p) return nst_fail_null(RTM(rt), "nst_transfer_prepare", "p");
     return prepare(rt, p, p->tile > 0, progress, user);
 }
 
@@ -653,9 +371,21 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
     work_images work;
     memset(&t, 0, sizeof t);
     memset(&work, 0, sizeof work);
-    *out = NULL;
+    if (out) *out = NULL;
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!out) return nst_fail_null(RTM(rt), "nst_transfer_run", "out");
+    if (!model) return nst_fail_null(RTM(rt), "nst_transfer_run", "model");
     NST_TRY(nst_params_check(p, nstyles, blend, RTM(rt)));
-    NST_TRY(nst_tr_setup(&t, rt, model, p, p->masks ? nstyles : 0));
+    NST_TRY(nst_image_check(content_in, "nst_transfer_run", "content", RTM(rt)));
+    if (!styles) return nst_fail_null(RTM(rt), "nst_transfer_run", "styles");
+    for (int k = 0; k < nstyles; k++) {
+        char what[32];
+        snprintf(what, sizeof what, "styles[%d]", k);
+        NST_TRY(nst_image_check(styles[k], "nst_transfer_run", what, RTM(rt)));
+    }
+    t.rt = rt;
+    t.p = p;
+    NST_TRY(nst_objective_create(rt, model->weights, p, p->masks ? nstyles : 0, &t.obj));
     /* the memory plan: tiles and the L-BFGS history, or a refusal */
     nst_plan plan;
     int style_wh[2 * NST_MAX_STYLES];
@@ -663,13 +393,13 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
         style_wh[2 * k] = styles[k]->w;
         style_wh[2 * k + 1] = styles[k]->h;
     }
-    NST_TRY(nst_plan_compute(&t, model->weights, content_in->w, content_in->h, style_wh, nstyles,
-                             &plan));
+    NST_TRY(nst_plan_compute(rt, p, t.obj, model->weights, content_in->w, content_in->h, style_wh,
+                             nstyles, &plan));
     if (!plan.fits) {
         st = nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s", plan.note);
         goto fail;
     }
-    t.tile = plan.tiled ? plan.tile : 0;
+    int tile = plan.tiled ? plan.tile : 0;
     NST_TRY(prepare(rt, p, plan.tiled, NULL, NULL)); /* quietly: see nst_transfer_prepare */
     NST_TRY(work_prepare(rt, p, content_in, styles, nstyles, &work));
     if (p->preserve_colors || p->luminance_only) t.color_ref = content_in;
@@ -687,12 +417,10 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
          * is on the host in prev): the plan counts one scale at a time */
         nst_optim_free(rt, opt);
         opt = NULL;
-        nst_tensor_free(rt, t.x);
-        nst_tensor_free(rt, t.grad);
-        nst_tensor_free(rt, t.avg);
-        t.x = t.grad = t.avg = NULL;
-        NST_TRY(nst_tr_targets(&t, content, work.style_ptrs, nstyles, blend, p->masks));
-        NST_TRY(nst_tr_alloc_image(&t, content->h, content->w));
+        free_image(&t);
+        NST_TRY(nst_objective_targets(t.obj, content, work.style_ptrs, nstyles, blend, p->masks,
+                                      tile));
+        NST_TRY(alloc_image(&t, content->h, content->w));
         NST_TRY(init_image(&t, content, prev));
         nst_image_free(prev);
         prev = NULL;
@@ -709,7 +437,7 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
 
         for (int it = 1; it <= iters; it++) {
             double loss = 0;
-            NST_TRY(nst_optim_step(rt, opt, t.x, nst_tr_evaluate, &t, &loss));
+            NST_TRY(nst_optim_step(rt, opt, t.x, nst_objective_evaluate, t.obj, &loss));
             if (t.avg) NST_TRY(nst_ema_update(rt, t.avg, t.x, (float)p->average_decay,
                                               ++t.avg_steps));
             done++;
@@ -721,11 +449,11 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
                 pr.scale = sc + 1;
                 pr.width = content->w;
                 pr.height = content->h;
-                pr.evaluations = t.evals;
+                pr.evaluations = nst_objective_evaluations(t.obj);
                 pr.loss = loss;
-                pr.content = t.last[0];
-                pr.style = t.last[1];
-                pr.tv = t.last[2];
+                pr.content = nst_objective_value(t.obj, "content");
+                pr.style = nst_objective_value(t.obj, "style");
+                pr.tv = nst_objective_value(t.obj, "tv");
                 pr.elapsed = seconds() - t0;
                 pr.transfer = &t;
                 if (progress(&pr, user)) {
@@ -751,6 +479,7 @@ fail:
     nst_image_free(content);
     nst_image_free(prev);
     work_free(&work);
-    nst_tr_release(&t);
+    free_image(&t);
+    nst_objective_free(rt, t.obj);
     return st;
 }

@@ -258,6 +258,24 @@ size_t nst_vgg_memory_bytes(const nst_vgg *m, int h, int w) {
            (p.act_floats + p.grad_floats + 2 * p.g_floats + p.scratch_floats) * sizeof(float);
 }
 
+size_t nst_vgg_largest_bytes(const nst_vgg *m, int h, int w) {
+    int hs[NST_VGG_LAYERS], ws[NST_VGG_LAYERS];
+    if (plan_sizes(m, h, w, hs, ws)) return (size_t)3 * h * w * sizeof(float);
+    plan p;
+    plan_memory(m, hs, ws, h, w, &p);
+    return p.g_floats * sizeof(float);
+}
+
+int nst_vgg_tap_shape(const nst_vgg *m, const char *name, int *channels, int *stride) {
+    int i = nst_vgg_layer_index(name), s = 1;
+    if (i < 0 || i >= m->nlayers) return -1;
+    for (int k = 0; k <= i; k++)
+        if (m->l[k].kind == POOL) s *= 2;
+    *channels = m->l[i].cout;
+    *stride = s;
+    return 0;
+}
+
 double nst_vgg_flops(const nst_vgg *m) {
     double f = 0;
     for (int i = 0; i < m->nlayers; i++) {

@@ -83,6 +83,14 @@ nst_status nst_vgg_backward(nst_runtime *rt, nst_vgg *m, nst_tensor *dimage);
 /* Device bytes the model needs for an h x w image: weights (as uploaded)
  * plus everything nst_vgg_resize would allocate. 0 when the image is too small. */
 size_t nst_vgg_memory_bytes(const nst_vgg *m, int h, int w);
+/* The largest activation or gradient buffer nst_vgg_resize allocates for an
+ * h x w image (the image or the largest layer output; the convolution
+ * scratch is capped apart, nst_vgg_set_scratch_cap). */
+size_t nst_vgg_largest_bytes(const nst_vgg *m, int h, int w);
+/* The channels of a built layer and its stride: the layer is (H/stride) x
+ * (W/stride) for an H x W image (each pool floor-halves). 0, or -1 for a
+ * name that is not a layer of m. */
+int nst_vgg_tap_shape(const nst_vgg *m, const char *name, int *channels, int *stride);
 /* Convolution FLOPs of one forward plus one backward at the current size
  * (2 per multiply-add; the backward is to the input only). */
 double nst_vgg_flops(const nst_vgg *m);

@@ -33,6 +33,11 @@ typedef struct nst_weights {
     int count;
 } nst_weights;
 
+/* The public model handle (nst.h): its weights, as loaded or generated. */
+struct nst_model {
+    nst_weights *weights;
+};
+
 /* Looks a tensor up by name; NULL when absent. */
 const nst_weight *nst_weights_find(const nst_weights *w, const char *name);
 /* Adds a tensor of the given shape (data zeroed); returns it, NULL on OOM. */

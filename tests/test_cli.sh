@@ -41,7 +41,7 @@ $NST $W --content $T/photo.png --style $T/paint.jpg --size 32 -n 3 --json -o "$T
 check "--json prints one object per iteration" "[ \$(grep -c '\"event\":\"iteration\"' $T/j.out) -eq 3 ] && grep -q '\"event\":\"done\"' $T/j.out"
 
 # Ctrl-C: stop after the current iteration, write the image, exit 130.
-$NST $W --content $T/photo.png --style $T/paint.jpg --size 32 -n 100000 --json -o "$T/int.png" > "$T/int.out" &
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 32 -n 100000 --json -o "$T/int.png" > "$T/int.out" 2>"$T/int.err" &
 pid=$!
 i=0
 while [ $i -lt 600 ] && ! grep -q iteration "$T/int.out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
@@ -49,6 +49,9 @@ kill -INT $pid
 wait $pid; rc=$?
 check "SIGINT exits 130" "[ $rc -eq 130 ]"
 check "SIGINT leaves a valid image" "[ \"\$($MK --info $T/int.png)\" = '32 24' ]"
+last=$(sed -n 's/.*"iteration":\([0-9]*\),"iterations".*/\1/p' "$T/int.out" | tail -n 1)
+check "SIGINT says where it stopped and where the image is" \
+    "grep -q 'interrupted at iteration $last of 100000; image so far written to $T/int.png' $T/int.err"
 
 # Usage errors: exit 2, no output, existing output untouched.
 cp "$T/out.png" "$T/keep.png"
@@ -125,6 +128,143 @@ $NST $W --content $T/photo.png --style $T/paint.jpg --size 48 $TL --tile 24 --dr
 check "--tile plans tiles" "[ $rc -eq 0 ] && grep -q 'tiles of 24x' $T/plan3.out"
 $NST $W --content $T/photo.png --style $T/paint.jpg --size 48 $TL --tile 24 -n 3 -q -o "$T/tiled.png"; rc=$?
 check "a tiled run writes the image" "[ $rc -eq 0 ] && [ \"\$($MK --info $T/tiled.png)\" = '48 36' ]"
+
+# --init FILE: the image is the starting point; a name that is neither a
+# keyword nor a file is a usage error that says so.
+$RUN -n 3 --init content -o "$T/ic.png" && $RUN -n 3 --init "$T/photo.png" -o "$T/if.png" &&
+    $RUN -n 3 --init "$T/paint.jpg" -o "$T/ip.png"; rc=$?
+check "--init FILE starts from the file (the photo itself: same bytes as --init content)" \
+    "[ $rc -eq 0 ] && cmp -s $T/ic.png $T/if.png && ! cmp -s $T/ic.png $T/ip.png"
+$RUN -n 3 --init randon -o "$T/typo.png" 2>"$T/err"; rc=$?
+check "--init with a missing file names it and the choices" \
+    "[ $rc -eq 2 ] && grep -q \"'randon': no such file; give content, random or an image file\" $T/err"
+
+# The output is checked before the first iteration: a missing directory, a
+# path through a file, a read-only directory; exit 1, no iteration run.
+touch "$T/afile"
+for out in "$T/no/such/dir/a.png" "$T/afile/a.png"; do
+    $RUN -n 3 --json -o "$out" >"$T/o.out" 2>"$T/err"; rc=$?
+    check "unwritable output $out refused before the run" \
+        "[ $rc -eq 1 ] && grep -q 'cannot create a file in directory' $T/err && ! grep -q iteration $T/o.out"
+done
+# root writes anywhere, so the read-only case runs as nobody when possible
+mkdir -p "$T/ro" && chmod 555 "$T/ro"
+if [ "$(id -u)" -ne 0 ]; then AS=""; elif command -v setpriv >/dev/null &&
+    setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
+    AS="setpriv --reuid=65534 --regid=65534 --clear-groups"
+else AS=none; fi
+if [ "$AS" = none ]; then
+    echo "skip - read-only output directory (running as root without setpriv)"
+else
+    $AS $RUN -n 3 --json -o "$T/ro/a.png" >"$T/o.out" 2>"$T/err"; rc=$?
+    check "read-only output directory refused before the run" \
+        "[ $rc -eq 1 ] && grep -q 'Permission denied' $T/err && ! grep -q iteration $T/o.out && [ ! -e $T/ro/a.png ]"
+fi
+# The directory disappears during the run: the image is kept in the cache
+# directory and the message says where; exit 1.
+mkdir -p "$T/gone" "$T/keepcache"
+NST_CACHE_DIR="$T/keepcache" $NST $W --content $T/photo.png --style $T/paint.jpg --size 32 -n 100000 \
+    --json -o "$T/gone/r.png" > "$T/gone.out" 2>"$T/gone.err" &
+pid=$!
+i=0
+while [ $i -lt 600 ] && ! grep -q iteration "$T/gone.out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+rm -rf "$T/gone"
+kill -INT $pid
+wait $pid; rc=$?
+kept=$(sed -n "s|.*image so far written to \(.*\) instead\$|\1|p" "$T/gone.err")
+check "an output that cannot be written at the end is kept elsewhere, and said where" \
+    "[ $rc -eq 1 ] && grep -q 'cannot write' $T/gone.err && [ \"\${kept%/*}\" = $T/keepcache ] && [ \"\$($MK --info \"$kept\")\" = '32 24' ]"
+
+# Options: an unknown one last on the line is unknown, not missing a value;
+# every option --help lists with a value is known to need one.
+$NST devices --chek 2>"$T/err"; rc=$?
+check "devices --chek: unknown option, with the near one" \
+    "[ $rc -eq 2 ] && grep -q \"unknown option '--chek'; did you mean --check?\" $T/err && grep -q -- --help $T/err"
+$RUN -o "$T/x.png" --iteratoins 2>"$T/err"; rc=$?
+check "an unknown last option is unknown" "[ $rc -eq 2 ] && grep -q \"unknown option '--iteratoins'\" $T/err"
+bad=""
+for opt in $($NST --help | sed -n 's/^  \(-[a-z], \|    \)\(--[a-z0-9-]*\) [^ ].*/\2/p'); do
+    $RUN -o "$T/x.png" "$opt" 2>"$T/err"
+    grep -q "option $opt needs a value" "$T/err" || bad="$bad $opt"
+done
+check "every option --help gives a value says it needs one${bad:+ (not:$bad)}" "[ -z \"$bad\" ]"
+
+# A repeated --style or --mask adds to the list, as a comma does.
+S1="$NST $W -c $T/photo.png --size 32 -n 3 -q"
+$S1 -s "$T/photo.png" -o "$T/s1.png" && $S1 -s "$T/paint.jpg" -s "$T/photo.png" -o "$T/s2.png" &&
+    $S1 -s "$T/paint.jpg,$T/photo.png" -o "$T/s3.png"; rc=$?
+check "-s A -s B is the list A,B" "[ $rc -eq 0 ] && cmp -s $T/s2.png $T/s3.png && ! cmp -s $T/s1.png $T/s3.png"
+$NST $W -c $T/photo.png -s "$T/paint.jpg,$T/photo.png" --mask "$T/mask.png" --mask "$T/mask.png" \
+    --size 32 -n 3 -q -o "$T/rm.png"; rc=$?
+check "--mask A --mask B is the list A,B" "[ $rc -eq 0 ] && cmp -s $T/rm.png $T/regions.png"
+
+# The live line fits the terminal (TIOCGWINSZ, else COLUMNS) instead of
+# wrapping into one line per iteration.
+ptyrun() { # COLUMNS_OF_THE_PTY COLUMNS_ENV OUT CMD...: runs CMD with stderr on a pty
+    python3 - "$@" <<'EOF'
+import fcntl, os, struct, subprocess, sys, termios
+cols, env_cols, out, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+m, s = os.openpty()
+if cols:
+    fcntl.ioctl(s, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+env = dict(os.environ)
+env.pop("COLUMNS", None)
+if env_cols:
+    env["COLUMNS"] = env_cols
+p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=s, env=env)
+os.close(s)
+data = b""
+while True:
+    try:
+        b = os.read(m, 65536)
+    except OSError:
+        break
+    if not b:
+        break
+    data += b
+open(out, "wb").write(data)
+sys.exit(p.wait())
+EOF
+}
+longest() { tr '\r' '\n' < "$1" | sed 's/\x1b\[K//g' | grep 'iteration [0-9]' |
+    awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }'; }
+if command -v python3 >/dev/null; then
+    LIVE="$NST $W --content $T/photo.png --style $T/paint.jpg --size 48 -n 4 --scales 2 -o $T/live.png"
+    ptyrun 200 "" "$T/wide.tty" $LIVE; rc1=$?
+    ptyrun 40 "" "$T/narrow.tty" $LIVE; rc2=$?
+    ptyrun 0 50 "$T/env.tty" $LIVE; rc3=$?
+    check "the live line fits 40 columns (and is longer on a wide terminal)" \
+        "[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && [ \$(longest $T/wide.tty) -gt 40 ] && [ \$(longest $T/narrow.tty) -gt 0 ] && [ \$(longest $T/narrow.tty) -le 39 ] && grep -q 'ETA' $T/narrow.tty"
+    check "without a terminal size, the live line fits \$COLUMNS" \
+        "[ $rc3 -eq 0 ] && [ \$(longest $T/env.tty) -gt 0 ] && [ \$(longest $T/env.tty) -le 49 ]"
+else
+    echo "skip - the live line's width (needs python3 for a pseudo-terminal)"
+fi
+
+# Documentation that says what is true.
+$RUN -n 4 --save-every 2 -o "$T/se.jpg"
+check "--save-every writes the output's format; README and --help say so" \
+    "[ -f $T/se_0002.jpg ] && grep -- '--save-every' README.md | grep -q \"output's format\" && $NST --help | grep -A1 -- '--save-every' | grep -q \"output's format\""
+check "README's quick start does not need sudo (install-deps.sh uses it when not root)" \
+    "! sed -n '/^## Quick start/,/^## /p' README.md | grep -q '^sudo'"
+
+# ---- Sizes and tiles too small for the layers --------------------------------
+# The default layers reach relu5_1 after 4 poolings, so each side needs 16
+# pixels; the 4:3 photo at --size s is s x floor(0.75 s + 0.5), 16 high from
+# s = 21. A tile must hold twice the receptive field's halo.
+$RUN --size 20 -n 1 -o "$T/small.png" 2>"$T/err"; rc=$?
+check "--size too small for the layers names the smallest size" \
+    "[ $rc -eq 1 ] && grep -q 'at least 16 pixels a side' $T/err && grep -q 'smallest --size that works is 21' $T/err && ! grep -q MiB $T/err && [ ! -e $T/small.png ]"
+$RUN --size 21 -n 1 -o "$T/small.png"; rc=$?
+check "--size 21 runs at 21x16" "[ $rc -eq 0 ] && [ \"\$($MK --info $T/small.png)\" = '21 16' ]"
+for args in "--size 256 --tile 128" "--size 512 --tile 64"; do
+    $NST $W --content $T/photo.png --style $T/paint.jpg $args -n 1 -q -o "$T/tile.png" 2>"$T/err"; rc=$?
+    check "tiles too small ($args) are refused with the minimum tile" \
+        "[ $rc -eq 1 ] && grep -q 'a tile needs at least' $T/err && ! grep -q '0x0' $T/err && [ ! -e $T/tile.png ]"
+done
+least=$(sed -n 's/.*a tile needs at least \([0-9]*\).*/\1/p' "$T/err")
+$NST $W --content $T/photo.png --style $T/paint.jpg --size 256 --tile "$least" --dry-run > "$T/plan4.out"; rc=$?
+check "the minimum tile it names plans tiles" "[ $rc -eq 0 ] && grep -q 'tiles of' $T/plan4.out"
 
 # A first run compiles the kernels: it says so at once (stderr, or events with
 # --json), a second run with the same cache does not, and the speed it shows

@@ -2,7 +2,8 @@
 # test_fetch.sh: tools/fetch-weights.sh against a local server on 127.0.0.1
 # (tools/test_server.py) serving generated files: a plain download, a
 # transfer dropped half-way and resumed, a wrong size, an HTML error page, a
-# 404, and a torchvision-style .pth whose name carries its SHA-256 prefix.
+# 404, a torchvision-style .pth whose name carries its SHA-256 prefix, no
+# network at all, and a local file:// URL.
 # Needs python3, curl and build/tools/nst-genweights; no internet.
 set -u
 cd "$(dirname "$0")/.."
@@ -84,6 +85,24 @@ if fetch plain "$base/model.safetensors" "$size" && grep -q "already here" "$T/p
    [ "$(wc -l < "$T/log")" = "$lines" ]; then
     ok "second run is a no-op"
 else bad "second run is a no-op"; cat "$T/plain.out"; fi
+
+# 8. offline: a name that does not resolve, a port nobody listens on. One
+# attempt, and the message gives the routes that need no internet.
+for u in http://nonexistent.invalid/vgg19-dcbb9e9d.pth http://127.0.0.1:1/vgg19-dcbb9e9d.pth; do
+    if ! NO_PROXY='*' no_proxy='*' fetch offline "$u" "" &&
+       grep -q "cannot reach .*is this machine offline" "$T/offline.out" &&
+       grep -q -- "--weights /path/to/vgg19-dcbb9e9d.pth" "$T/offline.out" &&
+       grep -q "nst-genweights --out" "$T/offline.out" &&
+       ! grep -q "attempt 2" "$T/offline.out" && ! grep -q "run it again" "$T/offline.out"; then
+        ok "offline ($u): says so and how to do without"
+    else bad "offline ($u): says so and how to do without"; cat "$T/offline.out"; fi
+done
+
+# 9. the offline route it gives: a local file:// URL is converted
+if fetch local "file://$PWD/$T/srv/tiny-$sum8.pth" "" &&
+   "$gen" --info "$T/local/vgg19-conv.safetensors" | grep -q '^26 tensors'; then
+    ok "a file:// URL is converted"
+else bad "a file:// URL is converted"; cat "$T/local.out"; fi
 
 [ $fails -eq 0 ] && echo "fetch: all passed" || echo "fetch: $fails FAILED"
 [ $fails -eq 0 ]

@@ -1,6 +1,6 @@
 /* test_plan.c: the memory plan against what a run really allocates (the
  * runtime's peak), whole and tiled; the refusal with the largest size that
- * fits; the L-BFGS history rule. */
+ * fits; the L-BFGS history rule; sizes and tiles too small for the layers. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -184,6 +184,135 @@ static void test_plan_history(void **state) {
     nst_runtime_close(rt);
 }
 
+/* The smallest size the layers accept: each pooling halves the image
+ * (rounding down) and the deepest layer needs one position, so a side needs
+ * 2^pools pixels: 16 down to relu5_1 (4 poolings), 32 down to pool5. A 4:3
+ * image at --size s is s x floor(0.75 s + 0.5): the short side reaches 16
+ * at s >= 15.5 / 0.75, s = 21, and 32 at s >= 31.5 / 0.75 = 42. Below, the
+ * plan refuses and names that size; at it, the run works. */
+static void test_plan_small_size(void **state) {
+    (void)state;
+    nst_runtime *rt = check_runtime();
+    nst_model *model = NULL;
+    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_params p;
+    nst_params_default(&p);
+    p.iterations = 1;
+    nst_plan plan;
+    for (int size = 16; size <= 20; size++) {
+        p.size = size;
+        assert_int_equal(nst_transfer_plan(rt, model, &p, 48, 36, NULL, 1, &plan),
+                         NST_ERR_INVALID_ARG);
+        assert_non_null(strstr(nst_last_error(rt), "at least 16 pixels a side"));
+        assert_non_null(strstr(nst_last_error(rt), "the smallest --size that works is 21"));
+    }
+    printf("  refused: %s\n", nst_last_error(rt));
+    p.size = 21;
+    assert_int_equal(nst_transfer_plan(rt, model, &p, 48, 36, NULL, 1, &plan), NST_OK);
+    assert_true(plan.fits);
+    assert_int_equal(plan.width, 21);
+    assert_int_equal(plan.height, 16);
+    nst_image *content = pattern(48, 36, 0), *style = pattern(40, 40, 1), *out = NULL;
+    const nst_image *styles[1] = {style};
+    assert_int_equal(nst_transfer_run(rt, model, &p, content, styles, 1, NULL, NULL, NULL, &out),
+                     NST_OK);
+    assert_int_equal(out->w, 21);
+    assert_int_equal(out->h, 16);
+    nst_image_free(out);
+    out = NULL;
+    p.size = 20; /* the run refuses with the plan's words */
+    assert_int_equal(nst_transfer_run(rt, model, &p, content, styles, 1, NULL, NULL, NULL, &out),
+                     NST_ERR_INVALID_ARG);
+    assert_null(out);
+    assert_non_null(strstr(nst_last_error(rt), "the smallest --size that works is 21"));
+    /* down to pool5: 5 poolings */
+    p.style_layers = "relu1_1,pool5";
+    p.size = 41;
+    assert_int_equal(nst_transfer_plan(rt, model, &p, 48, 36, NULL, 1, &plan),
+                     NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(nst_last_error(rt), "at least 32 pixels a side"));
+    assert_non_null(strstr(nst_last_error(rt), "the smallest --size that works is 42"));
+    p.size = 42;
+    assert_int_equal(nst_transfer_plan(rt, model, &p, 48, 36, NULL, 1, &plan), NST_OK);
+    /* one pooling (relu2_1): 2 pixels, so every accepted size plans */
+    p.content_layers = "relu1_2";
+    p.style_layers = "relu1_1,relu2_1";
+    p.size = 16;
+    assert_int_equal(nst_transfer_plan(rt, model, &p, 48, 36, NULL, 1, &plan), NST_OK);
+    assert_true(plan.fits);
+    assert_int_equal(plan.height, 12);
+    /* a style image too thin at the style scale: 40x4 at --size 32 is 32x3 */
+    p.content_layers = "relu4_2";
+    p.style_layers = "relu1_1,relu5_1";
+    p.size = 32;
+    int thin[2] = {40, 4};
+    assert_int_equal(nst_transfer_plan(rt, model, &p, 48, 36, thin, 1, &plan),
+                     NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(nst_last_error(rt), "style image 1 is 32x3"));
+    /* the first of several scales is the smallest: 3 scales at 64 start at 32 */
+    p.scales = 3;
+    p.size = 64;
+    assert_int_equal(nst_transfer_plan(rt, model, &p, 48, 16, NULL, 1, &plan),
+                     NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(nst_last_error(rt), "first of 3 scales is 32"));
+    nst_image_free(content);
+    nst_image_free(style);
+    nst_model_free(model);
+    nst_runtime_close(rt);
+}
+
+/* The minimum tile the message states from the layers' receptive field:
+ * one pixel less is refused with it, the minimum itself plans tiles and
+ * runs. A tile no smaller than the image cuts nothing and is accepted. */
+static void test_plan_small_tile(void **state) {
+    (void)state;
+    nst_runtime *rt = check_runtime();
+    nst_model *model = NULL;
+    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_params p;
+    nst_params_default(&p);
+    p.iterations = 1;
+    p.size = 256;
+    nst_plan plan;
+    int tiles[] = {16, 64, 128};
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        p.tile = tiles[i];
+        assert_int_equal(nst_transfer_plan(rt, model, &p, 256, 192, NULL, 1, &plan),
+                         NST_ERR_INVALID_ARG);
+        assert_non_null(strstr(nst_last_error(rt), "a tile needs at least"));
+    }
+    printf("  refused: %s\n", nst_last_error(rt));
+    int least = 0;
+    const char *at = strstr(nst_last_error(rt), "at least ");
+    assert_non_null(at);
+    assert_int_equal(sscanf(at, "at least %d", &least), 1);
+    assert_true(least > 16 && least < 256);
+    p.tile = least - 1;
+    assert_int_equal(nst_transfer_plan(rt, model, &p, 256, 192, NULL, 1, &plan),
+                     NST_ERR_INVALID_ARG);
+    p.tile = least;
+    assert_int_equal(nst_transfer_plan(rt, model, &p, 256, 192, NULL, 1, &plan), NST_OK);
+    assert_true(plan.fits && plan.tiled);
+    assert_int_equal(plan.width, 256);
+    assert_true(plan.tile_w <= least && plan.tile_h <= least);
+    assert_true(plan.lbfgs_history == p.lbfgs_history);
+    nst_image *content = pattern(256, 192, 0), *style = pattern(64, 64, 1), *out = NULL;
+    const nst_image *styles[1] = {style};
+    assert_int_equal(nst_transfer_run(rt, model, &p, content, styles, 1, NULL, NULL, NULL, &out),
+                     NST_OK);
+    assert_int_equal(out->w, 256);
+    nst_image_free(out);
+    /* tiles larger than every image: nothing is cut */
+    p.size = 64;
+    p.tile = 64;
+    assert_int_equal(nst_transfer_plan(rt, model, &p, 256, 192, NULL, 1, &plan), NST_OK);
+    assert_true(plan.fits && !plan.tiled);
+    nst_image_free(content);
+    nst_image_free(style);
+    nst_model_free(model);
+    nst_runtime_close(rt);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_whole),
@@ -191,6 +320,8 @@ int main(void) {
         cmocka_unit_test(test_plan_adam_average),
         cmocka_unit_test(test_plan_budget),
         cmocka_unit_test(test_plan_history),
+        cmocka_unit_test(test_plan_small_size),
+        cmocka_unit_test(test_plan_small_tile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

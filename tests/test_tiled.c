@@ -15,7 +15,8 @@
 
 #include "check.h"
 #include "image.h"
-#include "transfer_int.h"
+#include "objective.h"
+#include "tiling.h"
 
 /* ---- geometry (host only) ------------------------------------------------- */
 
@@ -111,24 +112,29 @@ typedef struct eval_out {
 static void evaluate(nst_runtime *rt, nst_model *model, const nst_params *p, int tile,
                      const nst_image *content, const nst_image *style, const nst_image *x,
                      eval_out *out) {
-    nst_transfer t;
+    nst_objective *o = NULL;
+    nst_tensor *tx = NULL, *grad = NULL;
     const nst_image *styles[1] = {style};
     size_t base = nst_mem_in_use(rt);
     rt->mem_peak = rt->mem_now;
-    assert_int_equal(nst_tr_setup(&t, rt, model, p, 0), NST_OK);
-    t.tile = tile;
-    assert_int_equal(nst_tr_targets(&t, content, styles, 1, NULL, NULL), NST_OK);
-    assert_int_equal(nst_tr_alloc_image(&t, content->h, content->w), NST_OK);
-    assert_int_equal(nst_tensor_upload(rt, t.x, x->data), NST_OK);
-    nst_status st = nst_tr_evaluate(&t, rt, t.x, t.grad, &out->loss);
+    assert_int_equal(nst_objective_create(rt, model->weights, p, 0, &o), NST_OK);
+    assert_int_equal(nst_objective_targets(o, content, styles, 1, NULL, NULL, tile), NST_OK);
+    assert_int_equal(nst_tensor_create(rt, 1, 3, content->h, content->w, &tx), NST_OK);
+    assert_int_equal(nst_tensor_create(rt, 1, 3, content->h, content->w, &grad), NST_OK);
+    assert_int_equal(nst_tensor_upload(rt, tx, x->data), NST_OK);
+    nst_status st = nst_objective_evaluate(o, rt, tx, grad, &out->loss);
     if (st != NST_OK) fprintf(stderr, "%s\n", nst_last_error(rt));
     assert_int_equal(st, NST_OK);
-    memcpy(out->last, t.last, sizeof out->last);
-    out->tiles = t.tiled ? t.tiling.ny * t.tiling.nx : 1;
-    out->grad = malloc(t.grad->count * sizeof(float));
-    assert_int_equal(nst_tensor_download(rt, t.grad, out->grad), NST_OK);
+    out->last[0] = nst_objective_value(o, "content");
+    out->last[1] = nst_objective_value(o, "style");
+    out->last[2] = nst_objective_value(o, "tv");
+    out->tiles = nst_objective_tiles(o);
+    out->grad = malloc(grad->count * sizeof(float));
+    assert_int_equal(nst_tensor_download(rt, grad, out->grad), NST_OK);
     out->peak = rt->mem_peak - base;
-    nst_tr_release(&t);
+    nst_tensor_free(rt, tx);
+    nst_tensor_free(rt, grad);
+    nst_objective_free(rt, o);
     assert_int_equal(nst_mem_in_use(rt), base);
 }
 

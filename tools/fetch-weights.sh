@@ -35,6 +35,21 @@ gen=${NST_GENWEIGHTS:-$root/build/tools/nst-genweights}
 tries=${NST_FETCH_TRIES:-5}
 
 die() { echo "fetch-weights: $*" >&2; exit 1; }
+# What to do without the internet.
+offline_help() {
+    cat >&2 <<EOF
+Without the internet:
+  - nst reads torchvision's vgg19-dcbb9e9d.pth directly: copy it from a PyTorch
+    cache (~/.cache/torch/hub/checkpoints/ on a machine that has it) into the
+    same folder here, where nst finds it, or anywhere and run
+    nst --weights /path/to/vgg19-dcbb9e9d.pth ..., or convert it into weights/ with
+    NST_WEIGHTS_URL=file:///path/to/vgg19-dcbb9e9d.pth make weights
+  - to check that everything works (the result is not artistic), generate a
+    network of the same shape:
+    $gen --out build/test.safetensors --width-mult 0.125
+    and run nst --weights build/test.safetensors ...
+EOF
+}
 filesize() { if [ -f "$1" ]; then wc -c < "$1" | tr -d ' '; else echo 0; fi; }
 sha256() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -71,8 +86,23 @@ if [ ! -f "$dl" ]; then
         case $rc in
             33) rm -f "$part" ;; # the server cannot resume: start over
             22) die "the server answered $url with an HTTP error (wrong URL?)" ;;
+            5|6|7) # no name resolution, no connection: offline, or a firewall
+                host=$(echo "$url" | sed 's|^[a-z]*://\([^/]*\).*|\1|')
+                case $rc in
+                    5) why="the proxy's name could not be resolved" ;;
+                    6) why="the name $host could not be resolved" ;;
+                    *) why="no connection to $host" ;;
+                esac
+                echo "fetch-weights: cannot reach $host (curl exit $rc: $why); is this machine offline?" >&2
+                [ "$have" -eq 0 ] || echo "fetch-weights: $have bytes are kept in $part: run it again to resume once online" >&2
+                offline_help
+                exit 1 ;;
         esac
-        [ "$n" -lt "$tries" ] || die "download failed after $tries attempts (curl exit $rc); run it again to resume"
+        if [ "$n" -ge "$tries" ]; then
+            echo "fetch-weights: download failed after $tries attempts (curl exit $rc); run it again to resume" >&2
+            offline_help
+            exit 1
+        fi
         sleep 1
     done
     magic=$(od -An -tx1 -N16 "$part" | tr -d ' \n')

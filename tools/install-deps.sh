@@ -5,7 +5,8 @@
 # python3 (the weight-fetch test's local server) and Mesa's OpenCL (rusticl, a
 # second implementation for the cross-vendor checks). With --dev, also what the reliability targets need (docs/RELIABILITY.md):
 # clang and its sanitizer/libFuzzer runtimes (make fuzz), valgrind (make
-# check-valgrind); gcc's ASan/UBSan runtimes come with build-essential.
+# check-valgrind), groff (tests/test_man.sh renders the man page); gcc's
+# ASan/UBSan runtimes come with build-essential.
 # usage: tools/install-deps.sh [--dev]   (as root, or with sudo available)
 set -eu
 PKGS="build-essential pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
@@ -13,7 +14,7 @@ clinfo libclblast-dev libpng-dev libjpeg-dev libjansson-dev libcmocka-dev curl c
 python3 mesa-opencl-icd"
 case "${1:-}" in
     --dev)
-        PKGS="$PKGS clang valgrind"
+        PKGS="$PKGS clang valgrind groff-base"
         # Debian 12 ships libFuzzer and the sanitizer runtimes for clang
         # separately; elsewhere (Ubuntu 22.04) they come with clang.
         if apt-cache show libclang-rt-dev > /dev/null 2>&1; then PKGS="$PKGS libclang-rt-dev"; fi

@@ -1,10 +1,10 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """make_golden.py: writes tests/data/golden_vgg.bin, the PyTorch (float64)
 reference that tests/test_vgg.c checks the device VGG-19 against.
 
-Run by hand from the repository root, not in CI (needs Debian's torch):
-    apt-get install -y python3-torch
-    /usr/bin/python3 tools/make_golden.py
+Run by hand from the repository root, not in CI, with a python that has
+PyTorch (Debian's python3-torch, or `pip install torch` in a venv):
+    python3 tools/make_golden.py
 
 It recreates, bit for bit, the network nst_weights_generate(seed, width_mult,
 16 convs) builds in src/weights_gen.c (the same splitmix64 stream), a small

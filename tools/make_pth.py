@@ -1,6 +1,6 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """make_pth.py: writes the PyTorch checkpoints under tests/data (run by hand,
-not in CI; needs PyTorch: apt-get install -y python3-torch, /usr/bin/python3).
+not in CI; needs a python with PyTorch: Debian's python3-torch, or pip).
 
 It reads the generated narrow network that build/tools/nst-genweights writes
 (seed 7, width 1/64, all 16 convolutions) with a tiny safetensors reader, adds
@@ -21,7 +21,7 @@ and hostile files that must be refused without running anything:
   hostile-absurd.pth         legacy file claiming 2^31 x 2^31 x 2^31 elements
   hostile-memo.pth           legacy file with a memo index of 2^32 - 1
 Usage (from the repository root, after `make build/tools/nst-genweights`):
-  /usr/bin/python3 tools/make_pth.py
+  python3 tools/make_pth.py
 """
 import collections
 import json

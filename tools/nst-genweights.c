@@ -14,12 +14,18 @@
 #include "weights.h"
 
 static int usage(const char *why) {
+    FILE *f = why ? stderr : stdout;
     if (why) fprintf(stderr, "nst-genweights: %s\n", why);
-    fprintf(stderr,
-            "usage: nst-genweights --out FILE [--seed N] [--width-mult F] [--convs N] "
-            "[--dtype F32|F16|BF16]\n"
-            "       nst-genweights --convert IN --out FILE [--dtype D] [--trim | --max-index N]\n"
-            "       nst-genweights --info FILE\n");
+    fprintf(f, "usage: nst-genweights --out FILE [--seed N] [--width-mult F] [--convs N] "
+               "[--dtype F32|F16|BF16]\n"
+               "       nst-genweights --convert IN --out FILE [--dtype D] [--trim | --max-index N]\n"
+               "       nst-genweights --info FILE\n");
+    if (!why)
+        fprintf(f, "\nWrites a generated network of VGG-19's topology (random weights; --width-mult\n"
+                   "scales the widths, --convs keeps the first N convolutions), converts a weight\n"
+                   "file (safetensors or torchvision .pth) to nst's safetensors (--trim keeps the\n"
+                   "layers up to conv5_1), or lists a file's tensors (--info). D is F32 (default\n"
+                   "when generating), F16 (default when converting) or BF16.\n");
     return 2;
 }
 
@@ -41,7 +47,19 @@ int main(int argc, char **argv) {
             continue;
         }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(NULL), 0;
-        if (!v) return usage("an option needs a value");
+        static const char *const valued[] = {"--out", "--convert", "--info", "--dtype", "--seed",
+                                             "--width-mult", "--convs", "--max-index"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known |= !strcmp(a, valued[k]);
+        char why[160];
+        if (!known) {
+            snprintf(why, sizeof why, "unknown option '%.100s'", a);
+            return usage(why);
+        }
+        if (!v) {
+            snprintf(why, sizeof why, "option %s needs a value", a);
+            return usage(why);
+        }
         i++;
         if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--convert")) in = v;
@@ -51,7 +69,6 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--width-mult")) width = strtod(v, &end);
         else if (!strcmp(a, "--convs")) convs = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--max-index")) max_index = (int)strtol(v, &end, 10);
-        else return usage("unknown option");
         if (end && *end) return usage("a numeric option has a malformed value");
     }
     nst_msg msg = {{0}};
