@@ -439,11 +439,17 @@ static int on_compile(progress_ctx *c, const nst_progress *p) {
             printf("null}\n");
         fflush(stdout);
     } else if (!o->quiet && c->tty) {
+        /* a live line that fits the terminal, ended when all are done */
         int last = p->programs_done == p->programs;
-        fprintf(stderr, "\r\033[Knst: compiling kernels for this device (once): %d of %d programs",
-                p->programs_done, p->programs);
-        if (last)
-            fprintf(stderr, ", %.1f s\n", mono_seconds() - c->compile_t0);
+        char f[6][48] = {"nst: compiling kernels", " for this device", " (once)", "", "", ""};
+        char line[300];
+        snprintf(f[3], sizeof f[3], ": %d of %d", p->programs_done, p->programs);
+        snprintf(f[4], sizeof f[4], " programs");
+        if (last) snprintf(f[5], sizeof f[5], ", %.1f s", mono_seconds() - c->compile_t0);
+        const char *fields[6] = {f[0], f[1], f[2], f[3], f[4], f[5]};
+        static const int drop[6] = {0, 4, 1, 0, 3, 2};
+        cli_fit_line(line, sizeof line, cli_term_width(2), fields, drop, 6);
+        fprintf(stderr, "\r\033[K%s%s", line, last ? "\n" : "");
         c->live = !last;
     } else if (!o->quiet && p->programs_done == 0) {
         fprintf(stderr, "nst: compiling kernels for this device (once; later runs load them "

@@ -346,6 +346,9 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     /* PoCL keeps compiled programs in its own cache; asking it for a binary
      * would compile every kernel of the program on the spot */
     rt->cache_binaries = strcmp(rt->info.platform, POCL_PLATFORM) != 0;
+    const char *pk = getenv("POCL_KERNEL_CACHE");
+    if (!rt->cache_binaries && pk && !strcmp(pk, "0"))
+        rt->no_cache = 1; /* PoCL compiles every time: nothing worth noting */
     if (!rt->no_cache) {
         char dir[900], why[400];
         if (nst_cache_dir_why(dir, sizeof dir, why, sizeof why) != 0) {
