@@ -2,7 +2,8 @@
 # and the library static (build/libnst.a) and shared (build/libnst.so);
 # `make test` runs every suite; `make install` installs (PREFIX, DESTDIR,
 # LIBDIR, MANDIR).
-# `make check-asan`, `make check-valgrind`, `make fuzz`: see docs/RELIABILITY.md.
+# `make check-asan`, `make check-tsan`, `make check-valgrind`, `make fuzz`: see
+# docs/RELIABILITY.md.
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 MANDIR  ?= $(PREFIX)/share/man
@@ -14,6 +15,14 @@ VERSION   := $(shell sed -n 's/.*define NST_VERSION "\(.*\)"/\1/p' include/nst.h
 SOVERSION := 0
 SONAME    := libnst.so.$(SOVERSION)
 PKGS    := OpenCL clblast libpng libjpeg jansson
+# OpenBLAS runs the matrix products of CPU devices on the host (src/hostblas.c);
+# without it (or with HOSTBLAS= on the command line) they all go through CLBlast.
+HOSTBLAS ?= $(shell pkg-config --exists openblas && echo openblas)
+ifneq ($(HOSTBLAS),)
+PKGS    += $(HOSTBLAS)
+CPPFLAGS += -DNST_HAVE_OPENBLAS
+LDLIBS  += -pthread
+endif
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c99 -Wall -Wextra -Wno-unused-parameter $(SAN)
@@ -23,7 +32,7 @@ CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude -Isrc -I$(BUILD)/gen -DCL_TARGET_OPENCL_
             $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
-SRC   := $(filter-out src/main.c src/cli.c,$(wildcard src/*.c))
+SRC   := $(filter-out src/main.c src/cli.c src/bench_run.c,$(wildcard src/*.c))
 OBJ   := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 CLS   := $(wildcard cl/*.cl)
 GEN   := $(patsubst cl/%.cl,$(BUILD)/gen/%.cl.h,$(CLS))
@@ -33,7 +42,7 @@ TESTLIB := $(patsubst tests/%.c,$(BUILD)/obj/tests_%.o,$(filter-out tests/test_%
 
 all: $(BUILD)/nst $(TOOLS) $(BUILD)/libnst.so
 
-$(BUILD)/nst: $(BUILD)/obj/main.o $(BUILD)/obj/cli.o $(BUILD)/libnst.a
+$(BUILD)/nst: $(BUILD)/obj/main.o $(BUILD)/obj/cli.o $(BUILD)/obj/bench_run.o $(BUILD)/libnst.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libnst.a: $(OBJ)
@@ -102,9 +111,10 @@ bench: all
 	        --size $$s --evals $(BENCH_EVALS) || exit 1; done; \
 	else echo "($(PYTHON) cannot import torch: no PyTorch row; set PYTHON=/path/to/python)"; fi
 
-# The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors.
+# The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors;
+# NST_NETWORK=vgg16 for VGG-16's (tools/fetch-weights.sh --list).
 weights: $(BUILD)/tools/nst-genweights
-	NST_GENWEIGHTS=$(BUILD)/tools/nst-genweights tools/fetch-weights.sh
+	NST_GENWEIGHTS=$(BUILD)/tools/nst-genweights tools/fetch-weights.sh $(NST_NETWORK)
 
 $(BUILD)/obj/tests_%.o: tests/%.c $(BUILD)/gen/programs.h
 	@mkdir -p $(@D)
@@ -141,6 +151,17 @@ check-asan:
 	@for f in /etc/OpenCL/vendors/*.icd; do \
 	  [ "$$(basename $$f)" = mesa.icd ] || cp $$f build-asan/icd/; done
 	OCL_ICD_VENDORS=$(CURDIR)/build-asan/icd $(SAN_ENV) $(MAKE) BUILD=build-asan SAN="$(SANITIZE)" test
+
+# ThreadSanitizer: the library and tests/test_threads.c (two transfers on two
+# threads) built with -fsanitize=thread in build-tsan/. Reports from inside
+# the OpenCL driver and CLBlast, which are not instrumented, are suppressed
+# by tests/tsan.supp; nothing of nst's own is.
+TSAN_ENV := TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 \
+            second_deadlock_stack=1 history_size=4"
+check-tsan:
+	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread -fno-omit-frame-pointer" \
+	    build-tsan/tests/test_threads
+	$(TSAN_ENV) NST_CACHE=0 build-tsan/tests/test_threads
 
 VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,possible \
             --errors-for-leak-kinds=definite,possible --num-callers=30 \
@@ -208,8 +229,8 @@ uninstall:
 	@[ -n "$(DESTDIR)" ] || ldconfig 2>/dev/null || true
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*.d)
-.PHONY: all test install uninstall clean weights bench check-asan check-valgrind fuzz fuzz-build fuzz-smoke
+.PHONY: all test install uninstall clean weights bench check-asan check-tsan check-valgrind fuzz fuzz-build fuzz-smoke
 .SECONDARY: $(GEN) $(TESTLIB)

@@ -11,7 +11,23 @@
  * refused with NST_ERR_INVALID_ARG and a message naming it, never a crash; a
  * call given a NULL runtime has nowhere to put that message and only returns
  * the status. Inputs are borrowed for the call: the library keeps no pointer
- * to them after it returns. */
+ * to them after it returns.
+ *
+ * Threads: the library has no mutable global state of its own but one list,
+ * under a lock, of the devices CLBlast holds tuned GEMM parameters for. So:
+ *  - separate runtimes may be used from separate threads at the same time,
+ *    each with the models and transfers made on it (on the same device or
+ *    on different ones);
+ *  - one runtime, and everything made on it, is used by one thread at a
+ *    time: two threads sharing a runtime, a model or a transfer need their
+ *    own lock around every call;
+ *  - the calls without a runtime (devices, images, weight files, params,
+ *    settings) may run on any thread at any time, each on its own
+ *    arguments; nst_settings_from_env reads the environment, so no other
+ *    thread may change it (setenv, putenv) meanwhile;
+ *  - CLBlast keeps GEMM parameters per device for the whole process: a
+ *    runtime that applies saved tuning sets them for every runtime on that
+ *    device (results stay correct; only the speed may differ). */
 #ifndef NST_H
 #define NST_H
 
@@ -38,7 +54,7 @@ typedef enum nst_status {
     NST_ERR_NO_DEVICE,   /* no OpenCL device, or the selection matched none */
     NST_ERR_CL,          /* an OpenCL call failed */
     NST_ERR_BUILD,       /* an OpenCL program failed to compile */
-    NST_ERR_BLAS,        /* a CLBlast routine failed */
+    NST_ERR_BLAS,        /* a BLAS routine (CLBlast or the host BLAS) failed */
     NST_ERR_NUMERIC,     /* a NaN or Inf appeared */
     NST_ERR_INTERRUPTED, /* the caller asked the run to stop */
     NST_ERR_TOO_LARGE    /* the work does not fit the device or a limit */
@@ -69,6 +85,7 @@ typedef struct nst_device_info {
     unsigned compute_units;
     size_t max_work_group;
     int fp16;               /* cl_khr_fp16 present */
+    int host_unified;       /* CL_DEVICE_HOST_UNIFIED_MEMORY: its memory is the host's */
     int is_default;         /* the device nst picks when nothing is asked */
 } nst_device_info;
 
@@ -77,23 +94,77 @@ typedef struct nst_device_info {
 nst_status nst_devices_list(nst_device_info **out, int *count, nst_msg *msg);
 
 /* Resolves a selection to an index in the list: NULL or "" means the
- * NST_DEVICE environment variable, else the default (the GPU with the most
- * memory, else any accelerator, else a CPU). A selection is a decimal index
- * or a case-insensitive substring of "platform name" or "device name". devs
- * may be NULL only when count is 0. */
+ * default (the GPU with the most memory, else any accelerator, else a CPU).
+ * A selection is a decimal index or a case-insensitive substring of
+ * "platform name" or "device name". devs may be NULL only when count is 0. */
 nst_status nst_device_select(const nst_device_info *devs, int count, const char *sel,
                              int *index, nst_msg *msg);
+
+/* ---- settings ------------------------------------------------------------ */
+
+/* How the library runs, as opposed to what a transfer computes. The library
+ * reads no environment variable: a runtime uses the settings it is given,
+ * and nst_settings_from_env is the one reader of the variables the nst
+ * command documents (named below, field by field). A zeroed nst_settings is
+ * the default: Winograd F(4x4,3x3), 64 MiB of convolution scratch, no
+ * program-binary cache (no directory named), saved GEMM tuning applied (none
+ * without a cache directory), the default device. */
+typedef enum nst_conv_method {
+    NST_CONV_WINOGRAD4 = 0, /* 3x3 layers as Winograd F(4x4,3x3): "winograd", "winograd4" */
+    NST_CONV_WINOGRAD2 = 1, /* Winograd F(2x2,3x3): "winograd2" */
+    NST_CONV_IM2COL = 2     /* im2col + GEMM for every layer: "im2col" */
+} nst_conv_method;
+
+#define NST_PATH_MAX 1024
+
+typedef struct nst_settings {
+    nst_conv_method conv;         /* NST_CONV */
+    int scratch_mb;               /* NST_SCRATCH_MB: convolution scratch bands in MiB,
+                                     0..65536 (0 = 64); larger bands mean fewer, larger
+                                     GEMMs for more device memory */
+    int no_cache;                 /* NST_CACHE=0: never read or write compiled kernels */
+    char cache_dir[NST_PATH_MAX]; /* NST_CACHE_DIR, else $XDG_CACHE_HOME/nst, else
+                                     ~/.cache/nst: compiled kernels and GEMM tuning
+                                     (created when missing); "" = none */
+    char cl_dir[NST_PATH_MAX];    /* NST_CL_DIR: kernels read from DIR/NAME.cl instead
+                                     of the built-in sources; "" = built in */
+    char cl_options[512];         /* NST_CL_OPTS: appended to the OpenCL build options */
+    int no_tune;                  /* NST_TUNE=0: ignore GEMM parameters saved by nst tune */
+    char device[256];             /* NST_DEVICE: the selection (as nst_device_select)
+                                     when nst_runtime_options.device is NULL or "" */
+    char gemm[32];                /* NST_GEMM: where the matrix products run, as for
+                                     nst_gemm_choose: auto, host or clblast; "" = auto */
+    /* where the nst command looks for weights when --weights is not given */
+    char weights[NST_PATH_MAX];   /* NST_WEIGHTS: this file (it must exist) */
+    char weights_dirs[4 * NST_PATH_MAX]; /* then these directories in turn, ':'-separated
+                                     (the source tree's weights/, $XDG_DATA_HOME/nst,
+                                     PREFIX/share/nst, $TORCH_HOME/hub/checkpoints);
+                                     "" = the source tree's and PREFIX's */
+} nst_settings;
+
+/* Sets every field of s: the default, then what the variables named above
+ * say (an unset or empty one leaves the default), with HOME, XDG_CACHE_HOME,
+ * XDG_DATA_HOME and TORCH_HOME for the default directories. The only
+ * function of the library that reads the environment. NST_ERR_INVALID_ARG,
+ * naming the variable, for a value that is not one of its choices, out of
+ * range or too long. */
+nst_status nst_settings_from_env(nst_settings *s, nst_msg *msg);
+
+/* ---- the runtime ---------------------------------------------------------- */
 
 typedef struct nst_runtime nst_runtime;
 
 typedef struct nst_runtime_options {
-    const char *device;  /* selection as for nst_device_select; NULL = default */
+    const char *device;  /* selection as for nst_device_select; NULL = settings->device,
+                            else the default */
     int no_cache;        /* 1: never read or write the program-binary cache */
     int profile;         /* 1: record per-kernel timings (nst bench) */
+    const nst_settings *settings; /* copied by nst_runtime_open; NULL = a zeroed one */
 } nst_runtime_options;
 
-/* opt may be NULL: the default device (or NST_DEVICE), the cache on (unless
- * NST_CACHE=0), no profiling. */
+/* opt may be NULL: the default device, no profiling, default settings (no
+ * environment read). NST_ERR_INVALID_ARG, naming the field, for settings out
+ * of range. */
 nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, nst_msg *msg);
 void nst_runtime_close(nst_runtime *rt);
 /* The message of the last failed call on rt (rewritten by the next failure,
@@ -112,6 +183,24 @@ uint64_t nst_runtime_peak_bytes(const nst_runtime *rt);
  * directory cannot be created or written (runs work, but compile their
  * kernels every time). */
 const char *nst_runtime_warning(const nst_runtime *rt);
+
+/* Where the matrix products (and the few vector routines) run on device d:
+ * *host = 1 on the host BLAS nst was built with (OpenBLAS), on the device's
+ * buffers mapped into the host; 0 through CLBlast on the device. setting is
+ * "auto", "host" or "clblast" (nst_settings.gemm, NST_GEMM); NULL or ""
+ * means "auto": the host BLAS for a CPU device whose
+ * memory is the host's (host_unified), where mapping copies nothing, and
+ * CLBlast everywhere else. "host" works on any device (mapping copies where
+ * the memory is not the host's). NST_ERR_INVALID_ARG for another setting,
+ * NST_ERR_BLAS for "host" in a build without a host BLAS. */
+nst_status nst_gemm_choose(const nst_device_info *d, const char *setting, int *host,
+                           nst_msg *msg);
+/* What runs rt's matrix products, for people: "CLBlast 1.5.3" or
+ * "OpenBLAS 0.3.21 on the host (2 threads)". With the host BLAS, nst splits
+ * each product over one thread per compute unit of the device and opening
+ * the runtime sets OpenBLAS to one thread, process-wide (OpenBLAS's own
+ * threads keep spinning after each call, slowing the kernels that follow). */
+const char *nst_runtime_gemm(const nst_runtime *rt);
 
 
 /* ---- images ------------------------------------------------------------- */
@@ -146,24 +235,33 @@ typedef struct nst_params {
     int size;                    /* longest side of the output; the content is resized.
                                     16..65536, and every side of every image at
                                     it needs 2^pools pixels (see nst_transfer_plan) */
-    double style_scale;          /* style images' longest side = style_scale * size */
+    double style_scale;          /* style images' longest side = style_scale * size;
+                                    (0, 16] */
     double content_weight;       /* a: weight of the content terms */
     double style_weight;         /* b: weight of the style terms */
-    double tv_weight;            /* g: weight of total variation */
-    int iterations;
+    double tv_weight;            /* g: weight of total variation (a, b, g finite, >= 0) */
+    int iterations;              /* 1..1000000 */
     nst_optimizer optimizer;
     double learning_rate;        /* Adam step; L-BFGS step scale (1 = classic);
                                     0 = the optimiser's default (Adam 0.02,
-                                    L-BFGS 1) */
-    int lbfgs_history;
+                                    L-BFGS 1); finite, >= 0 */
+    int lbfgs_history;           /* 1..1000 */
     int line_search;             /* L-BFGS: 1 = backtracking line search */
     nst_init init;
     const nst_image *init_image; /* for NST_INIT_IMAGE, else may be NULL; any
                                     size: resized (stretched) to the output's */
     uint64_t seed;               /* for NST_INIT_RANDOM */
-    const char *content_layers;  /* comma list, e.g. "relu4_2" */
+    const char *content_layers;  /* comma list, e.g. "relu4_2": layer names of the
+                                    model's network (VGG-19: conv1_1, relu1_1,
+                                    conv1_2, relu1_2, pool1, ... relu5_4, pool5;
+                                    VGG-16 lacks conv3_4, conv4_4, conv5_4 and
+                                    their ReLUs). nst_params_check accepts every
+                                    VGG-19 name; the run refuses, listing the
+                                    network's layers, one its model lacks */
     const char *style_layers;    /* comma list, e.g. "relu1_1,relu2_1,..." */
     const double *style_layer_weights; /* one per style layer, or NULL = equal */
+    int style_layer_weight_count; /* entries in style_layer_weights: the number of
+                                     style layers (0 with NULL) */
     int avg_pool;                /* 1: average pooling instead of max */
     /* colour */
     int preserve_colors;         /* output luminance with the content's chroma */
@@ -176,15 +274,15 @@ typedef struct nst_params {
     const nst_image *const *masks;
     /* coarse to fine: `scales` sizes growing by sqrt(2) up to `size`; the
      * first runs `iterations`, each later one `scale_iterations` */
-    int scales;
-    int scale_iterations;        /* 0 = iterations / 2 */
-    double average_decay;        /* > 0: the output is an exponential moving
-                                    average of the iterates with this decay */
+    int scales;                  /* 1..12 */
+    int scale_iterations;        /* 0..1000000; 0 = iterations / 2 */
+    double average_decay;        /* in [0, 1); > 0: the output is an exponential
+                                    moving average of the iterates with this decay */
     /* memory (see nst_transfer_plan) */
     uint64_t max_memory;         /* device bytes the run may use; 0 = the device's
                                     global memory less 10% */
     int tile;                    /* 0: tiles only when the whole image does not fit;
-                                    > 0: tiles of at most this many pixels a side
+                                    16..65536: tiles of at most this many pixels a side
                                     (at least twice the deepest layer's halo: the
                                     plan refuses less, naming the minimum);
                                     -1: never tile */
@@ -194,7 +292,9 @@ typedef struct nst_params {
 void nst_params_default(nst_params *p);
 /* Checks every parameter (ranges, layer names, blend weights summing to 1,
  * the init image and masks) without touching a device; the message says
- * which value is wrong. blend may be NULL (equal weights). */
+ * which value is wrong and what it may be. The one place the ranges are
+ * kept: the nst command reports this message rather than checking them
+ * itself. blend may be NULL (equal weights). */
 nst_status nst_params_check(const nst_params *p, int nstyles, const double *blend, nst_msg *msg);
 
 typedef struct nst_transfer nst_transfer;
@@ -242,11 +342,44 @@ nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out);
 
 typedef struct nst_model nst_model;
 
-/* Loads VGG-19 weights (safetensors or a torchvision .pth) for use on rt
- * (not NULL: it receives the message). */
+/* The networks nst runs, in torchvision's layout (`features.N` tensors). */
+typedef enum nst_network {
+    NST_NETWORK_AUTO = 0,  /* whichever the weight file holds */
+    NST_NETWORK_VGG19 = 1, /* vgg19-dcbb9e9d.pth: convolutions at features 0, 2, 5, 7,
+                              10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34 */
+    NST_NETWORK_VGG16 = 2  /* vgg16-397923af.pth: convolutions at features 0, 2, 5, 7,
+                              10, 12, 14, 17, 19, 21, 24, 26, 28 */
+} nst_network;
+
+/* "vgg19", "vgg16" (as --network takes them), "auto"; NULL for another value. */
+const char *nst_network_name(nst_network n);
+/* The network of a name as nst_network_name gives it (case-insensitive;
+ * "VGG-19" too); -1 when unknown. */
+int nst_network_parse(const char *name);
+
+/* Loads weights (safetensors or a torchvision .pth) for use on rt (not NULL:
+ * it receives the message), the network detected from the file's tensors
+ * (VGG-16 and VGG-19 have convolutions at different features indices), as
+ * nst_model_load_network with NST_NETWORK_AUTO. */
 nst_status nst_model_load(nst_runtime *rt, const char *path, nst_model **out);
+/* Loads weights for `network`, or the detected one for NST_NETWORK_AUTO.
+ * The file's tensors are matched against the network's layers: a tensor
+ * that is no convolution of it, a skipped convolution, a wrong shape or
+ * channels that do not chain are NST_ERR_FORMAT, the message naming the file
+ * and the tensor. A safetensors file may declare its input convention in
+ * its metadata: "input": "torchvision" (RGB in [0,1], ImageNet mean and
+ * std; the default, and what .pth files follow) or "caffe" (BGR in [0,255]
+ * minus the mean pixel, as in the original Oxford release): the model
+ * normalises images accordingly, so such weights need no conversion. */
+nst_status nst_model_load_network(nst_runtime *rt, const char *path, nst_network network,
+                                  nst_model **out);
 /* A generated test network (no file needed): width_mult of the real widths. */
 nst_status nst_model_generate(nst_runtime *rt, uint64_t seed, double width_mult, nst_model **out);
+/* The same for `network` (NST_NETWORK_AUTO: VGG-19). */
+nst_status nst_model_generate_network(nst_runtime *rt, nst_network network, uint64_t seed,
+                                      double width_mult, nst_model **out);
+/* The network m runs (NST_NETWORK_AUTO for m NULL). */
+nst_network nst_model_network(const nst_model *m);
 void nst_model_free(nst_model *m);
 
 /* Runs the whole transfer. styles[0..nstyles-1] (none NULL, any sizes) are

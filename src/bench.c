@@ -1,7 +1,7 @@
 /* bench.c: timing one optimiser evaluation (nst bench): VGG forward to the
  * deepest tap, the losses, the backward pass to the image, at a given size,
  * with random content and style images; per-kernel device times from
- * profiling events. */
+ * profiling events, and the host BLAS's times when it runs the products. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +25,15 @@ static int cmp_double(const void *a, const void *b) {
 static void add_kernel_times(nst_runtime *rt, int from, nst_bench_result *r) {
     for (int i = from; i < rt->nevents; i++) {
         cl_ulong t0 = 0, t1 = 0;
-        if (clGetEventProfilingInfo(rt->events[i].ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0,
-                                    NULL) != CL_SUCCESS ||
-            clGetEventProfilingInfo(rt->events[i].ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1,
-                                    NULL) != CL_SUCCESS)
-            continue;
+        double ms = rt->events[i].host_ms; /* work done on the host has no event */
+        if (rt->events[i].ev) {
+            if (clGetEventProfilingInfo(rt->events[i].ev, CL_PROFILING_COMMAND_START, sizeof t0,
+                                        &t0, NULL) != CL_SUCCESS ||
+                clGetEventProfilingInfo(rt->events[i].ev, CL_PROFILING_COMMAND_END, sizeof t1,
+                                        &t1, NULL) != CL_SUCCESS)
+                continue;
+            ms = (t1 - t0) * 1e-6;
+        }
         int k = 0;
         while (k < r->nkernels && strcmp(r->kernels[k].name, rt->events[i].name)) k++;
         if (k == r->nkernels) {
@@ -37,10 +41,11 @@ static void add_kernel_times(nst_runtime *rt, int from, nst_bench_result *r) {
             snprintf(r->kernels[k].name, sizeof r->kernels[k].name, "%s", rt->events[i].name);
             r->nkernels++;
         }
-        r->kernels[k].ms += (t1 - t0) * 1e-6;
+        r->kernels[k].ms += ms;
         r->kernels[k].calls++;
     }
-    for (int i = from; i < rt->nevents; i++) clReleaseEvent(rt->events[i].ev);
+    for (int i = from; i < rt->nevents; i++)
+        if (rt->events[i].ev) clReleaseEvent(rt->events[i].ev);
     rt->nevents = from;
 }
 

@@ -1,6 +1,7 @@
 /* cli.c: command-line helpers for src/main.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,53 +12,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-
-static const char *const flags[] = {"--help", "-h", "--version", "--png16", "--quiet", "-q",
-                                    "--json", "--no-cache", "--line-search", "--check",
-                                    "--dry-run", "--preserve-colors", "--preserve-colours",
-                                    "--luminance-only", "--tiny", NULL};
-
-/* Options that take a value, over every command: a name in neither list is
- * unknown, and at the end of the line is reported as such rather than as an
- * option missing its value. */
-static const char *const values[] = {
-    "--content", "-c", "--style", "-s", "--style-blend", "--output", "-o", "--size",
-    "--style-scale", "--jpeg-quality", "--content-weight", "--style-weight", "--tv-weight",
-    "--content-layers", "--style-layers", "--style-layer-weights", "--pooling", "--init",
-    "--seed", "--luminance-match", "--mask", "--scales", "--scale-iterations",
-    "--average-decay", "--iterations", "-n", "--optimizer", "--learning-rate",
-    "--lbfgs-history", "--max-memory", "--tile", "--device", "-d", "--weights", "-w",
-    "--print-every", "--save-every", "--evals", "--width-mult", "--seconds", NULL};
-
-static int in_list(const char *const *list, const char *name) {
-    for (int i = 0; list[i]; i++)
-        if (!strcmp(list[i], name)) return 1;
-    return 0;
-}
-
-static int is_flag(const char *name) { return in_list(flags, name); }
-
-int cli_match(int argc, char **argv, int *i, cli_arg *out) {
-    const char *a = argv[*i];
-    memset(out, 0, sizeof *out);
-    if (a[0] != '-' || a[1] == 0) {
-        out->value = a;
-        return CLI_POSITIONAL;
-    }
-    const char *eq = a[1] == '-' ? strchr(a, '=') : NULL;
-    size_t len = eq ? (size_t)(eq - a) : strlen(a);
-    if (len >= sizeof out->name) len = sizeof out->name - 1;
-    memcpy(out->name, a, len);
-    out->name[len] = 0;
-    if (is_flag(out->name)) return eq ? CLI_TAKES_NO_VALUE : CLI_OPTION;
-    if (eq) {
-        out->value = eq + 1;
-        return CLI_OPTION;
-    }
-    if (*i + 1 >= argc) return in_list(values, out->name) ? CLI_NEEDS_VALUE : CLI_UNKNOWN;
-    out->value = argv[++*i];
-    return CLI_OPTION;
-}
 
 int cli_parse_int(const char *s, int *out) {
     char *end = NULL;
@@ -148,21 +102,66 @@ static int distance(const char *a, const char *b) {
     return d[n][m];
 }
 
-const char *cli_suggest(const char *name, const char *const *candidates) {
-    const char *const *lists[2] = {candidates ? candidates : flags, candidates ? NULL : values};
+/* The long option nearest to an unknown "--name" (a typo of it), or NULL:
+ * at most two edits, and fewer than half the option's name. */
+static const char *suggest(const char *name, const struct option *longopts) {
     const char *best = NULL;
-    int best_d = 3; /* at most two edits, and fewer than half the name */
-    for (int l = 0; l < 2 && lists[l]; l++)
-        for (int i = 0; lists[l][i]; i++) {
-            const char *c = lists[l][i];
-            if (strncmp(c, "--", 2)) continue; /* long names only */
-            int d = distance(name, c);
-            if (d < best_d && 2 * d < (int)strlen(c)) {
-                best_d = d;
-                best = c;
-            }
+    int best_d = 3;
+    if (strncmp(name, "--", 2)) return NULL;
+    for (int i = 0; longopts[i].name; i++) {
+        const char *c = longopts[i].name;
+        int d = distance(name + 2, c);
+        if (d < best_d && 2 * d < (int)strlen(c) + 2) {
+            best_d = d;
+            best = c;
         }
+    }
     return best;
+}
+
+int cli_next(int argc, char **argv, const char *shortopts, const struct option *longopts,
+             const char *command, char *err, size_t len) {
+    char pre[64] = "";
+    if (command) snprintf(pre, sizeof pre, "%s: ", command);
+    opterr = 0;
+    int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+    if (c == -1 && optind < argc) { /* after "--" */
+        optarg = argv[optind++];
+        return CLI_ARG;
+    }
+    if (c == -1) return CLI_END;
+    if (c == 1) return CLI_ARG;
+    if (c != '?' && c != ':') return c;
+    /* the argument at fault; a long option's name stops at '=' */
+    const char *a = argv[optind - 1];
+    char name[64];
+    if (optopt && strncmp(a, "--", 2)) snprintf(name, sizeof name, "-%c", optopt);
+    else snprintf(name, sizeof name, "%.*s", (int)strcspn(a, "="), a);
+    if (c == ':') {
+        snprintf(err, len, "%soption %s needs a value", pre, name);
+    } else if (optopt) {
+        if (!strncmp(a, "--", 2)) snprintf(err, len, "%soption %s takes no value", pre, name);
+        else snprintf(err, len, "%sunknown option '%s'", pre, name);
+    } else {
+        /* unknown, or the start of several long names */
+        char list[512] = "";
+        int n = 0;
+        size_t k = strlen(name + 2), used = 0;
+        for (int i = 0; longopts[i].name && k; i++)
+            if (!strncmp(longopts[i].name, name + 2, k)) {
+                int w = snprintf(list + used, sizeof list - used, "%s--%s", n ? ", " : "",
+                                 longopts[i].name);
+                if (w > 0 && used + (size_t)w < sizeof list) used += (size_t)w;
+                n++;
+            }
+        const char *near = suggest(name, longopts);
+        if (n > 1)
+            snprintf(err, len, "%soption '%s' is ambiguous: %s", pre, name, list);
+        else
+            snprintf(err, len, "%sunknown option '%s'%s%s%s", pre, name,
+                     near ? "; did you mean --" : "", near ? near : "", near ? "?" : "");
+    }
+    return CLI_ERROR;
 }
 
 /* ---- the output file ---------------------------------------------------- */
@@ -217,17 +216,14 @@ static int make_dirs(char *path) {
     return mkdir(path, 0755) == 0 || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) ? 0 : -1;
 }
 
-int cli_fallback_path(const char *path, int which, char *buf, size_t len) {
+int cli_fallback_path(const char *path, int which, const char *cache_dir, char *buf, size_t len) {
     char dir[4096];
-    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME"), *c = getenv("NST_CACHE_DIR");
     const char *tmp = getenv("TMPDIR");
     switch (which) {
     case 0: dir_of(path, dir, sizeof dir); break;
     case 1:
-        if (c && *c) snprintf(dir, sizeof dir, "%s", c);
-        else if (x && *x) snprintf(dir, sizeof dir, "%s/nst", x);
-        else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/nst", home);
-        else return -1;
+        if (!cache_dir || !*cache_dir) return -1;
+        snprintf(dir, sizeof dir, "%s", cache_dir);
         if (make_dirs(dir) != 0) return -1;
         break;
     case 2: snprintf(dir, sizeof dir, "%s", tmp && *tmp ? tmp : "/tmp"); break;

@@ -1,5 +1,5 @@
 /* cli.h: command-line helpers for src/main.c (not part of the library):
- * option matching, strict number parsing, output-name helpers. */
+ * options (getopt_long), strict number parsing, output-name helpers. */
 #ifndef NST_CLI_H
 #define NST_CLI_H
 
@@ -12,28 +12,25 @@
 #define NST_CLI_PRINTF(a, b)
 #endif
 
+struct option;
+
 enum {
-    CLI_OPTION = 0,
-    CLI_POSITIONAL = 1,
-    CLI_NEEDS_VALUE = 2,
-    CLI_TAKES_NO_VALUE = 3,
-    CLI_UNKNOWN = 4 /* an unknown option last on the line (no value taken) */
+    CLI_END = -1,   /* no more arguments */
+    CLI_ERROR = -2, /* a usage error, described in err */
+    CLI_ARG = 1     /* an argument that is not an option, in optarg */
 };
 
-typedef struct cli_arg {
-    char name[64];     /* "--size", "-o"; empty for a positional argument */
-    const char *value; /* the option's value, or NULL for a flag */
-} cli_arg;
-
-/* Reads argv[*i] (and argv[*i+1] for a value), accepting "--opt value",
- * "--opt=value" and "-o value". Advances *i past a separate value. Flags
- * (options without values) and options with values are listed in cli.c: a
- * name in neither, last on the line, is CLI_UNKNOWN (not CLI_NEEDS_VALUE). */
-int cli_match(int argc, char **argv, int *i, cli_arg *out);
-
-/* The known option nearest to an unknown name (a typo of it), or NULL;
- * candidates is a NULL-terminated list, or NULL for every option. */
-const char *cli_suggest(const char *name, const char *const *candidates);
+/* The next option of argv through getopt_long, with the command's messages:
+ * returns the option's val (optarg holds its value), CLI_ARG, CLI_END, or
+ * CLI_ERROR with "unknown option '--chek'; did you mean --check?", "option
+ * '--c' is ambiguous: --content, --content-weight", "option --size needs a
+ * value" or "option --png16 takes no value" in err (prefixed "COMMAND: "
+ * when command is not NULL). shortopts must start with "-:" (arguments in
+ * order, missing values reported); set optind = 0 before the first call.
+ * Long options may be abbreviated to a unique prefix and given as "--opt
+ * value" or "--opt=value". */
+int cli_next(int argc, char **argv, const char *shortopts, const struct option *longopts,
+             const char *command, char *err, size_t len);
 
 /* Strict parsers: the whole string must be a number (end==NULL), or a
  * number followed by whatever *end is left pointing at. */
@@ -54,9 +51,9 @@ void cli_numbered_path(const char *path, int n, char *buf, size_t len);
  * removed); otherwise -1 with the reason in why. */
 int cli_output_check(const char *path, char *why, size_t len);
 /* Where to keep an image that could not be written to path: which = 0 beside
- * it, 1 the cache directory (created), 2 $TMPDIR or /tmp; the name is
+ * it, 1 cache_dir (created), 2 $TMPDIR or /tmp; the name is
  * "STEM-unsaved-PID.ext". -1 when that place is unavailable. */
-int cli_fallback_path(const char *path, int which, char *buf, size_t len);
+int cli_fallback_path(const char *path, int which, const char *cache_dir, char *buf, size_t len);
 
 /* The width of the terminal on fd: TIOCGWINSZ, else $COLUMNS, else 80. */
 int cli_term_width(int fd);

@@ -285,14 +285,25 @@ fail:
     return st;
 }
 
-static nst_status case_normalize(dc *c, int H, int W) {
+/* The input normalisation of a weights' convention (torchvision's, or
+ * Caffe's with the channels reversed and 255 x - mean). The forward's
+ * absolute tolerance: x - mean off by three roundings of a number below 1
+ * (2^-24 each), scaled by 1 / std. */
+static nst_status case_normalize(dc *c, int H, int W, int input) {
     nst_status st;
     size_t n = (size_t)3 * H * W;
-    float *x, *dy, *y, *dx;
-    double *xd, *dyd, *yr, *dxr;
+    float *x, *dy, *y, *dx, mean[3], sd[3];
+    double *xd, *dyd, *yr, *dxr, amp = 0;
     nst_tensor *tx, *ty, *tdy, *tdx;
-    nst_check_row *rf = row(c, 1e-6, 1e-6, 0, "normalise fwd 3x%dx%d", H, W);
-    nst_check_row *rb = row(c, 1e-6, 1e-6, 0, "normalise bwd 3x%dx%d", H, W);
+    const nst_input_norm *in = nst_input_get(input);
+    for (int k = 0; k < 3; k++) {
+        mean[k] = (float)in->mean[k];
+        sd[k] = (float)in->std[k];
+        amp = fmax(amp, 1 / in->std[k]);
+    }
+    nst_check_row *rf = row(c, fmax(1e-6, 3 * amp / 16777216.0), 1e-6, 0,
+                            "normalise fwd 3x%dx%d, %s", H, W, in->name);
+    nst_check_row *rb = row(c, 1e-6, 1e-6, 0, "normalise bwd 3x%dx%d, %s", H, W, in->name);
     NST_TRY(rnd(c, n, 0, 1, &x, &xd));
     NST_TRY(rnd(c, n, -1, 1, &dy, &dyd));
     NST_TRY(ten(c, 1, 3, H, W, x, &tx));
@@ -300,17 +311,17 @@ static nst_status case_normalize(dc *c, int H, int W) {
     NST_TRY(ten(c, 1, 3, H, W, dy, &tdy));
     NST_TRY(ten(c, 1, 3, H, W, NULL, &tdx));
     NST_TRY(tic(c));
-    NST_TRY(nst_normalize_forward(c->rt, ty, tx, nst_imagenet_mean, nst_imagenet_std));
+    NST_TRY(nst_normalize_forward(c->rt, ty, tx, mean, sd, in->bgr));
     NST_TRY(toc(c, 0));
     NST_TRY(tic(c));
-    NST_TRY(nst_normalize_backward(c->rt, tdx, tdy, nst_imagenet_std));
+    NST_TRY(nst_normalize_backward(c->rt, tdx, tdy, sd, in->bgr));
     NST_TRY(toc(c, 1));
     NST_TRY(get(c, ty, &y));
     NST_TRY(get(c, tdx, &dx));
     NST_TRY(dbl(c, n, &yr));
     NST_TRY(dbl(c, n, &dxr));
-    nst_ref_normalize_forward(yr, xd, H, W);
-    nst_ref_normalize_backward(dxr, dyd, H, W);
+    nst_ref_normalize_forward(yr, xd, H, W, in);
+    nst_ref_normalize_backward(dxr, dyd, H, W, in);
     nst_check_compare(rf, y, yr, n);
     nst_check_compare(rb, dx, dxr, n);
 fail:
@@ -417,28 +428,48 @@ fail:
     return st;
 }
 
-/* C[M,N] = 0.5 A[M,K] B[N,K]^T + C (row-major, B transposed), through CLBlast. */
-static nst_status case_gemm(dc *c, int M, int N, int K) {
+/* The products through whatever runs them on this runtime (CLBlast or the
+ * host BLAS): C[M,N] = 0.5 A[M,K] B[N,K]^T + C (row-major, B transposed);
+ * then `batch` products M[q] = U[q]^T V[q] with U [K x M], V [K x N] and M
+ * in one buffer after V, as the Winograd input gradient lays them out. */
+static nst_status case_gemm(dc *c, int M, int N, int K, int batch) {
     nst_status st;
     size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N;
-    float *a, *b, *cf, *got;
-    double *ad, *bd, *cd;
-    cl_mem ta, tb, tc;
-    nst_check_row *r = row(c, 1e-5, 1e-4, 0, "GEMM (CLBlast) %dx%dx%d", M, N, K);
+    size_t nv = nb * batch, nm = nc * batch;
+    float *a, *b, *cf, *got, *u, *v, *gotm;
+    double *ad, *bd, *cd, *ud, *vd, *md;
+    cl_mem ta, tb, tc, tu, tvm;
+    const char *who = c->rt->gemm_host ? "host" : "CLBlast";
+    nst_check_row *r = row(c, 1e-5, 1e-4, 0, "GEMM (%s) %dx%dx%d", who, M, N, K);
+    nst_check_row *rb =
+        row(c, 1e-5, 1e-4, 0, "batched GEMM (%s) %dx%dx%d x%d", who, M, N, K, batch);
     NST_TRY(rnd(c, na, -1, 1, &a, &ad));
     NST_TRY(rnd(c, nb, -1, 1, &b, &bd));
     NST_TRY(rnd(c, nc, -1, 1, &cf, &cd));
+    NST_TRY(rnd(c, na * batch, -1, 1, &u, &ud));
+    NST_TRY(rnd(c, nv + nm, -1, 1, &v, &vd)); /* V, then M's old contents */
     NST_TRY(host(c, nc * sizeof(float), (void **)&got));
+    NST_TRY(host(c, nm * sizeof(float), (void **)&gotm));
+    NST_TRY(dbl(c, nm, &md));
     NST_TRY(buf(c, na, &ta));
     NST_TRY(buf(c, nb, &tb));
     NST_TRY(buf(c, nc, &tc));
+    NST_TRY(buf(c, na * batch, &tu));
+    NST_TRY(buf(c, nv + nm, &tvm));
     NST_TRY(nst_write_floats(c->rt, ta, 0, na, a));
     NST_TRY(nst_write_floats(c->rt, tb, 0, nb, b));
     NST_TRY(nst_write_floats(c->rt, tc, 0, nc, cf));
+    NST_TRY(nst_write_floats(c->rt, tu, 0, na * batch, u));
+    NST_TRY(nst_write_floats(c->rt, tvm, 0, nv + nm, v));
     NST_TRY(tic(c));
     NST_TRY(nst_gemm(c->rt, 0, 1, M, N, K, 0.5f, ta, 0, K, tb, 0, K, 1.0f, tc, 0, N));
     NST_TRY(toc(c, 0));
+    NST_TRY(tic(c));
+    NST_TRY(nst_gemm_strided_batched(c->rt, 1, 0, M, N, K, 1.0f, tu, 0, M, na, tvm, 0, N, nb,
+                                     0.0f, tvm, nv, N, nc, batch));
+    NST_TRY(toc(c, 1));
     NST_TRY(nst_read_floats(c->rt, tc, 0, nc, got));
+    NST_TRY(nst_read_floats(c->rt, tvm, nv, nm, gotm));
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = 0;
@@ -446,6 +477,15 @@ static nst_status case_gemm(dc *c, int M, int N, int K) {
             cd[(size_t)i * N + j] += 0.5 * s;
         }
     nst_check_compare(r, got, cd, nc);
+    for (int q = 0; q < batch; q++)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double s = 0;
+                for (int k = 0; k < K; k++)
+                    s += ud[q * na + (size_t)k * M + i] * vd[q * nb + (size_t)k * N + j];
+                md[q * nc + (size_t)i * N + j] = s;
+            }
+    nst_check_compare(rb, gotm, md, nm);
 fail:
     return st;
 }
@@ -511,7 +551,7 @@ static nst_status quad_cb(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_t
  * two-loop recursion over every pair so far, the first step scaled by
  * min(1, 1/|g|_1) as torch.optim.LBFGS. */
 static void ref_lbfgs(const quad *q, double *x, int steps) {
-    static double s[LBFGS_STEPS][QN], y[LBFGS_STEPS][QN];
+    double s[LBFGS_STEPS][QN], y[LBFGS_STEPS][QN];
     double rho[LBFGS_STEPS], al[LBFGS_STEPS], g[QN], gn[QN], d[QN], xn[QN], gamma = 1;
     int count = 0;
     quad_eval(q, x, g);
@@ -609,9 +649,10 @@ fail:
 
 /* ---- the whole network -------------------------------------------------- */
 
-/* A narrow generated VGG-19 to relu5_1: forward to six taps, then backward to
- * the image from random tap gradients. */
-static nst_status case_vgg(dc *c, int H, int W, double width) {
+/* A narrow generated network of a table (VGG-19, VGG-16) to relu5_1:
+ * forward to six taps, then backward to the image from random tap
+ * gradients. */
+static nst_status case_vgg(dc *c, nst_network id, int H, int W, double width) {
     static const char *const taps[] = {"relu1_1", "relu2_1", "relu3_1",
                                        "conv4_2", "relu4_1", "relu5_1"};
     enum { NTAPS = 6 };
@@ -623,14 +664,17 @@ static nst_status case_vgg(dc *c, int H, int W, double width) {
     nst_msg msg = {{0}};
     size_t ni = (size_t)3 * H * W;
     float *img, *gimg;
-    double *imgd, *dimg, *dtap[NST_VGG_LAYERS] = {0};
+    double *imgd, *dimg, *dtap[NST_NET_MAX_LAYERS] = {0};
+    const nst_net *net = nst_net_get(id);
+    int deepest = nst_net_index(net, taps[NTAPS - 1]), convs = 0;
+    for (int i = 0; i <= deepest; i++) convs += net->layer[i].kind == NST_LAYER_CONV;
     nst_tensor *timg, *tdimg;
     memset(&ref, 0, sizeof ref);
-    nst_check_row *rf = row(c, 0, 1e-4, 1, "VGG fwd %d taps, width 1/%.0f, %dx%d", NTAPS,
+    nst_check_row *rf = row(c, 0, 1e-4, 1, "%s fwd %d taps, width 1/%.0f, %dx%d", net->title,
+                            NTAPS, 1 / width, H, W);
+    nst_check_row *rb = row(c, 0, 1e-4, 1, "%s bwd to image, width 1/%.0f, %dx%d", net->title,
                             1 / width, H, W);
-    nst_check_row *rb = row(c, 0, 1e-4, 1, "VGG bwd to image, width 1/%.0f, %dx%d", 1 / width,
-                            H, W);
-    if ((st = nst_weights_generate(&w, 7, width, 13, &msg)) != NST_OK) {
+    if ((st = nst_weights_generate_net(&w, net, 7, width, convs, &msg)) != NST_OK) {
         nst_fail(RTM(rt), st, "%s", msg.text);
         goto fail;
     }
@@ -643,7 +687,6 @@ static nst_status case_vgg(dc *c, int H, int W, double width) {
     NST_TRY(tic(c));
     NST_TRY(nst_vgg_forward(rt, m, timg));
     NST_TRY(toc(c, 0));
-    int deepest = nst_vgg_layer_index(taps[NTAPS - 1]);
     if (nst_ref_vgg_forward(&ref, w, deepest + 1, 0, imgd, H, W) != 0) {
         st = nst_fail(RTM(rt), NST_ERR_NOMEM, "devcheck: the reference VGG failed");
         goto fail;
@@ -652,7 +695,7 @@ static nst_status case_vgg(dc *c, int H, int W, double width) {
     rf->max_abs = rf->max_rel = 0;
     int ok = 1;
     for (int t = 0; t < NTAPS; t++) {
-        int i = nst_vgg_layer_index(taps[t]);
+        int i = nst_net_index(net, taps[t]);
         const nst_tensor *a = nst_vgg_tap(m, taps[t]);
         nst_tensor *ga = nst_vgg_tap_grad(m, taps[t]);
         float *got, *gr;
@@ -724,12 +767,12 @@ nst_status nst_device_check(nst_runtime *rt, int tiny, nst_check_row *rows, int 
     /* The same cases at two scales: tiny for slow devices, else larger. */
     static const struct check_sizes {
         int conv3[4], conv5[4]; /* C, H, W, K */
-        int relu, pool[3], norm[2], gram[3], content[3], gemm[3], reduce;
+        int relu, pool[3], norm[2], gram[3], content[3], gemm[4], reduce;
     } sizes[2] = {
         {{17, 23, 19, 13}, {7, 13, 11, 9}, 40009, {5, 17, 13}, {37, 29}, {24, 17, 13},
-         {13, 23, 17}, {67, 45, 131}, 100003},
+         {13, 23, 17}, {137, 113, 131, 5}, 100003},
         {{5, 7, 5, 6}, {6, 9, 8, 5}, 1001, {3, 9, 7}, {11, 7}, {7, 9, 6}, {5, 9, 7},
-         {13, 11, 17}, 1003},
+         {13, 11, 17, 4}, 1003},
     };
     const struct check_sizes *z = &sizes[tiny ? 1 : 0];
     const int *k3 = z->conv3, *k5 = z->conv5;
@@ -741,17 +784,20 @@ nst_status nst_device_check(nst_runtime *rt, int tiny, nst_check_row *rows, int 
     RUN(case_relu(&c, z->relu));
     RUN(case_pool(&c, z->pool[0], z->pool[1], z->pool[2], 1));
     RUN(case_pool(&c, z->pool[0], z->pool[1], z->pool[2], 0));
-    RUN(case_normalize(&c, z->norm[0], z->norm[1]));
+    RUN(case_normalize(&c, z->norm[0], z->norm[1], NST_INPUT_TORCHVISION));
+    RUN(case_normalize(&c, z->norm[0], z->norm[1], NST_INPUT_CAFFE));
     RUN(case_gram_style(&c, z->gram[0], z->gram[1], z->gram[2]));
     RUN(case_content_tv(&c, z->content[0], z->content[1], z->content[2]));
-    RUN(case_gemm(&c, z->gemm[0], z->gemm[1], z->gemm[2]));
+    RUN(case_gemm(&c, z->gemm[0], z->gemm[1], z->gemm[2], z->gemm[3]));
     RUN(case_reduce(&c, z->reduce));
     RUN(case_optim(&c, NST_OPTIM_LBFGS));
     RUN(case_optim(&c, NST_OPTIM_ADAM));
-    if (tiny)
-        RUN(case_vgg(&c, 33, 33, 1.0 / 16));
-    else
-        RUN(case_vgg(&c, 40, 36, 1.0 / 8));
+    for (int k = 0; nst_net_at(k); k++) { /* every network nst knows */
+        if (tiny)
+            RUN(case_vgg(&c, nst_net_at(k)->id, 33, 33, 1.0 / 16));
+        else
+            RUN(case_vgg(&c, nst_net_at(k)->id, 40, 36, 1.0 / 8));
+    }
     *nrows = c.nrows;
 
     int failed = 0, first = -1;

@@ -1,5 +1,6 @@
 /* devcheck.h: the self-check behind `nst devices --check`: every kernel, the
- * CLBlast routines nst uses, both optimisers and a short whole-network
+ * BLAS routines nst uses (through CLBlast or the host BLAS, whichever the
+ * runtime runs them on: nst_runtime_gemm), both optimisers and a short whole-network
  * forward and backward run on the runtime's device on fixed-seed random data
  * and are compared with the plain-C double references (src/reference.h),
  * under the same tolerances as the test suites. One row per operation.

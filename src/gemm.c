@@ -1,5 +1,6 @@
 /* gemm.c: the only file that talks to CLBlast. Maps CLBlastStatusCode to
- * nst_status, keeping the numeric code in the message. */
+ * nst_status, keeping the numeric code in the message. Each routine hands
+ * over to the host BLAS (hostblas.c) when the runtime runs them there. */
 #include <clblast_c.h>
 
 #include <stdio.h>
@@ -58,6 +59,9 @@ nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
                     float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                     size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
     if (m == 0 || n == 0) return NST_OK;
+    if (rt->gemm_host)
+        return nst_host_gemm_batched(rt, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, 0, b,
+                                     b_off, ldb, 0, beta, c, c_off, ldc, 0, 1);
     rt->blas_used |= NST_BLAS_GEMM;
     if (rt->tune_state == 0) nst_tune_apply_saved(rt);
     const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
@@ -97,6 +101,7 @@ const char *nst_blas_version(void) {
 
 nst_status nst_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off, cl_mem y,
                     size_t y_off) {
+    if (rt->gemm_host) return nst_host_axpy(rt, n, alpha, x, x_off, y, y_off);
     cl_event ev = NULL;
     rt->blas_used |= NST_BLAS_AXPY;
     CLBlastStatusCode s = CLBlastSaxpy(n, alpha, x, x_off, 1, y, y_off, 1, &rt->queue, EVP);
@@ -104,6 +109,7 @@ nst_status nst_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_o
 }
 
 nst_status nst_scal(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off) {
+    if (rt->gemm_host) return nst_host_scal(rt, n, alpha, x, x_off);
     cl_event ev = NULL;
     rt->blas_used |= NST_BLAS_SCAL;
     CLBlastStatusCode s = CLBlastSscal(n, alpha, x, x_off, 1, &rt->queue, EVP);
@@ -112,6 +118,7 @@ nst_status nst_scal(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_o
 
 nst_status nst_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, size_t y_off,
                    cl_mem out, size_t out_off) {
+    if (rt->gemm_host) return nst_host_dot(rt, n, x, x_off, y, y_off, out, out_off);
     cl_event ev = NULL;
     rt->blas_used |= NST_BLAS_DOT;
     CLBlastStatusCode s =
@@ -125,6 +132,10 @@ nst_status nst_gemm_strided_batched(nst_runtime *rt, int trans_a, int trans_b, s
                                     size_t b_stride, float beta, cl_mem c, size_t c_off,
                                     size_t ldc, size_t c_stride, size_t batch) {
     if (m == 0 || n == 0 || batch == 0) return NST_OK;
+    if (rt->gemm_host)
+        return nst_host_gemm_batched(rt, trans_a, trans_b, m, n, k, alpha, a, a_off, lda,
+                                     a_stride, b, b_off, ldb, b_stride, beta, c, c_off, ldc,
+                                     c_stride, batch);
     rt->blas_used |= NST_BLAS_GEMM_BATCHED;
     if (rt->tune_state == 0) nst_tune_apply_saved(rt); /* shares Xgemm's parameters */
     cl_event ev = NULL;

@@ -142,7 +142,7 @@ nst_status nst_image_read(const char *path, size_t max_pixels, nst_image **out, 
                                                               : max_pixels * 16 + (64u << 20);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return nst_fail(msg, NST_ERR_IO, "cannot open image %s: %s", name, strerror(errno));
+        return nst_fail(msg, NST_ERR_IO, "cannot open image %s: %s", name, NST_STRERROR(errno));
     struct stat sb;
     if (fstat(fileno(f), &sb) == 0) {
         if (S_ISDIR(sb.st_mode)) {
@@ -185,7 +185,7 @@ nst_status nst_image_read(const char *path, size_t max_pixels, nst_image **out, 
         if (got == 0) break;
     }
     if (ferror(f)) {
-        st = nst_fail(msg, NST_ERR_IO, "cannot read image %s: %s", name, strerror(errno));
+        st = nst_fail(msg, NST_ERR_IO, "cannot read image %s: %s", name, NST_STRERROR(errno));
         goto fail;
     }
     st = decode(buf, len, max_pixels, name, out, msg);
@@ -212,13 +212,16 @@ static int ends_with_nocase(const char *s, const char *suffix) {
  * with O_EXCL, like mkstemp, but with mode 0666 minus the umask as any new
  * file gets (mkstemp would force 0600). Writes its name into tmp. */
 static int create_temp(const char *path, char *tmp, size_t cap) {
-    static unsigned counter;
+    /* names differ by the attempt and by this call's stack address (each
+     * thread has its own stack), so no counter is shared between threads;
+     * O_EXCL settles any collision */
+    unsigned long self = (unsigned long)(uintptr_t)&tmp;
     const char *slash = strrchr(path, '/');
     int dirlen = slash ? (int)(slash - path + 1) : 0;
     for (int attempt = 0; attempt < 100; attempt++) {
         unsigned long r = (unsigned long)getpid() * 2654435761u ^
                           (unsigned long)time(NULL) * 40503u ^ (unsigned long)clock() ^
-                          (unsigned long)(++counter) * 0x9E3779B1u;
+                          (self >> 4) * 0x85EBCA6Bu ^ (unsigned long)(attempt + 1) * 0x9E3779B1u;
         int n = snprintf(tmp, cap, "%.*s.%s.%08lx.tmp", dirlen, path, slash ? slash + 1 : path,
                          r & 0xFFFFFFFFul);
         if (n < 0 || (size_t)n >= cap) {
@@ -283,7 +286,7 @@ nst_status nst_image_write(const char *path, const nst_image *img, int jpeg_qual
         const char *slash = strrchr(path, '/');
         st = nst_fail(msg, NST_ERR_IO,
                       "cannot write %s: cannot create a file in directory '%.*s': %s%s", name,
-                      slash ? (int)(slash - path) : 1, slash ? path : ".", strerror(e),
+                      slash ? (int)(slash - path) : 1, slash ? path : ".", NST_STRERROR(e),
                       e == ENOENT ? " (does the directory exist?)" : "");
         goto fail;
     }
@@ -292,7 +295,7 @@ nst_status nst_image_write(const char *path, const nst_image *img, int jpeg_qual
     if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) fchmod(fd, sb.st_mode & 07777);
     f = fdopen(fd, "wb");
     if (!f) {
-        st = nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", name, strerror(errno));
+        st = nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", name, NST_STRERROR(errno));
         goto fail;
     }
     fd = -1; /* owned by f now */
@@ -302,18 +305,18 @@ nst_status nst_image_write(const char *path, const nst_image *img, int jpeg_qual
         st = nst_png_encode(f, img, png16, name, msg);
     if (st != NST_OK) goto fail;
     if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) {
-        st = nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", name, strerror(errno));
+        st = nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", name, NST_STRERROR(errno));
         goto fail;
     }
     int rc = fclose(f);
     f = NULL;
     if (rc != 0) {
-        st = nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", name, strerror(errno));
+        st = nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", name, NST_STRERROR(errno));
         goto fail;
     }
     if (rename(tmp, path) != 0) {
         st = nst_fail(msg, NST_ERR_IO, "cannot write %s: renaming the temporary file failed: %s",
-                      name, strerror(errno));
+                      name, NST_STRERROR(errno));
         goto fail;
     }
     have_tmp = 0;

@@ -182,7 +182,8 @@ static nst_status run_encode(jpeg_wctx *c, FILE *f, const nst_image *img, int qu
     j_compress_ptr e = &c->enc;
     if (setjmp(c->e.jb)) {
         if (c->e.pub.msg_code == JERR_FILE_WRITE && c->e.errnum)
-            return nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", name, strerror(c->e.errnum));
+            return nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", name,
+                            NST_STRERROR(c->e.errnum));
         return nst_fail(msg, NST_ERR_IO, "cannot write %s: JPEG encoder: %s", name, c->e.err);
     }
     e->err = &c->e.pub;

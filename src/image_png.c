@@ -167,7 +167,7 @@ static nst_status run_encode(png_wctx *c, png_structp png, png_infop info, FILE 
                              const char *name, nst_msg *msg) {
     if (setjmp(png_jmpbuf(png))) {
         if (!strcmp(c->err, "Write Error") && c->errnum)
-            return nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", name, strerror(c->errnum));
+            return nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", name, NST_STRERROR(c->errnum));
         return nst_fail(msg, NST_ERR_IO, "cannot write %s: PNG encoder: %s", name, c->err);
     }
     png_init_io(png, f);

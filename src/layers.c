@@ -33,11 +33,10 @@ static nst_status check_int(nst_runtime *rt, const char *op, size_t n) {
 }
 
 size_t nst_conv2d_scratch_cap(const nst_runtime *rt) {
-    /* 64 MiB unless NST_SCRATCH_MB says otherwise: larger bands mean fewer,
+    /* 64 MiB unless the settings say otherwise: larger bands mean fewer,
      * larger GEMMs (faster on big GPUs) for more device memory. */
-    size_t cap = (size_t)64 << 20;
-    const char *env = getenv("NST_SCRATCH_MB");
-    if (env && atoi(env) > 0) cap = (size_t)atoi(env) << 20;
+    int mb = rt->settings.scratch_mb ? rt->settings.scratch_mb : NST_SCRATCH_MB_DEFAULT;
+    size_t cap = (size_t)mb << 20;
     size_t quarter = (size_t)(rt->info.max_alloc / 4);
     if (quarter && quarter < cap) cap = quarter;
     return cap / sizeof(float);
@@ -179,28 +178,36 @@ fail:
 }
 
 nst_status nst_normalize_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
-                                 const float mean[3], const float std[3]) {
+                                 const float mean[3], const float std[3], int bgr) {
     nst_status st = NST_OK;
     if (x->n != 1 || x->c != 3) return bad_shape(rt, "normalize forward", "image", x);
     if (y->count != x->count) return bad_shape(rt, "normalize forward", "output", y);
+    if (bgr && y->buf == x->buf)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "normalize forward: y is x, which a B, G, R network cannot do in place");
     NST_TRY(check_int(rt, "normalize forward", x->count));
     int HW = x->h * x->w;
-    st = launch_1d(rt, "act", "act_normalize_forward", x->count, 9, ARG(HW), ARG(mean[0]),
-                   ARG(mean[1]), ARG(mean[2]), ARG(std[0]), ARG(std[1]), ARG(std[2]),
-                   ARG(x->buf), ARG(y->buf));
+    bgr = bgr != 0;
+    st = launch_1d(rt, "act", "act_normalize_forward", x->count, 10, ARG(HW), ARG(bgr),
+                   ARG(mean[0]), ARG(mean[1]), ARG(mean[2]), ARG(std[0]), ARG(std[1]),
+                   ARG(std[2]), ARG(x->buf), ARG(y->buf));
 fail:
     return st;
 }
 
 nst_status nst_normalize_backward(nst_runtime *rt, nst_tensor *dx, const nst_tensor *dy,
-                                  const float std[3]) {
+                                  const float std[3], int bgr) {
     nst_status st = NST_OK;
     if (dy->n != 1 || dy->c != 3) return bad_shape(rt, "normalize backward", "gradient", dy);
     if (dx->count != dy->count) return bad_shape(rt, "normalize backward", "image gradient", dx);
+    if (bgr && dx->buf == dy->buf)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "normalize backward: dx is dy, which a B, G, R network cannot do in place");
     NST_TRY(check_int(rt, "normalize backward", dy->count));
     int HW = dy->h * dy->w;
-    st = launch_1d(rt, "act", "act_normalize_backward", dy->count, 6, ARG(HW), ARG(std[0]),
-                   ARG(std[1]), ARG(std[2]), ARG(dy->buf), ARG(dx->buf));
+    bgr = bgr != 0;
+    st = launch_1d(rt, "act", "act_normalize_backward", dy->count, 7, ARG(HW), ARG(bgr),
+                   ARG(std[0]), ARG(std[1]), ARG(std[2]), ARG(dy->buf), ARG(dx->buf));
 fail:
     return st;
 }

@@ -66,11 +66,14 @@ nst_status nst_pool_backward(nst_runtime *rt, nst_tensor *dx, const nst_tensor *
 extern const float nst_imagenet_mean[3];
 extern const float nst_imagenet_std[3];
 
-/* x: [1,3,H,W] -> y = (x - mean[c]) / std[c]. Overwrites y. */
+/* x: [1,3,H,W] -> y[c] = (x[c'] - mean[c]) / std[c], c' = 2 - c when bgr
+ * (a network that takes B, G, R), else c. Overwrites y; y may be x unless
+ * bgr. */
 nst_status nst_normalize_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
-                                 const float mean[3], const float std[3]);
-/* dx = dy / std[c]. Overwrites dx; dx may be dy. */
+                                 const float mean[3], const float std[3], int bgr);
+/* dx[c] = dy[c'] / std[c'], c' as above. Overwrites dx; dx may be dy unless
+ * bgr. */
 nst_status nst_normalize_backward(nst_runtime *rt, nst_tensor *dx, const nst_tensor *dy,
-                                  const float std[3]);
+                                  const float std[3], int bgr);
 
 #endif

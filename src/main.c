@@ -2,6 +2,7 @@
  * chooses exit codes: 0 success, 1 runtime failure, 2 usage error,
  * 130 interrupted (the current image is still written). */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_run.h"
 #include "cli.h"
 #include "devcheck.h"
 #include "nst.h"
@@ -33,10 +35,11 @@ static const char *usage_text =
     "usage: nst --content PHOTO --style PAINTING[,PAINTING...] -o OUTPUT [options]\n"
     "       nst devices [--check] [--device SEL]\n"
     "       nst bench [--size N[,N...]] [--evals N] [--device SEL] [--json]\n"
+    "       nst bench --run N [--size N] [--lbfgs-history H[,H...]] [--repeat R] [--json]\n"
     "       nst tune [--device SEL] [--seconds N]\n"
     "\n"
     "Paints PHOTO in the style of PAINTING (Gatys, Ecker & Bethge): optimises a new\n"
-    "image whose VGG-19 features match the photo's content and the painting's style.\n"
+    "image whose VGG features match the photo's content and the painting's style.\n"
     "\n"
     "Images\n"
     "  -c, --content FILE        the photo (PNG or JPEG)\n"
@@ -94,8 +97,10 @@ static const char *usage_text =
     "Device and files\n"
     "  -d, --device SEL          device index or name substring (see `nst devices`);\n"
     "                            NST_DEVICE does the same\n"
-    "  -w, --weights FILE        VGG-19 weights (.safetensors or torchvision .pth);\n"
-    "                            default: $NST_WEIGHTS, weights/, ~/.local/share/nst\n"
+    "  -w, --weights FILE        VGG-19 or VGG-16 weights (.safetensors or torchvision\n"
+    "                            .pth); default: $NST_WEIGHTS, weights/, ~/.local/share/nst\n"
+    "      --network vgg19|vgg16|auto  the network the weights hold (default auto:\n"
+    "                            detected from the file's layers)\n"
     "      --no-cache            do not cache compiled kernels\n"
     "\n"
     "Progress\n"
@@ -124,6 +129,7 @@ typedef struct run_opts {
     double layer_w[NST_MAX_LAYERS];
     int nlayer_w;
     int jpeg_quality, png16, no_cache, quiet, json, print_every, save_every, dry_run;
+    nst_network network;
     nst_params p;
 } run_opts;
 
@@ -138,16 +144,14 @@ static int usage_error(const char *fmt, ...) {
     return EXIT_USAGE;
 }
 
-/* "unknown option '--chek'; did you mean --check?" (a usage error). */
-static int unknown_option(const char *name, const char *command, const char *const *options) {
-    const char *near = cli_suggest(name, options);
-    return usage_error("%s%sunknown option '%s'%s%s%s", command ? command : "",
-                       command ? ": " : "", name, near ? "; did you mean " : "",
-                       near ? near : "", near ? "?" : "");
-}
-
-static int opt_is(const char *name, const char *long_name, const char *short_name) {
-    return !strcmp(name, long_name) || (short_name && !strcmp(name, short_name));
+/* The next option of a command (cli_next), a usage error already reported
+ * as CLI_ERROR. */
+static int next_option(int argc, char **argv, const char *shortopts,
+                       const struct option *longopts, const char *command) {
+    char err[700];
+    int c = cli_next(argc, argv, shortopts, longopts, command, err, sizeof err);
+    if (c == CLI_ERROR) usage_error("%s", err);
+    return c;
 }
 
 /* s as the inside of a JSON string (quotes, backslashes and control
@@ -204,158 +208,204 @@ static int parse_doubles(const char *s, double *out, int max) {
     return n;
 }
 
+/* The options of every command; those without a short form get a val >= 256. */
+enum {
+    O_STYLE_BLEND = 256, O_SIZE, O_STYLE_SCALE, O_JPEG_QUALITY, O_PNG16, O_CONTENT_WEIGHT,
+    O_STYLE_WEIGHT, O_TV_WEIGHT, O_CONTENT_LAYERS, O_STYLE_LAYERS, O_STYLE_LAYER_WEIGHTS,
+    O_POOLING, O_INIT, O_SEED, O_PRESERVE_COLORS, O_LUMINANCE_ONLY, O_LUMINANCE_MATCH, O_MASK,
+    O_SCALES, O_SCALE_ITERATIONS, O_AVERAGE_DECAY, O_OPTIMIZER, O_LEARNING_RATE,
+    O_LBFGS_HISTORY, O_LINE_SEARCH, O_MAX_MEMORY, O_TILE, O_DRY_RUN, O_NO_CACHE,
+    O_PRINT_EVERY, O_SAVE_EVERY, O_JSON, O_VERSION, O_CHECK, O_TINY, O_EVALS, O_WIDTH_MULT, O_NETWORK,
+    O_SECONDS
+};
+
+static const char run_shortopts[] = "-:c:s:o:n:d:w:qh";
+static const struct option run_longopts[] = {
+    {"content", required_argument, NULL, 'c'},
+    {"style", required_argument, NULL, 's'},
+    {"style-blend", required_argument, NULL, O_STYLE_BLEND},
+    {"output", required_argument, NULL, 'o'},
+    {"size", required_argument, NULL, O_SIZE},
+    {"style-scale", required_argument, NULL, O_STYLE_SCALE},
+    {"jpeg-quality", required_argument, NULL, O_JPEG_QUALITY},
+    {"png16", no_argument, NULL, O_PNG16},
+    {"content-weight", required_argument, NULL, O_CONTENT_WEIGHT},
+    {"style-weight", required_argument, NULL, O_STYLE_WEIGHT},
+    {"tv-weight", required_argument, NULL, O_TV_WEIGHT},
+    {"content-layers", required_argument, NULL, O_CONTENT_LAYERS},
+    {"style-layers", required_argument, NULL, O_STYLE_LAYERS},
+    {"style-layer-weights", required_argument, NULL, O_STYLE_LAYER_WEIGHTS},
+    {"pooling", required_argument, NULL, O_POOLING},
+    {"init", required_argument, NULL, O_INIT},
+    {"seed", required_argument, NULL, O_SEED},
+    {"preserve-colors", no_argument, NULL, O_PRESERVE_COLORS},
+    {"preserve-colours", no_argument, NULL, O_PRESERVE_COLORS},
+    {"luminance-only", no_argument, NULL, O_LUMINANCE_ONLY},
+    {"luminance-match", required_argument, NULL, O_LUMINANCE_MATCH},
+    {"mask", required_argument, NULL, O_MASK},
+    {"scales", required_argument, NULL, O_SCALES},
+    {"scale-iterations", required_argument, NULL, O_SCALE_ITERATIONS},
+    {"average-decay", required_argument, NULL, O_AVERAGE_DECAY},
+    {"iterations", required_argument, NULL, 'n'},
+    {"optimizer", required_argument, NULL, O_OPTIMIZER},
+    {"learning-rate", required_argument, NULL, O_LEARNING_RATE},
+    {"lbfgs-history", required_argument, NULL, O_LBFGS_HISTORY},
+    {"line-search", no_argument, NULL, O_LINE_SEARCH},
+    {"max-memory", required_argument, NULL, O_MAX_MEMORY},
+    {"tile", required_argument, NULL, O_TILE},
+    {"dry-run", no_argument, NULL, O_DRY_RUN},
+    {"device", required_argument, NULL, 'd'},
+    {"weights", required_argument, NULL, 'w'},
+    {"network", required_argument, NULL, O_NETWORK},
+    {"no-cache", no_argument, NULL, O_NO_CACHE},
+    {"print-every", required_argument, NULL, O_PRINT_EVERY},
+    {"save-every", required_argument, NULL, O_SAVE_EVERY},
+    {"quiet", no_argument, NULL, 'q'},
+    {"json", no_argument, NULL, O_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, O_VERSION},
+    {NULL, 0, NULL, 0}};
+
+/* Parses the main command's arguments into o. Values are parsed here (a
+ * number must be a number); their ranges are the library's, which
+ * nst_params_check reports at the end. */
 static int parse_run_args(int argc, char **argv, run_opts *o) {
-    int rc;
+    int rc, c;
     memset(o, 0, sizeof *o);
     nst_params_default(&o->p);
     o->jpeg_quality = 95;
     o->print_every = 50;
     static char style_buf[4096], mask_buf[4096];
     size_t style_used = 0, mask_used = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = NULL;
-        cli_arg arg;
-        int k = cli_match(argc, argv, &i, &arg);
-        if (k == CLI_NEEDS_VALUE) return usage_error("option %s needs a value", a);
-        if (k == CLI_TAKES_NO_VALUE) return usage_error("option %s takes no value", arg.name);
-        if (k == CLI_UNKNOWN) return unknown_option(arg.name, NULL, NULL);
-        v = arg.value;
-#define IS(long_, short_) opt_is(arg.name, long_, short_)
-        if (IS("--help", "-h")) {
+    /* the options that are plain numbers of nst_params */
+    const struct {
+        int val;
+        const char *name;
+        int *i;    /* a whole number, */
+        double *d; /* or any */
+    } nums[] = {{O_SIZE, "--size", &o->p.size, NULL},
+                {'n', "--iterations", &o->p.iterations, NULL},
+                {O_SCALES, "--scales", &o->p.scales, NULL},
+                {O_SCALE_ITERATIONS, "--scale-iterations", &o->p.scale_iterations, NULL},
+                {O_LBFGS_HISTORY, "--lbfgs-history", &o->p.lbfgs_history, NULL},
+                {O_STYLE_SCALE, "--style-scale", NULL, &o->p.style_scale},
+                {O_CONTENT_WEIGHT, "--content-weight", NULL, &o->p.content_weight},
+                {O_STYLE_WEIGHT, "--style-weight", NULL, &o->p.style_weight},
+                {O_TV_WEIGHT, "--tv-weight", NULL, &o->p.tv_weight},
+                {O_LEARNING_RATE, "--learning-rate", NULL, &o->p.learning_rate},
+                {O_AVERAGE_DECAY, "--average-decay", NULL, &o->p.average_decay}};
+    optind = 0;
+    while ((c = next_option(argc, argv, run_shortopts, run_longopts, NULL)) != CLI_END) {
+        const char *v = optarg;
+        int k = 0;
+        while (k < (int)(sizeof nums / sizeof nums[0]) && nums[k].val != c) k++;
+        if (k < (int)(sizeof nums / sizeof nums[0])) {
+            if (nums[k].i ? !cli_parse_int(v, nums[k].i) : !cli_parse_double(v, nums[k].d, NULL))
+                return usage_error("%s '%s': give a %snumber", nums[k].name, v,
+                                   nums[k].i ? "whole " : "");
+            continue;
+        }
+        switch (c) {
+        case CLI_ERROR: return EXIT_USAGE;
+        case CLI_ARG: return usage_error("unexpected argument '%s'", v);
+        case 'h':
             fputs(usage_text, stdout);
             exit(0);
-        } else if (IS("--version", NULL)) {
+        case O_VERSION:
             printf("nst %s\n", NST_VERSION);
             exit(0);
-        } else if (IS("--content", "-c")) {
-            o->content = v;
-        } else if (IS("--style", "-s")) {
+        case 'c': o->content = v; break;
+        case 's':
             if ((rc = add_names("--style", v, style_buf, sizeof style_buf, &style_used,
                                 o->styles, &o->nstyles, NST_MAX_STYLES)))
                 return rc;
-        } else if (IS("--mask", NULL)) {
+            break;
+        case O_MASK:
             if ((rc = add_names("--mask", v, mask_buf, sizeof mask_buf, &mask_used, o->masks,
                                 &o->nmasks, NST_MAX_STYLES)))
                 return rc;
-        } else if (IS("--preserve-colors", NULL) || IS("--preserve-colours", NULL)) {
-            o->p.preserve_colors = 1;
-        } else if (IS("--luminance-only", NULL)) {
-            o->p.luminance_only = 1;
-        } else if (IS("--luminance-match", NULL)) {
+            break;
+        case O_PRESERVE_COLORS: o->p.preserve_colors = 1; break;
+        case O_LUMINANCE_ONLY: o->p.luminance_only = 1; break;
+        case O_LUMINANCE_MATCH:
             if (!strcmp(v, "mean")) o->p.luminance_histogram = 0;
             else if (!strcmp(v, "histogram")) o->p.luminance_histogram = 1;
             else return usage_error("--luminance-match '%s': choose mean or histogram", v);
-        } else if (IS("--scales", NULL)) {
-            if (!cli_parse_int(v, &o->p.scales) || o->p.scales < 1 || o->p.scales > 12)
-                return usage_error("--scales '%s': give a whole number in 1..12", v);
-        } else if (IS("--scale-iterations", NULL)) {
-            if (!cli_parse_int(v, &o->p.scale_iterations) || o->p.scale_iterations < 1 ||
-                o->p.scale_iterations > 1000000)
-                return usage_error("--scale-iterations '%s': give a whole number in 1..1000000",
-                                   v);
-        } else if (IS("--average-decay", NULL)) {
-            if (!cli_parse_double(v, &o->p.average_decay, NULL) || o->p.average_decay < 0 ||
-                o->p.average_decay >= 1)
-                return usage_error("--average-decay '%s': give a number in [0, 1)", v);
-        } else if (IS("--style-blend", NULL)) {
+            break;
+        case O_STYLE_BLEND:
             o->nblend = parse_doubles(v, o->blend, NST_MAX_STYLES);
             if (o->nblend < 1)
                 return usage_error("--style-blend '%s': give numbers separated by commas", v);
-        } else if (IS("--output", "-o")) {
-            o->output = v;
-        } else if (IS("--size", NULL)) {
-            if (!cli_parse_int(v, &o->p.size) || o->p.size < 16 || o->p.size > 65536)
-                return usage_error("--size '%s': give a whole number of pixels in 16..65536", v);
-        } else if (IS("--style-scale", NULL)) {
-            if (!cli_parse_double(v, &o->p.style_scale, NULL) || !(o->p.style_scale > 0) ||
-                o->p.style_scale > 16)
-                return usage_error("--style-scale '%s': give a number in (0, 16]", v);
-        } else if (IS("--content-weight", NULL) || IS("--style-weight", NULL) ||
-                   IS("--tv-weight", NULL)) {
-            double d;
-            if (!cli_parse_double(v, &d, NULL) || d < 0)
-                return usage_error("%s '%s': give a number >= 0", arg.name, v);
-            if (IS("--content-weight", NULL)) o->p.content_weight = d;
-            else if (IS("--style-weight", NULL)) o->p.style_weight = d;
-            else o->p.tv_weight = d;
-        } else if (IS("--iterations", "-n")) {
-            if (!cli_parse_int(v, &o->p.iterations) || o->p.iterations < 1 ||
-                o->p.iterations > 1000000)
-                return usage_error("--iterations '%s': give a whole number in 1..1000000", v);
-        } else if (IS("--optimizer", NULL)) {
+            break;
+        case 'o': o->output = v; break;
+        case O_OPTIMIZER:
             if (!strcmp(v, "lbfgs")) o->p.optimizer = NST_OPTIMIZER_LBFGS;
             else if (!strcmp(v, "adam")) o->p.optimizer = NST_OPTIMIZER_ADAM;
             else return usage_error("--optimizer '%s': choose lbfgs or adam", v);
-        } else if (IS("--learning-rate", NULL)) {
-            if (!cli_parse_double(v, &o->p.learning_rate, NULL) || !(o->p.learning_rate > 0))
-                return usage_error("--learning-rate '%s': give a number > 0", v);
-        } else if (IS("--lbfgs-history", NULL)) {
-            if (!cli_parse_int(v, &o->p.lbfgs_history) || o->p.lbfgs_history < 1 ||
-                o->p.lbfgs_history > 1000)
-                return usage_error("--lbfgs-history '%s': give a whole number in 1..1000", v);
-        } else if (IS("--max-memory", NULL)) {
+            break;
+        case O_MAX_MEMORY: {
             unsigned long long b;
             if (!cli_parse_bytes(v, &b))
                 return usage_error("--max-memory '%s': give a size such as 4G or 512M", v);
             o->p.max_memory = b;
-        } else if (IS("--tile", NULL)) {
+            break;
+        }
+        case O_TILE:
             if (!strcmp(v, "off")) o->p.tile = -1;
             else if (!strcmp(v, "auto")) o->p.tile = 0;
-            else if (!cli_parse_int(v, &o->p.tile) || o->p.tile < 16 || o->p.tile > 65536)
-                return usage_error("--tile '%s': give auto, off or a size in 16..65536 pixels",
-                                   v);
-        } else if (IS("--dry-run", NULL)) {
-            o->dry_run = 1;
-        } else if (IS("--line-search", NULL)) {
-            o->p.line_search = 1;
-        } else if (IS("--init", NULL)) {
-            o->init = v;
-        } else if (IS("--seed", NULL)) {
-            unsigned long long s;
-            if (!cli_parse_u64(v, &s)) return usage_error("--seed '%s': give a whole number", v);
-            o->p.seed = s;
-        } else if (IS("--content-layers", NULL)) {
-            o->p.content_layers = v;
-        } else if (IS("--style-layers", NULL)) {
-            o->p.style_layers = v;
-        } else if (IS("--style-layer-weights", NULL)) {
+            else if (!cli_parse_int(v, &o->p.tile))
+                return usage_error("--tile '%s': give auto, off or a size in pixels", v);
+            break;
+        case O_DRY_RUN: o->dry_run = 1; break;
+        case O_LINE_SEARCH: o->p.line_search = 1; break;
+        case O_INIT: o->init = v; break;
+        case O_SEED: {
+            unsigned long long sd;
+            if (!cli_parse_u64(v, &sd)) return usage_error("--seed '%s': give a whole number", v);
+            o->p.seed = sd;
+            break;
+        }
+        case O_CONTENT_LAYERS: o->p.content_layers = v; break;
+        case O_STYLE_LAYERS: o->p.style_layers = v; break;
+        case O_STYLE_LAYER_WEIGHTS:
             o->nlayer_w = parse_doubles(v, o->layer_w, NST_MAX_LAYERS);
             if (o->nlayer_w < 1)
-                return usage_error("--style-layer-weights '%s': give numbers separated by commas",
-                                   v);
-        } else if (IS("--pooling", NULL)) {
+                return usage_error("--style-layer-weights '%s': give at most %d numbers "
+                                   "separated by commas",
+                                   v, NST_MAX_LAYERS);
+            break;
+        case O_POOLING:
             if (!strcmp(v, "max")) o->p.avg_pool = 0;
             else if (!strcmp(v, "avg") || !strcmp(v, "average")) o->p.avg_pool = 1;
             else return usage_error("--pooling '%s': choose max or avg", v);
-        } else if (IS("--print-every", NULL)) {
+            break;
+        case O_PRINT_EVERY:
             if (!cli_parse_int(v, &o->print_every) || o->print_every < 1)
                 return usage_error("--print-every '%s': give a whole number >= 1", v);
-        } else if (IS("--save-every", NULL)) {
+            break;
+        case O_SAVE_EVERY:
             if (!cli_parse_int(v, &o->save_every) || o->save_every < 1)
                 return usage_error("--save-every '%s': give a whole number >= 1", v);
-        } else if (IS("--device", "-d")) {
-            o->device = v;
-        } else if (IS("--weights", "-w")) {
-            o->weights = v;
-        } else if (IS("--no-cache", NULL)) {
-            o->no_cache = 1;
-        } else if (IS("--jpeg-quality", NULL)) {
+            break;
+        case 'd': o->device = v; break;
+        case 'w': o->weights = v; break;
+        case O_NETWORK: {
+            int n = nst_network_parse(v);
+            if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
+            o->network = (nst_network)n;
+            break;
+        }
+        case O_NO_CACHE: o->no_cache = 1; break;
+        case O_JPEG_QUALITY:
+            /* checked now, not when the image is written at the end */
             if (!cli_parse_int(v, &o->jpeg_quality) || o->jpeg_quality < 1 ||
                 o->jpeg_quality > 100)
                 return usage_error("--jpeg-quality '%s': give a whole number in 1..100", v);
-        } else if (IS("--png16", NULL)) {
-            o->png16 = 1;
-        } else if (IS("--quiet", "-q")) {
-            o->quiet = 1;
-        } else if (IS("--json", NULL)) {
-            o->json = 1;
-        } else if (k == CLI_POSITIONAL) {
-            return usage_error("unexpected argument '%s'", a);
-        } else {
-            return unknown_option(arg.name, NULL, NULL);
+            break;
+        case O_PNG16: o->png16 = 1; break;
+        case 'q': o->quiet = 1; break;
+        case O_JSON: o->json = 1; break;
         }
-#undef IS
     }
     if (!o->content) return usage_error("no content image: give --content PHOTO");
     if (o->nstyles == 0) return usage_error("no style image: give --style PAINTING");
@@ -377,16 +427,12 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             return usage_error("--init '%s': %s; give content, random or an image file",
                                o->init, errno == ENOENT ? "no such file" : strerror(errno));
     }
-    if (o->nlayer_w) o->p.style_layer_weights = o->layer_w;
-    nst_msg msg = {{0}};
-    /* layer-weight count against the style layers */
     if (o->nlayer_w) {
-        int nl = 1;
-        for (const char *p = o->p.style_layers; *p; p++) nl += *p == ',';
-        if (nl != o->nlayer_w)
-            return usage_error("--style-layer-weights has %d weights for %d style layers",
-                               o->nlayer_w, nl);
+        o->p.style_layer_weights = o->layer_w;
+        o->p.style_layer_weight_count = o->nlayer_w;
     }
+    nst_msg msg = {{0}};
+    /* every range is the library's: its message names the value */
     /* an --init image is read (and checked) after the arguments */
     nst_params chk = o->p;
     if (chk.init == NST_INIT_IMAGE) chk.init = NST_INIT_CONTENT;
@@ -597,7 +643,7 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
 
 /* ---- the main job -------------------------------------------------------------- */
 
-static int run_transfer(int argc, char **argv) {
+static int run_transfer(int argc, char **argv, const nst_settings *set) {
     run_opts o;
     int rc = parse_run_args(argc, argv, &o);
     if (rc) return rc;
@@ -618,7 +664,8 @@ static int run_transfer(int argc, char **argv) {
     nst_status st;
     rc = EXIT_RUNTIME;
 
-    if ((st = nst_weights_locate(o.weights, wpath, sizeof wpath, &msg)) != NST_OK) {
+    if ((st = nst_weights_locate(set, o.weights, o.network, wpath, sizeof wpath, &msg)) !=
+        NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
     }
@@ -649,6 +696,7 @@ static int run_transfer(int argc, char **argv) {
     nst_runtime_options ro = {0};
     ro.device = o.device;
     ro.no_cache = o.no_cache;
+    ro.settings = set;
     if ((st = nst_runtime_open(&rt, &ro, &msg)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
@@ -660,7 +708,7 @@ static int run_transfer(int argc, char **argv) {
         rc = st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
         goto done;
     }
-    if ((st = nst_model_load(rt, wpath, &model)) != NST_OK) {
+    if ((st = nst_model_load_network(rt, wpath, o.network, &model)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         goto done;
     }
@@ -681,8 +729,8 @@ static int run_transfer(int argc, char **argv) {
         goto done;
     }
     if (!o.quiet && !o.json)
-        fprintf(stderr, "nst: %s on %s, weights %s\n", o.content, nst_runtime_device(rt)->name,
-                wpath);
+        fprintf(stderr, "nst: %s on %s, weights %s (%s)\n", o.content,
+                nst_runtime_device(rt)->name, wpath, nst_network_name(nst_model_network(model)));
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -704,7 +752,7 @@ static int run_transfer(int argc, char **argv) {
             out = NULL;
             for (int w = 0; w < 3 && !out; w++) {
                 nst_msg m2 = {{0}};
-                if (cli_fallback_path(o.output, w, kept, sizeof kept) == 0 &&
+                if (cli_fallback_path(o.output, w, set->cache_dir, kept, sizeof kept) == 0 &&
                     nst_image_write(kept, result, o.jpeg_quality, o.png16, &m2) == NST_OK)
                     out = kept;
             }
@@ -753,7 +801,8 @@ done:
 /* ---- devices ------------------------------------------------------------------- */
 
 /* Runs the self-check on every selected device (all of them by default). */
-static int devices_check(const nst_device_info *devs, int n, const char *sel, int tiny, int json) {
+static int devices_check(const nst_device_info *devs, int n, const char *sel, int tiny, int json,
+                         const nst_settings *set) {
     int failed = 0, checked = 0;
     for (int i = 0; i < n; i++) {
         if (sel) {
@@ -770,6 +819,7 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
         nst_runtime *rt = NULL;
         nst_runtime_options ro = {0};
         ro.device = index;
+        ro.settings = set;
         nst_msg msg = {{0}};
         nst_check_row rows[NST_CHECK_MAX_ROWS];
         int nrows = 0;
@@ -781,8 +831,8 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
         }
         nst_status st = nst_device_check(rt, tiny, rows, NST_CHECK_MAX_ROWS, &nrows);
         if (json) {
-            printf("{\"device\":%d,\"name\":\"%s\",\"pass\":%s,\"rows\":[", i, js(devs[i].name),
-                   st == NST_OK ? "true" : "false");
+            printf("{\"device\":%d,\"name\":\"%s\",\"gemm\":\"%s\",\"pass\":%s,\"rows\":[", i,
+                   js(devs[i].name), js(nst_runtime_gemm(rt)), st == NST_OK ? "true" : "false");
             for (int r = 0; r < nrows; r++)
                 printf("%s{\"op\":\"%s\",\"max_abs\":%.3g,\"max_rel\":%.3g,\"pass\":%s,"
                        "\"ms\":%.3f}",
@@ -792,6 +842,7 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
             printf("]}\n");
         } else {
             nst_device_check_print(stdout, nst_runtime_device(rt), rows, nrows);
+            printf("  matrix products: %s\n", nst_runtime_gemm(rt));
             if (st != NST_OK) printf("  FAILED: %s\n", nst_last_error(rt));
             printf("\n");
         }
@@ -804,18 +855,27 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
     return failed ? EXIT_RUNTIME : 0;
 }
 
-static int cmd_devices(int argc, char **argv) {
-    static const char *const options[] = {"--check", "--tiny", "--device", "--json", "--help",
-                                          NULL};
-    int check = 0, tiny = 0, json = 0;
+/* Where device d runs the matrix products: "host" or "clblast" (the
+ * settings' gemm, else detection), or NULL with the reason in m. */
+static const char *gemm_key(const nst_device_info *d, const nst_settings *set, nst_msg *m) {
+    int host = 0;
+    if (nst_gemm_choose(d, set->gemm, &host, m) != NST_OK) return NULL;
+    return host ? "host" : "clblast";
+}
+
+static int cmd_devices(int argc, char **argv, const nst_settings *set) {
+    static const struct option longopts[] = {{"check", no_argument, NULL, O_CHECK},
+                                             {"tiny", no_argument, NULL, O_TINY},
+                                             {"device", required_argument, NULL, 'd'},
+                                             {"json", no_argument, NULL, O_JSON},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int check = 0, tiny = 0, json = 0, c;
     const char *sel = NULL;
-    for (int i = 1; i < argc; i++) {
-        cli_arg arg;
-        int k = cli_match(argc, argv, &i, &arg);
-        if (k == CLI_NEEDS_VALUE) return usage_error("option %s needs a value", arg.name);
-        if (k == CLI_TAKES_NO_VALUE) return usage_error("option %s takes no value", arg.name);
-        if (k == CLI_UNKNOWN) return unknown_option(arg.name, "devices", options);
-        if (!strcmp(arg.name, "-h") || !strcmp(arg.name, "--help")) {
+    optind = 0;
+    while ((c = next_option(argc, argv, "-:d:h", longopts, "devices")) != CLI_END) {
+        if (c == CLI_ERROR) return EXIT_USAGE;
+        if (c == 'h') {
             printf("usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
                    "Lists every OpenCL device; * marks the default.\n"
                    "--check runs every kernel, the losses, the optimisers and a short VGG\n"
@@ -824,18 +884,16 @@ static int cmd_devices(int argc, char **argv) {
                    "the exit status is 1 when any device fails. --tiny keeps the cases small\n"
                    "for slow devices.\n");
             return 0;
-        } else if (!strcmp(arg.name, "--check")) {
+        } else if (c == O_CHECK) {
             check = 1;
-        } else if (!strcmp(arg.name, "--tiny")) {
+        } else if (c == O_TINY) {
             tiny = 1;
-        } else if (!strcmp(arg.name, "--json")) {
+        } else if (c == O_JSON) {
             json = 1;
-        } else if (!strcmp(arg.name, "--device") || !strcmp(arg.name, "-d")) {
-            sel = arg.value;
-        } else if (k == CLI_POSITIONAL) {
-            return usage_error("devices: unexpected argument '%s'", argv[i]);
+        } else if (c == 'd') {
+            sel = optarg;
         } else {
-            return unknown_option(arg.name, "devices", options);
+            return usage_error("devices: unexpected argument '%s'", optarg);
         }
     }
     nst_device_info *devs = NULL;
@@ -847,17 +905,19 @@ static int cmd_devices(int argc, char **argv) {
     }
     int rc = 0;
     if (check) {
-        rc = devices_check(devs, n, sel, tiny, json);
+        rc = devices_check(devs, n, sel, tiny, json, set);
     } else {
         for (int i = 0; i < n; i++) {
             const nst_device_info *d = &devs[i];
+            nst_msg gm = {{0}};
             if (json) {
                 printf("{\"index\":%d,\"name\":\"%s\",\"platform\":\"%s\",\"type\":\"%s\","
                        "\"global_mem\":%llu,\"max_alloc\":%llu,\"compute_units\":%u,"
-                       "\"version\":\"%s\",\"fp16\":%s,\"default\":%s}\n",
+                       "\"version\":\"%s\",\"fp16\":%s,\"gemm\":\"%s\",\"default\":%s}\n",
                        d->index, js(d->name), js(d->platform), d->type,
                        (unsigned long long)d->global_mem, (unsigned long long)d->max_alloc,
                        d->compute_units, js(d->version), d->fp16 ? "true" : "false",
+                       js(gemm_key(d, set, &gm) ? gemm_key(d, set, &gm) : gm.text),
                        d->is_default ? "true" : "false");
                 continue;
             }
@@ -870,6 +930,10 @@ static int cmd_devices(int argc, char **argv) {
                    d->max_work_group);
             printf("    version       %s; %s; driver %s\n", d->version, d->c_version, d->driver);
             printf("    fp16          %s\n", d->fp16 ? "yes" : "no");
+            const char *g = gemm_key(d, set, &gm);
+            printf("    GEMM          %s\n", !g                  ? gm.text
+                                             : !strcmp(g, "host") ? "host BLAS on mapped buffers"
+                                                                  : "CLBlast");
         }
         if (!json) printf("(* = default; choose with --device N, --device NAME or NST_DEVICE)\n");
     }
@@ -880,20 +944,22 @@ static int cmd_devices(int argc, char **argv) {
 /* ---- bench ---------------------------------------------------------------------- */
 
 /* Kernel build time with an empty cache, then from the cache it filled. */
-static int bench_build_times(const char *device, double *cold, double *warm, nst_msg *msg) {
+static int bench_build_times(const char *device, const nst_settings *set, double *cold,
+                             double *warm, nst_msg *msg) {
     char dir[] = "/tmp/nst-bench-cache-XXXXXX";
     if (!mkdtemp(dir)) {
         snprintf(msg->text, sizeof msg->text, "cannot create a temporary cache directory");
         return 0;
     }
-    const char *old = getenv("NST_CACHE_DIR");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("NST_CACHE_DIR", dir, 1);
+    nst_settings fresh = *set; /* an empty cache of its own */
+    snprintf(fresh.cache_dir, sizeof fresh.cache_dir, "%s", dir);
+    fresh.no_cache = 0;
     int ok = 1;
     for (int pass = 0; pass < 2 && ok; pass++) {
         nst_runtime *rt = NULL;
         nst_runtime_options ro = {0};
         ro.device = device;
+        ro.settings = &fresh;
         ok = nst_runtime_open(&rt, &ro, msg) == NST_OK &&
              nst_runtime_build_all(rt, pass ? warm : cold) == NST_OK;
         if (!ok && rt) snprintf(msg->text, sizeof msg->text, "%s", nst_last_error(rt));
@@ -902,34 +968,48 @@ static int bench_build_times(const char *device, double *cold, double *warm, nst
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) { /* a leftover temporary directory is harmless */ }
-    if (saved) setenv("NST_CACHE_DIR", saved, 1);
-    else unsetenv("NST_CACHE_DIR");
-    free(saved);
     return ok;
 }
 
-static int cmd_bench(int argc, char **argv) {
+static int cmd_bench(int argc, char **argv, const nst_settings *set) {
+    static const struct option longopts[] = {{"size", required_argument, NULL, O_SIZE},
+                                             {"evals", required_argument, NULL, O_EVALS},
+                                             {"device", required_argument, NULL, 'd'},
+                                             {"weights", required_argument, NULL, 'w'},
+                                             {"width-mult", required_argument, NULL, O_WIDTH_MULT},
+                                             {"network", required_argument, NULL, O_NETWORK},
+                                             {"tile", required_argument, NULL, O_TILE},
+                                             {"json", no_argument, NULL, O_JSON},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) /* whole runs: bench_run.c */
+        if (!strcmp(argv[i], "--run") || !strncmp(argv[i], "--run=", 6))
+            return nst_bench_run(argc, argv);
     const char *device = NULL, *weights = NULL;
-    int sizes[16], nsizes = 0, evals = 10, json = 0, tile = 0;
+    nst_network network = NST_NETWORK_AUTO;
+    int sizes[16], nsizes = 0, evals = 10, json = 0, c;
     double width = 1.0;
-    for (int i = 1; i < argc; i++) {
-        cli_arg arg;
-        int k = cli_match(argc, argv, &i, &arg);
-        if (k == CLI_NEEDS_VALUE) return usage_error("option %s needs a value", arg.name);
-        if (k == CLI_TAKES_NO_VALUE) return usage_error("option %s takes no value", arg.name);
-        const char *v = arg.value;
-        if (!strcmp(arg.name, "--help") || !strcmp(arg.name, "-h")) {
+    nst_params p;
+    nst_params_default(&p);
+    optind = 0;
+    while ((c = next_option(argc, argv, "-:d:w:h", longopts, "bench")) != CLI_END) {
+        const char *v = optarg;
+        if (c == CLI_ERROR) return EXIT_USAGE;
+        if (c == 'h') {
             printf("usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
-                   "                 [--width-mult F] [--tile N] [--json]\n\n"
+                   "                 [--network vgg19|vgg16] [--width-mult F] [--tile N]\n"
+                   "                 [--json]\n\n"
                    "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
                    "TV losses, backward to the image) per size: median, min and max over --evals\n"
                    "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"
                    "by device time, peak device memory, and kernel build time cold and cached.\n"
                    "Without --weights it uses a generated network of the real VGG-19 widths\n"
-                   "(timing does not depend on weight values). --tile N evaluates in tiles of at\n"
-                   "most N pixels a side. Defaults: --size 256,512 --evals 10.\n");
+                   "(timing does not depend on weight values), or of VGG-16's with --network\n"
+                   "vgg16. --tile N evaluates in tiles of at most N pixels a side.\n"
+                   "Defaults: --size 256,512 --evals 10.\n"
+                   "--run N times whole runs instead: see nst bench --run 1 --help.\n");
             return 0;
-        } else if (!strcmp(arg.name, "--size")) {
+        } else if (c == O_SIZE) {
             const char *p = v;
             while (*p) {
                 double d;
@@ -940,33 +1020,38 @@ static int cmd_bench(int argc, char **argv) {
                 if (*p == ',') p++;
                 else if (*p) return usage_error("--size '%s': give sizes separated by commas", v);
             }
-        } else if (!strcmp(arg.name, "--evals")) {
+        } else if (c == O_EVALS) {
             if (!cli_parse_int(v, &evals) || evals < 1 || evals > 10000)
                 return usage_error("--evals '%s': give a whole number in 1..10000", v);
-        } else if (!strcmp(arg.name, "--device") || !strcmp(arg.name, "-d")) {
+        } else if (c == 'd') {
             device = v;
-        } else if (!strcmp(arg.name, "--weights") || !strcmp(arg.name, "-w")) {
+        } else if (c == 'w') {
             weights = v;
-        } else if (!strcmp(arg.name, "--width-mult")) {
+        } else if (c == O_NETWORK) {
+            int n = nst_network_parse(v);
+            if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
+            network = (nst_network)n;
+        } else if (c == O_WIDTH_MULT) {
             if (!cli_parse_double(v, &width, NULL) || !(width > 0) || width > 4)
                 return usage_error("--width-mult '%s': give a number in (0, 4]", v);
-        } else if (!strcmp(arg.name, "--tile")) {
-            if (!cli_parse_int(v, &tile) || tile < 16 || tile > 65536)
-                return usage_error("--tile '%s': give a size in 16..65536 pixels", v);
-        } else if (!strcmp(arg.name, "--json")) {
+        } else if (c == O_TILE) {
+            if (!cli_parse_int(v, &p.tile))
+                return usage_error("--tile '%s': give a size in pixels", v);
+        } else if (c == O_JSON) {
             json = 1;
         } else {
-            return usage_error("bench: unknown argument '%s'", argv[i]);
+            return usage_error("bench: unexpected argument '%s'", v);
         }
     }
+    nst_msg msg = {{0}};
+    if (nst_params_check(&p, 1, NULL, &msg) != NST_OK) return usage_error("%s", msg.text);
     if (nsizes == 0) {
         sizes[0] = 256;
         sizes[1] = 512;
         nsizes = 2;
     }
-    nst_msg msg = {{0}};
     double cold = 0, warm = 0;
-    if (!bench_build_times(device, &cold, &warm, &msg)) {
+    if (!bench_build_times(device, set, &cold, &warm, &msg)) {
         fprintf(stderr, "nst: %s\n", msg.text);
         return EXIT_RUNTIME;
     }
@@ -977,17 +1062,15 @@ static int cmd_bench(int argc, char **argv) {
         nst_runtime_options ro = {0};
         ro.device = device;
         ro.profile = 1;
-        nst_params p;
-        nst_params_default(&p);
-        p.tile = tile;
+        ro.settings = set;
         nst_bench_result r;
         nst_status st = nst_runtime_open(&rt, &ro, &msg);
         if (st != NST_OK) {
             fprintf(stderr, "nst: %s\n", msg.text);
             return EXIT_RUNTIME;
         }
-        st = weights ? nst_model_load(rt, weights, &model)
-                     : nst_model_generate(rt, 1, width, &model);
+        st = weights ? nst_model_load_network(rt, weights, network, &model)
+                     : nst_model_generate_network(rt, network, 1, width, &model);
         if (st == NST_OK) st = nst_bench_eval(rt, model, &p, sizes[si], sizes[si], evals, &r);
         if (st != NST_OK) {
             fprintf(stderr, "nst: bench at %d: %s\n", sizes[si], nst_last_error(rt));
@@ -996,10 +1079,10 @@ static int cmd_bench(int argc, char **argv) {
             printf("{\"device\":\"%s\",\"size\":%d,\"evals\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,"
                    "\"max_ms\":%.3f,\"gflop\":%.2f,\"gflops\":%.1f,\"peak_mib\":%.1f,"
                    "\"build_cold_s\":%.3f,\"build_cached_s\":%.3f,\"gemm_tuned\":%s,"
-                   "\"kernels\":[",
+                   "\"gemm\":\"%s\",\"kernels\":[",
                    js(nst_runtime_device(rt)->name), r.w, r.evals, r.median_ms, r.min_ms, r.max_ms,
                    r.gflop, r.gflops, r.peak_mib, cold, warm,
-                   nst_tune_applied(rt) ? "true" : "false");
+                   nst_tune_applied(rt) ? "true" : "false", js(nst_runtime_gemm(rt)));
             for (int k = 0; k < r.nkernels; k++)
                 printf("%s{\"name\":\"%s\",\"ms\":%.3f,\"calls\":%d}", k ? "," : "",
                        r.kernels[k].name, r.kernels[k].ms, r.kernels[k].calls);
@@ -1011,7 +1094,9 @@ static int cmd_bench(int argc, char **argv) {
                    r.max_ms, r.gflop, r.gflops, r.peak_mib);
             if (si == 0)
                 printf("  kernel build: %.3f s cold, %.3f s from cache\n", cold, warm);
-            printf("  GEMM parameters: %s\n", nst_tune_note(rt));
+            printf("  GEMM: %s\n", nst_runtime_gemm(rt));
+            if (*nst_tune_note(rt)) /* CLBlast's kernel parameters, when it ran */
+                printf("  GEMM parameters: %s\n", nst_tune_note(rt));
             double total = 0;
             for (int k = 0; k < r.nkernels; k++) total += r.kernels[k].ms;
             for (int k = 0; k < r.nkernels && k < 12; k++)
@@ -1034,34 +1119,38 @@ static void tune_progress(void *ctx, const char *line) {
     fflush(stdout);
 }
 
-static int cmd_tune(int argc, char **argv) {
+static int cmd_tune(int argc, char **argv, const nst_settings *set) {
+    static const struct option longopts[] = {{"device", required_argument, NULL, 'd'},
+                                             {"seconds", required_argument, NULL, O_SECONDS},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     const char *device = NULL;
     double seconds = 300;
-    for (int i = 1; i < argc; i++) {
-        cli_arg arg;
-        int k = cli_match(argc, argv, &i, &arg);
-        if (k == CLI_NEEDS_VALUE) return usage_error("option %s needs a value", arg.name);
-        if (k == CLI_TAKES_NO_VALUE) return usage_error("option %s takes no value", arg.name);
-        if (!strcmp(arg.name, "--help") || !strcmp(arg.name, "-h")) {
+    int c;
+    optind = 0;
+    while ((c = next_option(argc, argv, "-:d:h", longopts, "tune")) != CLI_END) {
+        if (c == CLI_ERROR) return EXIT_USAGE;
+        if (c == 'h') {
             printf("usage: nst tune [--device SEL] [--seconds N]\n\n"
                    "Searches CLBlast's GEMM kernel parameters for the device (default 300 s,\n"
                    "kernel builds included), keeps the fastest whose results match a reference,\n"
                    "and saves them in the cache directory for that device, driver and CLBlast.\n"
                    "Every later run on the device uses them; NST_TUNE=0 turns that off.\n");
             return 0;
-        } else if (!strcmp(arg.name, "--seconds")) {
-            if (!cli_parse_double(arg.value, &seconds, NULL) || !(seconds >= 1) || seconds > 86400)
-                return usage_error("--seconds '%s': give a number in 1..86400", arg.value);
-        } else if (!strcmp(arg.name, "--device") || !strcmp(arg.name, "-d")) {
-            device = arg.value;
+        } else if (c == O_SECONDS) {
+            if (!cli_parse_double(optarg, &seconds, NULL) || !(seconds >= 1) || seconds > 86400)
+                return usage_error("--seconds '%s': give a number in 1..86400", optarg);
+        } else if (c == 'd') {
+            device = optarg;
         } else {
-            return usage_error("tune: unknown argument '%s'", argv[i]);
+            return usage_error("tune: unexpected argument '%s'", optarg);
         }
     }
     nst_msg msg = {{0}};
     nst_runtime *rt = NULL;
     nst_runtime_options ro = {0};
     ro.device = device;
+    ro.settings = set;
     if (nst_runtime_open(&rt, &ro, &msg) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         return EXIT_RUNTIME;
@@ -1086,12 +1175,19 @@ static int cmd_tune(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "devices")) return cmd_devices(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "tune")) return cmd_tune(argc - 1, argv + 1);
+    /* the environment is read here, once; the library only sees the settings */
+    nst_settings set;
+    nst_msg msg = {{0}};
+    if (nst_settings_from_env(&set, &msg) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", msg.text);
+        return EXIT_USAGE;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1, &set);
+    if (argc >= 2 && !strcmp(argv[1], "devices")) return cmd_devices(argc - 1, argv + 1, &set);
+    if (argc >= 2 && !strcmp(argv[1], "tune")) return cmd_tune(argc - 1, argv + 1, &set);
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    return run_transfer(argc, argv);
+    return run_transfer(argc, argv, &set);
 }

@@ -28,6 +28,11 @@ const char *nst_cl_error_name(cl_int err);
 /* The public entry points' pointer checks: NST_ERR_INVALID_ARG with
  * "fn: arg is NULL" in msg (which may be NULL). */
 nst_status nst_fail_null(nst_msg *msg, const char *fn, const char *arg);
+/* The text of errno value e in buf (strerror_r: strerror may share one buffer
+ * between threads). NST_STRERROR(e) gives it a buffer of its own that lasts
+ * to the end of the enclosing block, for use in a message's arguments. */
+const char *nst_errno_text(int e, char *buf, size_t len);
+#define NST_STRERROR(e) nst_errno_text((e), (char[160]){0}, 160)
 
 /* Each function using these has `nst_status st` and a `fail:` label. */
 #define NST_CL(msgp, call)                                                       \
@@ -57,8 +62,17 @@ typedef struct nst_kernel_slot {
 
 typedef struct nst_prof_event {
     const char *name; /* kernel or routine name (static string) */
-    cl_event ev;
+    cl_event ev;      /* NULL for work done on the host: */
+    double host_ms;   /* its time */
 } nst_prof_event;
+
+/* ---- settings ---------------------------------------------------------- */
+
+#define NST_SCRATCH_MB_DEFAULT 64
+#define NST_SCRATCH_MB_MAX 65536
+/* NST_ERR_INVALID_ARG, naming the field, unless every field of s is in
+ * range and every text field is terminated. */
+nst_status nst_settings_check(const nst_settings *s, nst_msg *msg);
 
 struct nst_runtime {
     cl_platform_id platform;
@@ -66,7 +80,8 @@ struct nst_runtime {
     cl_context ctx;
     cl_command_queue queue;
     nst_device_info info;
-    int no_cache;
+    nst_settings settings;    /* the runtime's own copy: the only configuration read */
+    int no_cache;             /* options or settings say so */
     int profile;
     int cl12;                 /* device compiles OpenCL C 1.2 */
     size_t mem_align;         /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes */
@@ -79,12 +94,14 @@ struct nst_runtime {
                                  caches them itself (PoCL), the cache only notes
                                  what was built (asking PoCL for a binary would
                                  compile every kernel of the program) */
-    char warning[600];        /* for people: why the cache is off, or "" */
+    char warning[NST_PATH_MAX + 300]; /* for people: why the cache is off, or "" */
     /* what was built and used (tests check a run prepares what it uses) */
     unsigned programs_used;   /* bit per program slot, set at kernel lookup */
     unsigned blas_ready;      /* NST_BLAS_* routines compiled by nst_programs_prepare */
     unsigned blas_used;       /* NST_BLAS_* routines called */
     int lazy_builds;          /* programs built on first use, not prepared */
+    int build_threads;        /* nst_programs_prepare's threads; 0 = one per CPU (at
+                                 most 8); the tests set it */
     /* device memory accounting: every nst_tensor goes through it */
     size_t mem_now, mem_peak;
     /* fault injection for the tests: when fail_alloc_at > 0, the allocation
@@ -100,6 +117,11 @@ struct nst_runtime {
      * -1 none applied; tune_note says which and why */
     int tune_state;
     char tune_note[400];
+    /* 1: the BLAS routines run on the host BLAS on mapped buffers
+     * (hostblas.c), 0: through CLBlast; gemm_name says which, for people */
+    int gemm_host;
+    int host_threads; /* threads the host BLAS's products are split over */
+    char gemm_name[96];
     /* profiling: events of enqueued kernels when profile is on */
     nst_prof_event *events;
     int nevents, cap_events;
@@ -122,6 +144,8 @@ nst_status nst_launch(nst_runtime *rt, const char *program, const char *name, in
 
 /* Records an event for profiling when rt->profile is on; takes ownership. */
 void nst_profile_add(nst_runtime *rt, const char *name, cl_event ev);
+/* Records the time of work done on the host, when rt->profile is on. */
+void nst_profile_add_host(nst_runtime *rt, const char *name, double ms);
 /* Waits for the queue and reports a failure as a status. */
 nst_status nst_finish(nst_runtime *rt);
 
@@ -158,7 +182,7 @@ typedef int (*nst_prepare_fn)(int done, int total, const char *name, void *user)
 
 /* Builds (or loads from the caches) the named programs and compiles the
  * BLAS routines in blas (NST_BLAS_* bits) that are not ready yet, several at
- * once on as many threads as there are CPUs (at most 8; NST_BUILD_THREADS
+ * once on as many threads as there are CPUs (at most 8; rt->build_threads
  * overrides). Programs built already are skipped. report may be NULL. On a
  * failure the first error is left in rt; NST_ERR_INTERRUPTED when report
  * asked to stop. */
@@ -212,7 +236,8 @@ static inline size_t nst_mem_in_use(const nst_runtime *rt) {
 nst_status nst_buffer_create(nst_runtime *rt, size_t bytes, cl_mem *out);
 void nst_buffer_free(nst_runtime *rt, cl_mem buf);
 
-/* ---- CLBlast (gemm.c is the only file that includes clblast_c.h) -------- */
+/* ---- BLAS: CLBlast (gemm.c is the only file that includes clblast_c.h) or,
+ * when rt->gemm_host, the host BLAS (hostblas.c, the only one with cblas.h) */
 
 /* Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, with element
  * offsets and leading dimensions, as CLBlastSgemm. */
@@ -251,12 +276,35 @@ int nst_blas_compile(nst_runtime *rt, unsigned routine);
  * and tuning (a note in the cache directory, written by nst_blas_compile). */
 int nst_blas_cached(const nst_runtime *rt, unsigned routine);
 
-/* The cache directory (created): ${NST_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/nst};
- * 0 on success, -1 when there is none. */
-int nst_cache_dir(char *buf, size_t len);
-/* The same, with the reason in why (which names the directory and the
- * variable it came from) when there is none. */
-int nst_cache_dir_why(char *buf, size_t len, char *why, size_t wlen);
+/* The same routines on the host BLAS, on the buffers mapped into the host
+ * (blocking: they return when the result is in the buffer's host memory
+ * and the unmaps are enqueued). Spans beyond a buffer are refused.
+ * nst_host_gemm_batched is nst_gemm_strided_batched (batch 1: nst_gemm). */
+nst_status nst_host_gemm_batched(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n,
+                                 size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
+                                 size_t a_stride, cl_mem b, size_t b_off, size_t ldb,
+                                 size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,
+                                 size_t c_stride, size_t batch);
+nst_status nst_host_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off, cl_mem y,
+                         size_t y_off);
+nst_status nst_host_scal(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off);
+nst_status nst_host_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, size_t y_off,
+                        cl_mem out, size_t out_off);
+/* Writes the host BLAS's name and version ("OpenBLAS 0.3.21") into buf and
+ * returns 1; 0 (and "") when nst was built without one. */
+int nst_host_blas_name(char *buf, size_t len);
+/* Chooses where rt's BLAS routines run (nst_gemm_choose on rt->info; setting
+ * as in nst_runtime_options), and sets rt->gemm_host and rt->gemm_name and,
+ * for the host BLAS, its thread count. */
+nst_status nst_gemm_setup(nst_runtime *rt, const char *setting, nst_msg *msg);
+
+
+/* rt's cache directory (settings.cache_dir), created when missing; 0 on
+ * success, -1 when there is none. */
+int nst_cache_dir(const nst_runtime *rt, char *buf, size_t len);
+/* The same, with the reason in why (naming the directory) when there is none
+ * or it cannot be created or written. */
+int nst_cache_dir_why(const nst_runtime *rt, char *buf, size_t len, char *why, size_t wlen);
 /* The path of a note in the cache directory that `name` was compiled for
  * rt's device, keyed also by extra and the contents of extra_file (may be
  * NULL); -1 when rt has no cache. nst_cache_note_write creates it. */

@@ -1,6 +1,22 @@
 /* optim.c: L-BFGS (Nocedal & Wright, algorithm 7.4, with the step rules of
- * torch.optim.LBFGS) and Adam over device vectors; kernels in cl/optim.cl,
- * dot products, scaling and axpy through CLBlast. */
+ * torch.optim.LBFGS) and Adam over device vectors; kernels in cl/optim.cl.
+ *
+ * L-BFGS uses the compact representation of its inverse Hessian (Byrd,
+ * Nocedal & Schnabel 1994, section 4):
+ *
+ *   H = gamma I + [S Y] [ R^-T (D + gamma Y'Y) R^-1   -R^-T ] [ S' ]
+ *                       [ -R^-1                         0   ] [ Y' ]
+ *
+ * with S and Y the kept pairs as columns, oldest first, R the upper triangle
+ * of S'Y, D its diagonal and gamma = s.y / y.y of the newest pair. The pairs
+ * live on the device as the rows of one matrix W (s and y of each slot side
+ * by side, a ring of history + 1 slots: the spare one takes the pair being
+ * tested); the host keeps S'Y and Y'Y, one new column per accepted pair, in
+ * double. Per step the device does two passes over W: the inner products of
+ * its rows with the new gradient and the new y (which give that column and
+ * S'g, Y'g, g.g in one read back), and the direction d = -H g as one
+ * combination of the rows; the host solves the two small triangular systems
+ * in between. Nothing goes back and forth per history entry. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -12,19 +28,38 @@
 #define LS_MAX_TRIALS 25 /* evaluations one line search may spend */
 #define ARMIJO_C1 1e-4
 #define MIN_CURVATURE 1e-10 /* y.s below this: the pair is not kept */
+#define MAX_HISTORY 1000    /* the host keeps (history + 1)^2 doubles twice */
+#define ROW_ALIGN 32        /* floats: rows of W start on 128-byte boundaries */
+
+/* The row stride of W: an odd multiple of ROW_ALIGN, so that the same column
+ * of successive rows does not fall into one cache set. */
+static size_t row_stride(size_t n) {
+    size_t ld = nst_round_up(n, ROW_ALIGN);
+    return (ld / ROW_ALIGN) % 2 ? ld : ld + ROW_ALIGN;
+}
 
 struct nst_optim {
     nst_optim_params p;
     size_t n;
     int h;                 /* L-BFGS history length, 0 for Adam */
     nst_tensor *g;         /* gradient at the current x, reshaped like x */
-    cl_mem sc;             /* device scalars, see the SC_ slots */
+    cl_mem sc;             /* device scalars: inner products, then |g|_1 */
+    float *hsc;            /* host copy of the inner products */
+    size_t dots_wg;        /* work-group size of optim_dots, 0 until known */
+    int interleave;        /* optim_dots: blocks interleaved across work items */
     /* L-BFGS */
     cl_mem g_prev, d, x_prev;
-    cl_mem *s, *y;         /* ring of history pairs, p.history each */
-    double *rho;           /* 1 / (y_k . s_k) */
+    cl_mem w;              /* history: row 2k is s, row 2k+1 is y of slot k */
+    cl_mem coef;           /* the direction's coefficient of each row of w */
+    size_t ld;             /* row stride of w in floats */
+    int slots;             /* history + 1 */
+    int head, count, used; /* free slot; pairs kept, in the slots before head;
+                            * slots ever written (rows 0 .. 2 used of w) */
+    double *sy, *yy;       /* [slots][slots]: s_i.y_j (i older than j), y_i.y_j */
+    double *sg, *yg;       /* s_k.g and y_k.g of each slot for the current g */
+    double *work;          /* 3 * history */
+    float *cf;             /* host coefficients, 2 slots */
     double gamma;          /* initial Hessian scale s.y / y.y of the newest pair */
-    int head, count;       /* next slot to write, pairs kept */
     int have_g, iter, converged;
     double loss, gg;       /* at the current x */
     /* Adam */
@@ -33,13 +68,10 @@ struct nst_optim {
     int evals;
 };
 
-/* Device scalar slots: [0,h) s_i.q, [h,2h) y_i.r, then these. */
-#define SC_GTD(o) (2 * (o)->h)
-#define SC_YS(o) (2 * (o)->h + 1)
-#define SC_YY(o) (2 * (o)->h + 2)
-#define SC_GG(o) (2 * (o)->h + 3)
-#define SC_G1(o) (2 * (o)->h + 4)
-#define SC_COUNT(h) (2 * (size_t)(h) + 8)
+/* Device scalars: the inner products of up to 2 slots + 1 rows with two
+ * vectors, then |g|_1. */
+static size_t sc_count(int slots) { return 2 * (2 * (size_t)slots + 1) + 1; }
+#define SC_G1(o) (sc_count((o)->slots) - 1)
 
 void nst_optim_defaults(nst_optim_params *p, int kind) {
     memset(p, 0, sizeof *p);
@@ -58,11 +90,17 @@ void nst_optim_defaults(nst_optim_params *p, int kind) {
     }
 }
 
-static int hist(const nst_optim_params *p) { return p->kind == NST_OPTIM_LBFGS ? p->history : 0; }
+static int slots_of(const nst_optim_params *p) {
+    return p->kind == NST_OPTIM_LBFGS ? p->history + 1 : 0;
+}
 
 size_t nst_optim_memory_bytes(const nst_optim_params *p, size_t n) {
-    size_t vecs = p->kind == NST_OPTIM_LBFGS ? 4 + 2 * (size_t)p->history : 3;
-    return (vecs * n + SC_COUNT(hist(p))) * sizeof(float);
+    size_t slots = (size_t)slots_of(p), floats = sc_count((int)slots);
+    if (p->kind == NST_OPTIM_LBFGS)
+        floats += 4 * n + 2 * slots * row_stride(n) + 2 * slots;
+    else
+        floats += 3 * n;
+    return floats * sizeof(float);
 }
 
 static nst_status check_params(nst_runtime *rt, const nst_optim_params *p, size_t n) {
@@ -75,9 +113,9 @@ static nst_status check_params(nst_runtime *rt, const nst_optim_params *p, size_
     if (!(p->lr > 0) || !isfinite(p->lr))
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "learning rate %g must be positive",
                         p->lr);
-    if (p->kind == NST_OPTIM_LBFGS && (p->history < 1 || p->history > 100000))
-        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "L-BFGS history %d must be 1 to 100000",
-                        p->history);
+    if (p->kind == NST_OPTIM_LBFGS && (p->history < 1 || p->history > MAX_HISTORY))
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "L-BFGS history %d must be 1 to %d",
+                        p->history, MAX_HISTORY);
     if (p->kind == NST_OPTIM_ADAM &&
         (!(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 >= 0 && p->beta2 < 1) || !(p->eps > 0)))
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "Adam betas %g, %g must lie in [0,1) and "
@@ -93,26 +131,37 @@ nst_status nst_optim_create(nst_runtime *rt, const nst_optim_params *p, size_t n
     if (!o) return nst_fail(RTM(rt), NST_ERR_NOMEM, "optimiser state");
     o->p = *p;
     o->n = n;
-    o->h = hist(p);
-    size_t bytes = n * sizeof(float);
+    o->h = p->kind == NST_OPTIM_LBFGS ? p->history : 0;
+    o->slots = slots_of(p);
+    /* GPUs read W best with the work items of a group side by side, CPUs
+     * with each streaming its own run; p->dots overrides (for tests) */
+    o->interleave = p->dots == NST_OPTIM_DOTS_AUTO ? strcmp(rt->info.type, "CPU") != 0
+                                                   : p->dots == NST_OPTIM_DOTS_INTERLEAVED;
+    size_t bytes = n * sizeof(float), slots = (size_t)o->slots;
+    o->hsc = malloc(sc_count(o->slots) * sizeof(float));
+    if (!o->hsc) {
+        st = nst_fail(RTM(rt), NST_ERR_NOMEM, "optimiser state");
+        goto fail;
+    }
     NST_TRY(nst_tensor_create(rt, 1, 1, 1, (int)n, &o->g));
-    NST_TRY(nst_buffer_create(rt, SC_COUNT(hist(p)) * sizeof(float), &o->sc));
+    NST_TRY(nst_buffer_create(rt, sc_count(o->slots) * sizeof(float), &o->sc));
     if (p->kind == NST_OPTIM_LBFGS) {
-        int h = p->history;
-        o->s = calloc((size_t)h, sizeof *o->s);
-        o->y = calloc((size_t)h, sizeof *o->y);
-        o->rho = calloc((size_t)h, sizeof *o->rho);
-        if (!o->s || !o->y || !o->rho) {
-            st = nst_fail(RTM(rt), NST_ERR_NOMEM, "L-BFGS history of %d", h);
+        o->sy = malloc(slots * slots * sizeof(double));
+        o->yy = malloc(slots * slots * sizeof(double));
+        o->sg = calloc(slots, sizeof(double));
+        o->yg = calloc(slots, sizeof(double));
+        o->work = malloc(3 * (size_t)p->history * sizeof(double));
+        o->cf = calloc(2 * slots, sizeof(float));
+        if (!o->sy || !o->yy || !o->sg || !o->yg || !o->work || !o->cf) {
+            st = nst_fail(RTM(rt), NST_ERR_NOMEM, "L-BFGS history of %d", p->history);
             goto fail;
         }
+        o->ld = row_stride(n);
         NST_TRY(nst_buffer_create(rt, bytes, &o->g_prev));
         NST_TRY(nst_buffer_create(rt, bytes, &o->d));
         NST_TRY(nst_buffer_create(rt, bytes, &o->x_prev));
-        for (int i = 0; i < h; i++) {
-            NST_TRY(nst_buffer_create(rt, bytes, &o->s[i]));
-            NST_TRY(nst_buffer_create(rt, bytes, &o->y[i]));
-        }
+        NST_TRY(nst_buffer_create(rt, 2 * slots * o->ld * sizeof(float), &o->w));
+        NST_TRY(nst_buffer_create(rt, 2 * slots * sizeof(float), &o->coef));
     } else {
         NST_TRY(nst_buffer_create(rt, bytes, &o->m));
         NST_TRY(nst_buffer_create(rt, bytes, &o->v));
@@ -127,18 +176,24 @@ fail:
 
 void nst_optim_free(nst_runtime *rt, nst_optim *o) {
     if (!o) return;
+    /* a coefficient upload may still read o->cf */
+    if (o->cf) clFinish(rt->queue);
     nst_tensor_free(rt, o->g);
     nst_buffer_free(rt, o->sc);
     nst_buffer_free(rt, o->g_prev);
     nst_buffer_free(rt, o->d);
     nst_buffer_free(rt, o->x_prev);
-    for (int i = 0; o->s && i < o->h; i++) nst_buffer_free(rt, o->s[i]);
-    for (int i = 0; o->y && i < o->h; i++) nst_buffer_free(rt, o->y[i]);
+    nst_buffer_free(rt, o->w);
+    nst_buffer_free(rt, o->coef);
     nst_buffer_free(rt, o->m);
     nst_buffer_free(rt, o->v);
-    free(o->s);
-    free(o->y);
-    free(o->rho);
+    free(o->hsc);
+    free(o->sy);
+    free(o->yy);
+    free(o->sg);
+    free(o->yg);
+    free(o->work);
+    free(o->cf);
     free(o);
 }
 
@@ -161,7 +216,7 @@ fail:
 
 nst_status nst_optim_reset(nst_runtime *rt, nst_optim *o) {
     nst_status st = NST_OK;
-    o->head = o->count = 0;
+    o->head = o->count = o->used = 0;
     o->gamma = 1.0;
     o->have_g = o->iter = o->converged = 0;
     o->loss = o->gg = 0;
@@ -176,7 +231,13 @@ fail:
 int nst_optim_evals(const nst_optim *o) { return o->evals; }
 int nst_optim_converged(const nst_optim *o) { return o->converged; }
 
-/* ---- element-wise launches --------------------------------------------- */
+nst_status nst_optim_read_direction(nst_runtime *rt, const nst_optim *o, float *dst) {
+    if (!o->d)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "only L-BFGS has a search direction");
+    return nst_read_floats(rt, o->d, 0, o->n, dst);
+}
+
+/* ---- device work --------------------------------------------------------- */
 
 #define LAUNCH(rt, name, n, nargs, ...)                                                  \
     do {                                                                                 \
@@ -184,32 +245,13 @@ int nst_optim_converged(const nst_optim *o) { return o->converged; }
         NST_TRY(nst_launch((rt), "optim", (name), 1, &g_, &l_, (nargs), __VA_ARGS__));    \
     } while (0)
 
-static nst_status scale_copy(nst_runtime *rt, nst_optim *o, float a, cl_mem x, cl_mem y) {
+/* x_prev = x, g_prev = g, x += t d */
+static nst_status advance(nst_runtime *rt, nst_optim *o, nst_tensor *x, float t) {
     nst_status st = NST_OK;
     int n = (int)o->n;
-    LAUNCH(rt, "optim_scale_copy", o->n, 4, sizeof(int), &n, sizeof(float), &a, sizeof(cl_mem),
-           &x, sizeof(cl_mem), &y);
-fail:
-    return st;
-}
-
-static nst_status sub(nst_runtime *rt, nst_optim *o, cl_mem a, cl_mem b, cl_mem out) {
-    nst_status st = NST_OK;
-    int n = (int)o->n;
-    LAUNCH(rt, "optim_sub", o->n, 4, sizeof(int), &n, sizeof(cl_mem), &a, sizeof(cl_mem), &b,
-           sizeof(cl_mem), &out);
-fail:
-    return st;
-}
-
-/* y += (ca * sc[ia] + cb * sc[ib]) * x */
-static nst_status axpy_sc(nst_runtime *rt, nst_optim *o, int ia, float ca, int ib, float cb,
-                          cl_mem x, cl_mem y) {
-    nst_status st = NST_OK;
-    int n = (int)o->n;
-    LAUNCH(rt, "optim_axpy_sc", o->n, 8, sizeof(int), &n, sizeof(cl_mem), &o->sc, sizeof(int),
-           &ia, sizeof(float), &ca, sizeof(int), &ib, sizeof(float), &cb, sizeof(cl_mem), &x,
-           sizeof(cl_mem), &y);
+    LAUNCH(rt, "optim_advance", o->n, 7, sizeof(int), &n, sizeof(float), &t, sizeof(cl_mem),
+           &x->buf, sizeof(cl_mem), &o->d, sizeof(cl_mem), &o->x_prev, sizeof(cl_mem),
+           &o->g->buf, sizeof(cl_mem), &o->g_prev);
 fail:
     return st;
 }
@@ -224,20 +266,70 @@ fail:
     return st;
 }
 
-/* Reads `count` device scalars starting at slot into host doubles. */
-static nst_status read_sc(nst_runtime *rt, nst_optim *o, int slot, int count, double *dst) {
-    float tmp[4];
-    nst_status st = nst_read_floats(rt, o->sc, (size_t)slot, (size_t)count, tmp);
-    for (int i = 0; st == NST_OK && i < count; i++) dst[i] = tmp[i];
+/* The work-group size of optim_dots: a power of two up to 256 within the
+ * kernel's limit on this device (its tree sum needs a power of two). */
+static nst_status dots_wg(nst_runtime *rt, nst_optim *o) {
+    nst_status st = NST_OK;
+    if (o->dots_wg) return NST_OK;
+    cl_kernel k;
+    size_t kwg = 0;
+    NST_TRY(nst_kernel_get(rt, "optim", "optim_dots", &k));
+    NST_CL(RTM(rt), clGetKernelWorkGroupInfo(k, rt->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                             sizeof kwg, &kwg, NULL));
+    size_t lim = kwg < rt->info.max_work_group ? kwg : rt->info.max_work_group;
+    if (lim > 256) lim = 256;
+    o->dots_wg = 1;
+    while (o->dots_wg * 2 <= lim) o->dots_wg *= 2;
+fail:
+    return st;
+}
+
+/* Device scalars 2r and 2r+1 := row r of [W rows 0..nw-1; g] times g and
+ * (when two) times the row y_row of W. A few long inner products: split
+ * along n into enough work-groups to fill the device, then summed. */
+static nst_status dots(nst_runtime *rt, nst_optim *o, int nw, int two, size_t y_row) {
+    nst_status st = NST_OK;
+    NST_TRY(dots_wg(rt, o));
+    size_t ls = o->dots_wg, rows = (size_t)nw + 1;
+    size_t want = 8 * (size_t)(rt->info.compute_units ? rt->info.compute_units : 1);
+    size_t groups = (want + rows - 1) / rows, most = (o->n + 4 * ls - 1) / (4 * ls);
+    if (groups > most) groups = most; /* at least 4 elements a work item */
+    if (groups > 256) groups = 256;
+    if (groups < 1) groups = 1;
+    cl_uint n = (cl_uint)o->n, chunk = (cl_uint)nst_round_up((o->n + groups - 1) / groups, 8);
+    groups = (o->n + chunk - 1) / chunk;
+    cl_mem out = o->sc, w = o->w ? o->w : o->g->buf;
+    if (groups > 1)
+        NST_TRY(nst_scratch(rt, NST_SCRATCH_SMALL, 2 * rows * groups * sizeof(float), &out));
+    cl_ulong ld = o->ld, y_off = (cl_ulong)y_row * o->ld;
+    size_t global[2] = {groups * ls, rows}, local[2] = {ls, 1};
+    NST_TRY(nst_launch(rt, "optim", "optim_dots", 2, global, local, 11, sizeof(cl_uint), &n,
+                       sizeof(cl_uint), &chunk, sizeof(int), &nw, sizeof(cl_ulong), &ld,
+                       sizeof(cl_mem), &w, sizeof(cl_mem), &o->g->buf, sizeof(cl_ulong), &y_off,
+                       sizeof(int), &two, sizeof(int), &o->interleave, sizeof(cl_mem), &out,
+                       2 * ls * sizeof(float), NULL));
+    if (groups > 1) {
+        int count = 2 * (int)rows, parts = (int)groups;
+        LAUNCH(rt, "optim_dots_sum", (size_t)count, 4, sizeof(int), &count, sizeof(int), &parts,
+               sizeof(cl_mem), &out, sizeof(cl_mem), &o->sc);
+    }
+fail:
     return st;
 }
 
 /* ---- evaluation -------------------------------------------------------- */
 
-/* Calls f at x; the gradient lands in o->g, its squared norm in o->gg. A NaN
- * or Inf loss or gradient gives NST_ERR_NUMERIC. */
+static nst_status bad_gradient(nst_runtime *rt, const nst_optim *o) {
+    return nst_fail(RTM(rt), NST_ERR_NUMERIC, "the gradient holds a NaN or Inf at evaluation "
+                    "%d; the image is kept at the last finite iterate (lower the learning rate "
+                    "or the loss weights)", o->evals);
+}
+
+/* Calls f at x; the gradient lands in o->g. A NaN or Inf loss gives
+ * NST_ERR_NUMERIC; with check_grad so does a NaN or Inf in the gradient,
+ * and o->gg is its squared norm (otherwise the caller reads it later). */
 static nst_status evaluate(nst_runtime *rt, nst_optim *o, nst_tensor *x, nst_eval_fn f,
-                           void *ctx, double *loss) {
+                           void *ctx, double *loss, int check_grad) {
     nst_status st = NST_OK;
     o->g->n = x->n;
     o->g->c = x->c;
@@ -250,36 +342,108 @@ static nst_status evaluate(nst_runtime *rt, nst_optim *o, nst_tensor *x, nst_eva
         return nst_fail(RTM(rt), NST_ERR_NUMERIC, "the loss is %g at evaluation %d; the image "
                         "is kept at the last finite iterate (lower the learning rate or the "
                         "loss weights)", *loss, o->evals);
-    NST_TRY(nst_dot(rt, o->n, o->g->buf, 0, o->g->buf, 0, o->sc, (size_t)SC_GG(o)));
-    NST_TRY(read_sc(rt, o, SC_GG(o), 1, &o->gg));
-    if (!isfinite(o->gg))
-        return nst_fail(RTM(rt), NST_ERR_NUMERIC, "the gradient holds a NaN or Inf at evaluation "
-                        "%d; the image is kept at the last finite iterate (lower the learning "
-                        "rate or the loss weights)", o->evals);
+    if (check_grad) {
+        float gg;
+        NST_TRY(dots(rt, o, 0, 0, 0));
+        NST_TRY(nst_read_floats(rt, o->sc, 0, 1, &gg));
+        o->gg = gg;
+        if (!isfinite(o->gg)) return bad_gradient(rt, o);
+    }
 fail:
     return st;
 }
 
 /* ---- L-BFGS ------------------------------------------------------------ */
 
-/* d = -H g by the two-loop recursion over the kept pairs, newest first. The
- * coefficients alpha_i = rho_i s_i.q and beta_i = rho_i y_i.r stay on the
- * device (slots i and h+i). */
+/* The coefficients of d = -H g = -gamma g + sum_k (cs_k s_k + cy_k y_k) in
+ * o->cf (rows of W; zero for slots not kept), from S'g, Y'g and the kept
+ * S'Y, Y'Y: with a = S'g, b = Y'g, u = R^-1 a and
+ * w = R^-T ((D + gamma Y'Y) u - gamma b), cs = -w and cy = gamma u.
+ * Returns g.d. */
+static double compact_coefficients(nst_optim *o) {
+    const int c = o->count, S = o->slots;
+    double *u = o->work, *v = o->work + c, *w = o->work + 2 * c, gam = o->gamma;
+    int k[MAX_HISTORY];
+    for (int j = 0; j < c; j++) k[j] = (o->head - c + j + S) % S; /* oldest first */
+#define SY(i, j) o->sy[(size_t)k[i] * S + k[j]]
+#define YY(i, j) o->yy[(size_t)k[i] * S + k[j]]
+    for (int i = c - 1; i >= 0; i--) { /* R u = a */
+        double t = o->sg[k[i]];
+        for (int j = i + 1; j < c; j++) t -= SY(i, j) * u[j];
+        u[i] = t / SY(i, i);
+    }
+    for (int i = 0; i < c; i++) {
+        double t = 0;
+        for (int j = 0; j < c; j++) t += YY(i, j) * u[j];
+        v[i] = SY(i, i) * u[i] + gam * (t - o->yg[k[i]]);
+    }
+    for (int i = 0; i < c; i++) { /* R' w = v */
+        double t = v[i];
+        for (int j = 0; j < i; j++) t -= SY(j, i) * w[j];
+        w[i] = t / SY(i, i);
+    }
+#undef SY
+#undef YY
+    memset(o->cf, 0, 2 * (size_t)o->used * sizeof *o->cf);
+    double gtd = -gam * o->gg;
+    for (int i = 0; i < c; i++) {
+        o->cf[2 * k[i]] = (float)-w[i];
+        o->cf[2 * k[i] + 1] = (float)(gam * u[i]);
+        gtd += -w[i] * o->sg[k[i]] + gam * u[i] * o->yg[k[i]];
+    }
+    return gtd;
+}
+
+/* d = -g with no pairs kept, else from the coefficients in o->cf. */
 static nst_status lbfgs_direction(nst_runtime *rt, nst_optim *o) {
     nst_status st = NST_OK;
-    int h = o->p.history;
-    NST_TRY(scale_copy(rt, o, -1.0f, o->g->buf, o->d));
-    if (o->count == 0) return NST_OK;
-    for (int k = 0; k < o->count; k++) {
-        int i = (o->head - 1 - k + h) % h;
-        NST_TRY(nst_dot(rt, o->n, o->s[i], 0, o->d, 0, o->sc, (size_t)i));
-        NST_TRY(axpy_sc(rt, o, i, (float)-o->rho[i], i, 0.0f, o->y[i], o->d));
+    int n = (int)o->n, nw = o->count ? 2 * o->used : 0;
+    float a = o->count ? (float)-o->gamma : -1.0f;
+    cl_ulong ld = o->ld;
+    if (nw) /* read by the device after this returns: o->cf stays until the next read back */
+        NST_CL(RTM(rt), clEnqueueWriteBuffer(rt->queue, o->coef, CL_FALSE, 0,
+                                             (size_t)nw * sizeof(float), o->cf, 0, NULL, NULL));
+    LAUNCH(rt, "optim_combine", (o->n + 7) / 8, 8, sizeof(int), &n, sizeof(float), &a, sizeof(cl_mem),
+           &o->g->buf, sizeof(int), &nw, sizeof(cl_ulong), &ld, sizeof(cl_mem), &o->w,
+           sizeof(cl_mem), &o->coef, sizeof(cl_mem), &o->d);
+fail:
+    return st;
+}
+
+/* After a step: the pair (x - x_prev, g - g_prev) goes into the free slot;
+ * one pass over W gives every row's inner products with g and that y, read
+ * back at once. The pair is kept when its curvature y.s is positive, adding
+ * a column to S'Y and Y'Y; S'g and Y'g are refreshed either way. A NaN or
+ * Inf in the gradient gives NST_ERR_NUMERIC and changes nothing. */
+static nst_status lbfgs_update(nst_runtime *rt, nst_optim *o, nst_tensor *x) {
+    nst_status st = NST_OK;
+    const int k = o->head, S = o->slots;
+    if (k + 1 > o->used) o->used = k + 1;
+    const int nw = 2 * o->used, n = (int)o->n;
+    cl_ulong ld = o->ld, s_off = 2 * (cl_ulong)k * o->ld;
+    LAUNCH(rt, "optim_pair", o->n, 8, sizeof(int), &n, sizeof(cl_mem), &x->buf, sizeof(cl_mem),
+           &o->x_prev, sizeof(cl_mem), &o->g->buf, sizeof(cl_mem), &o->g_prev, sizeof(cl_mem),
+           &o->w, sizeof(cl_ulong), &s_off, sizeof(cl_ulong), &ld);
+    NST_TRY(dots(rt, o, nw, 1, 2 * (size_t)k + 1));
+    const float *r = o->hsc; /* r[2 i]: row i times g, r[2 i + 1]: row i times y */
+    NST_TRY(nst_read_floats(rt, o->sc, 0, 2 * ((size_t)nw + 1), o->hsc));
+    double gg = r[2 * nw];
+    if (!isfinite(gg)) return bad_gradient(rt, o);
+    o->gg = gg;
+    double ys = r[2 * (2 * k) + 1], yy = r[2 * (2 * k + 1) + 1];
+    if (ys > MIN_CURVATURE && isfinite(ys) && yy > 0 && isfinite(yy)) {
+        o->head = (k + 1) % S;
+        if (o->count < o->h) o->count++;
+        for (int j = 0; j < o->count; j++) { /* the kept slots, k the newest */
+            int i = (o->head - o->count + j + S) % S;
+            o->sy[(size_t)i * S + k] = r[2 * (2 * i) + 1];
+            o->yy[(size_t)i * S + k] = o->yy[(size_t)k * S + i] = r[2 * (2 * i + 1) + 1];
+        }
+        o->gamma = ys / yy;
     }
-    NST_TRY(nst_scal(rt, o->n, (float)o->gamma, o->d, 0));
-    for (int k = o->count - 1; k >= 0; k--) {
-        int i = (o->head - 1 - k + h) % h;
-        NST_TRY(nst_dot(rt, o->n, o->y[i], 0, o->d, 0, o->sc, (size_t)(h + i)));
-        NST_TRY(axpy_sc(rt, o, i, (float)o->rho[i], h + i, (float)-o->rho[i], o->s[i], o->d));
+    for (int i = 0; i < o->used; i++) {
+        o->sg[i] = r[2 * (2 * i)];
+        o->yg[i] = r[2 * (2 * i + 1)];
     }
 fail:
     return st;
@@ -305,7 +469,7 @@ static nst_status lbfgs_step(nst_runtime *rt, nst_optim *o, nst_tensor *x, nst_e
         return NST_OK;
     }
     if (!o->have_g) {
-        NST_TRY(evaluate(rt, o, x, f, ctx, &o->loss));
+        NST_TRY(evaluate(rt, o, x, f, ctx, &o->loss, 1));
         o->have_g = 1;
     }
     *loss = o->loss;
@@ -313,40 +477,37 @@ static nst_status lbfgs_step(nst_runtime *rt, nst_optim *o, nst_tensor *x, nst_e
         o->converged = 1;
         return NST_OK;
     }
-    NST_TRY(lbfgs_direction(rt, o));
-    double gtd;
-    NST_TRY(nst_dot(rt, o->n, o->g->buf, 0, o->d, 0, o->sc, (size_t)SC_GTD(o)));
-    NST_TRY(read_sc(rt, o, SC_GTD(o), 1, &gtd));
-    if (!(gtd < 0)) { /* not a descent direction: drop the history */
-        o->count = 0;
-        NST_TRY(scale_copy(rt, o, -1.0f, o->g->buf, o->d));
-        gtd = -o->gg;
+    double gtd = -o->gg;
+    if (o->count > 0) {
+        gtd = compact_coefficients(o);
+        if (!(gtd < 0)) { /* not a descent direction: drop the history */
+            o->count = 0;
+            gtd = -o->gg;
+        }
     }
+    NST_TRY(lbfgs_direction(rt, o));
     double t = o->p.lr;
     if (o->count == 0) { /* no curvature known yet: a short first step */
-        double g1;
-        NST_TRY(nst_sum_abs(rt, o->g->buf, o->n, o->sc, (size_t)SC_G1(o)));
-        NST_TRY(read_sc(rt, o, SC_G1(o), 1, &g1));
+        float g1;
+        NST_TRY(nst_sum_abs(rt, o->g->buf, o->n, o->sc, SC_G1(o)));
+        NST_TRY(nst_read_floats(rt, o->sc, SC_G1(o), 1, &g1));
         t = o->p.lr * fmin(1.0, 1.0 / g1);
     }
     const double f0 = o->loss, gg0 = o->gg;
-    NST_TRY(copy(rt, x->buf, o->x_prev, o->n));
-    NST_TRY(copy(rt, o->g->buf, o->g_prev, o->n));
     if (!o->p.line_search) {
-        NST_TRY(move(rt, o, x, (float)t));
-        st = evaluate(rt, o, x, f, ctx, &o->loss);
-        if (st != NST_OK) {
-            nst_msg keep = rt->msg; /* the restore must not hide the cause */
-            if (lbfgs_restore(rt, o, x, f0, gg0) == NST_OK) rt->msg = keep;
-            return st;
-        }
+        NST_TRY(advance(rt, o, x, (float)t));
+        st = evaluate(rt, o, x, f, ctx, &o->loss, 0);
+        if (st != NST_OK) goto fail_restore;
     } else {
         int accepted = 0, numeric = 0;
         nst_msg why = {{0}};
         for (int trial = 0; trial < LS_MAX_TRIALS && !accepted; trial++) {
-            NST_TRY(move(rt, o, x, (float)t));
+            if (trial == 0)
+                NST_TRY(advance(rt, o, x, (float)t));
+            else
+                NST_TRY(move(rt, o, x, (float)t));
             double fx;
-            st = evaluate(rt, o, x, f, ctx, &fx);
+            st = evaluate(rt, o, x, f, ctx, &fx, 1);
             if (st == NST_ERR_NUMERIC) { /* too far: a much shorter step */
                 numeric = 1;
                 why = rt->msg;
@@ -374,27 +535,13 @@ static nst_status lbfgs_step(nst_runtime *rt, nst_optim *o, nst_tensor *x, nst_e
             return NST_OK;
         }
     }
-    /* the new pair: s = x - x_prev, y = g - g_prev */
-    {
-        int slot = o->head;
-        double sy[2];
-        NST_TRY(sub(rt, o, x->buf, o->x_prev, o->s[slot]));
-        NST_TRY(sub(rt, o, o->g->buf, o->g_prev, o->y[slot]));
-        NST_TRY(nst_dot(rt, o->n, o->y[slot], 0, o->s[slot], 0, o->sc, (size_t)SC_YS(o)));
-        NST_TRY(nst_dot(rt, o->n, o->y[slot], 0, o->y[slot], 0, o->sc, (size_t)SC_YY(o)));
-        NST_TRY(read_sc(rt, o, SC_YS(o), 2, sy));
-        if (sy[0] > MIN_CURVATURE && isfinite(sy[0]) && sy[1] > 0 && isfinite(sy[1])) {
-            o->rho[slot] = 1.0 / sy[0];
-            o->gamma = sy[0] / sy[1];
-            o->head = (o->head + 1) % o->p.history;
-            if (o->count < o->p.history) o->count++;
-        }
-    }
+    st = lbfgs_update(rt, o, x);
+    if (st != NST_OK) goto fail_restore;
     o->iter++;
     *loss = o->loss;
     return NST_OK;
 fail_restore: {
-    nst_msg keep = rt->msg;
+    nst_msg keep = rt->msg; /* the restore must not hide the cause */
     if (lbfgs_restore(rt, o, x, f0, gg0) == NST_OK) rt->msg = keep;
     return st;
 }
@@ -407,7 +554,7 @@ fail:
 static nst_status adam_step(nst_runtime *rt, nst_optim *o, nst_tensor *x, nst_eval_fn f,
                             void *ctx, double *loss) {
     nst_status st = NST_OK;
-    NST_TRY(evaluate(rt, o, x, f, ctx, loss));
+    NST_TRY(evaluate(rt, o, x, f, ctx, loss, 1));
     o->t++;
     const nst_optim_params *p = &o->p;
     float step = (float)(p->lr / (1.0 - pow(p->beta1, (double)o->t)));

@@ -1,8 +1,10 @@
 /* optim.h: L-BFGS and Adam over a device vector (the image being optimised).
  *
  * All optimiser state (gradient, L-BFGS history s_k/y_k, Adam moments) lives
- * on the device; per iteration the host reads back only a few scalars (the
- * loss from the callback, dot products for the step and the history test).
+ * on the device; per iteration the host reads back only the loss (from the
+ * callback) and one batch of inner products. L-BFGS computes its direction
+ * by the compact representation (two passes over the history and a small
+ * solve on the host), so a step costs about the same at any history length.
  *
  * The optimiser owns its buffers; the caller owns x and the callback context.
  * One nst_optim serves vectors of exactly the n floats it was created for. */
@@ -21,12 +23,16 @@ typedef nst_status (*nst_eval_fn)(void *ctx, nst_runtime *rt, const nst_tensor *
 
 typedef struct nst_optim_params {
     int kind;        /* NST_OPTIM_LBFGS or NST_OPTIM_ADAM */
-    int history;     /* L-BFGS: pairs (s_k, y_k) kept; >= 1 */
+    int history;     /* L-BFGS: pairs (s_k, y_k) kept; 1 to 1000 */
     int line_search; /* L-BFGS: 1 = backtracking Armijo search, 0 = fixed steps */
     double lr;       /* L-BFGS: step length (1); Adam: learning rate */
     double beta1, beta2, eps; /* Adam */
     int clamp;       /* Adam: clamp x to [0,1] after each step (L-BFGS ignores it) */
+    int dots;        /* L-BFGS: how the history's inner products read it:
+                        NST_OPTIM_DOTS_AUTO (by device type), _CONTIGUOUS, _INTERLEAVED */
 } nst_optim_params;
+
+enum { NST_OPTIM_DOTS_AUTO = 0, NST_OPTIM_DOTS_CONTIGUOUS, NST_OPTIM_DOTS_INTERLEAVED };
 
 /* L-BFGS: history 100, lr 1, no line search. Adam: lr 0.02, betas 0.9 and
  * 0.999, eps 1e-8, clamp on. */
@@ -58,6 +64,9 @@ int nst_optim_evals(const nst_optim *o);
 int nst_optim_converged(const nst_optim *o);
 /* Forgets history, moments and the step count: the next step starts afresh. */
 nst_status nst_optim_reset(nst_runtime *rt, nst_optim *o);
+/* Reads the direction of the last L-BFGS step (n floats) into dst: the step
+ * moved x by a multiple of it. For tests and diagnostics. */
+nst_status nst_optim_read_direction(nst_runtime *rt, const nst_optim *o, float *dst);
 /* Device bytes nst_optim_create allocates for these parameters and n. */
 size_t nst_optim_memory_bytes(const nst_optim_params *p, size_t n);
 void nst_optim_free(nst_runtime *rt, nst_optim *o);

@@ -20,8 +20,9 @@ typedef struct plan_ctx {
     const nst_objective *o;
     const nst_params *p;
     int depth;
-    int chan[NST_VGG_LAYERS]; /* output channels of each layer */
-    int stride[NST_VGG_LAYERS];
+    const nst_net *net;
+    int chan[NST_NET_MAX_LAYERS]; /* output channels of each layer */
+    int stride[NST_NET_MAX_LAYERS];
     uint64_t weight_bytes;
     int halo, align;          /* the tiles' (nst_objective_halo) */
     int cw, ch;               /* the content as given */
@@ -198,7 +199,7 @@ static nst_status check_size(const plan_ctx *c, nst_msg *msg) {
     return nst_fail(msg, NST_ERR_INVALID_ARG,
                     "at --size %d%s %s is %dx%d, too small for layer %s: the %d poolings before "
                     "it need at least %d pixels a side; %s",
-                    p->size, scale, what, w, h, nst_vgg_layer_name(c->depth - 1), pools,
+                    p->size, scale, what, w, h, nst_net_layer_name(c->net, c->depth - 1), pools,
                     min_side(c), fix);
 }
 
@@ -220,7 +221,7 @@ static nst_status check_tile(const plan_ctx *c, nst_msg *msg) {
                         "(twice the %d-pixel halo of the layer's receptive field, plus %d, plus "
                         "up to %d to keep the pooling grid); give at least %d, or 0 to let the "
                         "plan choose",
-                        tile, nst_vgg_layer_name(c->depth - 1), least, c->halo, c->align,
+                        tile, nst_net_layer_name(c->net, c->depth - 1), least, c->halo, c->align,
                         c->align - 1, least);
     nst_tiling tg;
     nst_status st = nst_tiling_make(h, w, tile, c->halo, c->align, &tg, msg);
@@ -243,25 +244,18 @@ nst_status nst_plan_compute(nst_runtime *rt, const nst_params *p, const nst_obje
                         nstyles, content_w, content_h);
     c.o = o;
     c.p = p;
-    c.depth = nst_vgg_depth(nst_objective_network(o));
+    const nst_vgg *vgg = nst_objective_network(o);
+    c.net = nst_vgg_net(vgg);
+    c.depth = nst_vgg_depth(vgg);
     nst_objective_halo(o, &c.halo, &c.align);
-    int ch = 3, s = 1;
+    /* the im2col figure: each convolution's weights, flipped copy and bias */
     for (int i = 0; i < c.depth; i++) {
-        const char *name = nst_vgg_layer_name(i);
-        if (name[0] == 'c') {
-            char key[64];
-            snprintf(key, sizeof key, "features.%d.weight", i);
-            const nst_weight *wt = nst_weights_find(w, key);
-            snprintf(key, sizeof key, "features.%d.bias", i);
-            const nst_weight *bt = nst_weights_find(w, key);
-            if (!wt || !bt) return nst_fail(RTM(rt), NST_ERR_FORMAT, "plan: no %s", key);
-            ch = (int)wt->shape[0];
-            c.weight_bytes += (2 * wt->count + bt->count) * sizeof(float);
-        } else if (name[0] == 'p') {
-            s *= 2;
-        }
-        c.chan[i] = ch;
-        c.stride[i] = s;
+        const nst_net_layer *L = &c.net->layer[i];
+        c.chan[i] = nst_vgg_channels(vgg, i);
+        c.stride[i] = nst_net_stride(c.net, i);
+        if (L->kind == NST_LAYER_CONV)
+            c.weight_bytes += (2 * (uint64_t)c.chan[i] * (i ? c.chan[i - 1] : 3) * L->kernel *
+                                   L->kernel + c.chan[i]) * sizeof(float);
     }
     c.cw = content_w;
     c.ch = content_h;

@@ -91,17 +91,17 @@ static char *read_file(const char *path, size_t *len) {
 }
 
 /* Loads common + program source; the pointers are either the embedded arrays
- * or malloc'ed copies from NST_CL_DIR (flagged in owned[]). */
-static void load_sources(const nst_program_src *p, const char *src[2], size_t len[2],
-                         int owned[2]) {
+ * or malloc'ed copies from settings.cl_dir (flagged in owned[]). */
+static void load_sources(const nst_runtime *rt, const nst_program_src *p, const char *src[2],
+                         size_t len[2], int owned[2]) {
     const nst_program_src *parts[2] = {&nst_program_common_src, p};
-    const char *dir = getenv("NST_CL_DIR");
+    const char *dir = rt->settings.cl_dir;
     for (int i = 0; i < 2; i++) {
         src[i] = parts[i]->src;
         len[i] = parts[i]->len;
         owned[i] = 0;
         if (dir && *dir) {
-            char path[1024];
+            char path[NST_PATH_MAX + 64];
             snprintf(path, sizeof path, "%s/%s.cl", dir, parts[i]->name);
             size_t n = 0;
             char *s = read_file(path, &n);
@@ -119,11 +119,11 @@ static void free_sources(const char *src[2], const int owned[2]) {
         if (owned[i]) free((char *)src[i]);
 }
 
-/* The build options of a program on rt. */
+/* The build options of a program on rt: the standard, the program's own,
+ * settings.cl_options. */
 static void build_options(const nst_runtime *rt, const prog_def *d, char *opts, size_t len) {
-    const char *extra = getenv("NST_CL_OPTS");
     snprintf(opts, len, "%s %s %s", rt->cl12 ? "-cl-std=CL1.2" : "", d->defines,
-             extra ? extra : "");
+             rt->settings.cl_options);
 }
 
 /* ---- the cache ---------------------------------------------------------- */
@@ -139,26 +139,15 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 
 static uint64_t fnv1a_str(uint64_t h, const char *s) { return fnv1a(h, s, strlen(s) + 1); }
 
-int nst_cache_dir_why(char *buf, size_t len, char *why, size_t wlen) {
-    const char *d = getenv("NST_CACHE_DIR");
-    const char *origin = "NST_CACHE_DIR";
+int nst_cache_dir_why(const nst_runtime *rt, char *buf, size_t len, char *why, size_t wlen) {
+    const char *d = rt->settings.cache_dir;
     if (why && wlen) why[0] = 0;
-    if (d && *d) {
-        snprintf(buf, len, "%s", d);
-    } else {
-        const char *x = getenv("XDG_CACHE_HOME");
-        const char *home = getenv("HOME");
-        if (x && *x) {
-            snprintf(buf, len, "%s/nst", x);
-            origin = "XDG_CACHE_HOME";
-        } else if (home && *home) {
-            snprintf(buf, len, "%s/.cache/nst", home);
-            origin = "HOME";
-        } else {
-            if (why && wlen)
-                snprintf(why, wlen, "neither NST_CACHE_DIR, XDG_CACHE_HOME nor HOME is set");
-            return -1;
-        }
+    if (!*d || snprintf(buf, len, "%s", d) >= (int)len) {
+        if (why && wlen)
+            snprintf(why, wlen, "%s",
+                     *d ? "its name is too long"
+                        : "there is none (neither HOME nor XDG_CACHE_HOME is set)");
+        return -1;
     }
     /* mkdir -p */
     for (char *p = buf + 1; *p; p++) {
@@ -171,12 +160,13 @@ int nst_cache_dir_why(char *buf, size_t len, char *why, size_t wlen) {
     int bad = mkdir(buf, 0755) != 0 && errno != EEXIST;
     if (!bad && access(buf, W_OK | X_OK) != 0) bad = 1;
     if (bad && why && wlen)
-        snprintf(why, wlen, "cannot create or write %s (from %s): %s", buf, origin,
-                 strerror(errno));
+        snprintf(why, wlen, "cannot create or write %s: %s", buf, strerror(errno));
     return bad ? -1 : 0;
 }
 
-int nst_cache_dir(char *buf, size_t len) { return nst_cache_dir_why(buf, len, NULL, 0); }
+int nst_cache_dir(const nst_runtime *rt, char *buf, size_t len) {
+    return nst_cache_dir_why(rt, buf, len, NULL, 0);
+}
 
 /* The hash of what a compiled program depends on besides its source. */
 static uint64_t device_hash(const nst_runtime *rt) {
@@ -199,7 +189,7 @@ static uint64_t device_hash(const nst_runtime *rt) {
 static int cache_path(const nst_runtime *rt, const char *name, const char *src[2],
                       const size_t len[2], const char *opts, char *path, size_t plen) {
     char dir[900];
-    if (nst_cache_dir(dir, sizeof dir) != 0) return -1;
+    if (nst_cache_dir(rt, dir, sizeof dir) != 0) return -1;
     uint64_t h = device_hash(rt);
     h = fnv1a(h, src[0], len[0]);
     h = fnv1a(h, src[1], len[1]);
@@ -225,7 +215,7 @@ static void write_atomic(const char *path, const void *head, size_t hn, const vo
 int nst_cache_note_path(const nst_runtime *rt, const char *name, const char *extra,
                         const char *extra_file, char *path, size_t plen) {
     char dir[900];
-    if (rt->no_cache || nst_cache_dir(dir, sizeof dir) != 0) return -1;
+    if (rt->no_cache || nst_cache_dir(rt, dir, sizeof dir) != 0) return -1;
     uint64_t h = fnv1a_str(device_hash(rt), extra);
     size_t n = 0;
     char *file = extra_file ? read_file(extra_file, &n) : NULL;
@@ -306,8 +296,8 @@ static int program_cached(const nst_runtime *rt, int slot) {
     const char *src[2];
     size_t len[2];
     int owned[2];
-    char opts[512], path[1100];
-    load_sources(g_progs[slot].src, src, len, owned);
+    char opts[600], path[1100];
+    load_sources(rt, g_progs[slot].src, src, len, owned);
     build_options(rt, &g_progs[slot], opts, sizeof opts);
     int ok = cache_path(rt, g_progs[slot].name, src, len, opts, path, sizeof path) == 0 &&
              access(path, R_OK) == 0;
@@ -320,7 +310,7 @@ static nst_status build_program(nst_runtime *rt, int slot, build_out *out) {
     const char *src[2];
     size_t len[2];
     int owned[2];
-    char opts[512];
+    char opts[600]; /* the standard, the program's defines, settings.cl_options */
     char path[1100];
     nst_status st = NST_OK;
     cl_program prog = NULL;
@@ -329,7 +319,7 @@ static nst_status build_program(nst_runtime *rt, int slot, build_out *out) {
     nst_msg *msg = &out->msg;
     out->hit = 0;
 
-    load_sources(d->src, src, len, owned);
+    load_sources(rt, d->src, src, len, owned);
     build_options(rt, d, opts, sizeof opts);
     int cache = !rt->no_cache && cache_path(rt, d->name, src, len, opts, path, sizeof path) == 0;
     if (cache && rt->cache_binaries) prog = load_cached(rt, path, opts);
@@ -466,10 +456,8 @@ static void *prep_worker(void *arg) {
     return NULL;
 }
 
-static int prep_threads(int units) {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *env = getenv("NST_BUILD_THREADS");
-    if (env && atoi(env) > 0) cpus = atoi(env);
+static int prep_threads(const nst_runtime *rt, int units) {
+    long cpus = rt->build_threads > 0 ? rt->build_threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (cpus < 1) cpus = 1;
     if (cpus > 8) cpus = 8;
     return units < cpus ? units : (int)cpus;
@@ -482,7 +470,9 @@ nst_status nst_programs_prepare(nst_runtime *rt, const char *const *names, int n
     int n = 0, total = 0;
     nst_status st = NST_OK;
     memset(units, 0, sizeof units);
-    /* the BLAS routines first: CLBlast's programs are the largest */
+    /* the BLAS routines first: CLBlast's programs are the largest (the host
+     * BLAS compiles nothing) */
+    if (rt->gemm_host) blas = 0;
     if (blas && rt->tune_state == 0) nst_tune_apply_saved(rt);
     for (unsigned bit = 1; bit && bit <= blas && n < 8; bit <<= 1) {
         const char *name = (blas & bit) && !(rt->blas_ready & bit) ? nst_blas_routine_name(bit)
@@ -521,7 +511,7 @@ nst_status nst_programs_prepare(nst_runtime *rt, const char *const *names, int n
     int done = 0;
     if (report && total > 0 && report(0, total, NULL, user)) c.stop = 1;
     pthread_t th[8];
-    int nth = 0, want = c.stop ? 0 : prep_threads(n);
+    int nth = 0, want = c.stop ? 0 : prep_threads(rt, n);
     while (nth < want && pthread_create(&th[nth], NULL, prep_worker, &c) == 0) nth++;
     if (nth == 0) prep_worker(&c); /* no threads: build them here */
     /* Each finished build is reported from this thread. The loop ends when

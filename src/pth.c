@@ -60,9 +60,8 @@ typedef struct vm {
     val **memo;
     size_t nmemo;
     nst_msg *msg;
+    val mark;           /* the MARK pushed by '(' (kind V_MARK), the VM's own */
 } vm;
-
-static val MARK_VAL = {V_MARK, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, 0, {0}, {0}};
 
 static void vm_free(vm *m) {
     for (size_t i = 0; i < m->nall; i++) {
@@ -125,7 +124,7 @@ static int streq(const val *v, const char *s) {
 
 /* ---- the VM ------------------------------------------------------------ */
 
-static const char *gname[] = {"collections.OrderedDict", "torch._utils._rebuild_tensor",
+static const char *const gname[] = {"collections.OrderedDict", "torch._utils._rebuild_tensor",
                               "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
                               "torch.FloatStorage", "torch.HalfStorage", "torch.BFloat16Storage"};
 
@@ -258,6 +257,7 @@ static nst_status vm_run(vm *m, val **out) {
     nst_status st;
     m->sp = 0;
     m->nmemo = 0; /* each pickle has its own memo */
+    m->mark.kind = V_MARK;
     for (;;) {
         NEED(1);
         size_t at = m->pos;
@@ -272,7 +272,7 @@ static nst_status vm_run(vm *m, val **out) {
             POP(v);
             *out = v;
             return NST_OK;
-        case '(': if (!push(m, &MARK_VAL)) return bad(m, "stack too deep"); break;
+        case '(': if (!push(m, &m->mark)) return bad(m, "stack too deep"); break;
         case 'N': v = vnew(m, V_NONE); goto pushv;
         case 0x88: case 0x89: v = vnew(m, V_BOOL); if (v) v->i = op == 0x88; goto pushv;
         case 'K': NEED(1); v = vnew(m, V_INT); if (v) v->i = m->p[m->pos]; m->pos += 1; goto pushv;
@@ -436,18 +436,17 @@ static nst_status read_at(src *s, uint64_t off, void *buf, size_t n, nst_msg *ms
         return nst_fail(msg, NST_ERR_FORMAT, "%s: data at byte %llu (+%zu) lies beyond the end "
                         "of the file (truncated?)", s->path, (unsigned long long)off, n);
     if (fseeko(s->f, (off_t)off, SEEK_SET) || fread(buf, 1, n, s->f) != n)
-        return nst_fail(msg, NST_ERR_IO, "%s: cannot read: %s", s->path, strerror(errno));
+        return nst_fail(msg, NST_ERR_IO, "%s: cannot read: %s", s->path, NST_STRERROR(errno));
     return NST_OK;
 }
 
 static uint32_t crc32_of(const unsigned char *p, size_t n) {
-    static uint32_t tab[256];
-    if (!tab[1])
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int j = 0; j < 8; j++) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-            tab[i] = c;
-        }
+    uint32_t tab[256]; /* the call's own: 2048 steps against a whole tensor's bytes */
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int j = 0; j < 8; j++) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+        tab[i] = c;
+    }
     uint32_t c = 0xffffffffu;
     for (size_t i = 0; i < n; i++) c = tab[(c ^ p[i]) & 0xff] ^ (c >> 8);
     return c ^ 0xffffffffu;

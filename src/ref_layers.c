@@ -1,5 +1,5 @@
 /* ref_layers.c: plain-C double references of the VGG layers and graph (see
- * reference.h). */
+ * reference.h); the graph follows the weights' network table (net.h). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,56 +111,57 @@ void nst_ref_pool_backward(double *dx, const double *x, const double *dy, int C,
             }
 }
 
-static const double mean_[3] = {0.485, 0.456, 0.406}, std_[3] = {0.229, 0.224, 0.225};
-
-void nst_ref_normalize_forward(double *y, const double *x, int H, int W) {
+void nst_ref_normalize_forward(double *y, const double *x, int H, int W,
+                               const nst_input_norm *in) {
     size_t hw = (size_t)H * W;
-    for (int c = 0; c < 3; c++)
-        for (size_t i = 0; i < hw; i++) y[c * hw + i] = (x[c * hw + i] - mean_[c]) / std_[c];
+    if (!in) in = nst_input_get(NST_INPUT_TORCHVISION);
+    for (int c = 0; c < 3; c++) {
+        int k = in->bgr ? 2 - c : c;
+        for (size_t i = 0; i < hw; i++) y[c * hw + i] = (x[k * hw + i] - in->mean[c]) / in->std[c];
+    }
 }
 
-void nst_ref_normalize_backward(double *dx, const double *dy, int H, int W) {
+void nst_ref_normalize_backward(double *dx, const double *dy, int H, int W,
+                                const nst_input_norm *in) {
     size_t hw = (size_t)H * W;
-    for (int c = 0; c < 3; c++)
-        for (size_t i = 0; i < hw; i++) dx[c * hw + i] = dy[c * hw + i] / std_[c];
-}
-
-int nst_ref_vgg_kind(int layer) {
-    static const int pools[5] = {4, 9, 18, 27, 36};
-    for (int i = 0; i < 5; i++)
-        if (layer == pools[i]) return 2;
-    for (int i = 0; i < NST_VGG_CONVS; i++)
-        if (layer == nst_vgg_conv_index[i]) return 0;
-    return 1;
+    if (!in) in = nst_input_get(NST_INPUT_TORCHVISION);
+    for (int c = 0; c < 3; c++) {
+        int k = in->bgr ? 2 - c : c;
+        for (size_t i = 0; i < hw; i++) dx[k * hw + i] = dy[c * hw + i] / in->std[c];
+    }
 }
 
 int nst_ref_vgg_forward(nst_ref_vgg *m, const nst_weights *w, int nlayers, int avg_pool,
                         const double *img, int H, int W) {
     memset(m, 0, sizeof *m);
+    m->net = nst_weights_net(w);
+    m->in = nst_input_get(w->input);
     m->nlayers = nlayers;
+    if (!m->in || nlayers < 1 || nlayers > m->net->nlayers) return -1;
     m->xn = nst_ref_alloc((size_t)3 * H * W);
     if (!m->xn) return -1;
-    nst_ref_normalize_forward(m->xn, img, H, W);
+    nst_ref_normalize_forward(m->xn, img, H, W, m->in);
     const double *in = m->xn;
     int c = 3, h = H, v = W, conv = 0;
     for (int i = 0; i < nlayers; i++) {
-        int kind = nst_ref_vgg_kind(i);
-        if (kind == 0) {
+        const nst_net_layer *L = &m->net->layer[i];
+        if (L->kind == NST_LAYER_CONV) {
             char name[64];
             snprintf(name, sizeof name, "features.%d.weight", i);
             const nst_weight *tw = nst_weights_find(w, name);
             snprintf(name, sizeof name, "features.%d.bias", i);
             const nst_weight *tb = nst_weights_find(w, name);
-            if (!tw || !tb || tw->shape[1] != c) return -1;
+            if (!tw || !tb || tw->shape[1] != c || tw->shape[2] != L->kernel) return -1;
             int k = (int)tw->shape[0];
             m->wt[conv] = nst_ref_from_float(tw->data, tw->count);
             m->b[conv] = nst_ref_from_float(tb->data, tb->count);
             m->act[i] = nst_ref_alloc((size_t)k * h * v);
             if (!m->wt[conv] || !m->b[conv] || !m->act[i]) return -1;
-            nst_ref_conv_forward(m->act[i], in, m->wt[conv], m->b[conv], c, h, v, k, 3, 0);
+            nst_ref_conv_forward(m->act[i], in, m->wt[conv], m->b[conv], c, h, v, k, L->kernel,
+                                 0);
             c = k;
             conv++;
-        } else if (kind == 1) {
+        } else if (L->kind == NST_LAYER_RELU) {
             m->act[i] = nst_ref_alloc((size_t)c * h * v);
             if (!m->act[i]) return -1;
             nst_ref_relu_forward(m->act[i], in, (size_t)c * h * v);
@@ -194,20 +195,20 @@ int nst_ref_vgg_backward(const nst_ref_vgg *m, int avg_pool, double *const *dtap
         return -1;
     }
     int conv = 0;
-    for (int i = 0; i < m->nlayers; i++) conv += nst_ref_vgg_kind(i) == 0;
+    for (int i = 0; i < m->nlayers; i++) conv += m->net->layer[i].kind == NST_LAYER_CONV;
     for (int i = m->nlayers - 1; i >= 0; i--) {
+        const nst_net_layer *L = &m->net->layer[i];
         size_t n = (size_t)m->c[i] * m->h[i] * m->w[i];
         if (dtap[i])
             for (size_t j = 0; j < n; j++) g[j] += dtap[i][j];
         int ic = i ? m->c[i - 1] : 3, ih = i ? m->h[i - 1] : H, iw = i ? m->w[i - 1] : W;
         const double *in = i ? m->act[i - 1] : m->xn;
         size_t nin = (size_t)ic * ih * iw;
-        int kind = nst_ref_vgg_kind(i);
-        if (kind == 0) {
+        if (L->kind == NST_LAYER_CONV) {
             conv--;
             memset(gin, 0, nin * sizeof *gin);
-            nst_ref_conv_backward_input(gin, g, m->wt[conv], ic, ih, iw, m->c[i], 3);
-        } else if (kind == 1) {
+            nst_ref_conv_backward_input(gin, g, m->wt[conv], ic, ih, iw, m->c[i], L->kernel);
+        } else if (L->kind == NST_LAYER_RELU) {
             nst_ref_relu_backward(gin, m->act[i], g, n);
         } else {
             nst_ref_pool_backward(gin, in, g, ic, ih, iw, !avg_pool);
@@ -216,15 +217,15 @@ int nst_ref_vgg_backward(const nst_ref_vgg *m, int avg_pool, double *const *dtap
         g = gin;
         gin = t;
     }
-    nst_ref_normalize_backward(dimg, g, H, W);
+    nst_ref_normalize_backward(dimg, g, H, W, m->in);
     free(g);
     free(gin);
     return 0;
 }
 
 void nst_ref_vgg_free(nst_ref_vgg *m) {
-    for (int i = 0; i < 37; i++) free(m->act[i]);
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < NST_NET_MAX_LAYERS; i++) free(m->act[i]);
+    for (int i = 0; i < NST_NET_MAX_CONVS; i++) {
         free(m->wt[i]);
         free(m->b[i]);
     }

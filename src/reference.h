@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "net.h"
 #include "weights.h"
 
 /* ---- layers (ref_layers.c) ---------------------------------------------- */
@@ -30,26 +31,31 @@ void nst_ref_pool_forward(double *y, const double *x, int C, int H, int W, int m
 /* Overwrites dx [C,H,W]; max pooling routes to the first maximum. */
 void nst_ref_pool_backward(double *dx, const double *x, const double *dy, int C, int H, int W,
                            int max);
-/* The ImageNet normalisation of a [3,H,W] image and its backward. */
-void nst_ref_normalize_forward(double *y, const double *x, int H, int W);
-void nst_ref_normalize_backward(double *dx, const double *dy, int H, int W);
+/* The input normalisation of a [3,H,W] image in [0,1] and its backward, as
+ * convention `in` says (NULL: torchvision's ImageNet mean and std): y[c] =
+ * (x[c'] - mean[c]) / std[c], c' = 2 - c for a B, G, R network. Overwrite. */
+void nst_ref_normalize_forward(double *y, const double *x, int H, int W,
+                               const nst_input_norm *in);
+void nst_ref_normalize_backward(double *dx, const double *dy, int H, int W,
+                                const nst_input_norm *in);
 
-/* The VGG-19 sequence conv1_1 (0) ... pool5 (36): 0 conv, 1 relu, 2 pool. */
-int nst_ref_vgg_kind(int layer);
-
-/* The first nlayers layers of VGG-19 run on a [3,H,W] image in [0,1],
- * normalised first. act[i] is layer i's output (a conv's before its ReLU). */
+/* The first nlayers layers of the weights' network (nst_weights_net; the
+ * layer kinds and kernels from its table) run on a [3,H,W] image in [0,1],
+ * normalised first by the weights' input convention. act[i] is layer i's
+ * output (a conv's before its ReLU). */
 typedef struct nst_ref_vgg {
+    const nst_net *net;
+    const nst_input_norm *in;
     int nlayers;
-    int c[37], h[37], w[37];
-    double *act[37];
+    int c[NST_NET_MAX_LAYERS], h[NST_NET_MAX_LAYERS], w[NST_NET_MAX_LAYERS];
+    double *act[NST_NET_MAX_LAYERS];
     double *xn;             /* the normalised image */
-    double *wt[16], *b[16]; /* weights as doubles, by conv number */
+    double *wt[NST_NET_MAX_CONVS], *b[NST_NET_MAX_CONVS]; /* as doubles, by conv number */
 } nst_ref_vgg;
 
 /* Fills m (allocating; free with nst_ref_vgg_free, also after a failure).
- * Returns 0 on success, -1 when a weight is missing, the image too small or
- * memory short. */
+ * Returns 0 on success, -1 when a weight is missing or misshapen, the image
+ * too small, nlayers beyond the network or memory short. */
 int nst_ref_vgg_forward(nst_ref_vgg *m, const nst_weights *w, int nlayers, int avg_pool,
                         const double *img, int H, int W);
 /* dimg [3,H,W] = dL/dimg for L with dL/d(act[i]) = dtap[i] (NULL: 0).

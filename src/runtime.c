@@ -68,6 +68,10 @@ static void fill_info(cl_platform_id p, cl_device_id d, int index, nst_device_in
         }
         free(ext);
     }
+    cl_bool unified = CL_FALSE;
+    if (clGetDeviceInfo(d, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) ==
+        CL_SUCCESS)
+        info->host_unified = unified == CL_TRUE;
 }
 
 /* Calls fn for every device of every platform, in a stable order. */
@@ -257,18 +261,14 @@ static void list_into(const nst_device_info *devs, int count, char *buf, size_t 
     }
 }
 
-nst_status nst_device_select(const nst_device_info *devs, int count, const char *sel, int *index,
-                             nst_msg *msg) {
-    const char *origin = "--device";
+/* nst_device_select, with the origin of sel for the messages. */
+static nst_status select_from(const nst_device_info *devs, int count, const char *sel,
+                              const char *origin, int *index, nst_msg *msg) {
     if (!index) return nst_fail_null(msg, "nst_device_select", "index");
     if (count < 0)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "nst_device_select: count %d is negative",
                         count);
     if (!devs && count > 0) return nst_fail_null(msg, "nst_device_select", "devs");
-    if (!sel || !*sel) {
-        sel = getenv("NST_DEVICE");
-        origin = "NST_DEVICE";
-    }
     if (!sel || !*sel) {
         int d = default_index(devs, count);
         if (d < 0) return nst_fail(msg, NST_ERR_NO_DEVICE, "no OpenCL device found");
@@ -298,6 +298,11 @@ nst_status nst_device_select(const nst_device_info *devs, int count, const char 
                     avail);
 }
 
+nst_status nst_device_select(const nst_device_info *devs, int count, const char *sel, int *index,
+                             nst_msg *msg) {
+    return select_from(devs, count, sel, "--device", index, msg);
+}
+
 /* ---- the runtime -------------------------------------------------------- */
 
 typedef struct find_ctx {
@@ -320,9 +325,15 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     int count = 0, index = -1;
     nst_runtime *rt = NULL;
     cl_int e = CL_SUCCESS;
+    nst_settings zero = {0};
+    const nst_settings *set = opt && opt->settings ? opt->settings : &zero;
     if (!out) return nst_fail_null(msg, "nst_runtime_open", "out");
+    NST_TRY(nst_settings_check(set, msg));
     NST_TRY(nst_devices_list(&devs, &count, msg));
-    NST_TRY(nst_device_select(devs, count, opt ? opt->device : NULL, &index, msg));
+    if (opt && opt->device && *opt->device)
+        NST_TRY(select_from(devs, count, opt->device, "--device", &index, msg));
+    else
+        NST_TRY(select_from(devs, count, set->device, "NST_DEVICE", &index, msg));
     find_ctx fc = {index, NULL, NULL};
     NST_TRY(visit_devices(find_one, &fc, msg));
     if (!fc.d) {
@@ -337,21 +348,19 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     rt->platform = fc.p;
     rt->device = fc.d;
     rt->info = devs[index];
-    if (opt) {
-        rt->no_cache = opt->no_cache;
-        rt->profile = opt->profile;
-    }
-    const char *nc = getenv("NST_CACHE");
-    if (nc && !strcmp(nc, "0")) rt->no_cache = 1;
+    rt->settings = *set;
+    rt->no_cache = set->no_cache || (opt && opt->no_cache);
+    rt->profile = opt && opt->profile;
+    NST_TRY(nst_gemm_setup(rt, rt->settings.gemm, msg));
     /* PoCL keeps compiled programs in its own cache; asking it for a binary
      * would compile every kernel of the program on the spot */
     rt->cache_binaries = strcmp(rt->info.platform, POCL_PLATFORM) != 0;
-    const char *pk = getenv("POCL_KERNEL_CACHE");
+    const char *pk = getenv("POCL_KERNEL_CACHE"); /* PoCL's own setting */
     if (!rt->cache_binaries && pk && !strcmp(pk, "0"))
         rt->no_cache = 1; /* PoCL compiles every time: nothing worth noting */
     if (!rt->no_cache) {
-        char dir[900], why[400];
-        if (nst_cache_dir_why(dir, sizeof dir, why, sizeof why) != 0) {
+        char dir[NST_PATH_MAX], why[NST_PATH_MAX + 100];
+        if (nst_cache_dir_why(rt, dir, sizeof dir, why, sizeof why) != 0) {
             rt->no_cache = 1;
             snprintf(rt->warning, sizeof rt->warning,
                      "nst's kernel cache is off: %s; set NST_CACHE_DIR (or XDG_CACHE_HOME) to a "
@@ -383,7 +392,8 @@ fail:
 void nst_runtime_close(nst_runtime *rt) {
     if (!rt) return;
     if (rt->queue) clFinish(rt->queue);
-    for (int i = 0; i < rt->nevents; i++) clReleaseEvent(rt->events[i].ev);
+    for (int i = 0; i < rt->nevents; i++)
+        if (rt->events[i].ev) clReleaseEvent(rt->events[i].ev);
     free(rt->events);
     nst_buffer_free(rt, rt->gemm_temp);
     nst_buffer_free(rt, rt->scratch[0]);
@@ -415,16 +425,12 @@ fail:
     return st;
 }
 
-void nst_profile_add(nst_runtime *rt, const char *name, cl_event ev) {
-    if (!rt->profile || !ev) {
-        if (ev) clReleaseEvent(ev);
-        return;
-    }
+static void profile_add(nst_runtime *rt, const char *name, cl_event ev, double host_ms) {
     if (rt->nevents == rt->cap_events) {
         int cap = rt->cap_events ? 2 * rt->cap_events : 256;
         nst_prof_event *n = realloc(rt->events, (size_t)cap * sizeof *n);
         if (!n) {
-            clReleaseEvent(ev);
+            if (ev) clReleaseEvent(ev);
             return;
         }
         rt->events = n;
@@ -432,7 +438,20 @@ void nst_profile_add(nst_runtime *rt, const char *name, cl_event ev) {
     }
     rt->events[rt->nevents].name = name;
     rt->events[rt->nevents].ev = ev;
+    rt->events[rt->nevents].host_ms = host_ms;
     rt->nevents++;
+}
+
+void nst_profile_add(nst_runtime *rt, const char *name, cl_event ev) {
+    if (!rt->profile || !ev) {
+        if (ev) clReleaseEvent(ev);
+        return;
+    }
+    profile_add(rt, name, ev, 0);
+}
+
+void nst_profile_add_host(nst_runtime *rt, const char *name, double ms) {
+    if (rt->profile) profile_add(rt, name, NULL, ms);
 }
 
 size_t nst_wg_1d(const nst_runtime *rt) {

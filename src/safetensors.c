@@ -194,6 +194,7 @@ nst_status nst_safetensors_read(FILE *f, uint64_t size, const char *path, int ma
     unsigned char *raw = NULL;
     nst_weights *w = NULL;
     unsigned char lenb[8];
+    int input = NST_INPUT_TORCHVISION;
 
     if (size < 8 || fseeko(f, 0, SEEK_SET) || fread(lenb, 1, 8, f) != 8) {
         st = nst_fail(msg, NST_ERR_FORMAT, "%s: too short for a safetensors file (%llu bytes)",
@@ -250,6 +251,18 @@ nst_status nst_safetensors_read(FILE *f, uint64_t size, const char *path, int ma
                 st = nst_fail(msg, NST_ERR_FORMAT, "%s: __metadata__ is not an object", path);
                 goto fail;
             }
+            json_t *in = json_object_get(val, "input");
+            if (in && json_is_string(in)) input = nst_input_find(json_string_value(in));
+            if (in && (!json_is_string(in) || input < 0)) {
+                st = nst_fail(msg, NST_ERR_FORMAT,
+                              "%s: __metadata__ \"input\" is %s%s%s, not an input convention nst "
+                              "knows: \"torchvision\" (RGB in [0,1], ImageNet mean and std) or "
+                              "\"caffe\" (BGR in [0,255] minus the mean pixel)",
+                              path, json_is_string(in) ? "\"" : "",
+                              json_is_string(in) ? json_string_value(in) : "not a string",
+                              json_is_string(in) ? "\"" : "");
+                goto fail;
+            }
             continue;
         }
         NST_TRY(parse_entry(path, key, val, &ents[ne], area, msg));
@@ -284,6 +297,7 @@ nst_status nst_safetensors_read(FILE *f, uint64_t size, const char *path, int ma
         st = nst_fail(msg, NST_ERR_NOMEM, "%s: weights table", path);
         goto fail;
     }
+    w->input = input;
     for (size_t i = 0; i < ne; i++) {
         const entry *e = &ents[i];
         if (!nst_weights_keep(e->name, max_index)) continue;
@@ -377,7 +391,10 @@ nst_status nst_weights_save(const nst_weights *w, const char *path, const char *
                                             path);
     root = json_object();
     json_t *meta = json_object();
+    const nst_input_norm *conv = nst_input_get(w->input);
     if (!root || !meta || json_object_set_new(meta, "format", json_string("pt")) ||
+        (w->input != NST_INPUT_TORCHVISION && conv &&
+         json_object_set_new(meta, "input", json_string(conv->name))) ||
         json_object_set_new(root, "__metadata__", meta))
         goto oom;
     uint64_t at = 0;
@@ -414,7 +431,7 @@ nst_status nst_weights_save(const nst_weights *w, const char *path, const char *
     if (fd < 0 || !(f = fdopen(fd, "wb"))) {
         if (fd >= 0) close(fd);
         st = nst_fail(msg, NST_ERR_IO, "cannot create a temporary file beside %s: %s", path,
-                      strerror(errno));
+                      NST_STRERROR(errno));
         free(tmp);
         tmp = NULL;
         goto fail;
@@ -430,13 +447,13 @@ nst_status nst_weights_save(const nst_weights *w, const char *path, const char *
         ok = fwrite(buf, 1, bytes, f) == bytes;
     }
     if (!ok || fflush(f) || fsync(fileno(f))) {
-        st = nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+        st = nst_fail(msg, NST_ERR_IO, "cannot write %s: %s", tmp, NST_STRERROR(errno));
         goto fail;
     }
     int cr = fclose(f);
     f = NULL;
     if (cr || rename(tmp, path)) {
-        st = nst_fail(msg, NST_ERR_IO, "cannot move %s to %s: %s", tmp, path, strerror(errno));
+        st = nst_fail(msg, NST_ERR_IO, "cannot move %s to %s: %s", tmp, path, NST_STRERROR(errno));
         goto fail;
     }
     free(tmp);

@@ -1,6 +1,7 @@
 /* status.c: the version, status names, OpenCL error names and the message
  * helpers. */
 #include <stdio.h>
+#include <string.h>
 
 #include "nst_int.h"
 
@@ -18,7 +19,7 @@ const char *nst_strerror(nst_status s) {
     case NST_ERR_NO_DEVICE: return "no such device";
     case NST_ERR_CL: return "OpenCL error";
     case NST_ERR_BUILD: return "kernel build failed";
-    case NST_ERR_BLAS: return "CLBlast error";
+    case NST_ERR_BLAS: return "BLAS error";
     case NST_ERR_NUMERIC: return "numerical failure";
     case NST_ERR_INTERRUPTED: return "interrupted";
     case NST_ERR_TOO_LARGE: return "too large";
@@ -38,6 +39,13 @@ nst_status nst_fail(nst_msg *msg, nst_status s, const char *fmt, ...) {
 
 nst_status nst_fail_null(nst_msg *msg, const char *fn, const char *arg) {
     return nst_fail(msg, NST_ERR_INVALID_ARG, "%s: %s is NULL", fn, arg);
+}
+
+/* The XSI strerror_r (returning int): the Makefile's _DEFAULT_SOURCE, not
+ * _GNU_SOURCE, selects it. */
+const char *nst_errno_text(int e, char *buf, size_t len) {
+    if (strerror_r(e, buf, len) != 0) snprintf(buf, len, "error %d", e);
+    return buf;
 }
 
 const char *nst_cl_error_name(cl_int err) {

@@ -28,28 +28,10 @@
 /* ---- geometry ------------------------------------------------------------- */
 
 int nst_tiled_geometry(const nst_weights *w, int depth, int *halo, int *align) {
-    /* The image pixels [lo, hi] that position 0 of the deepest layer depends
-     * on, walking down from it. */
-    long lo = 0, hi = 0, s = 1;
-    for (int i = depth - 1; i >= 0; i--) {
-        const char *name = nst_vgg_layer_name(i);
-        if (name[0] == 'c') {
-            char key[64];
-            snprintf(key, sizeof key, "features.%d.weight", i);
-            const nst_weight *t = nst_weights_find(w, key);
-            if (!t || t->rank != 4) return -1;
-            lo -= t->shape[2] / 2;
-            hi += t->shape[2] / 2;
-        } else if (name[0] == 'p') {
-            lo = 2 * lo;
-            hi = 2 * hi + 1;
-            s *= 2;
-        }
-    }
-    long a = -lo, b = hi - (s - 1);
-    long h = a > b ? a : b;
-    *align = (int)s;
-    *halo = (int)((h + s - 1) / s * s);
+    /* the receptive field of the deepest layer, from the network's table */
+    const nst_net *net = nst_weights_net(w);
+    if (depth < 1 || depth > net->nlayers) return -1;
+    nst_net_receptive(net, depth, halo, align);
     return 0;
 }
 
@@ -93,20 +75,30 @@ nst_status nst_tiling_make(int h, int w, int tile, int halo, int align, nst_tili
                            nst_msg *msg) {
     memset(out, 0, sizeof *out);
     enum { MAXT = 4096 };
-    static int ys[MAXT], y0[MAXT], y1[MAXT], xs[MAXT], x0[MAXT], x1[MAXT];
+    /* the spans of each dimension, the call's own (tilings may be made on
+     * several threads) */
+    int *spans = malloc(6 * MAXT * sizeof *spans);
+    if (!spans) return nst_fail(msg, NST_ERR_NOMEM, "tiles");
+    int *ys = spans, *y0 = ys + MAXT, *y1 = y0 + MAXT;
+    int *xs = y1 + MAXT, *x0 = xs + MAXT, *x1 = x0 + MAXT;
     int ny = tile_1d(h, tile, halo, align, &out->th, ys, y0, y1, MAXT);
     int nx = tile_1d(w, tile, halo, align, &out->tw, xs, x0, x1, MAXT);
+    nst_status st = NST_OK;
     if (ny == -2 || nx == -2)
-        return nst_fail(msg, NST_ERR_INVALID_ARG,
-                        "tiles of %d pixels are too small for these layers: a tile needs at "
-                        "least %d (twice the %d-pixel halo of the deepest layer's receptive "
-                        "field, plus %d, plus up to %d to keep the pooling grid)",
-                        tile, nst_tiling_min_tile(halo, align), halo, align, align - 1);
-    if (ny < 0 || nx < 0)
-        return nst_fail(msg, NST_ERR_INVALID_ARG, "tiles of %d pixels cut a %dx%d image into "
-                        "too many tiles; use larger tiles", tile, w, h);
-    out->tiles = calloc((size_t)ny * nx, sizeof *out->tiles);
-    if (!out->tiles) return nst_fail(msg, NST_ERR_NOMEM, "tiles");
+        st = nst_fail(msg, NST_ERR_INVALID_ARG,
+                      "tiles of %d pixels are too small for these layers: a tile needs at "
+                      "least %d (twice the %d-pixel halo of the deepest layer's receptive "
+                      "field, plus %d, plus up to %d to keep the pooling grid)",
+                      tile, nst_tiling_min_tile(halo, align), halo, align, align - 1);
+    else if (ny < 0 || nx < 0)
+        st = nst_fail(msg, NST_ERR_INVALID_ARG, "tiles of %d pixels cut a %dx%d image into "
+                      "too many tiles; use larger tiles", tile, w, h);
+    else if (!(out->tiles = calloc((size_t)ny * nx, sizeof *out->tiles)))
+        st = nst_fail(msg, NST_ERR_NOMEM, "tiles");
+    if (st != NST_OK) {
+        free(spans);
+        return st;
+    }
     out->h = h;
     out->w = w;
     out->halo = halo;
@@ -123,6 +115,7 @@ nst_status nst_tiling_make(int h, int w, int tile, int halo, int align, nst_tili
             t->ox0 = x0[j];
             t->ox1 = x1[j];
         }
+    free(spans);
     return NST_OK;
 }
 

@@ -28,9 +28,9 @@ typedef struct nst_tiling {
     nst_tile *tiles;   /* ny * nx, row-major, malloc'ed */
 } nst_tiling;
 
-/* Receptive field of the network up to layer depth-1 (kernel sizes from w):
- * *halo (a multiple of *align) and *align = 2^pools. 0, or -1 when a conv's
- * weight is missing. */
+/* Receptive field of w's network (nst_weights_net) up to layer depth-1, from
+ * its table (nst_net_receptive): *halo (a multiple of *align) and *align =
+ * 2^pools. 0, or -1 when depth is not in 1..the network's layers. */
 int nst_tiled_geometry(const nst_weights *w, int depth, int *halo, int *align);
 /* Tiles an h x w image with windows of at most `tile` pixels a side. A side
  * no longer than `tile` is not cut. NST_ERR_INVALID_ARG when `tile` is below

@@ -38,43 +38,6 @@ void nst_params_default(nst_params *p) {
     p->scales = 1;
 }
 
-/* ---- models --------------------------------------------------------------- */
-
-nst_status nst_model_load(nst_runtime *rt, const char *path, nst_model **out) {
-    if (!rt) return NST_ERR_INVALID_ARG;
-    if (!path) return nst_fail_null(RTM(rt), "nst_model_load", "path");
-    if (!out) return nst_fail_null(RTM(rt), "nst_model_load", "out");
-    nst_model *m = calloc(1, sizeof *m);
-    if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "model");
-    nst_status st = nst_weights_load(path, &m->weights, RTM(rt));
-    if (st != NST_OK) {
-        free(m);
-        return st;
-    }
-    *out = m;
-    return NST_OK;
-}
-
-nst_status nst_model_generate(nst_runtime *rt, uint64_t seed, double width_mult, nst_model **out) {
-    if (!rt) return NST_ERR_INVALID_ARG;
-    if (!out) return nst_fail_null(RTM(rt), "nst_model_generate", "out");
-    nst_model *m = calloc(1, sizeof *m);
-    if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "model");
-    nst_status st = nst_weights_generate(&m->weights, seed, width_mult, NST_VGG_CONVS, RTM(rt));
-    if (st != NST_OK) {
-        free(m);
-        return st;
-    }
-    *out = m;
-    return NST_OK;
-}
-
-void nst_model_free(nst_model *m) {
-    if (!m) return;
-    nst_weights_free(m->weights);
-    free(m);
-}
-
 /* ---- parameters ----------------------------------------------------------- */
 
 nst_status nst_params_check(const nst_params *p, int nstyles, const double *blend, nst_msg *msg) {
@@ -82,23 +45,35 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
     nst_status st;
     if (!p) return nst_fail_null(msg, "nst_params_check", "p");
     if (p->size < 16 || p->size > 65536)
-        return nst_fail(msg, NST_ERR_INVALID_ARG, "size %d is not in 16..65536", p->size);
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "size %d is not in 16..65536 pixels", p->size);
     if (!(p->style_scale > 0) || p->style_scale > 16)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "style scale %g is not in (0, 16]",
                         p->style_scale);
-    if (!(p->content_weight >= 0) || !(p->style_weight >= 0) || !(p->tv_weight >= 0) ||
-        !isfinite(p->content_weight) || !isfinite(p->style_weight) || !isfinite(p->tv_weight))
-        return nst_fail(msg, NST_ERR_INVALID_ARG,
-                        "content, style and tv weights must be finite and >= 0");
+    const struct {
+        const char *name;
+        double v;
+    } w3[] = {{"content", p->content_weight}, {"style", p->style_weight}, {"tv", p->tv_weight}};
+    for (int i = 0; i < 3; i++)
+        if (!(w3[i].v >= 0) || !isfinite(w3[i].v))
+            return nst_fail(msg, NST_ERR_INVALID_ARG, "%s weight %g is not a finite number >= 0",
+                            w3[i].name, w3[i].v);
     if (p->iterations < 1 || p->iterations > 1000000)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "iterations %d is not in 1..1000000",
                         p->iterations);
-    if (p->learning_rate < 0 || !isfinite(p->learning_rate))
-        return nst_fail(msg, NST_ERR_INVALID_ARG, "learning rate %g must be > 0",
+    if (p->optimizer != NST_OPTIMIZER_LBFGS && p->optimizer != NST_OPTIMIZER_ADAM)
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "optimizer %d is neither NST_OPTIMIZER_LBFGS nor NST_OPTIMIZER_ADAM",
+                        (int)p->optimizer);
+    if (!(p->learning_rate >= 0) || !isfinite(p->learning_rate))
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "learning rate %g is not a finite number >= 0 (0: the optimiser's "
+                        "default)",
                         p->learning_rate);
     if (p->lbfgs_history < 1 || p->lbfgs_history > 1000)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "L-BFGS history %d is not in 1..1000",
                         p->lbfgs_history);
+    if (p->init != NST_INIT_CONTENT && p->init != NST_INIT_RANDOM && p->init != NST_INIT_IMAGE)
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "init %d is not an nst_init", (int)p->init);
     if (p->init == NST_INIT_IMAGE && !p->init_image)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "init from an image, but no image given");
     if (p->init == NST_INIT_IMAGE &&
@@ -106,23 +81,33 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
         return st;
     if ((st = nst_layers_parse(p->content_layers, "content layers", &l, msg)) != NST_OK) return st;
     if ((st = nst_layers_parse(p->style_layers, "style layers", &l, msg)) != NST_OK) return st;
+    if (!p->style_layer_weights && p->style_layer_weight_count)
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "style_layer_weight_count is %d but style_layer_weights is NULL",
+                        p->style_layer_weight_count);
+    if (p->style_layer_weights && p->style_layer_weight_count != l.n)
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "%d style layer weights for %d style layers: give one per layer",
+                        p->style_layer_weight_count, l.n);
     if (p->style_layer_weights)
         for (int i = 0; i < l.n; i++)
             if (!(p->style_layer_weights[i] >= 0) || !isfinite(p->style_layer_weights[i]))
                 return nst_fail(msg, NST_ERR_INVALID_ARG,
-                                "style layer weight %d is not a finite number >= 0", i + 1);
-    if (p->scales < 0 || p->scales > 12)
+                                "style layer weight %d (%g) is not a finite number >= 0", i + 1,
+                                p->style_layer_weights[i]);
+    if (p->scales < 1 || p->scales > 12)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "scales %d is not in 1..12", p->scales);
     if (p->scale_iterations < 0 || p->scale_iterations > 1000000)
-        return nst_fail(msg, NST_ERR_INVALID_ARG, "scale iterations %d is not in 1..1000000",
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "scale iterations %d is not in 0..1000000 (0: half the iterations)",
                         p->scale_iterations);
     if (p->scales > 1 && p->size / pow(2.0, 0.5 * (p->scales - 1)) < 32)
         return nst_fail(msg, NST_ERR_INVALID_ARG,
                         "%d scales below size %d start under 32 pixels; use fewer scales",
                         p->scales, p->size);
-    if (p->tile < -1 || (p->tile > 0 && p->tile < 16))
-        return nst_fail(msg, NST_ERR_INVALID_ARG, "tile %d: give 0 (automatic), -1 (never) or "
-                        "at least 16 pixels", p->tile);
+    if (p->tile < -1 || (p->tile > 0 && p->tile < 16) || p->tile > 65536)
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "tile %d is not 0 (automatic), -1 (never) or "
+                        "a size in 16..65536 pixels", p->tile);
     if (!(p->average_decay >= 0 && p->average_decay < 1))
         return nst_fail(msg, NST_ERR_INVALID_ARG, "average decay %g is not in [0, 1)",
                         p->average_decay);
@@ -306,16 +291,16 @@ fail:
 /* The programs and BLAS routines a run of p uses (tiled: in tiles); what
  * the run would otherwise compile on first use, one at a time.
  * test_transfer checks that a run uses exactly these. */
-static int run_programs(const nst_params *p, int tiled, const char **names, unsigned *blas) {
-    int n = 0, wino = nst_winograd_mode_from_env();
+static int run_programs(const nst_runtime *rt, const nst_params *p, int tiled, const char **names,
+                        unsigned *blas) {
+    int n = 0, wino = nst_winograd_mode(rt);
     names[n++] = wino == 4 ? "winograd4" : wino == 2 ? "winograd2" : "conv";
     names[n++] = "act";
     names[n++] = "pool";
     names[n++] = "loss";
     names[n++] = "optim";
     if (tiled) names[n++] = "tiled";
-    *blas = NST_BLAS_GEMM | NST_BLAS_GEMM_BATCHED | NST_BLAS_AXPY | NST_BLAS_DOT;
-    if (p->optimizer == NST_OPTIMIZER_LBFGS) *blas |= NST_BLAS_SCAL;
+    *blas = NST_BLAS_GEMM | NST_BLAS_GEMM_BATCHED | NST_BLAS_AXPY; /* the optimisers: none */
     return n;
 }
 
@@ -348,7 +333,7 @@ static nst_status prepare(nst_runtime *rt, const nst_params *p, int tiled,
                           nst_progress_fn progress, void *user) {
     const char *names[8];
     unsigned blas = 0;
-    int n = run_programs(p, tiled, names, &blas);
+    int n = run_programs(rt, p, tiled, names, &blas);
     compile_report r = {progress, user, total_iterations(p)};
     return nst_programs_prepare(rt, names, n, blas, progress ? report_compile : NULL, &r);
 }

@@ -1,5 +1,6 @@
 /* tune.c: searching, saving and applying CLBlast Xgemm parameters per device
  * (see tune.h). CLBlast itself is reached through gemm.c. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,22 +98,30 @@ static int cand_parse(const char *s, cand *c) {
 
 /* CLBlast keeps an override for its device until the process ends (its
  * ClearCache leaves parameters alone, and the C API cannot read its own
- * parameters back), so the devices with one in effect are remembered. */
+ * parameters back), so the devices with one in effect are remembered: the
+ * one fact that is the process's, not a runtime's, kept under a lock because
+ * runtimes on other threads read and add to it. */
 #define MAX_OVERRIDDEN 16
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static cl_device_id g_overridden[MAX_OVERRIDDEN];
 static int g_noverridden;
 
 static int overridden(cl_device_id d) {
-    for (int i = 0; i < g_noverridden; i++)
-        if (g_overridden[i] == d) return 1;
-    return 0;
+    int found = 0;
+    pthread_mutex_lock(&g_lock);
+    for (int i = 0; i < g_noverridden && !found; i++) found = g_overridden[i] == d;
+    pthread_mutex_unlock(&g_lock);
+    return found;
 }
 
 static nst_status cand_apply(nst_runtime *rt, const cand *c) {
     size_t vals[NPARAM];
     for (int p = 0; p < NPARAM; p++) vals[p] = (size_t)c->v[p];
-    if (!overridden(rt->device) && g_noverridden < MAX_OVERRIDDEN)
-        g_overridden[g_noverridden++] = rt->device;
+    pthread_mutex_lock(&g_lock);
+    int known = 0;
+    for (int i = 0; i < g_noverridden && !known; i++) known = g_overridden[i] == rt->device;
+    if (!known && g_noverridden < MAX_OVERRIDDEN) g_overridden[g_noverridden++] = rt->device;
+    pthread_mutex_unlock(&g_lock);
     return nst_blas_override(rt, "Xgemm", NPARAM, (const char **)pnames, vals);
 }
 
@@ -163,7 +172,7 @@ static unsigned long long fnv1a_str(unsigned long long h, const char *s) {
 
 int nst_tune_path(const nst_runtime *rt, char *buf, size_t len) {
     char dir[900];
-    if (nst_cache_dir(dir, sizeof dir) != 0) return -1;
+    if (nst_cache_dir(rt, dir, sizeof dir) != 0) return -1;
     unsigned long long h = 0xcbf29ce484222325ULL;
     h = fnv1a_str(h, rt->info.platform);
     h = fnv1a_str(h, rt->info.name);
@@ -284,8 +293,7 @@ static void not_applied(nst_runtime *rt, const char *why) {
 }
 
 void nst_tune_apply_saved(nst_runtime *rt) {
-    const char *e = getenv("NST_TUNE");
-    if (e && !strcmp(e, "0")) {
+    if (rt->settings.no_tune) {
         not_applied(rt, "NST_TUNE=0");
         return;
     }
@@ -333,6 +341,7 @@ int nst_tune_fallback(nst_runtime *rt, const char *why) {
 int nst_tune_applied(const nst_runtime *rt) { return rt->tune_state == 1; }
 
 const char *nst_tune_note(const nst_runtime *rt) {
+    if (rt->gemm_host) return "";
     return rt->tune_state == 0 ? "not looked up yet (no GEMM has run)" : rt->tune_note;
 }
 
@@ -493,6 +502,10 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
         return nst_fail(RTM(rt), NST_ERR_IO,
                         "tune: no cache directory to save the result in; set NST_CACHE_DIR");
     const double t_start = now_seconds();
+    /* what is tuned is CLBlast's kernel, even where the host BLAS runs the
+     * products */
+    const int gemm_host = rt->gemm_host;
+    rt->gemm_host = 0;
     /* the baseline: CLBlast's own parameters, unless this process already
      * overrode them (which cannot be undone) */
     rt->tune_state = -1;
@@ -589,6 +602,7 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
     rt->msg = saved;
     nst_tune_apply_saved(rt); /* reads back what was written */
 fail:
+    rt->gemm_host = gemm_host;
     if (st != NST_OK) rt->tune_state = 0;
     free(tried);
     bench_free(rt, &b);

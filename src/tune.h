@@ -72,7 +72,8 @@ void nst_tune_apply_saved(nst_runtime *rt);
 int nst_tune_fallback(nst_runtime *rt, const char *why);
 
 /* 1 when tuned parameters are in use on rt, and a one-line description of the
- * state ("applied from PATH", "none saved: run 'nst tune'", ...). */
+ * state ("applied from PATH", "none saved: run 'nst tune'", ...; "" when the
+ * host BLAS runs rt's products). */
 int nst_tune_applied(const nst_runtime *rt);
 const char *nst_tune_note(const nst_runtime *rt);
 

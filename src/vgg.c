@@ -1,12 +1,13 @@
-/* vgg.c: the VGG-19 graph on the device (see vgg.h). Forward fuses each
+/* vgg.c: the VGG graph on the device (see vgg.h), built from a network's
+ * table (net.h) and the channel widths of its weights. Forward fuses each
  * conv's bias and ReLU unless the conv itself is a tap; backward walks the
  * layers down with two ping-pong gradient buffers, adding each tap's
  * gradient where its layer is reached. Stored per layer: the outputs the
  * backward needs (post-ReLU activations for the ReLU mask and as pooling
  * inputs, pooled maps as the next conv's input) and the tapped outputs.
- * 3x3 convolutions run as Winograd F(4x4,3x3) by default (NST_CONV, see
+ * 3x3 convolutions run as Winograd F(4x4,3x3) by default (settings.conv, see
  * vgg.h), keeping only the transformed weights, which serve both passes;
- * other kernel sizes, or NST_CONV=im2col, keep the plain and flipped weights
+ * other kernel sizes, or NST_CONV_IM2COL, keep the plain and flipped weights
  * for im2col + GEMM. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +17,10 @@
 #include "vgg.h"
 #include "winograd.h"
 
-enum { CONV, RELU, POOL };
+enum { CONV = NST_LAYER_CONV, RELU = NST_LAYER_RELU, POOL = NST_LAYER_POOL };
 
 typedef struct vgg_layer {
-    int kind;
-    int conv;     /* conv number 0..15 for CONV */
+    int kind;     /* the table's */
     int cin, cout;
     int r;        /* kernel size for CONV */
     int tapped;
@@ -33,10 +33,13 @@ typedef struct vgg_layer {
 } vgg_layer;
 
 struct nst_vgg {
+    const nst_net *net;
     int nlayers;
     int avg_pool;
     int wino; /* Winograd tile size for 3x3 convs, 0: im2col */
-    vgg_layer l[NST_VGG_LAYERS];
+    float mean[3], std[3]; /* the weights' input convention */
+    int bgr;
+    vgg_layer l[NST_NET_MAX_LAYERS];
     size_t weight_bytes;
     size_t scratch_cap; /* floats */
     int h, w;           /* 0 until resized */
@@ -49,56 +52,28 @@ struct nst_vgg {
 
 /* ---- names -------------------------------------------------------------- */
 
-static const char *const names[NST_VGG_LAYERS] = {
-    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",   "conv2_1", "relu2_1", "conv2_2",
-    "relu2_2", "pool2",   "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3",
-    "conv3_4", "relu3_4", "pool3",   "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3",
-    "relu4_3", "conv4_4", "relu4_4", "pool4",   "conv5_1", "relu5_1", "conv5_2", "relu5_2",
-    "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5"};
-
 int nst_vgg_layer_index(const char *name) {
-    for (int i = 0; name && i < NST_VGG_LAYERS; i++)
-        if (!strcmp(names[i], name)) return i;
-    return -1;
+    return nst_net_index(nst_net_get(NST_NETWORK_VGG19), name);
 }
 
 const char *nst_vgg_layer_name(int index) {
-    return index >= 0 && index < NST_VGG_LAYERS ? names[index] : NULL;
+    return nst_net_layer_name(nst_net_get(NST_NETWORK_VGG19), index);
 }
-
-static int kind_of(int i) { return names[i][0] == 'c' ? CONV : names[i][0] == 'r' ? RELU : POOL; }
 
 /* ---- create ------------------------------------------------------------- */
 
-static nst_status unknown_tap(nst_runtime *rt, const char *name) {
-    char list[512] = "";
-    for (int i = 0; i < NST_VGG_LAYERS; i++) {
-        strcat(list, names[i]);
-        if (i + 1 < NST_VGG_LAYERS) strcat(list, ", ");
-    }
-    return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "unknown layer '%s'; valid layers are %s",
-                    name ? name : "(null)", list);
+static nst_status unknown_tap(nst_runtime *rt, const nst_net *net, const char *name) {
+    char list[512];
+    nst_net_list(net, list, sizeof list);
+    return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "unknown layer '%s'; valid layers of %s are %s",
+                    name ? name : "(null)", net->title, list);
 }
 
-/* Finds "features.N.<part>" and checks its rank; NULL after nst_fail. */
-static const nst_weight *need(nst_runtime *rt, const nst_weights *w, int index, const char *part,
-                              int rank, nst_status *st) {
+/* The tensor "features.i.<part>", present after nst_net_match. */
+static const nst_weight *tensor(const nst_weights *w, int i, const char *part) {
     char name[64];
-    snprintf(name, sizeof name, "features.%d.%s", index, part);
-    const nst_weight *t = nst_weights_find(w, name);
-    if (!t) {
-        *st = nst_fail(RTM(rt), NST_ERR_FORMAT,
-                       "the weights have no tensor %s (%s), which the requested layers need",
-                       name, names[index]);
-        return NULL;
-    }
-    if (t->rank != rank) {
-        *st = nst_fail(RTM(rt), NST_ERR_FORMAT, "weight %s (%s) has rank %d, expected %d (%s)",
-                       name, names[index], t->rank, rank,
-                       rank == 4 ? "[out, in, 3, 3]" : "[out]");
-        return NULL;
-    }
-    return t;
+    snprintf(name, sizeof name, "features.%d.%s", i, part);
+    return nst_weights_find(w, name);
 }
 
 static nst_status upload_conv(nst_runtime *rt, nst_vgg *m, vgg_layer *L, const nst_weight *tw,
@@ -133,60 +108,40 @@ nst_status nst_vgg_create(nst_runtime *rt, const nst_weights *w, const char *con
                         "the network needs at least one layer to tap");
     nst_vgg *m = calloc(1, sizeof *m);
     if (!m) return nst_fail(RTM(rt), NST_ERR_NOMEM, "VGG model");
+    m->net = nst_weights_net(w);
     m->avg_pool = avg_pool != 0;
     m->scratch_cap = nst_conv2d_scratch_cap(rt);
-    m->wino = nst_winograd_mode_from_env();
-    if (m->wino < 0) {
-        st = nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
-                      "NST_CONV='%s' is not a convolution method; use winograd (the default), "
-                      "winograd4, winograd2 or im2col",
-                      getenv("NST_CONV"));
+    m->wino = nst_winograd_mode(rt); /* the runtime's settings were checked when opened */
+    const nst_input_norm *in = nst_input_get(w->input);
+    if (!in) {
+        st = nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "the weights' input convention %d is unknown",
+                      w->input);
         goto fail;
     }
+    for (int c = 0; c < 3; c++) {
+        m->mean[c] = (float)in->mean[c];
+        m->std[c] = (float)in->std[c];
+    }
+    m->bgr = in->bgr;
     for (int t = 0; t < ntaps; t++) {
-        int i = nst_vgg_layer_index(taps[t]);
+        int i = nst_net_index(m->net, taps[t]);
         if (i < 0) {
-            st = unknown_tap(rt, taps[t]);
+            st = unknown_tap(rt, m->net, taps[t]);
             goto fail;
         }
         m->l[i].tapped = 1;
         if (i + 1 > m->nlayers) m->nlayers = i + 1;
     }
-    int c = 3, conv = 0;
+    nst_net_shape shape;
+    NST_TRY(nst_net_match(m->net, w, m->nlayers, &shape, RTM(rt)));
     for (int i = 0; i < m->nlayers; i++) {
         vgg_layer *L = &m->l[i];
-        L->kind = kind_of(i);
-        L->cin = c;
-        L->cout = c;
+        L->kind = m->net->layer[i].kind;
+        L->cin = shape.cin[i];
+        L->cout = shape.cout[i];
         if (L->kind != CONV) continue;
-        L->conv = conv++;
-        const nst_weight *tw = need(rt, w, i, "weight", 4, &st);
-        if (!tw) goto fail;
-        const nst_weight *tb = need(rt, w, i, "bias", 1, &st);
-        if (!tb) goto fail;
-        if (tw->shape[2] != tw->shape[3] || tw->shape[2] % 2 == 0) {
-            st = nst_fail(RTM(rt), NST_ERR_FORMAT,
-                          "weight %s (%s) has a %lldx%lld kernel; an odd square one is needed",
-                          tw->name, names[i], (long long)tw->shape[2], (long long)tw->shape[3]);
-            goto fail;
-        }
-        if (tw->shape[1] != c) {
-            st = nst_fail(RTM(rt), NST_ERR_FORMAT,
-                          "weight %s (%s) takes %lld input channels but %s gives %d", tw->name,
-                          names[i], (long long)tw->shape[1], i ? names[i - 1] : "the RGB image",
-                          c);
-            goto fail;
-        }
-        if (tw->shape[0] < 1 || tw->shape[0] > 65536 || tb->shape[0] != tw->shape[0]) {
-            st = nst_fail(RTM(rt), NST_ERR_FORMAT,
-                          "bias %s (%s) has %lld values but %s has %lld output channels",
-                          tb->name, names[i], (long long)tb->shape[0], tw->name,
-                          (long long)tw->shape[0]);
-            goto fail;
-        }
-        L->cout = c = (int)tw->shape[0];
-        L->r = (int)tw->shape[2];
-        NST_TRY(upload_conv(rt, m, L, tw, tb));
+        L->r = m->net->layer[i].kernel;
+        NST_TRY(upload_conv(rt, m, L, tensor(w, i, "weight"), tensor(w, i, "bias")));
     }
     *out = m;
     return NST_OK;
@@ -250,7 +205,7 @@ static void plan_memory(const nst_vgg *m, const int *hs, const int *ws, int h, i
 }
 
 size_t nst_vgg_memory_bytes(const nst_vgg *m, int h, int w) {
-    int hs[NST_VGG_LAYERS], ws[NST_VGG_LAYERS];
+    int hs[NST_NET_MAX_LAYERS], ws[NST_NET_MAX_LAYERS];
     if (plan_sizes(m, h, w, hs, ws)) return 0;
     plan p;
     plan_memory(m, hs, ws, h, w, &p);
@@ -288,6 +243,14 @@ double nst_vgg_flops(const nst_vgg *m) {
 
 int nst_vgg_depth(const nst_vgg *m) { return m->nlayers; }
 
+const nst_net *nst_vgg_net(const nst_vgg *m) { return m->net; }
+
+int nst_vgg_layer(const nst_vgg *m, const char *name) { return nst_net_index(m->net, name); }
+
+int nst_vgg_channels(const nst_vgg *m, int i) {
+    return i >= 0 && i < m->nlayers ? m->l[i].cout : 0;
+}
+
 int nst_vgg_winograd(const nst_vgg *m) { return m->wino; }
 
 void nst_vgg_set_scratch_cap(nst_vgg *m, size_t bytes) {
@@ -311,14 +274,13 @@ static void release_activations(nst_runtime *rt, nst_vgg *m) {
 
 nst_status nst_vgg_resize(nst_runtime *rt, nst_vgg *m, int h, int w) {
     nst_status st = NST_OK;
-    int hs[NST_VGG_LAYERS], ws[NST_VGG_LAYERS];
+    int hs[NST_NET_MAX_LAYERS], ws[NST_NET_MAX_LAYERS];
     if (plan_sizes(m, h, w, hs, ws)) {
-        int need = 1;
-        for (int i = 0; i < m->nlayers; i++) need *= m->l[i].kind == POOL ? 2 : 1;
+        int need = nst_net_stride(m->net, m->nlayers - 1);
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
                         "a %dx%d image is too small for layer %s: it needs at least %dx%d "
                         "pixels",
-                        w, h, names[m->nlayers - 1], need, need);
+                        w, h, m->net->layer[m->nlayers - 1].name, need, need);
     }
     release_activations(rt, m);
     plan p;
@@ -367,7 +329,7 @@ static nst_status check_image(nst_runtime *rt, const nst_vgg *m, const nst_tenso
 nst_status nst_vgg_forward(nst_runtime *rt, nst_vgg *m, const nst_tensor *image) {
     nst_status st = NST_OK;
     NST_TRY(check_image(rt, m, image, "the image"));
-    NST_TRY(nst_normalize_forward(rt, m->xn, image, nst_imagenet_mean, nst_imagenet_std));
+    NST_TRY(nst_normalize_forward(rt, m->xn, image, m->mean, m->std, m->bgr));
     for (int i = 0; i < m->nlayers; i++) {
         vgg_layer *L = &m->l[i];
         const nst_tensor *in = input_of(m, i);
@@ -396,7 +358,7 @@ fail:
 }
 
 static vgg_layer *find_tap(const nst_vgg *m, const char *name) {
-    int i = nst_vgg_layer_index(name);
+    int i = nst_net_index(m->net, name);
     if (i < 0 || i >= m->nlayers || !m->l[i].tapped) return NULL;
     return (vgg_layer *)&m->l[i];
 }
@@ -449,7 +411,7 @@ nst_status nst_vgg_backward(nst_runtime *rt, nst_vgg *m, nst_tensor *dimage) {
         cur = 1 - cur;
     }
     nst_tensor g = nst_tensor_view(m->g[cur], 3, m->h, m->w);
-    NST_TRY(nst_normalize_backward(rt, dimage, &g, nst_imagenet_std));
+    NST_TRY(nst_normalize_backward(rt, dimage, &g, m->std, m->bgr));
 fail:
     return st;
 }
@@ -457,7 +419,7 @@ fail:
 void nst_vgg_free(nst_runtime *rt, nst_vgg *m) {
     if (!m) return;
     release_activations(rt, m);
-    for (int i = 0; i < NST_VGG_LAYERS; i++) {
+    for (int i = 0; i < NST_NET_MAX_LAYERS; i++) {
         nst_tensor_free(rt, m->l[i].w);
         nst_tensor_free(rt, m->l[i].wf);
         nst_tensor_free(rt, m->l[i].b);

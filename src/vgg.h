@@ -1,8 +1,10 @@
-/* vgg.h: the VGG-19 feature extractor on the device: input normalisation,
- * then conv1_1 relu1_1 conv1_2 relu1_2 pool1 conv2_1 ... relu5_4 pool5, built
- * only as deep as the deepest requested tap, forward and backward to the
- * image. Channel widths come from the weights, so the real VGG-19 and a
- * narrow generated network both run. Batch 1, float32 NCHW.
+/* vgg.h: a VGG feature extractor on the device: input normalisation (the
+ * weights' convention), then the layers of the weights' network (net.h:
+ * VGG-19's conv1_1 relu1_1 conv1_2 relu1_2 pool1 conv2_1 ... relu5_4 pool5,
+ * or VGG-16's), built only as deep as the deepest requested tap, forward
+ * and backward to the image. The structure comes from the network's table,
+ * the channel widths from the weights, so the real networks and narrow
+ * generated ones all run. Batch 1, float32 NCHW.
  *
  * Typical use, once per image size:
  *   nst_vgg_create(rt, w, taps, ntaps, 0, &m);   // uploads the weights
@@ -15,35 +17,38 @@
  * Nothing is allocated or read back inside forward/backward/zero_grad.
  *
  * Convolutions: 3x3 layers run as Winograd F(4x4,3x3) (winograd.h) unless
- * the environment variable NST_CONV, read by nst_vgg_create, says otherwise:
- *   NST_CONV=winograd | winograd4   F(4x4,3x3), the default
- *   NST_CONV=winograd2              F(2x2,3x3) (2.25x fewer multiplications
- *                                   instead of 4x, a little more accurate)
- *   NST_CONV=im2col                 im2col + GEMM (layers.h)
+ * the runtime's settings.conv (NST_CONV), read by nst_vgg_create, says otherwise:
+ *   NST_CONV_WINOGRAD4 (winograd, winograd4)  F(4x4,3x3), the default
+ *   NST_CONV_WINOGRAD2 (winograd2)            F(2x2,3x3) (2.25x fewer multiplications
+ *                                             instead of 4x, a little more accurate)
+ *   NST_CONV_IM2COL (im2col)                  im2col + GEMM (layers.h)
  * Other kernel sizes always use im2col. */
 #ifndef NST_VGG_H
 #define NST_VGG_H
 
+#include "net.h"
 #include "nst_int.h"
 #include "weights.h"
 
-#define NST_VGG_LAYERS 37 /* conv1_1 (0) ... pool5 (36), torchvision's indices */
+#define NST_VGG_LAYERS NST_NET_MAX_LAYERS /* the most layers a model has */
 
 typedef struct nst_vgg nst_vgg;
 
-/* Position of a layer name in the sequence (= torchvision's features index),
- * -1 if unknown. Names: convB_I, reluB_I (B 1..5, I 1..2 for B <= 2 and
- * 1..4 after), poolB. */
+/* Position of a VGG-19 layer name in its sequence (= torchvision's features
+ * index), -1 if unknown. Names: convB_I, reluB_I (B 1..5, I 1..2 for B <= 2
+ * and 1..4 after), poolB; every network's names are among them (VGG-16 has
+ * I 1..3 for B >= 3). A model's own indices: nst_vgg_layer. */
 int nst_vgg_layer_index(const char *name);
-/* The name of layer `index` (0..36), NULL when out of range. */
+/* The name of VGG-19's layer `index` (0..36), NULL when out of range. */
 const char *nst_vgg_layer_name(int index);
 
-/* Builds the network up to the deepest of taps[0..ntaps-1] and uploads the
- * weights it needs from w (borrowed; not kept). avg_pool != 0 uses average
- * pooling instead of max. Errors: NST_ERR_INVALID_ARG for an unknown tap
- * (the message lists the valid names) or no taps; NST_ERR_FORMAT for a
- * missing tensor, a wrong rank or shape, or in-channels that do not match the
- * previous layer (the message names the tensor). *out is owned by the caller:
+/* Builds the network of w (nst_weights_net) up to the deepest of
+ * taps[0..ntaps-1] and uploads the weights it needs from w (borrowed; not
+ * kept). avg_pool != 0 uses average pooling instead of max. Errors:
+ * NST_ERR_INVALID_ARG for an unknown tap (the message lists the network's
+ * layers) or no taps; NST_ERR_FORMAT from nst_net_match for a missing tensor,
+ * a wrong rank or kernel, or in-channels that do not match the previous
+ * layer (the message names the tensor). *out is owned by the caller:
  * nst_vgg_free. */
 nst_status nst_vgg_create(nst_runtime *rt, const nst_weights *w, const char *const *taps,
                           int ntaps, int avg_pool, nst_vgg **out);
@@ -60,8 +65,8 @@ nst_status nst_vgg_resize(nst_runtime *rt, nst_vgg *m, int h, int w);
  * nst_vgg_resize. Convolutions run in bands of rows that fit. */
 void nst_vgg_set_scratch_cap(nst_vgg *m, size_t bytes);
 
-/* image: [1,3,h,w], RGB in [0,1] (borrowed) -> every tap. Overwrites the
- * activations. */
+/* image: [1,3,h,w], RGB in [0,1] (borrowed) -> every tap, normalised first
+ * as the weights' input convention says. Overwrites the activations. */
 nst_status nst_vgg_forward(nst_runtime *rt, nst_vgg *m, const nst_tensor *image);
 
 /* The activation of a requested tap ([1,C,H',W']; a conv tap is before its
@@ -96,6 +101,12 @@ int nst_vgg_tap_shape(const nst_vgg *m, const char *name, int *channels, int *st
 double nst_vgg_flops(const nst_vgg *m);
 /* Layers built (deepest tap + 1). */
 int nst_vgg_depth(const nst_vgg *m);
+/* The network m was built from. */
+const nst_net *nst_vgg_net(const nst_vgg *m);
+/* A layer's index in m's network, -1 when it has no such layer. */
+int nst_vgg_layer(const nst_vgg *m, const char *name);
+/* Output channels of layer i (< depth) as the weights give them; 0 beyond. */
+int nst_vgg_channels(const nst_vgg *m, int i);
 /* The Winograd tile size of the 3x3 convolutions (4 or 2), 0 for im2col. */
 int nst_vgg_winograd(const nst_vgg *m);
 

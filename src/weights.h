@@ -1,10 +1,11 @@
-/* weights.h: VGG-19 weights on the host, in torchvision's layout.
+/* weights.h: a network's weights on the host, in torchvision's layout.
  *
- * Tensors are named "features.N.weight" ([out,in,3,3], OIHW) and
- * "features.N.bias" ([out]), N the index in torchvision's vgg19().features:
+ * Tensors are named "features.N.weight" ([out,in,k,k], OIHW) and
+ * "features.N.bias" ([out]), N the layer's index in torchvision's
+ * vgg19().features or vgg16().features; net.h has the tables (for VGG-19:
  *   0 conv1_1   2 conv1_2   5 conv2_1   7 conv2_2  10 conv3_1 12 conv3_2
  *  14 conv3_3  16 conv3_4  19 conv4_1  21 conv4_2  23 conv4_3 25 conv4_4
- *  28 conv5_1  30 conv5_2  32 conv5_3  34 conv5_4
+ *  28 conv5_1  30 conv5_2  32 conv5_3  34 conv5_4).
  * Whatever the file's dtype (F32, F16, BF16), data is held as float32. */
 #ifndef NST_WEIGHTS_H
 #define NST_WEIGHTS_H
@@ -12,13 +13,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "net.h"
 #include "nst.h"
 
-#define NST_VGG_CONVS 16
-/* torchvision feature index of the i-th convolution (0..15). */
-extern const int nst_vgg_conv_index[NST_VGG_CONVS];
-/* Output channels of the i-th convolution in the real VGG-19. */
-extern const int nst_vgg_conv_width[NST_VGG_CONVS];
+#define NST_VGG_CONVS 16 /* convolutions of VGG-19 */
 
 typedef struct nst_weight {
     char name[64];
@@ -31,6 +29,12 @@ typedef struct nst_weight {
 typedef struct nst_weights {
     nst_weight *t;
     int count;
+    const nst_net *net; /* the network the tensors were matched against (by
+                           nst_weights_load_network or the generator); NULL:
+                           nst_weights_net detects it */
+    int input;          /* nst_input: the convention the first layer expects,
+                           from the file's metadata (default torchvision) */
+    char source[256];   /* the file, for messages; "" when none */
 } nst_weights;
 
 /* The public model handle (nst.h): its weights, as loaded or generated. */
@@ -38,16 +42,24 @@ struct nst_model {
     nst_weights *weights;
 };
 
+/* The network w follows: w->net, else detected from its tensor names
+ * (nst_net_detect; VGG-19 when nothing tells). Never NULL. */
+const nst_net *nst_weights_net(const nst_weights *w);
+
 /* Looks a tensor up by name; NULL when absent. */
 const nst_weight *nst_weights_find(const nst_weights *w, const char *name);
 /* Adds a tensor of the given shape (data zeroed); returns it, NULL on OOM. */
 nst_weight *nst_weights_add(nst_weights *w, const char *name, int rank, const int64_t *shape);
 void nst_weights_free(nst_weights *w);
 
-/* A deterministic VGG-19-topology network: widths are the real ones times
- * width_mult (at least 1), `convs` convolutions (1..16) from conv1_1 on,
- * weights uniform with He variance so activations keep their scale through
- * 16 layers, biases small. Same seed and arguments: same values everywhere. */
+/* A deterministic network of net's topology: widths are the published ones
+ * times width_mult (at least 1), `convs` convolutions (1..all of net's) from
+ * conv1_1 on, weights uniform with He variance so activations keep their
+ * scale through every layer, biases small. Same seed and arguments: same
+ * values everywhere. out's net is set. */
+nst_status nst_weights_generate_net(nst_weights **out, const nst_net *net, uint64_t seed,
+                                    double width_mult, int convs, nst_msg *msg);
+/* The same for VGG-19 (convs 1..16). */
 nst_status nst_weights_generate(nst_weights **out, uint64_t seed, double width_mult, int convs,
                                 nst_msg *msg);
 
@@ -63,6 +75,12 @@ nst_status nst_weights_generate(nst_weights **out, uint64_t seed, double width_m
  * message names the file and the tensor), NST_ERR_NUMERIC (NaN or Inf),
  * NST_ERR_TOO_LARGE (absurd sizes), NST_ERR_NOMEM. */
 nst_status nst_weights_load(const char *path, nst_weights **out, nst_msg *msg);
+/* nst_weights_load, then the tensors matched against a network: `network`,
+ * or with NST_NETWORK_AUTO the one nst_net_detect finds (nst_net_check:
+ * unknown or misplaced tensors, missing or misshapen convolutions are
+ * NST_ERR_FORMAT naming the file and the tensor). Sets (*out)->net. */
+nst_status nst_weights_load_network(const char *path, nst_network network, nst_weights **out,
+                                    nst_msg *msg);
 /* As nst_weights_load, keeping only "features.N.*" with N <= max_index
  * (28 = conv5_1); other tensors are validated but their data is not read.
  * max_index < 0 keeps every tensor. */
@@ -100,26 +118,28 @@ float nst_bf16_to_f32(uint16_t b);
  * max_index < 0); with max_index < 0 every name is kept. */
 int nst_weights_keep(const char *name, int max_index);
 
-/* The trimmed weight file nst looks for, and the command that fetches it. */
+/* The trimmed VGG-19 weight file nst looks for, and the command that fetches
+ * it (each network's names are in its table, net.h). */
 #define NST_WEIGHTS_FILE "vgg19-conv.safetensors"
 #define NST_WEIGHTS_TORCHVISION_FILE "vgg19-dcbb9e9d.pth"
 #define NST_WEIGHTS_FETCH_HINT "make weights"
-/* conv5_1 = features.28: the deepest layer nst's default layers need. */
+/* conv5_1 = features.28 of VGG-19 (24 of VGG-16): the deepest layer nst's
+ * default layers need; reading up to it reads both networks' conv5_1. */
 #define NST_WEIGHTS_TRIM_INDEX 28
 
-/* Finds the weight file. Order: explicit_path (--weights; must exist), then
- * $NST_WEIGHTS (must exist), then for each directory in turn the names
- * vgg19-conv.safetensors and vgg19-dcbb9e9d.pth: NST_SOURCE_DIR/weights,
- * $XDG_DATA_HOME/nst (default ~/.local/share/nst), NST_PREFIX/share/nst, and
- * last torch's download cache ($TORCH_HOME, default ~/.cache/torch,
- * /hub/checkpoints). Writes the path into out. When nothing is found,
- * NST_ERR_IO with one message listing every place looked and the command
- * that fetches the weights. */
-nst_status nst_weights_locate(const char *explicit_path, char *out, size_t outlen, nst_msg *msg);
-/* The same search over an explicit list of directories (NULL-terminated),
- * after explicit_path and $NST_WEIGHTS; nst_weights_locate calls it with the
- * directories above. */
-nst_status nst_weights_locate_in(const char *explicit_path, const char *const *dirs, char *out,
-                                 size_t outlen, nst_msg *msg);
+/* Finds the weight file of `network`. Order: explicit_path (--weights; must
+ * exist), then s->weights ($NST_WEIGHTS; must exist), then for each directory
+ * of s->weights_dirs in turn the network's trimmed file and torchvision file
+ * (vgg19-conv.safetensors and vgg19-dcbb9e9d.pth for VGG-19;
+ * nst_settings_from_env lists NST_SOURCE_DIR/weights, $XDG_DATA_HOME/nst
+ * (default ~/.local/share/nst), NST_PREFIX/share/nst, and torch's download
+ * cache, $TORCH_HOME (default ~/.cache/torch) /hub/checkpoints). s may be
+ * NULL: no file, and the source tree's and NST_PREFIX's directories.
+ * NST_NETWORK_AUTO searches every directory for VGG-19's names, then for
+ * VGG-16's. Writes the path into out. When nothing is found, NST_ERR_IO with
+ * one message listing every place looked and the command that fetches the
+ * weights. */
+nst_status nst_weights_locate(const nst_settings *s, const char *explicit_path,
+                              nst_network network, char *out, size_t outlen, nst_msg *msg);
 
 #endif

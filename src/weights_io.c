@@ -34,13 +34,14 @@ nst_status nst_weights_load_trimmed(const char *path, int max_index, nst_weights
     FILE *f = fopen(path, "rb");
     if (!f || fstat(fileno(f), &sb)) {
         nst_status st = nst_fail(msg, NST_ERR_IO, "cannot read weights %s: %s", path,
-                                 strerror(errno));
+                                 NST_STRERROR(errno));
         if (f) fclose(f);
         return st;
     }
     size_t n = fread(h, 1, sizeof h, f);
     nst_status st = load_stream(f, (uint64_t)sb.st_size, h, n, path, max_index, out, msg);
     fclose(f);
+    if (st == NST_OK) snprintf((*out)->source, sizeof (*out)->source, "%s", path);
     return st;
 }
 
@@ -54,14 +55,33 @@ nst_status nst_weights_load_memory(const void *buf, size_t len, const char *name
     FILE *f = fmemopen((void *)buf, len, "rb");
     if (!f)
         return nst_fail(msg, NST_ERR_NOMEM, "%s: cannot open a stream on memory: %s", name,
-                        strerror(errno));
+                        NST_STRERROR(errno));
     nst_status st = load_stream(f, len, h, n, name, max_index, out, msg);
     fclose(f);
+    if (st == NST_OK) snprintf((*out)->source, sizeof (*out)->source, "%s", name);
     return st;
 }
 
 nst_status nst_weights_load(const char *path, nst_weights **out, nst_msg *msg) {
     return nst_weights_load_trimmed(path, -1, out, msg);
+}
+
+nst_status nst_weights_load_network(const char *path, nst_network network, nst_weights **out,
+                                    nst_msg *msg) {
+    nst_weights *w = NULL;
+    const nst_net *net = nst_net_get(network);
+    if (network != NST_NETWORK_AUTO && !net)
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "network %d is not one nst knows", (int)network);
+    nst_status st = nst_weights_load(path, &w, msg);
+    if (st == NST_OK && !net) st = nst_net_detect(w, &net, msg);
+    if (st == NST_OK) st = nst_net_check(net, w, msg);
+    if (st != NST_OK) {
+        nst_weights_free(w);
+        return st;
+    }
+    w->net = net;
+    *out = w;
+    return NST_OK;
 }
 
 void nst_weights_trim(nst_weights *w, int max_index) {
@@ -87,56 +107,78 @@ static nst_status must_exist(const char *p, const char *from, char *out, size_t 
                              nst_msg *msg) {
     if (!is_file(p))
         return nst_fail(msg, NST_ERR_IO, "weights %s (from %s) cannot be read: %s", p, from,
-                        errno ? strerror(errno) : "not a regular file");
+                        errno ? NST_STRERROR(errno) : "not a regular file");
     if (strlen(p) >= outlen)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "weights path %s is too long", p);
     strcpy(out, p);
     return NST_OK;
 }
 
-nst_status nst_weights_locate_in(const char *explicit_path, const char *const *dirs, char *out,
-                                 size_t outlen, nst_msg *msg) {
-    static const char *const names[] = {NST_WEIGHTS_FILE, NST_WEIGHTS_TORCHVISION_FILE};
-    if (explicit_path && *explicit_path)
-        return must_exist(explicit_path, "--weights", out, outlen, msg);
-    const char *env = getenv("NST_WEIGHTS");
-    if (env && *env) return must_exist(env, "$NST_WEIGHTS", out, outlen, msg);
-    char list[768] = "";
-    size_t used = 0;
-    for (int d = 0; dirs && dirs[d]; d++) {
-        for (int k = 0; k < 2; k++) {
-            char p[4096];
-            if (snprintf(p, sizeof p, "%s/%s", dirs[d], names[k]) >= (int)sizeof p) continue;
-            if (is_file(p)) {
-                if (strlen(p) >= outlen)
-                    return nst_fail(msg, NST_ERR_INVALID_ARG, "weights path %s is too long", p);
-                strcpy(out, p);
-                return NST_OK;
-            }
-        }
-        int w = snprintf(list + used, sizeof list - used, "%s%s", d ? ", " : "", dirs[d]);
-        if (w > 0) used = used + (size_t)w < sizeof list ? used + (size_t)w : sizeof list - 1;
-    }
-    return nst_fail(msg, NST_ERR_IO,
-                    "no VGG-19 weights found: looked for --weights, $NST_WEIGHTS, and %s or %s "
-                    "in %s. Fetch them with `%s` in the source tree (or pass --weights FILE)",
-                    names[0], names[1], used ? list : "(no directories)",
-                    NST_WEIGHTS_FETCH_HINT);
+/* The next ':'-separated entry of *list into buf (empty entries skipped);
+ * 0 at the end of the list. */
+static int next_dir(const char **list, char *buf, size_t cap) {
+    while (**list == ':') (*list)++;
+    if (!**list) return 0;
+    size_t n = strcspn(*list, ":");
+    snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), *list);
+    *list += n;
+    return 1;
 }
 
-nst_status nst_weights_locate(const char *explicit_path, char *out, size_t outlen, nst_msg *msg) {
-    char data[2048], torch[2048];
-    const char *home = getenv("HOME"), *xdg = getenv("XDG_DATA_HOME"),
-               *th = getenv("TORCH_HOME");
-    if (!home || !*home) home = ".";
-    if (xdg && *xdg)
-        snprintf(data, sizeof data, "%s/nst", xdg);
+nst_status nst_weights_locate(const nst_settings *s, const char *explicit_path,
+                              nst_network network, char *out, size_t outlen, nst_msg *msg) {
+    const char *names[8];
+    int nn = 0;
+    if (explicit_path && *explicit_path)
+        return must_exist(explicit_path, "--weights", out, outlen, msg);
+    if (s && *s->weights) return must_exist(s->weights, "$NST_WEIGHTS", out, outlen, msg);
+    for (int k = 0; nst_net_at(k) && nn + 2 <= 8; k++) {
+        const nst_net *n = nst_net_at(k);
+        if (network != NST_NETWORK_AUTO && n->id != network) continue;
+        names[nn++] = n->trimmed_file;
+        names[nn++] = n->torchvision_file;
+    }
+    const char *all = s && *s->weights_dirs ? s->weights_dirs
+                                             : NST_SOURCE_DIR "/weights:" NST_PREFIX "/share/nst";
+    char dir[NST_PATH_MAX];
+    /* each network's pair of names in every directory, then the next network */
+    for (int k = 0; k < nn; k += 2) {
+        const char *dirs = all;
+        while (next_dir(&dirs, dir, sizeof dir))
+            for (int j = k; j < k + 2; j++) {
+                char p[NST_PATH_MAX + 64];
+                if (snprintf(p, sizeof p, "%s/%s", dir, names[j]) >= (int)sizeof p) continue;
+                if (is_file(p)) {
+                    if (strlen(p) >= outlen)
+                        return nst_fail(msg, NST_ERR_INVALID_ARG, "weights path %s is too long",
+                                        p);
+                    strcpy(out, p);
+                    return NST_OK;
+                }
+            }
+    }
+    char list[768] = "", files[256] = "";
+    size_t used = 0;
+    const char *dirs = all;
+    for (int d = 0; next_dir(&dirs, dir, sizeof dir); d++) {
+        int w = snprintf(list + used, sizeof list - used, "%s%s", d ? ", " : "", dir);
+        if (w > 0) used = used + (size_t)w < sizeof list ? used + (size_t)w : sizeof list - 1;
+    }
+    for (int j = 0; j < nn; j++)
+        snprintf(files + strlen(files), sizeof files - strlen(files), "%s%s",
+                 j == 0 ? "" : j + 1 == nn ? " or " : ", ", names[j]);
+    char titles[64] = "", hint[64];
+    for (int k = 0; nst_net_at(k); k++)
+        if (network == NST_NETWORK_AUTO || nst_net_at(k)->id == network)
+            snprintf(titles + strlen(titles), sizeof titles - strlen(titles), "%s%s",
+                     titles[0] ? " or " : "", nst_net_at(k)->title);
+    if (network == NST_NETWORK_AUTO || network == NST_NETWORK_VGG19)
+        snprintf(hint, sizeof hint, "%s", NST_WEIGHTS_FETCH_HINT);
     else
-        snprintf(data, sizeof data, "%s/.local/share/nst", home);
-    if (th && *th)
-        snprintf(torch, sizeof torch, "%s/hub/checkpoints", th);
-    else
-        snprintf(torch, sizeof torch, "%s/.cache/torch/hub/checkpoints", home);
-    const char *dirs[] = {NST_SOURCE_DIR "/weights", data, NST_PREFIX "/share/nst", torch, NULL};
-    return nst_weights_locate_in(explicit_path, dirs, out, outlen, msg);
+        snprintf(hint, sizeof hint, "NST_NETWORK=%s %s", nst_network_name(network),
+                 NST_WEIGHTS_FETCH_HINT);
+    return nst_fail(msg, NST_ERR_IO,
+                    "no %s weights found: looked for --weights, $NST_WEIGHTS, and %s in %s. "
+                    "Fetch them with `%s` in the source tree (or pass --weights FILE)",
+                    titles, files, used ? list : "(no directories)", hint);
 }

@@ -9,11 +9,12 @@
 
 #define ARG(x) sizeof(x), (const void *)&(x)
 
-int nst_winograd_mode_from_env(void) {
-    const char *s = getenv("NST_CONV");
-    if (!s || !*s || !strcmp(s, "winograd") || !strcmp(s, "winograd4")) return 4;
-    if (!strcmp(s, "winograd2")) return 2;
-    if (!strcmp(s, "im2col")) return 0;
+int nst_winograd_mode(const nst_runtime *rt) {
+    switch (rt->settings.conv) {
+    case NST_CONV_WINOGRAD4: return 4;
+    case NST_CONV_WINOGRAD2: return 2;
+    case NST_CONV_IM2COL: return 0;
+    }
     return -1;
 }
 

@@ -14,10 +14,10 @@
 
 #include "nst_int.h"
 
-/* NST_CONV selects the convolution of 3x3 layers: "winograd" (F(4x4,3x3), the
- * default when unset or empty), "winograd4", "winograd2" (F(2x2,3x3)) or
- * "im2col". Returns 4, 2 or 0 (im2col); -1 for any other value. */
-int nst_winograd_mode_from_env(void);
+/* The convolution of 3x3 layers rt's settings choose (settings.conv, NST_CONV):
+ * 4 (F(4x4,3x3), the default), 2 (F(2x2,3x3)) or 0 (im2col); -1 for a value
+ * that is none of them. */
+int nst_winograd_mode(const nst_runtime *rt);
 
 /* w: [K,C,3,3] -> u: [alpha^2, K, C, 1] (n = alpha^2, c = K, h = C, w = 1),
  * u[a][k][c] = (G w[k][c] G^T)[a]. Overwrites u. m is 2 or 4. */

@@ -12,12 +12,25 @@
 #include "check.h"
 #include "reference.h"
 
-nst_runtime *check_runtime(void) {
+void check_settings(nst_settings *s) {
+    nst_msg msg = {{0}};
+    if (nst_settings_from_env(s, &msg) != NST_OK) {
+        fprintf(stderr, "the test environment: %s\n", msg.text);
+        fail();
+    }
+}
+
+nst_runtime *check_runtime_with(const nst_settings *s) {
     nst_runtime *rt = NULL;
     nst_msg msg = {{0}};
+    nst_settings env;
+    if (!s) {
+        check_settings(&env);
+        s = &env;
+    }
     nst_runtime_options opt = {0};
-    opt.device = getenv("NST_DEVICE");
     opt.no_cache = 1;
+    opt.settings = s;
     if (nst_runtime_open(&rt, &opt, &msg) != NST_OK) {
         fprintf(stderr,
                 "no OpenCL device for the tests: %s\n"
@@ -26,6 +39,35 @@ nst_runtime *check_runtime(void) {
         fail();
     }
     return rt;
+}
+
+nst_runtime *check_runtime(void) { return check_runtime_with(NULL); }
+
+nst_model *check_model(nst_runtime *rt) {
+    nst_model *m = NULL;
+    nst_status st = nst_model_generate(rt, 3, 1.0 / 16, &m);
+    if (st != NST_OK) {
+        fprintf(stderr, "generating the test network: %s\n", nst_last_error(rt));
+        fail();
+    }
+    return m;
+}
+
+/* ---- the group fixture ---------------------------------------------------- */
+
+nst_runtime *check_rt;
+
+int check_setup(void **state) {
+    (void)state;
+    check_rt = check_runtime();
+    return check_rt ? 0 : -1;
+}
+
+int check_teardown(void **state) {
+    (void)state;
+    nst_runtime_close(check_rt);
+    check_rt = NULL;
+    return 0;
 }
 
 void check_rng_seed(check_rng *r, uint64_t seed) { r->s = seed * 0x9E3779B97F4A7C15ULL + 1; }

@@ -10,9 +10,26 @@
 #include "nst_int.h"
 #include "reference.h"
 
-/* Opens a runtime on $NST_DEVICE (else the default), cache off. Fails the
- * test, saying how to install PoCL, when there is no device. */
+/* The settings the suites run with: from the environment, as the nst
+ * command fills them (nst_settings_from_env), so NST_DEVICE, NST_CONV and
+ * the rest work for the tests too. Fails the test on a bad variable. */
+void check_settings(nst_settings *s);
+/* Opens a runtime with check_settings, cache off. Fails the test, saying how
+ * to install PoCL, when there is no device. */
 nst_runtime *check_runtime(void);
+/* The same with the given settings (NULL: check_settings). */
+nst_runtime *check_runtime_with(const nst_settings *s);
+/* The generated test network most suites use: seed 3, 1/16 of VGG-19's
+ * widths. Fails the test on error. */
+nst_model *check_model(nst_runtime *rt);
+
+/* The group fixture of the suites that share one runtime:
+ *   cmocka_run_group_tests(tests, check_setup, check_teardown)
+ * opens check_rt (check_runtime) for the whole group and closes it. A suite
+ * names it as it likes: #define rt check_rt. */
+extern nst_runtime *check_rt;
+int check_setup(void **state);
+int check_teardown(void **state);
 
 /* xorshift64*: deterministic across platforms. */
 typedef struct check_rng {

@@ -137,6 +137,88 @@ static void test_params(void **state) {
     nst_image_free(good);
 }
 
+/* nst_params_check is the one place the ranges are kept (the nst command
+ * reports its messages): each limit, each side of it, and the message. */
+static void test_params_ranges(void **state) {
+    (void)state;
+    nst_msg msg;
+    nst_params p;
+#define BAD(field, value, want)                                                        \
+    do {                                                                               \
+        nst_params_default(&p);                                                        \
+        p.field = (value);                                                             \
+        EXPECT_MSG(nst_params_check(&p, 1, NULL, &msg), &msg, want);                   \
+    } while (0)
+#define GOOD(field, value)                                                             \
+    do {                                                                               \
+        nst_params_default(&p);                                                        \
+        p.field = (value);                                                             \
+        if (nst_params_check(&p, 1, NULL, &msg) != NST_OK)                             \
+            fail_msg("%s = %s refused: %s", #field, #value, msg.text);                 \
+    } while (0)
+    BAD(size, 15, "size 15 is not in 16..65536");
+    BAD(size, 65537, "size 65537");
+    GOOD(size, 16);
+    BAD(style_scale, 0, "style scale 0 is not in (0, 16]");
+    BAD(style_scale, NAN, "style scale");
+    GOOD(style_scale, 16);
+    BAD(content_weight, -1, "content weight -1 is not a finite number >= 0");
+    BAD(style_weight, INFINITY, "style weight inf");
+    BAD(tv_weight, NAN, "tv weight");
+    GOOD(tv_weight, 0);
+    BAD(iterations, 0, "iterations 0 is not in 1..1000000");
+    GOOD(iterations, 1000000);
+    BAD(optimizer, (nst_optimizer)7, "optimizer 7");
+    BAD(init, (nst_init)9, "init 9");
+    /* 0 is the optimiser's default: only a negative or non-finite rate is wrong */
+    BAD(learning_rate, -1, "learning rate -1 is not a finite number >= 0");
+    BAD(learning_rate, INFINITY, "learning rate inf");
+    GOOD(learning_rate, 0);
+    GOOD(learning_rate, 1e-6);
+    BAD(lbfgs_history, 0, "L-BFGS history 0 is not in 1..1000");
+    BAD(lbfgs_history, 1001, "L-BFGS history 1001");
+    /* scales: 1..12, as the nst command always said */
+    BAD(scales, 0, "scales 0 is not in 1..12");
+    BAD(scales, 13, "scales 13");
+    GOOD(scales, 1);
+    BAD(scale_iterations, -1, "scale iterations -1 is not in 0..1000000");
+    GOOD(scale_iterations, 0);
+    BAD(average_decay, 1, "average decay 1 is not in [0, 1)");
+    BAD(average_decay, -0.5, "average decay -0.5");
+    GOOD(average_decay, 0.999);
+    /* tile: 0 automatic, -1 never, else 16..65536 pixels */
+    BAD(tile, -5, "tile -5 is not 0 (automatic), -1 (never) or a size in 16..65536 pixels");
+    BAD(tile, 15, "tile 15");
+    BAD(tile, 65537, "tile 65537");
+    GOOD(tile, -1);
+    GOOD(tile, 0);
+    GOOD(tile, 16);
+    GOOD(tile, 65536);
+#undef BAD
+#undef GOOD
+    /* style layer weights come with their count, which must match the layers */
+    const double lw[5] = {1, 2, 3, 4, 5};
+    nst_params_default(&p); /* five style layers */
+    p.style_layer_weights = lw;
+    p.style_layer_weight_count = 2;
+    EXPECT_MSG(nst_params_check(&p, 1, NULL, &msg), &msg,
+               "2 style layer weights for 5 style layers");
+    p.style_layer_weight_count = 0;
+    EXPECT_MSG(nst_params_check(&p, 1, NULL, &msg), &msg, "0 style layer weights");
+    p.style_layer_weight_count = 5;
+    assert_int_equal(nst_params_check(&p, 1, NULL, &msg), NST_OK);
+    p.style_layers = "relu1_1,relu2_1";
+    EXPECT_MSG(nst_params_check(&p, 1, NULL, &msg), &msg,
+               "5 style layer weights for 2 style layers");
+    p.style_layer_weight_count = 2;
+    assert_int_equal(nst_params_check(&p, 1, NULL, &msg), NST_OK);
+    p.style_layer_weights = NULL;
+    EXPECT_MSG(nst_params_check(&p, 1, NULL, &msg), &msg, "style_layer_weights is NULL");
+    const double neg[2] = {1, -1};
+    p.style_layer_weights = neg;
+    EXPECT_MSG(nst_params_check(&p, 1, NULL, &msg), &msg, "style layer weight 2 (-1)");
+}
+
 static void test_models(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
@@ -150,6 +232,26 @@ static void test_models(void **state) {
     EXPECT_RT(nst_model_generate(rt, 1, NAN, &m), rt, "width multiplier");
     assert_null(m);
     nst_model_free(NULL);
+    /* the network: named, parsed, refused when unknown, reported */
+    EXPECT_RT(nst_model_load_network(rt, "weights/none.safetensors", (nst_network)7, &m), rt,
+              "network 7");
+    EXPECT_RT(nst_model_generate_network(rt, (nst_network)-1, 1, 0.0625, &m), rt, "network -1");
+    assert_null(m);
+    assert_int_equal(nst_model_network(NULL), NST_NETWORK_AUTO);
+    assert_int_equal(nst_model_generate_network(rt, NST_NETWORK_VGG16, 1, 0.0625, &m), NST_OK);
+    assert_int_equal(nst_model_network(m), NST_NETWORK_VGG16);
+    nst_model_free(m);
+    assert_int_equal(nst_model_generate_network(rt, NST_NETWORK_AUTO, 1, 0.0625, &m), NST_OK);
+    assert_int_equal(nst_model_network(m), NST_NETWORK_VGG19);
+    nst_model_free(m);
+    assert_string_equal(nst_network_name(NST_NETWORK_VGG16), "vgg16");
+    assert_string_equal(nst_network_name(NST_NETWORK_AUTO), "auto");
+    assert_null(nst_network_name((nst_network)9));
+    assert_int_equal(nst_network_parse("VGG-16"), NST_NETWORK_VGG16);
+    assert_int_equal(nst_network_parse("vgg19"), NST_NETWORK_VGG19);
+    assert_int_equal(nst_network_parse("auto"), NST_NETWORK_AUTO);
+    assert_int_equal(nst_network_parse("vgg11"), -1);
+    assert_int_equal(nst_network_parse(NULL), -1);
     nst_runtime_close(rt);
 }
 
@@ -165,7 +267,7 @@ static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     if (!f) return -1;
     f->rt = check_runtime();
-    if (nst_model_generate(f->rt, 3, 0.0625, &f->model) != NST_OK) return -1;
+    f->model = check_model(f->rt);
     f->content = image(32, 24);
     f->style = image(24, 24);
     nst_params_default(&f->p);
@@ -361,6 +463,7 @@ int main(void) {
         cmocka_unit_test(test_runtime),
         cmocka_unit_test(test_images),
         cmocka_unit_test(test_params),
+        cmocka_unit_test(test_params_ranges),
         cmocka_unit_test(test_models),
     };
     const struct CMUnitTest transfer[] = {

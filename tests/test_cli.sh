@@ -62,6 +62,28 @@ for args in "--size 0" "--size -3" "--iterations 0" "--style-weight abc" "--opti
     $RUN $args -o "$T/keep.png" 2>"$T/err"; rc=$?
     check "usage error ($args) exits 2 with a message" "[ $rc -eq 2 ] && [ -s $T/err ]"
 done
+# Ranges are the library's (nst_params_check): the command reports its
+# message, the same one an API caller gets.
+for case in "--scales 0|scales 0 is not in 1..12" \
+            "--tile -5|tile -5 is not 0 (automatic), -1 (never) or a size in 16..65536 pixels" \
+            "--tile 70000|tile 70000 is not" \
+            "--learning-rate -1|learning rate -1 is not a finite number >= 0" \
+            "--style-weight -2|style weight -2 is not a finite number >= 0" \
+            "--style-layer-weights 1,2|2 style layer weights for 5 style layers"; do
+    args=${case%%|*}
+    $RUN $args -o "$T/keep.png" 2>"$T/err"; rc=$?
+    check "$args: exit 2 with the library's message" "[ $rc -eq 2 ] && grep -qF -- '${case#*|}' $T/err"
+done
+$RUN --con x -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "an ambiguous abbreviation names the options it could be" \
+    "[ $rc -eq 2 ] && grep -q \"option '--con' is ambiguous: --content, --content-weight\" $T/err"
+$RUN --png16=yes -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "a flag given a value says it takes none" "[ $rc -eq 2 ] && grep -q 'option --png16 takes no value' $T/err"
+$RUN -n 2 --iter 3 --style-layer-weights 1,1 --style-layers relu1_1,relu2_1 -o "$T/abbr.png"; rc=$?
+check "a unique abbreviation and matching layer weights run" "[ $rc -eq 0 ] && [ -f $T/abbr.png ]"
+NST_CONV=fft $RUN -n 2 -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "a bad NST_CONV is refused naming it" "[ $rc -eq 2 ] && grep -q \"NST_CONV='fft'\" $T/err"
+
 $RUN -o "$T/out.gif" 2>"$T/err"; rc=$?
 check "unknown output extension exits 2" "[ $rc -eq 2 ] && grep -q '.png' $T/err && [ ! -e $T/out.gif ]"
 $NST $W --content "$T/missing.png" --style $T/paint.jpg -o "$T/keep.png" 2>"$T/err"; rc=$?
@@ -265,6 +287,46 @@ done
 least=$(sed -n 's/.*a tile needs at least \([0-9]*\).*/\1/p' "$T/err")
 $NST $W --content $T/photo.png --style $T/paint.jpg --size 256 --tile "$least" --dry-run > "$T/plan4.out"; rc=$?
 check "the minimum tile it names plans tiles" "[ $rc -eq 0 ] && grep -q 'tiles of' $T/plan4.out"
+
+# VGG-16: a generated network of its layout runs end to end, detected from
+# the file or named with --network; weights of the other network are
+# refused naming the file and the tensor; its tiles follow its own halo.
+G=build/tools/nst-genweights
+$G --network vgg16 --out "$T/w16.safetensors" --width-mult 0.0625 --seed 6 2>/dev/null || no "generate VGG-16 weights"
+check "nst-genweights --info names the network" \
+    "$G --info $T/w16.safetensors | grep -q '^network: vgg16, 13 of its 13 convolutions'"
+R16="$NST --weights $T/w16.safetensors --content $T/photo.png --style $T/paint.jpg --size 32"
+$R16 -n 4 -o "$T/v16.png" 2>"$T/v16.err"; rc=$?
+check "VGG-16 weights run end to end, the network detected" \
+    "[ $rc -eq 0 ] && [ \"\$($MK --info $T/v16.png)\" = '32 24' ] && grep -q '(vgg16)' $T/v16.err"
+$R16 -n 3 -q --network vgg16 --content-layers conv5_3 --style-layers relu1_1,relu3_3,relu5_3 -o "$T/v16b.png"; rc=$?
+check "--network vgg16 with layers only VGG-16 numbers so (conv5_3 is features.28)" \
+    "[ $rc -eq 0 ] && [ -f $T/v16b.png ]"
+$R16 -n 3 --network vgg19 -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "--network vgg19 on VGG-16 weights exits 1 naming the file and the tensor" \
+    "[ $rc -eq 1 ] && grep -q 'w16.safetensors: tensor features.17.weight' $T/err && cmp -s $T/keep.png $T/keep.orig"
+$RUN -n 3 --network vgg16 -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "--network vgg16 on VGG-19 weights exits 1 saying what the file looks like" \
+    "[ $rc -eq 1 ] && grep -q 'features.16 of VGG-16 is pool3' $T/err && grep -q 'network vgg19' $T/err"
+$R16 -n 3 --style-layers relu1_1,relu3_4 -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "a VGG-19 layer VGG-16 lacks exits 1 listing VGG-16's layers" \
+    "[ $rc -eq 1 ] && grep -q \"unknown layer 'relu3_4'; valid layers of VGG-16 are\" $T/err"
+$RUN --network vgg11 -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "--network vgg11 is a usage error" "[ $rc -eq 2 ] && grep -q 'choose vgg19, vgg16' $T/err"
+# relu5_1's halo: VGG-19 80 pixels (minimum tile 191), VGG-16 64 (159)
+$RUN --size 256 --tile 170 --dry-run > /dev/null 2>"$T/err"; rc=$?
+check "VGG-19 refuses 170-pixel tiles for relu5_1" "[ $rc -ne 0 ] && grep -q 'at least 191' $T/err"
+$R16 --size 256 --tile 170 --dry-run > "$T/plan16.out"; rc=$?
+check "VGG-16's smaller halo plans 170-pixel tiles" \
+    "[ $rc -eq 0 ] && grep -q 'tiles of' $T/plan16.out && grep -q 'halo 64' $T/plan16.out"
+
+# Whole runs timed: nst bench --run.
+$NST bench --run 3 --size 32 $W --lbfgs-history 2,5 --json -- --tv-weight 2 > "$T/brun.json"; rc=$?
+check "bench --run times each history's run" "[ $rc -eq 0 ] && [ \$(grep -c '\"event\":\"run\".*\"width\":32,\"height\":24,\"iterations\":3,.*\"exit\":0' $T/brun.json) -eq 2 ] && grep -q '\"lbfgs_history\":5' $T/brun.json"
+$NST bench --run 0 $W 2>"$T/err"; rc=$?
+check "bench --run 0 exits 2" "[ $rc -eq 2 ] && grep -q 'run' $T/err"
+$NST bench --run 2 --size 32 $W -- --optimizer sgd >/dev/null 2>"$T/err"; rc=$?
+check "bench --run reports a failing run, exit 1" "[ $rc -eq 1 ] && grep -q 'optimizer' $T/err"
 
 # A first run compiles the kernels: it says so at once (stderr, or events with
 # --json), a second run with the same cache does not, and the speed it shows

@@ -14,17 +14,7 @@
 #include "check.h"
 #include "devcheck.h"
 
-static nst_runtime *g_rt;
-
-static int setup(void **state) {
-    g_rt = check_runtime();
-    return 0;
-}
-
-static int teardown(void **state) {
-    nst_runtime_close(g_rt);
-    return 0;
-}
+#define g_rt check_rt /* the group fixture's runtime (check.h) */
 
 static void run_check(int tiny) {
     nst_check_row rows[NST_CHECK_MAX_ROWS];
@@ -110,5 +100,5 @@ int main(void) {
         cmocka_unit_test(test_check_tiny),
         cmocka_unit_test(test_check_full),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, check_setup, check_teardown);
 }

@@ -15,17 +15,7 @@
 #include "optim.h"
 #include "ref_guided.h"
 
-static nst_runtime *g_rt;
-
-static int setup(void **state) {
-    g_rt = check_runtime();
-    return 0;
-}
-
-static int teardown(void **state) {
-    nst_runtime_close(g_rt);
-    return 0;
-}
+#define g_rt check_rt /* the group fixture's runtime (check.h) */
 
 enum { C = 3, H = 9, W = 7, N = C * H * W };
 
@@ -132,5 +122,5 @@ int main(void) {
         cmocka_unit_test(test_ema_deterministic),
         cmocka_unit_test(test_ema_bad_args),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, check_setup, check_teardown);
 }

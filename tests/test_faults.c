@@ -49,8 +49,7 @@ static nst_status run_failing_at(nst_runtime *rt, nst_model *model, const nst_pa
 
 static void fail_every_allocation(const char *what, nst_params *p, int nstyles, int masks) {
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 1.0 / 16, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_image *content = pattern(40, 32, 0), *style = pattern(36, 36, 1), *mask = pattern(40, 32, 1);
     const nst_image *styles[2] = {style, content};
     const nst_image *mlist[2] = {mask, mask};

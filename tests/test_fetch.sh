@@ -104,5 +104,35 @@ if fetch local "file://$PWD/$T/srv/tiny-$sum8.pth" "" &&
     ok "a file:// URL is converted"
 else bad "a file:// URL is converted"; cat "$T/local.out"; fi
 
+# 10. VGG-16: by argument or NST_NETWORK, its own file name, trimmed at its
+# conv5_1 (features.24: 11 convolutions, 22 tensors); a VGG-19 file for it is
+# refused saying why; --list names both torchvision files.
+"$gen" --network vgg16 --out "$T/srv/model16.safetensors" --seed 4 --width-mult 0.25 2> /dev/null
+size16=$(wc -c < "$T/srv/model16.safetensors" | tr -d ' ')
+if NST_WEIGHTS_URL=$base/model16.safetensors NST_WEIGHTS_SIZE=$size16 NST_WEIGHTS_DIR=$T/v16 \
+       NST_GENWEIGHTS=$gen tools/fetch-weights.sh vgg16 > "$T/v16.out" 2>&1 &&
+   "$gen" --info "$T/v16/vgg16-conv.safetensors" > "$T/v16.info" &&
+   grep -q '^22 tensors' "$T/v16.info" && grep -q '^network: vgg16, 11 of its 13' "$T/v16.info" &&
+   (cd "$T/v16" && sha256sum -c --quiet vgg16-conv.safetensors.sha256) &&
+   [ ! -f "$T/v16/vgg19-conv.safetensors" ]; then
+    ok "VGG-16 by argument: vgg16-conv.safetensors, trimmed at its conv5_1"
+else bad "VGG-16 by argument"; cat "$T/v16.out" "$T/v16.info"; fi
+if ! NST_NETWORK=vgg16 fetch v16bad "$base/model.safetensors" "$size" &&
+   grep -q "features.16 of VGG-16 is pool3" "$T/v16bad.out" &&
+   grep -q "does not hold vgg16's weights" "$T/v16bad.out" &&
+   [ ! -f "$T/v16bad/vgg16-conv.safetensors" ]; then
+    ok "NST_NETWORK=vgg16 refuses VGG-19 weights, saying why"
+else bad "NST_NETWORK=vgg16 refuses VGG-19 weights"; cat "$T/v16bad.out"; fi
+if tools/fetch-weights.sh --list > "$T/list.out" && grep -q "vgg16-397923af.pth (553433881 bytes)" "$T/list.out" &&
+   grep -q "vgg19-dcbb9e9d.pth (574673361 bytes)" "$T/list.out" &&
+   ! NST_NETWORK=vgg11 tools/fetch-weights.sh > "$T/v11.out" 2>&1 && grep -q "choose vgg19 or vgg16" "$T/v11.out"; then
+    ok "--list names both networks' files; an unknown network is refused"
+else bad "--list, unknown network"; cat "$T/list.out" "$T/v11.out"; fi
+if ! NST_NETWORK=vgg16 NO_PROXY='*' no_proxy='*' fetch off16 http://127.0.0.1:1/vgg16-397923af.pth "" &&
+   grep -q -- "--weights /path/to/vgg16-397923af.pth" "$T/off16.out" &&
+   grep -q -- "--out build/test.safetensors --network vgg16" "$T/off16.out"; then
+    ok "offline, VGG-16: the routes name its file"
+else bad "offline, VGG-16"; cat "$T/off16.out"; fi
+
 [ $fails -eq 0 ] && echo "fetch: all passed" || echo "fetch: $fails FAILED"
 [ $fails -eq 0 ]

@@ -19,17 +19,7 @@
 #include "reference.h"
 #include "ref_alloc.h"
 
-static nst_runtime *g_rt;
-
-static int setup(void **state) {
-    g_rt = check_runtime();
-    return 0;
-}
-
-static int teardown(void **state) {
-    nst_runtime_close(g_rt);
-    return 0;
-}
+#define g_rt check_rt /* the group fixture's runtime (check.h) */
 
 typedef struct shape {
     int c, h, w;
@@ -556,5 +546,5 @@ int main(void) {
         cmocka_unit_test(test_region_size),     cmocka_unit_test(test_empty_mask),
         cmocka_unit_test(test_deterministic),   cmocka_unit_test(test_bad_args),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, check_setup, check_teardown);
 }

@@ -16,17 +16,7 @@
 #include "ref_alloc.h"
 #include "reference.h"
 
-static nst_runtime *rt;
-
-static int setup(void **state) {
-    rt = check_runtime();
-    return rt ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    nst_runtime_close(rt);
-    return 0;
-}
+#define rt check_rt /* the group fixture's runtime (check.h) */
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -320,36 +310,71 @@ static void test_pool(void **state) {
 
 typedef struct norm_ctx {
     int H, W;
+    const nst_input_norm *in;
 } norm_ctx;
 
 static void norm_fn(double *y, const double *x, const void *p) {
     const norm_ctx *c = p;
-    nst_ref_normalize_forward(y, x, c->H, c->W);
+    nst_ref_normalize_forward(y, x, c->H, c->W, c->in);
 }
 
+/* Both input conventions: torchvision's (RGB, ImageNet mean and std) and
+ * Caffe's (B, G, R from the image's R, G, B; 255 x - mean). */
 static void test_normalize(void **state) {
-    check_rng r;
-    check_rng_seed(&r, 6);
-    const int H = 7, W = 5;
-    size_t n = (size_t)3 * H * W;
-    float *x = check_random(&r, n, 0, 1), *dy = check_random(&r, n, -1, 1);
-    double *dx = ref_from_float(x, n), *ddy = ref_from_float(dy, n);
-    double *y = ref_alloc(n), *g = ref_alloc(n);
-    nst_ref_normalize_forward(y, dx, H, W);
-    nst_ref_normalize_backward(g, ddy, H, W);
-    norm_ctx c = {H, W};
-    fd_check("normalize backward (reference)", norm_fn, &c, dx, n, n, ddy, g, 1e-4, 1e-9);
-    nst_tensor *tx = check_tensor(rt, 1, 3, H, W, x), *ty = check_tensor(rt, 1, 3, H, W, NULL), *tdy = check_tensor(rt, 1, 3, H, W, dy);
-    assert_int_equal(nst_normalize_forward(rt, ty, tx, nst_imagenet_mean, nst_imagenet_std),
-                     NST_OK);
-    assert_int_equal(nst_normalize_backward(rt, tdy, tdy, nst_imagenet_std), NST_OK);
-    float *gy = check_download(rt, ty), *gg = check_download(rt, tdy);
-    assert_true(check_close("normalize fwd", gy, y, n, 1e-6, 1e-6));
-    assert_true(check_close("normalize bwd", gg, g, n, 1e-6, 1e-6));
-    nst_tensor_free(rt, tx);
-    nst_tensor_free(rt, ty);
-    nst_tensor_free(rt, tdy);
-    free(x), free(dy), free(dx), free(ddy), free(y), free(g), free(gy), free(gg);
+    for (int conv = 0; conv < 2; conv++) {
+        const nst_input_norm *in = nst_input_get(conv);
+        check_rng r;
+        check_rng_seed(&r, 6);
+        const int H = 7, W = 5;
+        size_t n = (size_t)3 * H * W;
+        float *x = check_random(&r, n, 0, 1), *dy = check_random(&r, n, -1, 1);
+        double *dx = ref_from_float(x, n), *ddy = ref_from_float(dy, n);
+        double *y = ref_alloc(n), *g = ref_alloc(n);
+        nst_ref_normalize_forward(y, dx, H, W, in);
+        nst_ref_normalize_backward(g, ddy, H, W, in);
+        norm_ctx c = {H, W, in};
+        fd_check("normalize backward (reference)", norm_fn, &c, dx, n, n, ddy, g, 1e-4, 1e-9);
+        /* the mean and 1 / std become floats: x - mean is off by up to three
+         * roundings of a number below 1 (2^-24 each), then scaled by 1 / std */
+        float mean[3], sd[3];
+        double amp = 0;
+        for (int k = 0; k < 3; k++) {
+            mean[k] = (float)in->mean[k];
+            sd[k] = (float)in->std[k];
+            if (1 / in->std[k] > amp) amp = 1 / in->std[k];
+        }
+        double atol = 3 * amp / 16777216.0;
+        printf("  %s convention: forward atol %.2g\n", in->name, atol);
+        nst_tensor *tx = check_tensor(rt, 1, 3, H, W, x), *ty = check_tensor(rt, 1, 3, H, W, NULL);
+        nst_tensor *tdy = check_tensor(rt, 1, 3, H, W, dy);
+        nst_tensor *tdx = check_tensor(rt, 1, 3, H, W, NULL);
+        assert_int_equal(nst_normalize_forward(rt, ty, tx, mean, sd, in->bgr), NST_OK);
+        assert_int_equal(nst_normalize_backward(rt, tdx, tdy, sd, in->bgr), NST_OK);
+        float *gy = check_download(rt, ty), *gg = check_download(rt, tdx);
+        assert_true(check_close("normalize fwd", gy, y, n, atol, 1e-6));
+        assert_true(check_close("normalize bwd", gg, g, n, 1e-6, 1e-6));
+        free(gg);
+        /* in place: fine for RGB, refused when the channels are reversed */
+        assert_int_equal(nst_normalize_backward(rt, tdy, tdy, sd, in->bgr),
+                         in->bgr ? NST_ERR_INVALID_ARG : NST_OK);
+        if (!in->bgr) {
+            gg = check_download(rt, tdy);
+            assert_true(check_close("normalize bwd in place", gg, g, n, 1e-6, 1e-6));
+            free(gg);
+        }
+        assert_int_equal(nst_normalize_forward(rt, tx, tx, mean, sd, in->bgr),
+                         in->bgr ? NST_ERR_INVALID_ARG : NST_OK);
+        nst_tensor_free(rt, tx);
+        nst_tensor_free(rt, ty);
+        nst_tensor_free(rt, tdy);
+        nst_tensor_free(rt, tdx);
+        free(x), free(dy), free(dx), free(ddy), free(y), free(g), free(gy);
+    }
+    /* torchvision's constants are the ones the layers declare */
+    for (int k = 0; k < 3; k++) {
+        assert_true((float)nst_input_get(NST_INPUT_TORCHVISION)->mean[k] == nst_imagenet_mean[k]);
+        assert_true((float)nst_input_get(NST_INPUT_TORCHVISION)->std[k] == nst_imagenet_std[k]);
+    }
 }
 
 /* A hand-computed case anchors the reference itself: 1 channel 3x3 image of
@@ -375,5 +400,5 @@ int main(void) {
         cmocka_unit_test(test_conv_errors),       cmocka_unit_test(test_relu),
         cmocka_unit_test(test_pool),              cmocka_unit_test(test_normalize),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, check_setup, check_teardown);
 }

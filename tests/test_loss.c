@@ -16,17 +16,7 @@
 #include "reference.h"
 
 /* One runtime for the whole suite: CLBlast compiles its kernels per context. */
-static nst_runtime *g_rt;
-
-static int setup(void **state) {
-    g_rt = check_runtime();
-    return 0;
-}
-
-static int teardown(void **state) {
-    nst_runtime_close(g_rt);
-    return 0;
-}
+#define g_rt check_rt /* the group fixture's runtime (check.h) */
 
 typedef struct shape {
     int c, h, w;
@@ -449,5 +439,5 @@ int main(void) {
         cmocka_unit_test(test_tv),         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_bad_args),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, check_setup, check_teardown);
 }

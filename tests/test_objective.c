@@ -42,7 +42,7 @@ static void setup_make(setup *s, int w, int h, const char *content_layers,
                        const char *style_layers, int regions) {
     memset(s, 0, sizeof *s);
     s->rt = check_runtime();
-    assert_int_equal(nst_model_generate(s->rt, 3, 0.0625, &s->model), NST_OK);
+    s->model = check_model(s->rt);
     nst_params_default(&s->p);
     s->p.content_layers = content_layers;
     s->p.style_layers = style_layers;

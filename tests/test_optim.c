@@ -16,17 +16,7 @@
 #include "check.h"
 #include "optim.h"
 
-static nst_runtime *g_rt;
-
-static int setup(void **state) {
-    g_rt = check_runtime();
-    return 0;
-}
-
-static int teardown(void **state) {
-    nst_runtime_close(g_rt);
-    return 0;
-}
+#define g_rt check_rt /* the group fixture's runtime (check.h) */
 
 /* ---- objectives -------------------------------------------------------- */
 
@@ -374,6 +364,269 @@ static void test_lbfgs_path(void **state) {
     nst_tensor_free(g_rt, x);
 }
 
+/* ---- the compact direction against the two-loop recursion --------------- */
+
+/* A smooth convex objective on n values, computed on the host in double:
+ * f = sum_i (a_i x_i^2 / 2 - b_i x_i + log cosh x_i) + (u.x)^2 / 2. Every
+ * evaluation's x and gradient (as floats) are kept; evaluation `fake` (when
+ * > 0) returns 2 g_prev - g instead, so that its pair has negative curvature
+ * and is not kept. */
+enum { DN = 3001, DH = 5, DSTEPS = 18 };
+typedef struct dir_obj {
+    double a[DN], b[DN], u[DN];
+    float x[DSTEPS + 2][DN], g[DSTEPS + 2][DN];
+    int evals, fake;
+} dir_obj;
+
+static nst_status dir_cb(void *ctx, nst_runtime *rt, const nst_tensor *x, nst_tensor *grad,
+                         double *loss) {
+    dir_obj *o = ctx;
+    assert_true(o->evals < DSTEPS + 2 && x->count == DN);
+    float *xf = o->x[o->evals], *gf = o->g[o->evals];
+    nst_status st = nst_tensor_download(rt, x, xf);
+    if (st != NST_OK) return st;
+    double ux = 0, f = 0;
+    for (int i = 0; i < DN; i++) ux += o->u[i] * xf[i];
+    for (int i = 0; i < DN; i++) {
+        double xi = xf[i];
+        f += 0.5 * o->a[i] * xi * xi - o->b[i] * xi + log(cosh(xi));
+        double gi = o->a[i] * xi - o->b[i] + tanh(xi) + o->u[i] * ux;
+        gf[i] = (float)(o->evals == o->fake ? 2 * o->g[o->evals - 1][i] - gi : gi);
+    }
+    *loss = f + 0.5 * ux * ux;
+    o->evals++;
+    return nst_tensor_upload(rt, grad, gf);
+}
+
+/* The kept pairs, oldest first, as the device holds them (floats). */
+typedef struct dir_hist {
+    int count;
+    float s[DH][DN], y[DH][DN];
+} dir_hist;
+
+static double dotf(const float *u, const float *v) {
+    double s = 0;
+    for (int i = 0; i < DN; i++) s += (double)u[i] * v[i];
+    return s;
+}
+
+static double dotf_abs(const float *u, const float *v) {
+    double s = 0;
+    for (int i = 0; i < DN; i++) s += fabs((double)u[i] * v[i]);
+    return s;
+}
+
+/* The two-loop recursion in double: d = -H g. */
+static void two_loop(const dir_hist *h, const float *g, double *d) {
+    double al[DH];
+    for (int i = 0; i < DN; i++) d[i] = -g[i];
+    for (int k = h->count - 1; k >= 0; k--) {
+        double a = 0, rho = 1 / dotf(h->s[k], h->y[k]);
+        for (int i = 0; i < DN; i++) a += h->s[k][i] * d[i];
+        al[k] = rho * a;
+        for (int i = 0; i < DN; i++) d[i] -= al[k] * h->y[k][i];
+    }
+    if (h->count) {
+        const float *s = h->s[h->count - 1], *y = h->y[h->count - 1];
+        double gamma = dotf(s, y) / dotf(y, y);
+        for (int i = 0; i < DN; i++) d[i] *= gamma;
+    }
+    for (int k = 0; k < h->count; k++) {
+        double b = 0, rho = 1 / dotf(h->s[k], h->y[k]);
+        for (int i = 0; i < DN; i++) b += h->y[k][i] * d[i];
+        for (int i = 0; i < DN; i++) d[i] += (al[k] - rho * b) * h->s[k][i];
+    }
+}
+
+/* The inner products the compact form starts from: a = S'g, b = Y'g, the
+ * upper triangle of S'Y and of Y'Y (oldest first). */
+typedef struct dir_gram {
+    int c;
+    double a[DH], b[DH], sy[DH][DH], yy[DH][DH];
+} dir_gram;
+
+/* The compact form (Byrd, Nocedal & Schnabel 1994) in double, written out
+ * independently of src/optim.c: d = -gamma g + S cs + Y cy. */
+static void compact_coef(const dir_gram *z, double *cs, double *cy, double *gamma) {
+    int c = z->c;
+    double u[DH], v[DH], w[DH];
+    *gamma = z->sy[c - 1][c - 1] / z->yy[c - 1][c - 1];
+    for (int i = c - 1; i >= 0; i--) {
+        u[i] = z->a[i];
+        for (int j = i + 1; j < c; j++) u[i] -= z->sy[i][j] * u[j];
+        u[i] /= z->sy[i][i];
+    }
+    for (int i = 0; i < c; i++) {
+        v[i] = z->sy[i][i] * u[i] - *gamma * z->b[i];
+        for (int j = 0; j < c; j++) v[i] += *gamma * z->yy[i < j ? i : j][i < j ? j : i] * u[j];
+    }
+    for (int i = 0; i < c; i++) {
+        w[i] = v[i];
+        for (int j = 0; j < i; j++) w[i] -= z->sy[j][i] * w[j];
+        w[i] /= z->sy[i][i];
+    }
+    for (int i = 0; i < c; i++) {
+        cs[i] = -w[i];
+        cy[i] = *gamma * u[i];
+    }
+}
+
+/* Bound on |d_device - d| per element. The device computes each inner product
+ * z = p.q in float, in some order: |error| <= gamma_n sum |p_i q_i| (gamma_k
+ * = k u / (1 - k u), u = 2^-24); to first order the direction moves by
+ * sum_z |dd/dz| err(z), the partial derivatives taken by central
+ * differences on the double compact form. Then the coefficients are rounded
+ * to float (u) and the combination of 2c + 1 terms is summed in float
+ * (gamma_{2c+1}). The first-order part is doubled to cover the higher-order
+ * terms, which are small when the whole bound is small against d (the
+ * caller checks that). The data (s, y, g) are the same floats on both
+ * sides. */
+static void direction_bound(const dir_hist *h, const float *g, double *tol) {
+    const double u = 0x1p-24, gn = DN * u / (1 - DN * u);
+    const int c = h->count;
+    const double gc = (2 * c + 1) * u / (1 - (2 * c + 1) * u);
+    for (int i = 0; i < DN; i++) tol[i] = 0;
+    if (c == 0) return; /* d = -g exactly */
+    dir_gram z, e;      /* the inner products and their rounding bounds */
+    double *vals[2 * DH + DH * (DH + 1)], *errs[2 * DH + DH * (DH + 1)];
+    int nz = 0;
+    z.c = e.c = c;
+    for (int i = 0; i < c; i++) {
+        z.a[i] = dotf(h->s[i], g), e.a[i] = gn * dotf_abs(h->s[i], g);
+        z.b[i] = dotf(h->y[i], g), e.b[i] = gn * dotf_abs(h->y[i], g);
+        vals[nz] = &z.a[i], errs[nz++] = &e.a[i];
+        vals[nz] = &z.b[i], errs[nz++] = &e.b[i];
+        for (int j = i; j < c; j++) {
+            z.sy[i][j] = dotf(h->s[i], h->y[j]), e.sy[i][j] = gn * dotf_abs(h->s[i], h->y[j]);
+            z.yy[i][j] = dotf(h->y[i], h->y[j]), e.yy[i][j] = gn * dotf_abs(h->y[i], h->y[j]);
+            vals[nz] = &z.sy[i][j], errs[nz++] = &e.sy[i][j];
+            vals[nz] = &z.yy[i][j], errs[nz++] = &e.yy[i][j];
+        }
+    }
+    double cs[DH], cy[DH], gam;
+    compact_coef(&z, cs, cy, &gam);
+    /* the compact form in double is the two-loop recursion's direction */
+    static double d2[DN];
+    two_loop(h, g, d2);
+    double diff = 0, scale = 0;
+    for (int i = 0; i < DN; i++) {
+        double t = -gam * g[i], a = fabs(t);
+        for (int j = 0; j < c; j++) {
+            t += cs[j] * h->s[j][i] + cy[j] * h->y[j][i];
+            a += fabs(cs[j] * h->s[j][i]) + fabs(cy[j] * h->y[j][i]);
+        }
+        diff = fmax(diff, fabs(t - d2[i]));
+        scale = fmax(scale, fabs(d2[i]));
+        tol[i] = (u + gc) * a; /* coefficients to float, the sum in float */
+    }
+    assert_true(diff <= 1e-9 * scale);
+    for (int k = 0; k < nz; k++) { /* every inner product in turn */
+        double v0 = *vals[k], step = 1e-6 * fabs(v0);
+        double cp[2][DH], yp[2][DH], gp[2];
+        if (step == 0) step = 1e-300;
+        for (int sgn = 0; sgn < 2; sgn++) {
+            *vals[k] = v0 + (sgn ? -step : step);
+            compact_coef(&z, cp[sgn], yp[sgn], &gp[sgn]);
+        }
+        *vals[k] = v0;
+        double dgam = (gp[0] - gp[1]) / (2 * step);
+        for (int i = 0; i < DN; i++) {
+            double t = -dgam * g[i];
+            for (int j = 0; j < c; j++)
+                t += (cp[0][j] - cp[1][j]) / (2 * step) * h->s[j][i] +
+                     (yp[0][j] - yp[1][j]) / (2 * step) * h->y[j][i];
+            tol[i] += 2 * fabs(t) * *errs[k];
+        }
+    }
+}
+
+/* The device direction matches the double two-loop recursion on the same
+ * float history, step after step, within a bound derived from float
+ * rounding and the sensitivity of the direction: with the ring of pairs
+ * wrapping several times, one pair refused for negative curvature, and n
+ * not a multiple of the kernels' vector width; with the inner products read
+ * both ways (nst_optim_params.dots). */
+static void compact_direction(const char *layout) {
+    static dir_obj obj;
+    static dir_hist hist;
+    static float dev[DN];
+    static double ref[DN], tol[DN];
+    memset(&obj, 0, sizeof obj);
+    memset(&hist, 0, sizeof hist);
+    check_rng r;
+    check_rng_seed(&r, 31);
+    float x0[DN];
+    for (int i = 0; i < DN; i++) {
+        obj.a[i] = exp(check_uniform(&r, -4.6f, 0.7f)); /* 0.01 to 2 */
+        obj.b[i] = check_uniform(&r, -1, 1);
+        obj.u[i] = check_uniform(&r, -1, 1) * 2 / sqrt(DN);
+    }
+    check_fill(&r, x0, DN, -2, 2);
+    obj.fake = 9;
+    nst_optim_params p;
+    nst_optim_defaults(&p, NST_OPTIM_LBFGS);
+    p.history = DH;
+    p.dots = strcmp(layout, "interleaved") ? NST_OPTIM_DOTS_CONTIGUOUS : NST_OPTIM_DOTS_INTERLEAVED;
+    nst_tensor *x = vec(g_rt, DN, x0);
+    nst_optim *o = NULL;
+    assert_int_equal(nst_optim_create(g_rt, &p, DN, &o), NST_OK);
+    int refused = 0;
+    double worst_ratio = 0;
+    for (int t = 0; t < DSTEPS; t++) {
+        double loss;
+        assert_int_equal(nst_optim_step(g_rt, o, x, dir_cb, &obj, &loss), NST_OK);
+        assert_int_equal(obj.evals, t + 2);
+        const float *g = obj.g[t], *xa = obj.x[t], *xb = obj.x[t + 1], *gb = obj.g[t + 1];
+        assert_int_equal(nst_optim_read_direction(g_rt, o, dev), NST_OK);
+        two_loop(&hist, g, ref);
+        direction_bound(&hist, g, tol);
+        double dmax = 0, tmax = 0;
+        for (int i = 0; i < DN; i++) dmax = fmax(dmax, fabs(ref[i])), tmax = fmax(tmax, tol[i]);
+        assert_true(tmax <= 1e-2 * dmax); /* a meaningful bound, and first order holds */
+        for (int i = 0; i < DN; i++) {
+            double err = fabs(dev[i] - ref[i]);
+            if (tol[i] > 0) worst_ratio = fmax(worst_ratio, err / tol[i]);
+            if (err > tol[i]) {
+                fprintf(stderr, "step %d, %d pairs: d[%d] = %.9g, two-loop %.9g, bound %.3g\n",
+                        t, hist.count, i, dev[i], ref[i], tol[i]);
+                fail();
+            }
+        }
+        /* the step's pair, kept as the device keeps it: s and y rounded to
+         * float; the curvature test has the same outcome in float (the
+         * device) and double (here) */
+        float s[DN], y[DN];
+        for (int i = 0; i < DN; i++) {
+            s[i] = xb[i] - xa[i];
+            y[i] = gb[i] - g[i];
+        }
+        double sy = dotf(s, y), u = 0x1p-24;
+        assert_true(fabs(sy - 1e-10) > DN * u / (1 - DN * u) * dotf_abs(s, y));
+        if (sy > 1e-10) {
+            if (hist.count == DH) {
+                memmove(hist.s[0], hist.s[1], sizeof hist.s[0] * (DH - 1));
+                memmove(hist.y[0], hist.y[1], sizeof hist.y[0] * (DH - 1));
+                hist.count--;
+            }
+            memcpy(hist.s[hist.count], s, sizeof s);
+            memcpy(hist.y[hist.count], y, sizeof y);
+            hist.count++;
+        } else {
+            refused++;
+        }
+    }
+    printf("compact direction (%s): %d steps, history %d, %d pair(s) refused, largest "
+           "error / bound %.3g\n", layout, DSTEPS, DH, refused, worst_ratio);
+    assert_true(refused >= 1);
+    nst_optim_free(g_rt, o);
+    nst_tensor_free(g_rt, x);
+}
+
+static void test_lbfgs_compact_direction(void **state) {
+    compact_direction("contiguous");
+    compact_direction("interleaved");
+}
+
 /* torch.optim.LBFGS's first step: x1 = x0 - lr * min(1, 1/|g|_1) * g. */
 static void test_lbfgs_first_step(void **state) {
     enum { N = 20 };
@@ -524,8 +777,9 @@ int main(void) {
         cmocka_unit_test(test_lbfgs_quadratic),  cmocka_unit_test(test_lbfgs_rosenbrock),
         cmocka_unit_test(test_adam_rosenbrock),  cmocka_unit_test(test_adam_clamp),
         cmocka_unit_test(test_lbfgs_first_step), cmocka_unit_test(test_lbfgs_path),
+        cmocka_unit_test(test_lbfgs_compact_direction),
         cmocka_unit_test(test_lbfgs_at_minimum), cmocka_unit_test(test_nonfinite),
         cmocka_unit_test(test_memory_and_args),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, check_setup, check_teardown);
 }

@@ -28,11 +28,15 @@ static nst_image *pattern(int w, int h, int kind) {
 /* Plans p, runs it for 2 iterations, and holds the plan's peak to the
  * measured one: the run's buffers at their peak lie between the plan's
  * figure and that figure plus the runtime's own scratch (CLBlast's padding
- * buffer, reduction partials), within 1% + 64 KiB. */
+ * buffer, reduction partials), within 1% + 64 KiB. The network: VGG-19
+ * unless plan_network says otherwise. */
+static nst_network plan_network = NST_NETWORK_VGG19;
+
 static void plan_vs_run(nst_params *p, int w, int h, int want_tiled) {
     nst_runtime *rt = check_runtime();
     nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    assert_int_equal(nst_model_generate_network(rt, plan_network, 3, 0.0625, &model), NST_OK);
+    assert_int_equal(nst_model_network(model), plan_network);
     nst_image *content = pattern(w, h, 0), *style = pattern(w, h * 3 / 4, 1), *out = NULL;
     const nst_image *styles[1] = {style};
     int wh[2] = {style->w, style->h};
@@ -85,6 +89,26 @@ static void test_plan_tiled(void **state) {
     plan_vs_run(&p, 96, 80, 1);
 }
 
+/* VGG-16: its layers' channels and strides (relu5_1 is its features.25,
+ * VGG-19's 29), whole and in tiles of its own halo. */
+static void test_plan_vgg16(void **state) {
+    (void)state;
+    nst_params p;
+    nst_params_default(&p);
+    plan_network = NST_NETWORK_VGG16;
+    p.size = 64;
+    p.iterations = 2;
+    p.lbfgs_history = 5;
+    p.style_layers = "relu1_1,relu3_3,relu5_1,relu5_3";
+    plan_vs_run(&p, 64, 48, 0);
+    p.size = 96;
+    p.content_layers = "relu2_2";
+    p.style_layers = "relu1_1,relu2_1,relu3_3";
+    p.tile = 48;
+    plan_vs_run(&p, 96, 80, 1);
+    plan_network = NST_NETWORK_VGG19;
+}
+
 static void test_plan_adam_average(void **state) {
     (void)state;
     nst_params p;
@@ -114,8 +138,7 @@ static uint64_t budget_for(uint64_t usable) {
 static void test_plan_budget(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.size = 256;
@@ -164,8 +187,7 @@ static void test_plan_budget(void **state) {
 static void test_plan_history(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.size = 1024;
@@ -193,8 +215,7 @@ static void test_plan_history(void **state) {
 static void test_plan_small_size(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.iterations = 1;
@@ -267,8 +288,7 @@ static void test_plan_small_size(void **state) {
 static void test_plan_small_tile(void **state) {
     (void)state;
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.iterations = 1;
@@ -317,6 +337,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_whole),
         cmocka_unit_test(test_plan_tiled),
+        cmocka_unit_test(test_plan_vgg16),
         cmocka_unit_test(test_plan_adam_average),
         cmocka_unit_test(test_plan_budget),
         cmocka_unit_test(test_plan_history),

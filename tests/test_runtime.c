@@ -57,11 +57,9 @@ static void test_select(void **state) {
     assert_int_equal(nst_device_select(devs, n, sub, &idx, &msg), NST_OK);
     assert_true(idx >= 0 && idx < n);
     assert_true(contains_nocase(devs[idx].name, sub) || contains_nocase(devs[idx].platform, sub));
-    /* by environment */
-    setenv("NST_DEVICE", "0", 1);
+    /* no selection: the default */
     assert_int_equal(nst_device_select(devs, n, NULL, &idx, &msg), NST_OK);
-    assert_int_equal(idx, 0);
-    unsetenv("NST_DEVICE");
+    assert_true(devs[idx].is_default);
     /* bad selections list what exists */
     assert_int_equal(nst_device_select(devs, n, "99", &idx, &msg), NST_ERR_NO_DEVICE);
     assert_non_null(strstr(msg.text, "no device 99"));
@@ -69,11 +67,154 @@ static void test_select(void **state) {
     assert_int_equal(nst_device_select(devs, n, "no-such-gpu-xyz", &idx, &msg), NST_ERR_NO_DEVICE);
     assert_non_null(strstr(msg.text, "no-such-gpu-xyz"));
     assert_non_null(strstr(msg.text, devs[0].name));
-    setenv("NST_DEVICE", "no-such-gpu-xyz", 1);
-    assert_int_equal(nst_device_select(devs, n, NULL, &idx, &msg), NST_ERR_NO_DEVICE);
-    assert_non_null(strstr(msg.text, "NST_DEVICE"));
-    unsetenv("NST_DEVICE");
     free(devs);
+}
+
+/* The runtime's device: options.device, else settings.device (NST_DEVICE),
+ * else the default; a bad settings.device is named as NST_DEVICE. */
+static void test_select_settings(void **state) {
+    nst_msg msg = {{0}};
+    nst_settings set = {0};
+    nst_runtime_options opt = {0};
+    nst_runtime *rt = NULL;
+    opt.settings = &set;
+    opt.no_cache = 1;
+    snprintf(set.device, sizeof set.device, "no-such-gpu-xyz");
+    assert_int_equal(nst_runtime_open(&rt, &opt, &msg), NST_ERR_NO_DEVICE);
+    assert_null(rt);
+    assert_non_null(strstr(msg.text, "NST_DEVICE 'no-such-gpu-xyz'"));
+    opt.device = "0";
+    assert_int_equal(nst_runtime_open(&rt, &opt, &msg), NST_OK);
+    assert_int_equal(nst_runtime_device(rt)->index, 0);
+    nst_runtime_close(rt);
+    snprintf(set.device, sizeof set.device, "0");
+    opt.device = NULL;
+    assert_int_equal(nst_runtime_open(&rt, &opt, &msg), NST_OK);
+    assert_int_equal(nst_runtime_device(rt)->index, 0);
+    nst_runtime_close(rt);
+}
+
+/* nst_settings_from_env reads every variable into its field, and refuses
+ * values that are not choices, naming the variable. */
+static void test_settings_from_env(void **state) {
+    static const char *const vars[] = {"NST_CONV", "NST_SCRATCH_MB", "NST_CACHE",
+                                       "NST_CACHE_DIR", "XDG_CACHE_HOME", "HOME", "NST_CL_DIR",
+                                       "NST_CL_OPTS", "NST_TUNE", "NST_DEVICE", "NST_WEIGHTS",
+                                       "XDG_DATA_HOME", "TORCH_HOME"};
+    enum { NV = sizeof vars / sizeof vars[0] };
+    char *saved[NV];
+    for (int i = 0; i < NV; i++) {
+        const char *v = getenv(vars[i]);
+        saved[i] = v ? strdup(v) : NULL;
+        unsetenv(vars[i]);
+    }
+    nst_settings s;
+    nst_msg msg = {{0}};
+    memset(&s, 0x55, sizeof s);
+    /* nothing set: the zeroed defaults, no cache directory */
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_int_equal(s.conv, NST_CONV_WINOGRAD4);
+    assert_int_equal(s.scratch_mb, 0);
+    assert_int_equal(s.no_cache, 0);
+    assert_int_equal(s.no_tune, 0);
+    assert_string_equal(s.cache_dir, "");
+    assert_string_equal(s.device, "");
+    assert_string_equal(s.weights, "");
+    assert_non_null(strstr(s.weights_dirs, "./.local/share/nst"));
+    setenv("HOME", "/home/x", 1);
+    setenv("NST_CONV", "winograd2", 1);
+    setenv("NST_SCRATCH_MB", "256", 1);
+    setenv("NST_CACHE", "0", 1);
+    setenv("NST_TUNE", "0", 1);
+    setenv("NST_CL_DIR", "cl", 1);
+    setenv("NST_CL_OPTS", "-DX=1", 1);
+    setenv("NST_DEVICE", "pthread", 1);
+    setenv("NST_WEIGHTS", "w.pth", 1);
+    setenv("TORCH_HOME", "/t", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_int_equal(s.conv, NST_CONV_WINOGRAD2);
+    assert_int_equal(s.scratch_mb, 256);
+    assert_int_equal(s.no_cache, 1);
+    assert_int_equal(s.no_tune, 1);
+    assert_string_equal(s.cache_dir, "/home/x/.cache/nst");
+    assert_string_equal(s.cl_dir, "cl");
+    assert_string_equal(s.cl_options, "-DX=1");
+    assert_string_equal(s.device, "pthread");
+    assert_string_equal(s.weights, "w.pth");
+    assert_non_null(strstr(s.weights_dirs, ":/home/x/.local/share/nst:"));
+    assert_non_null(strstr(s.weights_dirs, ":/t/hub/checkpoints"));
+    setenv("XDG_CACHE_HOME", "/xc", 1);
+    setenv("XDG_DATA_HOME", "/xd", 1);
+    setenv("NST_CONV", "im2col", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_string_equal(s.cache_dir, "/xc/nst");
+    assert_non_null(strstr(s.weights_dirs, ":/xd/nst:"));
+    assert_int_equal(s.conv, NST_CONV_IM2COL);
+    setenv("NST_CACHE_DIR", "/c", 1);
+    setenv("NST_CONV", "winograd", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_string_equal(s.cache_dir, "/c");
+    assert_int_equal(s.conv, NST_CONV_WINOGRAD4);
+    /* bad values name the variable and what it takes */
+    setenv("NST_CONV", "fft", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(msg.text, "NST_CONV='fft'"));
+    assert_non_null(strstr(msg.text, "im2col"));
+    unsetenv("NST_CONV");
+    const char *bad_mb[] = {"0", "-1", "abc", "12x", "65537"};
+    for (int i = 0; i < 5; i++) {
+        setenv("NST_SCRATCH_MB", bad_mb[i], 1);
+        assert_int_equal(nst_settings_from_env(&s, &msg), NST_ERR_INVALID_ARG);
+        assert_non_null(strstr(msg.text, "NST_SCRATCH_MB"));
+    }
+    unsetenv("NST_SCRATCH_MB");
+    char longer[2 * NST_PATH_MAX];
+    memset(longer, 'a', sizeof longer - 1);
+    longer[sizeof longer - 1] = 0;
+    setenv("NST_CACHE_DIR", longer, 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(msg.text, "NST_CACHE_DIR"));
+    assert_int_equal(nst_settings_from_env(NULL, &msg), NST_ERR_INVALID_ARG);
+    for (int i = 0; i < NV; i++) {
+        if (saved[i]) setenv(vars[i], saved[i], 1);
+        else unsetenv(vars[i]);
+        free(saved[i]);
+    }
+}
+
+/* The library takes its configuration from the settings alone: variables
+ * that nst_settings_from_env would refuse change nothing for a runtime
+ * opened without them; settings out of range are refused by name. */
+static void test_settings_checked(void **state) {
+    nst_msg msg = {{0}};
+    nst_runtime *rt = NULL;
+    const char *old = getenv("NST_CONV");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("NST_CONV", "fft", 1);
+    setenv("NST_DEVICE", "no-such-gpu-xyz", 1);
+    assert_int_equal(nst_runtime_open(&rt, NULL, &msg), NST_OK);
+    nst_runtime_close(rt);
+    rt = NULL;
+    unsetenv("NST_DEVICE");
+    if (saved) setenv("NST_CONV", saved, 1);
+    else unsetenv("NST_CONV");
+    free(saved);
+
+    nst_settings set = {0};
+    nst_runtime_options opt = {0};
+    opt.settings = &set;
+    set.conv = (nst_conv_method)3;
+    assert_int_equal(nst_runtime_open(&rt, &opt, &msg), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(msg.text, "conv 3"));
+    set.conv = NST_CONV_IM2COL;
+    set.scratch_mb = -1;
+    assert_int_equal(nst_runtime_open(&rt, &opt, &msg), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(msg.text, "scratch"));
+    set.scratch_mb = 0;
+    memset(set.cache_dir, 'a', sizeof set.cache_dir);
+    assert_int_equal(nst_runtime_open(&rt, &opt, &msg), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(msg.text, "cache_dir"));
+    assert_null(rt);
 }
 
 /* Runs util_axpby on 1000 elements and checks it against plain C. */
@@ -121,18 +262,21 @@ static int count_cache_files(const char *dir, const char *ext) {
     return n;
 }
 
-/* A runtime with the cache on; binaries 1 keeps program binaries in it, 0
- * only notes of what was built (what nst does where the driver caches
- * binaries itself, as PoCL does), -1 the device's default. */
+/* A runtime with the cache on unless NST_CACHE=0 says otherwise. */
 static nst_runtime *open_cached(void) {
     nst_runtime *rt = NULL;
     nst_msg msg = {{0}};
+    nst_settings set;
+    check_settings(&set);
     nst_runtime_options opt = {0};
-    opt.device = getenv("NST_DEVICE");
+    opt.settings = &set;
     assert_int_equal(nst_runtime_open(&rt, &opt, &msg), NST_OK);
     return rt;
 }
 
+/* The same, without a warning; binaries 1 keeps program binaries in the
+ * cache, 0 only notes of what was built (what nst does where the driver
+ * caches binaries itself, as PoCL does), -1 the device's default. */
 static nst_runtime *cached_runtime(int binaries) {
     nst_runtime *rt = open_cached();
     assert_string_equal(nst_runtime_warning(rt), "");
@@ -151,7 +295,10 @@ static void fresh_cache_dir(const char *dir) {
 static void test_cache(void **state) {
     const char *dir = check_tmp_path("cache");
     char cmd[600];
-    fresh_cache_dir(dir);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    setenv("NST_CACHE_DIR", dir, 1);
+    unsetenv("NST_CACHE");
 
     /* cold: builds from source and writes the binary */
     nst_runtime *rt = cached_runtime(1);
@@ -254,11 +401,56 @@ static const char *const every_program[] = {"act",   "conv",      "loss",      "
                                             "tiled", "util",      "winograd2", "winograd4"};
 enum { N_PROGRAMS = (int)(sizeof every_program / sizeof every_program[0]) };
 
+/* A runtime (cache off) whose BLAS routines run on CLBlast, which
+ * compiles them: the host BLAS compiles nothing. */
+static nst_runtime *clblast_runtime(void) {
+    nst_settings set;
+    check_settings(&set);
+    snprintf(set.gemm, sizeof set.gemm, "clblast");
+    return check_runtime_with(&set);
+}
+
+/* CLBlast routines compile one at a time (CLBlast 1.5 crashes when two
+ * threads set up their first routines at once: it fills a static table
+ * unlocked), beside the programs. Each round is a new process, forked before
+ * this process called CLBlast. */
+static void test_prepare_blas_one_at_a_time(void **state) {
+    unsigned all = NST_BLAS_GEMM | NST_BLAS_GEMM_BATCHED | NST_BLAS_AXPY | NST_BLAS_DOT |
+                   NST_BLAS_SCAL;
+    for (int round = 0; round < 16; round++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            nst_runtime *rt = NULL;
+            nst_msg msg = {{0}};
+            nst_settings set;
+            if (nst_settings_from_env(&set, &msg) != NST_OK) _exit(3);
+            snprintf(set.gemm, sizeof set.gemm, "clblast");
+            nst_runtime_options opt = {0};
+            opt.settings = &set;
+            opt.no_cache = 1;
+            if (nst_runtime_open(&rt, &opt, &msg) != NST_OK) _exit(2);
+            rt->build_threads = 8;
+            int ok = nst_programs_prepare(rt, every_program, 2, all, NULL, NULL) == NST_OK &&
+                     rt->blas_ready == all;
+            nst_runtime_close(rt);
+            _exit(ok ? 0 : 1);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fprintf(stderr, "round %d: %s %d\n", round, WIFSIGNALED(status) ? "signal" : "exit",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+}
+
 /* Several programs built at once on several threads: each reported once, in
  * order, every one usable afterwards; the BLAS routines compile ahead too. */
 static void test_prepare_in_parallel(void **state) {
-    setenv("NST_BUILD_THREADS", "4", 1);
-    nst_runtime *rt = check_runtime(); /* cache off: everything is compiled */
+    nst_runtime *rt = clblast_runtime(); /* cache off: everything is compiled */
+    rt->build_threads = 4;
     prep_log l = {0};
     unsigned blas = NST_BLAS_GEMM | NST_BLAS_DOT;
     nst_status st = nst_programs_prepare(rt, every_program, N_PROGRAMS, blas, log_prep, &l);
@@ -277,41 +469,6 @@ static void test_prepare_in_parallel(void **state) {
                      NST_OK);
     assert_int_equal(again.events, 0);
     nst_runtime_close(rt);
-    unsetenv("NST_BUILD_THREADS");
-}
-
-/* CLBlast routines compile one at a time (CLBlast 1.5 crashes when two
- * threads set up their first routines at once: it fills a static table
- * unlocked), beside the programs. Each round is a new process, forked before
- * this process called CLBlast. */
-static void test_prepare_blas_one_at_a_time(void **state) {
-    setenv("NST_BUILD_THREADS", "8", 1);
-    unsigned all = NST_BLAS_GEMM | NST_BLAS_GEMM_BATCHED | NST_BLAS_AXPY | NST_BLAS_DOT |
-                   NST_BLAS_SCAL;
-    for (int round = 0; round < 16; round++) {
-        fflush(NULL);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            nst_runtime *rt = NULL;
-            nst_msg msg = {{0}};
-            nst_runtime_options opt = {0};
-            opt.device = getenv("NST_DEVICE");
-            opt.no_cache = 1;
-            if (nst_runtime_open(&rt, &opt, &msg) != NST_OK) _exit(2);
-            int ok = nst_programs_prepare(rt, every_program, 2, all, NULL, NULL) == NST_OK &&
-                     rt->blas_ready == all;
-            nst_runtime_close(rt);
-            _exit(ok ? 0 : 1);
-        }
-        int status = 0;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            fprintf(stderr, "round %d: %s %d\n", round, WIFSIGNALED(status) ? "signal" : "exit",
-                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
-    unsetenv("NST_BUILD_THREADS");
 }
 
 /* The progress callback stops the builds: before any (nothing built) or
@@ -327,6 +484,7 @@ static void test_prepare_stops(void **state) {
     nst_runtime_close(rt);
 
     rt = check_runtime();
+    rt->build_threads = 2;
     prep_log one = {0};
     one.stop_at = 1;
     assert_int_equal(nst_programs_prepare(rt, every_program, N_PROGRAMS, 0, log_prep, &one),
@@ -345,21 +503,20 @@ static void test_prepare_failure(void **state) {
              "%s/pool.cl",
              dir, dir, dir);
     assert_int_equal(system(cmd), 0);
-    setenv("NST_CL_DIR", dir, 1);
-    setenv("NST_BUILD_THREADS", "3", 1);
-    nst_runtime *rt = check_runtime();
+    nst_settings set;
+    check_settings(&set);
+    snprintf(set.cl_dir, sizeof set.cl_dir, "%s", dir);
+    nst_runtime *rt = check_runtime_with(&set);
+    rt->build_threads = 3;
     assert_int_equal(nst_programs_prepare(rt, every_program, N_PROGRAMS, 0, NULL, NULL),
                      NST_ERR_BUILD);
     assert_non_null(strstr(nst_last_error(rt), "'pool'"));
     assert_non_null(strstr(nst_last_error(rt), "oops"));
-    unsetenv("NST_CL_DIR");
-    unsetenv("NST_BUILD_THREADS");
     nst_runtime_close(rt);
 }
 
 static void test_build_failure_reports_log(void **state) {
-    nst_runtime *rt = check_runtime();
-    /* A source directory override with a broken program. */
+    /* A source directory override (NST_CL_DIR) with a broken program. */
     const char *dir = check_tmp_path("badcl");
     char cmd[600];
     snprintf(cmd, sizeof cmd,
@@ -367,12 +524,14 @@ static void test_build_failure_reports_log(void **state) {
              "%s/util.cl",
              dir, dir, dir);
     assert_int_equal(system(cmd), 0);
-    setenv("NST_CL_DIR", dir, 1);
+    nst_settings set;
+    check_settings(&set);
+    snprintf(set.cl_dir, sizeof set.cl_dir, "%s", dir);
+    nst_runtime *rt = check_runtime_with(&set);
     cl_kernel k;
     assert_int_equal(nst_kernel_get(rt, "util", "util_axpby", &k), NST_ERR_BUILD);
     assert_non_null(strstr(nst_last_error(rt), "build log"));
     assert_non_null(strstr(nst_last_error(rt), "oops"));
-    unsetenv("NST_CL_DIR");
     nst_runtime_close(rt);
 }
 
@@ -388,6 +547,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list_has_default),
         cmocka_unit_test(test_select),
+        cmocka_unit_test(test_select_settings),
+        cmocka_unit_test(test_settings_from_env),
+        cmocka_unit_test(test_settings_checked),
         cmocka_unit_test(test_kernel_runs),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_cache_notes),

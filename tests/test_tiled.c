@@ -41,6 +41,26 @@ static void test_geometry_vgg19(void **state) {
     nst_weights_free(w);
 }
 
+/* VGG-16's receptive fields come from its own table: three convolutions in
+ * blocks 3 to 5, its relu5_1 at features.25. */
+static void test_geometry_vgg16(void **state) {
+    (void)state;
+    nst_weights *w = NULL;
+    assert_int_equal(nst_weights_generate_net(&w, nst_net_get(NST_NETWORK_VGG16), 1, 0.0625, 13,
+                                              NULL), NST_OK);
+    int halo = 0, align = 0;
+    /* relu3_3 (depth 16): 2*1 + 2*2 + 3*4 = 18 to the left, rounded to 4 */
+    assert_int_equal(nst_tiled_geometry(w, 16, &halo, &align), 0);
+    assert_int_equal(align, 4);
+    assert_int_equal(halo, 20);
+    /* relu5_1 (depth 26): 2*1 + 2*2 + 3*4 + 3*8 + 1*16 = 58, rounded to 16 */
+    assert_int_equal(nst_tiled_geometry(w, 26, &halo, &align), 0);
+    assert_int_equal(align, 16);
+    assert_int_equal(halo, 64);
+    assert_int_equal(nst_tiled_geometry(w, 32, &halo, &align), -1); /* beyond pool5 */
+    nst_weights_free(w);
+}
+
 /* Every position of every stride is owned once; windows aligned, inside the
  * image, the same size, and reaching halo beyond what they own. */
 static void check_tiling(int h, int w, int tile, int halo, int align) {
@@ -141,8 +161,7 @@ static void evaluate(nst_runtime *rt, nst_model *model, const nst_params *p, int
 static void compare(int w, int h, int tile, const char *content_layers, const char *style_layers,
                     int min_tiles) {
     nst_runtime *rt = check_runtime();
-    nst_model *model = NULL;
-    assert_int_equal(nst_model_generate(rt, 3, 0.0625, &model), NST_OK);
+    nst_model *model = check_model(rt);
     nst_params p;
     nst_params_default(&p);
     p.content_layers = content_layers;
@@ -197,6 +216,7 @@ static void test_tiled_deep(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_geometry_vgg19),
+        cmocka_unit_test(test_geometry_vgg16),
         cmocka_unit_test(test_tiling_partition),
         cmocka_unit_test(test_tiled_equals_untiled),
         cmocka_unit_test(test_tiled_odd_sides),

@@ -1,6 +1,7 @@
 /* test_weights.c: weight files: F16/BF16 rounding, safetensors round trips,
- * one test per malformed-file error, trimming, lookup order and the
- * not-found message, PyTorch checkpoints (zip and legacy, F32/F16/BF16)
+ * one test per malformed-file error, trimming, the input convention in the
+ * metadata, matching a file against VGG-19 and VGG-16 (detection and every
+ * refusal), lookup order and the not-found message, PyTorch checkpoints (zip and legacy, F32/F16/BF16)
  * against the generated network, and hostile or damaged checkpoints. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -336,9 +337,192 @@ static void test_trim(void **state) {
     nst_weights_free(r);
 }
 
+/* ---- the input convention in the metadata ------------------------------ */
+
+static void test_input_metadata(void **state) {
+    nst_msg m = {{0}};
+    nst_weights *w = NULL;
+    const char *t = "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    char h[256];
+    /* declared: caffe; absent or torchvision: torchvision */
+    snprintf(h, sizeof h, "{\"__metadata__\":{\"format\":\"pt\",\"input\":\"caffe\"},%s", t);
+    assert_int_equal(nst_weights_load(st_file("in1.safetensors", h, 8), &w, &m), NST_OK);
+    assert_int_equal(w->input, NST_INPUT_CAFFE);
+    nst_weights_free(w);
+    snprintf(h, sizeof h, "{\"__metadata__\":{\"input\":\"torchvision\"},%s", t);
+    assert_int_equal(nst_weights_load(st_file("in2.safetensors", h, 8), &w, &m), NST_OK);
+    assert_int_equal(w->input, NST_INPUT_TORCHVISION);
+    nst_weights_free(w);
+    snprintf(h, sizeof h, "{%s", t);
+    assert_int_equal(nst_weights_load(st_file("in3.safetensors", h, 8), &w, &m), NST_OK);
+    assert_int_equal(w->input, NST_INPUT_TORCHVISION);
+    nst_weights_free(w);
+    /* anything else is refused, naming it and the conventions */
+    snprintf(h, sizeof h, "{\"__metadata__\":{\"input\":\"yuv\"},%s", t);
+    const char *p = st_file("in4.safetensors", h, 8);
+    w = NULL;
+    assert_int_equal(nst_weights_load(p, &w, &m), NST_ERR_FORMAT);
+    assert_null(w);
+    expect_msg(&m, p, "\"input\" is \"yuv\"");
+    expect_msg(&m, "\"caffe\"", "\"torchvision\"");
+    snprintf(h, sizeof h, "{\"__metadata__\":{\"input\":3},%s", t);
+    assert_int_equal(nst_weights_load(st_file("in5.safetensors", h, 8), &w, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "not a string", NULL);
+    /* written back by the saver, only when not the default */
+    assert_int_equal(nst_weights_generate(&w, 3, 1.0 / 64, 1, &m), NST_OK);
+    const char *q = check_tmp_path("in6.safetensors");
+    size_t n;
+    assert_int_equal(nst_weights_save(w, q, "F32", &m), NST_OK);
+    unsigned char *b = read_all(q, &n);
+    for (size_t i = 0; i + 7 <= n; i++) assert_true(memcmp(b + i, "\"input\"", 7) != 0);
+    free(b);
+    w->input = NST_INPUT_CAFFE;
+    assert_int_equal(nst_weights_save(w, q, "F16", &m), NST_OK);
+    nst_weights_free(w);
+    assert_int_equal(nst_weights_load(q, &w, &m), NST_OK);
+    assert_int_equal(w->input, NST_INPUT_CAFFE);
+    nst_weights_free(w);
+}
+
+/* ---- matching a file against a network ------------------------------------ */
+
+/* A copy of w without the tensors whose names start with `drop` (NULL:
+ * none), plus one tensor `add` of the given shape (NULL: none). */
+static nst_weights *edited(const nst_weights *w, const char *drop, const char *add, int rank,
+                           const int64_t *shape) {
+    nst_weights *o = calloc(1, sizeof *o);
+    assert_non_null(o);
+    for (int i = 0; i < w->count; i++) {
+        const nst_weight *t = &w->t[i];
+        if (drop && !strncmp(t->name, drop, strlen(drop))) continue;
+        nst_weight *n = nst_weights_add(o, t->name, t->rank, t->shape);
+        assert_non_null(n);
+        memcpy(n->data, t->data, t->count * sizeof(float));
+    }
+    if (add) assert_non_null(nst_weights_add(o, add, rank, shape));
+    return o;
+}
+
+/* Saves w and loads it back for `network`: the status, the message in *m. */
+static nst_status load_as(const nst_weights *w, const char *name, nst_network network,
+                          nst_msg *m) {
+    nst_weights *r = NULL;
+    const char *p = check_tmp_path(name);
+    assert_int_equal(nst_weights_save(w, p, "F32", m), NST_OK);
+    nst_status st = nst_weights_load_network(p, network, &r, m);
+    if (st == NST_OK) {
+        assert_non_null(r->net);
+        assert_int_equal(r->net->id, network ? network : nst_weights_net(w)->id);
+        assert_non_null(strstr(r->source, name));
+    } else {
+        assert_null(r);
+        expect_msg(m, p, NULL); /* every refusal names the file */
+    }
+    nst_weights_free(r);
+    return st;
+}
+
+static void test_network_match(void **state) {
+    nst_msg m = {{0}};
+    nst_weights *v19 = NULL, *v16 = NULL, *e = NULL;
+    const nst_net *net = NULL;
+    assert_int_equal(nst_weights_generate(&v19, 3, 1.0 / 64, 16, &m), NST_OK);
+    assert_int_equal(nst_weights_generate_net(&v16, nst_net_get(NST_NETWORK_VGG16), 4, 1.0 / 64,
+                                              13, &m), NST_OK);
+    /* each is detected, and loads as itself */
+    v19->net = v16->net = NULL;
+    assert_int_equal(nst_net_detect(v19, &net, &m), NST_OK);
+    assert_int_equal(net->id, NST_NETWORK_VGG19);
+    assert_int_equal(nst_net_detect(v16, &net, &m), NST_OK);
+    assert_int_equal(net->id, NST_NETWORK_VGG16);
+    assert_int_equal(load_as(v19, "m19.safetensors", NST_NETWORK_AUTO, &m), NST_OK);
+    assert_int_equal(load_as(v16, "m16.safetensors", NST_NETWORK_AUTO, &m), NST_OK);
+    assert_int_equal(load_as(v16, "m16.safetensors", NST_NETWORK_VGG16, &m), NST_OK);
+    /* one given for the other: the tensor that does not fit, and what the
+     * file looks like */
+    assert_int_equal(load_as(v16, "m16.safetensors", NST_NETWORK_VGG19, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "tensor features.17.weight: features.17 of VGG-19 is relu3_4",
+               "like VGG-16: give --network vgg16");
+    assert_int_equal(load_as(v19, "m19.safetensors", NST_NETWORK_VGG16, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "features.16 of VGG-16 is pool3", "like VGG-19: give --network vgg19");
+    /* up to conv3_3 both networks are the same: either fits, VGG-19 detected */
+    nst_weights *common = edited(v19, "features.16", NULL, 0, NULL);
+    nst_weights_trim(common, 15);
+    assert_int_equal(nst_net_detect(common, &net, &m), NST_OK);
+    assert_int_equal(net->id, NST_NETWORK_VGG19);
+    assert_int_equal(load_as(common, "mc.safetensors", NST_NETWORK_VGG16, &m), NST_OK);
+    nst_weights_free(common);
+    /* a mix of the two */
+    int64_t s17[4] = {4, 4, 3, 3};
+    e = edited(v19, NULL, "features.17.weight", 4, s17);
+    assert_int_equal(nst_net_detect(e, &net, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "mix VGG-19 (features.16.weight) and VGG-16 (features.17.weight)", NULL);
+    assert_int_equal(load_as(e, "mix.safetensors", NST_NETWORK_AUTO, &m), NST_ERR_FORMAT);
+    nst_weights_free(e);
+    /* a batch norm after conv1_1, and a stray part of a convolution */
+    int64_t s1[1] = {4};
+    e = edited(v19, NULL, "features.1.weight", 1, s1);
+    assert_int_equal(load_as(e, "bn.safetensors", NST_NETWORK_AUTO, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "features.1 of VGG-19 is relu1_1, which has no weights", "batch-normalised");
+    nst_weights_free(e);
+    e = edited(v19, NULL, "features.0.running_mean", 1, s1);
+    assert_int_equal(load_as(e, "rm.safetensors", NST_NETWORK_AUTO, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "tensor features.0.running_mean", "only a weight and a bias");
+    nst_weights_free(e);
+    /* beyond the network */
+    e = edited(v16, NULL, "features.31.weight", 1, s1);
+    assert_int_equal(load_as(e, "far.safetensors", NST_NETWORK_VGG16, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "features.31.weight is not a layer of VGG-16 (features.0 .. features.30)",
+               "--network vgg19");
+    nst_weights_free(e);
+    /* a convolution skipped; a convolution without its bias */
+    e = edited(v19, "features.2.", NULL, 0, NULL);
+    assert_int_equal(load_as(e, "skip.safetensors", NST_NETWORK_AUTO, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "skip features.2 (conv1_2 of VGG-19)", "up to features.34");
+    nst_weights_free(e);
+    e = edited(v16, "features.24.bias", NULL, 0, NULL);
+    assert_int_equal(load_as(e, "nob.safetensors", NST_NETWORK_AUTO, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "no tensor features.24.bias (conv5_1)", "VGG-16");
+    nst_weights_free(e);
+    /* a wrong shape: channels that do not chain, a 5x5 kernel */
+    int64_t s5[4] = {16, 5, 3, 3};
+    e = edited(v16, "features.10.weight", "features.10.weight", 4, s5);
+    assert_int_equal(load_as(e, "ch.safetensors", NST_NETWORK_AUTO, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "features.10.weight (conv3_1) takes 5 input channels but pool2 gives 2",
+               NULL);
+    nst_weights_free(e);
+    int64_t k5[4] = {1, 3, 5, 5};
+    e = edited(v16, "features.0.weight", "features.0.weight", 4, k5);
+    assert_int_equal(load_as(e, "k5.safetensors", NST_NETWORK_AUTO, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "features.0.weight (conv1_1) has a 5x5 kernel", "VGG-16's conv1_1 is 3x3");
+    nst_weights_free(e);
+    /* no features at all; a classifier beside them is ignored */
+    int64_t c2[2] = {3, 4};
+    e = edited(v19, "features.", "conv1_1.weight", 4, s17);
+    assert_int_equal(load_as(e, "nof.safetensors", NST_NETWORK_AUTO, &m), NST_ERR_FORMAT);
+    expect_msg(&m, "no tensor is named features.N.weight", "conv1_1.weight");
+    nst_weights_free(e);
+    e = edited(v16, NULL, "classifier.0.weight", 2, c2);
+    assert_int_equal(load_as(e, "cls.safetensors", NST_NETWORK_AUTO, &m), NST_OK);
+    nst_weights_free(e);
+    nst_weights_free(v19);
+    nst_weights_free(v16);
+}
+
 /* ---- lookup ------------------------------------------------------------- */
 
 static void touch(const char *path) { write_file(path, "x", 1); }
+
+/* nst_weights_locate over the directories dirs (NULL-terminated) alone, into
+ * a 512-byte out. */
+static nst_status locate(const char *explicit_path, nst_network network,
+                         const char *const *dirs, char *out, nst_msg *m) {
+    nst_settings s = {0};
+    for (int d = 0; dirs[d]; d++)
+        snprintf(s.weights_dirs + strlen(s.weights_dirs),
+                 sizeof s.weights_dirs - strlen(s.weights_dirs), "%s%s", d ? ":" : "", dirs[d]);
+    return nst_weights_locate(&s, explicit_path, network, out, 512, m);
+}
 
 static void test_locate_order(void **state) {
     nst_msg m = {{0}};
@@ -348,48 +532,81 @@ static void test_locate_order(void **state) {
     char f[512];
     system("rm -rf build/tmp/loc1 build/tmp/loc2 build/tmp/loc3");
     mkdir(d1, 0755), mkdir(d2, 0755), mkdir(d3, 0755);
-    const char *dirs[] = {d1, d2, d3, NULL};
-    unsetenv("NST_WEIGHTS");
+    nst_settings s = {0};
+    snprintf(s.weights_dirs, sizeof s.weights_dirs, "%s:%s::%s", d1, d2, d3);
     /* nothing anywhere: one message naming every place and the fix */
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_ERR_IO);
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_ERR_IO);
     expect_msg(&m, "build/tmp/loc1, build/tmp/loc2, build/tmp/loc3", "make weights");
     expect_msg(&m, "$NST_WEIGHTS", NST_WEIGHTS_FILE);
     /* the torchvision name in the third, the trimmed file in the second */
     snprintf(f, sizeof f, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
     touch(f);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
     snprintf(f, sizeof f, "%s/%s", d2, NST_WEIGHTS_FILE);
     touch(f);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
     /* $NST_WEIGHTS beats the directories, and must exist */
-    snprintf(f, sizeof f, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
-    setenv("NST_WEIGHTS", f, 1);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_OK);
-    assert_string_equal(out, f);
-    setenv("NST_WEIGHTS", "build/tmp/loc3/missing.safetensors", 1);
-    assert_int_equal(nst_weights_locate_in(NULL, dirs, out, sizeof out, &m), NST_ERR_IO);
+    snprintf(s.weights, sizeof s.weights, "%s/%s", d3, NST_WEIGHTS_TORCHVISION_FILE);
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
+    assert_string_equal(out, s.weights);
+    snprintf(s.weights, sizeof s.weights, "build/tmp/loc3/missing.safetensors");
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_ERR_IO);
     expect_msg(&m, "missing.safetensors", "$NST_WEIGHTS");
     /* --weights beats everything, and must exist */
     snprintf(f, sizeof f, "%s/%s", d2, NST_WEIGHTS_FILE);
-    assert_int_equal(nst_weights_locate_in(f, dirs, out, sizeof out, &m), NST_OK);
+    assert_int_equal(nst_weights_locate(&s, f, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
     assert_string_equal(out, f);
-    assert_int_equal(nst_weights_locate_in("build/tmp/nope.pth", dirs, out, sizeof out, &m),
+    assert_int_equal(nst_weights_locate(&s, "build/tmp/nope.pth", NST_NETWORK_AUTO, out, sizeof out, &m),
                      NST_ERR_IO);
     expect_msg(&m, "nope.pth", "--weights");
+    /* the search the environment gives: $XDG_DATA_HOME/nst unless the source
+     * tree has weights */
+    const char *old = getenv("NST_WEIGHTS");
+    char *saved = old ? strdup(old) : NULL;
     unsetenv("NST_WEIGHTS");
-    /* the public search: $XDG_DATA_HOME/nst unless the source tree has weights */
     setenv("XDG_DATA_HOME", "build/tmp/loc1", 1);
     mkdir("build/tmp/loc1/nst", 0755);
     touch("build/tmp/loc1/nst/" NST_WEIGHTS_FILE);
-    assert_int_equal(nst_weights_locate(NULL, out, sizeof out, &m), NST_OK);
+    check_settings(&s);
+    assert_int_equal(nst_weights_locate(&s, NULL, NST_NETWORK_AUTO, out, sizeof out, &m), NST_OK);
     struct stat sb;
     if (!stat(NST_SOURCE_DIR "/weights/" NST_WEIGHTS_FILE, &sb))
         assert_string_equal(out, NST_SOURCE_DIR "/weights/" NST_WEIGHTS_FILE);
     else
         assert_string_equal(out, "build/tmp/loc1/nst/" NST_WEIGHTS_FILE);
     unsetenv("XDG_DATA_HOME");
+    if (saved) setenv("NST_WEIGHTS", saved, 1);
+    free(saved);
+}
+
+/* VGG-16's files: found when asked for, or when no VGG-19 file is anywhere;
+ * a VGG-19 file in a later directory still comes first by default. */
+static void test_locate_vgg16(void **state) {
+    nst_msg m = {{0}};
+    char out[512], f16[512], f19[512];
+    const char *d1 = check_tmp_path("l16a"), *d2 = check_tmp_path("l16b");
+    system("rm -rf build/tmp/l16a build/tmp/l16b");
+    mkdir(d1, 0755), mkdir(d2, 0755);
+    const char *dirs[] = {d1, d2, NULL};
+    assert_int_equal(locate(NULL, NST_NETWORK_VGG16, dirs, out, &m), NST_ERR_IO);
+    expect_msg(&m, "no VGG-16 weights", "vgg16-conv.safetensors or vgg16-397923af.pth");
+    expect_msg(&m, "NST_NETWORK=vgg16 make weights", "build/tmp/l16a, build/tmp/l16b");
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_ERR_IO);
+    expect_msg(&m, "no VGG-19 or VGG-16 weights", "vgg19-dcbb9e9d.pth, vgg16-conv.safetensors");
+    snprintf(f16, sizeof f16, "%s/vgg16-397923af.pth", d1);
+    touch(f16);
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
+    assert_string_equal(out, f16);
+    assert_int_equal(locate(NULL, NST_NETWORK_VGG19, dirs, out, &m), NST_ERR_IO);
+    expect_msg(&m, "no VGG-19 weights", "`make weights`");
+    snprintf(f19, sizeof f19, "%s/" NST_WEIGHTS_FILE, d2);
+    touch(f19);
+    assert_int_equal(locate(NULL, NST_NETWORK_AUTO, dirs, out, &m), NST_OK);
+    assert_string_equal(out, f19);
+    assert_int_equal(locate(NULL, NST_NETWORK_VGG16, dirs, out, &m), NST_OK);
+    assert_string_equal(out, f16);
 }
 
 /* ---- PyTorch checkpoints ------------------------------------------------ */
@@ -585,7 +802,10 @@ int main(void) {
         cmocka_unit_test(test_duplicate_names),
         cmocka_unit_test(test_html_page),
         cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_input_metadata),
+        cmocka_unit_test(test_network_match),
         cmocka_unit_test(test_locate_order),
+        cmocka_unit_test(test_locate_vgg16),
         cmocka_unit_test(test_pth_equals_generated),
         cmocka_unit_test(test_pth_views_and_strides),
         cmocka_unit_test(test_pth_hostile),

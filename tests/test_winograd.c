@@ -2,7 +2,7 @@
  * forward and backward to the input, against the plain-C reference (double)
  * on awkward sizes (1x1 to 33x17 images, partial edge tiles, channel counts
  * that are not multiples of 4 or 16), in one band and in bands of tile rows
- * with a short last band; plus validation and the NST_CONV switch. The
+ * with a short last band; plus validation and the convolution setting. The
  * backward reuses the forward's transformed weights (see cl/winograd.cl). */
 #include <math.h>
 #include <setjmp.h>
@@ -19,17 +19,7 @@
 #include "ref_alloc.h"
 #include "winograd.h"
 
-static nst_runtime *rt;
-
-static int setup(void **state) {
-    rt = check_runtime();
-    return rt ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    nst_runtime_close(rt);
-    return 0;
-}
+#define rt check_rt /* the group fixture's runtime (check.h) */
 
 /* Tolerances, relative to the largest magnitude of the reference tensor
  * (check_rel_err), for inputs in [-1,1], weights in [-0.5,0.5], C <= 17:
@@ -174,23 +164,35 @@ static void test_validation(void **state) {
     nst_tensor_free(rt, u2);
 }
 
-static void test_mode_env(void **state) {
+/* NST_CONV's names map to the methods, and the runtime's settings choose the
+ * tile size. */
+static void test_conv_setting(void **state) {
+    static const struct {
+        const char *env;
+        nst_conv_method method;
+        int m;
+    } cases[] = {{NULL, NST_CONV_WINOGRAD4, 4},     {"", NST_CONV_WINOGRAD4, 4},
+                 {"winograd", NST_CONV_WINOGRAD4, 4}, {"winograd4", NST_CONV_WINOGRAD4, 4},
+                 {"winograd2", NST_CONV_WINOGRAD2, 2}, {"im2col", NST_CONV_IM2COL, 0}};
     const char *old = getenv("NST_CONV");
     char *save = old ? strdup(old) : NULL;
-    unsetenv("NST_CONV");
-    assert_int_equal(nst_winograd_mode_from_env(), 4);
-    setenv("NST_CONV", "", 1);
-    assert_int_equal(nst_winograd_mode_from_env(), 4);
-    setenv("NST_CONV", "winograd", 1);
-    assert_int_equal(nst_winograd_mode_from_env(), 4);
-    setenv("NST_CONV", "winograd4", 1);
-    assert_int_equal(nst_winograd_mode_from_env(), 4);
-    setenv("NST_CONV", "winograd2", 1);
-    assert_int_equal(nst_winograd_mode_from_env(), 2);
-    setenv("NST_CONV", "im2col", 1);
-    assert_int_equal(nst_winograd_mode_from_env(), 0);
+    nst_conv_method kept = rt->settings.conv;
+    nst_settings s;
+    nst_msg msg = {{0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].env) setenv("NST_CONV", cases[i].env, 1);
+        else unsetenv("NST_CONV");
+        assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+        assert_int_equal(s.conv, cases[i].method);
+        rt->settings.conv = s.conv;
+        assert_int_equal(nst_winograd_mode(rt), cases[i].m);
+    }
     setenv("NST_CONV", "fft", 1);
-    assert_int_equal(nst_winograd_mode_from_env(), -1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(msg.text, "NST_CONV='fft'"));
+    rt->settings.conv = (nst_conv_method)7;
+    assert_int_equal(nst_winograd_mode(rt), -1);
+    rt->settings.conv = kept;
     if (save) setenv("NST_CONV", save, 1);
     else unsetenv("NST_CONV");
     free(save);
@@ -201,7 +203,7 @@ int main(void) {
         cmocka_unit_test(test_f2),
         cmocka_unit_test(test_f4),
         cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_mode_env),
+        cmocka_unit_test(test_conv_setting),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, check_setup, check_teardown);
 }

@@ -1,14 +1,20 @@
 #!/bin/sh
-# fetch-weights.sh: downloads the VGG-19 weights and converts them into
-# weights/vgg19-conv.safetensors (conv1_1..conv5_1, F16, about 26 MB), the
-# file nst looks for. `make weights` runs it.
+# fetch-weights.sh: downloads a network's weights and converts them into
+# weights/<network>-conv.safetensors (conv1_1..conv5_1, F16: about 26 MB for
+# VGG-19, 15 MB for VGG-16), the file nst looks for. `make weights` runs it.
+#
+#   tools/fetch-weights.sh [vgg19|vgg16]   the network (default $NST_NETWORK,
+#                                          else vgg19)
+#   tools/fetch-weights.sh --list          the networks and their sources
 #
 # The download resumes where it stopped (curl -C -) and is retried; its size
 # and its first bytes are checked (an HTML error page is refused), and a
 # torchvision file's name carries the start of its SHA-256, which is checked.
 # Settings (environment):
-#   NST_WEIGHTS_URL     source (default: torchvision's vgg19-dcbb9e9d.pth;
-#                       timm's safetensors also works, see weights/README.md)
+#   NST_NETWORK         vgg19 (default) or vgg16, when no argument names it
+#   NST_WEIGHTS_URL     source (default: torchvision's file of the network,
+#                       vgg19-dcbb9e9d.pth or vgg16-397923af.pth; timm's
+#                       safetensors also works, see weights/README.md)
 #   NST_WEIGHTS_SIZE    expected size in bytes (known for the default URL)
 #   NST_WEIGHTS_SHA256  expected SHA-256 of the download (optional)
 #   NST_WEIGHTS_DIR     where to write (default: weights/ in the source tree)
@@ -19,9 +25,33 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-TORCHVISION_URL=https://download.pytorch.org/models/vgg19-dcbb9e9d.pth
-TORCHVISION_SIZE=574673361
-TIMM_URL=https://huggingface.co/timm/vgg19.tv_in1k/resolve/main/model.safetensors
+die() { echo "fetch-weights: $*" >&2; exit 1; }
+
+# The networks: torchvision's release of each (its name carries the start
+# of its SHA-256) and its size in bytes.
+sources() {
+    case $1 in
+        vgg19) echo "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth 574673361" ;;
+        vgg16) echo "https://download.pytorch.org/models/vgg16-397923af.pth 553433881" ;;
+        *) return 1 ;;
+    esac
+}
+if [ "${1:-}" = --list ]; then
+    echo "networks (tools/fetch-weights.sh NETWORK, or NST_NETWORK=NETWORK make weights):"
+    for n in vgg19 vgg16; do
+        set -- $(sources $n)
+        echo "  $n  $1 ($2 bytes) -> weights/$n-conv.safetensors"
+        echo "         or https://huggingface.co/timm/$n.tv_in1k/resolve/main/model.safetensors"
+    done
+    exit 0
+fi
+network=${1:-${NST_NETWORK:-vgg19}}
+[ $# -le 1 ] || die "usage: tools/fetch-weights.sh [vgg19|vgg16|--list]"
+src=$(sources "$network") ||
+    die "unknown network '$network': choose vgg19 or vgg16 (tools/fetch-weights.sh --list)"
+TORCHVISION_URL=${src% *}
+TORCHVISION_SIZE=${src#* }
+TORCHVISION_FILE=$(basename "$TORCHVISION_URL")
 
 url=${NST_WEIGHTS_URL:-$TORCHVISION_URL}
 case $url in
@@ -34,19 +64,18 @@ dtype=${NST_WEIGHTS_DTYPE:-F16}
 gen=${NST_GENWEIGHTS:-$root/build/tools/nst-genweights}
 tries=${NST_FETCH_TRIES:-5}
 
-die() { echo "fetch-weights: $*" >&2; exit 1; }
 # What to do without the internet.
 offline_help() {
     cat >&2 <<EOF
 Without the internet:
-  - nst reads torchvision's vgg19-dcbb9e9d.pth directly: copy it from a PyTorch
+  - nst reads torchvision's $TORCHVISION_FILE directly: copy it from a PyTorch
     cache (~/.cache/torch/hub/checkpoints/ on a machine that has it) into the
     same folder here, where nst finds it, or anywhere and run
-    nst --weights /path/to/vgg19-dcbb9e9d.pth ..., or convert it into weights/ with
-    NST_WEIGHTS_URL=file:///path/to/vgg19-dcbb9e9d.pth make weights
+    nst --weights /path/to/$TORCHVISION_FILE ..., or convert it into weights/ with
+    NST_WEIGHTS_URL=file:///path/to/$TORCHVISION_FILE NST_NETWORK=$network make weights
   - to check that everything works (the result is not artistic), generate a
     network of the same shape:
-    $gen --out build/test.safetensors --width-mult 0.125
+    $gen --out build/test.safetensors --network $network --width-mult 0.125
     and run nst --weights build/test.safetensors ...
 EOF
 }
@@ -58,10 +87,10 @@ command -v curl > /dev/null || die "curl is needed (apt-get install curl)"
 mkdir -p "$dir"
 
 name=$(basename "${url%%\?*}")
-[ "$name" = model.safetensors ] && name=vgg19.tv_in1k.safetensors
+[ "$name" = model.safetensors ] && name=$network.tv_in1k.safetensors
 dl=$dir/$name
 part=$dl.part
-out=$dir/vgg19-conv.safetensors
+out=$dir/$network-conv.safetensors
 
 if [ -f "$out" ] && [ -f "$out.sha256" ] &&
    [ "$(sha256 "$out")" = "$(cut -d' ' -f1 "$out.sha256")" ]; then
@@ -139,8 +168,9 @@ if [ ! -f "$dl" ]; then
     echo "fetch-weights: got $name ($kind, $(filesize "$dl") bytes, SHA-256 $sum)"
 fi
 
-# ---- convert: conv1_1..conv5_1 as safetensors ----
-"$gen" --convert "$dl" --out "$out" --dtype "$dtype" --trim
-(cd "$dir" && sha256sum vgg19-conv.safetensors > vgg19-conv.safetensors.sha256)
+# ---- convert: conv1_1..conv5_1 as safetensors, checked against the network ----
+"$gen" --convert "$dl" --network "$network" --out "$out" --dtype "$dtype" --trim ||
+    die "$name does not hold $network's weights (see the message above); the download is kept in $dl"
+(cd "$dir" && sha256sum "$network-conv.safetensors" > "$network-conv.safetensors.sha256")
 [ "${NST_KEEP_DOWNLOAD:-0}" = 1 ] || rm -f "$dl"
 echo "fetch-weights: wrote $out ($(filesize "$out") bytes, SHA-256 $(sha256 "$out"))"

@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
-"""make_golden.py: writes tests/data/golden_vgg.bin, the PyTorch (float64)
-reference that tests/test_vgg.c checks the device VGG-19 against.
+"""make_golden.py: writes tests/data/golden_vgg.bin (VGG-19) or, with
+--network vgg16, tests/data/golden_vgg16.bin: the PyTorch (float64)
+references that tests/test_vgg.c checks the device networks against.
 
 Run by hand from the repository root, not in CI, with a python that has
-PyTorch (Debian's python3-torch, or `pip install torch` in a venv):
-    python3 tools/make_golden.py
+PyTorch and numpy (Debian's python3-torch, or `pip install torch` in a venv;
+torchvision is not needed):
+    python3 tools/make_golden.py [--network vgg19|vgg16]
 
-It recreates, bit for bit, the network nst_weights_generate(seed, width_mult,
-16 convs) builds in src/weights_gen.c (the same splitmix64 stream), a small
-image of awkward size and fixed random tap weights r_t, then computes every
-layer conv1_1 ... pool5 (max pooling) and the gradient with respect to the
-[0,1] image of L = sum over all 37 layers t of <r_t, tap_t>.
+It recreates, bit for bit, the network nst_weights_generate_net(net, seed,
+width_mult, all convs) builds in src/weights_gen.c (the same splitmix64
+stream, the layers of torchvision's vgg19().features or vgg16().features, as
+in src/net.c), a small image of awkward size and fixed random tap weights
+r_t, then computes every layer conv1_1 ... pool5 (max pooling) and the
+gradient with respect to the [0,1] image of L = sum over all layers t of
+<r_t, tap_t>.
 
 File layout (little-endian):
   char[4] "NSTG", u32 version (1)
   u64 weight seed, f64 width_mult, u64 image seed, u64 r seed
-  i32 H, i32 W, i32 nlayers (37)
+  i32 H, i32 W, i32 nlayers (37 for VGG-19, 31 for VGG-16)
   nlayers x (i32 c, i32 h, i32 w)        shape of each layer's output
   f64 weight checksum                     sum of all generated weights and biases
   f32 image[3*H*W]                        RGB in [0,1]
@@ -24,6 +28,7 @@ File layout (little-endian):
 The image and r_t come from splitmix64 too, so the C test regenerates r_t
 from the seed (uniform in [-1,1], layer by layer) instead of storing it.
 """
+import argparse
 import math
 import struct
 import sys
@@ -37,12 +42,24 @@ WIDTH_MULT = 1.0 / 16
 IMAGE_SEED = 7
 R_SEED = 11
 H, W = 37, 33  # odd sizes; pool5 still has 1x1 pixels
-OUT = "tests/data/golden_vgg.bin"
-
-CONV_INDEX = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
-CONV_WIDTH = [64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512]
-POOLS = [4, 9, 18, 27, 36]
+# torchvision's features: convolutions per block, block widths (src/net.c)
+NETWORKS = {
+    "vgg19": {"out": "tests/data/golden_vgg.bin", "blocks": [2, 2, 4, 4, 4]},
+    "vgg16": {"out": "tests/data/golden_vgg16.bin", "blocks": [2, 2, 3, 3, 3]},
+}
+WIDTHS = [64, 128, 256, 512, 512]
 MASK = (1 << 64) - 1
+
+
+def layout(blocks):
+    """Layer kinds ('conv', 'relu', 'pool') and each convolution's width."""
+    kinds, widths = [], []
+    for b, n in enumerate(blocks):
+        for _ in range(n):
+            kinds += ["conv", "relu"]
+            widths.append(WIDTHS[b])
+        kinds.append("pool")
+    return kinds, widths
 
 
 class SplitMix64:
@@ -62,12 +79,12 @@ class SplitMix64:
         return (self.next() >> 11) / 9007199254740992.0
 
 
-def generate_weights():
+def generate_weights(conv_width):
     s = SplitMix64(WEIGHT_SEED)
     ws, bs = [], []
     cin = 3
-    for i in range(16):
-        cout = max(1, int(math.floor(CONV_WIDTH[i] * WIDTH_MULT + 0.5)))  # lround, x > 0
+    for i in range(len(conv_width)):
+        cout = max(1, int(math.floor(conv_width[i] * WIDTH_MULT + 0.5)))  # lround, x > 0
         a = math.sqrt(3.0 * 2.0 / (cin * 9.0))
         w = np.array([(2 * s.uniform() - 1) * a for _ in range(cout * cin * 9)], dtype=np.float32)
         b = np.array([(2 * s.uniform() - 1) * 0.05 for _ in range(cout)], dtype=np.float32)
@@ -78,7 +95,14 @@ def generate_weights():
 
 
 def main():
-    ws, bs = generate_weights()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--network", choices=sorted(NETWORKS), default="vgg19")
+    ap.add_argument("--out", help="output file (default: the network's golden file)")
+    args = ap.parse_args()
+    net = NETWORKS[args.network]
+    out = args.out or net["out"]
+    kinds, conv_width = layout(net["blocks"])
+    ws, bs = generate_weights(conv_width)
     checksum = sum(float(w.astype(np.float64).sum()) + float(b.astype(np.float64).sum())
                    for w, b in zip(ws, bs))
     s = SplitMix64(IMAGE_SEED)
@@ -90,12 +114,12 @@ def main():
     h = (x - mean) / std
     taps = []
     conv = 0
-    for i in range(37):
-        if i in CONV_INDEX:
+    for kind in kinds:
+        if kind == "conv":
             h = F.conv2d(h, torch.tensor(ws[conv], dtype=torch.float64),
                          torch.tensor(bs[conv], dtype=torch.float64), padding=1)
             conv += 1
-        elif i in POOLS:
+        elif kind == "pool":
             h = F.max_pool2d(h, 2, 2)
         else:
             h = F.relu(h)
@@ -110,7 +134,7 @@ def main():
     loss.backward()
     grad = x.grad.detach().numpy().astype(np.float32).ravel()
 
-    with open(OUT, "wb") as f:
+    with open(out, "wb") as f:
         f.write(b"NSTG")
         f.write(struct.pack("<I", 1))
         f.write(struct.pack("<QdQQ", WEIGHT_SEED, WIDTH_MULT, IMAGE_SEED, R_SEED))
@@ -122,8 +146,9 @@ def main():
         for t in taps:
             f.write(t.detach().numpy().astype(np.float32).tobytes())
         f.write(grad.tobytes())
-    print("wrote %s: %dx%d image, %d layers, loss %.6f, |grad|max %.4g"
-          % (OUT, H, W, len(taps), float(loss), float(np.abs(grad).max())), file=sys.stderr)
+    print("wrote %s (%s): %dx%d image, %d layers, loss %.6f, |grad|max %.4g"
+          % (out, args.network, H, W, len(taps), float(loss.detach()), float(np.abs(grad).max())),
+          file=sys.stderr)
 
 
 if __name__ == "__main__":
