@@ -174,14 +174,19 @@ void wg4_g(const float *in, const int is, float *out, const int os) {
         }                                                                                     \
     }
 
+/* The program is built per tile size: -DWG_M=2 or -DWG_M=4 (both without). */
+#if !defined(WG_M) || WG_M == 2
 WG_FILTER(wg2_filter, 4, wg2_g)
 WG_INPUT(wg2_input, 2, 4, wg2_bt)
 WG_INPUT(wg2_input_flip, 2, 4, wg2_bbt)
 WG_OUTPUT(wg2_output, 2, 4, wg2_at)
 WG_OUTPUT(wg2_output_flip, 2, 4, wg2_abt)
+#endif
 
+#if !defined(WG_M) || WG_M == 4
 WG_FILTER(wg4_filter, 6, wg4_g)
 WG_INPUT(wg4_input, 4, 6, wg4_bt)
 WG_INPUT(wg4_input_flip, 4, 6, wg4_bbt)
 WG_OUTPUT(wg4_output, 4, 6, wg4_at)
 WG_OUTPUT(wg4_output_flip, 4, 6, wg4_abt)
+#endif

@@ -179,6 +179,10 @@ const nst_device_info *nst_runtime_device(const nst_runtime *rt);
 /* The most device memory nst had allocated at once on rt, in bytes (0 for
  * rt NULL). */
 uint64_t nst_runtime_peak_bytes(const nst_runtime *rt);
+/* A warning for people about rt, or "": the kernel cache is off because its
+ * directory cannot be created or written (runs work, but compile their
+ * kernels every time). */
+const char *nst_runtime_warning(const nst_runtime *rt);
 
 /* Where the matrix products (and the few vector routines) run on device d:
  * *host = 1 on the host BLAS nst was built with (OpenBLAS), on the device's
@@ -295,7 +299,17 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
 
 typedef struct nst_transfer nst_transfer;
 
-/* One progress event per iteration. */
+/* What a progress event reports. */
+typedef enum nst_phase {
+    NST_PHASE_ITERATION = 0, /* an iteration finished */
+    NST_PHASE_COMPILE = 1    /* kernels are being compiled for the device: once per
+                                device, driver and nst version (later runs load them
+                                from the caches), every time when the cache is off */
+} nst_phase;
+
+/* One progress event per iteration (nst_transfer_run), or per compiled
+ * program (nst_transfer_prepare: phase NST_PHASE_COMPILE, and only phase,
+ * programs_done, programs, program and iterations are set). */
 typedef struct nst_progress {
     int iteration;      /* 1-based, counted over all scales */
     int iterations;     /* total planned over all scales */
@@ -310,6 +324,12 @@ typedef struct nst_progress {
     nst_transfer *transfer; /* for nst_transfer_snapshot, valid only during
                                the progress call (like the nst_progress
                                itself): keep neither after it returns */
+    nst_phase phase;
+    /* NST_PHASE_COMPILE: programs (OpenCL programs and CLBlast routines)
+     * compiled so far (0 in the first event) of the `programs` this step
+     * compiles, the last one `program` (NULL in the first event) */
+    int programs_done, programs;
+    const char *program;
 } nst_progress;
 
 /* Return non-zero to stop after this iteration (nst_transfer_run then
@@ -371,6 +391,17 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
                             const nst_image *content, const nst_image *const *styles, int nstyles,
                             const double *blend, nst_progress_fn progress, void *user,
                             nst_image **out);
+
+/* Compiles (or loads from the caches) the kernels a run of p needs on rt,
+ * several at once where there are several CPUs, with NST_PHASE_COMPILE
+ * events to progress (may be NULL) for those not in a cache: one before the
+ * first (programs_done 0), then one as each finishes. A non-zero return
+ * stops it (NST_ERR_INTERRUPTED). Optional: nst_model_load and
+ * nst_transfer_run compile what they find missing, without events; calling
+ * this first, right after nst_runtime_open, shows the wait (on a CPU a first
+ * run can spend a minute compiling) and keeps it out of the iterations. */
+nst_status nst_transfer_prepare(nst_runtime *rt, const nst_params *p, nst_progress_fn progress,
+                                void *user);
 
 /* ---- the memory plan ---------------------------------------------------- */
 

@@ -283,3 +283,21 @@ void cli_fit_line(char *out, size_t cap, int width, const char *const *fields, c
     /* a terminal narrower than what must stay: cut, never wrap */
     if (width >= 1 && strlen(out) >= (size_t)width) out[width - 1] = 0;
 }
+
+void cli_rate_update(cli_rate *r, int iteration, int iterations, double elapsed, double *rate,
+                     double *eta) {
+    *rate = 0;
+    *eta = -1;
+    if (!r->started || iteration <= r->first_iteration) {
+        /* the first iteration seen carries the setup and any kernel compiling
+         * before it: the speed is counted from its end */
+        r->started = 1;
+        r->first_iteration = iteration;
+        r->first_elapsed = elapsed;
+        return;
+    }
+    double dt = elapsed - r->first_elapsed;
+    if (!(dt > 0)) return;
+    *rate = (iteration - r->first_iteration) / dt;
+    *eta = (iterations - iteration) / *rate;
+}

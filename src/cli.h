@@ -63,4 +63,15 @@ int cli_term_width(int fd);
 void cli_fit_line(char *out, size_t cap, int width, const char *const *fields, const int *drop,
                   int n);
 
+/* Iteration speed and time left for progress lines. The first iteration
+ * reported (whatever its number) carries the setup and the kernel compiling
+ * of a first run, so speed is counted from its end: rate 0 and eta -1
+ * (unknown) for it, then iterations since it over the time since it. */
+typedef struct cli_rate {
+    int started, first_iteration;
+    double first_elapsed;
+} cli_rate;
+void cli_rate_update(cli_rate *r, int iteration, int iterations, double elapsed, double *rate,
+                     double *eta);
+
 #endif

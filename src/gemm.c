@@ -4,6 +4,7 @@
 #include <clblast_c.h>
 
 #include <stdio.h>
+#include <unistd.h>
 
 #include "nst_int.h"
 #include "tune.h"
@@ -61,6 +62,7 @@ nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
     if (rt->gemm_host)
         return nst_host_gemm_batched(rt, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, 0, b,
                                      b_off, ldb, 0, beta, c, c_off, ldc, 0, 1);
+    rt->blas_used |= NST_BLAS_GEMM;
     if (rt->tune_state == 0) nst_tune_apply_saved(rt);
     const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
     const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
@@ -101,6 +103,7 @@ nst_status nst_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_o
                     size_t y_off) {
     if (rt->gemm_host) return nst_host_axpy(rt, n, alpha, x, x_off, y, y_off);
     cl_event ev = NULL;
+    rt->blas_used |= NST_BLAS_AXPY;
     CLBlastStatusCode s = CLBlastSaxpy(n, alpha, x, x_off, 1, y, y_off, 1, &rt->queue, EVP);
     return blas_status(rt, s, "CLBlastSaxpy", ev);
 }
@@ -108,6 +111,7 @@ nst_status nst_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_o
 nst_status nst_scal(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off) {
     if (rt->gemm_host) return nst_host_scal(rt, n, alpha, x, x_off);
     cl_event ev = NULL;
+    rt->blas_used |= NST_BLAS_SCAL;
     CLBlastStatusCode s = CLBlastSscal(n, alpha, x, x_off, 1, &rt->queue, EVP);
     return blas_status(rt, s, "CLBlastSscal", ev);
 }
@@ -116,6 +120,7 @@ nst_status nst_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, 
                    cl_mem out, size_t out_off) {
     if (rt->gemm_host) return nst_host_dot(rt, n, x, x_off, y, y_off, out, out_off);
     cl_event ev = NULL;
+    rt->blas_used |= NST_BLAS_DOT;
     CLBlastStatusCode s =
         CLBlastSdot(n, out, out_off, x, x_off, 1, y, y_off, 1, &rt->queue, EVP);
     return blas_status(rt, s, "CLBlastSdot", ev);
@@ -131,6 +136,7 @@ nst_status nst_gemm_strided_batched(nst_runtime *rt, int trans_a, int trans_b, s
         return nst_host_gemm_batched(rt, trans_a, trans_b, m, n, k, alpha, a, a_off, lda,
                                      a_stride, b, b_off, ldb, b_stride, beta, c, c_off, ldc,
                                      c_stride, batch);
+    rt->blas_used |= NST_BLAS_GEMM_BATCHED;
     if (rt->tune_state == 0) nst_tune_apply_saved(rt); /* shares Xgemm's parameters */
     cl_event ev = NULL;
     CLBlastStatusCode s = CLBlastSgemmStridedBatched(
@@ -138,4 +144,65 @@ nst_status nst_gemm_strided_batched(nst_runtime *rt, int trans_a, int trans_b, s
         trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda,
         a_stride, b, b_off, ldb, b_stride, beta, c, c_off, ldc, c_stride, batch, &rt->queue, EVP);
     return blas_status(rt, s, "CLBlastSgemmStridedBatched", ev);
+}
+
+/* ---- compiling ahead of the first call ------------------------------------ */
+
+const char *nst_blas_routine_name(unsigned routine) {
+    switch (routine) {
+    case NST_BLAS_GEMM: return "CLBlast Sgemm";
+    case NST_BLAS_GEMM_BATCHED: return "CLBlast SgemmStridedBatched";
+    case NST_BLAS_AXPY: return "CLBlast Saxpy";
+    case NST_BLAS_DOT: return "CLBlast Sdot";
+    case NST_BLAS_SCAL: return "CLBlast Sscal";
+    default: return NULL;
+    }
+}
+
+/* The cache note of a compiled routine: its program depends on the device,
+ * CLBlast and the tuned parameters in use. */
+static int note_path(const nst_runtime *rt, unsigned routine, char *path, size_t len) {
+    char key[160], tune[1100];
+    const char *name = nst_blas_routine_name(routine);
+    if (!name) return -1;
+    int tuned = nst_tune_applied(rt) && nst_tune_path(rt, tune, sizeof tune) == 0;
+    snprintf(key, sizeof key, "CLBlast %s %s", nst_blas_version(), tuned ? "tuned" : "own");
+    char file[64];
+    snprintf(file, sizeof file, "clblast-%s", name + 8);
+    return nst_cache_note_path(rt, file, key, tuned ? tune : NULL, path, len);
+}
+
+int nst_blas_cached(const nst_runtime *rt, unsigned routine) {
+    char path[1100];
+    return note_path(rt, routine, path, sizeof path) == 0 && access(path, R_OK) == 0;
+}
+
+int nst_blas_compile(nst_runtime *rt, unsigned routine) {
+    /* an empty problem: CLBlast builds the routine's program, then refuses
+     * the sizes before it enqueues anything */
+    cl_command_queue *q = &rt->queue;
+    const CLBlastLayout L = CLBlastLayoutRowMajor;
+    const CLBlastTranspose N = CLBlastTransposeNo;
+    cl_mem none = NULL;
+    CLBlastStatusCode s;
+    switch (routine) {
+    case NST_BLAS_GEMM:
+        s = CLBlastSgemm(L, N, N, 0, 0, 0, 1.0f, none, 0, 1, none, 0, 1, 0.0f, none, 0, 1, q,
+                         NULL);
+        break;
+    case NST_BLAS_GEMM_BATCHED:
+        s = CLBlastSgemmStridedBatched(L, N, N, 1, 1, 1, 1.0f, none, 0, 1, 1, none, 0, 1, 1, 0.0f,
+                                       none, 0, 1, 1, 0, q, NULL);
+        break;
+    case NST_BLAS_AXPY: s = CLBlastSaxpy(0, 1.0f, none, 0, 1, none, 0, 1, q, NULL); break;
+    case NST_BLAS_DOT: s = CLBlastSdot(0, none, 0, none, 0, 1, none, 0, 1, q, NULL); break;
+    case NST_BLAS_SCAL: s = CLBlastSscal(0, 1.0f, none, 0, 1, q, NULL); break;
+    default: return 0;
+    }
+    /* CLBlast's "invalid size" codes: the program was built */
+    int built = s == CLBlastInvalidDimension || s == CLBlastInvalidBatchCount;
+    char path[1100];
+    if (built && note_path(rt, routine, path, sizeof path) == 0 && access(path, R_OK) != 0)
+        nst_cache_note_write(path);
+    return built;
 }

@@ -448,6 +448,9 @@ typedef struct progress_ctx {
     int tty;
     int failed_save;
     int iteration, iterations, scale; /* the last iteration reported */
+    cli_rate rate;     /* speed counted from the first iteration */
+    int live;          /* a live compile line is open on the terminal */
+    double compile_t0; /* when compiling began (CLOCK_MONOTONIC) */
 } progress_ctx;
 
 static void fmt_duration(double s, char *buf, size_t len) {
@@ -462,14 +465,56 @@ static void fmt_duration(double s, char *buf, size_t len) {
     }
 }
 
+static double mono_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Kernels are compiling: say so at once (a first run on a CPU can take a
+ * while), live on a terminal, one line otherwise, events with --json. */
+static int on_compile(progress_ctx *c, const nst_progress *p) {
+    const run_opts *o = c->o;
+    if (p->programs_done == 0) c->compile_t0 = mono_seconds();
+    if (o->json) {
+        printf("{\"event\":\"compile\",\"programs_done\":%d,\"programs\":%d,\"program\":",
+               p->programs_done, p->programs);
+        if (p->program)
+            printf("\"%s\"}\n", js(p->program));
+        else
+            printf("null}\n");
+        fflush(stdout);
+    } else if (!o->quiet && c->tty) {
+        /* a live line that fits the terminal, ended when all are done */
+        int last = p->programs_done == p->programs;
+        char f[6][48] = {"nst: compiling kernels", " for this device", " (once)", "", "", ""};
+        char line[300];
+        snprintf(f[3], sizeof f[3], ": %d of %d", p->programs_done, p->programs);
+        snprintf(f[4], sizeof f[4], " programs");
+        if (last) snprintf(f[5], sizeof f[5], ", %.1f s", mono_seconds() - c->compile_t0);
+        const char *fields[6] = {f[0], f[1], f[2], f[3], f[4], f[5]};
+        static const int drop[6] = {0, 4, 1, 0, 3, 2};
+        cli_fit_line(line, sizeof line, cli_term_width(2), fields, drop, 6);
+        fprintf(stderr, "\r\033[K%s%s", line, last ? "\n" : "");
+        c->live = !last;
+    } else if (!o->quiet && p->programs_done == 0) {
+        fprintf(stderr, "nst: compiling kernels for this device (once; later runs load them "
+                        "from the cache): %d programs\n", p->programs);
+    }
+    return g_stop != 0;
+}
+
 static int on_progress(const nst_progress *p, void *user) {
     progress_ctx *c = user;
     const run_opts *o = c->o;
+    if (p->phase == NST_PHASE_COMPILE) return on_compile(c, p);
     c->iteration = p->iteration;
     c->iterations = p->iterations;
     c->scale = p->scale;
-    double rate = p->elapsed > 0 ? p->iteration / p->elapsed : 0;
-    double eta = rate > 0 ? (p->iterations - p->iteration) / rate : -1;
+    double rate, eta;
+    cli_rate_update(&c->rate, p->iteration, p->iterations, p->elapsed, &rate, &eta);
+    char speed[32] = "";
+    if (rate > 0) snprintf(speed, sizeof speed, "  %.2f it/s", rate);
     if (o->json) {
         printf("{\"event\":\"iteration\",\"iteration\":%d,\"iterations\":%d,\"evaluations\":%d,"
                "\"scale\":%d,\"width\":%d,\"height\":%d,"
@@ -495,7 +540,7 @@ static int on_progress(const nst_progress *p, void *user) {
             snprintf(f[3], sizeof f[3], "  loss %.4g", p->loss);
             snprintf(f[4], sizeof f[4], " (content %.4g, style %.4g, tv %.4g)", p->content,
                      p->style, p->tv);
-            snprintf(f[5], sizeof f[5], "  %.2f it/s", rate);
+            snprintf(f[5], sizeof f[5], "%s", speed);
             snprintf(f[6], sizeof f[6], "  ETA %s", etab);
             const char *fields[7] = {f[0], f[1], f[2], f[3], f[4], f[5], f[6]};
             static const int drop[7] = {3, 5, 0, 2, 6, 4, 1};
@@ -503,8 +548,8 @@ static int on_progress(const nst_progress *p, void *user) {
             fprintf(stderr, "\r\033[K%s%s", line, last ? "\n" : "");
         } else if (p->iteration % o->print_every == 0 || p->iteration == 1 || last) {
             fprintf(stderr,
-                    "iteration %d/%d  loss %.6g  content %.6g  style %.6g  tv %.6g  %.2f it/s\n",
-                    p->iteration, p->iterations, p->loss, p->content, p->style, p->tv, rate);
+                    "iteration %d/%d  loss %.6g  content %.6g  style %.6g  tv %.6g%s\n",
+                    p->iteration, p->iterations, p->loss, p->content, p->style, p->tv, speed);
         }
     }
     if (o->save_every && p->iteration % o->save_every == 0 && p->iteration < p->iterations) {
@@ -656,6 +701,13 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
     }
+    if (*nst_runtime_warning(rt)) fprintf(stderr, "nst: warning: %s\n", nst_runtime_warning(rt));
+    progress_ctx pc = {.o = &o, .tty = isatty(2)};
+    if (!o.dry_run && (st = nst_transfer_prepare(rt, &o.p, on_progress, &pc)) != NST_OK) {
+        fprintf(stderr, "%snst: %s\n", pc.live ? "\n" : "", nst_last_error(rt));
+        rc = st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
+        goto done;
+    }
     if ((st = nst_model_load_network(rt, wpath, o.network, &model)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         goto done;
@@ -682,7 +734,6 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    progress_ctx pc = {&o, isatty(2), 0, 0, 0, 0};
     st = nst_transfer_run(rt, model, &o.p, content, (const nst_image *const *)styles, o.nstyles,
                           o.nblend ? o.blend : NULL, on_progress, &pc, &result);
     signal(SIGINT, SIG_DFL);

@@ -90,6 +90,18 @@ struct nst_runtime {
     int nkernels;
     double build_seconds;     /* time spent getting programs ready */
     int cache_hits, cache_misses;
+    int cache_binaries;       /* 1: the cache holds program binaries; 0: the driver
+                                 caches them itself (PoCL), the cache only notes
+                                 what was built (asking PoCL for a binary would
+                                 compile every kernel of the program) */
+    char warning[NST_PATH_MAX + 300]; /* for people: why the cache is off, or "" */
+    /* what was built and used (tests check a run prepares what it uses) */
+    unsigned programs_used;   /* bit per program slot, set at kernel lookup */
+    unsigned blas_ready;      /* NST_BLAS_* routines compiled by nst_programs_prepare */
+    unsigned blas_used;       /* NST_BLAS_* routines called */
+    int lazy_builds;          /* programs built on first use, not prepared */
+    int build_threads;        /* nst_programs_prepare's threads; 0 = one per CPU (at
+                                 most 8); the tests set it */
     /* device memory accounting: every nst_tensor goes through it */
     size_t mem_now, mem_peak;
     /* fault injection for the tests: when fail_alloc_at > 0, the allocation
@@ -152,6 +164,30 @@ const nst_program_src *nst_program_find(const char *name);
 const nst_program_src *nst_program_common(void);
 /* Builds every program (for `nst devices --check` and the cache test). */
 nst_status nst_programs_build_all(nst_runtime *rt);
+
+/* The BLAS routines a run may need compiled (CLBlast builds one program per
+ * routine, on its first call). */
+enum {
+    NST_BLAS_GEMM = 1,
+    NST_BLAS_GEMM_BATCHED = 2,
+    NST_BLAS_AXPY = 4,
+    NST_BLAS_DOT = 8,
+    NST_BLAS_SCAL = 16
+};
+
+/* Progress of nst_programs_prepare: called on the calling thread once with
+ * done 0 before the first build, then after each build that was not found in
+ * a cache (name: what was built); total counts those. Non-zero stops. */
+typedef int (*nst_prepare_fn)(int done, int total, const char *name, void *user);
+
+/* Builds (or loads from the caches) the named programs and compiles the
+ * BLAS routines in blas (NST_BLAS_* bits) that are not ready yet, several at
+ * once on as many threads as there are CPUs (at most 8; rt->build_threads
+ * overrides). Programs built already are skipped. report may be NULL. On a
+ * failure the first error is left in rt; NST_ERR_INTERRUPTED when report
+ * asked to stop. */
+nst_status nst_programs_prepare(nst_runtime *rt, const char *const *names, int nnames,
+                                unsigned blas, nst_prepare_fn report, void *user);
 
 /* ---- device tensors ---------------------------------------------------- */
 
@@ -229,6 +265,16 @@ nst_status nst_blas_override(nst_runtime *rt, const char *kernel, size_t n, cons
                              const size_t *values);
 /* CLBlast's version, "major.minor.patch". */
 const char *nst_blas_version(void);
+/* "CLBlast Sgemm" for NST_BLAS_GEMM etc.; NULL for another value. */
+const char *nst_blas_routine_name(unsigned routine);
+/* Compiles one routine's CLBlast program without running anything (a call
+ * with an empty problem: CLBlast builds the program before it checks the
+ * sizes). Safe on several threads at once. 1 when it compiled, 0 when not
+ * (the routine's first real call then compiles it and reports any error). */
+int nst_blas_compile(nst_runtime *rt, unsigned routine);
+/* 1 when the routine was compiled before for this device, driver, CLBlast
+ * and tuning (a note in the cache directory, written by nst_blas_compile). */
+int nst_blas_cached(const nst_runtime *rt, unsigned routine);
 
 /* The same routines on the host BLAS, on the buffers mapped into the host
  * (blocking: they return when the result is in the buffer's host memory
@@ -256,6 +302,15 @@ nst_status nst_gemm_setup(nst_runtime *rt, const char *setting, nst_msg *msg);
 /* rt's cache directory (settings.cache_dir), created when missing; 0 on
  * success, -1 when there is none. */
 int nst_cache_dir(const nst_runtime *rt, char *buf, size_t len);
+/* The same, with the reason in why (naming the directory) when there is none
+ * or it cannot be created or written. */
+int nst_cache_dir_why(const nst_runtime *rt, char *buf, size_t len, char *why, size_t wlen);
+/* The path of a note in the cache directory that `name` was compiled for
+ * rt's device, keyed also by extra and the contents of extra_file (may be
+ * NULL); -1 when rt has no cache. nst_cache_note_write creates it. */
+int nst_cache_note_path(const nst_runtime *rt, const char *name, const char *extra,
+                        const char *extra_file, char *path, size_t plen);
+void nst_cache_note_write(const char *path);
 
 /* Reads `count` floats from a device buffer (blocking). */
 nst_status nst_read_floats(nst_runtime *rt, cl_mem buf, size_t off, size_t count, float *dst);

@@ -1,6 +1,9 @@
 /* runtime.c: OpenCL platforms and devices, device selection, and the
  * runtime (context + in-order queue on one device). */
 #include <ctype.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,13 +148,80 @@ static int default_index(const nst_device_info *devs, int count) {
     return count > 0 ? 0 : -1;
 }
 
+/* PoCL's name for its platform. */
+#define POCL_PLATFORM "Portable Computing Language"
+
+static int has_platform(const char *name) {
+    cl_platform_id ps[16];
+    cl_uint np = 0;
+    if (clGetPlatformIDs(16, ps, &np) != CL_SUCCESS) return 0;
+    for (cl_uint i = 0; i < np && i < 16; i++) {
+        char pn[128] = "";
+        if (clGetPlatformInfo(ps[i], CL_PLATFORM_NAME, sizeof pn, pn, NULL) == CL_SUCCESS &&
+            !strncmp(pn, name, sizeof pn))
+            return 1;
+    }
+    return 0;
+}
+
+/* PoCL lists no device when it cannot create its cache directory:
+ * $POCL_CACHE_DIR, else $XDG_CACHE_HOME/pocl, else $HOME/.cache/pocl, else
+ * /tmp/pocl. 1 (with the directory and the reason) when a PoCL platform is
+ * installed and that directory can be neither found nor created: the deepest
+ * existing ancestor is not a writable directory. */
+static int pocl_cache_unusable(char *dir, size_t len, char *why, size_t wlen) {
+    const char *d = getenv("POCL_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    if (d && *d)
+        snprintf(dir, len, "%s", d);
+    else if (x && *x)
+        snprintf(dir, len, "%s/pocl", x);
+    else if (home)
+        snprintf(dir, len, "%s/.cache/pocl", home);
+    else
+        snprintf(dir, len, "/tmp/pocl");
+    if (!has_platform(POCL_PLATFORM)) return 0;
+    char p[600];
+    snprintf(p, sizeof p, "%s", dir);
+    for (;;) {
+        struct stat sb;
+        if (stat(p, &sb) == 0) {
+            if (!S_ISDIR(sb.st_mode)) {
+                snprintf(why, wlen, "%s is not a directory", p);
+                return 1;
+            }
+            if (access(p, W_OK | X_OK) != 0) {
+                snprintf(why, wlen, "%s: %s", p, strerror(errno));
+                return 1;
+            }
+            return 0; /* creatable: something else is wrong */
+        }
+        /* missing (or below a file): look at the parent */
+        char *slash = strrchr(p, '/');
+        if (!slash || !strcmp(p, "/")) break;
+        if (slash == p)
+            p[1] = 0;
+        else
+            *slash = 0;
+    }
+    return 0;
+}
+
 nst_status nst_devices_list(nst_device_info **out, int *count, nst_msg *msg) {
     if (!out) return nst_fail_null(msg, "nst_devices_list", "out");
     if (!count) return nst_fail_null(msg, "nst_devices_list", "count");
     list_ctx c = {0};
     nst_status st = visit_devices(list_one, &c, msg);
     if (st == NST_OK && c.oom) st = nst_fail(msg, NST_ERR_NOMEM, "listing OpenCL devices");
-    if (st == NST_OK && c.count == 0)
+    char pocl_dir[600], why[700];
+    if (st == NST_OK && c.count == 0 && pocl_cache_unusable(pocl_dir, sizeof pocl_dir, why,
+                                                            sizeof why))
+        st = nst_fail(msg, NST_ERR_NO_DEVICE,
+                      "PoCL, the CPU OpenCL driver, is installed but cannot create its kernel "
+                      "cache directory %s (%s); set XDG_CACHE_HOME (or POCL_CACHE_DIR) to a "
+                      "writable directory, e.g. XDG_CACHE_HOME=/tmp/cache",
+                      pocl_dir, why);
+    else if (st == NST_OK && c.count == 0)
         st = nst_fail(msg, NST_ERR_NO_DEVICE,
                       "OpenCL platforms are installed but none has a device; install "
                       "'pocl-opencl-icd' for the CPU or your GPU vendor's OpenCL driver");
@@ -282,6 +352,22 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     rt->no_cache = set->no_cache || (opt && opt->no_cache);
     rt->profile = opt && opt->profile;
     NST_TRY(nst_gemm_setup(rt, rt->settings.gemm, msg));
+    /* PoCL keeps compiled programs in its own cache; asking it for a binary
+     * would compile every kernel of the program on the spot */
+    rt->cache_binaries = strcmp(rt->info.platform, POCL_PLATFORM) != 0;
+    const char *pk = getenv("POCL_KERNEL_CACHE"); /* PoCL's own setting */
+    if (!rt->cache_binaries && pk && !strcmp(pk, "0"))
+        rt->no_cache = 1; /* PoCL compiles every time: nothing worth noting */
+    if (!rt->no_cache) {
+        char dir[NST_PATH_MAX], why[NST_PATH_MAX + 100];
+        if (nst_cache_dir_why(rt, dir, sizeof dir, why, sizeof why) != 0) {
+            rt->no_cache = 1;
+            snprintf(rt->warning, sizeof rt->warning,
+                     "nst's kernel cache is off: %s; set NST_CACHE_DIR (or XDG_CACHE_HOME) to a "
+                     "writable directory to keep compiled kernels between runs",
+                     why);
+        }
+    }
     rt->cl12 = strncmp(rt->info.c_version, "OpenCL C 1.0", 12) != 0 &&
                strncmp(rt->info.c_version, "OpenCL C 1.1", 12) != 0;
     cl_uint align_bits = 1024;
@@ -327,6 +413,8 @@ const char *nst_last_error(const nst_runtime *rt) {
 }
 
 const nst_device_info *nst_runtime_device(const nst_runtime *rt) { return rt ? &rt->info : NULL; }
+
+const char *nst_runtime_warning(const nst_runtime *rt) { return rt ? rt->warning : ""; }
 
 uint64_t nst_runtime_peak_bytes(const nst_runtime *rt) { return rt ? rt->mem_peak : 0; }
 

@@ -16,6 +16,7 @@
 #include "objective.h"
 #include "optim.h"
 #include "plan.h"
+#include "winograd.h"
 
 void nst_params_default(nst_params *p) {
     if (!p) return;
@@ -285,6 +286,65 @@ fail:
     return st;
 }
 
+/* ---- compiling ahead --------------------------------------------------------- */
+
+/* The programs and BLAS routines a run of p uses (tiled: in tiles); what
+ * the run would otherwise compile on first use, one at a time.
+ * test_transfer checks that a run uses exactly these. */
+static int run_programs(const nst_runtime *rt, const nst_params *p, int tiled, const char **names,
+                        unsigned *blas) {
+    int n = 0, wino = nst_winograd_mode(rt);
+    names[n++] = wino == 4 ? "winograd4" : wino == 2 ? "winograd2" : "conv";
+    names[n++] = "act";
+    names[n++] = "pool";
+    names[n++] = "loss";
+    names[n++] = "optim";
+    if (tiled) names[n++] = "tiled";
+    *blas = NST_BLAS_GEMM | NST_BLAS_GEMM_BATCHED | NST_BLAS_AXPY; /* the optimisers: none */
+    return n;
+}
+
+typedef struct compile_report {
+    nst_progress_fn fn;
+    void *user;
+    int iterations;
+} compile_report;
+
+static int report_compile(int done, int total, const char *name, void *user) {
+    compile_report *r = user;
+    nst_progress pr;
+    memset(&pr, 0, sizeof pr);
+    pr.phase = NST_PHASE_COMPILE;
+    pr.iterations = r->iterations;
+    pr.programs_done = done;
+    pr.programs = total;
+    pr.program = name;
+    return r->fn(&pr, r->user);
+}
+
+static int total_iterations(const nst_params *p) {
+    int scales = p->scales > 0 ? p->scales : 1;
+    int later = p->scale_iterations > 0 ? p->scale_iterations
+                                        : (p->iterations / 2 > 0 ? p->iterations / 2 : 1);
+    return p->iterations + (scales - 1) * later;
+}
+
+static nst_status prepare(nst_runtime *rt, const nst_params *p, int tiled,
+                          nst_progress_fn progress, void *user) {
+    const char *names[8];
+    unsigned blas = 0;
+    int n = run_programs(rt, p, tiled, names, &blas);
+    compile_report r = {progress, user, total_iterations(p)};
+    return nst_programs_prepare(rt, names, n, blas, progress ? report_compile : NULL, &r);
+}
+
+nst_status nst_transfer_prepare(nst_runtime *rt, const nst_params *p, nst_progress_fn progress,
+                                void *user) {
+    if (!rt) return NST_ERR_INVALID_ARG;
+    if (!p) return nst_fail_null(RTM(rt), "nst_transfer_prepare", "p");
+    return prepare(rt, p, p->tile > 0, progress, user);
+}
+
 nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params *p,
                             const nst_image *content_in, const nst_image *const *styles,
                             int nstyles, const double *blend, nst_progress_fn progress,
@@ -325,6 +385,7 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
         goto fail;
     }
     int tile = plan.tiled ? plan.tile : 0;
+    NST_TRY(prepare(rt, p, plan.tiled, NULL, NULL)); /* quietly: see nst_transfer_prepare */
     NST_TRY(work_prepare(rt, p, content_in, styles, nstyles, &work));
     if (p->preserve_colors || p->luminance_only) t.color_ref = content_in;
 

@@ -31,6 +31,9 @@ static nst_status bad_m(nst_runtime *rt, const char *op, int m) {
 
 static size_t launch_wg(const nst_runtime *rt) { return nst_wg_1d(rt); }
 
+/* cl/winograd.cl is built once per tile size (WG_M): a run uses one. */
+static const char *wg_program(int m) { return m == 4 ? "winograd4" : "winograd2"; }
+
 nst_status nst_winograd_filter(nst_runtime *rt, int m, nst_tensor *u, const nst_tensor *w) {
     const char *op = "winograd filter";
     if (m != 2 && m != 4) return bad_m(rt, op, m);
@@ -42,7 +45,7 @@ nst_status nst_winograd_filter(nst_runtime *rt, int m, nst_tensor *u, const nst_
         return nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s: %zu weights are too many", op,
                         u->count);
     size_t n = (size_t)K * C;
-    return nst_launch(rt, "winograd", m == 4 ? "wg4_filter" : "wg2_filter", 1,
+    return nst_launch(rt, wg_program(m), m == 4 ? "wg4_filter" : "wg2_filter", 1,
                       (const size_t[]){n}, (const size_t[]){launch_wg(rt)}, 4, ARG(K), ARG(C),
                       ARG(w->buf), ARG(u->buf));
 }
@@ -102,7 +105,7 @@ static nst_status run(nst_runtime *rt, const char *op, int m, int flip, cl_mem o
         const int nt = th - t0 < (int)band ? th - t0 : (int)band;
         const size_t P = (size_t)nt * tw, moff = (size_t)A2 * Cin * P;
         const int moff_i = (int)moff;
-        NST_TRY(nst_launch(rt, "winograd", kin, 1, (const size_t[]){(size_t)Cin * P},
+        NST_TRY(nst_launch(rt, wg_program(m), kin, 1, (const size_t[]){(size_t)Cin * P},
                            (const size_t[]){wg}, 8, ARG(Cin), ARG(H), ARG(W), ARG(t0), ARG(nt),
                            ARG(tw), ARG(in->buf), ARG(scratch)));
         /* M[a] = U[a] V[a] ([K x C] [C x P]), or U[a]^T V[a] for the gradient */
@@ -110,7 +113,7 @@ static nst_status run(nst_runtime *rt, const char *op, int m, int flip, cl_mem o
                                          0, (size_t)C, (size_t)K * C, scratch, 0, P,
                                          (size_t)Cin * P, 0.0f, scratch, moff, P,
                                          (size_t)Cout * P, (size_t)A2));
-        NST_TRY(nst_launch(rt, "winograd", kout, 1, (const size_t[]){(size_t)Cout * P},
+        NST_TRY(nst_launch(rt, wg_program(m), kout, 1, (const size_t[]){(size_t)Cout * P},
                            (const size_t[]){wg}, 13, ARG(Cout), ARG(H), ARG(W), ARG(t0), ARG(nt),
                            ARG(tw), ARG(has_bias), ARG(relu), ARG(accumulate), ARG(bias),
                            ARG(scratch), ARG(moff_i), ARG(out)));

@@ -328,5 +328,50 @@ check "bench --run 0 exits 2" "[ $rc -eq 2 ] && grep -q 'run' $T/err"
 $NST bench --run 2 --size 32 $W -- --optimizer sgd >/dev/null 2>"$T/err"; rc=$?
 check "bench --run reports a failing run, exit 1" "[ $rc -eq 1 ] && grep -q 'optimizer' $T/err"
 
+# A first run compiles the kernels: it says so at once (stderr, or events with
+# --json), a second run with the same cache does not, and the speed it shows
+# leaves the compiling out.
+KC="$T/kcache"
+rm -rf "$KC"
+env -u NST_CACHE NST_CACHE_DIR="$KC" $NST $W --content $T/photo.png --style $T/paint.jpg --size 32 \
+    -n 3 -o "$T/cold.png" 2>"$T/cold.err"; rc=$?
+check "a cold cache says it is compiling kernels, once" \
+    "[ $rc -eq 0 ] && grep -q 'compiling kernels for this device (once' $T/cold.err"
+env -u NST_CACHE NST_CACHE_DIR="$KC" $NST $W --content $T/photo.png --style $T/paint.jpg --size 32 \
+    -n 3 -o "$T/warm.png" 2>"$T/warm.err"; rc=$?
+check "a warm cache compiles nothing and says nothing of it" \
+    "[ $rc -eq 0 ] && ! grep -q compiling $T/warm.err && [ -s $T/warm.err ]"
+rm -rf "$KC"
+env -u NST_CACHE NST_CACHE_DIR="$KC" $NST $W --content $T/photo.png --style $T/paint.jpg --size 32 \
+    -n 3 --json -o "$T/coldj.png" >"$T/cold.json"; rc=$?
+check "--json reports compiling as events before the iterations" \
+    "[ $rc -eq 0 ] && head -1 $T/cold.json | grep -q '\"event\":\"compile\",\"programs_done\":0' \
+     && grep '\"event\":\"compile\"' $T/cold.json | tail -1 | grep -q '\"program\":\"' \
+     && [ \$(grep -n compile $T/cold.json | tail -1 | cut -d: -f1) -lt \$(grep -n iteration $T/cold.json | head -1 | cut -d: -f1) ]"
+check "the first iteration shows no speed (it carries the compiling), later ones do" \
+    "grep -q '^iteration 1/3  loss [^ ]*  content [^ ]*  style [^ ]*  tv [^ ]*\$' $T/cold.err \
+     && grep -q '^iteration 3/3 .* it/s\$' $T/cold.err"
+
+# HOME not writable (running as nobody, say): PoCL cannot create its cache
+# and lists no device; nst says why and what to set. A path below a regular
+# file fails even for root.
+if build/nst devices | grep -q 'Portable Computing Language'; then
+    env -u POCL_CACHE_DIR -u XDG_CACHE_HOME HOME=/etc/passwd/home $NST devices >/dev/null 2>"$T/err"; rc=$?
+    check "PoCL without a writable cache directory: exit 1 naming it and the fix" \
+        "[ $rc -eq 1 ] && grep -q '/etc/passwd/home/.cache/pocl' $T/err && grep -q XDG_CACHE_HOME $T/err \
+         && grep -q POCL_CACHE_DIR $T/err && ! grep -q 'none has a device' $T/err"
+    env -u POCL_CACHE_DIR HOME=/etc/passwd/home XDG_CACHE_HOME=/etc/passwd/cache $NST devices \
+        >/dev/null 2>"$T/err"; rc=$?
+    check "... the same from XDG_CACHE_HOME" "[ $rc -eq 1 ] && grep -q '/etc/passwd/cache/pocl' $T/err"
+fi
+# PoCL's cache given, nst's not writable: the run works without nst's cache,
+# with one warning that names the directory.
+POCL_DIR=${POCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pocl/kcache}
+env -u NST_CACHE -u NST_CACHE_DIR POCL_CACHE_DIR="$POCL_DIR" HOME=/etc/passwd/home \
+    XDG_CACHE_HOME=/etc/passwd/cache $RUN -n 2 -o "$T/nocache.png" 2>"$T/err"; rc=$?
+check "nst's cache not writable: the run works, with exactly one warning" \
+    "[ $rc -eq 0 ] && [ \$(grep -c warning $T/err) -eq 1 ] && grep -q '/etc/passwd/cache/nst' $T/err \
+     && [ -f $T/nocache.png ]"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -249,19 +251,19 @@ static void test_kernel_runs(void **state) {
     nst_runtime_close(rt);
 }
 
-static int count_cache_files(const char *dir) {
+static int count_cache_files(const char *dir, const char *ext) {
     DIR *d = opendir(dir);
     if (!d) return 0;
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
-        if (strstr(e->d_name, ".bin")) n++;
+        if (strstr(e->d_name, ext)) n++;
     closedir(d);
     return n;
 }
 
 /* A runtime with the cache on unless NST_CACHE=0 says otherwise. */
-static nst_runtime *cached_runtime(void) {
+static nst_runtime *open_cached(void) {
     nst_runtime *rt = NULL;
     nst_msg msg = {{0}};
     nst_settings set;
@@ -270,6 +272,24 @@ static nst_runtime *cached_runtime(void) {
     opt.settings = &set;
     assert_int_equal(nst_runtime_open(&rt, &opt, &msg), NST_OK);
     return rt;
+}
+
+/* The same, without a warning; binaries 1 keeps program binaries in the
+ * cache, 0 only notes of what was built (what nst does where the driver
+ * caches binaries itself, as PoCL does), -1 the device's default. */
+static nst_runtime *cached_runtime(int binaries) {
+    nst_runtime *rt = open_cached();
+    assert_string_equal(nst_runtime_warning(rt), "");
+    if (binaries >= 0) rt->cache_binaries = binaries;
+    return rt;
+}
+
+static void fresh_cache_dir(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    setenv("NST_CACHE_DIR", dir, 1);
+    unsetenv("NST_CACHE");
 }
 
 static void test_cache(void **state) {
@@ -281,16 +301,16 @@ static void test_cache(void **state) {
     unsetenv("NST_CACHE");
 
     /* cold: builds from source and writes the binary */
-    nst_runtime *rt = cached_runtime();
+    nst_runtime *rt = cached_runtime(1);
     run_axpby(rt);
     assert_int_equal(rt->cache_misses, 1);
     assert_int_equal(rt->cache_hits, 0);
     double cold = rt->build_seconds;
     nst_runtime_close(rt);
-    assert_int_equal(count_cache_files(dir), 1);
+    assert_int_equal(count_cache_files(dir, ".bin"), 1);
 
     /* warm: loads the binary, same answers */
-    rt = cached_runtime();
+    rt = cached_runtime(1);
     run_axpby(rt);
     assert_int_equal(rt->cache_hits, 1);
     assert_int_equal(rt->cache_misses, 0);
@@ -300,22 +320,199 @@ static void test_cache(void **state) {
     /* corrupted: the entry is replaced and the run still works */
     snprintf(cmd, sizeof cmd, "for f in %s/*.bin; do echo garbage > $f; done", dir);
     assert_int_equal(system(cmd), 0);
-    rt = cached_runtime();
+    rt = cached_runtime(1);
     run_axpby(rt);
     assert_int_equal(rt->cache_misses, 1);
     nst_runtime_close(rt);
-    rt = cached_runtime();
+    rt = cached_runtime(1);
     run_axpby(rt);
     assert_int_equal(rt->cache_hits, 1);
     nst_runtime_close(rt);
 
     /* NST_CACHE=0 neither reads nor writes */
     setenv("NST_CACHE", "0", 1);
-    rt = cached_runtime();
+    rt = cached_runtime(1);
     run_axpby(rt);
     assert_int_equal(rt->cache_hits, 0);
     nst_runtime_close(rt);
     unsetenv("NST_CACHE_DIR");
+}
+
+/* Where the driver keeps binaries (PoCL), the cache only notes what was
+ * built: asking PoCL for a binary compiles every kernel of the program. */
+static void test_cache_notes(void **state) {
+    const char *dir = check_tmp_path("cache-notes");
+    fresh_cache_dir(dir);
+    nst_runtime *rt = cached_runtime(-1);
+    if (!strcmp(rt->info.platform, "Portable Computing Language"))
+        assert_int_equal(rt->cache_binaries, 0);
+    rt->cache_binaries = 0;
+    run_axpby(rt);
+    assert_int_equal(rt->cache_misses, 1);
+    nst_runtime_close(rt);
+    assert_int_equal(count_cache_files(dir, ".built"), 1);
+    assert_int_equal(count_cache_files(dir, ".bin"), 0);
+    rt = cached_runtime(0);
+    run_axpby(rt);
+    assert_int_equal(rt->cache_hits, 1);
+    assert_int_equal(rt->cache_misses, 0);
+    nst_runtime_close(rt);
+    unsetenv("NST_CACHE_DIR");
+}
+
+/* An unusable cache directory turns the cache off with one warning that
+ * names the directory; everything else works. */
+static void test_cache_dir_unwritable(void **state) {
+    setenv("NST_CACHE_DIR", "/etc/passwd/nst-cache", 1); /* below a file: even root fails */
+    unsetenv("NST_CACHE");
+    nst_runtime *rt = open_cached();
+    unsetenv("NST_CACHE_DIR");
+    assert_non_null(strstr(nst_runtime_warning(rt), "/etc/passwd/nst-cache"));
+    assert_non_null(strstr(nst_runtime_warning(rt), "NST_CACHE_DIR"));
+    assert_int_equal(rt->no_cache, 1);
+    run_axpby(rt);
+    assert_int_equal(rt->cache_hits + rt->cache_misses, 1);
+    nst_runtime_close(rt);
+}
+
+typedef struct prep_log {
+    int events, last_done, total;
+    int stop_at; /* > 0: stop after that many builds; < 0: before the first */
+    char names[32][48];
+} prep_log;
+
+static int log_prep(int done, int total, const char *name, void *user) {
+    prep_log *l = user;
+    assert_int_equal(done, l->events); /* in order: 0, 1, 2, ... */
+    if (l->events == 0) {
+        assert_null(name);
+        l->total = total;
+    } else {
+        assert_non_null(name);
+        assert_int_equal(total, l->total);
+        snprintf(l->names[l->events % 32], sizeof l->names[0], "%s", name);
+    }
+    l->last_done = done;
+    l->events++;
+    return l->stop_at < 0 || (l->stop_at > 0 && done >= l->stop_at);
+}
+
+static const char *const every_program[] = {"act",   "conv",      "loss",      "optim", "pool",
+                                            "tiled", "util",      "winograd2", "winograd4"};
+enum { N_PROGRAMS = (int)(sizeof every_program / sizeof every_program[0]) };
+
+/* A runtime (cache off) whose BLAS routines run on CLBlast, which
+ * compiles them: the host BLAS compiles nothing. */
+static nst_runtime *clblast_runtime(void) {
+    nst_settings set;
+    check_settings(&set);
+    snprintf(set.gemm, sizeof set.gemm, "clblast");
+    return check_runtime_with(&set);
+}
+
+/* CLBlast routines compile one at a time (CLBlast 1.5 crashes when two
+ * threads set up their first routines at once: it fills a static table
+ * unlocked), beside the programs. Each round is a new process, forked before
+ * this process called CLBlast. */
+static void test_prepare_blas_one_at_a_time(void **state) {
+    unsigned all = NST_BLAS_GEMM | NST_BLAS_GEMM_BATCHED | NST_BLAS_AXPY | NST_BLAS_DOT |
+                   NST_BLAS_SCAL;
+    for (int round = 0; round < 16; round++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            nst_runtime *rt = NULL;
+            nst_msg msg = {{0}};
+            nst_settings set;
+            if (nst_settings_from_env(&set, &msg) != NST_OK) _exit(3);
+            snprintf(set.gemm, sizeof set.gemm, "clblast");
+            nst_runtime_options opt = {0};
+            opt.settings = &set;
+            opt.no_cache = 1;
+            if (nst_runtime_open(&rt, &opt, &msg) != NST_OK) _exit(2);
+            rt->build_threads = 8;
+            int ok = nst_programs_prepare(rt, every_program, 2, all, NULL, NULL) == NST_OK &&
+                     rt->blas_ready == all;
+            nst_runtime_close(rt);
+            _exit(ok ? 0 : 1);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fprintf(stderr, "round %d: %s %d\n", round, WIFSIGNALED(status) ? "signal" : "exit",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+}
+
+/* Several programs built at once on several threads: each reported once, in
+ * order, every one usable afterwards; the BLAS routines compile ahead too. */
+static void test_prepare_in_parallel(void **state) {
+    nst_runtime *rt = clblast_runtime(); /* cache off: everything is compiled */
+    rt->build_threads = 4;
+    prep_log l = {0};
+    unsigned blas = NST_BLAS_GEMM | NST_BLAS_DOT;
+    nst_status st = nst_programs_prepare(rt, every_program, N_PROGRAMS, blas, log_prep, &l);
+    if (st != NST_OK) fprintf(stderr, "%s\n", nst_last_error(rt));
+    assert_int_equal(st, NST_OK);
+    assert_int_equal(l.total, N_PROGRAMS + 2);
+    assert_int_equal(l.last_done, l.total);
+    assert_int_equal(l.events, l.total + 1);
+    assert_int_equal(rt->blas_ready, blas);
+    assert_int_equal(rt->cache_misses, N_PROGRAMS);
+    run_axpby(rt);
+    assert_int_equal(rt->lazy_builds, 0);
+    /* prepared already: nothing to do, nothing reported */
+    prep_log again = {0};
+    assert_int_equal(nst_programs_prepare(rt, every_program, N_PROGRAMS, blas, log_prep, &again),
+                     NST_OK);
+    assert_int_equal(again.events, 0);
+    nst_runtime_close(rt);
+}
+
+/* The progress callback stops the builds: before any (nothing built) or
+ * after the first; either way NST_ERR_INTERRUPTED. */
+static void test_prepare_stops(void **state) {
+    nst_runtime *rt = check_runtime();
+    prep_log l = {0};
+    l.stop_at = -1;
+    assert_int_equal(nst_programs_prepare(rt, every_program, N_PROGRAMS, 0, log_prep, &l),
+                     NST_ERR_INTERRUPTED);
+    assert_int_equal(l.events, 1);
+    assert_int_equal(rt->cache_misses, 0);
+    nst_runtime_close(rt);
+
+    rt = check_runtime();
+    rt->build_threads = 2;
+    prep_log one = {0};
+    one.stop_at = 1;
+    assert_int_equal(nst_programs_prepare(rt, every_program, N_PROGRAMS, 0, log_prep, &one),
+                     NST_ERR_INTERRUPTED);
+    assert_int_equal(one.last_done, 1);
+    assert_true(rt->cache_misses >= 1 && rt->cache_misses < N_PROGRAMS);
+    nst_runtime_close(rt);
+}
+
+/* One broken program among several: its build log is the error. */
+static void test_prepare_failure(void **state) {
+    const char *dir = check_tmp_path("badcl2");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s && mkdir -p %s && echo '__kernel void pool_forward(int n) { oops; }' > "
+             "%s/pool.cl",
+             dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    nst_settings set;
+    check_settings(&set);
+    snprintf(set.cl_dir, sizeof set.cl_dir, "%s", dir);
+    nst_runtime *rt = check_runtime_with(&set);
+    rt->build_threads = 3;
+    assert_int_equal(nst_programs_prepare(rt, every_program, N_PROGRAMS, 0, NULL, NULL),
+                     NST_ERR_BUILD);
+    assert_non_null(strstr(nst_last_error(rt), "'pool'"));
+    assert_non_null(strstr(nst_last_error(rt), "oops"));
+    nst_runtime_close(rt);
 }
 
 static void test_build_failure_reports_log(void **state) {
@@ -355,6 +552,12 @@ int main(void) {
         cmocka_unit_test(test_settings_checked),
         cmocka_unit_test(test_kernel_runs),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache_notes),
+        cmocka_unit_test(test_cache_dir_unwritable),
+        cmocka_unit_test(test_prepare_blas_one_at_a_time), /* before any CLBlast call */
+        cmocka_unit_test(test_prepare_in_parallel),
+        cmocka_unit_test(test_prepare_stops),
+        cmocka_unit_test(test_prepare_failure),
         cmocka_unit_test(test_build_failure_reports_log),
         cmocka_unit_test(test_every_program_builds),
     };

@@ -369,6 +369,77 @@ static void test_scales_beat_cold_start(void **state) {
     assert_true(multi[0] < single[0]);
 }
 
+typedef struct compile_log {
+    int events, done, total, iterations_seen;
+} compile_log;
+
+static int log_compile(const nst_progress *p, void *user) {
+    compile_log *l = user;
+    if (p->phase != NST_PHASE_COMPILE) {
+        l->iterations_seen++;
+        return 0;
+    }
+    assert_int_equal(p->iteration, 0);
+    assert_int_equal(p->programs_done, l->events);
+    if (l->events++ == 0) l->total = p->programs;
+    assert_int_equal(p->programs, l->total);
+    l->done = p->programs_done;
+    return 0;
+}
+
+/* The programs and BLAS routines nst_transfer_prepare compiles are exactly
+ * those the run then uses: nothing compiles on first use later (and so
+ * silently), nothing is compiled in vain. */
+static void prepared_is_used(nst_optimizer optimizer, int tile, const char *gemm) {
+    nst_settings set;
+    check_settings(&set);
+    snprintf(set.gemm, sizeof set.gemm, "%s", gemm);
+    nst_runtime *rt = check_runtime_with(&set); /* cache off: everything compiles */
+    nst_params p;
+    small_params(&p);
+    p.iterations = 3;
+    p.optimizer = optimizer;
+    if (tile) {
+        p.tile = tile;
+        p.content_layers = "relu2_2";
+        p.style_layers = "relu1_1,relu2_1";
+    }
+    compile_log l = {0};
+    assert_int_equal(nst_transfer_prepare(rt, &p, log_compile, &l), NST_OK);
+    assert_true(l.total > 0);
+    assert_int_equal(l.done, l.total);
+    assert_int_equal(l.iterations_seen, 0);
+    nst_model *model = NULL;
+    assert_int_equal(nst_model_generate(rt, 3, 1.0 / 16, &model), NST_OK);
+    nst_image *content = make_content(40, 30), *style = make_style(36, 36), *out = NULL;
+    const nst_image *styles[1] = {style};
+    compile_log run_log = {0};
+    nst_status st = nst_transfer_run(rt, model, &p, content, styles, 1, NULL, log_compile,
+                                     &run_log, &out);
+    if (st != NST_OK) fprintf(stderr, "transfer: %s\n", nst_last_error(rt));
+    assert_int_equal(st, NST_OK);
+    assert_int_equal(run_log.events, 0); /* the run itself reports iterations only */
+    assert_int_equal(run_log.iterations_seen, p.iterations);
+    assert_int_equal(rt->lazy_builds, 0);
+    for (int i = 0; i < NST_MAX_PROGRAMS; i++)
+        assert_int_equal(rt->programs[i] != NULL, (rt->programs_used >> i) & 1);
+    assert_int_equal(rt->blas_used, rt->blas_ready);
+    nst_image_free(out);
+    nst_image_free(content);
+    nst_image_free(style);
+    nst_model_free(model);
+    nst_runtime_close(rt);
+}
+
+static void test_prepare_compiles_what_runs_use(void **state) {
+    /* products on CLBlast (which compiles its routines) and where the
+     * device puts them by default */
+    prepared_is_used(NST_OPTIMIZER_LBFGS, 0, "clblast");
+    prepared_is_used(NST_OPTIMIZER_ADAM, 0, "clblast");
+    prepared_is_used(NST_OPTIMIZER_LBFGS, 24, "clblast");
+    prepared_is_used(NST_OPTIMIZER_LBFGS, 0, "");
+}
+
 static void test_params_refused(void **state) {
     nst_params p;
     nst_msg msg = {{0}};
@@ -393,6 +464,7 @@ static void test_params_refused(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params_refused),
+        cmocka_unit_test(test_prepare_compiles_what_runs_use),
         cmocka_unit_test(test_lbfgs_lowers_loss),
         cmocka_unit_test(test_adam_lowers_loss),
         cmocka_unit_test(test_same_seed_same_image),
