@@ -76,4 +76,11 @@ int nst_tune_fallback(nst_runtime *rt, const char *why);
 int nst_tune_applied(const nst_runtime *rt);
 const char *nst_tune_note(const nst_runtime *rt);
 
+/* The smallest m*n*k that CLBlast runs through its tiled Xgemm kernel on rt's
+ * device, the kernel these parameters are for; smaller products go to its
+ * direct kernel, which they do not affect. CLBlast's threshold depends on the
+ * device's vendor (576^3 on Intel CPUs, 896^3 on devices its database does
+ * not know, such as PoCL on AMD CPUs). 0 when CLBlast cannot say. */
+unsigned long long nst_gemm_tiled_min(nst_runtime *rt);
+
 #endif
