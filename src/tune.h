@@ -52,6 +52,9 @@ typedef struct nst_tune_result {
     int rejected;          /* ... whose results disagreed with the reference */
     int failed;            /* ... that CLBlast could not build or run */
     int saved_params;      /* 1: the file holds parameters; 0: the defaults were best */
+    int tiled;             /* 1: every timed product ran CLBlast's tiled kernel */
+    double elapsed;        /* seconds, the baseline included */
+    double candidate_seconds; /* per candidate on average, its kernel builds included */
     char params[320];      /* the saved "NAME=VALUE ..." (empty when none) */
     char path[1024];       /* the file written */
 } nst_tune_result;

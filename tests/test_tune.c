@@ -214,6 +214,10 @@ static void test_tiny_search(void **state) {
     assert_true(r.tried >= 1);
     if (r.tried == 1 && r.saved_params) assert_string_equal(r.params, params_large);
     assert_true(r.default_gflops > 0 && r.best_gflops >= r.default_gflops);
+    /* it timed the kernel the parameters are for, and says what a candidate
+     * costs (the budget for a longer search follows from it) */
+    assert_int_equal(r.tiled, 1);
+    assert_true(r.candidate_seconds > 0 && r.elapsed >= r.candidate_seconds);
     assert_int_equal(nst_tune_applied(rt), 1); /* earlier tests overrode CLBlast's own */
     nst_runtime_close(rt);
     FILE *f = fopen(r.path, "r");
