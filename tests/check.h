@@ -10,6 +10,9 @@
 #include "nst_int.h"
 #include "reference.h"
 
+/* Every suite runs only the tests matching $NST_TEST_FILTER when it is set
+ * (cmocka's wildcards '*' and '?'). */
+
 /* Opens a runtime on $NST_DEVICE (else the default), cache off. Fails the
  * test, saying how to install PoCL, when there is no device. */
 nst_runtime *check_runtime(void);
