@@ -213,7 +213,10 @@ static void test_regions(void **state) {
                                       &t, &out),
                      NST_OK);
     fprintf(stderr, "regions loss: first %.5g, last %.5g\n", t.loss[0], t.loss[t.n - 1]);
-    assert_true(t.loss[t.n - 1] < 0.7 * t.loss[0]);
+    /* a clear fall, not a rate: where these 20 iterations end depends on
+     * rounding (0.64 to 0.67 of the first loss across devices and weights
+     * changed by 1e-7..3e-5, in a few discrete outcomes) */
+    assert_true(t.loss[t.n - 1] < 0.8 * t.loss[0]);
     nst_image_free(out);
     nst_image_free(left);
     nst_image_free(right);
