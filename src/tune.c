@@ -540,7 +540,8 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
     /* Building a candidate's kernels can take seconds (on a CPU, 10 s and
      * more), so the rest of each candidate's cost is kept small: the band
      * grows with the budget (to the sizes of a 512-pixel image's layers at
-     * 256 s and more), and short budgets time each candidate once. */
+     * 256 s and more), and under 60 s the baseline and each candidate are
+     * timed once. */
     int band = opt->seconds >= 256 ? 16384 : (int)(opt->seconds * 64);
     NST_TRY(bench_setup(rt, &b, band < 2048 ? 2048 : band));
     b.min_time = opt->seconds / 400 < 0.02 ? 0.02 : opt->seconds / 400 > 0.25 ? 0.25
@@ -556,7 +557,7 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
                           rt->info.name);
         goto fail;
     }
-    double t_default = bench_time(rt, &b, 2, 1e30, &st, &reps);
+    double t_default = bench_time(rt, &b, timings, 1e30, &st, &reps);
     if (st != NST_OK) goto fail;
     out->tiled = b.tiled;
     double t_best = t_default;
