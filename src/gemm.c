@@ -83,6 +83,34 @@ nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
     return blas_status(rt, s, "CLBlastSgemm", ev);
 }
 
+/* 1 when CLBlast runs a row-major 1 x 1 x k product through its tiled
+ * kernel, 0 through its direct one, -1 when it cannot say. */
+static int gemm_is_tiled(nst_runtime *rt, unsigned long long k) {
+    size_t temp = 0;
+    CLBlastStatusCode s = CLBlastSGemmTempBufferSize(
+        CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, 1, 1, (size_t)k, 0,
+        (size_t)k, 0, 1, 0, 1, &rt->queue, &temp);
+    return s != CLBlastSuccess ? -1 : temp > 0;
+}
+
+unsigned long long nst_gemm_tiled_min(nst_runtime *rt) {
+    /* CLBlast sends m*n*k below XGEMM_MIN_INDIRECT_SIZE^3 (a per-device
+     * entry of its database, not readable through its C API) to the direct
+     * kernel, for which it asks no temporary buffer; a 1 x 1 x k product on
+     * the tiled kernel always needs one (its tiles pad it). So the smallest k
+     * with a temporary buffer is the threshold. */
+    unsigned long long lo = 0, hi = 1ULL << 40; /* direct at lo, tiled at hi */
+    if (gemm_is_tiled(rt, hi) != 1) return 0;
+    while (hi - lo > 1) {
+        unsigned long long mid = lo + (hi - lo) / 2;
+        int t = gemm_is_tiled(rt, mid);
+        if (t < 0) return 0;
+        if (t) hi = mid;
+        else lo = mid;
+    }
+    return hi;
+}
+
 nst_status nst_blas_override(nst_runtime *rt, const char *kernel, size_t n, const char **names,
                              const size_t *values) {
     CLBlastStatusCode s =

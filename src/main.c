@@ -1132,10 +1132,12 @@ static int cmd_tune(int argc, char **argv, const nst_settings *set) {
         if (c == CLI_ERROR) return EXIT_USAGE;
         if (c == 'h') {
             printf("usage: nst tune [--device SEL] [--seconds N]\n\n"
-                   "Searches CLBlast's GEMM kernel parameters for the device (default 300 s,\n"
-                   "kernel builds included), keeps the fastest whose results match a reference,\n"
-                   "and saves them in the cache directory for that device, driver and CLBlast.\n"
-                   "Every later run on the device uses them; NST_TUNE=0 turns that off.\n");
+                   "Searches CLBlast's GEMM kernel parameters for the device for N seconds\n"
+                   "(default 300, kernel builds included; each candidate builds its kernels,\n"
+                   "which takes 10 s or more on a CPU), keeps the fastest whose results match a\n"
+                   "reference, and saves them in the cache directory for that device, driver\n"
+                   "and CLBlast. Every later run on the device uses them; NST_TUNE=0 turns\n"
+                   "that off. Running it again continues the search from the saved result.\n");
             return 0;
         } else if (c == O_SECONDS) {
             if (!cli_parse_double(optarg, &seconds, NULL) || !(seconds >= 1) || seconds > 86400)
@@ -1165,10 +1167,16 @@ static int cmd_tune(int argc, char **argv, const nst_settings *set) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         rc = EXIT_RUNTIME;
     } else {
-        printf("%d candidates (%d wrong, %d failed): %.1f GFLOP/s, CLBlast's own %.1f\n"
-               "saved %s (%s)\n",
-               r.tried, r.rejected, r.failed, r.best_gflops, r.default_gflops, r.path,
+        printf("%d candidates in %.0f s (%d wrong, %d failed): %.1f GFLOP/s, CLBlast's own "
+               "%.1f\nsaved %s (%s)\n",
+               r.tried, r.elapsed, r.rejected, r.failed, r.best_gflops, r.default_gflops, r.path,
                r.saved_params ? "tuned parameters" : "nothing faster: CLBlast's own kept");
+        /* a search needs a few dozen candidates; say what that takes here */
+        if (r.tried < 25 && r.candidate_seconds > 0)
+            printf("a short search: a candidate takes about %.0f s on this device (building its "
+                   "kernels, mostly); --seconds %.0f would try about 25\n",
+                   r.candidate_seconds, 60 * ceil((r.elapsed - r.tried * r.candidate_seconds +
+                                                   25 * r.candidate_seconds) / 60));
     }
     nst_runtime_close(rt);
     return rc;

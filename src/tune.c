@@ -359,12 +359,16 @@ typedef struct shape {
     float alpha, beta;
 } shape;
 
+enum { NTIMED = 3, NSHAPES = 4 };
+
 typedef struct bench {
-    shape s[4]; /* s[3] is checked, not timed: edges that cut the tiles */
-    float *a, *b, *c0; /* host inputs; c0: C's contents before a beta = 1 product */
-    cl_mem da, db, dc[4];
+    shape s[NSHAPES]; /* s[0..2] are timed; s[3] only checked: edges that cut the tiles */
+    float *a, *b, *c0; /* host inputs (prefixes serve every shape); c0: C before a product */
+    cl_mem da, db, dc[NSHAPES];
     float *out;
-    double flop;
+    double flop;       /* of the timed products */
+    int tiled;         /* 1: every product is one CLBlast runs on its tiled kernel */
+    double min_time;   /* seconds one timing should last at least (repeats the set) */
 } bench;
 
 static void progress(const nst_tune_options *opt, const char *fmt, ...) NST_PRINTF(2, 3);
@@ -378,34 +382,28 @@ static void progress(const nst_tune_options *opt, const char *fmt, ...) {
     opt->progress(opt->ctx, line);
 }
 
-static nst_status bench_run(nst_runtime *rt, bench *b, int count) {
-    nst_status st = NST_OK;
-    for (int i = 0; i < count; i++) {
-        const shape *s = &b->s[i];
-        /* the Gram product F F^T reads the same matrix twice */
-        cl_mem bm = s->trans_b ? b->da : b->db;
-        NST_TRY(nst_gemm(rt, 0, s->trans_b, (size_t)s->m, (size_t)s->n, (size_t)s->k, s->alpha,
-                         b->da, 0, (size_t)s->k, bm, 0, s->trans_b ? (size_t)s->k : (size_t)s->n,
-                         s->beta, b->dc[i], 0, (size_t)s->n));
-    }
-    NST_TRY(nst_finish(rt));
-fail:
-    return st;
+static nst_status bench_product(nst_runtime *rt, bench *b, int i) {
+    const shape *s = &b->s[i];
+    /* the Gram product F F^T reads the same matrix twice */
+    cl_mem bm = s->trans_b ? b->da : b->db;
+    return nst_gemm(rt, 0, s->trans_b, (size_t)s->m, (size_t)s->n, (size_t)s->k, s->alpha, b->da,
+                    0, (size_t)s->k, bm, 0, s->trans_b ? (size_t)s->k : (size_t)s->n, s->beta,
+                    b->dc[i], 0, (size_t)s->n);
 }
 
-/* Runs the set once from known C contents and compares sampled entries (the
- * last row and column included, where tiles are cut) with double sums.
- * Returns 1 when they agree. */
+/* Runs every product once from known C contents (building the candidate's
+ * kernels) and compares sampled entries (the last row and column included,
+ * where tiles are cut) with double sums; the edge product goes first, so a
+ * wrong candidate costs little. Returns 1 when they agree. */
 static int bench_check(nst_runtime *rt, bench *b, nst_status *st, unsigned long long *seed) {
-    for (int i = 0; i < 4; i++) {
-        size_t count = (size_t)b->s[i].m * b->s[i].n;
-        if ((*st = nst_write_floats(rt, b->dc[i], 0, count, b->c0)) != NST_OK) return 0;
-    }
-    if ((*st = bench_run(rt, b, 4)) != NST_OK) return 0;
-    for (int i = 0; i < 4; i++) {
+    static const int order[NSHAPES] = {3, 0, 1, 2};
+    for (int o = 0; o < NSHAPES; o++) {
+        int i = order[o];
         const shape *s = &b->s[i];
-        if ((*st = nst_read_floats(rt, b->dc[i], 0, (size_t)s->m * s->n, b->out)) != NST_OK)
-            return 0;
+        size_t count = (size_t)s->m * s->n;
+        if ((*st = nst_write_floats(rt, b->dc[i], 0, count, b->c0)) != NST_OK) return 0;
+        if ((*st = bench_product(rt, b, i)) != NST_OK) return 0;
+        if ((*st = nst_read_floats(rt, b->dc[i], 0, count, b->out)) != NST_OK) return 0;
         const float *bm = s->trans_b ? b->a : b->b;
         for (int t = 0; t < 200; t++) {
             int r = t == 0 ? s->m - 1 : rng_below(seed, s->m);
@@ -427,13 +425,36 @@ static int bench_check(nst_runtime *rt, bench *b, nst_status *st, unsigned long 
     return 1;
 }
 
-/* Seconds for the set: the better of two runs (one when clearly slow). */
-static double bench_time(nst_runtime *rt, bench *b, double best, nst_status *st) {
+/* Seconds for one run of the timed products: the set runs `reps` times per
+ * timing, and a timing stops as soon as it passes `limit` (a candidate
+ * clearly slower than the best so far), returning 1e30. */
+static double bench_timing(nst_runtime *rt, bench *b, int reps, double limit, nst_status *st) {
+    double t0 = now_seconds();
+    for (int r = 0; r < reps; r++)
+        for (int i = 0; i < NTIMED; i++) {
+            if ((*st = bench_product(rt, b, i)) != NST_OK) return 1e30;
+            if ((*st = nst_finish(rt)) != NST_OK) return 1e30;
+            if (now_seconds() - t0 > limit * reps) return 1e30;
+        }
+    return (now_seconds() - t0) / reps;
+}
+
+/* Seconds for the set: the better of two timings (one when clearly slow, or
+ * when the budget is short). The first timing fixes how many runs of the
+ * set one timing takes, so that fast devices are not timed on a few
+ * milliseconds. */
+static double bench_time(nst_runtime *rt, bench *b, int timings, double best, nst_status *st,
+                         int *reps) {
     double t = 1e30;
-    for (int r = 0; r < 2; r++) {
-        double t0 = now_seconds();
-        if ((*st = bench_run(rt, b, 3)) != NST_OK) return 1e30;
-        double dt = now_seconds() - t0;
+    for (int k = 0; k < timings; k++) {
+        double dt = bench_timing(rt, b, *reps, 1.5 * best, st);
+        if (*st != NST_OK || dt >= 1e30) return dt;
+        if (*reps == 1 && dt < b->min_time) { /* too short to time well: more runs */
+            *reps = (int)(b->min_time / (dt > 1e-6 ? dt : 1e-6)) + 1;
+            if (*reps > 1000) *reps = 1000;
+            k--;
+            continue;
+        }
         if (dt < t) t = dt;
         if (t > 1.5 * best) break;
     }
@@ -447,22 +468,43 @@ static void bench_free(nst_runtime *rt, bench *b) {
     free(b->out);
     nst_buffer_free(rt, b->da);
     nst_buffer_free(rt, b->db);
-    for (int i = 0; i < 4; i++) nst_buffer_free(rt, b->dc[i]);
+    for (int i = 0; i < NSHAPES; i++) nst_buffer_free(rt, b->dc[i]);
+}
+
+/* The free size of a product with fixed sizes p and q: at least `want`, and
+ * enough that m*n*k reaches `tiled_min`, rounded up to an odd number (no tile
+ * divides it). */
+static int free_size(int want, int p, int q, unsigned long long tiled_min) {
+    unsigned long long pq = (unsigned long long)p * q, n = (tiled_min + pq - 1) / pq;
+    if (n < (unsigned long long)want) n = (unsigned long long)want;
+    if (n > (1ULL << 24)) n = 1ULL << 24; /* CLBlast's threshold is far below */
+    return (int)(n | 1);
 }
 
 /* The set: convolution bands of block 2 (K = 128 x 9) and block 1 (K = 64 x
- * 9, beta = 1 as in the backward pass), and a Gram matrix; n is the band's
- * pixel count. All are large enough for CLBlast's tiled Xgemm kernel (smaller
- * products go to its direct kernel, which this does not tune). */
-static nst_status bench_setup(nst_runtime *rt, bench *b, int n) {
+ * 9, beta = 1 as in the backward pass), and a Gram matrix, over `band`
+ * pixels; each made large enough for CLBlast's tiled Xgemm kernel, the one
+ * the parameters are for (smaller products go to its direct kernel, at a
+ * size that depends on the device). */
+static nst_status bench_setup(nst_runtime *rt, bench *b, int band) {
     nst_status st = NST_OK;
     memset(b, 0, sizeof *b);
-    b->s[0] = (shape){128, n, 1152, 0, 1.0f, 0.0f};
-    b->s[1] = (shape){64, n, 576, 0, 0.5f, 1.0f};
-    b->s[2] = (shape){128, 128, n, 1, 1.0f, 0.0f};
-    b->s[3] = (shape){130, 1030, 1500, 0, 0.75f, 0.5f};
-    size_t na = (size_t)128 * (n > 1152 ? n : 1152), nb = (size_t)1152 * n;
-    size_t nc = (size_t)128 * n;
+    unsigned long long tmin = nst_gemm_tiled_min(rt);
+    b->s[0] = (shape){128, free_size(band, 128, 1152, tmin), 1152, 0, 1.0f, 0.0f};
+    b->s[1] = (shape){64, free_size(band, 64, 576, tmin), 576, 0, 0.5f, 1.0f};
+    b->s[2] = (shape){128, 128, free_size(band, 128, 128, tmin), 1, 1.0f, 0.0f};
+    b->s[3] = (shape){130, 1030, free_size(1500, 130, 1030, tmin), 0, 0.75f, 0.5f};
+    size_t na = 0, nb = 0, nc = 0;
+    b->tiled = tmin > 0;
+    for (int i = 0; i < NSHAPES; i++) {
+        const shape *s = &b->s[i];
+        size_t a = (size_t)s->m * s->k, bb = (size_t)s->k * s->n, c = (size_t)s->m * s->n;
+        na = a > na ? a : na;
+        nb = !s->trans_b && bb > nb ? bb : nb;
+        nc = c > nc ? c : nc;
+        if (i < NTIMED) b->flop += 2.0 * s->m * s->n * s->k;
+        b->tiled &= (unsigned long long)s->m * s->n * s->k >= tmin;
+    }
     b->a = malloc(na * sizeof(float));
     b->b = malloc(nb * sizeof(float));
     b->c0 = malloc(nc * sizeof(float));
@@ -479,10 +521,8 @@ static nst_status bench_setup(nst_runtime *rt, bench *b, int n) {
     NST_TRY(nst_buffer_create(rt, nb * sizeof(float), &b->db));
     NST_TRY(nst_write_floats(rt, b->da, 0, na, b->a));
     NST_TRY(nst_write_floats(rt, b->db, 0, nb, b->b));
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NSHAPES; i++)
         NST_TRY(nst_buffer_create(rt, (size_t)b->s[i].m * b->s[i].n * sizeof(float), &b->dc[i]));
-        if (i < 3) b->flop += 2.0 * b->s[i].m * b->s[i].n * b->s[i].k;
-    }
 fail:
     return st;
 }
@@ -510,8 +550,17 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
      * overrode them (which cannot be undone) */
     rt->tune_state = -1;
     snprintf(rt->tune_note, sizeof rt->tune_note, "CLBlast's own (tuning)");
-    /* short budgets (the tests) use a narrower band */
-    NST_TRY(bench_setup(rt, &b, opt->seconds < 20 ? 6144 : 16384));
+    /* Building a candidate's kernels can take seconds (on a CPU, 10 s and
+     * more), so the rest of each candidate's cost is kept small: the band
+     * grows with the budget (to the sizes of a 512-pixel image's layers at
+     * 256 s and more), and under 60 s the baseline and each candidate are
+     * timed once. */
+    int band = opt->seconds >= 256 ? 16384 : (int)(opt->seconds * 64);
+    NST_TRY(bench_setup(rt, &b, band < 2048 ? 2048 : band));
+    b.min_time = opt->seconds / 400 < 0.02 ? 0.02 : opt->seconds / 400 > 0.25 ? 0.25
+                                                                             : opt->seconds / 400;
+    const int timings = opt->seconds >= 60 ? 2 : 1;
+    int reps = 1;
     unsigned long long seed = opt->seed ? opt->seed : 0x2545f4914f6cdd1dULL;
     unsigned long long check_seed = seed ^ 0x5851f42d4c957f2dULL;
     if (!bench_check(rt, &b, &st, &check_seed)) {
@@ -521,8 +570,9 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
                           rt->info.name);
         goto fail;
     }
-    double t_default = bench_time(rt, &b, 1e30, &st);
+    double t_default = bench_time(rt, &b, timings, 1e30, &st, &reps);
     if (st != NST_OK) goto fail;
+    out->tiled = b.tiled;
     double t_best = t_default;
     out->default_gflops = b.flop / t_default * 1e-9;
     progress(opt, "CLBlast's own parameters: %.1f GFLOP/s", out->default_gflops);
@@ -542,7 +592,12 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
      * improves on it (up to timing noise) */
     char why[400];
     int have_prev = read_file(rt, out->path, &prev, why, sizeof why) == 1;
-    while (ntried < MAX_TRIED && (ntried == 0 || now_seconds() - t_start < opt->seconds)) {
+    const double t_search = now_seconds();
+    /* at least one candidate; none started that would end well past the
+     * budget (by half of what a candidate has taken so far) */
+    while (ntried < MAX_TRIED &&
+           (ntried == 0 || now_seconds() - t_start +
+                                   0.5 * (now_seconds() - t_search) / ntried < opt->seconds)) {
         /* explore first, then mostly refine the best */
         int explore = !have_best || now_seconds() - t_start < opt->seconds / 3 ||
                       rng_below(&seed, 3) == 0;
@@ -564,7 +619,7 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
         cand_format(&c, desc, sizeof desc);
         nst_status cst = cand_apply(rt, &c);
         int ok = cst == NST_OK && bench_check(rt, &b, &cst, &check_seed);
-        double t = ok ? bench_time(rt, &b, t_best, &cst) : 1e30;
+        double t = ok ? bench_time(rt, &b, timings, t_best, &cst, &reps) : 1e30;
         if (cst != NST_OK) {
             out->failed++;
             progress(opt, "  failed: %s (%.120s)", desc, rt->msg.text);
@@ -587,6 +642,8 @@ nst_status nst_tune_gemm(nst_runtime *rt, const nst_tune_options *opt, nst_tune_
             progress(opt, "%6.1f GFLOP/s  %s", b.flop / t * 1e-9, desc);
         }
     }
+    out->elapsed = now_seconds() - t_start;
+    if (ntried > 0) out->candidate_seconds = (now_seconds() - t_search) / ntried;
     /* keep the defaults unless a candidate is clearly faster */
     int use = have_best && t_best < 0.97 * t_default;
     out->best_gflops = b.flop / (use ? t_best : t_default) * 1e-9;

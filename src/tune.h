@@ -52,6 +52,9 @@ typedef struct nst_tune_result {
     int rejected;          /* ... whose results disagreed with the reference */
     int failed;            /* ... that CLBlast could not build or run */
     int saved_params;      /* 1: the file holds parameters; 0: the defaults were best */
+    int tiled;             /* 1: every timed product ran CLBlast's tiled kernel */
+    double elapsed;        /* seconds, the baseline included */
+    double candidate_seconds; /* per candidate on average, its kernel builds included */
     char params[320];      /* the saved "NAME=VALUE ..." (empty when none) */
     char path[1024];       /* the file written */
 } nst_tune_result;
@@ -76,5 +79,12 @@ int nst_tune_fallback(nst_runtime *rt, const char *why);
  * host BLAS runs rt's products). */
 int nst_tune_applied(const nst_runtime *rt);
 const char *nst_tune_note(const nst_runtime *rt);
+
+/* The smallest m*n*k that CLBlast runs through its tiled Xgemm kernel on rt's
+ * device, the kernel these parameters are for; smaller products go to its
+ * direct kernel, which they do not affect. CLBlast's threshold depends on the
+ * device's vendor (576^3 on Intel CPUs, 896^3 on devices its database does
+ * not know, such as PoCL on AMD CPUs). 0 when CLBlast cannot say. */
+unsigned long long nst_gemm_tiled_min(nst_runtime *rt);
 
 #endif

@@ -12,6 +12,14 @@
 #include "check.h"
 #include "reference.h"
 
+/* NST_TEST_FILTER=PATTERN runs only the tests whose names match (cmocka's
+ * '*' and '?'), in every suite: make test-rusticl picks tests with it. */
+static void check_filter(void) __attribute__((constructor));
+static void check_filter(void) {
+    const char *f = getenv("NST_TEST_FILTER");
+    if (f && *f) cmocka_set_test_filter(f);
+}
+
 void check_settings(nst_settings *s) {
     nst_msg msg = {{0}};
     if (nst_settings_from_env(s, &msg) != NST_OK) {

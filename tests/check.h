@@ -10,6 +10,9 @@
 #include "nst_int.h"
 #include "reference.h"
 
+/* Every suite runs only the tests matching $NST_TEST_FILTER when it is set
+ * (cmocka's wildcards '*' and '?'). */
+
 /* The settings the suites run with: from the environment, as the nst
  * command fills them (nst_settings_from_env), so NST_DEVICE, NST_CONV and
  * the rest work for the tests too. Fails the test on a bad variable. */

@@ -1,8 +1,8 @@
 /* test_tiled.c: tiled evaluation. The tiling partitions every layer's
  * positions and each window holds the receptive field of what it owns; on a
  * narrow generated network the tiled loss and gradient equal the untiled
- * ones within 1e-5 relative, with even and odd image sides; the VGG then
- * holds one window's activations, so the peak memory falls. */
+ * ones up to the convolutions' rounding, with even and odd image sides; the
+ * VGG then holds one window's activations, so the peak memory falls. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,6 +105,16 @@ static void test_tiling_partition(void **state) {
 
 /* ---- tiled == untiled ----------------------------------------------------- */
 
+/* The convolutions' accuracy: every layer and the image gradient within 1e-4
+ * of the largest entry of a float64 evaluation (test_vgg's golden test). A
+ * window's Winograd tiles sit at other offsets than the whole image's, so
+ * the two evaluations round differently (with F(4x4,3x3), by 3e-6 to 6e-6 of
+ * the largest gradient entry on PoCL and rusticl; 10 times less with
+ * F(2x2,3x3) or im2col); each is within CONV_TOL of the exact values, so
+ * they are within 2 CONV_TOL of each other. A tiling mistake (a halo too
+ * short, a position owned twice or not at all) is off by far more. */
+#define CONV_TOL 1e-4
+
 static nst_image *pattern(int w, int h, int kind) {
     nst_image *img = NULL;
     assert_int_equal(nst_image_create(w, h, &img, NULL), NST_OK);
@@ -184,9 +194,9 @@ static void compare(int w, int h, int tile, const char *content_layers, const ch
            "gradient rel %.2g; peak %.2f -> %.2f MiB\n",
            w, h, tile, b.tiles, content_layers, style_layers, a.loss, b.loss, lerr, gerr,
            a.peak / 1048576.0, b.peak / 1048576.0);
-    assert_true(lerr <= 1e-5);
-    assert_true(gerr <= 1e-5);
-    for (int k = 0; k < 3; k++) assert_true(fabs(a.last[k] - b.last[k]) <= 1e-5 * a.loss);
+    assert_true(lerr <= 2 * CONV_TOL);
+    assert_true(gerr <= 2 * CONV_TOL);
+    for (int k = 0; k < 3; k++) assert_true(fabs(a.last[k] - b.last[k]) <= 2 * CONV_TOL * a.loss);
     assert_true(gmax > 0);
     free(a.grad);
     free(b.grad);

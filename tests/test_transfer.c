@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "image.h"
+#include "transfer_int.h"
 
 /* A smooth "photo": gradients and a disc. */
 static nst_image *make_content(int w, int h) {
@@ -212,7 +213,10 @@ static void test_regions(void **state) {
                                       &t, &out),
                      NST_OK);
     fprintf(stderr, "regions loss: first %.5g, last %.5g\n", t.loss[0], t.loss[t.n - 1]);
-    assert_true(t.loss[t.n - 1] < 0.7 * t.loss[0]);
+    /* a clear fall, not a rate: where these 20 iterations end depends on
+     * rounding (0.64 to 0.67 of the first loss across devices and weights
+     * changed by 1e-7..3e-5, in a few discrete outcomes) */
+    assert_true(t.loss[t.n - 1] < 0.8 * t.loss[0]);
     nst_image_free(out);
     nst_image_free(left);
     nst_image_free(right);
@@ -302,32 +306,116 @@ static void test_average_of_iterates(void **state) {
     nst_image_free(avg);
 }
 
-/* One region whose mask is all white is the unmasked transfer. */
+/* One evaluation of the objective at x (the internal entry points, as
+ * nst_transfer_run makes them), with one all-white region mask or none. */
+typedef struct one_eval {
+    double loss, last[3];
+    int nlayers;
+    double value[NST_MAX_LAYERS], weight[NST_MAX_LAYERS]; /* style L_l and its weight */
+    int c[NST_MAX_LAYERS], m[NST_MAX_LAYERS];             /* channels, positions */
+} one_eval;
+
+static void evaluate_once(fixture *f, const nst_params *p, const nst_image *mask,
+                          const nst_image *x, one_eval *out) {
+    nst_transfer t;
+    const nst_image *styles[1] = {f->style}, *masks[1] = {mask};
+    assert_int_equal(nst_tr_setup(&t, f->rt, f->model, p, mask ? 1 : 0), NST_OK);
+    assert_int_equal(nst_tr_targets(&t, f->content, styles, 1, NULL, mask ? masks : NULL),
+                     NST_OK);
+    assert_int_equal(nst_tr_alloc_image(&t, x->h, x->w), NST_OK);
+    assert_int_equal(nst_tensor_upload(f->rt, t.x, x->data), NST_OK);
+    nst_status st = nst_tr_evaluate(&t, f->rt, t.x, t.grad, &out->loss);
+    if (st != NST_OK) fprintf(stderr, "%s\n", nst_last_error(f->rt));
+    assert_int_equal(st, NST_OK);
+    memcpy(out->last, t.last, sizeof out->last);
+    out->nlayers = t.style.n;
+    for (int l = 0; l < t.style.n; l++) {
+        const nst_tensor *tap = nst_vgg_tap(t.vgg, t.style.name[l]);
+        out->value[l] = t.host_values[t.content.n + l];
+        out->weight[l] = t.style_w[l];
+        out->c[l] = tap->c;
+        out->m[l] = tap->h * tap->w;
+        /* the bound below assumes features >= 0 (ReLU taps) and a mask of
+         * exact ones at every tap */
+        float *v = check_download(f->rt, tap);
+        for (size_t i = 0; i < tap->count; i++) assert_true(v[i] >= 0);
+        free(v);
+        if (mask) {
+            float *mv = malloc((size_t)out->m[l] * sizeof *mv);
+            assert_non_null(mv);
+            assert_int_equal(nst_read_floats(f->rt, t.masks[l][0], 0, (size_t)out->m[l], mv),
+                             NST_OK);
+            for (int i = 0; i < out->m[l]; i++) assert_true(mv[i] == 1.0f);
+            free(mv);
+        }
+    }
+    nst_tr_release(&t);
+}
+
+/* gamma_n of floating-point error analysis: n roundings at unit roundoff u. */
+static double gamma_n(double n) {
+    const double u = 0x1p-24;
+    return n * u / (1 - n * u);
+}
+
+/* One region whose mask is all white is the unmasked objective, up to float
+ * rounding. Compared at ONE evaluation: the end states of two optimiser runs
+ * are not comparable, since L-BFGS's unit steps and the kinks of ReLU and max
+ * pooling carry a relative difference of 1e-7 in the objective to 1e-3 in
+ * the image within eight iterations (as does changing the content weight by
+ * one part in 10^7), by an amount that depends on the device's rounding.
+ *
+ * The bound, per style layer with C channels, M positions, features F >= 0
+ * (ReLU taps), target A and u = 2^-24, to first order in u:
+ *  - the content and TV terms run the same code on the same image: equal.
+ *  - no mask: G = fl(fl(1/(CM)) F F^T); sums of non-negative terms, so
+ *    |G - G*| <= gamma_{M+3} G* entrywise, G* = F F^T / (CM).
+ *  - white mask (m = 1, S = M exactly): Fm = fl(F fl(1/fl(sqrt(S)))), whose
+ *    scale is 1/sqrt(M) within 11u (OpenCL 1.2: sqrt 3 ulp, division 2.5
+ *    ulp, an ulp being at most 2u), then G = fl(fl(1/C) Fm Fm^T):
+ *    |G - G*| <= (22u + gamma_{M+4}) G*.
+ *  - so ||G_mask - G_plain|| <= eps ||G*||, eps = 22u + 2 gamma_{M+4}, and
+ *    with L = ||G - A||^2 / ||A||^2 and ||G*|| <= ||A|| + ||G - A||,
+ *    e = ||G_mask - G_plain|| / ||A|| <= eps (1 + sqrt(L)).
+ *  - L itself is a rounded sum of C^2 non-negative squares, then a division:
+ *    relative error gamma_{C^2+4} each way. Together
+ *    |L_mask - L_plain| <= 2 sqrt(L) e + e^2 + 2 gamma_{C^2+4} L. */
 static void test_one_white_mask_is_unmasked(void **state) {
     fixture *f = *state;
     nst_params p;
     small_params(&p);
-    p.iterations = 8;
-    nst_image *white = NULL, *plain = NULL, *masked = NULL;
+    nst_image *white = NULL, *x = NULL;
     assert_int_equal(nst_image_create(40, 30, &white, NULL), NST_OK);
     for (size_t i = 0; i < (size_t)3 * 40 * 30; i++) white->data[i] = 1.0f;
-    trace t1 = {0}, t2 = {0};
-    assert_int_equal(run(f, &p, &t1, &plain), NST_OK);
-    const nst_image *masks[1] = {white};
-    p.masks = masks;
-    assert_int_equal(run(f, &p, &t2, &masked), NST_OK);
-    double worst = 0;
-    for (size_t i = 0; i < (size_t)3 * 40 * 30; i++) {
-        double d = fabs(plain->data[i] - masked->data[i]);
-        if (d > worst) worst = d;
+    /* a point away from the content image, so every term has a gradient */
+    assert_int_equal(nst_image_clone(f->content, &x, NULL), NST_OK);
+    check_rng r;
+    check_rng_seed(&r, 11);
+    for (size_t i = 0; i < (size_t)3 * 40 * 30; i++) x->data[i] += check_uniform(&r, -0.1f, 0.1f);
+    one_eval plain, masked;
+    evaluate_once(f, &p, NULL, x, &plain);
+    evaluate_once(f, &p, white, x, &masked);
+    assert_true(plain.last[0] == masked.last[0]); /* content */
+    assert_true(plain.last[2] == masked.last[2]); /* TV */
+    double bound_total = 0;
+    for (int l = 0; l < plain.nlayers; l++) {
+        double L = plain.value[l];
+        double eps = 22 * 0x1p-24 + 2 * gamma_n(plain.m[l] + 4);
+        double e = eps * (1 + sqrt(L));
+        double bound = 2 * sqrt(L) * e + e * e +
+                       2 * gamma_n((double)plain.c[l] * plain.c[l] + 4) * L;
+        double diff = fabs(masked.value[l] - L);
+        fprintf(stderr, "style layer %d (C %d, M %d): %.9g vs %.9g, difference %.3g, bound %.3g\n",
+                l, plain.c[l], plain.m[l], L, masked.value[l], diff, bound);
+        assert_true(diff <= bound);
+        bound_total += plain.weight[l] * bound;
     }
-    fprintf(stderr, "white mask vs no mask: loss %.7g vs %.7g, worst pixel difference %.3g\n",
-            t1.loss[t1.n - 1], t2.loss[t2.n - 1], worst);
-    assert_true(fabs(t1.loss[t1.n - 1] - t2.loss[t2.n - 1]) <= 1e-4 * t1.loss[t1.n - 1]);
-    assert_true(worst < 1e-3);
+    double diff = fabs(masked.loss - plain.loss);
+    fprintf(stderr, "white mask vs no mask: loss %.9g vs %.9g, difference %.3g, bound %.3g\n",
+            plain.loss, masked.loss, diff, bound_total);
+    assert_true(diff <= bound_total * (1 + 1e-9) + 1e-12 * plain.loss); /* the host sums */
     nst_image_free(white);
-    nst_image_free(plain);
-    nst_image_free(masked);
+    nst_image_free(x);
 }
 
 /* From a cold (random) start, coarse to fine reaches a lower loss at full

@@ -54,10 +54,22 @@ static void write_tuning(nst_runtime *rt, const char *device, const char *params
     write_text(path, text);
 }
 
-/* C = 0.75 op(A) B + 0.5 C at a size that takes CLBlast's tiled kernel, with
- * awkward edges; compared with a double reference. */
+/* C = 0.75 op(A) B + 0.5 C with awkward edges, compared with a double
+ * reference, at a size CLBlast runs through its tiled kernel on this device:
+ * the kernel the parameters are for. (Smaller products go to its direct
+ * kernel, at a threshold that depends on the device: 130 x 1030 x 1500 is
+ * above it on Intel CPUs but not on AMD ones.) */
 static void check_gemm(nst_runtime *rt, int trans_b) {
-    const int m = 130, n = 1030, k = 1500; /* m n k above CLBlast's direct-kernel limit */
+    const int m = 130, n = 1030;
+    static int k; /* the same device in every runtime of this process */
+    if (!k) {
+        unsigned long long min = nst_gemm_tiled_min(rt), mn = (unsigned long long)m * n;
+        assert_true(min > 0);
+        unsigned long long kk = (min + mn - 1) / mn;
+        k = (int)((kk < 1500 ? 1500 : kk) | 1); /* odd: no tile divides it */
+        fprintf(stderr, "CLBlast's tiled kernel from m*n*k = %llu: products of %dx%dx%d\n",
+                min, m, n, k);
+    }
     check_rng rng;
     check_rng_seed(&rng, 77 + trans_b);
     float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
@@ -90,6 +102,7 @@ static void check_gemm(nst_runtime *rt, int trans_b) {
     assert_int_equal(st, NST_OK);
     assert_int_equal(nst_read_floats(rt, dc, 0, (size_t)m * n, got), NST_OK);
     assert_true(check_close("gemm", got, want, (size_t)m * n, 1e-3, 1e-4));
+    assert_true(rt->gemm_temp_bytes > 0); /* the tiled kernel ran */
     nst_buffer_free(rt, da);
     nst_buffer_free(rt, db);
     nst_buffer_free(rt, dc);
@@ -202,6 +215,10 @@ static void test_tiny_search(void **state) {
     assert_true(r.tried >= 1);
     if (r.tried == 1 && r.saved_params) assert_string_equal(r.params, params_large);
     assert_true(r.default_gflops > 0 && r.best_gflops >= r.default_gflops);
+    /* it timed the kernel the parameters are for, and says what a candidate
+     * costs (the budget for a longer search follows from it) */
+    assert_int_equal(r.tiled, 1);
+    assert_true(r.candidate_seconds > 0 && r.elapsed >= r.candidate_seconds);
     assert_int_equal(nst_tune_applied(rt), 1); /* earlier tests overrode CLBlast's own */
     nst_runtime_close(rt);
     FILE *f = fopen(r.path, "r");
