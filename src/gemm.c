@@ -3,6 +3,7 @@
  * over to the host BLAS (hostblas.c) when the runtime runs them there. */
 #include <clblast_c.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -24,6 +25,18 @@ static nst_status blas_status(nst_runtime *rt, CLBlastStatusCode s, const char *
 
 #define EVP (rt->profile ? &ev : NULL)
 
+/* CLBlast 1.5.3 builds its parameter database for a device in shared state
+ * without a lock (two threads overriding parameters or making their first
+ * call at once corrupt it), so every call into CLBlast holds one process-wide
+ * lock: separate runtimes on separate threads stay safe. The calls only
+ * enqueue work (or build a routine's program once), so little waits. */
+static pthread_mutex_t g_clblast = PTHREAD_MUTEX_INITIALIZER;
+static CLBlastStatusCode clblast_unlock(CLBlastStatusCode s) {
+    pthread_mutex_unlock(&g_clblast);
+    return s;
+}
+#define CLBLAST(call) (pthread_mutex_lock(&g_clblast), clblast_unlock(call))
+
 /* One CLBlast SGEMM, through the runtime's temporary buffer when needed. */
 static CLBlastStatusCode sgemm(nst_runtime *rt, CLBlastTranspose ta, CLBlastTranspose tb, size_t m,
                                size_t n, size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
@@ -35,9 +48,9 @@ static CLBlastStatusCode sgemm(nst_runtime *rt, CLBlastTranspose ta, CLBlastTran
      * safe.) Its size depends on the kernel parameters in use. */
     size_t temp = 0;
     *st = NST_OK;
-    CLBlastStatusCode s = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, m, n, k, a_off,
+    CLBlastStatusCode s = CLBLAST(CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, m, n, k, a_off,
                                                      lda, b_off, ldb, c_off, ldc, &rt->queue,
-                                                     &temp);
+                                                     &temp));
     if (s != CLBlastSuccess) return s;
     if (temp > rt->gemm_temp_bytes) {
         nst_buffer_free(rt, rt->gemm_temp);
@@ -48,11 +61,11 @@ static CLBlastStatusCode sgemm(nst_runtime *rt, CLBlastTranspose ta, CLBlastTran
         rt->gemm_temp_bytes = temp;
     }
     if (temp > 0)
-        return CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off,
+        return CLBLAST(CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off,
                                           lda, b, b_off, ldb, beta, c, c_off, ldc, &rt->queue, ev,
-                                          rt->gemm_temp);
-    return CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off,
-                        ldb, beta, c, c_off, ldc, &rt->queue, ev);
+                                          rt->gemm_temp));
+    return CLBLAST(CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off,
+                        ldb, beta, c, c_off, ldc, &rt->queue, ev));
 }
 
 nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
@@ -87,9 +100,9 @@ nst_status nst_gemm(nst_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
  * kernel, 0 through its direct one, -1 when it cannot say. */
 static int gemm_is_tiled(nst_runtime *rt, unsigned long long k) {
     size_t temp = 0;
-    CLBlastStatusCode s = CLBlastSGemmTempBufferSize(
+    CLBlastStatusCode s = CLBLAST(CLBlastSGemmTempBufferSize(
         CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, 1, 1, (size_t)k, 0,
-        (size_t)k, 0, 1, 0, 1, &rt->queue, &temp);
+        (size_t)k, 0, 1, 0, 1, &rt->queue, &temp));
     return s != CLBlastSuccess ? -1 : temp > 0;
 }
 
@@ -114,7 +127,7 @@ unsigned long long nst_gemm_tiled_min(nst_runtime *rt) {
 nst_status nst_blas_override(nst_runtime *rt, const char *kernel, size_t n, const char **names,
                              const size_t *values) {
     CLBlastStatusCode s =
-        CLBlastOverrideParameters(rt->device, kernel, CLBlastPrecisionSingle, n, names, values);
+        CLBLAST(CLBlastOverrideParameters(rt->device, kernel, CLBlastPrecisionSingle, n, names, values));
     if (s == CLBlastSuccess) return NST_OK;
     return nst_fail(RTM(rt), NST_ERR_BLAS,
                     "CLBlastOverrideParameters(%s) failed with CLBlast status %d", kernel, (int)s);
@@ -132,7 +145,7 @@ nst_status nst_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_o
     if (rt->gemm_host) return nst_host_axpy(rt, n, alpha, x, x_off, y, y_off);
     cl_event ev = NULL;
     rt->blas_used |= NST_BLAS_AXPY;
-    CLBlastStatusCode s = CLBlastSaxpy(n, alpha, x, x_off, 1, y, y_off, 1, &rt->queue, EVP);
+    CLBlastStatusCode s = CLBLAST(CLBlastSaxpy(n, alpha, x, x_off, 1, y, y_off, 1, &rt->queue, EVP));
     return blas_status(rt, s, "CLBlastSaxpy", ev);
 }
 
@@ -140,7 +153,7 @@ nst_status nst_scal(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_o
     if (rt->gemm_host) return nst_host_scal(rt, n, alpha, x, x_off);
     cl_event ev = NULL;
     rt->blas_used |= NST_BLAS_SCAL;
-    CLBlastStatusCode s = CLBlastSscal(n, alpha, x, x_off, 1, &rt->queue, EVP);
+    CLBlastStatusCode s = CLBLAST(CLBlastSscal(n, alpha, x, x_off, 1, &rt->queue, EVP));
     return blas_status(rt, s, "CLBlastSscal", ev);
 }
 
@@ -150,7 +163,7 @@ nst_status nst_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, 
     cl_event ev = NULL;
     rt->blas_used |= NST_BLAS_DOT;
     CLBlastStatusCode s =
-        CLBlastSdot(n, out, out_off, x, x_off, 1, y, y_off, 1, &rt->queue, EVP);
+        CLBLAST(CLBlastSdot(n, out, out_off, x, x_off, 1, y, y_off, 1, &rt->queue, EVP));
     return blas_status(rt, s, "CLBlastSdot", ev);
 }
 
@@ -167,10 +180,10 @@ nst_status nst_gemm_strided_batched(nst_runtime *rt, int trans_a, int trans_b, s
     rt->blas_used |= NST_BLAS_GEMM_BATCHED;
     if (rt->tune_state == 0) nst_tune_apply_saved(rt); /* shares Xgemm's parameters */
     cl_event ev = NULL;
-    CLBlastStatusCode s = CLBlastSgemmStridedBatched(
+    CLBlastStatusCode s = CLBLAST(CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
         trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda,
-        a_stride, b, b_off, ldb, b_stride, beta, c, c_off, ldc, c_stride, batch, &rt->queue, EVP);
+        a_stride, b, b_off, ldb, b_stride, beta, c, c_off, ldc, c_stride, batch, &rt->queue, EVP));
     return blas_status(rt, s, "CLBlastSgemmStridedBatched", ev);
 }
 
@@ -215,16 +228,16 @@ int nst_blas_compile(nst_runtime *rt, unsigned routine) {
     CLBlastStatusCode s;
     switch (routine) {
     case NST_BLAS_GEMM:
-        s = CLBlastSgemm(L, N, N, 0, 0, 0, 1.0f, none, 0, 1, none, 0, 1, 0.0f, none, 0, 1, q,
-                         NULL);
+        s = CLBLAST(CLBlastSgemm(L, N, N, 0, 0, 0, 1.0f, none, 0, 1, none, 0, 1, 0.0f, none, 0, 1, q,
+                         NULL));
         break;
     case NST_BLAS_GEMM_BATCHED:
-        s = CLBlastSgemmStridedBatched(L, N, N, 1, 1, 1, 1.0f, none, 0, 1, 1, none, 0, 1, 1, 0.0f,
-                                       none, 0, 1, 1, 0, q, NULL);
+        s = CLBLAST(CLBlastSgemmStridedBatched(L, N, N, 1, 1, 1, 1.0f, none, 0, 1, 1, none, 0, 1, 1, 0.0f,
+                                       none, 0, 1, 1, 0, q, NULL));
         break;
-    case NST_BLAS_AXPY: s = CLBlastSaxpy(0, 1.0f, none, 0, 1, none, 0, 1, q, NULL); break;
-    case NST_BLAS_DOT: s = CLBlastSdot(0, none, 0, none, 0, 1, none, 0, 1, q, NULL); break;
-    case NST_BLAS_SCAL: s = CLBlastSscal(0, 1.0f, none, 0, 1, q, NULL); break;
+    case NST_BLAS_AXPY: s = CLBLAST(CLBlastSaxpy(0, 1.0f, none, 0, 1, none, 0, 1, q, NULL)); break;
+    case NST_BLAS_DOT: s = CLBLAST(CLBlastSdot(0, none, 0, none, 0, 1, none, 0, 1, q, NULL)); break;
+    case NST_BLAS_SCAL: s = CLBLAST(CLBlastSscal(0, 1.0f, none, 0, 1, q, NULL)); break;
     default: return 0;
     }
     /* CLBlast's "invalid size" codes: the program was built */
