@@ -194,6 +194,15 @@ static int add_names(const char *opt, const char *v, char *buf, size_t cap, size
     return 0;
 }
 
+/* --network's value into *out; the usage error reported (non-zero) when it
+ * names no network. */
+static int parse_network(const char *v, nst_network *out) {
+    int n = nst_network_parse(v);
+    if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
+    *out = (nst_network)n;
+    return 0;
+}
+
 /* Splits "a,b,c" into doubles; returns the count or -1. */
 static int parse_doubles(const char *s, double *out, int max) {
     int n = 0;
@@ -389,12 +398,9 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             break;
         case 'd': o->device = v; break;
         case 'w': o->weights = v; break;
-        case O_NETWORK: {
-            int n = nst_network_parse(v);
-            if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
-            o->network = (nst_network)n;
+        case O_NETWORK:
+            if (parse_network(v, &o->network)) return EXIT_USAGE;
             break;
-        }
         case O_NO_CACHE: o->no_cache = 1; break;
         case O_JPEG_QUALITY:
             /* checked now, not when the image is written at the end */
@@ -911,13 +917,14 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
             const nst_device_info *d = &devs[i];
             nst_msg gm = {{0}};
             if (json) {
+                const char *gemm = gemm_key(d, set, &gm);
                 printf("{\"index\":%d,\"name\":\"%s\",\"platform\":\"%s\",\"type\":\"%s\","
                        "\"global_mem\":%llu,\"max_alloc\":%llu,\"compute_units\":%u,"
                        "\"version\":\"%s\",\"fp16\":%s,\"gemm\":\"%s\",\"default\":%s}\n",
                        d->index, js(d->name), js(d->platform), d->type,
                        (unsigned long long)d->global_mem, (unsigned long long)d->max_alloc,
                        d->compute_units, js(d->version), d->fp16 ? "true" : "false",
-                       js(gemm_key(d, set, &gm) ? gemm_key(d, set, &gm) : gm.text),
+                       js(gemm ? gemm : gm.text),
                        d->is_default ? "true" : "false");
                 continue;
             }
@@ -1028,9 +1035,7 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
         } else if (c == 'w') {
             weights = v;
         } else if (c == O_NETWORK) {
-            int n = nst_network_parse(v);
-            if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
-            network = (nst_network)n;
+            if (parse_network(v, &network)) return EXIT_USAGE;
         } else if (c == O_WIDTH_MULT) {
             if (!cli_parse_double(v, &width, NULL) || !(width > 0) || width > 4)
                 return usage_error("--width-mult '%s': give a number in (0, 4]", v);

@@ -21,7 +21,6 @@ typedef struct plan_ctx {
     const nst_params *p;
     int depth;
     const nst_net *net;
-    int chan[NST_NET_MAX_LAYERS]; /* output channels of each layer */
     int stride[NST_NET_MAX_LAYERS];
     uint64_t weight_bytes;
     int halo, align;          /* the tiles' (nst_objective_halo) */
@@ -251,11 +250,11 @@ nst_status nst_plan_compute(nst_runtime *rt, const nst_params *p, const nst_obje
     /* the im2col figure: each convolution's weights, flipped copy and bias */
     for (int i = 0; i < c.depth; i++) {
         const nst_net_layer *L = &c.net->layer[i];
-        c.chan[i] = nst_vgg_channels(vgg, i);
+        int out = nst_vgg_channels(vgg, i), in = i ? nst_vgg_channels(vgg, i - 1) : 3;
         c.stride[i] = nst_net_stride(c.net, i);
         if (L->kind == NST_LAYER_CONV)
-            c.weight_bytes += (2 * (uint64_t)c.chan[i] * (i ? c.chan[i - 1] : 3) * L->kernel *
-                                   L->kernel + c.chan[i]) * sizeof(float);
+            c.weight_bytes +=
+                (2 * (uint64_t)out * in * L->kernel * L->kernel + out) * sizeof(float);
     }
     c.cw = content_w;
     c.ch = content_h;
