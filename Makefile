@@ -27,13 +27,17 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c99 -Wall -Wextra -Wno-unused-parameter $(SAN)
 LDFLAGS += $(SAN)
-CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude -Isrc -I$(BUILD)/gen -DCL_TARGET_OPENCL_VERSION=120 \
+# src/ has one folder per layer, from the bottom up (docs/ARCHITECTURE.md);
+# tests/test_layering.sh checks that no file includes a header from above.
+LAYERS  := runtime io net objective ref run app
+CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude $(LAYERS:%=-Isrc/%) -I$(BUILD)/gen -DCL_TARGET_OPENCL_VERSION=120 \
             -DNST_PREFIX='"$(PREFIX)"' -DNST_SOURCE_DIR='"$(CURDIR)"' \
             $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
-SRC   := $(filter-out src/main.c src/cli.c src/bench_run.c,$(wildcard src/*.c))
+SRC   := $(filter-out src/app/%,$(wildcard src/*/*.c))
 OBJ   := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+APPOBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/app/*.c))
 CLS   := $(wildcard cl/*.cl)
 GEN   := $(patsubst cl/%.cl,$(BUILD)/gen/%.cl.h,$(CLS))
 TOOLS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(filter-out tools/embed_cl.c,$(wildcard tools/*.c)))
@@ -42,7 +46,7 @@ TESTLIB := $(patsubst tests/%.c,$(BUILD)/obj/tests_%.o,$(filter-out tests/test_%
 
 all: $(BUILD)/nst $(TOOLS) $(BUILD)/libnst.so
 
-$(BUILD)/nst: $(BUILD)/obj/main.o $(BUILD)/obj/cli.o $(BUILD)/obj/bench_run.o $(BUILD)/libnst.a
+$(BUILD)/nst: $(APPOBJ) $(BUILD)/libnst.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libnst.a: $(OBJ)
@@ -246,6 +250,6 @@ uninstall:
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
--include $(wildcard $(BUILD)/obj/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/*/*.d)
 .PHONY: all test test-rusticl install uninstall clean weights bench check-asan check-tsan check-valgrind fuzz fuzz-build fuzz-smoke
 .SECONDARY: $(GEN) $(TESTLIB)

@@ -2,10 +2,10 @@
  * memory), followed by a resize and the colour helpers on what it decodes.
  * Not part of `make test`; build and run with clang:
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/runtime -Isrc/io \
  *       $(pkg-config --cflags libpng libjpeg OpenCL) -o build/fuzz_image \
- *       tests/fuzz/fuzz_image.c src/image.c src/image_png.c src/image_jpeg.c \
- *       src/resize.c src/color.c src/status.c $(pkg-config --libs libpng libjpeg) -lm
+ *       tests/fuzz/fuzz_image.c src/io/image.c src/io/image_png.c src/io/image_jpeg.c \
+ *       src/io/resize.c src/io/color.c src/runtime/status.c $(pkg-config --libs libpng libjpeg) -lm
  *   mkdir -p build/fuzz_corpus
  *   build/fuzz_image -max_total_time=30 build/fuzz_corpus tests/fuzz/corpus_image
  *
