@@ -542,6 +542,20 @@ static void test_build_failure_reports_log(void **state) {
     nst_runtime_close(rt);
 }
 
+/* The error names come from the OpenCL headers at build time: the codes
+ * of every version we use have theirs, an unknown code says so. */
+static void test_cl_error_names(void **state) {
+    (void)state;
+    assert_string_equal(nst_cl_error_name(CL_SUCCESS), "CL_SUCCESS");
+    assert_string_equal(nst_cl_error_name(CL_DEVICE_NOT_FOUND), "CL_DEVICE_NOT_FOUND");
+    assert_string_equal(nst_cl_error_name(CL_OUT_OF_RESOURCES), "CL_OUT_OF_RESOURCES");
+    assert_string_equal(nst_cl_error_name(CL_INVALID_BUFFER_SIZE), "CL_INVALID_BUFFER_SIZE");
+    assert_string_equal(nst_cl_error_name(CL_INVALID_DEVICE_PARTITION_COUNT),
+                        "CL_INVALID_DEVICE_PARTITION_COUNT");
+    assert_string_equal(nst_cl_error_name(-1001), "CL_PLATFORM_NOT_FOUND_KHR");
+    assert_string_equal(nst_cl_error_name(-9999), "unknown OpenCL error");
+}
+
 static void test_every_program_builds(void **state) {
     nst_runtime *rt = check_runtime();
     nst_status st = nst_programs_build_all(rt);
@@ -567,6 +581,7 @@ int main(void) {
         cmocka_unit_test(test_prepare_failure),
         cmocka_unit_test(test_build_failure_reports_log),
         cmocka_unit_test(test_every_program_builds),
+        cmocka_unit_test(test_cl_error_names),
     };
     return cmocka_run_group_tests_name("runtime", tests, NULL, NULL);
 }
