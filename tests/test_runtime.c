@@ -100,7 +100,8 @@ static void test_settings_from_env(void **state) {
     static const char *const vars[] = {"NST_CONV", "NST_SCRATCH_MB", "NST_CACHE",
                                        "NST_CACHE_DIR", "XDG_CACHE_HOME", "HOME", "NST_CL_DIR",
                                        "NST_CL_OPTS", "NST_TUNE", "NST_DEVICE", "NST_WEIGHTS",
-                                       "XDG_DATA_HOME", "TORCH_HOME"};
+                                       "XDG_DATA_HOME", "TORCH_HOME", "POCL_CACHE_DIR",
+                                       "POCL_KERNEL_CACHE"};
     enum { NV = sizeof vars / sizeof vars[0] };
     char *saved[NV];
     for (int i = 0; i < NV; i++) {
@@ -121,7 +122,23 @@ static void test_settings_from_env(void **state) {
     assert_string_equal(s.device, "");
     assert_string_equal(s.weights, "");
     assert_non_null(strstr(s.weights_dirs, "./.local/share/nst"));
+    assert_string_equal(s.pocl_cache_dir, "/tmp/pocl"); /* PoCL's last resort */
+    /* PoCL's cache as PoCL finds it, or none */
     setenv("HOME", "/home/x", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_string_equal(s.pocl_cache_dir, "/home/x/.cache/pocl");
+    setenv("XDG_CACHE_HOME", "/xdg", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_string_equal(s.pocl_cache_dir, "/xdg/pocl");
+    setenv("POCL_CACHE_DIR", "/pc", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_string_equal(s.pocl_cache_dir, "/pc");
+    setenv("POCL_KERNEL_CACHE", "0", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_string_equal(s.pocl_cache_dir, "");
+    unsetenv("POCL_KERNEL_CACHE");
+    unsetenv("POCL_CACHE_DIR");
+    unsetenv("XDG_CACHE_HOME");
     setenv("NST_CONV", "winograd2", 1);
     setenv("NST_SCRATCH_MB", "256", 1);
     setenv("NST_CACHE", "0", 1);
