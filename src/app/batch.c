@@ -432,7 +432,7 @@ static int parse_devices(batch *b, const char *sel, const nst_settings *set) {
     nst_device_info *devs = NULL;
     int n = 0;
     nst_msg msg = {{0}};
-    if (nst_devices_list(&devs, &n, &msg) != NST_OK) {
+    if (nst_devices_list_with(set, &devs, &n, &msg) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         return EXIT_RUNTIME;
     }

@@ -291,9 +291,6 @@ static const char run_options[] =
     "line-search max-memory tile dry-run device weights network no-cache print-every "
     "save-every quiet json help version";
 
-/* The next option of a command (cli_next) among the long options `names`
- * (space-separated, from all_options), a usage error already reported as
- * CLI_ERROR. */
 enum { MAX_OPTIONS = sizeof all_options / sizeof all_options[0] };
 
 /* The options of all_options named in `names` into longopts (MAX_OPTIONS
@@ -311,6 +308,9 @@ static void select_options(const char *names, struct option *longopts) {
     longopts[n] = (struct option){NULL, 0, NULL, 0};
 }
 
+/* The next option of a command (cli_next) among the long options `names`
+ * (space-separated, from all_options), a usage error already reported as
+ * CLI_ERROR. */
 static int next_option(int argc, char **argv, const char *shortopts, const char *names,
                        const char *command) {
     struct option longopts[MAX_OPTIONS];
