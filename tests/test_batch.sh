@@ -56,6 +56,8 @@ check "each bad job fails alone, with its reason" \
 check "no output and no partial file for a failed job" "! ls -A $T/out | grep -q -e bad -e nst-partial"
 check "the summary counts them" "grep -q '\"event\":\"summary\",\"jobs\":8,\"done\":3,\"skipped\":0,\"failed\":5' $T/mixed.json"
 check "largest job first" "[ \"\$(grep '\"event\":\"start\"' $T/mixed.json | head -1 | grep -c b.png)\" = 1 ]"
+check "a job that failed with status 1 (maybe its device) is tried once more, then reported" \
+    "grep -q '\"retry\",\"job\":7,' $T/mixed.json && grep -q '\"start\",\"job\":7,.*\"attempt\":2' $T/mixed.json && [ \$(grep -c '\"start\",\"job\":7,' $T/mixed.json) -eq 2 ]"
 check "a job broken on its options is not tried twice" "[ \$(grep -c '\"start\",\"job\":5' $T/mixed.json) -eq 1 ]"
 
 # the same batch again: the finished jobs are skipped, not redone
