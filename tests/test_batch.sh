@@ -69,6 +69,15 @@ check "a skipped output is left alone" "[ \"\$(stat -c %Y $T/out/a.png)\" = \"\$
 $NST batch "$T/mixed.jsonl" > "$T/human.out" 2> "$T/human.err"
 check "without --json: a summary naming each failure" "grep -q '0 done, 3 already done, 5 failed' $T/human.err && grep -q 'failed: line 4 .*missing.png' $T/human.err && [ ! -s $T/human.out ]"
 
+# outputs in directories to be made; one whose directory is a file fails alone
+{
+    job new/deeper/n.png 32 2
+    job ../broken.png/x.png 32 2
+} > "$T/dirs.jsonl"
+$NST batch "$T/dirs.jsonl" --json > "$T/dirs.json" 2>/dev/null; rc=$?
+check "an output's directories are made" "[ $rc -eq 1 ] && [ \"\$($MK --info $T/out/new/deeper/n.png)\" = '32 24' ]"
+check "an output under a file fails alone, not tried twice" "grep -q '\"failed\",\"job\":2,.*cannot create the directory' $T/dirs.json && ! grep -q '\"start\",\"job\":2,' $T/dirs.json"
+
 # ---- usage ----
 $NST batch 2> "$T/err"; rc=$?
 check "no JOBS file exits 2" "[ $rc -eq 2 ] && grep -q JOBS $T/err"

@@ -135,8 +135,9 @@ static const char *help_text =
     "                     iteration, retry, done, failed, summary)\n"
     "  -q, --quiet        print nothing but errors and the summary\n"
     "\n"
-    "Resumable: each output is written atomically and renamed into place when its\n"
-    "job succeeds; running the same batch again skips every job whose output exists.\n"
+    "Resumable: each output is written atomically (its directory made when missing)\n"
+    "and renamed into place when its job succeeds; running the same batch again\n"
+    "skips every job whose output exists.\n"
     "A job that fails is reported and the others go on; a job whose worker died or\n"
     "failed with its device is tried once more on another device. Ctrl-C stops\n"
     "the running jobs (their outputs are not written) and exits 130.\n"
@@ -577,6 +578,25 @@ static void live_line(batch *b) {
 
 /* ---- workers ------------------------------------------------------------------- */
 
+/* Creates the directory that will hold path (mkdir -p); 0 when it exists
+ * afterwards, else -1 with errno. */
+static int make_parent_dirs(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return 0;
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(dir, 0777);
+            *p = '/';
+        }
+    struct stat sb;
+    if (mkdir(dir, 0777) == 0 || (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))) return 0;
+    if (errno == EEXIST) errno = ENOTDIR;
+    return -1;
+}
+
 /* Starts job j on slot s: a child of this program with the job's arguments
  * and the slot's device. 0 when it could not be started. */
 static int start_job(batch *b, slot *s, job *j) {
@@ -609,6 +629,7 @@ static int start_job(batch *b, slot *s, job *j) {
         close(out[0]), close(out[1]), close(err[0]), close(err[1]);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
         char **av = malloc((size_t)(j->argc + 3) * sizeof *av);
         if (!av) _exit(127);
         memcpy(av, j->argv, (size_t)j->argc * sizeof *av);
@@ -701,6 +722,25 @@ static void child_message(slot *s, char *out, size_t len) {
     snprintf(out, len, "%s", *m ? m : "no message");
 }
 
+/* A failed job, for people (stderr) or programs (--json). */
+static void report_failed(batch *b, const job *j, int device, int code) {
+    char dev[16] = "null";
+    if (device >= 0) snprintf(dev, sizeof dev, "%d", device);
+    if (b->json) {
+        printf("{\"event\":\"failed\",\"job\":%d,\"output\":\"%s\",\"device\":%s,"
+               "\"exit\":%d,\"error\":\"%s\"}\n",
+               j->line, js(j->output ? j->output : ""), dev, code, js(j->error));
+        fflush(stdout);
+    } else {
+        end_live(b);
+        if (device >= 0)
+            fprintf(stderr, "nst: FAILED %s (line %d) on %d: %s\n", j->output, j->line, device,
+                    j->error);
+        else
+            fprintf(stderr, "nst: FAILED line %d of %s: %s\n", j->line, b->file, j->error);
+    }
+}
+
 /* The child of slot s has ended: its job is done, handed back or failed. */
 static void finish_job(batch *b, slot *s, int status) {
     job *j = s->j;
@@ -751,15 +791,7 @@ static void finish_job(batch *b, slot *s, int status) {
         j->state = J_FAILED;
         snprintf(j->error, sizeof j->error, "%s", why);
         b->failed++;
-        if (!b->json) {
-            end_live(b);
-            fprintf(stderr, "nst: FAILED %s (line %d) on %d: %s\n", j->output, j->line, s->dev,
-                    why);
-        } else {
-            printf("{\"event\":\"failed\",\"job\":%d,\"output\":\"%s\",\"device\":%d,"
-                   "\"exit\":%d,\"error\":\"%s\"}\n",
-                   j->line, js(j->output), s->dev, code, js(why));
-        }
+        report_failed(b, j, s->dev, code);
     }
     fflush(stdout);
 }
@@ -783,9 +815,15 @@ static int run_jobs(batch *b) {
             slot *s = &b->slots[k];
             job *j;
             while (!s->pid && (j = next_job(b, s)) != NULL) {
-                if (start_job(b, s, j)) break;
-                job_fail(j, "cannot start a worker: %s", strerror(errno));
+                if (make_parent_dirs(j->output) != 0)
+                    job_fail(j, "cannot create the directory of '%s': %s", j->output,
+                             strerror(errno));
+                else if (start_job(b, s, j))
+                    break;
+                else
+                    job_fail(j, "cannot start a worker: %s", strerror(errno));
                 b->failed++;
+                report_failed(b, j, -1, 1);
             }
         }
         for (int k = 0; k < b->nslots; k++) running += b->slots[k].pid != 0;
@@ -918,12 +956,7 @@ int nst_batch(int argc, char **argv, const char *shortopts, const struct option 
     for (int i = 0; i < b.njobs; i++) {
         job *j = &b.jobs[i];
         if (j->state == J_FAILED) {
-            if (b.json)
-                printf("{\"event\":\"failed\",\"job\":%d,\"output\":\"%s\",\"device\":null,"
-                       "\"exit\":2,\"error\":\"%s\"}\n",
-                       j->line, js(j->output ? j->output : ""), js(j->error));
-            else
-                fprintf(stderr, "nst: FAILED line %d of %s: %s\n", j->line, b.file, j->error);
+            report_failed(&b, j, -1, EXIT_USAGE);
         } else if (j->state == J_SKIPPED && b.json) {
             printf("{\"event\":\"skip\",\"job\":%d,\"output\":\"%s\"}\n", j->line,
                    js(j->output));
