@@ -609,6 +609,9 @@ static int start_job(batch *b, slot *s, job *j) {
         close(out[1]);
         return 0;
     }
+    /* the read ends stay here: no later worker holds them */
+    fcntl(out[0], F_SETFD, FD_CLOEXEC);
+    fcntl(err[0], F_SETFD, FD_CLOEXEC);
     unlink(j->staging); /* a leftover of a run that was killed */
     fflush(stdout);
     fflush(stderr);
