@@ -106,10 +106,16 @@ check "together they did every job once" "[ \$(ls $T/out/s*.png | wc -l) -eq 5 ]
 
 # ---- kill -9 of the whole batch mid-way, then a rerun ----
 for i in 1 2 3 4 5 6; do job "k$i.png" 32 6; done > "$T/kill.jsonl"
-$NST batch "$T/kill.jsonl" --devices 0 --json > "$T/kill.json" 2>/dev/null &
+$NST batch "$T/kill.jsonl" --devices 0 --json > "$T/kill.json" 2> "$T/kill.err" &
 bpid=$!
 k=0
-while [ $k -lt 600 ] && [ "$(done_count $T/kill.json)" -lt 2 ]; do sleep 0.05; k=$((k + 1)); done
+while [ $k -lt 1200 ] && [ "$(done_count $T/kill.json)" -lt 2 ]; do sleep 0.05; k=$((k + 1)); done
+if [ "$(done_count $T/kill.json)" -lt 2 ]; then
+    echo "# the batch did not finish 2 jobs in 60 s: its state, events and messages:"
+    sed -n 's/^State:/# state:/p' /proc/$bpid/status 2> /dev/null
+    grep -v '"iteration"' "$T/kill.json" | sed 's/^/# /'
+    sed 's/^/# /' "$T/kill.err"
+fi
 kill -9 $bpid
 wait $bpid 2>/dev/null
 sleep 0.3
