@@ -21,7 +21,7 @@ done
 if [ "$(id -u)" -ne 0 ]; then
     # the daemons need root: through sudo when it asks no password (CI runners)
     if command -v sudo > /dev/null 2>&1 && sudo -n true 2> /dev/null; then
-        exec sudo -n env "PATH=$PATH" "NST_CACHE=${NST_CACHE:-}" "HOME=${HOME:-/root}" sh "$REPO/tests/test_slurm.sh"
+        exec sudo -n env "PATH=$PATH" "NST_CACHE=${NST_CACHE:-}" "HOME=$(getent passwd root | cut -d: -f6)" sh "$REPO/tests/test_slurm.sh"
     fi
     echo "SKIP: the Slurm daemons of this test need root (or sudo without a password)"
     exit 0
