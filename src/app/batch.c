@@ -84,6 +84,7 @@ typedef struct batch {
     int nslots;
     char exe[4096];
     int done, skipped, failed, total; /* of this shard */
+    int first_queued; /* no job before it is queued: the scans start here */
     double t0;
     int live; /* a live line is open on the terminal */
 } batch;
@@ -114,8 +115,8 @@ static int usage(const char *fmt, ...) {
 static const char *help_text =
     "usage: nst batch JOBS [--devices all|SEL[,SEL...]] [--shard I/N] [--json] [--quiet]\n"
     "\n"
-    "Runs many transfers: JOBS is a JSON Lines file, one transfer per line, whose\n"
-    "keys are the long options of nst itself, e.g.\n"
+    "Runs many transfers: JOBS is a JSON Lines file (- for standard input), one\n"
+    "transfer per line, whose keys are the long options of nst itself, e.g.\n"
     "  {\"content\": \"photos/a.jpg\", \"style\": \"van-gogh.jpg\", \"output\": \"out/a.png\"}\n"
     "  {\"content\": \"photos/b.jpg\", \"style\": [\"a.jpg\", \"b.jpg\"], \"output\": \"out/b.png\",\n"
     "   \"size\": 768, \"preserve-colors\": true}\n"
@@ -357,7 +358,7 @@ static void job_free(job *j) {
 /* Reads JOBS: one job per non-blank line; a line that is not a job is a
  * failed job. 0 with a message when the file cannot be read. */
 static int read_jobs(batch *b, const char *shortopts, const struct option *longopts) {
-    FILE *f = fopen(b->file, "r");
+    FILE *f = strcmp(b->file, "-") ? fopen(b->file, "r") : stdin;
     if (!f) {
         fprintf(stderr, "nst: batch: cannot read '%s': %s\n", b->file, strerror(errno));
         return 0;
@@ -387,7 +388,7 @@ static int read_jobs(batch *b, const char *shortopts, const struct option *longo
         job_parse(j, line, b->exe, shortopts, longopts);
     }
     free(line);
-    fclose(f);
+    if (f != stdin) fclose(f);
     return ok;
 }
 
@@ -784,6 +785,7 @@ static void finish_job(batch *b, slot *s, int status) {
     if (retry) {
         j->state = J_QUEUED;
         j->avoid = s->dev;
+        if (j - b->jobs < b->first_queued) b->first_queued = (int)(j - b->jobs);
         say(b, "%s (line %d) failed on %d: %s; trying it once more%s", j->output, j->line,
             s->dev, why, b->nslots > 1 ? " on another device" : "");
         if (b->json)
@@ -802,7 +804,9 @@ static void finish_job(batch *b, slot *s, int status) {
 /* The next job for slot s: the largest queued one not handed back by this
  * device (unless it is the only one). */
 static job *next_job(batch *b, slot *s) {
-    for (int i = 0; i < b->njobs; i++) {
+    while (b->first_queued < b->njobs && b->jobs[b->first_queued].state != J_QUEUED)
+        b->first_queued++;
+    for (int i = b->first_queued; i < b->njobs; i++) {
         job *j = &b->jobs[i];
         if (j->state == J_QUEUED && (j->avoid != s->dev || b->nslots == 1)) return j;
     }
@@ -812,8 +816,7 @@ static job *next_job(batch *b, slot *s) {
 static int run_jobs(batch *b) {
     double last_live = 0;
     for (;;) {
-        int running = 0, queued = 0;
-        for (int i = 0; i < b->njobs; i++) queued += b->jobs[i].state == J_QUEUED;
+        int running = 0;
         for (int k = 0; k < b->nslots && !g_stop; k++) {
             slot *s = &b->slots[k];
             job *j;
@@ -830,9 +833,11 @@ static int run_jobs(batch *b) {
             }
         }
         for (int k = 0; k < b->nslots; k++) running += b->slots[k].pid != 0;
-        if (!running && (g_stop || !queued)) break;
+        while (b->first_queued < b->njobs && b->jobs[b->first_queued].state != J_QUEUED)
+            b->first_queued++;
+        if (!running && (g_stop || b->first_queued == b->njobs)) break;
         if (!running) { /* every queued job avoids every idle device: let them */
-            for (int i = 0; i < b->njobs; i++) b->jobs[i].avoid = -1;
+            for (int i = b->first_queued; i < b->njobs; i++) b->jobs[i].avoid = -1;
             continue;
         }
         struct pollfd pf[2 * MAX_SLOTS];
