@@ -127,6 +127,10 @@ whole=1
 for f in "$T"/out/k*.png; do whole_png "$f" || whole=0; done
 check "every output there is whole" "[ $whole -eq 1 ] && [ \$(ls $T/out/k*.png | wc -l) -eq $ndone ]"
 for f in "$T"/out/k*.png; do stat -c '%n %Y %i' "$f"; done > "$T/before"
+# what a worker killed while writing leaves: the image writer's temporary file
+for i in 1 2 3 4 5 6; do
+    [ -e "$T/out/k$i.png" ] || : > "$T/out/..nst-partial.k$i.png.0badf00d.tmp"
+done
 $NST batch "$T/kill.jsonl" --devices 0 --json > "$T/rerun.json" 2>/dev/null; rc=$?
 for f in $(cut -d' ' -f1 "$T/before"); do stat -c '%n %Y %i' "$f"; done > "$T/after"
 check "the rerun finishes the rest" "[ $rc -eq 0 ] && [ \$(done_count $T/rerun.json) -eq $((6 - ndone)) ] && [ \$(ls $T/out/k*.png | wc -l) -eq 6 ]"
@@ -142,7 +146,7 @@ while [ $k -lt 600 ] && ! grep -q '"event":"iteration"' "$T/int.json"; do sleep 
 kill -INT $bpid
 wait $bpid; rc=$?
 check "SIGINT stops the batch, exit 130" "[ $rc -eq 130 ] && grep -q '\"interrupted\":true' $T/int.json"
-check "an interrupted job leaves no output" "[ ! -e $T/out/i1.png ] && ! ls -A $T/out | grep -q nst-partial"
+check "an interrupted job leaves no output" "[ ! -e $T/out/i1.png ] && ! ls -A $T/out | grep -q -e nst-partial -e '\\.tmp\$'"
 
 # ---- two devices at once: PoCL and rusticl ----
 if RUSTICL_ENABLE=llvmpipe $NST devices 2>/dev/null | grep -q llvmpipe; then

@@ -21,6 +21,7 @@
  * SLURM_ARRAY_TASK_COUNT) keeps the I-th of N disjoint slices of the jobs,
  * dealt round-robin from the largest down so the slices weigh about the
  * same; a rerun of a slice skips its finished jobs like any rerun. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -72,6 +73,7 @@ typedef struct slot {
     char err[2048];   /* the tail of its stderr */
     size_t nerr;
     int iteration, iterations;
+    int stopping; /* asked to stop (once: a second signal would cut its writing) */
 } slot;
 
 typedef struct batch {
@@ -117,8 +119,8 @@ static const char *help_text =
     "\n"
     "Runs many transfers: JOBS is a JSON Lines file (- for standard input), one\n"
     "transfer per line, whose keys are the long options of nst itself, e.g.\n"
-    "  {\"content\": \"photos/a.jpg\", \"style\": \"van-gogh.jpg\", \"output\": \"out/a.png\"}\n"
-    "  {\"content\": \"photos/b.jpg\", \"style\": [\"a.jpg\", \"b.jpg\"], \"output\": \"out/b.png\",\n"
+    "  {\"content\": \"a.jpg\", \"style\": \"van-gogh.jpg\", \"output\": \"out/a.png\"}\n"
+    "  {\"content\": \"b.jpg\", \"style\": [\"x.jpg\", \"y.jpg\"], \"output\": \"out/b.png\",\n"
     "   \"size\": 768, \"preserve-colors\": true}\n"
     "(a list joins with commas; true gives a flag, false leaves it out; paths are\n"
     "relative to the current directory). Each job is checked as that command line\n"
@@ -210,12 +212,12 @@ static char *staging_of(const char *path) {
     return s;
 }
 
-/* 0 when each comma-separated file in list can be read; else the job fails
- * naming it. */
-static int inputs_readable(job *j, const char *what, const char *list) {
+/* 0 when each file in list (comma-separated when split, as the command
+ * splits --style and --mask) can be read; else the job fails naming it. */
+static int inputs_readable(job *j, const char *what, const char *list, int split) {
     char buf[8192];
     snprintf(buf, sizeof buf, "%s", list);
-    for (char *f = strtok(buf, ","); f; f = strtok(NULL, ","))
+    for (char *f = split ? strtok(buf, ",") : buf; f; f = split ? strtok(NULL, ",") : NULL)
         if (access(f, R_OK) != 0)
             return !job_fail(j, "%s '%s': %s", what, f, strerror(errno));
     return 0;
@@ -325,18 +327,19 @@ static int job_parse(job *j, const char *text, const char *exe, const char *shor
         goto out;
     }
     /* a missing input fails the job here, without a worker */
-    if (content && inputs_readable(j, "content", content)) goto out;
+    if (content && inputs_readable(j, "content", content, 0)) goto out;
     if (json_is_array(json_object_get(o, "style"))) {
         size_t i;
         json_t *e;
         json_array_foreach(json_object_get(o, "style"), i, e)
-            if (json_is_string(e) && inputs_readable(j, "style", json_string_value(e))) goto out;
-    } else if (style && inputs_readable(j, "style", style)) {
+            if (json_is_string(e) && inputs_readable(j, "style", json_string_value(e), 1))
+                goto out;
+    } else if (style && inputs_readable(j, "style", style, 1)) {
         goto out;
     }
-    if (mask && inputs_readable(j, "mask", mask)) goto out;
+    if (mask && inputs_readable(j, "mask", mask, 1)) goto out;
     if (init && strcmp(init, "content") && strcmp(init, "random") &&
-        inputs_readable(j, "init", init))
+        inputs_readable(j, "init", init, 0))
         goto out;
     j->cost = (double)size * size * (iterations > 0 ? iterations : 1) * (scales > 1 ? 1.5 : 1);
     ok = 1;
@@ -579,6 +582,33 @@ static void live_line(batch *b) {
 
 /* ---- workers ------------------------------------------------------------------- */
 
+/* Removes what a job's worker may have left when it was stopped or killed:
+ * its staging file, and the temporary file of an atomic write cut short
+ * (".STAGING.XXXXXXXX.tmp" beside it, the image writer's name). */
+static void remove_partials(const job *j) {
+    unlink(j->staging);
+    const char *slash = strrchr(j->staging, '/');
+    const char *base = slash ? slash + 1 : j->staging;
+    char dir[4096];
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - j->staging), j->staging);
+    else snprintf(dir, sizeof dir, ".");
+    if (slash == j->staging) snprintf(dir, sizeof dir, "/");
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t n = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > n + 6 && e->d_name[0] == '.' && !strncmp(e->d_name + 1, base, n) &&
+            e->d_name[n + 1] == '.' && !strcmp(e->d_name + len - 4, ".tmp")) {
+            char path[8300];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
 /* Creates the directory that will hold path (mkdir -p); 0 when it exists
  * afterwards, else -1 with errno. */
 static int make_parent_dirs(const char *path) {
@@ -613,7 +643,7 @@ static int start_job(batch *b, slot *s, job *j) {
     /* the read ends stay here: no later worker holds them */
     fcntl(out[0], F_SETFD, FD_CLOEXEC);
     fcntl(err[0], F_SETFD, FD_CLOEXEC);
-    unlink(j->staging); /* a leftover of a run that was killed */
+    remove_partials(j); /* the leftovers of a run that was killed */
     fflush(stdout);
     fflush(stderr);
     pid_t parent = getpid();
@@ -653,6 +683,7 @@ static int start_job(batch *b, slot *s, job *j) {
     s->nout = s->nerr = 0;
     s->iteration = 0;
     s->iterations = 0;
+    s->stopping = 0;
     j->state = J_RUNNING;
     j->device = s->dev;
     j->attempts++;
@@ -778,7 +809,7 @@ static void finish_job(batch *b, slot *s, int status) {
     } else {
         child_message(s, why, sizeof why);
     }
-    unlink(j->staging); /* an image so far is no result */
+    remove_partials(j); /* an image so far is no result */
     /* exit 2: the job's own arguments; 130: stopped; else maybe the device's */
     int retry = !g_stop && code != EXIT_USAGE && code != EXIT_INTERRUPTED &&
                 j->attempts < MAX_ATTEMPTS;
@@ -845,8 +876,15 @@ static int run_jobs(batch *b) {
         for (int k = 0; k < b->nslots; k++) {
             slot *s = &b->slots[k];
             if (!s->pid) continue;
-            if (s->out_fd >= 0) pf[np] = (struct pollfd){s->out_fd, POLLIN, 0}, owner[np++] = k;
-            if (s->err_fd >= 0) pf[np] = (struct pollfd){s->err_fd, POLLIN, 0}, owner[np++] = -1 - k;
+            /* owner: k for the slot's stdout, -1 - k for its stderr */
+            if (s->out_fd >= 0) {
+                pf[np] = (struct pollfd){s->out_fd, POLLIN, 0};
+                owner[np++] = k;
+            }
+            if (s->err_fd >= 0) {
+                pf[np] = (struct pollfd){s->err_fd, POLLIN, 0};
+                owner[np++] = -1 - k;
+            }
         }
         int r = poll(pf, (nfds_t)np, 250);
         if (r < 0 && errno != EINTR) break;
@@ -868,7 +906,10 @@ static int run_jobs(batch *b) {
         }
         if (g_stop)
             for (int k = 0; k < b->nslots; k++)
-                if (b->slots[k].pid) kill(b->slots[k].pid, SIGTERM);
+                if (b->slots[k].pid && !b->slots[k].stopping) {
+                    kill(b->slots[k].pid, SIGTERM);
+                    b->slots[k].stopping = 1;
+                }
         if (b->tty && now() - last_live > 0.5) {
             live_line(b);
             last_live = now();
