@@ -552,17 +552,44 @@ static void say(batch *b, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* The time left: the elapsed time scaled by the work left over the work done,
+ * a job's work its cost (pixels x iterations), a running one's in proportion
+ * to its iterations; -1 before any is known. */
+static double eta_seconds(const batch *b) {
+    double did = 0, left = 0;
+    for (int i = 0; i < b->njobs; i++) {
+        const job *j = &b->jobs[i];
+        if (j->state == J_QUEUED) left += j->cost;
+        else if ((j->state == J_DONE || j->state == J_FAILED) && j->attempts) did += j->cost;
+    }
+    for (int k = 0; k < b->nslots; k++) {
+        const slot *s = &b->slots[k];
+        if (!s->pid) continue;
+        double frac = s->iterations > 0 ? (double)s->iteration / s->iterations : 0;
+        did += s->j->cost * frac;
+        left += s->j->cost * (1 - frac);
+    }
+    return did > 0 ? (now() - b->t0) * left / did : -1;
+}
+
 static void live_line(batch *b) {
     if (!b->tty || b->quiet || b->json) return;
     char f[2 + MAX_SLOTS][128], line[1024];
     const char *fields[2 + MAX_SLOTS];
     int drop[2 + MAX_SLOTS], n = 0;
-    int finished = b->done + b->failed;
-    snprintf(f[n], sizeof f[n], "batch %d/%d done%s", finished, b->total,
-             b->failed ? "" : "");
-    if (b->failed) snprintf(f[n] + strlen(f[n]), sizeof f[n] - strlen(f[n]), ", %d failed",
-                            b->failed);
+    snprintf(f[n], sizeof f[n], "batch %d/%d done", b->done + b->skipped, b->total);
+    if (b->failed)
+        snprintf(f[n] + strlen(f[n]), sizeof f[n] - strlen(f[n]), ", %d failed", b->failed);
     drop[n] = 0;
+    fields[n] = f[n];
+    n++;
+    double eta = eta_seconds(b);
+    int e = (int)(eta + 0.5);
+    if (!(eta >= 0) || eta > 1e7) f[n][0] = 0;
+    else if (e < 60) snprintf(f[n], sizeof f[n], ", ETA %ds", e);
+    else if (e < 3600) snprintf(f[n], sizeof f[n], ", ETA %dm%02ds", e / 60, e % 60);
+    else snprintf(f[n], sizeof f[n], ", ETA %dh%02dm", e / 3600, e / 60 % 60);
+    drop[n] = 1;
     fields[n] = f[n];
     n++;
     for (int k = 0; k < b->nslots && n < 2 + MAX_SLOTS; k++) {
@@ -571,7 +598,7 @@ static void live_line(batch *b) {
         const char *base = strrchr(s->j->output, '/');
         snprintf(f[n], sizeof f[n], "  [%d] %s %d/%d", s->dev, base ? base + 1 : s->j->output,
                  s->iteration, s->iterations);
-        drop[n] = 1 + k;
+        drop[n] = 2 + k;
         fields[n] = f[n];
         n++;
     }
