@@ -45,6 +45,7 @@ static const char *video_usage =
     "  -o, --output OUT          .mp4, .mkv, .mov, .avi: H.264 (lossless FFV1 where\n"
     "                            H.264 is missing), the clip's audio copied; or an\n"
     "                            image sequence such as out/%05d.png\n"
+    "      --codec h264|ffv1|mpeg4  insist on a codec (default: H.264, else FFV1)\n"
     "      --temporal-weight W   weight of the temporal term (default 200; 0 =\n"
     "                            independent frames, each from its content)\n"
     "      --frame-iterations N  iterations of each frame after the first, which\n"
@@ -123,7 +124,7 @@ static void fmt_duration(double s, char *buf, size_t len) {
 }
 
 typedef struct video_opts {
-    const char *content, *output, *device, *weights, *work_dir;
+    const char *content, *output, *device, *weights, *work_dir, *codec;
     char *styles[NST_MAX_STYLES];
     int nstyles;
     double blend[NST_MAX_STYLES];
@@ -144,7 +145,7 @@ enum {
     V_POOLING, V_SEED, V_PRESERVE_COLORS, V_LUMINANCE_ONLY, V_LUMINANCE_MATCH, V_SCALES,
     V_SCALE_ITERATIONS, V_AVERAGE_DECAY, V_OPTIMIZER, V_LEARNING_RATE, V_LBFGS_HISTORY,
     V_LINE_SEARCH, V_MAX_MEMORY, V_TILE, V_NETWORK, V_NO_CACHE, V_JSON, V_TEMPORAL_WEIGHT,
-    V_FRAME_ITERATIONS, V_FLOW, V_FRAMES, V_WORK_DIR, V_KEEP_FRAMES
+    V_FRAME_ITERATIONS, V_FLOW, V_FRAMES, V_WORK_DIR, V_KEEP_FRAMES, V_CODEC
 };
 
 static const char video_shortopts[] = "-:c:s:o:n:d:w:qh";
@@ -191,6 +192,7 @@ static const struct option video_longopts[] = {
     {"frames", required_argument, NULL, V_FRAMES},
     {"work-dir", required_argument, NULL, V_WORK_DIR},
     {"keep-frames", no_argument, NULL, V_KEEP_FRAMES},
+    {"codec", required_argument, NULL, V_CODEC},
     {NULL, 0, NULL, 0}};
 
 static int parse_doubles(const char *s, double *out, int max) {
@@ -352,6 +354,11 @@ static int parse_args(int argc, char **argv, video_opts *o) {
         }
         case V_WORK_DIR: o->work_dir = v; break;
         case V_KEEP_FRAMES: o->keep_frames = 1; break;
+        case V_CODEC:
+            if (strcmp(v, "h264") && strcmp(v, "ffv1") && strcmp(v, "mpeg4"))
+                return usage_error("--codec '%s': choose h264, ffv1 (lossless) or mpeg4", v);
+            o->codec = v;
+            break;
         }
     }
     if (!o->content) return usage_error("no input video: give --content CLIP.mp4");
@@ -729,7 +736,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
 
     /* the video, from the frames kept */
     char note[256] = "";
-    if (nst_video_writer_open(o.output, w, h, info.fps_num, info.fps_den,
+    if (nst_video_writer_open(o.output, w, h, info.fps_num, info.fps_den, o.codec,
                               pattern_out || !info.has_audio ? NULL : o.content, &wr, note,
                               sizeof note, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s (the frames are kept in %s)\n", msg.text, work);

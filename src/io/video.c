@@ -317,13 +317,15 @@ void nst_video_writer_free(nst_video_writer *wr) {
 }
 
 /* The encoder: H.264 where present and accepted, else FFV1, else MPEG-4. */
-static const AVCodec *pick_encoder(const AVOutputFormat *of, char *label, size_t len) {
+static const AVCodec *pick_encoder(const AVOutputFormat *of, const char *want, char *label,
+                                   size_t len) {
     static const struct {
-        const char *name;
+        const char *key, *name;
         const char *label;
-    } c[] = {{"libx264", "H.264 (libx264)"}, {"ffv1", "FFV1 (lossless)"},
-             {"mpeg4", "MPEG-4 part 2"}};
+    } c[] = {{"h264", "libx264", "H.264 (libx264)"}, {"ffv1", "ffv1", "FFV1 (lossless)"},
+             {"mpeg4", "mpeg4", "MPEG-4 part 2"}};
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        if (want && strcmp(want, c[i].key)) continue;
         const AVCodec *e = avcodec_find_encoder_by_name(c[i].name);
         if (e && avformat_query_codec(of, e->id, FF_COMPLIANCE_NORMAL) == 1) {
             snprintf(label, len, "%s", c[i].label);
@@ -409,7 +411,7 @@ static void open_audio(nst_video_writer *wr, const char *from, char *note, size_
 }
 
 nst_status nst_video_writer_open(const char *path, int w, int h, int fps_num, int fps_den,
-                                 const char *audio_from, nst_video_writer **out, char *note,
+                                 const char *codec_name, const char *audio_from, nst_video_writer **out, char *note,
                                  size_t note_len, nst_msg *msg) {
     char eb[128], label[64], notebuf[256] = "";
     nst_status st = NST_OK;
@@ -438,7 +440,18 @@ nst_status nst_video_writer_open(const char *path, int w, int h, int fps_num, in
                       "such as frames/%%05d.png", path);
         goto fail;
     }
-    const AVCodec *codec = pick_encoder(of, label, sizeof label);
+    if (codec_name && strcmp(codec_name, "h264") && strcmp(codec_name, "ffv1") &&
+        strcmp(codec_name, "mpeg4")) {
+        st = nst_fail(msg, NST_ERR_INVALID_ARG, "codec '%s': choose h264, ffv1 or mpeg4",
+                      codec_name);
+        goto fail;
+    }
+    const AVCodec *codec = pick_encoder(of, codec_name, label, sizeof label);
+    if (!codec && codec_name) {
+        st = nst_fail(msg, NST_ERR_INVALID_ARG, "'%s': this FFmpeg cannot write %s into the %s "
+                      "container; try another codec or .mkv", path, codec_name, of->name);
+        goto fail;
+    }
     if (!codec) {
         st = nst_fail(msg, NST_ERR_INVALID_ARG, "'%s': this FFmpeg has no encoder (H.264, FFV1, "
                       "MPEG-4) for the %s container; try .mkv", path, of->name);
@@ -476,11 +489,13 @@ nst_status nst_video_writer_open(const char *path, int w, int h, int fps_num, in
     wr->enc->height = wr->eh;
     wr->enc->time_base = (AVRational){fps_den, fps_num};
     wr->enc->framerate = wr->fps;
-    wr->enc->pix_fmt = is420 ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_GBRP;
+    wr->enc->pix_fmt = is420 ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_BGR0;
     wr->enc->thread_count = 0;
     if (codec->id == AV_CODEC_ID_H264) {
         av_opt_set(wr->enc->priv_data, "crf", "18", 0);
         av_opt_set(wr->enc->priv_data, "preset", "medium", 0);
+    } else if (codec->id == AV_CODEC_ID_FFV1) {
+        wr->enc->level = 3; /* slices, so that it may use threads */
     } else if (codec->id == AV_CODEC_ID_MPEG4) {
         wr->enc->flags |= AV_CODEC_FLAG_QSCALE;
         wr->enc->global_quality = FF_QP2LAMBDA * 2;

@@ -57,11 +57,13 @@ typedef struct nst_video_writer nst_video_writer;
  * written to a temporary file beside path and renamed over it by
  * nst_video_writer_finish only: until then, and on any failure, an existing
  * file at path is untouched. 4:2:0 codecs drop an odd last row or column.
+ * codec: "h264", "ffv1" or "mpeg4" to insist on one, NULL for the choice
+ * above.
  * audio_from: a file whose first audio stream is copied, or NULL. note (may
  * be NULL, note_len bytes) receives what was chosen: "H.264 (libx264)",
  * ", audio copied (aac)" or why audio was left out. */
 nst_status nst_video_writer_open(const char *path, int w, int h, int fps_num, int fps_den,
-                                 const char *audio_from, nst_video_writer **out, char *note,
+                                 const char *codec, const char *audio_from, nst_video_writer **out, char *note,
                                  size_t note_len, nst_msg *msg);
 /* Adds the next frame (w x h as opened). */
 nst_status nst_video_writer_add(nst_video_writer *wr, const nst_image *img, nst_msg *msg);
