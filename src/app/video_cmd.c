@@ -87,9 +87,9 @@ static int usage_error(const char *fmt, ...) {
 }
 
 static const char *js(const char *s) {
-    static char bufs[2][2048];
+    static char bufs[4][2048];
     static int k = 0;
-    char *b = bufs[k++ % 2];
+    char *b = bufs[k++ % 4];
     size_t n = 0;
     for (; *s && n + 8 < sizeof bufs[0]; s++) {
         unsigned char c = (unsigned char)*s;
@@ -571,9 +571,6 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         for (char *q = strrchr(work, '/') ? strrchr(work, '/') : work; *q; q++)
             if (*q == '%') *q = '_';
     }
-    run_signature(&o, &info, w, h, wpath, sig, sizeof sig);
-    if (work_dir_open(work, sig) != 0) goto done;
-
     nst_runtime_options ro = {0};
     ro.device = o.device;
     ro.no_cache = o.no_cache;
@@ -586,6 +583,8 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         fprintf(stderr, "nst video: %s\n", nst_last_error(rt));
         goto done;
     }
+    run_signature(&o, &info, w, h, wpath, sig, sizeof sig);
+    if (work_dir_open(work, sig) != 0) goto done;
     size_t hw = (size_t)w * h;
     fwd = malloc(2 * hw * sizeof *fwd);
     bwd = malloc(2 * hw * sizeof *bwd);
