@@ -656,6 +656,24 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                             m * warped->data[c * hw + i] + (1 - m) * content->data[c * hw + i];
                         maskimg->data[c * hw + i] = m;
                     }
+                if (o.p.luminance_only) {
+                    /* the run optimises luminance: start from and hold to the
+                     * previous frame's */
+                    nst_image *gi = NULL, *gw = NULL;
+                    if ((st = nst_image_luminance(init, &gi, &msg)) != NST_OK ||
+                        (st = nst_image_luminance(warped, &gw, &msg)) != NST_OK) {
+                        fprintf(stderr, "nst video: frame %ld: %s\n", t + 1, msg.text);
+                        nst_image_free(gi);
+                        nst_image_free(warped);
+                        nst_image_free(init);
+                        nst_image_free(maskimg);
+                        goto stop;
+                    }
+                    nst_image_free(init);
+                    nst_image_free(warped);
+                    init = gi;
+                    warped = gw;
+                }
                 p.init = NST_INIT_IMAGE;
                 p.init_image = init;
                 p.temporal_target = warped;
