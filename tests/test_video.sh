@@ -73,6 +73,20 @@ echo "  warping error: independent $e0, temporal $e1"
 check "the temporal term lowers the warping error (independent $e0, temporal $e1)" \
     "awk 'BEGIN { exit !($e1 < $e0) }'"
 
+# ---- long-term consistency: each pixel held to the nearest consistent frame of
+# t-1, t-2, t-4 covers at least what t-1 alone does, frame by frame ----
+cov() { grep '"event":"frame"' "$1" | sed -n 's/.*"consistent":\([0-9.]*\).*/\1/p' | tr '\n' ' '; }
+$V -c "$T/clip.mp4" -o "$T/short.mkv" --codec ffv1 --json > "$T/short.json"
+$V -c "$T/clip.mp4" -o "$T/long.mkv" --codec ffv1 --json --long-term 1,2,4 > "$T/long.json"
+rc=$?
+s=$(cov "$T/short.json") l=$(cov "$T/long.json")
+echo "  consistent pixels: t-1 only: $s; t-1, t-2, t-4: $l"
+check "--long-term 1,2,4 holds at least the pixels of t-1 alone, more in some frame" \
+    "[ $rc -eq 0 ] && echo '$s|$l' | awk -F'|' '{ n = split(\$1, a, \" \"); split(\$2, b, \" \"); more = 0; for (i = 1; i <= n; i++) { if (b[i] + 0 < a[i] - 1e-9) exit 1; if (b[i] > a[i]) more = 1 } exit !more }'"
+$NST video $W -c "$T/clip.mp4" -s "$T/paint.png" -o "$T/x.mp4" --long-term 4,2 2> "$T/u.err"
+rc=$?
+check "--long-term must ascend" "[ $rc -eq 2 ] && grep -q 'ascending' $T/u.err"
+
 # ---- interrupted, then continued to the same frames ----
 $V -c "$T/clip.mp4" -o "$T/straight.mkv" --codec ffv1 --keep-frames -n 60 --frame-iterations 40
 $V -c "$T/clip.mp4" -o "$T/resumed.mkv" --codec ffv1 --keep-frames -n 60 --frame-iterations 40 &

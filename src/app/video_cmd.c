@@ -29,6 +29,7 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
+#define LT_MAX 64 /* the farthest frame --long-term reaches back to */
 
 static const char *video_usage =
     "usage: nst video -c IN -s PAINTING[,PAINTING...] -o OUT [options]\n"
@@ -50,6 +51,9 @@ static const char *video_usage =
     "                            independent frames, each from its content)\n"
     "      --frame-iterations N  iterations of each frame after the first, which\n"
     "                            runs --iterations (default 150)\n"
+    "      --long-term J[,J...]  long-term consistency: hold each pixel to the nearest\n"
+    "                            of the frames t-J it is consistent with (e.g.\n"
+    "                            1,10,20; default 1: the previous frame only)\n"
     "      --flow fast|medium|fine  optical-flow quality (default medium)\n"
     "      --frames N            stylise the first N frames only\n"
     "      --work-dir DIR        where finished frames are kept (default: OUT.nst-work\n"
@@ -133,6 +137,7 @@ typedef struct video_opts {
     int nlayer_w;
     int jpeg_quality, no_cache, quiet, json, keep_frames;
     int frame_iterations;
+    int lt[16], nlt; /* --long-term: frame offsets, ascending, lt[0] = 1 */
     long max_frames;
     nst_flow_quality flow;
     nst_network network;
@@ -145,7 +150,7 @@ enum {
     V_POOLING, V_SEED, V_PRESERVE_COLORS, V_LUMINANCE_ONLY, V_LUMINANCE_MATCH, V_SCALES,
     V_SCALE_ITERATIONS, V_AVERAGE_DECAY, V_OPTIMIZER, V_LEARNING_RATE, V_LBFGS_HISTORY,
     V_LINE_SEARCH, V_MAX_MEMORY, V_TILE, V_NETWORK, V_NO_CACHE, V_JSON, V_TEMPORAL_WEIGHT,
-    V_FRAME_ITERATIONS, V_FLOW, V_FRAMES, V_WORK_DIR, V_KEEP_FRAMES, V_CODEC
+    V_FRAME_ITERATIONS, V_FLOW, V_FRAMES, V_WORK_DIR, V_KEEP_FRAMES, V_CODEC, V_LONG_TERM
 };
 
 static const char video_shortopts[] = "-:c:s:o:n:d:w:qh";
@@ -193,6 +198,7 @@ static const struct option video_longopts[] = {
     {"work-dir", required_argument, NULL, V_WORK_DIR},
     {"keep-frames", no_argument, NULL, V_KEEP_FRAMES},
     {"codec", required_argument, NULL, V_CODEC},
+    {"long-term", required_argument, NULL, V_LONG_TERM},
     {NULL, 0, NULL, 0}};
 
 static int parse_doubles(const char *s, double *out, int max) {
@@ -217,6 +223,8 @@ static int parse_args(int argc, char **argv, video_opts *o) {
     o->frame_iterations = 150;
     o->jpeg_quality = 95;
     o->flow = NST_FLOW_MEDIUM;
+    o->lt[0] = 1;
+    o->nlt = 1;
     static char style_buf[4096];
     size_t style_used = 0;
     const struct {
@@ -354,6 +362,21 @@ static int parse_args(int argc, char **argv, video_opts *o) {
         }
         case V_WORK_DIR: o->work_dir = v; break;
         case V_KEEP_FRAMES: o->keep_frames = 1; break;
+        case V_LONG_TERM: {
+            double d[16];
+            int n = parse_doubles(v, d, 15);
+            o->nlt = 0;
+            o->lt[o->nlt++] = 1;
+            for (int i = 0; i < n; i++) {
+                int j = (int)d[i];
+                if (j != d[i] || j < 1 || j > LT_MAX || j <= o->lt[o->nlt - 1] - (j == 1))
+                    return usage_error("--long-term '%s': give frame offsets in 1..%d, "
+                                       "ascending, e.g. 1,10,20", v, LT_MAX);
+                if (j > 1) o->lt[o->nlt++] = j;
+            }
+            if (n < 1) return usage_error("--long-term '%s': give frame offsets", v);
+            break;
+        }
         case V_CODEC:
             if (strcmp(v, "h264") && strcmp(v, "ffv1") && strcmp(v, "mpeg4"))
                 return usage_error("--codec '%s': choose h264, ffv1 (lossless) or mpeg4", v);
@@ -411,6 +434,8 @@ static void run_signature(const video_opts *o, const nst_video_info *in, int w, 
                               o->nblend ? o->blend[i] : 1.0 / o->nstyles);
     for (int i = 0; i < o->nlayer_w && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, " lw%.6g", o->layer_w[i]);
+    for (int i = 1; i < o->nlt && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, " long-term %d", o->lt[i]);
     if (n < len) snprintf(buf + n, len - n, "\n");
 }
 
@@ -509,6 +534,78 @@ static nst_image *load_done(const char *dir, long t, int w, int h) {
     return img;
 }
 
+/* The temporal term's target and mask for frame t, and its starting image.
+ * For each offset j of --long-term (ascending, j = 1 first) with t-j >= 0:
+ * the flow between input frames t and t-j both ways, its consistency mask
+ * c_j, and stylised frame t-j warped to t (w_j). As in Ruder et al. (section
+ * 3.2), each pixel is held to the nearest frame it is consistent with:
+ * c'_j = max(c_j - sum of c_k over the nearer k, 0), which are disjoint for
+ * binary masks, so that sum_j c'_j (x - w_j)^2 is one term with mask
+ * M = sum_j c'_j and target sum_j c'_j w_j / M. The start is M target +
+ * (1 - M) content. past[k]: input frame t-1-k at w x h. */
+static nst_status temporal_inputs(const video_opts *o, long t, const nst_image *content,
+                                  nst_image *const *past, const nst_image *prev_out,
+                                  const char *work, float *fwd, float *bwd, float *cj,
+                                  float *closer, nst_image **target, nst_image **mask,
+                                  nst_image **init, double *coverage, nst_msg *msg) {
+    int w = content->w, h = content->h;
+    size_t hw = (size_t)w * h;
+    nst_status st;
+    nst_image *warped = NULL, *older = NULL;
+    *target = *mask = *init = NULL;
+    if ((st = nst_image_create(w, h, target, msg)) != NST_OK ||
+        (st = nst_image_create(w, h, mask, msg)) != NST_OK ||
+        (st = nst_image_create(w, h, init, msg)) != NST_OK)
+        goto fail;
+    memset(closer, 0, hw * sizeof *closer);
+    for (int k = 0; k < o->nlt && o->lt[k] <= t; k++) {
+        int j = o->lt[k];
+        const nst_image *src = prev_out;
+        if (j > 1) {
+            if (!past[j - 1] || !(older = load_done(work, t - j, w, h))) continue;
+            src = older;
+        }
+        if ((st = nst_flow(content, past[j - 1], o->flow, bwd, msg)) != NST_OK ||
+            (st = nst_flow(past[j - 1], content, o->flow, fwd, msg)) != NST_OK ||
+            (st = nst_warp(src, bwd, &warped, msg)) != NST_OK)
+            goto fail;
+        nst_flow_consistency(fwd, bwd, w, h, cj);
+        for (size_t i = 0; i < hw; i++) {
+            float c = cj[i] - closer[i];
+            c = c > 0 ? c : 0;
+            closer[i] += cj[i];
+            (*mask)->data[i] += c;
+            for (int ch = 0; ch < 3; ch++) (*target)->data[ch * hw + i] += c * warped->data[ch * hw + i];
+        }
+        nst_image_free(warped);
+        nst_image_free(older);
+        warped = older = NULL;
+    }
+    *coverage = 0;
+    for (size_t i = 0; i < hw; i++) {
+        float m = (*mask)->data[i];
+        if (m > 1) m = 1;
+        *coverage += m;
+        for (int ch = 0; ch < 3; ch++) {
+            size_t q = ch * hw + i;
+            float tv = (*mask)->data[i] > 0 ? (*target)->data[q] / (*mask)->data[i] : content->data[q];
+            (*target)->data[q] = tv;
+            (*init)->data[q] = m * tv + (1 - m) * content->data[q];
+        }
+        (*mask)->data[i] = (*mask)->data[hw + i] = (*mask)->data[2 * hw + i] = m;
+    }
+    *coverage /= (double)hw;
+    return NST_OK;
+fail:
+    nst_image_free(warped);
+    nst_image_free(older);
+    nst_image_free(*target);
+    nst_image_free(*mask);
+    nst_image_free(*init);
+    *target = *mask = *init = NULL;
+    return st;
+}
+
 int cmd_video(int argc, char **argv, const nst_settings *set) {
     video_opts o;
     int rc = parse_args(argc, argv, &o);
@@ -521,7 +618,9 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     nst_runtime *rt = NULL;
     nst_model *model = NULL;
     nst_image *styles[NST_MAX_STYLES] = {0};
-    nst_image *prev_content = NULL, *prev_out = NULL, *content = NULL, *frame = NULL;
+    nst_image *past[LT_MAX] = {0}; /* input frames t-1, t-2, ... at the working size */
+    nst_image *prev_out = NULL, *content = NULL, *frame = NULL;
+    float *closer = NULL;
     float *fwd = NULL, *bwd = NULL;
     float *maskv = NULL;
     char wpath[4096], work[1100], why[4400], sig[8192];
@@ -589,7 +688,8 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     fwd = malloc(2 * hw * sizeof *fwd);
     bwd = malloc(2 * hw * sizeof *bwd);
     maskv = malloc(hw * sizeof *maskv);
-    if (!fwd || !bwd || !maskv) {
+    closer = malloc(hw * sizeof *closer);
+    if (!fwd || !bwd || !maskv || !closer) {
         fprintf(stderr, "nst video: out of memory\n");
         goto done;
     }
@@ -634,28 +734,13 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
             if (use_temporal) {
                 /* flow both ways, the consistency mask, the warped previous frame */
                 double f0 = mono();
-                if ((st = nst_flow(content, prev_content, o.flow, bwd, &msg)) != NST_OK ||
-                    (st = nst_flow(prev_content, content, o.flow, fwd, &msg)) != NST_OK ||
-                    (st = nst_warp(prev_out, bwd, &warped, &msg)) != NST_OK ||
-                    (st = nst_image_create(w, h, &init, &msg)) != NST_OK ||
-                    (st = nst_image_create(w, h, &maskimg, &msg)) != NST_OK) {
+                if ((st = temporal_inputs(&o, t, content, past, prev_out, work, fwd, bwd, maskv,
+                                          closer, &warped, &maskimg, &init, &coverage,
+                                          &msg)) != NST_OK) {
                     fprintf(stderr, "nst video: frame %ld: %s\n", t + 1, msg.text);
-                    nst_image_free(warped);
-                    nst_image_free(init);
-                    nst_image_free(maskimg);
                     goto stop;
                 }
-                nst_flow_consistency(fwd, bwd, w, h, maskv);
                 flow_secs = mono() - f0;
-                for (size_t i = 0; i < hw; i++) coverage += maskv[i];
-                coverage /= (double)hw;
-                for (int c = 0; c < 3; c++)
-                    for (size_t i = 0; i < hw; i++) {
-                        float m = maskv[i];
-                        init->data[c * hw + i] =
-                            m * warped->data[c * hw + i] + (1 - m) * content->data[c * hw + i];
-                        maskimg->data[c * hw + i] = m;
-                    }
                 if (o.p.luminance_only) {
                     /* the run optimises luminance: start from and hold to the
                      * previous frame's */
@@ -745,8 +830,10 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                     fc.tty ? "\r\033[K" : "", t + 1, frames, resumed ? "kept from before" : "done",
                     secs, cov, etab);
         }
-        nst_image_free(prev_content);
-        prev_content = content;
+        int keep = o.lt[o.nlt - 1];
+        nst_image_free(past[keep - 1]);
+        memmove(past + 1, past, (keep - 1) * sizeof past[0]);
+        past[0] = content;
         content = NULL;
         nst_image_free(prev_out);
         prev_out = out;
@@ -797,7 +884,8 @@ done:
     nst_video_close(rd);
     nst_image_free(content);
     nst_image_free(frame);
-    nst_image_free(prev_content);
+    for (int i = 0; i < LT_MAX; i++) nst_image_free(past[i]);
+    free(closer);
     nst_image_free(prev_out);
     for (int i = 0; i < NST_MAX_STYLES; i++) nst_image_free(styles[i]);
     free(fwd);
