@@ -88,8 +88,8 @@ rc=$?
 check "--long-term must ascend" "[ $rc -eq 2 ] && grep -q 'ascending' $T/u.err"
 
 # ---- interrupted, then continued to the same frames ----
-$V -c "$T/clip.mp4" -o "$T/straight.mkv" --codec ffv1 --keep-frames -n 60 --frame-iterations 40
-$V -c "$T/clip.mp4" -o "$T/resumed.mkv" --codec ffv1 --keep-frames -n 60 --frame-iterations 40 &
+$V -c "$T/clip.mp4" -o "$T/straight.mkv" --codec ffv1 --keep-frames -n 30 --frame-iterations 20
+$V -c "$T/clip.mp4" -o "$T/resumed.mkv" --codec ffv1 --keep-frames -n 30 --frame-iterations 20 &
 pid=$!
 i=0
 while [ ! -f "$T/resumed.mkv.nst-work/frame_000002.png" ] && [ $i -lt 600 ]; do
@@ -102,7 +102,7 @@ rc=$?
 check "Ctrl-C exits 130" "[ $rc -eq 130 ]"
 check "the frames done are kept, no video written" \
     "[ -f $T/resumed.mkv.nst-work/frame_000001.png ] && [ ! -e $T/resumed.mkv ]"
-$V -c "$T/clip.mp4" -o "$T/resumed.mkv" --codec ffv1 --keep-frames -n 60 --frame-iterations 40 --json > "$T/resume.json"
+$V -c "$T/clip.mp4" -o "$T/resumed.mkv" --codec ffv1 --keep-frames -n 30 --frame-iterations 20 --json > "$T/resume.json"
 rc=$?
 check "the rerun continues and finishes" "[ $rc -eq 0 ] && grep -q '\"resumed\":true' $T/resume.json && [ -f $T/resumed.mkv ]"
 same=1
@@ -110,7 +110,7 @@ for f in "$T"/straight.mkv.nst-work/frame_*.png; do
     cmp -s "$f" "$T/resumed.mkv.nst-work/$(basename "$f")" || same=0
 done
 check "the continued run's frames equal a straight run's" "[ $same -eq 1 ]"
-$V -c "$T/clip.mp4" -o "$T/resumed.mkv" --codec ffv1 --keep-frames -n 61 > /dev/null 2> "$T/other.err"
+$V -c "$T/clip.mp4" -o "$T/resumed.mkv" --codec ffv1 --keep-frames -n 31 > /dev/null 2> "$T/other.err"
 rc=$?
 check "a work directory of other options is refused" "[ $rc -eq 1 ] && grep -q 'different run' $T/other.err"
 
