@@ -849,6 +849,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         fprintf(stderr, "nst video: %s (the frames are kept in %s)\n", msg.text, work);
         goto done;
     }
+    nst_video_writer_jpeg_quality(wr, o.jpeg_quality);
     for (long t = 0; t < frames; t++) {
         nst_image *img = load_done(work, t, w, h);
         if (!img) {

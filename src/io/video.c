@@ -281,6 +281,7 @@ nst_status nst_video_count(const char *path, long *frames, nst_msg *msg) {
 struct nst_video_writer {
     char path[1024], tmp[1100];
     int pattern; /* an image sequence: one file per frame */
+    int jpeg_quality;
     int w, h;    /* of the images given */
     int ew, eh;  /* encoded (even for 4:2:0) */
     AVFormatContext *oc;
@@ -565,6 +566,10 @@ static nst_status write_packets(nst_video_writer *wr, nst_msg *msg) {
     }
 }
 
+void nst_video_writer_jpeg_quality(nst_video_writer *wr, int quality) {
+    if (wr && quality >= 1 && quality <= 100) wr->jpeg_quality = quality;
+}
+
 nst_status nst_video_writer_add(nst_video_writer *wr, const nst_image *img, nst_msg *msg) {
     char eb[128];
     nst_status st;
@@ -576,7 +581,7 @@ nst_status nst_video_writer_add(nst_video_writer *wr, const nst_image *img, nst_
     if (wr->pattern) {
         char name[1100];
         snprintf(name, sizeof name, wr->path, (int)(wr->frames + 1));
-        if ((st = nst_image_write(name, img, 95, 0, msg)) != NST_OK) return st;
+        if ((st = nst_image_write(name, img, wr->jpeg_quality, 0, msg)) != NST_OK) return st;
         wr->frames++;
         return NST_OK;
     }

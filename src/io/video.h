@@ -65,6 +65,8 @@ typedef struct nst_video_writer nst_video_writer;
 nst_status nst_video_writer_open(const char *path, int w, int h, int fps_num, int fps_den,
                                  const char *codec, const char *audio_from, nst_video_writer **out, char *note,
                                  size_t note_len, nst_msg *msg);
+/* The JPEG quality (1..100) of an image sequence's .jpg files (default 95). */
+void nst_video_writer_jpeg_quality(nst_video_writer *wr, int quality);
 /* Adds the next frame (w x h as opened). */
 nst_status nst_video_writer_add(nst_video_writer *wr, const nst_image *img, nst_msg *msg);
 /* Flushes the encoder, copies the rest of the audio, writes the trailer and
