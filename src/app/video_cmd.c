@@ -838,8 +838,6 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         nst_image_free(prev_out);
         prev_out = out;
     }
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
 
     /* the video, from the frames kept */
     char note[256] = "";
@@ -847,26 +845,35 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                               pattern_out || !info.has_audio ? NULL : o.content, &wr, note,
                               sizeof note, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s (the frames are kept in %s)\n", msg.text, work);
-        goto done;
+        goto stop;
     }
     nst_video_writer_jpeg_quality(wr, o.jpeg_quality);
     for (long t = 0; t < frames; t++) {
         nst_image *img = load_done(work, t, w, h);
         if (!img) {
             fprintf(stderr, "nst video: frame %ld is missing from %s\n", t + 1, work);
-            goto done;
+            goto stop;
         }
         st = nst_video_writer_add(wr, img, &msg);
         nst_image_free(img);
+        if (st == NST_OK && v_stop) {
+            /* the temporary file goes with the writer; the frames stay */
+            fprintf(stderr, "nst video: interrupted while writing %s; the frames are kept in "
+                            "%s: run the same command to write it\n", o.output, work);
+            rc = EXIT_INTERRUPTED;
+            goto stop;
+        }
         if (st != NST_OK) {
             fprintf(stderr, "nst video: %s (the frames are kept in %s)\n", msg.text, work);
-            goto done;
+            goto stop;
         }
     }
     if (nst_video_writer_finish(wr, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s (the frames are kept in %s)\n", msg.text, work);
-        goto done;
+        goto stop;
     }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     if (!o.keep_frames) work_dir_remove(work);
     if (!o.quiet && !o.json)
         fprintf(stderr, "nst video: wrote %s (%ld frames, %dx%d, %s)\n", o.output, frames, w, h,
