@@ -35,6 +35,9 @@ static nst_image *picture(int W, int H) {
         nst_image_free(src);
         return img;
     }
+    static int said = 0;
+    if (!said++)
+        printf("  (%s not found, set NST_SHARED_DATA: a generated texture instead)\n", path);
     assert_int_equal(nst_image_create(W, H, &img, NULL), NST_OK);
     check_rng r;
     check_rng_seed(&r, 9);
