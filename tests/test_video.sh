@@ -87,6 +87,12 @@ $NST video $W -c "$T/clip.mp4" -s "$T/paint.png" -o "$T/x.mp4" --long-term 4,2 2
 rc=$?
 check "--long-term must ascend" "[ $rc -eq 2 ] && grep -q 'ascending' $T/u.err"
 
+# ---- multi-pass: a backward pass then a forward one after the first ----
+$V -c "$T/clip.mp4" -o "$T/passes.mkv" --codec ffv1 --json --passes 3 > "$T/passes.json"
+rc=$?
+check "--passes 3: every frame in passes 2 and 3, pass 2 backward from the last frame" \
+    "[ $rc -eq 0 ] && [ \$(grep -c '\"pass\":2,' $T/passes.json) -eq 8 ] && [ \$(grep -c '\"pass\":3,' $T/passes.json) -eq 8 ] && grep '\"pass\":2,' $T/passes.json | head -n 1 | grep -q '\"frame\":8,' && [ \$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 $T/passes.mkv) -eq 8 ]"
+
 # ---- interrupted, then continued to the same frames ----
 $V -c "$T/clip.mp4" -o "$T/straight.mkv" --codec ffv1 --keep-frames -n 30 --frame-iterations 20
 $V -c "$T/clip.mp4" -o "$T/resumed.mkv" --codec ffv1 --keep-frames -n 30 --frame-iterations 20 &

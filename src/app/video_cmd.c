@@ -54,6 +54,10 @@ static const char *video_usage =
     "      --long-term J[,J...]  long-term consistency: hold each pixel to the nearest\n"
     "                            of the frames t-J it is consistent with (e.g.\n"
     "                            1,10,20; default 1: the previous frame only)\n"
+    "      --passes N            multi-pass: after the forward pass, N-1 more passes,\n"
+    "                            backward and forward in turn, each frame starting\n"
+    "                            from its last result blended with its neighbour's\n"
+    "                            new one warped, --frame-iterations each (default 1)\n"
     "      --flow fast|medium|fine  optical-flow quality (default medium)\n"
     "      --frames N            stylise the first N frames only\n"
     "      --work-dir DIR        where finished frames are kept (default: OUT.nst-work\n"
@@ -137,6 +141,7 @@ typedef struct video_opts {
     int nlayer_w;
     int jpeg_quality, no_cache, quiet, json, keep_frames;
     int frame_iterations;
+    int passes;      /* --passes: 1 forward, then alternately backward and forward */
     int lt[16], nlt; /* --long-term: frame offsets, ascending, lt[0] = 1 */
     long max_frames;
     nst_flow_quality flow;
@@ -150,7 +155,7 @@ enum {
     V_POOLING, V_SEED, V_PRESERVE_COLORS, V_LUMINANCE_ONLY, V_LUMINANCE_MATCH, V_SCALES,
     V_SCALE_ITERATIONS, V_AVERAGE_DECAY, V_OPTIMIZER, V_LEARNING_RATE, V_LBFGS_HISTORY,
     V_LINE_SEARCH, V_MAX_MEMORY, V_TILE, V_NETWORK, V_NO_CACHE, V_JSON, V_TEMPORAL_WEIGHT,
-    V_FRAME_ITERATIONS, V_FLOW, V_FRAMES, V_WORK_DIR, V_KEEP_FRAMES, V_CODEC, V_LONG_TERM
+    V_FRAME_ITERATIONS, V_FLOW, V_FRAMES, V_WORK_DIR, V_KEEP_FRAMES, V_CODEC, V_LONG_TERM, V_PASSES
 };
 
 static const char video_shortopts[] = "-:c:s:o:n:d:w:qh";
@@ -199,6 +204,7 @@ static const struct option video_longopts[] = {
     {"keep-frames", no_argument, NULL, V_KEEP_FRAMES},
     {"codec", required_argument, NULL, V_CODEC},
     {"long-term", required_argument, NULL, V_LONG_TERM},
+    {"passes", required_argument, NULL, V_PASSES},
     {NULL, 0, NULL, 0}};
 
 static int parse_doubles(const char *s, double *out, int max) {
@@ -225,6 +231,7 @@ static int parse_args(int argc, char **argv, video_opts *o) {
     o->flow = NST_FLOW_MEDIUM;
     o->lt[0] = 1;
     o->nlt = 1;
+    o->passes = 1;
     static char style_buf[4096];
     size_t style_used = 0;
     const struct {
@@ -238,6 +245,7 @@ static int parse_args(int argc, char **argv, video_opts *o) {
                 {V_SCALE_ITERATIONS, "--scale-iterations", &o->p.scale_iterations, NULL},
                 {V_LBFGS_HISTORY, "--lbfgs-history", &o->p.lbfgs_history, NULL},
                 {V_FRAME_ITERATIONS, "--frame-iterations", &o->frame_iterations, NULL},
+                {V_PASSES, "--passes", &o->passes, NULL},
                 {V_STYLE_SCALE, "--style-scale", NULL, &o->p.style_scale},
                 {V_CONTENT_WEIGHT, "--content-weight", NULL, &o->p.content_weight},
                 {V_STYLE_WEIGHT, "--style-weight", NULL, &o->p.style_weight},
@@ -390,6 +398,8 @@ static int parse_args(int argc, char **argv, video_opts *o) {
     if (o->nblend && o->nblend != o->nstyles)
         return usage_error("--style-blend has %d weights for %d style images", o->nblend,
                            o->nstyles);
+    if (o->passes < 1 || o->passes > 100)
+        return usage_error("--passes %d is not in 1..100", o->passes);
     if (o->frame_iterations < 1 || o->frame_iterations > 1000000)
         return usage_error("--frame-iterations %d is not in 1..1000000", o->frame_iterations);
     if (nst_video_is_pattern(o->output) && !cli_image_ext_ok(o->output))
@@ -411,6 +421,15 @@ static int parse_args(int argc, char **argv, video_opts *o) {
 
 static void frame_path(const char *dir, long t, char *buf, size_t len) {
     snprintf(buf, len, "%s/frame_%06ld.png", dir, t + 1);
+}
+
+/* Frame t of pass k (pass 1: frame_NNNNNN.png), and the input frames kept
+ * for the later passes (kind "input"). */
+static void pass_path(const char *dir, const char *kind, int k, long t, char *buf, size_t len) {
+    if (k == 1 && !strcmp(kind, "pass"))
+        frame_path(dir, t, buf, len);
+    else
+        snprintf(buf, len, "%s/%s%d_%06ld.png", dir, kind, k, t + 1);
 }
 
 /* What decides the frames: a rerun continues only with the same. */
@@ -436,6 +455,8 @@ static void run_signature(const video_opts *o, const nst_video_info *in, int w, 
         n += (size_t)snprintf(buf + n, len - n, " lw%.6g", o->layer_w[i]);
     for (int i = 1; i < o->nlt && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, " long-term %d", o->lt[i]);
+    if (o->passes > 1 && n < len)
+        n += (size_t)snprintf(buf + n, len - n, " passes %d", o->passes);
     if (n < len) snprintf(buf + n, len - n, "\n");
 }
 
@@ -479,7 +500,8 @@ static void work_dir_remove(const char *dir) {
     struct dirent *e;
     char path[1400];
     while ((e = readdir(d))) {
-        if (!strncmp(e->d_name, "frame_", 6) || !strcmp(e->d_name, "run.txt")) {
+        if (!strncmp(e->d_name, "frame_", 6) || !strncmp(e->d_name, "pass", 4) ||
+            !strncmp(e->d_name, "input", 5) || !strcmp(e->d_name, "run.txt")) {
             snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
             unlink(path);
         }
@@ -521,10 +543,8 @@ static int on_progress(const nst_progress *p, void *user) {
 
 /* The stylised frame t at w x h from its file in the work directory, or
  * NULL when it is not there (or not whole). */
-static nst_image *load_done(const char *dir, long t, int w, int h) {
-    char path[1200];
+static nst_image *load_file(const char *path, int w, int h) {
     nst_image *img = NULL;
-    frame_path(dir, t, path, sizeof path);
     if (access(path, F_OK) != 0) return NULL;
     if (nst_image_read(path, 0, &img, NULL) != NST_OK) return NULL;
     if (img->w != w || img->h != h) {
@@ -532,6 +552,18 @@ static nst_image *load_done(const char *dir, long t, int w, int h) {
         return NULL;
     }
     return img;
+}
+
+static nst_image *load_done(const char *dir, long t, int w, int h) {
+    char path[1200];
+    frame_path(dir, t, path, sizeof path);
+    return load_file(path, w, h);
+}
+
+static nst_image *load_pass(const char *dir, const char *kind, int k, long t, int w, int h) {
+    char path[1200];
+    pass_path(dir, kind, k, t, path, sizeof path);
+    return load_file(path, w, h);
 }
 
 /* The temporal term's target and mask for frame t, and its starting image.
@@ -724,6 +756,15 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         }
         fc.frame = t + 1;
         double t0 = mono();
+        if (o.passes > 1) {
+            char ipath[1200];
+            pass_path(work, "input", 1, t, ipath, sizeof ipath);
+            if (access(ipath, F_OK) != 0 &&
+                (st = nst_image_write(ipath, content, 0, 1, &msg)) != NST_OK) {
+                fprintf(stderr, "nst video: cannot keep input frame %ld: %s\n", t + 1, msg.text);
+                goto stop;
+            }
+        }
         nst_image *out = load_done(work, t, w, h);
         int resumed = out != NULL;
         int use_temporal = t > 0 && prev_out && o.p.temporal_weight > 0;
@@ -808,7 +849,8 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
             spent = mono() - t_start;
         }
         /* what is left: the remaining frames at frame_iterations each */
-        its_left_total = (frames - t - 1) * (long)o.frame_iterations;
+        its_left_total = ((frames - t - 1) + (long)(o.passes - 1) * (frames - 1)) *
+                         (long)o.frame_iterations;
         double eta = done_here && its_here ? spent / its_here * its_left_total : -1;
         double secs = mono() - t0;
         if (o.json) {
@@ -839,6 +881,129 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         prev_out = out;
     }
 
+    /* multi-pass (Ruder et al., section 3.3): passes backward and forward in
+     * turn; frame t starts from delta c warp(x_n) + (1 - delta c) x_t, x_n its
+     * neighbour's result of this pass, x_t its own of the last, and holds to
+     * the warped neighbour where consistent */
+    for (int k = 2; k <= o.passes; k++) {
+        int back = k % 2 == 0;
+        nst_image *near = NULL; /* the neighbour's result in this pass */
+        nst_image *cn = NULL;   /* the neighbour's input frame */
+        for (long q = 0; q < frames; q++) {
+            long t = back ? frames - 1 - q : q;
+            double t0 = mono(), coverage = 0, flow_secs = 0;
+            nst_image *ct = load_pass(work, "input", 1, t, w, h);
+            nst_image *out = load_pass(work, "pass", k, t, w, h);
+            int resumed = out != NULL;
+            if (!ct) {
+                fprintf(stderr, "nst video: input frame %ld is missing from %s; remove the "
+                                "directory and start again\n", t + 1, work);
+                nst_image_free(out);
+                nst_image_free(near);
+                nst_image_free(cn);
+                goto stop;
+            }
+            if (!out) {
+                nst_image *old = load_pass(work, "pass", k - 1, t, w, h);
+                nst_image *warped = NULL, *maskimg = NULL, *init = NULL, *result = NULL;
+                char path[1200];
+                st = old ? NST_OK : NST_ERR_IO;
+                if (!old) snprintf(msg.text, sizeof msg.text, "frame %ld of pass %d is missing",
+                                   t + 1, k - 1);
+                if (st == NST_OK && near && o.p.temporal_weight > 0) {
+                    video_opts one = o;
+                    one.nlt = 1;
+                    nst_image *pastn[LT_MAX] = {cn};
+                    double f0 = mono();
+                    st = temporal_inputs(&one, 1, ct, pastn, near, work, fwd, bwd, maskv, closer,
+                                         &warped, &maskimg, &init, &coverage, &msg);
+                    flow_secs = mono() - f0;
+                    for (size_t i = 0; st == NST_OK && i < 3 * hw; i++) {
+                        float dc = 0.5f * maskimg->data[i];
+                        init->data[i] = dc * warped->data[i] + (1 - dc) * old->data[i];
+                    }
+                    if (st == NST_OK && o.p.luminance_only) {
+                        nst_image *gi = NULL, *gw = NULL;
+                        st = nst_image_luminance(init, &gi, &msg);
+                        if (st == NST_OK) st = nst_image_luminance(warped, &gw, &msg);
+                        nst_image_free(init);
+                        nst_image_free(warped);
+                        init = gi;
+                        warped = gw;
+                    }
+                }
+                if (st == NST_OK) {
+                    nst_params p = o.p;
+                    p.iterations = o.frame_iterations;
+                    p.init = NST_INIT_IMAGE;
+                    p.init_image = init ? init : old;
+                    p.temporal_target = warped;
+                    p.temporal_mask = maskimg;
+                    fc.frame = t + 1;
+                    st = nst_transfer_run(rt, model, &p, ct, (const nst_image *const *)styles,
+                                          o.nstyles, o.nblend ? o.blend : NULL, on_progress, &fc,
+                                          &result);
+                    if (st != NST_OK && st != NST_ERR_INTERRUPTED)
+                        snprintf(msg.text, sizeof msg.text, "%s", nst_last_error(rt));
+                }
+                nst_image_free(old);
+                nst_image_free(warped);
+                nst_image_free(maskimg);
+                nst_image_free(init);
+                if (st == NST_OK) {
+                    pass_path(work, "pass", k, t, path, sizeof path);
+                    st = nst_image_write(path, result, 0, 1, &msg);
+                    if (st == NST_OK && !(out = load_file(path, w, h))) st = NST_ERR_IO;
+                }
+                nst_image_free(result);
+                if (st != NST_OK) {
+                    if (fc.tty && !o.quiet && !o.json) fputc('\n', stderr);
+                    if (st == NST_ERR_INTERRUPTED) {
+                        fprintf(stderr, "nst video: interrupted at frame %ld in pass %d of %d; "
+                                        "the frames done are kept in %s: run the same command "
+                                        "to continue\n", t + 1, k, o.passes, work);
+                        rc = EXIT_INTERRUPTED;
+                    } else {
+                        fprintf(stderr, "nst video: pass %d, frame %ld: %s\n", k, t + 1,
+                                msg.text);
+                    }
+                    nst_image_free(ct);
+                    nst_image_free(near);
+                    nst_image_free(cn);
+                    goto stop;
+                }
+                done_here++;
+                its_here += o.frame_iterations;
+                spent = mono() - t_start;
+            }
+            its_left_total = ((long)(o.passes - k) * (frames - 1) + (frames - 1 - q)) *
+                             (long)o.frame_iterations;
+            double eta = done_here && its_here ? spent / its_here * its_left_total : -1;
+            if (o.json) {
+                printf("{\"event\":\"frame\",\"pass\":%d,\"passes\":%d,\"frame\":%ld,"
+                       "\"frames\":%ld,\"resumed\":%s,\"warped\":%s,\"consistent\":%.4f,"
+                       "\"loss\":%.9g,\"temporal\":%.9g,\"flow_seconds\":%.3f,"
+                       "\"seconds\":%.3f,\"elapsed\":%.3f,\"eta\":%.1f}\n",
+                       k, o.passes, t + 1, frames, resumed ? "true" : "false",
+                       near && !resumed ? "true" : "false", coverage, resumed ? 0 : fc.loss,
+                       resumed ? 0 : fc.temporal, flow_secs, mono() - t0, mono() - t_start, eta);
+                fflush(stdout);
+            } else if (!o.quiet) {
+                char etab[32];
+                fmt_duration(eta, etab, sizeof etab);
+                fprintf(stderr, "%spass %d/%d frame %ld/%ld %s in %.1f s  ETA %s\n",
+                        fc.tty ? "\r\033[K" : "", k, o.passes, t + 1, frames,
+                        resumed ? "kept from before" : "done", mono() - t0, etab);
+            }
+            nst_image_free(near);
+            nst_image_free(cn);
+            near = out;
+            cn = ct;
+        }
+        nst_image_free(near);
+        nst_image_free(cn);
+    }
+
     /* the video, from the frames kept */
     char note[256] = "";
     if (nst_video_writer_open(o.output, w, h, info.fps_num, info.fps_den, o.codec,
@@ -849,7 +1014,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     }
     nst_video_writer_jpeg_quality(wr, o.jpeg_quality);
     for (long t = 0; t < frames; t++) {
-        nst_image *img = load_done(work, t, w, h);
+        nst_image *img = load_pass(work, "pass", o.passes, t, w, h);
         if (!img) {
             fprintf(stderr, "nst video: frame %ld is missing from %s\n", t + 1, work);
             goto stop;
