@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -41,6 +42,9 @@
 
 #include "batch.h"
 #include "cli.h"
+#include "video.h"
+#include "video_cmd.h"
+#include "video_join.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -59,8 +63,23 @@ typedef struct job {
     double cost;   /* pixels x iterations: largest first */
     int state, attempts, avoid, device;
     double t0, seconds;
+    int group; /* a stretch of the video groups[group]; -1 for an image */
     char error[1024];
 } job;
+
+/* A video job: its clip split into stretches of chunk_frames frames, each
+ * but the first starting chunk_overlap frames early, each stretch a job
+ * (a lossless .mkv in OUTPUT.nst-chunks/), joined into output once all are
+ * there. */
+typedef struct vgroup {
+    int line;
+    char *output, *content, *codec, *dir;
+    int nchunks;
+    char **chunks;
+    long *start, *stop;
+    int state; /* J_QUEUED until joined (J_DONE), found joined (J_SKIPPED) or J_FAILED */
+    char error[1024];
+} vgroup;
 
 typedef struct slot {
     int dev;          /* index in nst's device list */
@@ -89,6 +108,10 @@ typedef struct batch {
     int first_queued; /* no job before it is queued: the scans start here */
     double t0;
     int live; /* a live line is open on the terminal */
+    vgroup *groups; /* the video jobs of the whole file, every slice's */
+    int ngroups;
+    long chunk_frames, chunk_overlap;
+    int joined;
 } batch;
 
 static volatile sig_atomic_t g_stop = 0;
@@ -226,8 +249,8 @@ static int inputs_readable(job *j, const char *what, const char *list, int split
 /* Turns one line into a job: its argument list (checked against the
  * command's option table), output, staging name and cost. 0 with j->error
  * when the line is not a job. */
-static int job_parse(job *j, const char *text, const char *exe, const char *shortopts,
-                     const struct option *longopts) {
+static int job_parse(job *j, const char *text, const char *exe, const char *sub,
+                     const char *shortopts, const struct option *longopts) {
     json_error_t jerr;
     json_t *o = json_loads(text, 0, &jerr);
     const char *content = NULL, *style = NULL, *mask = NULL, *init = NULL;
@@ -242,7 +265,7 @@ static int job_parse(job *j, const char *text, const char *exe, const char *shor
         return job_fail(j, "not a JSON object: give {\"content\": ..., \"style\": ..., "
                            "\"output\": ...}");
     }
-    if (!add_arg(j, exe)) goto nomem;
+    if (!add_arg(j, exe) || (sub && !add_arg(j, sub))) goto nomem;
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v) {
@@ -318,7 +341,7 @@ static int job_parse(job *j, const char *text, const char *exe, const char *shor
         job_fail(j, "no output: give \"output\": \"FILE.png\"");
         goto out;
     }
-    if (!cli_image_ext_ok(j->output)) {
+    if (!sub && !cli_image_ext_ok(j->output)) {
         job_fail(j, "output '%s': the name must end in .png, .jpg or .jpeg", j->output);
         goto out;
     }
@@ -327,7 +350,7 @@ static int job_parse(job *j, const char *text, const char *exe, const char *shor
         goto out;
     }
     /* a missing input fails the job here, without a worker */
-    if (content && inputs_readable(j, "content", content, 0)) goto out;
+    if (content && !sub && inputs_readable(j, "content", content, 0)) goto out;
     if (json_is_array(json_object_get(o, "style"))) {
         size_t i;
         json_t *e;
@@ -358,6 +381,155 @@ static void job_free(job *j) {
     free(j->staging);
 }
 
+/* ---- video jobs: a clip in stretches, joined ------------------------------------ */
+
+/* 1 when the line is an object with "video": true. */
+static int is_video_line(const char *text) {
+    json_t *o = json_loads(text, 0, NULL);
+    int v = o && json_is_true(json_object_get(o, "video"));
+    json_decref(o);
+    return v;
+}
+
+static job *new_job(batch *b, int line) {
+    if (b->njobs % 64 == 0) {
+        job *g = realloc(b->jobs, (size_t)(b->njobs + 64) * sizeof *g);
+        if (!g) return NULL;
+        b->jobs = g;
+    }
+    job *j = &b->jobs[b->njobs++];
+    memset(j, 0, sizeof *j);
+    j->line = line;
+    j->avoid = j->device = -1;
+    j->group = -1;
+    return j;
+}
+
+/* A line that cannot become stretches: one failed job naming it. */
+static int video_line_fails(batch *b, int line, const char *fmt, ...) NST_CLI_PRINTF(3, 4);
+static int video_line_fails(batch *b, int line, const char *fmt, ...) {
+    job *j = new_job(b, line);
+    if (!j) return 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->error, sizeof j->error, fmt, ap);
+    va_end(ap);
+    j->state = J_FAILED;
+    return 1;
+}
+
+/* Turns a video line into its stretches, one job each, and their group.
+ * The clip's frames [0, F) are stretch 0, and each later stretch k holds
+ * [kF - O, (k+1)F): its first O frames, the overlap, start the temporal
+ * chain from the previous stretch's last frames' inputs, so that by frame kF
+ * it has settled, and at the join the overlap is cross-faded from the
+ * earlier stretch to the later. 0 only when out of memory. */
+static int video_jobs(batch *b, const char *text, int line) {
+    const char *vshort;
+    const struct option *vopts = video_cmd_options(&vshort);
+    json_t *o = json_loads(text, 0, NULL);
+    const char *out = json_string_value(json_object_get(o, "output"));
+    const char *content = json_string_value(json_object_get(o, "content"));
+    const char *codec = json_string_value(json_object_get(o, "codec"));
+    int rc = 1;
+    if (!out || !content) {
+        rc = video_line_fails(b, line, "a video job needs \"content\": \"CLIP.mp4\" and "
+                                       "\"output\": \"OUT.mp4\"");
+        goto out;
+    }
+    static const char *const refused[] = {"start-frame", "work-dir", "keep-frames", NULL};
+    for (int k = 0; refused[k]; k++)
+        if (json_object_get(o, refused[k])) {
+            rc = video_line_fails(b, line, "key '%s' is not for a video job: the batch splits "
+                                           "the clip and keeps the stretches itself", refused[k]);
+            goto out;
+        }
+    long frames = 0, limit = 0;
+    nst_msg msg = {{0}};
+    if (json_is_integer(json_object_get(o, "frames")))
+        limit = (long)json_integer_value(json_object_get(o, "frames"));
+    if (nst_video_count(content, &frames, &msg) != NST_OK) {
+        rc = video_line_fails(b, line, "%s", msg.text);
+        goto out;
+    }
+    if (limit > 0 && limit < frames) frames = limit;
+    int size = 512, fit = 150, iters = 500;
+    nst_params def;
+    nst_params_default(&def);
+    iters = def.iterations;
+    if (json_is_integer(json_object_get(o, "size")))
+        size = (int)json_integer_value(json_object_get(o, "size"));
+    if (json_is_integer(json_object_get(o, "frame-iterations")))
+        fit = (int)json_integer_value(json_object_get(o, "frame-iterations"));
+    if (json_is_integer(json_object_get(o, "iterations")))
+        iters = (int)json_integer_value(json_object_get(o, "iterations"));
+    long F = b->chunk_frames, O = b->chunk_overlap;
+    int n = (int)((frames + F - 1) / F);
+    vgroup *g = realloc(b->groups, (size_t)(b->ngroups + 1) * sizeof *g);
+    if (!g) goto nomem;
+    b->groups = g;
+    g = &b->groups[b->ngroups++];
+    memset(g, 0, sizeof *g);
+    g->line = line;
+    g->state = J_QUEUED;
+    size_t dl = strlen(out) + 16;
+    g->output = strdup(out);
+    g->content = strdup(content);
+    g->codec = codec ? strdup(codec) : NULL;
+    g->dir = malloc(dl);
+    g->chunks = calloc((size_t)n, sizeof *g->chunks);
+    g->start = calloc((size_t)n, sizeof *g->start);
+    g->stop = calloc((size_t)n, sizeof *g->stop);
+    if (!g->output || !g->content || (codec && !g->codec) || !g->dir || !g->chunks ||
+        !g->start || !g->stop)
+        goto nomem;
+    snprintf(g->dir, dl, "%s.nst-chunks", out);
+    g->nchunks = n;
+    json_object_del(o, "video");
+    json_object_del(o, "codec");
+    json_object_del(o, "frames");
+    for (int k = 0; k < n; k++) {
+        long s0 = k ? k * F - O : 0, s1 = (k + 1) * F < frames ? (k + 1) * F : frames;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/frames_%06ld-%06ld.mkv", g->dir, s0, s1);
+        g->start[k] = s0;
+        g->stop[k] = s1;
+        if (!(g->chunks[k] = strdup(path))) goto nomem;
+        json_object_set_new(o, "output", json_string(path));
+        json_object_set_new(o, "start-frame", json_integer(s0));
+        json_object_set_new(o, "frames", json_integer(s1 - s0));
+        json_object_set_new(o, "codec", json_string("ffv1"));
+        char *line_text = json_dumps(o, JSON_COMPACT);
+        job *j = line_text ? new_job(b, line) : NULL;
+        if (!j) {
+            free(line_text);
+            goto nomem;
+        }
+        job_parse(j, line_text, b->exe, "video", vshort, vopts);
+        free(line_text);
+        j->group = b->ngroups - 1;
+        j->cost = (double)size * size * (double)((k ? 0 : iters) + (s1 - s0) * fit);
+    }
+    goto out;
+nomem:
+    fprintf(stderr, "nst: batch: out of memory\n");
+    rc = 0;
+out:
+    json_decref(o);
+    return rc;
+}
+
+static void group_free(vgroup *g) {
+    for (int k = 0; g->chunks && k < g->nchunks; k++) free(g->chunks[k]);
+    free(g->chunks);
+    free(g->start);
+    free(g->stop);
+    free(g->output);
+    free(g->content);
+    free(g->codec);
+    free(g->dir);
+}
+
 /* Reads JOBS: one job per non-blank line; a line that is not a job is a
  * failed job. 0 with a message when the file cannot be read. */
 static int read_jobs(batch *b, const char *shortopts, const struct option *longopts) {
@@ -369,26 +541,25 @@ static int read_jobs(batch *b, const char *shortopts, const struct option *longo
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    int lineno = 0, cap_jobs = 0, ok = 1;
+    int lineno = 0, ok = 1;
     while ((n = getline(&line, &cap, f)) >= 0) {
         lineno++;
         size_t k = strspn(line, " \t\r\n");
         if (line[k] == 0) continue;
-        if (b->njobs == cap_jobs) {
-            cap_jobs = cap_jobs ? 2 * cap_jobs : 64;
-            job *g = realloc(b->jobs, (size_t)cap_jobs * sizeof *g);
-            if (!g) {
-                fprintf(stderr, "nst: batch: out of memory\n");
+        if (is_video_line(line)) {
+            if (!video_jobs(b, line, lineno)) {
                 ok = 0;
                 break;
             }
-            b->jobs = g;
+            continue;
         }
-        job *j = &b->jobs[b->njobs++];
-        memset(j, 0, sizeof *j);
-        j->line = lineno;
-        j->avoid = j->device = -1;
-        job_parse(j, line, b->exe, shortopts, longopts);
+        job *j = new_job(b, lineno);
+        if (!j) {
+            fprintf(stderr, "nst: batch: out of memory\n");
+            ok = 0;
+            break;
+        }
+        job_parse(j, line, b->exe, NULL, shortopts, longopts);
     }
     free(line);
     if (f != stdin) fclose(f);
@@ -627,7 +798,8 @@ static void remove_partials(const job *j) {
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
         if (len > n + 6 && e->d_name[0] == '.' && !strncmp(e->d_name + 1, base, n) &&
-            e->d_name[n + 1] == '.' && !strcmp(e->d_name + len - 4, ".tmp")) {
+            e->d_name[n + 1] == '.' &&
+            (!strcmp(e->d_name + len - 4, ".tmp") || len == n + 8)) {
             char path[8300];
             snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
             unlink(path);
@@ -728,7 +900,10 @@ static void child_line(batch *b, slot *s, const char *line) {
     json_t *o = json_loads(line, 0, NULL);
     if (!o) return;
     const char *ev = json_string_value(json_object_get(o, "event"));
-    if (ev && !strcmp(ev, "iteration")) {
+    if (ev && !strcmp(ev, "frame")) { /* a video stretch: frames for iterations */
+        s->iteration = (int)json_integer_value(json_object_get(o, "frame"));
+        s->iterations = (int)json_integer_value(json_object_get(o, "frames"));
+    } else if (ev && !strcmp(ev, "iteration")) {
         s->iteration = (int)json_integer_value(json_object_get(o, "iteration"));
         s->iterations = (int)json_integer_value(json_object_get(o, "iterations"));
         if (b->json) {
@@ -946,19 +1121,87 @@ static int run_jobs(batch *b) {
     return 0;
 }
 
+/* Joins the videos whose stretches are all there and whose output is not,
+ * whichever slice ran them: the batch that finds the last stretch done
+ * joins. A lock in the stretches' directory (flock) keeps two batches from
+ * joining one video at once; the second finds the output written. */
+static void join_videos(batch *b) {
+    for (int i = 0; i < b->ngroups && !g_stop; i++) {
+        vgroup *g = &b->groups[i];
+        struct stat sb;
+        if (g->state != J_QUEUED) continue;
+        int all = 1;
+        for (int k = 0; k < g->nchunks && all; k++) all = stat(g->chunks[k], &sb) == 0;
+        if (!all) continue;
+        char lock[4300];
+        snprintf(lock, sizeof lock, "%s/join.lock", g->dir);
+        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            if (fd >= 0) close(fd);
+            say(b, "%s (line %d): another batch is joining it", g->output, g->line);
+            continue;
+        }
+        if (stat(g->output, &sb) == 0) { /* another batch joined it */
+            close(fd);
+            g->state = J_SKIPPED;
+            continue;
+        }
+        double t0 = now();
+        char note[256] = "", err[1024] = "";
+        nst_video_info info;
+        nst_video_reader *rd = NULL;
+        nst_msg msg = {{0}};
+        int audio = !nst_video_is_pattern(g->content) &&
+                    nst_video_open(g->content, &rd, &info, &msg) == NST_OK && info.has_audio;
+        nst_video_close(rd);
+        if (video_join((const char *const *)g->chunks, g->start, g->stop, g->nchunks, g->output,
+                       g->codec, audio && !nst_video_is_pattern(g->output) ? g->content : NULL,
+                       note, sizeof note, err, sizeof err) != 0) {
+            g->state = J_FAILED;
+            snprintf(g->error, sizeof g->error, "joining: %s", err);
+            b->failed++;
+            job j = {.line = g->line, .output = g->output, .error = ""};
+            snprintf(j.error, sizeof j.error, "%s", g->error);
+            report_failed(b, &j, -1, EXIT_RUNTIME);
+            close(fd);
+            continue;
+        }
+        g->state = J_DONE;
+        b->joined++;
+        say(b, "joined %s (line %d) from %d stretches of %ld frames, %s, %.1f s", g->output,
+            g->line, g->nchunks, g->stop[g->nchunks - 1], note, now() - t0);
+        if (b->json)
+            printf("{\"event\":\"joined\",\"job\":%d,\"output\":\"%s\",\"chunks\":%d,"
+                   "\"frames\":%ld,\"seconds\":%.3f}\n",
+                   g->line, js(g->output), g->nchunks, g->stop[g->nchunks - 1], now() - t0);
+        fflush(stdout);
+        /* the stretches have served: the output now says the video is done */
+        for (int k = 0; k < g->nchunks; k++) unlink(g->chunks[k]);
+        unlink(lock);
+        close(fd);
+        rmdir(g->dir);
+    }
+}
+
 /* ---- the command ----------------------------------------------------------------- */
 
 int nst_batch(int argc, char **argv, const char *shortopts, const struct option *longopts,
               const nst_settings *set) {
-    enum { B_DEVICES = 256, B_SHARD, B_JSON };
+    enum { B_DEVICES = 256, B_SHARD, B_JSON, B_CHUNK_FRAMES, B_CHUNK_OVERLAP };
     static const struct option opts[] = {{"devices", required_argument, NULL, B_DEVICES},
                                          {"shard", required_argument, NULL, B_SHARD},
                                          {"json", no_argument, NULL, B_JSON},
+                                         {"chunk-frames", required_argument, NULL,
+                                          B_CHUNK_FRAMES},
+                                         {"chunk-overlap", required_argument, NULL,
+                                          B_CHUNK_OVERLAP},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     static batch b;
     memset(&b, 0, sizeof b);
+    b.chunk_frames = 120;
+    b.chunk_overlap = 6;
     const char *devices = NULL, *shard = NULL;
     char err[700];
     int c, rc;
@@ -977,8 +1220,21 @@ int nst_batch(int argc, char **argv, const char *shortopts, const struct option 
         case B_JSON: b.json = 1; break;
         case B_DEVICES: devices = optarg; break;
         case B_SHARD: shard = optarg; break;
+        case B_CHUNK_FRAMES:
+        case B_CHUNK_OVERLAP: {
+            int v;
+            if (!cli_parse_int(optarg, &v) || v < (c == B_CHUNK_FRAMES) || v > 1000000)
+                return usage("--%s '%s': give a whole number >= %d",
+                             c == B_CHUNK_FRAMES ? "chunk-frames" : "chunk-overlap", optarg,
+                             c == B_CHUNK_FRAMES);
+            *(c == B_CHUNK_FRAMES ? &b.chunk_frames : &b.chunk_overlap) = v;
+            break;
+        }
         }
     }
+    if (b.chunk_overlap >= b.chunk_frames)
+        return usage("--chunk-overlap %ld must be less than --chunk-frames %ld",
+                     b.chunk_overlap, b.chunk_frames);
     if (!b.file) return usage("no JOBS file: give a JSON Lines file, one job per line");
     if ((rc = parse_shard(&b, shard))) return rc;
     ssize_t n = readlink("/proc/self/exe", b.exe, sizeof b.exe - 1);
@@ -1008,8 +1264,11 @@ int nst_batch(int argc, char **argv, const char *shortopts, const struct option 
     b.total = kept;
     for (int i = 0; i < b.njobs; i++) {
         struct stat sb;
+        int g = b.jobs[i].group;
         if (b.jobs[i].state == J_FAILED) b.failed++;
-        else if (stat(b.jobs[i].output, &sb) == 0) b.jobs[i].state = J_SKIPPED, b.skipped++;
+        else if (stat(b.jobs[i].output, &sb) == 0 ||
+                 (g >= 0 && stat(b.groups[g].output, &sb) == 0))
+            b.jobs[i].state = J_SKIPPED, b.skipped++;
     }
     if (b.json) {
         printf("{\"event\":\"batch\",\"file\":\"%s\",\"jobs\":%d,\"shard\":%d,\"shards\":%d,"
@@ -1043,6 +1302,7 @@ int nst_batch(int argc, char **argv, const char *shortopts, const struct option 
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
     run_jobs(&b);
+    if (!g_stop) join_videos(&b);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     int left = 0;
@@ -1050,12 +1310,18 @@ int nst_batch(int argc, char **argv, const char *shortopts, const struct option 
     double secs = now() - b.t0;
     if (b.json) {
         printf("{\"event\":\"summary\",\"jobs\":%d,\"done\":%d,\"skipped\":%d,\"failed\":%d,"
-               "\"not_run\":%d,\"seconds\":%.3f,\"interrupted\":%s}\n",
-               b.total, b.done, b.skipped, b.failed, left, secs, g_stop ? "true" : "false");
+               "\"not_run\":%d,\"joined\":%d,\"seconds\":%.3f,\"interrupted\":%s}\n",
+               b.total, b.done, b.skipped, b.failed, left, b.joined, secs,
+               g_stop ? "true" : "false");
     } else {
         fprintf(stderr, "nst: batch %s: %d done, %d already done, %d failed%s%s in %.1f s\n",
                 b.file, b.done, b.skipped, b.failed, g_stop ? ", interrupted" : "",
                 left ? " (some not run)" : "", secs);
+        for (int i = 0; i < b.ngroups; i++)
+            if (b.groups[i].state == J_QUEUED && !g_stop)
+                fprintf(stderr, "  %s (line %d): waiting for stretches of other slices or "
+                                "failed ones; the batch run that finishes the last joins it\n",
+                        b.groups[i].output, b.groups[i].line);
         for (int i = 0; i < b.njobs && b.failed; i++)
             if (b.jobs[i].state == J_FAILED)
                 fprintf(stderr, "  failed: line %d%s%s: %s\n", b.jobs[i].line,
@@ -1067,5 +1333,7 @@ int nst_batch(int argc, char **argv, const char *shortopts, const struct option 
 out:
     for (int i = 0; i < b.njobs; i++) job_free(&b.jobs[i]);
     free(b.jobs);
+    for (int i = 0; i < b.ngroups; i++) group_free(&b.groups[i]);
+    free(b.groups);
     return rc;
 }

@@ -60,6 +60,10 @@ static const char *video_usage =
     "                            new one warped, --frame-iterations each (default 1)\n"
     "      --flow fast|medium|fine  optical-flow quality (default medium)\n"
     "      --frames N            stylise the first N frames only\n"
+    "      --start-frame S       start at frame S (counted from 0), skipping those\n"
+    "                            before it: with --frames, one stretch of a clip\n"
+    "                            (no audio is copied then); nst batch splits a clip\n"
+    "                            into such stretches\n"
     "      --work-dir DIR        where finished frames are kept (default: OUT.nst-work\n"
     "                            beside the output); a rerun continues from them\n"
     "      --keep-frames         keep the work directory after the video is written\n"
@@ -144,6 +148,7 @@ typedef struct video_opts {
     int passes;      /* --passes: 1 forward, then alternately backward and forward */
     int lt[16], nlt; /* --long-term: frame offsets, ascending, lt[0] = 1 */
     long max_frames;
+    long start_frame; /* --start-frame: frames skipped before the first */
     nst_flow_quality flow;
     nst_network network;
     nst_params p;
@@ -155,7 +160,8 @@ enum {
     V_POOLING, V_SEED, V_PRESERVE_COLORS, V_LUMINANCE_ONLY, V_LUMINANCE_MATCH, V_SCALES,
     V_SCALE_ITERATIONS, V_AVERAGE_DECAY, V_OPTIMIZER, V_LEARNING_RATE, V_LBFGS_HISTORY,
     V_LINE_SEARCH, V_MAX_MEMORY, V_TILE, V_NETWORK, V_NO_CACHE, V_JSON, V_TEMPORAL_WEIGHT,
-    V_FRAME_ITERATIONS, V_FLOW, V_FRAMES, V_WORK_DIR, V_KEEP_FRAMES, V_CODEC, V_LONG_TERM, V_PASSES
+    V_FRAME_ITERATIONS, V_FLOW, V_FRAMES, V_WORK_DIR, V_KEEP_FRAMES, V_CODEC, V_LONG_TERM, V_PASSES,
+    V_START_FRAME
 };
 
 static const char video_shortopts[] = "-:c:s:o:n:d:w:qh";
@@ -205,6 +211,7 @@ static const struct option video_longopts[] = {
     {"codec", required_argument, NULL, V_CODEC},
     {"long-term", required_argument, NULL, V_LONG_TERM},
     {"passes", required_argument, NULL, V_PASSES},
+    {"start-frame", required_argument, NULL, V_START_FRAME},
     {NULL, 0, NULL, 0}};
 
 static int parse_doubles(const char *s, double *out, int max) {
@@ -368,6 +375,14 @@ static int parse_args(int argc, char **argv, video_opts *o) {
             o->max_frames = n;
             break;
         }
+        case V_START_FRAME: {
+            int n;
+            if (!cli_parse_int(v, &n) || n < 0)
+                return usage_error("--start-frame '%s': give a whole number >= 0 (the first "
+                                   "frame is 0)", v);
+            o->start_frame = n;
+            break;
+        }
         case V_WORK_DIR: o->work_dir = v; break;
         case V_KEEP_FRAMES: o->keep_frames = 1; break;
         case V_LONG_TERM: {
@@ -457,6 +472,8 @@ static void run_signature(const video_opts *o, const nst_video_info *in, int w, 
         n += (size_t)snprintf(buf + n, len - n, " long-term %d", o->lt[i]);
     if (o->passes > 1 && n < len)
         n += (size_t)snprintf(buf + n, len - n, " passes %d", o->passes);
+    if (o->start_frame > 0 && n < len)
+        n += (size_t)snprintf(buf + n, len - n, " start-frame %ld", o->start_frame);
     if (n < len) snprintf(buf + n, len - n, "\n");
 }
 
@@ -668,6 +685,12 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         fprintf(stderr, "nst video: %s\n", msg.text);
         return EXIT_RUNTIME;
     }
+    if (o.start_frame >= frames) {
+        fprintf(stderr, "nst video: --start-frame %ld: '%s' has %ld frames (0 to %ld)\n",
+                o.start_frame, o.content, frames, frames - 1);
+        goto done;
+    }
+    frames -= o.start_frame;
     if (o.max_frames && o.max_frames < frames) frames = o.max_frames;
     int w, h;
     nst_image_fit_size(info.w, info.h, o.p.size, &w, &h);
@@ -736,6 +759,14 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                js(nst_runtime_device(rt)->name));
     fflush(stdout);
 
+    for (long t = 0; t < o.start_frame; t++) {
+        nst_image *raw = NULL;
+        if (nst_video_next(rd, &raw, &msg) != NST_OK || !raw) {
+            fprintf(stderr, "nst video: %s\n", raw ? msg.text : "the input ended early");
+            goto done;
+        }
+        nst_image_free(raw);
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     frame_ctx fc = {.o = &o, .tty = isatty(2), .frames = frames, .eta = -1};
@@ -1007,7 +1038,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     /* the video, from the frames kept */
     char note[256] = "";
     if (nst_video_writer_open(o.output, w, h, info.fps_num, info.fps_den, o.codec,
-                              pattern_out || !info.has_audio ? NULL : o.content, &wr, note,
+                              pattern_out || !info.has_audio || o.start_frame ? NULL : o.content, &wr, note,
                               sizeof note, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s (the frames are kept in %s)\n", msg.text, work);
         goto stop;
@@ -1067,4 +1098,9 @@ done:
     nst_model_free(model);
     nst_runtime_close(rt);
     return rc;
+}
+
+const struct option *video_cmd_options(const char **shortopts) {
+    if (shortopts) *shortopts = video_shortopts;
+    return video_longopts;
 }

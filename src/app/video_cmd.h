@@ -7,4 +7,9 @@
 /* argv[0] is "video"; returns the exit status. */
 int cmd_video(int argc, char **argv, const nst_settings *set);
 
+struct option;
+/* The option table of `nst video` (and its short options), with which
+ * nst batch checks a video job. */
+const struct option *video_cmd_options(const char **shortopts);
+
 #endif
