@@ -15,6 +15,12 @@
 # working directory; --chdir to change it); nst is found on PATH, or set
 # NST=/path/to/nst (sbatch --export=ALL,NST=...).
 #
+# A video job ("video": true) is split into stretches that are jobs of their
+# own, spread over the tasks like any job; the task that finishes the last
+# stretch of a video joins the video (a lock in OUT.nst-chunks/ keeps two
+# tasks from joining it at once). If a task failed, resubmitting the array
+# (or running `nst batch JOBS` once anywhere) redoes what is missing and joins.
+#
 # Resubmitting the same command after a failure, a time limit or a
 # preemption redoes only what is unfinished: each output is written
 # atomically and a job whose output exists is skipped. A task exits 0 only

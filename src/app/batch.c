@@ -139,6 +139,7 @@ static int usage(const char *fmt, ...) {
 
 static const char *help_text =
     "usage: nst batch JOBS [--devices all|SEL[,SEL...]] [--shard I/N] [--json] [--quiet]\n"
+    "                      [--chunk-frames F] [--chunk-overlap O]\n"
     "\n"
     "Runs many transfers: JOBS is a JSON Lines file (- for standard input), one\n"
     "transfer per line, whose keys are the long options of nst itself, e.g.\n"
@@ -149,6 +150,13 @@ static const char *help_text =
     "relative to the current directory). Each job is checked as that command line\n"
     "would be, then run by a worker on one of the devices, largest jobs first.\n"
     "\n"
+    "A line with \"video\": true is a clip for nst video (its keys are nst video's\n"
+    "options), e.g. {\"video\": true, \"content\": \"clip.mp4\", \"style\": \"x.jpg\",\n"
+    "\"output\": \"out.mp4\"}: the clip is split into stretches of F frames, each\n"
+    "but the first starting O frames early, each stretch a job of its own (on any\n"
+    "device or slice), kept in OUT.nst-chunks/; once all are done the batch that\n"
+    "finds them so joins them into OUT, the overlaps cross-faded, the audio copied.\n"
+    "\n"
     "  --devices SEL      the devices to use at once, one worker each: all, or\n"
     "                     indices and names separated by commas (a name takes every\n"
     "                     device whose platform or name contains it, e.g. nvidia);\n"
@@ -158,8 +166,11 @@ static const char *help_text =
     "                     SLURM_ARRAY_TASK_COUNT choose it: e.g.\n"
     "                     sbatch --array=0-7 tools/nst-slurm-array.sh JOBS\n"
     "  --json             one JSON object per event on stdout (batch, skip, start,\n"
-    "                     iteration, retry, done, failed, summary)\n"
+    "                     iteration, retry, done, failed, joined, summary)\n"
     "  -q, --quiet        print nothing but errors and the summary\n"
+    "  --chunk-frames F   frames per stretch of a video job (default 120)\n"
+    "  --chunk-overlap O  frames each stretch after the first starts early, cross-\n"
+    "                     faded with the previous stretch's last O (default 6)\n"
     "\n"
     "Resumable: each output is written atomically (its directory made when missing)\n"
     "and renamed into place when its job succeeds; running the same batch again\n"
@@ -270,6 +281,7 @@ static int job_parse(job *j, const char *text, const char *exe, const char *sub,
     json_t *v;
     json_object_foreach(o, key, v) {
         const char *name = strncmp(key, "--", 2) ? key : key + 2;
+        if (!strcmp(name, "video") && json_is_false(v)) continue; /* an image job */
         for (int k = 0; not_in_jobs[k]; k++)
             if (!strcmp(name, not_in_jobs[k])) {
                 job_fail(j, "key '%s' is not for a job%s", key,
