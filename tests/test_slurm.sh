@@ -3,7 +3,8 @@
 # this machine (munged, slurmctld, slurmd from a generated configuration, on
 # free ports, everything in a temporary directory), a job array of two tasks
 # over a small batch on the default OpenCL device, then the same array again,
-# which finds everything done. The suite starts and stops the daemons itself
+# which finds everything done; then a video job whose stretches spread over
+# the two tasks, joined once by the task that finishes the last. The suite starts and stops the daemons itself
 # and leaves nothing behind; it skips when Slurm or MUNGE is not installed
 # (tools/install-deps.sh --dev installs them) or when neither root nor
 # sudo without a password is at hand (the daemons need root).
@@ -142,10 +143,14 @@ for i in 1 2 3 4 5; do
     echo "{\"content\": \"photo.png\", \"style\": \"paint.jpg\", \"output\": \"out/j$i.png\", \"size\": $((28 + 4 * i)), \"iterations\": 3, \"weights\": \"w.safetensors\"}"
 done > "$W/jobs.jsonl"
 
-# submit ARRAY NAME: the array script over the batch; waits for the end
+# submit ARRAY NAME [JOBS [OPTIONS...]]: the array script over a batch; waits for the end
 submit() {
-    jid=$(sbatch --parsable --array="$1" --chdir="$W" --cpus-per-task=1 --mem=500 \
-        --output="$W/$2-%a.log" --export=ALL,NST="$NST" "$REPO/tools/nst-slurm-array.sh" jobs.jsonl)
+    a=$1
+    n=$2
+    shift 2
+    [ $# -eq 0 ] && set -- jobs.jsonl
+    jid=$(sbatch --parsable --array="$a" --chdir="$W" --cpus-per-task=1 --mem=500 \
+        --output="$W/$n-%a.log" --export=ALL,NST="$NST" "$REPO/tools/nst-slurm-array.sh" "$@")
     k=0
     while [ $k -lt 300 ] && [ -n "$(squeue -h -j "$jid" 2> /dev/null)" ]; do sleep 0.2; k=$((k + 1)); done
     echo "$jid"
@@ -160,6 +165,23 @@ check "each task had one GPU of its own" "grep -q 'GPU [0-9]' $W/first-0.log && 
 jid=$(submit 0-1 again)
 check "the array again: every job already done" \
     "[ \$(scontrol show job $jid | grep -c 'ExitCode=0:0') -eq 2 ] && grep -q '0 done, 3 already done' $W/again-0.log && grep -q '0 done, 2 already done' $W/again-1.log"
+
+# a video job: its stretches spread over the two tasks; the task that
+# finishes the last one joins the video, once
+if command -v ffmpeg > /dev/null 2>&1 && command -v ffprobe > /dev/null 2>&1; then
+    ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=s=96x72:r=10" -f lavfi -i "sine=f=440:d=1" \
+        -frames:v 9 -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest "$W/clip.mp4"
+    echo '{"video": true, "content": "clip.mp4", "style": "paint.jpg", "output": "film.mp4", "size": 32, "iterations": 3, "frame-iterations": 2, "weights": "w.safetensors"}' > "$W/films.jsonl"
+    jid=$(submit 0-1 film films.jsonl --chunk-frames 3 --chunk-overlap 1)
+    check "a video job over the array: both tasks exit 0" \
+        "[ \$(scontrol show job $jid | grep -c 'ExitCode=0:0') -eq 2 ]"
+    check "its three stretches ran in the two tasks" \
+        "[ \$(cat $W/film-*.log | grep -c 'nst: done .*nst-chunks/frames_') -eq 3 ] && grep -q 'nst: done' $W/film-0.log && grep -q 'nst: done' $W/film-1.log"
+    check "one task joined the video, with every frame and the audio" \
+        "[ \$(cat $W/film-*.log | grep -c 'nst: joined') -eq 1 ] && [ \"\$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 $W/film.mp4)\" = 9 ] && ffprobe -v error -show_entries stream=codec_type -of csv=p=0 $W/film.mp4 | grep -q audio && [ ! -e $W/film.mp4.nst-chunks ]"
+else
+    echo "note: ffmpeg is not installed: no video job under Slurm"
+fi
 if [ $fail -ne 0 ]; then
     for f in "$W"/*.log "$D"/log/*.log; do echo "== $f"; tail -n 20 "$f"; done
 fi
