@@ -137,10 +137,11 @@ check "the overlap lowers the border error against hard cuts" "awk 'BEGIN { exit
 {
     echo "{\"video\": true, \"content\": \"$T/missing.mp4\", \"style\": \"$T/paint.png\", \"output\": \"$T/m.mp4\"}"
     vjob wd.mp4 ', "work-dir": "x"'
+    vjob typo.mp4 ', "temporal-wieght": 3'
 } > "$T/bad.jsonl"
 $NST batch "$T/bad.jsonl" $C --json > "$T/bad.json" 2>&1
 rc=$?
-check "bad video lines fail, with their reasons" "[ $rc -eq 1 ] && grep -q '\"job\":1,.*missing.mp4' $T/bad.json && grep -q '\"job\":2,.*work-dir' $T/bad.json"
+check "bad video lines fail, with their reasons" "[ $rc -eq 1 ] && grep -q '\"job\":1,.*missing.mp4' $T/bad.json && grep -q '\"job\":2,.*work-dir' $T/bad.json && grep -q '\"job\":3,.*did you mean --temporal-weight' $T/bad.json && [ \$(grep -c '\"event\":\"failed\"' $T/bad.json) -eq 3 ]"
 $NST batch "$T/v.jsonl" --chunk-frames 4 --chunk-overlap 4 > /dev/null 2> "$T/ov.err"
 check "--chunk-overlap must be less than --chunk-frames" "[ \$? -eq 2 ] && grep -q 'less than --chunk-frames' $T/ov.err"
 

@@ -517,9 +517,13 @@ static int video_jobs(batch *b, const char *text, int line) {
             free(line_text);
             goto nomem;
         }
-        job_parse(j, line_text, b->exe, "video", vshort, vopts);
+        int parsed = job_parse(j, line_text, b->exe, "video", vshort, vopts);
         free(line_text);
         j->group = b->ngroups - 1;
+        if (!parsed) { /* the line's own fault: one failed job says it */
+            g->state = J_FAILED;
+            break;
+        }
         j->cost = (double)size * size * (double)((k ? 0 : iters) + (s1 - s0) * fit);
     }
     goto out;
@@ -1153,8 +1157,11 @@ static void join_videos(batch *b) {
             say(b, "%s (line %d): another batch is joining it", g->output, g->line);
             continue;
         }
-        if (stat(g->output, &sb) == 0) { /* another batch joined it */
+        if (stat(g->output, &sb) == 0) { /* joined already: the stretches have served */
+            for (int k = 0; k < g->nchunks; k++) unlink(g->chunks[k]);
+            unlink(lock);
             close(fd);
+            rmdir(g->dir);
             g->state = J_SKIPPED;
             continue;
         }
