@@ -14,7 +14,7 @@ DESTDIR ?=
 VERSION   := $(shell sed -n 's/.*define NST_VERSION "\(.*\)"/\1/p' include/nst.h)
 SOVERSION := 0
 SONAME    := libnst.so.$(SOVERSION)
-PKGS    := OpenCL clblast libpng libjpeg jansson
+PKGS    := OpenCL clblast libpng libjpeg jansson lapacke
 # OpenBLAS runs the matrix products of CPU devices on the host (src/hostblas.c);
 # without it (or with HOSTBLAS= on the command line) they all go through CLBlast.
 HOSTBLAS ?= $(shell pkg-config --exists openblas && echo openblas)
