@@ -2,7 +2,8 @@
 # Installs the Debian/Ubuntu packages nst needs to build, test and run:
 # the OpenCL ICD loader and headers, PoCL (the CPU device), CLBlast, OpenBLAS
 # (pthreads; the matrix products of CPU devices run on it), libpng,
-# libjpeg-turbo, jansson (the weights header), cmocka (tests), curl (weights),
+# libjpeg-turbo, jansson (the weights header), LAPACKE (the symmetric eigensolver
+# of --method wct), cmocka (tests), curl (weights),
 # python3 (the weight-fetch test's local server) and Mesa's OpenCL (rusticl, a
 # second implementation for the cross-vendor checks). With --dev, also what the reliability targets need (docs/RELIABILITY.md):
 # clang and its sanitizer/libFuzzer runtimes (make fuzz), valgrind (make
@@ -12,7 +13,7 @@
 set -eu
 PKGS="build-essential pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
 clinfo libclblast-dev libpng-dev libjpeg-dev libjansson-dev libcmocka-dev curl ca-certificates
-python3 mesa-opencl-icd libopenblas-pthread-dev"
+python3 mesa-opencl-icd libopenblas-pthread-dev liblapacke-dev"
 case "${1:-}" in
     --dev)
         PKGS="$PKGS clang valgrind groff-base"
