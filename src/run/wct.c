@@ -424,8 +424,9 @@ static nst_status upload_image(nst_runtime *rt, const nst_image *img, nst_tensor
 }
 
 /* The regions of a level's h x w features: each position to the style whose
- * mask is brightest there, if at least half white. reg[k] are [N] 0/1
- * tensors, cnt[k] their sizes, unc 1 where none. */
+ * mask is brightest there, if at least half white (a region of fewer than 2
+ * positions is dropped). reg[k] are [N] 0/1 tensors, cnt[k] their sizes, unc
+ * 1 where none. */
 static nst_status make_regions(nst_runtime *rt, const nst_image *const *masks, int nstyles, int h,
                                int w, nst_tensor **reg, double *cnt, nst_tensor **unc) {
     nst_status st = NST_OK;
@@ -453,6 +454,14 @@ static nst_status make_regions(nst_runtime *rt, const nst_image *const *masks, i
                 bv = val[k * N + i];
             }
         owner[i] = best;
+    }
+    /* a region of fewer than 2 positions has no covariance: it keeps the content */
+    for (int k = 0; k < nstyles; k++) {
+        size_t c = 0;
+        for (size_t i = 0; i < N; i++) c += owner[i] == k;
+        if (c < 2)
+            for (size_t i = 0; i < N; i++)
+                if (owner[i] == k) owner[i] = -1;
     }
     for (int k = 0; k <= nstyles; k++) {
         double c = 0;
@@ -489,7 +498,7 @@ static nst_status run_level(nst_runtime *rt, const nst_wct_models *m, int L,
     if (nst_fwdnet_shape(enc, x->h, x->w, &c, &h, &w))
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
                         "the image (%dx%d) is too small for WCT level %d: give each side at "
-                        "least %d pixels", x->w, x->h, L, 2 << (L - 1));
+                        "least %d pixels", x->w, x->h, L, (1 << (L - 1)) + 1);
     NST_TRY(nst_fwdnet_forward(rt, enc, x, &fc));
     for (int k = 0; k < nstyles; k++) {
         int sc, sh, sw;
