@@ -85,24 +85,26 @@ __kernel void conv_im2col_reflect(const int C, const int H, const int W, const i
 }
 
 /* xp [C,H+2p,W+2p] = x [C,H,W] reflection-padded by p (p < H, W): the
- * input of a same-size convolution whose interior is the reflected one. */
+ * input of a same-size convolution whose interior is the reflected one.
+ * 2-D launch: (column of xp, row of xp over all channels). */
 __kernel void conv_pad_reflect(const int C, const int H, const int W, const int p,
                                __global const float *x, __global float *xp) {
     const int PH = H + 2 * p, PW = W + 2 * p;
-    const int idx = get_global_id(0);
-    if (idx >= C * PH * PW) return;
-    const int pw = idx % PW, ph = (idx / PW) % PH, c = idx / (PH * PW);
+    const int pw = get_global_id(0), r = get_global_id(1);
+    if (pw >= PW || r >= C * PH) return;
+    const int c = r / PH, ph = r - c * PH;
     int h = ph - p, w = pw - p;
     h = h < 0 ? -h : (h >= H ? 2 * H - 2 - h : h);
     w = w < 0 ? -w : (w >= W ? 2 * W - 2 - w : w);
-    xp[idx] = x[(c * H + h) * W + w];
+    xp[r * PW + pw] = x[(c * H + h) * W + w];
 }
 
-/* y [C,H,W] = the interior of yp [C,H+2p,W+2p]. */
+/* y [C,H,W] = the interior of yp [C,H+2p,W+2p]. 2-D launch: (column, row
+ * over all channels) of y. */
 __kernel void conv_crop(const int C, const int H, const int W, const int p,
                         __global const float *yp, __global float *y) {
-    const int idx = get_global_id(0);
-    if (idx >= C * H * W) return;
-    const int w = idx % W, h = (idx / W) % H, c = idx / (H * W);
-    y[idx] = yp[(c * (H + 2 * p) + h + p) * (W + 2 * p) + w + p];
+    const int w = get_global_id(0), r = get_global_id(1);
+    if (w >= W || r >= C * H) return;
+    const int c = r / H, h = r - c * H;
+    y[r * W + w] = yp[(c * (H + 2 * p) + h + p) * (W + 2 * p) + w + p];
 }

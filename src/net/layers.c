@@ -221,6 +221,11 @@ fail:
 
 /* ---- the WCT models' layers ----------------------------------------------- */
 
+/* A 2-D launch over (columns, rows): the kernels take the column from
+ * dimension 0 and bounds-check; the driver picks the work-group. */
+#define launch_2d(rt, prog, name, cols, rows, ...)                                \
+    nst_launch((rt), (prog), (name), 2, (const size_t[]){(cols), (rows)}, NULL, __VA_ARGS__)
+
 nst_status nst_conv2d_forward_reflect(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
                                       const nst_tensor *w, const nst_tensor *b, int relu,
                                       cl_mem scratch, size_t scratch_floats) {
@@ -251,8 +256,8 @@ nst_status nst_pool_max_ceil_forward(nst_runtime *rt, nst_tensor *y, const nst_t
         return bad_shape(rt, op, "output", y);
     NST_TRY(check_int(rt, op, x->count));
     int C = x->c, H = x->h, W = x->w;
-    st = launch_1d(rt, "pool", "pool_max_ceil", y->count, 5, ARG(C), ARG(H), ARG(W), ARG(x->buf),
-                   ARG(y->buf));
+    st = launch_2d(rt, "pool", "pool_max_ceil", (size_t)y->w, (size_t)C * y->h, 5, ARG(C), ARG(H),
+                   ARG(W), ARG(x->buf), ARG(y->buf));
 fail:
     return st;
 }
@@ -265,8 +270,8 @@ nst_status nst_upsample_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor
         return bad_shape(rt, op, "output", y);
     NST_TRY(check_int(rt, op, y->count));
     int C = x->c, H = x->h, W = x->w;
-    st = launch_1d(rt, "pool", "upsample_nearest2", y->count, 5, ARG(C), ARG(H), ARG(W),
-                   ARG(x->buf), ARG(y->buf));
+    st = launch_2d(rt, "pool", "upsample_nearest2", (size_t)y->w, (size_t)C * y->h, 5, ARG(C),
+                   ARG(H), ARG(W), ARG(x->buf), ARG(y->buf));
 fail:
     return st;
 }
@@ -279,8 +284,8 @@ nst_status nst_pad_reflect_forward(nst_runtime *rt, nst_tensor *xp, const nst_te
         return bad_shape(rt, op, "output", xp);
     NST_TRY(check_int(rt, op, xp->count));
     int C = x->c, H = x->h, W = x->w;
-    st = launch_1d(rt, "conv", "conv_pad_reflect", xp->count, 6, ARG(C), ARG(H), ARG(W), ARG(p),
-                   ARG(x->buf), ARG(xp->buf));
+    st = launch_2d(rt, "conv", "conv_pad_reflect", (size_t)xp->w, (size_t)C * xp->h, 6, ARG(C),
+                   ARG(H), ARG(W), ARG(p), ARG(x->buf), ARG(xp->buf));
 fail:
     return st;
 }
@@ -293,8 +298,8 @@ nst_status nst_crop_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *yp
         return bad_shape(rt, op, "input", yp);
     NST_TRY(check_int(rt, op, yp->count));
     int C = y->c, H = y->h, W = y->w;
-    st = launch_1d(rt, "conv", "conv_crop", y->count, 6, ARG(C), ARG(H), ARG(W), ARG(p),
-                   ARG(yp->buf), ARG(y->buf));
+    st = launch_2d(rt, "conv", "conv_crop", (size_t)W, (size_t)C * H, 6, ARG(C), ARG(H), ARG(W),
+                   ARG(p), ARG(yp->buf), ARG(y->buf));
 fail:
     return st;
 }

@@ -24,11 +24,9 @@
 #include "wct.h"
 
 #define ARG(x) sizeof(x), (const void *)&(x)
-#define launch_1d(rt, prog, name, n, ...)                                        \
-    nst_launch((rt), (prog), (name), 1, (const size_t[]){(n)},                 \
-               (const size_t[]){nst_wct_wg(rt)}, __VA_ARGS__)
-
-static size_t nst_wct_wg(nst_runtime *rt) { return nst_wg_1d(rt); }
+/* A 2-D launch over (columns, rows); the kernels bounds-check. */
+#define launch_2d(rt, prog, name, cols, rows, ...)                                \
+    nst_launch((rt), (prog), (name), 2, (const size_t[]){(cols), (rows)}, NULL, __VA_ARGS__)
 
 #define ENC_FILE "vgg_normalised_conv%d_1.pth"
 #define DEC_FILE "feature_invertor_conv%d_1.pth"
@@ -262,7 +260,7 @@ nst_status nst_wct_stats(nst_runtime *rt, const nst_tensor *f, const nst_tensor 
     NST_TRY(nst_gemm(rt, 0, 0, (size_t)C, 1, (size_t)N, (float)(1.0 / n), f->buf, 0, (size_t)N,
                      b->buf, 0, 1, 0.0f, mu->buf, 0, 1));
     int has_b = 1;
-    NST_TRY(launch_1d(rt, "wct", "wct_center", (size_t)C * N, 7, ARG(C), ARG(N), ARG(has_b),
+    NST_TRY(launch_2d(rt, "wct", "wct_center", (size_t)N, (size_t)C, 7, ARG(C), ARG(N), ARG(has_b),
                       ARG(f->buf), ARG(mu->buf), ARG(b->buf), ARG(g->buf)));
     NST_TRY(nst_gemm(rt, 0, 1, (size_t)C, (size_t)C, (size_t)N, (float)(1.0 / (n - 1)), g->buf, 0,
                      (size_t)N, g->buf, 0, (size_t)N, 0.0f, cv->buf, 0, (size_t)C));
@@ -341,18 +339,18 @@ nst_status nst_wct_transform(nst_runtime *rt, const nst_tensor *fc, int nstyles,
         NST_TRY(nst_tensor_upload(rt, mct, tf));
         int has_b = b != NULL;
         cl_mem bb = b ? b->buf : fc->buf; /* unused when !has_b */
-        NST_TRY(launch_1d(rt, "wct", "wct_center", (size_t)C * N, 7, ARG(C), ARG(N), ARG(has_b),
+        NST_TRY(launch_2d(rt, "wct", "wct_center", (size_t)N, (size_t)C, 7, ARG(C), ARG(N), ARG(has_b),
                           ARG(fc->buf), ARG(mct->buf), ARG(bb), ARG(g->buf)));
         NST_TRY(nst_gemm(rt, 0, 0, (size_t)C, (size_t)N, (size_t)C, 1.0f, tt->buf, 0, (size_t)C,
                          g->buf, 0, (size_t)N, 0.0f, y->buf, 0, (size_t)N));
-        NST_TRY(launch_1d(rt, "wct", "wct_accumulate", (size_t)C * N, 7, ARG(C), ARG(N),
+        NST_TRY(launch_2d(rt, "wct", "wct_accumulate", (size_t)N, (size_t)C, 7, ARG(C), ARG(N),
                           ARG(has_b), ARG(y->buf), ARG(mst->buf), ARG(bb), ARG(out->buf)));
     }
     {
         float a = (float)alpha;
         int has_u = regions && uncovered;
         cl_mem ub = has_u ? uncovered->buf : fc->buf;
-        NST_TRY(launch_1d(rt, "wct", "wct_mix", (size_t)C * N, 8, ARG(C), ARG(N), ARG(a),
+        NST_TRY(launch_2d(rt, "wct", "wct_mix", (size_t)N, (size_t)C, 8, ARG(C), ARG(N), ARG(a),
                           ARG(has_u), ARG(out->buf), ARG(fc->buf), ARG(ub), ARG(out->buf)));
     }
 fail:
@@ -542,7 +540,7 @@ static nst_status run_level(nst_runtime *rt, const nst_wct_models *m, int L,
     {
         int C3 = 3, H = y->h, W = y->w, OH = x->h, OW = x->w, clamp = last;
         float lo = 0.0f, hi = 1.0f;
-        NST_TRY(launch_1d(rt, "wct", "wct_crop", (*next)->count, 10, ARG(C3), ARG(H), ARG(W),
+        NST_TRY(launch_2d(rt, "wct", "wct_crop", (size_t)OW, (size_t)3 * OH, 10, ARG(C3), ARG(H), ARG(W),
                           ARG(OH), ARG(OW), ARG(clamp), ARG(lo), ARG(hi), ARG(y->buf),
                           ARG((*next)->buf)));
     }
