@@ -4,7 +4,8 @@
 # (pthreads; the matrix products of CPU devices run on it), libpng,
 # libjpeg-turbo, jansson (the weights header), LAPACKE (the symmetric eigensolver
 # of --method wct), cmocka (tests), curl (weights),
-# python3 (the weight-fetch test's local server) and Mesa's OpenCL (rusticl, a
+# python3 (the weight-fetch test's local server), FFmpeg's libraries, OpenCV's
+# video module and the ffmpeg command (nst video and its tests), and Mesa's OpenCL (rusticl, a
 # second implementation for the cross-vendor checks). With --dev, also what the reliability targets need (docs/RELIABILITY.md):
 # clang and its sanitizer/libFuzzer runtimes (make fuzz), valgrind (make
 # check-valgrind), groff (tests/test_man.sh renders the man page), slurm-wlm
@@ -14,7 +15,8 @@
 set -eu
 PKGS="build-essential pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
 clinfo libclblast-dev libpng-dev libjpeg-dev libjansson-dev libcmocka-dev curl ca-certificates
-python3 mesa-opencl-icd libopenblas-pthread-dev liblapacke-dev"
+python3 mesa-opencl-icd libopenblas-pthread-dev liblapacke-dev
+libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libopencv-video-dev ffmpeg"
 case "${1:-}" in
     --dev)
         PKGS="$PKGS clang valgrind groff-base"
