@@ -133,6 +133,16 @@ echo "  warping error: borders $eb, within the stretches $ei; one piece at the b
 check "the border error is near the within-stretch error (the cross-fade's bound)" "awk 'BEGIN { exit !($eb < $ei + ($ec - $ei) / 3) }'"
 check "the overlap lowers the border error against hard cuts" "awk 'BEGIN { exit !($eb < $ec) }'"
 
+# ---- nst video --start-frame: one stretch of the clip ----
+$NST video --weights "$T/w.safetensors" -s "$T/paint.png" --size 64 -n 4 --frame-iterations 2 -q \
+    -c "$T/clip.mp4" -o "$T/part.mkv" --start-frame 9 --frames 5
+rc=$?
+check "--start-frame 9 --frames 5: the clip's last 3 frames, no audio" "[ $rc -eq 0 ] && [ \"\$(nframes $T/part.mkv)\" = 3 ] && [ -z \"\$(probe $T/part.mkv a:0 stream=codec_name)\" ]"
+$NST video --weights "$T/w.safetensors" -s "$T/paint.png" --size 64 -q -c "$T/clip.mp4" \
+    -o "$T/none.mkv" --start-frame 12 2> "$T/sf.err"
+rc=$?
+check "--start-frame past the end: a message, exit 1, no output" "[ $rc -eq 1 ] && grep -q 'has 12 frames (0 to 11)' $T/sf.err && [ ! -e $T/none.mkv ]"
+
 # ---- bad video lines fail alone ----
 {
     echo "{\"video\": true, \"content\": \"$T/missing.mp4\", \"style\": \"$T/paint.png\", \"output\": \"$T/m.mp4\"}"

@@ -1170,11 +1170,13 @@ static void join_videos(batch *b) {
         nst_video_info info;
         nst_video_reader *rd = NULL;
         nst_msg msg = {{0}};
-        int audio = !nst_video_is_pattern(g->content) &&
-                    nst_video_open(g->content, &rd, &info, &msg) == NST_OK && info.has_audio;
+        memset(&info, 0, sizeof info);
+        int opened = nst_video_open(g->content, &rd, &info, &msg) == NST_OK;
+        int audio = opened && info.has_audio && !nst_video_is_pattern(g->content);
         nst_video_close(rd);
         if (video_join((const char *const *)g->chunks, g->start, g->stop, g->nchunks, g->output,
-                       g->codec, audio && !nst_video_is_pattern(g->output) ? g->content : NULL,
+                       g->codec, opened ? info.fps_num : 0, opened ? info.fps_den : 0,
+                       audio && !nst_video_is_pattern(g->output) ? g->content : NULL,
                        note, sizeof note, err, sizeof err) != 0) {
             g->state = J_FAILED;
             snprintf(g->error, sizeof g->error, "joining: %s", err);

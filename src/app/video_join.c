@@ -8,7 +8,8 @@
 #include "video_join.h"
 
 int video_join(const char *const *chunks, const long *start, const long *stop, int n,
-               const char *output, const char *codec, const char *audio_from, char *note,
+               const char *output, const char *codec, int fps_num, int fps_den,
+               const char *audio_from, char *note,
                size_t note_len, char *err, size_t err_len) {
     nst_msg msg = {{0}};
     nst_video_reader *cur = NULL, *next = NULL;
@@ -24,8 +25,9 @@ int video_join(const char *const *chunks, const long *start, const long *stop, i
             return -1;
         }
     if (nst_video_open(chunks[0], &cur, &ci, &msg) != NST_OK) goto fail_msg;
-    if (nst_video_writer_open(output, ci.w, ci.h, ci.fps_num, ci.fps_den, codec, audio_from, &wr,
-                              note, note_len, &msg) != NST_OK)
+    if (fps_num <= 0 || fps_den <= 0) fps_num = ci.fps_num, fps_den = ci.fps_den;
+    if (nst_video_writer_open(output, ci.w, ci.h, fps_num, fps_den, codec, audio_from, &wr, note,
+                              note_len, &msg) != NST_OK)
         goto fail_msg;
     for (long t = 0; t < stop[n - 1]; t++) {
         if (k + 1 < n && t == start[k + 1]) {

@@ -11,9 +11,11 @@
  * An overlap is cross-faded: its i-th of O frames is (1 - a) of the earlier
  * stretch plus a of the later one, a = (i + 1) / (O + 1). fps: the frame
  * rate; audio_from: the clip whose audio is copied, or NULL; codec as
- * nst_video_writer_open. 0 on success, else -1 with a message in err. */
+ * nst_video_writer_open; fps_num/fps_den the clip's frame rate (0: the first
+ * stretch's). 0 on success, else -1 with a message in err. */
 int video_join(const char *const *chunks, const long *start, const long *stop, int n,
-               const char *output, const char *codec, const char *audio_from, char *note,
+               const char *output, const char *codec, int fps_num, int fps_den,
+               const char *audio_from, char *note,
                size_t note_len, char *err, size_t err_len);
 
 #endif
