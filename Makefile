@@ -49,6 +49,16 @@ all: $(BUILD)/nst $(TOOLS) $(BUILD)/libnst.so
 $(BUILD)/nst: $(APPOBJ) $(BUILD)/libnst.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# nst studio (src/app/studio*.c): libmicrohttpd for the command only, and its
+# page embedded like the kernels.
+STUDIOPKGS := libmicrohttpd
+$(APPOBJ): CPPFLAGS += $(shell pkg-config --cflags $(STUDIOPKGS))
+$(BUILD)/nst: LDLIBS += $(shell pkg-config --libs $(STUDIOPKGS))
+$(BUILD)/obj/app/studio.o: $(BUILD)/gen/studio_html.h
+$(BUILD)/gen/studio_html.h: src/app/studio.html $(BUILD)/tools/embed_cl
+	@mkdir -p $(@D)
+	$(BUILD)/tools/embed_cl $< $@ nst_studio_html
+
 $(BUILD)/libnst.a: $(OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^

@@ -17,6 +17,7 @@
 #include "bench_run.h"
 #include "cli.h"
 #include "devcheck.h"
+#include "studio.h"
 #include "nst.h"
 #include "tune.h"
 #include "weights.h"
@@ -37,6 +38,7 @@ static const char *usage_text =
     "       nst bench [--size N[,N...]] [--evals N] [--device SEL] [--json]\n"
     "       nst bench --run N [--size N] [--lbfgs-history H[,H...]] [--repeat R] [--json]\n"
     "       nst tune [--device SEL] [--seconds N]\n"
+    "       nst studio [--port N] [--host ADDR] [--device SEL] [--weights FILE]\n"
     "\n"
     "Paints PHOTO in the style of PAINTING (Gatys, Ecker & Bethge): optimises a new\n"
     "image whose VGG features match the photo's content and the painting's style.\n"
@@ -1198,6 +1200,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "devices")) return cmd_devices(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "tune")) return cmd_tune(argc - 1, argv + 1, &set);
+    if (argc >= 2 && !strcmp(argv[1], "studio")) return studio_main(argc - 1, argv + 1, &set);
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
