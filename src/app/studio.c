@@ -462,6 +462,13 @@ static enum MHD_Result do_upload(server *sv, struct MHD_Connection *c, request *
             img = NULL;
             if (fill_masks(s, s->masks[k - 1])) refuse = "out of memory";
             index = k - 1;
+            /* new regions: the running objective has none or others, so a
+             * run from the current image takes over */
+            if (!refuse && (s->state == STUDIO_RUNNING || s->state == STUDIO_PAUSED)) {
+                s->start = START_FROM_CURRENT;
+                snprintf(s->controller, sizeof s->controller, "%s", client);
+                pthread_cond_broadcast(&s->wake);
+            }
         }
     }
     s->version++;
@@ -523,10 +530,13 @@ static enum MHD_Result do_command(server *sv, struct MHD_Connection *c, const ch
         if (!s->last) refuse = "nothing to refine yet: start a run first";
         else s->start = START_REFINE;
     } else if (!strcmp(url, "/masks/clear")) {
+        int had = s->masks[0] != NULL;
         for (int k = 0; k < NST_MAX_STYLES; k++) {
             nst_image_free(s->masks[k]);
             s->masks[k] = NULL;
         }
+        if (had && (s->state == STUDIO_RUNNING || s->state == STUDIO_PAUSED))
+            s->start = START_FROM_CURRENT;
     } else if (!strcmp(url, "/styles/clear")) {
         if (active(s)) refuse = "pause is not enough: wait for the run to end, or start over";
         for (int k = 0; !refuse && k < NST_MAX_STYLES; k++) {
