@@ -18,12 +18,13 @@ class Server:
     """`nst studio --port 0` with the test network; stopped by stop() (Ctrl-C)
     or, whatever happens, killed at exit."""
 
-    def __init__(self, work, extra=(), env=None, cwd=None):
+    def __init__(self, work, extra=(), env=None, cwd=None, weights=None):
         e = dict(os.environ)
         e["NST_CACHE"] = "0"
         e.update(env or {})
         self.proc = subprocess.Popen(
-            [NST, "studio", "--port", "0", "--weights", os.path.join(work, "w.safetensors"),
+            [NST, "studio", "--port", "0", "--weights",
+             weights or os.path.join(work, "w.safetensors"),
              *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, cwd=cwd or work)
         line = self._line(60)

@@ -730,6 +730,7 @@ static const char studio_usage[] =
     "                        another makes the page reachable from the network\n"
     "  -d, --device SEL      device index or name substring (see `nst devices`)\n"
     "  -w, --weights FILE    VGG weights, as for a run (default: as for a run)\n"
+    "      --content-layers L, --style-layers L  VGG layers, as for a run\n"
     "      --no-cache        do not cache compiled kernels\n"
     "  -h, --help            this text\n"
     "\n"
@@ -737,13 +738,16 @@ static const char studio_usage[] =
     "Ctrl-C stops the server.\n";
 
 int studio_main(int argc, char **argv, const nst_settings *set) {
-    enum { O_HOST = 1000, O_NO_CACHE };
+    enum { O_HOST = 1000, O_NO_CACHE, O_CONTENT_LAYERS, O_STYLE_LAYERS };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},  {"host", required_argument, NULL, O_HOST},
         {"device", required_argument, NULL, 'd'}, {"weights", required_argument, NULL, 'w'},
         {"no-cache", no_argument, NULL, O_NO_CACHE}, {"help", no_argument, NULL, 'h'},
+        {"content-layers", required_argument, NULL, O_CONTENT_LAYERS},
+        {"style-layers", required_argument, NULL, O_STYLE_LAYERS},
         {NULL, 0, NULL, 0}};
-    const char *host = "127.0.0.1", *device = NULL, *weights = NULL;
+    const char *host = "127.0.0.1", *device = NULL, *weights = NULL, *clayers = NULL,
+               *slayers = NULL;
     int port = 8642, no_cache = 0, opt;
     char err[512];
     optind = 0;
@@ -760,6 +764,8 @@ int studio_main(int argc, char **argv, const nst_settings *set) {
         case 'd': device = optarg; break;
         case 'w': weights = optarg; break;
         case O_NO_CACHE: no_cache = 1; break;
+        case O_CONTENT_LAYERS: clayers = optarg; break;
+        case O_STYLE_LAYERS: slayers = optarg; break;
         case 'h': fputs(studio_usage, stdout); return 0;
         case CLI_ARG:
             fprintf(stderr, "nst studio: unexpected argument '%s'\n%s", optarg, studio_usage);
@@ -799,6 +805,8 @@ int studio_main(int argc, char **argv, const nst_settings *set) {
         return 1;
     }
     sv.s = &s;
+    s.content_layers = clayers;
+    s.style_layers = slayers;
     nst_msg msg = {{0}};
     int rc = 1;
     struct MHD_Daemon *d = NULL;
@@ -820,6 +828,13 @@ int studio_main(int argc, char **argv, const nst_settings *set) {
     }
     nst_params p;
     nst_params_default(&p);
+    if (clayers) p.content_layers = clayers;
+    if (slayers) p.style_layers = slayers;
+    if (nst_params_check(&p, 1, NULL, &msg) != NST_OK) {
+        fprintf(stderr, "nst studio: %s\n", msg.text);
+        rc = 2;
+        goto done;
+    }
     if (nst_transfer_prepare(s.rt, &p, NULL, NULL) != NST_OK ||
         nst_model_load(s.rt, wpath, &s.model) != NST_OK) {
         fprintf(stderr, "nst studio: %s\n", nst_last_error(s.rt));

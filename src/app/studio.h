@@ -56,6 +56,7 @@ typedef struct studio {
     nst_runtime *rt;
     nst_model *model;
     char weights_path[4096];
+    const char *content_layers, *style_layers; /* NULL: nst's defaults */
     /* inputs */
     nst_image *content;
     char content_name[128];

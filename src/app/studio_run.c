@@ -161,6 +161,8 @@ static void job_params(const studio *s, int kind, nst_params *p, double *blend) 
         p->size = full < STUDIO_MAX_SIZE ? full : STUDIO_MAX_SIZE;
         if (p->size < s->job.size) p->size = s->job.size;
     }
+    if (s->content_layers) p->content_layers = s->content_layers;
+    if (s->style_layers) p->style_layers = s->style_layers;
     p->content_weight = s->job.content_weight;
     p->style_weight = s->job.style_weight;
     p->tv_weight = s->job.tv_weight;
@@ -342,6 +344,14 @@ void studio_command(studio *s, char *buf, size_t cap) {
         n += (size_t)snprintf(buf + n, cap - n, " --iterations %d", p.iterations);
     if (p.preserve_colors && n < cap) n += (size_t)snprintf(buf + n, cap - n, " --preserve-colors");
     if (p.luminance_only && n < cap) n += (size_t)snprintf(buf + n, cap - n, " --luminance-only");
+    if (s->content_layers && n < cap) {
+        n += (size_t)snprintf(buf + n, cap - n, " --content-layers");
+        shell_word(buf, cap, &n, s->content_layers);
+    }
+    if (s->style_layers && n < cap) {
+        n += (size_t)snprintf(buf + n, cap - n, " --style-layers");
+        shell_word(buf, cap, &n, s->style_layers);
+    }
     if (s->weights_path[0] && n < cap) {
         n += (size_t)snprintf(buf + n, cap - n, " --weights");
         shell_word(buf, cap, &n, s->weights_path);
