@@ -8,6 +8,7 @@ usage: python3 tests/studio_browser.py WORKDIR [--screenshots DIR [--real]]
 ../shared/data) instead of the generated network, for pictures worth keeping.
 Exit status 77: Selenium, Chromium or its driver is missing (skipped)."""
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -71,15 +72,34 @@ def main():
     weights, extra, size, sw = None, (), 96, 3
     if "--real" in sys.argv:
         data = os.environ.get("NST_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
-        weights = os.path.join(data, "vgg19-imagenet-conv1_1-conv3_4.safetensors")
-        if not os.path.exists(weights):
-            print("SKIP: no %s" % weights)
+        src = os.path.join(data, "vgg19-imagenet-conv1_1-conv3_4.safetensors")
+        if not os.path.exists(src):
+            print("SKIP: no %s" % src)
             sys.exit(77)
+        weights = os.path.join(work, "vgg19-real.safetensors")
+        with open(src, "rb") as f:
+            blob = f.read()
+        # its metadata describes the folded convention in words; nst reads
+        # the torchvision one it amounts to by that name
+        n = int.from_bytes(blob[:8], "little")
+        head = json.loads(blob[8:8 + n])
+        head.get("__metadata__", {})["input"] = "torchvision"
+        text = json.dumps(head).encode()
+        text += b" " * (-len(text) % 8)
+        with open(weights, "wb") as f:
+            f.write(len(text).to_bytes(8, "little") + text + blob[8 + n:])
         for f in ("tubingen.jpg", "starry_night.jpg", "the_scream.jpg"):
             shutil.copy(os.path.join(data, "images", f), work)
         photo, paintings = os.path.join(work, "tubingen.jpg"), ("starry_night.jpg", "the_scream.jpg")
         extra = ("--content-layers", "relu3_2", "--style-layers", "relu1_1,relu2_1,relu3_1")
-        size, sw = 256, 4
+        size, sw = 192, 4
+    real = "--real" in sys.argv
+
+    def settle(d, n):
+        """In --real mode, n iterations before a picture (slow on a CPU)."""
+        if real:
+            until(d, "return window.studio.state.iteration >= %d" % n, timeout=600,
+                  what="iteration %d" % n)
     downloads = os.path.join(work, "downloads")
     shutil.rmtree(downloads, ignore_errors=True)
     os.makedirs(downloads)
@@ -127,6 +147,7 @@ def main():
             assert len(frames) >= 3, frames
             ok("at least three distinct preview frames (%d)" % len(frames))
             if shots:
+                settle(d, 30)
                 d.save_screenshot(os.path.join(shots, "studio-running.png"))
 
             # move the style slider mid-run (keyboard: Home, its lowest value)
@@ -162,6 +183,7 @@ def main():
             time.sleep(2)
             ok("paint regions with a brush, one colour per painting")
             if shots:
+                settle(d, 30)
                 d.save_screenshot(os.path.join(shots, "studio-regions.png"))
 
             # download the PNG and show the command line

@@ -123,6 +123,7 @@ class Server:
 
 def make_inputs(work):
     """The test network and images in work (once)."""
+    os.makedirs(work, exist_ok=True)
     w = os.path.join(work, "w.safetensors")
     tools = os.path.join(REPO, "build", "tools")
     if not os.path.exists(w):

@@ -20,7 +20,7 @@ check() { if eval "$2"; then ok "$1"; else no "$1"; fi; }
 longopts() { grep -o -- '--[a-z0-9][a-z0-9-]*' | sort -u; }
 
 : > "$T/help"
-for cmd in "$NST --help" "$NST devices --help" "$NST bench --help" "$NST bench --run 1 --help" "$NST tune --help" \
+for cmd in "$NST --help" "$NST devices --help" "$NST bench --help" "$NST bench --run 1 --help" "$NST tune --help" "$NST studio --help" \
            "$GEN --help"; do
     if $cmd > "$T/one" 2>&1; then
         cat "$T/one" >> "$T/help"
