@@ -471,6 +471,13 @@ static enum MHD_Result do_upload(server *sv, struct MHD_Connection *c, request *
             }
         }
     }
+    /* a new photo or another painting mid-run: the running objective has
+     * neither, so a run takes over (from the photo, or from the current image) */
+    if (!refuse && !mask && (s->state == STUDIO_RUNNING || s->state == STUDIO_PAUSED)) {
+        s->start = !strcmp(kind, "content") ? START_FRESH : START_FROM_CURRENT;
+        snprintf(s->controller, sizeof s->controller, "%s", client);
+        pthread_cond_broadcast(&s->wake);
+    }
     s->version++;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->mu);
