@@ -233,6 +233,7 @@ def test_disconnects(sv):
 def test_many_streams(sv):
     """50 event streams at once for a bounded time, the server's RSS flat."""
     n, seconds = 50, 8
+    threads0 = sv.status("Threads")
     out = []
     threads = [threading.Thread(target=stream_client, args=(sv, seconds, out, i % 10 == 0))
                for i in range(n)]
@@ -255,8 +256,14 @@ def test_many_streams(sv):
     late = [r for t, r in samples if t >= seconds - 1]
     growth = max(late) - max(warm)
     assert growth < n * 64, (warm, late)
-    ok("50 concurrent streams for %d s: every one served (%d..%d events), RSS %d -> %d KiB"
-       % (seconds, min(counts), max(counts), max(warm), max(late)))
+    # and their threads end once they are gone (noticed at the next write:
+    # an event, or the ping every 5 s)
+    end = time.time() + 12
+    while sv.status("Threads") > threads0 and time.time() < end:
+        time.sleep(0.2)
+    assert sv.status("Threads") <= threads0, (threads0, sv.status("Threads"))
+    ok("50 concurrent streams for %d s: every one served (%d..%d events), RSS %d -> %d KiB, "
+       "threads back to %d" % (seconds, min(counts), max(counts), max(warm), max(late), threads0))
     return max(warm), max(late)
 
 

@@ -11,7 +11,7 @@ import time
 import urllib.parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NST = os.path.join(REPO, "build", "nst")
+NST = os.environ.get("NST_STUDIO_BIN") or os.path.join(REPO, "build", "nst")
 
 
 class Server:
@@ -54,12 +54,16 @@ class Server:
                 break
         return buf.decode()
 
-    def rss_kib(self):
+    def status(self, key):
+        """A figure of /proc/PID/status (VmRSS in KiB, Threads)."""
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
         return 0
+
+    def rss_kib(self):
+        return self.status("VmRSS")
 
     def request(self, method, path, body=None, headers=None, token=True, client="testpage",
                 timeout=30):
