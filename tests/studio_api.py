@@ -31,6 +31,12 @@ def test_binds_localhost(sv):
     assert listening == ["0100007F:" + port], listening
     r = subprocess.run([NST, "studio", "--host", "0.0.0.0"], capture_output=True, text=True)
     assert r.returncode == 2 and "Host header" in r.stderr, r
+    for args, want in ((["--port", "70000"], "not a port"), (["--host", "example.com"], "IPv4"),
+                       (["--prot", "1"], "did you mean --port"), (["x"], "unexpected argument")):
+        r = subprocess.run([NST, "studio", *args], capture_output=True, text=True)
+        assert r.returncode == 2 and want in r.stderr and not r.stdout, (args, r)
+    r = subprocess.run([NST, "studio", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--port" in r.stdout and "token" in r.stdout
     ok("binds 127.0.0.1 unless --host; --host 0.0.0.0 is refused")
 
 

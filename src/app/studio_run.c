@@ -168,6 +168,8 @@ static void job_params(const studio *s, int kind, nst_params *p, double *blend) 
     p->tv_weight = s->job.tv_weight;
     p->style_scale = s->job.style_scale;
     p->iterations = s->job.iterations;
+    if (kind == START_REFINE) /* as a second scale: half the iterations */
+        p->iterations = s->job.iterations / 2 > 0 ? s->job.iterations / 2 : 1;
     p->preserve_colors = s->job.preserve_colors;
     p->luminance_only = s->job.luminance_only;
     double sum = 0;
@@ -339,7 +341,7 @@ void studio_command(studio *s, char *buf, size_t cap) {
                               s->refined ? p.size : s->job.size, p.style_scale,
                               p.content_weight, p.style_weight, p.tv_weight);
     if (s->refined && n < cap) /* the preview, then the full size: coarse to fine */
-        n += (size_t)snprintf(buf + n, cap - n, " --scales 2 --iterations %d", p.iterations);
+        n += (size_t)snprintf(buf + n, cap - n, " --scales 2 --iterations %d", s->job.iterations);
     else if (n < cap)
         n += (size_t)snprintf(buf + n, cap - n, " --iterations %d", p.iterations);
     if (p.preserve_colors && n < cap) n += (size_t)snprintf(buf + n, cap - n, " --preserve-colors");
