@@ -261,7 +261,9 @@ def test_many_streams(sv):
     warm = [r for t, r in samples if 2 <= t <= 3]
     late = [r for t, r in samples if t >= seconds - 1]
     growth = max(late) - max(warm)
-    assert growth < n * 64, (warm, late)
+    # (under AddressSanitizer freed memory waits in its quarantine and each
+    # thread keeps caches: RSS says nothing there)
+    assert growth < n * 64 or os.environ.get("ASAN_OPTIONS"), (warm, late)
     # and their threads end once they are gone (noticed at the next write:
     # an event, or the ping every 5 s)
     end = time.time() + 12
@@ -313,7 +315,7 @@ def main():
         s.sendall(("GET /events?token=%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (sv.token, sv.hostport)).encode())
         s.recv(100)
         t = time.time()
-        rc = sv.stop(15)
+        rc = sv.stop(60)
         s.close()
         assert rc == 0, rc
         err = sv.proc.stderr.read().decode()
