@@ -4,7 +4,7 @@
  * studio.c       the command: options, the HTTP server (libmicrohttpd), the
  *                token, Host and Origin checks, the endpoints, the page.
  * studio_run.c   the session: uploaded images, the one run on the device (a
- *                worker thread), its commands (start, re-target, pause,
+ *                worker thread, and one that encodes its frames), its commands (start, re-target, pause,
  *                resume, start over, refine), its frames and loss curves.
  * studio_png.c   PNG encoding into memory (libpng), for frames and results. */
 #ifndef NST_STUDIO_H
@@ -82,14 +82,20 @@ typedef struct studio {
     size_t frame_len;
     unsigned long frame_id;
     double frame_time, fps; /* the last frame's time; frames per second over the run */
+    double snap_time;       /* when the run last read its image back for a frame */
     double run_started;
     unsigned long frames_in_run;
     double fps_min_interval; /* seconds between frames at the most */
     unsigned long version;   /* bumped on every change the page shows */
     /* the page that steers: X-Nst-Client of the one that started the run */
     char controller[64]; /* "" when none; released when its event streams close */
-    pthread_t worker;
-    int worker_started;
+    pthread_t worker, encoder;
+    int worker_started, encoder_started;
+    /* frames: the worker reads the image back (nst_transfer_snapshot) and
+     * leaves it here; the encoder thread makes its PNG, so the run does not
+     * wait for the encoding. The newest wins; seq orders what is published. */
+    nst_image *to_encode;
+    unsigned long to_encode_seq, seq, published_seq;
 } studio;
 
 /* Opens nothing: s is zeroed and its locks made. */

@@ -5,8 +5,9 @@
  * function, once per iteration: stops the run when a new start, a stop or
  * the shutdown is asked; applies a pending re-target (nst_transfer_retarget:
  * weights, blend, style scale, from the current image); records the losses;
- * makes a frame (a PNG of nst_transfer_snapshot) when the last one is older
- * than fps_min_interval; and waits while paused. A start "from current"
+ * reads the image back (nst_transfer_snapshot) for a frame when the last was
+ * read more than fps_min_interval ago and the encoder thread is free (it makes
+ * the PNG while the run goes on); and waits while paused. A start "from current"
  * (a change the running objective cannot take: size, colour modes, masks)
  * and "refine" begin a new run from the latest image (NST_INIT_IMAGE). */
 #include <math.h>
@@ -56,8 +57,16 @@ void studio_notice(studio *s, const char *fmt, ...) {
     pthread_cond_broadcast(&s->changed);
 }
 
-/* Under the lock: img becomes the latest image and its PNG the frame. */
-static void publish(studio *s, nst_image *img, unsigned char *png, size_t len) {
+/* Under the lock: img (made as number seq) becomes the latest image and its
+ * PNG the frame, unless a later one was published already. */
+static void publish(studio *s, nst_image *img, unsigned char *png, size_t len,
+                    unsigned long seq) {
+    if (seq <= s->published_seq) {
+        nst_image_free(img);
+        free(png);
+        return;
+    }
+    s->published_seq = seq;
     nst_image_free(s->last);
     s->last = img;
     free(s->frame);
@@ -72,19 +81,40 @@ static void publish(studio *s, nst_image *img, unsigned char *png, size_t len) {
     s->height = img->h;
 }
 
-/* Outside the lock: a PNG of img, then published (img is taken). */
+/* Hands img (taken) to the encoder, replacing one it has not started. */
 static void make_frame(studio *s, nst_image *img) {
-    unsigned char *png = NULL;
-    size_t len = 0;
-    if (studio_png(img, 1, &png, &len) != 0) {
-        nst_image_free(img);
-        return;
-    }
     pthread_mutex_lock(&s->mu);
-    publish(s, img, png, len);
-    s->version++;
-    pthread_cond_broadcast(&s->changed);
+    nst_image_free(s->to_encode);
+    s->to_encode = img;
+    s->to_encode_seq = ++s->seq;
+    pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->mu);
+}
+
+static void *encoder(void *arg) {
+    studio *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->shutdown && !s->to_encode) pthread_cond_wait(&s->wake, &s->mu);
+        if (s->shutdown) break;
+        nst_image *img = s->to_encode;
+        unsigned long seq = s->to_encode_seq;
+        s->to_encode = NULL;
+        pthread_mutex_unlock(&s->mu);
+        unsigned char *png = NULL;
+        size_t len = 0;
+        int bad = studio_png(img, 1, &png, &len);
+        pthread_mutex_lock(&s->mu);
+        if (bad) {
+            nst_image_free(img);
+            continue;
+        }
+        publish(s, img, png, len, seq);
+        s->version++;
+        pthread_cond_broadcast(&s->changed);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 static int stop_asked(const studio *s) { return s->shutdown || s->start != START_NONE; }
@@ -131,7 +161,11 @@ static int on_progress(const nst_progress *p, void *user) {
     s->iterations = p->iterations;
     s->version++;
     pthread_cond_broadcast(&s->changed);
-    int frame = studio_now() - s->frame_time >= s->fps_min_interval || p->iteration == 1;
+    /* a frame at most every fps_min_interval, and none while the encoder
+     * still has one to do (the run would read back images for nothing) */
+    int frame = (studio_now() - s->snap_time >= s->fps_min_interval && !s->to_encode) ||
+                p->iteration == 1;
+    if (frame) s->snap_time = studio_now();
     pthread_mutex_unlock(&s->mu);
     if (frame) {
         nst_image *img = NULL;
@@ -215,7 +249,7 @@ static void *worker(void *arg) {
         s->run_id++;
         s->iteration = 0;
         s->iterations = p.iterations;
-        s->run_started = s->frame_time = studio_now();
+        s->run_started = s->frame_time = s->snap_time = studio_now();
         s->frames_in_run = 0;
         s->fps = 0;
         if (kind == START_FRESH) s->npoints = 0;
@@ -229,12 +263,17 @@ static void *worker(void *arg) {
             st = nst_transfer_run(s->rt, s->model, &p, content,
                                   (const nst_image *const *)styles, n, n > 1 ? blend : NULL,
                                   on_progress, s, &out);
+        /* the result: published here, not by the encoder, so that a run
+         * that follows at once starts from it */
+        pthread_mutex_lock(&s->mu);
+        unsigned long seq = ++s->seq;
+        pthread_mutex_unlock(&s->mu);
         unsigned char *png = NULL;
         size_t len = 0;
         if (out && studio_png(out, 1, &png, &len) != 0) png = NULL;
 
         pthread_mutex_lock(&s->mu);
-        if (out && png) publish(s, out, png, len);
+        if (out && png) publish(s, out, png, len, seq);
         else nst_image_free(out);
         if (st == NST_OK) {
             s->state = STUDIO_DONE;
@@ -261,6 +300,8 @@ static void *worker(void *arg) {
 }
 
 int studio_start_worker(studio *s) {
+    if (pthread_create(&s->encoder, NULL, encoder, s) != 0) return -1;
+    s->encoder_started = 1;
     if (pthread_create(&s->worker, NULL, worker, s) != 0) return -1;
     s->worker_started = 1;
     return 0;
@@ -273,7 +314,10 @@ void studio_stop(studio *s) {
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->mu);
     if (s->worker_started) pthread_join(s->worker, NULL);
-    s->worker_started = 0;
+    if (s->encoder_started) pthread_join(s->encoder, NULL);
+    s->worker_started = s->encoder_started = 0;
+    nst_image_free(s->to_encode);
+    s->to_encode = NULL;
     nst_image_free(s->content);
     for (int k = 0; k < NST_MAX_STYLES; k++) {
         nst_image_free(s->styles[k]);
