@@ -857,8 +857,8 @@ int studio_main(int argc, char **argv, const nst_settings *set) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN); /* a page that leaves mid-write is not a crash */
 
-    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                             MHD_USE_ERROR_LOG,
+    /* no MHD_USE_ERROR_LOG: a page closed mid-stream is routine, not news */
+    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
                          0, NULL, NULL, on_request, &sv, MHD_OPTION_SOCK_ADDR, &addr,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
