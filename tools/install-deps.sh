@@ -7,9 +7,10 @@
 # web server) and Mesa's OpenCL (rusticl, a
 # second implementation for the cross-vendor checks). With --dev, also what the reliability targets need (docs/RELIABILITY.md):
 # clang and its sanitizer/libFuzzer runtimes (make fuzz), valgrind (make
-# check-valgrind), groff (tests/test_man.sh renders the man page), Chromium,
-# its driver and Selenium (tests/test_studio.sh drives the studio page); gcc's
-# ASan/UBSan/TSan runtimes come with build-essential.
+# check-valgrind), groff (tests/test_man.sh renders the man page), slurm-wlm
+# and munge (tests/test_slurm.sh), Chromium, its driver and Selenium
+# (tests/test_studio.sh drives the studio page); gcc's ASan/UBSan/TSan
+# runtimes come with build-essential.
 # usage: tools/install-deps.sh [--dev]   (as root, or with sudo available)
 set -eu
 PKGS="build-essential pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
@@ -18,6 +19,9 @@ python3 mesa-opencl-icd libopenblas-pthread-dev libmicrohttpd-dev"
 case "${1:-}" in
     --dev)
         PKGS="$PKGS clang valgrind groff-base"
+        # Slurm's daemons and MUNGE: tests/test_slurm.sh runs a job array of
+        # nst batch on a one-node cluster it starts itself.
+        PKGS="$PKGS slurm-wlm munge"
         # tests/test_studio.sh: the page in headless Chromium, through Selenium
         PKGS="$PKGS chromium chromium-driver python3-selenium"
         # Debian 12 ships libFuzzer and the sanitizer runtimes for clang
