@@ -8,7 +8,6 @@ usage: python3 tests/studio_browser.py WORKDIR [--screenshots DIR [--real]]
 ../shared/data) instead of the generated network, for pictures worth keeping.
 Exit status 77: Selenium, Chromium or its driver is missing (skipped)."""
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -72,22 +71,10 @@ def main():
     weights, extra, size, sw = None, (), 96, 3
     if "--real" in sys.argv:
         data = os.environ.get("NST_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
-        src = os.path.join(data, "vgg19-imagenet-conv1_1-conv3_4.safetensors")
-        if not os.path.exists(src):
-            print("SKIP: no %s" % src)
+        weights = os.path.join(data, "vgg19-imagenet-conv1_1-conv3_4.safetensors")
+        if not os.path.exists(weights):
+            print("SKIP: no %s" % weights)
             sys.exit(77)
-        weights = os.path.join(work, "vgg19-real.safetensors")
-        with open(src, "rb") as f:
-            blob = f.read()
-        # its metadata describes the folded convention in words; nst reads
-        # the torchvision one it amounts to by that name
-        n = int.from_bytes(blob[:8], "little")
-        head = json.loads(blob[8:8 + n])
-        head.get("__metadata__", {})["input"] = "torchvision"
-        text = json.dumps(head).encode()
-        text += b" " * (-len(text) % 8)
-        with open(weights, "wb") as f:
-            f.write(len(text).to_bytes(8, "little") + text + blob[8 + n:])
         for f in ("tubingen.jpg", "starry_night.jpg", "the_scream.jpg"):
             shutil.copy(os.path.join(data, "images", f), work)
         photo, paintings = os.path.join(work, "tubingen.jpg"), ("starry_night.jpg", "the_scream.jpg")

@@ -3,8 +3,9 @@
 # the OpenCL ICD loader and headers, PoCL (the CPU device), CLBlast, OpenBLAS
 # (pthreads; the matrix products of CPU devices run on it), libpng,
 # libjpeg-turbo, jansson (the weights header), cmocka (tests), curl (weights),
-# python3 (the weight-fetch test's local server), libmicrohttpd (nst studio's
-# web server) and Mesa's OpenCL (rusticl, a
+# python3 (the weight-fetch test's local server), FFmpeg's libraries, OpenCV's
+# video module and the ffmpeg command (nst video and its tests), libmicrohttpd
+# (nst studio's web server) and Mesa's OpenCL (rusticl, a
 # second implementation for the cross-vendor checks). With --dev, also what the reliability targets need (docs/RELIABILITY.md):
 # clang and its sanitizer/libFuzzer runtimes (make fuzz), valgrind (make
 # check-valgrind), groff (tests/test_man.sh renders the man page), slurm-wlm
@@ -15,7 +16,8 @@
 set -eu
 PKGS="build-essential pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
 clinfo libclblast-dev libpng-dev libjpeg-dev libjansson-dev libcmocka-dev curl ca-certificates
-python3 mesa-opencl-icd libopenblas-pthread-dev libmicrohttpd-dev"
+python3 mesa-opencl-icd libopenblas-pthread-dev libmicrohttpd-dev
+libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libopencv-video-dev ffmpeg"
 case "${1:-}" in
     --dev)
         PKGS="$PKGS clang valgrind groff-base"

@@ -21,6 +21,7 @@
 #include "studio.h"
 #include "nst.h"
 #include "tune.h"
+#include "video_cmd.h"
 #include "weights.h"
 
 #define EXIT_RUNTIME 1
@@ -39,6 +40,7 @@ static const char *usage_text =
     "       nst bench [--size N[,N...]] [--evals N] [--device SEL] [--json]\n"
     "       nst bench --run N [--size N] [--lbfgs-history H[,H...]] [--repeat R] [--json]\n"
     "       nst tune [--device SEL] [--seconds N]\n"
+    "       nst video -c CLIP -s PAINTING -o OUT [options]  (see nst video --help)\n"
     "       nst batch JOBS [--devices all|SEL[,SEL...]] [--shard I/N] [--json]\n"
     "       nst studio [--port N] [--host ADDR] [--device SEL] [--weights FILE]\n"
     "\n"
@@ -1227,6 +1229,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "devices")) return cmd_devices(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "tune")) return cmd_tune(argc - 1, argv + 1, &set);
+    if (argc >= 2 && !strcmp(argv[1], "video")) return cmd_video(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "batch")) { /* a job is checked as the main command */
         struct option job_options[MAX_OPTIONS];
         select_options(run_options, job_options);

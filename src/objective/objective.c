@@ -14,7 +14,7 @@
 
 /* The loss terms, in slot order. A new term goes here (and in terms.c). */
 static const nst_term_ops *const term_kinds[] = {&nst_term_content, &nst_term_style,
-                                                  &nst_term_tv};
+                                                  &nst_term_tv, &nst_term_temporal};
 
 /* ---- layer lists and sizes ------------------------------------------------ */
 

@@ -109,6 +109,7 @@ struct nst_term {
 };
 
 extern const nst_term_ops nst_term_content, nst_term_style, nst_term_tv;
+extern const nst_term_ops nst_term_temporal; /* term_temporal.c */
 
 /* What a memory figure is asked for (nst_objective_memory). */
 typedef struct nst_memory_query {

@@ -111,6 +111,15 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
     if (!(p->average_decay >= 0 && p->average_decay < 1))
         return nst_fail(msg, NST_ERR_INVALID_ARG, "average decay %g is not in [0, 1)",
                         p->average_decay);
+    if (!(p->temporal_weight >= 0) || !isfinite(p->temporal_weight))
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "temporal weight %g is not a finite number "
+                        ">= 0", p->temporal_weight);
+    if (p->temporal_target &&
+        (st = nst_image_check(p->temporal_target, "parameters", "temporal_target", msg)) != NST_OK)
+        return st;
+    if (p->temporal_mask &&
+        (st = nst_image_check(p->temporal_mask, "parameters", "temporal_mask", msg)) != NST_OK)
+        return st;
     if (nstyles < 1 || nstyles > NST_MAX_STYLES)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "%d style images; 1..%d are allowed", nstyles,
                         NST_MAX_STYLES);
@@ -370,6 +379,7 @@ static int run_programs(const nst_runtime *rt, const nst_params *p, int tiled, c
     names[n++] = "pool";
     names[n++] = "loss";
     names[n++] = "optim";
+    if (p->temporal_weight > 0 && p->temporal_target) names[n++] = "temporal";
     if (tiled) names[n++] = "tiled";
     *blas = NST_BLAS_GEMM | NST_BLAS_GEMM_BATCHED | NST_BLAS_AXPY; /* the optimisers: none */
     return n;
@@ -525,6 +535,7 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
                 pr.content = nst_objective_value(t.obj, "content");
                 pr.style = nst_objective_value(t.obj, "style");
                 pr.tv = nst_objective_value(t.obj, "tv");
+                pr.temporal = nst_objective_value(t.obj, "temporal");
                 pr.elapsed = seconds() - t0;
                 pr.transfer = &t;
                 if (progress(&pr, user)) {
