@@ -287,9 +287,32 @@ def test_paths(sv, dirs):
     ok("only its own endpoints are served; names never become paths")
 
 
+def test_wct_first_preview(work):
+    """With WCT's models, a run's first frame is WCT's (iteration 0)."""
+    data = os.environ.get("NST_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
+    models = os.path.join(data, "wct")
+    if not os.path.exists(os.path.join(models, "vgg_normalised_conv1_1.pth")):
+        print("SKIP - the first preview from WCT: no models in %s (set NST_SHARED_DATA)" % models)
+        return
+    with Server(work, extra=("--wct-models", models)) as sv:
+        assert b"first previews from WCT" in sv.proc.stderr.readline()
+        upload(sv, "content", "photo.png", read(work, "photo.png"))
+        upload(sv, "style", "stripes.png", read(work, "stripes.png"))
+        st, j = sv.json("POST", "/start", json.dumps({"size": 64, "iterations": 20}))
+        assert st == 200, j
+        s = sv.wait(lambda s: s["frame"] >= 1, timeout=60, what="the first frame")
+        assert s["iteration"] == 0 and s["run"] == 1, s
+        sv.wait(lambda s: s["state"] == "done", timeout=60, what="the run")
+        st, _, body = sv.request("GET", "/command")
+        assert "--init wct --wct-models" in body.decode(), body
+        assert sv.stop() == 0
+    ok("the first preview is WCT's, at iteration 0; the command says --init wct")
+
+
 def main():
     work = os.path.abspath(sys.argv[1])
     make_inputs(work)
+    test_wct_first_preview(work)
     dirs = {k: os.path.join(work, k) for k in ("cwd", "tmp", "home")}
     import shutil
     for d in dirs.values():

@@ -738,6 +738,9 @@ static const char studio_usage[] =
     "  -d, --device SEL      device index or name substring (see `nst devices`)\n"
     "  -w, --weights FILE    VGG weights, as for a run (default: as for a run)\n"
     "      --content-layers L, --style-layers L  VGG layers, as for a run\n"
+    "      --wct-models DIR  WCT's models, for each run's first preview (default: as\n"
+    "                        for a run; without them, previews start with the\n"
+    "                        optimisation)\n"
     "      --no-cache        do not cache compiled kernels\n"
     "  -h, --help            this text\n"
     "\n"
@@ -745,16 +748,17 @@ static const char studio_usage[] =
     "Ctrl-C stops the server.\n";
 
 int studio_main(int argc, char **argv, const nst_settings *set) {
-    enum { O_HOST = 1000, O_NO_CACHE, O_CONTENT_LAYERS, O_STYLE_LAYERS };
+    enum { O_HOST = 1000, O_NO_CACHE, O_CONTENT_LAYERS, O_STYLE_LAYERS, O_WCT_MODELS };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},  {"host", required_argument, NULL, O_HOST},
         {"device", required_argument, NULL, 'd'}, {"weights", required_argument, NULL, 'w'},
         {"no-cache", no_argument, NULL, O_NO_CACHE}, {"help", no_argument, NULL, 'h'},
         {"content-layers", required_argument, NULL, O_CONTENT_LAYERS},
         {"style-layers", required_argument, NULL, O_STYLE_LAYERS},
+        {"wct-models", required_argument, NULL, O_WCT_MODELS},
         {NULL, 0, NULL, 0}};
     const char *host = "127.0.0.1", *device = NULL, *weights = NULL, *clayers = NULL,
-               *slayers = NULL;
+               *slayers = NULL, *wct_models = NULL;
     int port = 8642, no_cache = 0, opt;
     char err[512];
     optind = 0;
@@ -773,6 +777,7 @@ int studio_main(int argc, char **argv, const nst_settings *set) {
         case O_NO_CACHE: no_cache = 1; break;
         case O_CONTENT_LAYERS: clayers = optarg; break;
         case O_STYLE_LAYERS: slayers = optarg; break;
+        case O_WCT_MODELS: wct_models = optarg; break;
         case 'h': fputs(studio_usage, stdout); return 0;
         case CLI_ARG:
             fprintf(stderr, "nst studio: unexpected argument '%s'\n%s", optarg, studio_usage);
@@ -814,6 +819,7 @@ int studio_main(int argc, char **argv, const nst_settings *set) {
     sv.s = &s;
     s.content_layers = clayers;
     s.style_layers = slayers;
+    s.wct_dir = wct_models;
     nst_msg msg = {{0}};
     int rc = 1;
     struct MHD_Daemon *d = NULL;
@@ -848,6 +854,21 @@ int studio_main(int argc, char **argv, const nst_settings *set) {
         goto done;
     }
 
+    /* WCT's models, when nst finds them, give each run its first preview */
+    char wdir[4096];
+    nst_msg wmsg = {{0}};
+    if (nst_wct_locate(set, wct_models, wdir, sizeof wdir, &wmsg) != NST_OK) {
+        if (wct_models) { /* asked for, and not there: say so */
+            fprintf(stderr, "nst studio: %s\n", wmsg.text);
+            rc = 2;
+            goto done;
+        }
+    } else if (nst_wct_models_load(s.rt, wdir, &s.wct) != NST_OK) {
+        fprintf(stderr, "nst studio: warning: WCT models in %s not used: %s\n", wdir,
+                nst_last_error(s.rt));
+        s.wct = NULL;
+    }
+
     /* Ctrl-C and SIGTERM are taken by sigwait below, in this thread only:
      * every thread started from here on has them blocked */
     sigset_t sigs;
@@ -880,8 +901,9 @@ int studio_main(int argc, char **argv, const nst_settings *set) {
     }
     printf("http://%s:%d/?token=%s\n", host, sv.port, sv.token);
     fflush(stdout);
-    fprintf(stderr, "nst studio: %s, weights %s; open the address above; Ctrl-C stops\n",
-            nst_runtime_device(s.rt)->name, wpath);
+    fprintf(stderr, "nst studio: %s, weights %s; %s; open the address above; Ctrl-C stops\n",
+            nst_runtime_device(s.rt)->name, wpath,
+            s.wct ? "first previews from WCT" : "no WCT models: previews from the optimisation");
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "nst studio: stopping\n");
@@ -894,6 +916,7 @@ done:
     pthread_mutex_unlock(&s.mu);
     if (d) MHD_stop_daemon(d);
     studio_stop(&s);
+    nst_wct_models_free(s.wct);
     nst_model_free(s.model);
     nst_runtime_close(s.rt);
     return rc;

@@ -55,6 +55,9 @@ typedef struct studio {
     pthread_cond_t wake;    /* commands: wakes the worker (and a paused run) */
     nst_runtime *rt;
     nst_model *model;
+    nst_wct_models *wct; /* NULL: none found; else the first preview of a run is WCT's */
+    int wct_used;        /* the current run started from WCT's image (--init wct) */
+    const char *wct_dir; /* --wct-models as given, or NULL */
     char weights_path[4096];
     const char *content_layers, *style_layers; /* NULL: nst's defaults */
     /* inputs */

@@ -255,7 +255,30 @@ static void *worker(void *arg) {
         if (kind == START_FRESH) s->npoints = 0;
         s->version++;
         pthread_cond_broadcast(&s->changed);
+        s->wct_used = 0;
         pthread_mutex_unlock(&s->mu);
+
+        /* the first preview at once: WCT's one-pass stylisation, from which
+         * the optimisation then starts (as nst --init wct) */
+        nst_image *first = NULL;
+        if (ok && kind == START_FRESH && s->wct) {
+            nst_wct_params wp;
+            nst_wct_params_default(&wp);
+            wp.size = p.size;
+            wp.style_scale = p.style_scale;
+            if (nst_wct_run(s->rt, s->wct, &wp, content, (const nst_image *const *)styles, n,
+                            n > 1 ? blend : NULL,
+                            have_masks ? (const nst_image *const *)masks : NULL,
+                            &first) == NST_OK) {
+                nst_image *shown = NULL;
+                if (nst_image_clone(first, &shown, NULL) == NST_OK) make_frame(s, shown);
+                p.init = NST_INIT_IMAGE;
+                p.init_image = first;
+                pthread_mutex_lock(&s->mu);
+                s->wct_used = 1;
+                pthread_mutex_unlock(&s->mu);
+            }
+        }
 
         nst_image *out = NULL;
         nst_status st = NST_ERR_NOMEM;
@@ -290,6 +313,7 @@ static void *worker(void *arg) {
         if (s->start == START_NONE) s->controller[0] = 0;
         nst_image_free(content);
         nst_image_free(init);
+        nst_image_free(first);
         for (int k = 0; k < n; k++) {
             nst_image_free(styles[k]);
             nst_image_free(masks[k]);
@@ -388,6 +412,11 @@ void studio_command(studio *s, char *buf, size_t cap) {
         n += (size_t)snprintf(buf + n, cap - n, " --scales 2 --iterations %d", s->job.iterations);
     else if (n < cap)
         n += (size_t)snprintf(buf + n, cap - n, " --iterations %d", p.iterations);
+    if (s->wct_used && n < cap) n += (size_t)snprintf(buf + n, cap - n, " --init wct");
+    if (s->wct_used && s->wct_dir && n < cap) {
+        n += (size_t)snprintf(buf + n, cap - n, " --wct-models");
+        shell_word(buf, cap, &n, s->wct_dir);
+    }
     if (p.preserve_colors && n < cap) n += (size_t)snprintf(buf + n, cap - n, " --preserve-colors");
     if (p.luminance_only && n < cap) n += (size_t)snprintf(buf + n, cap - n, " --luminance-only");
     if (s->content_layers && n < cap) {
