@@ -185,13 +185,14 @@ static json_t *state_json(const studio *s, const char *client, long *seen) {
     for (int k = 0; k < s->nstyles; k++) json_array_append_new(blend, json_real(s->job.blend[k]));
     json_t *j = json_pack(
         "{s:s,s:i,s:i,s:i,s:i,s:i,s:I,s:f,s:s,s:I,s:b,s:b,s:o,s:b,s:o,s:s?,s:b,s:b,"
-        "s:{s:f,s:f,s:f,s:f,s:i,s:i,s:b,s:b,s:o}}",
+        "s:b,s:{s:f,s:f,s:f,s:f,s:i,s:i,s:b,s:b,s:o}}",
         "state", state_name(s->state), "run", s->run_id, "iteration", s->iteration,
         "iterations", s->iterations, "width", s->width, "height", s->height, "frame",
         (json_int_t)s->frame_id, "fps", s->fps, "message", s->message, "message_id",
         (json_int_t)s->message_id, "steer", may_steer(s, client), "reset", (int)reset, "points",
         pts, "content", s->content != NULL, "styles", names, "content_name",
         s->content ? s->content_name : NULL, "masks", s->masks[0] != NULL, "refined", s->refined,
+        "wct", s->wct_used,
         "job", "content_weight", s->job.content_weight, "style_weight", s->job.style_weight,
         "tv_weight", s->job.tv_weight, "style_scale", s->job.style_scale, "size", s->job.size,
         "iterations", s->job.iterations, "preserve_colors", s->job.preserve_colors,
