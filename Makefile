@@ -82,6 +82,16 @@ $(BUILD)/tests/test_video: tests/test_video.c $(TESTLIB) $(BUILD)/libnstvideo.a 
 	    $(BUILD)/libnstvideo.a $(BUILD)/libnst.a $(LDLIBS) $(VIDEO_LIBS) \
 	    $$(pkg-config --libs cmocka)
 
+# nst studio (src/app/studio*.c): libmicrohttpd for the command only, and its
+# page embedded like the kernels.
+STUDIOPKGS := libmicrohttpd
+$(APPOBJ): CPPFLAGS += $(shell pkg-config --cflags $(STUDIOPKGS))
+$(BUILD)/nst: LDLIBS += $(shell pkg-config --libs $(STUDIOPKGS))
+$(BUILD)/obj/app/studio.o: $(BUILD)/gen/studio_html.h
+$(BUILD)/gen/studio_html.h: src/app/studio.html $(BUILD)/tools/embed_cl
+	@mkdir -p $(@D)
+	$(BUILD)/tools/embed_cl $< $@ nst_studio_html
+
 $(BUILD)/libnst.a: $(OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^

@@ -366,6 +366,30 @@ typedef int (*nst_progress_fn)(const nst_progress *p, void *user);
  * function with its nst_progress.transfer. */
 nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out);
 
+/* A change of aim for a running transfer (nst_transfer_retarget): a weight
+ * < 0, style_scale 0 or blend NULL leaves that value as it is. */
+typedef struct nst_retarget {
+    double content_weight, style_weight, tv_weight; /* as in nst_params */
+    double style_scale;   /* as in nst_params: the style targets are recomputed */
+    const double *blend;  /* one per style image, summing to 1: the style targets
+                             are recomputed (with regions, each style keeps its own) */
+} nst_retarget;
+
+/* Sets every field of r to "leave as it is". */
+void nst_retarget_default(nst_retarget *r);
+
+/* Re-targets the transfer t from its progress function (with its
+ * nst_progress.transfer): from the next iteration it optimises the new
+ * objective, starting from the current image (no restart), at the current
+ * scale and the later ones. The optimiser forgets its history (L-BFGS pairs
+ * and step count, Adam moments): they belong to the old objective. The
+ * values are checked as nst_params_check does (NST_ERR_INVALID_ARG, the
+ * message naming the value; nothing changes). A new style scale must keep
+ * the run's plan (the same tiling, and the targets recomputed beside the
+ * image and the optimiser fit the budget), else NST_ERR_TOO_LARGE and nothing
+ * changes. A failure while the targets are recomputed ends the run with it. */
+nst_status nst_transfer_retarget(nst_transfer *t, const nst_retarget *r);
+
 typedef struct nst_model nst_model;
 
 /* The networks nst runs, in torchvision's layout (`features.N` tensors). */

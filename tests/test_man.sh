@@ -21,7 +21,7 @@ longopts() { grep -o -- '--[a-z0-9][a-z0-9-]*' | sort -u; }
 
 : > "$T/help"
 for cmd in "$NST --help" "$NST devices --help" "$NST bench --help" "$NST bench --run 1 --help" "$NST tune --help" \
-           "$NST video --help" "$NST batch --help" "$GEN --help"; do
+           "$NST video --help" "$NST batch --help" "$NST studio --help" "$GEN --help"; do
     if $cmd > "$T/one" 2>&1; then
         cat "$T/one" >> "$T/help"
     else

@@ -18,6 +18,7 @@
 #include "bench_run.h"
 #include "cli.h"
 #include "devcheck.h"
+#include "studio.h"
 #include "nst.h"
 #include "tune.h"
 #include "video_cmd.h"
@@ -41,6 +42,7 @@ static const char *usage_text =
     "       nst tune [--device SEL] [--seconds N]\n"
     "       nst video -c CLIP -s PAINTING -o OUT [options]  (see nst video --help)\n"
     "       nst batch JOBS [--devices all|SEL[,SEL...]] [--shard I/N] [--json]\n"
+    "       nst studio [--port N] [--host ADDR] [--device SEL] [--weights FILE]\n"
     "\n"
     "Paints PHOTO in the style of PAINTING (Gatys, Ecker & Bethge): optimises a new\n"
     "image whose VGG features match the photo's content and the painting's style.\n"
@@ -1338,6 +1340,7 @@ int main(int argc, char **argv) {
         select_options(run_options, job_options);
         return nst_batch(argc - 1, argv + 1, run_shortopts, job_options, &set);
     }
+    if (argc >= 2 && !strcmp(argv[1], "studio")) return studio_main(argc - 1, argv + 1, &set);
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;

@@ -217,6 +217,11 @@ fail:
     return st;
 }
 
+void nst_objective_reweigh(nst_objective *o) {
+    for (int i = 0; o && i < o->nterms; i++)
+        if (o->terms[i].ops->reweigh) o->terms[i].ops->reweigh(&o->terms[i], o);
+}
+
 nst_status nst_objective_evaluate(void *ctx, nst_runtime *rt, const nst_tensor *x,
                                   nst_tensor *grad, double *loss) {
     nst_objective *o = ctx;

@@ -68,6 +68,11 @@ nst_status nst_objective_targets(nst_objective *o, const nst_image *content,
 nst_status nst_objective_evaluate(void *ctx, nst_runtime *rt, const nst_tensor *x,
                                   nst_tensor *grad, double *loss);
 
+/* Makes the terms read their weights (content, style, TV, style layers)
+ * from the objective's parameters again, which the caller changed; the
+ * targets stay. The next evaluation uses them. */
+void nst_objective_reweigh(nst_objective *o);
+
 /* The weighted value of the term `name` ("content", "style", "tv") at the
  * last evaluation; 0 for a term the objective does not have. */
 double nst_objective_value(const nst_objective *o, const char *name);

@@ -53,6 +53,9 @@ typedef struct nst_term_ops {
     /* Reads the term's parameters from o->p, adds the layers it reads
      * (nst_objective_add_tap) and sets t->nslots. Before the network exists. */
     nst_status (*setup)(nst_term *t, nst_objective *o);
+    /* Reads the term's weights from o->p again (nst_objective_reweigh): a
+     * running transfer re-targeted. NULL for a term without weights. */
+    void (*reweigh)(nst_term *t, nst_objective *o);
     /* NULL when the term can run in tiles, else what cannot (a plural noun,
      * "regions"). */
     const char *(*untileable)(const nst_term *t);

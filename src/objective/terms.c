@@ -32,11 +32,15 @@ typedef struct content_term {
     cl_mem tile_values;                 /* tiles: the values of one tile */
 } content_term;
 
+static void content_reweigh(nst_term *t, nst_objective *o) {
+    ((content_term *)t->state)->weight = o->p->content_weight;
+}
+
 static nst_status content_setup(nst_term *t, nst_objective *o) {
     content_term *c = t->state;
     nst_status st = NST_OK;
     NST_TRY(nst_layers_parse(o->p->content_layers, "content layers", &c->layers, RTM(o->rt)));
-    c->weight = o->p->content_weight;
+    content_reweigh(t, o);
     for (int i = 0; i < c->layers.n; i++) NST_TRY(nst_objective_add_tap(o, c->layers.name[i]));
     t->nslots = c->layers.n;
 fail:
@@ -176,6 +180,7 @@ const nst_term_ops nst_term_content = {
     .name = "content",
     .state_size = sizeof(content_term),
     .setup = content_setup,
+    .reweigh = content_reweigh,
     .content_targets = content_targets,
     .evaluate = content_evaluate,
     .tile_content_targets = content_tile_targets,
@@ -202,11 +207,9 @@ typedef struct style_term {
 
 static int regions(const style_term *s) { return s->nregions ? s->nregions : 1; }
 
-static nst_status style_setup(nst_term *t, nst_objective *o) {
+static void style_reweigh(nst_term *t, nst_objective *o) {
     style_term *s = t->state;
     const nst_params *p = o->p;
-    nst_status st = NST_OK;
-    NST_TRY(nst_layers_parse(p->style_layers, "style layers", &s->layers, RTM(o->rt)));
     double wsum = 0;
     for (int i = 0; i < s->layers.n; i++)
         wsum += p->style_layer_weights ? p->style_layer_weights[i] : 1;
@@ -214,6 +217,14 @@ static nst_status style_setup(nst_term *t, nst_objective *o) {
         s->weight[i] = p->style_weight *
                        (p->style_layer_weights ? p->style_layer_weights[i] : 1) /
                        (wsum > 0 ? wsum : 1);
+}
+
+static nst_status style_setup(nst_term *t, nst_objective *o) {
+    style_term *s = t->state;
+    const nst_params *p = o->p;
+    nst_status st = NST_OK;
+    NST_TRY(nst_layers_parse(p->style_layers, "style layers", &s->layers, RTM(o->rt)));
+    style_reweigh(t, o);
     s->nregions = o->nregions;
     for (int i = 0; i < s->layers.n; i++) NST_TRY(nst_objective_add_tap(o, s->layers.name[i]));
     t->nslots = s->layers.n * regions(s);
@@ -506,6 +517,7 @@ const nst_term_ops nst_term_style = {
     .name = "style",
     .state_size = sizeof(style_term),
     .setup = style_setup,
+    .reweigh = style_reweigh,
     .untileable = style_untileable,
     .style_targets = style_targets,
     .finish_targets = style_finish,
@@ -527,8 +539,12 @@ typedef struct tv_term {
     double weight;
 } tv_term;
 
-static nst_status tv_setup(nst_term *t, nst_objective *o) {
+static void tv_reweigh(nst_term *t, nst_objective *o) {
     ((tv_term *)t->state)->weight = o->p->tv_weight;
+}
+
+static nst_status tv_setup(nst_term *t, nst_objective *o) {
+    tv_reweigh(t, o);
     t->nslots = 1;
     return NST_OK;
 }
@@ -548,6 +564,7 @@ const nst_term_ops nst_term_tv = {
     .name = "tv",
     .state_size = sizeof(tv_term),
     .setup = tv_setup,
+    .reweigh = tv_reweigh,
     .evaluate_image = tv_evaluate_image,
     .value = tv_value,
 };

@@ -148,7 +148,18 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
 /* The state of one run: the objective and what the optimiser works on. */
 struct nst_transfer {
     nst_runtime *rt;
-    const nst_params *p;
+    const nst_params *p;    /* &params */
+    nst_params params;      /* the run's own copy: nst_transfer_retarget changes it */
+    double blend[NST_MAX_STYLES];
+    int has_blend;          /* 0: equal weights (blend unused) */
+    const nst_weights *weights;
+    const nst_image *content;              /* the working content at the current scale */
+    const nst_image *const *style_ptrs;    /* the working styles */
+    int nstyles, tile;
+    int in_w, in_h;         /* the content as given */
+    nst_plan plan;
+    nst_optim *opt;
+    nst_status failed;      /* a retarget that left the objective without targets */
     nst_objective *obj;
     nst_tensor *x, *grad, *avg; /* the image, its gradient, the average of iterates */
     int avg_steps;
@@ -208,6 +219,66 @@ nst_status nst_transfer_snapshot(nst_transfer *t, nst_image **out) {
     st = nst_image_preserve_colors(raw, t->color_ref, out, RTM(t->rt));
     nst_image_free(raw);
     return st;
+}
+
+void nst_retarget_default(nst_retarget *r) {
+    if (!r) return;
+    memset(r, 0, sizeof *r);
+    r->content_weight = r->style_weight = r->tv_weight = -1;
+}
+
+nst_status nst_transfer_retarget(nst_transfer *t, const nst_retarget *r) {
+    if (!t) return NST_ERR_INVALID_ARG;
+    nst_runtime *rt = t->rt;
+    if (!r) return nst_fail_null(RTM(rt), "nst_transfer_retarget", "r");
+    if (!t->opt || !t->content)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "nst_transfer_retarget: call it from the progress function");
+    nst_params np = t->params;
+    if (r->content_weight >= 0) np.content_weight = r->content_weight;
+    if (r->style_weight >= 0) np.style_weight = r->style_weight;
+    if (r->tv_weight >= 0) np.tv_weight = r->tv_weight;
+    if (r->style_scale != 0) np.style_scale = r->style_scale;
+    /* a NaN weight is neither < 0 nor >= 0: let the check name it */
+    if (isnan(r->content_weight)) np.content_weight = r->content_weight;
+    if (isnan(r->style_weight)) np.style_weight = r->style_weight;
+    if (isnan(r->tv_weight)) np.tv_weight = r->tv_weight;
+    const double *blend = r->blend ? r->blend : t->has_blend ? t->blend : NULL;
+    nst_status st = nst_params_check(&np, t->nstyles, blend, RTM(rt));
+    if (st != NST_OK) return st;
+    int scale_changed = np.style_scale != t->params.style_scale;
+    int new_targets = scale_changed || r->blend;
+    if (scale_changed) { /* the plan must hold with the targets recomputed mid-scale */
+        nst_plan pl;
+        int wh[2 * NST_MAX_STYLES];
+        for (int k = 0; k < t->nstyles; k++) {
+            wh[2 * k] = t->style_ptrs[k]->w;
+            wh[2 * k + 1] = t->style_ptrs[k]->h;
+        }
+        st = nst_plan_compute(rt, &np, t->obj, t->weights, t->in_w, t->in_h, wh, t->nstyles,
+                              &pl);
+        if (st != NST_OK) return st;
+        if (!pl.fits || pl.tiled != t->plan.tiled || pl.tile != t->plan.tile ||
+            pl.targets_peak + pl.images + pl.optimizer + pl.reserve > pl.budget)
+            return nst_fail(RTM(rt), NST_ERR_TOO_LARGE,
+                            "style scale %g does not fit this run's memory plan; start a new "
+                            "run at it", np.style_scale);
+    }
+    t->params = np;
+    if (r->blend) {
+        memcpy(t->blend, r->blend, (size_t)t->nstyles * sizeof(double));
+        t->has_blend = 1;
+    }
+    nst_objective_reweigh(t->obj);
+    if (new_targets) {
+        st = nst_objective_targets(t->obj, t->content, t->style_ptrs, t->nstyles,
+                                   t->has_blend ? t->blend : NULL, t->params.masks, t->tile);
+        if (st != NST_OK) {
+            t->failed = st;
+            return st;
+        }
+    }
+    return nst_optim_reset(rt, t->opt);
 }
 
 /* Resizes img so its longest side is `longest`. */
@@ -379,7 +450,16 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
         NST_TRY(nst_image_check(styles[k], "nst_transfer_run", what, RTM(rt)));
     }
     t.rt = rt;
-    t.p = p;
+    t.params = *p;
+    t.p = p = &t.params;
+    if (blend) {
+        memcpy(t.blend, blend, (size_t)nstyles * sizeof(double));
+        t.has_blend = 1;
+    }
+    t.weights = model->weights;
+    t.nstyles = nstyles;
+    t.in_w = content_in->w;
+    t.in_h = content_in->h;
     NST_TRY(nst_objective_create(rt, model->weights, p, p->masks ? nstyles : 0, &t.obj));
     /* the memory plan: tiles and the L-BFGS history, or a refusal */
     nst_plan plan;
@@ -390,13 +470,16 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
     }
     NST_TRY(nst_plan_compute(rt, p, t.obj, model->weights, content_in->w, content_in->h, style_wh,
                              nstyles, &plan));
+    t.plan = plan;
     if (!plan.fits) {
         st = nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s", plan.note);
         goto fail;
     }
     int tile = plan.tiled ? plan.tile : 0;
+    t.tile = tile;
     NST_TRY(prepare(rt, p, plan.tiled, NULL, NULL)); /* quietly: see nst_transfer_prepare */
     NST_TRY(work_prepare(rt, p, content_in, styles, nstyles, &work));
+    t.style_ptrs = work.style_ptrs;
     if (p->preserve_colors || p->luminance_only) t.color_ref = content_in;
 
     int scales = p->scales > 0 ? p->scales : 1;
@@ -411,10 +494,11 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
         /* the previous scale's optimiser and images go first (its result
          * is on the host in prev): the plan counts one scale at a time */
         nst_optim_free(rt, opt);
-        opt = NULL;
+        opt = t.opt = NULL;
+        t.content = NULL;
         free_image(&t);
-        NST_TRY(nst_objective_targets(t.obj, content, work.style_ptrs, nstyles, blend, p->masks,
-                                      tile));
+        NST_TRY(nst_objective_targets(t.obj, content, work.style_ptrs, nstyles,
+                                      t.has_blend ? t.blend : NULL, p->masks, tile));
         NST_TRY(alloc_image(&t, content->h, content->w));
         NST_TRY(init_image(&t, content, prev));
         nst_image_free(prev);
@@ -429,6 +513,8 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
         op.line_search = p->line_search;
         if (p->learning_rate > 0) op.lr = p->learning_rate;
         NST_TRY(nst_optim_create(rt, &op, t.x->count, &opt));
+        t.opt = opt;
+        t.content = content;
 
         for (int it = 1; it <= iters; it++) {
             double loss = 0;
@@ -457,9 +543,11 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
                                   done);
                     goto fail;
                 }
+                if ((st = t.failed) != NST_OK) goto fail; /* its message is in rt */
             }
         }
         if (sc + 1 < scales) NST_TRY(current_raw(&t, &prev));
+        t.content = NULL;
         nst_image_free(content);
         content = NULL;
     }
