@@ -45,7 +45,7 @@ $FF $SRC -f lavfi -i "color=c=red:s=20x20" -f lavfi -i "sine=f=440:d=2" -filter_
     no "make the test clip"
 # vjob OUTPUT [MORE JSON]: a video line of a jobs file
 vjob() {
-    echo "{\"video\": true, \"content\": \"$T/clip.mp4\", \"style\": \"$T/paint.png\", \"output\": \"$T/$1\", \"weights\": \"$T/w.safetensors\", \"size\": 64, \"iterations\": 10, \"frame-iterations\": 5, \"temporal-weight\": 2000${2:-}}"
+    echo "{\"video\": true, \"content\": \"$T/clip.mp4\", \"style\": \"$T/paint.png\", \"output\": \"$T/$1\", \"weights\": \"$T/w.safetensors\", \"size\": 64, \"iterations\": 10, \"frame-iterations\": ${FIT:-5}, \"temporal-weight\": 2000${2:-}}"
 }
 C="--chunk-frames 4 --chunk-overlap 2"
 DEVS=
@@ -74,7 +74,8 @@ rc=$?
 check "a rerun finds it done" "[ $rc -eq 0 ] && grep -q '\"summary\",\"jobs\":3,\"done\":0,\"skipped\":3' $T/again.json && ! grep -q '\"event\":\"joined\"' $T/again.json"
 
 # ---- kill -9 mid-way, then a rerun: the finished stretches are kept ----
-vjob killed.mkv ', "codec": "ffv1"' > "$T/k.jsonl"
+# (more iterations a frame: the batch must still be running when killed)
+FIT=60 vjob killed.mkv ', "codec": "ffv1"' > "$T/k.jsonl"
 $NST batch "$T/k.jsonl" $C --devices 0 --json > "$T/k1.json" 2> /dev/null &
 bpid=$!
 k=0
@@ -148,10 +149,11 @@ check "--start-frame past the end: a message, exit 1, no output" "[ $rc -eq 1 ] 
     echo "{\"video\": true, \"content\": \"$T/missing.mp4\", \"style\": \"$T/paint.png\", \"output\": \"$T/m.mp4\"}"
     vjob wd.mp4 ', "work-dir": "x"'
     vjob typo.mp4 ', "temporal-wieght": 3'
+    vjob 'seq/%03d.png'
 } > "$T/bad.jsonl"
 $NST batch "$T/bad.jsonl" $C --json > "$T/bad.json" 2>&1
 rc=$?
-check "bad video lines fail, with their reasons" "[ $rc -eq 1 ] && grep -q '\"job\":1,.*missing.mp4' $T/bad.json && grep -q '\"job\":2,.*work-dir' $T/bad.json && grep -q '\"job\":3,.*did you mean --temporal-weight' $T/bad.json && [ \$(grep -c '\"event\":\"failed\"' $T/bad.json) -eq 3 ]"
+check "bad video lines fail, with their reasons" "[ $rc -eq 1 ] && grep -q '\"job\":1,.*missing.mp4' $T/bad.json && grep -q '\"job\":2,.*work-dir' $T/bad.json && grep -q '\"job\":3,.*did you mean --temporal-weight' $T/bad.json && grep -q '\"job\":4,.*a video job writes a video file' $T/bad.json && [ \$(grep -c '\"event\":\"failed\"' $T/bad.json) -eq 4 ]"
 $NST batch "$T/v.jsonl" --chunk-frames 4 --chunk-overlap 4 > /dev/null 2> "$T/ov.err"
 check "--chunk-overlap must be less than --chunk-frames" "[ \$? -eq 2 ] && grep -q 'less than --chunk-frames' $T/ov.err"
 

@@ -449,6 +449,12 @@ static int video_jobs(batch *b, const char *text, int line) {
                                        "\"output\": \"OUT.mp4\"");
         goto out;
     }
+    if (nst_video_is_pattern(out)) {
+        rc = video_line_fails(b, line, "output '%s': a video job writes a video file (.mp4, "
+                                       ".mkv, .mov, .avi), which appears whole or not at all; "
+                                       "for an image sequence run nst video", out);
+        goto out;
+    }
     static const char *const refused[] = {"start-frame", "work-dir", "keep-frames", NULL};
     for (int k = 0; refused[k]; k++)
         if (json_object_get(o, refused[k])) {
