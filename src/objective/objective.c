@@ -14,7 +14,7 @@
 
 /* The loss terms, in slot order. A new term goes here (and in terms.c). */
 static const nst_term_ops *const term_kinds[] = {&nst_term_content, &nst_term_style,
-                                                  &nst_term_tv};
+                                                  &nst_term_w2, &nst_term_hist, &nst_term_tv};
 
 /* ---- layer lists and sizes ------------------------------------------------ */
 
@@ -112,6 +112,27 @@ nst_status nst_objective_style_image(const nst_objective *o, const nst_image *co
     return nst_image_resize(style, w, h, out, RTM(o->rt));
 }
 
+nst_status nst_objective_each_style(nst_objective *o, const nst_image *content,
+                                    const nst_image *const *styles, int nstyles,
+                                    const double *blend, nst_style_fn fn, void *ctx) {
+    nst_status st = NST_OK;
+    nst_tensor *img = NULL;
+    nst_image *sized = NULL;
+    for (int k = 0; k < nstyles; k++) {
+        NST_TRY(nst_objective_style_image(o, content, styles[k], &sized));
+        NST_TRY(nst_objective_upload(o->rt, sized, &img));
+        NST_TRY(fn(o, k, img, blend ? blend[k] : 1.0 / nstyles, ctx));
+        nst_tensor_free(o->rt, img);
+        img = NULL;
+        nst_image_free(sized);
+        sized = NULL;
+    }
+fail:
+    nst_tensor_free(o->rt, img);
+    nst_image_free(sized);
+    return st;
+}
+
 uint64_t nst_objective_net_bytes(const nst_objective *o, int h, int w) {
     size_t b = nst_vgg_memory_bytes(o->net, h, w);
     return b ? b : UINT64_MAX / 4;
@@ -147,6 +168,7 @@ nst_status nst_objective_create(nst_runtime *rt, const nst_weights *w, const nst
     o->nregions = nregions;
     for (size_t k = 0; k < sizeof term_kinds / sizeof term_kinds[0]; k++) {
         nst_term *t = &o->terms[o->nterms];
+        if (term_kinds[k]->active && !term_kinds[k]->active(p)) continue;
         t->ops = term_kinds[k];
         t->state = calloc(1, t->ops->state_size ? t->ops->state_size : 1);
         if (!t->state) {
@@ -297,13 +319,27 @@ int nst_objective_memory(const nst_objective *o, int w, int h, const int *sw, co
 
 /* ---- the whole-image strategy --------------------------------------------- */
 
+/* Style image k's features at its size, for the terms' targets. */
+static nst_status whole_style(nst_objective *o, int k, const nst_tensor *img, double blend,
+                              void *ctx) {
+    nst_status st = NST_OK;
+    (void)ctx;
+    NST_TRY(nst_vgg_resize(o->rt, o->net, img->h, img->w));
+    NST_TRY(nst_vgg_forward(o->rt, o->net, img));
+    for (int i = 0; i < o->nterms; i++) {
+        nst_term *t = &o->terms[i];
+        if (t->ops->style_targets) NST_TRY(t->ops->style_targets(t, o, k, blend));
+    }
+fail:
+    return st;
+}
+
 static nst_status whole_targets(nst_objective *o, nst_tiling *tg, int tile,
                                 const nst_image *content, const nst_image *const *styles,
                                 int nstyles, const double *blend, const nst_image *const *masks) {
     nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
     nst_tensor *img = NULL;
-    nst_image *sized = NULL;
 
     /* the content's features at the output size */
     NST_TRY(nst_objective_upload(rt, content, &img));
@@ -317,21 +353,7 @@ static nst_status whole_targets(nst_objective *o, nst_tiling *tg, int tile,
     img = NULL;
 
     /* each style image's features at its size */
-    for (int k = 0; k < nstyles; k++) {
-        NST_TRY(nst_objective_style_image(o, content, styles[k], &sized));
-        NST_TRY(nst_objective_upload(rt, sized, &img));
-        NST_TRY(nst_vgg_resize(rt, o->net, sized->h, sized->w));
-        NST_TRY(nst_vgg_forward(rt, o->net, img));
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
-            if (t->ops->style_targets)
-                NST_TRY(t->ops->style_targets(t, o, k, blend ? blend[k] : 1.0 / nstyles));
-        }
-        nst_tensor_free(rt, img);
-        img = NULL;
-        nst_image_free(sized);
-        sized = NULL;
-    }
+    NST_TRY(nst_objective_each_style(o, content, styles, nstyles, blend, whole_style, NULL));
 
     /* back to the output size */
     NST_TRY(nst_vgg_resize(rt, o->net, content->h, content->w));
@@ -341,7 +363,6 @@ static nst_status whole_targets(nst_objective *o, nst_tiling *tg, int tile,
     }
 fail:
     nst_tensor_free(rt, img);
-    nst_image_free(sized);
     return st;
 }
 

@@ -19,8 +19,10 @@
  *                          the network's gradient), value, memory, release
  *
  * A term that cannot run in tiles says so in untileable(); the plan and
- * the objective then refuse tiles. A new term (another style loss, a temporal term)
- * is a new nst_term_ops in terms.c and one line in term_kinds. */
+ * the objective then refuse tiles. A term that the parameters may leave out
+ * (one of the style losses) says whether they want it in active(). A new
+ * term (another style loss, a temporal term) is a new nst_term_ops in its
+ * own file (term_*.c) and one line in term_kinds. */
 #ifndef NST_OBJECTIVE_INT_H
 #define NST_OBJECTIVE_INT_H
 
@@ -50,6 +52,8 @@ typedef struct nst_term_memory {
 typedef struct nst_term_ops {
     const char *name;  /* "content", "style", "tv": nst_objective_value's key */
     size_t state_size; /* bytes of the term's state, zeroed before setup */
+    /* 0 when p leaves the term out (NULL: always in). */
+    int (*active)(const nst_params *p);
     /* Reads the term's parameters from o->p, adds the layers it reads
      * (nst_objective_add_tap) and sets t->nslots. Before the network exists. */
     nst_status (*setup)(nst_term *t, nst_objective *o);
@@ -106,6 +110,26 @@ struct nst_term {
 };
 
 extern const nst_term_ops nst_term_content, nst_term_style, nst_term_tv;
+extern const nst_term_ops nst_term_w2, nst_term_hist; /* term_w2.c, term_hist.c */
+
+/* ---- helpers the style terms share (terms.c) ---- */
+
+/* The style layers of p with their weights b * w_l (w_l normalised to sum
+ * 1); adds the layers as taps. */
+nst_status nst_style_layers(nst_objective *o, nst_layer_list *layers, double *weight);
+/* Region r's mask (content's luminance, resized to the content, clamped to
+ * [0, 1]) 2x2-pooled down to each layer's size, into mask[l][r]. */
+nst_status nst_style_masks(nst_objective *o, const nst_layer_list *layers, int nregions,
+                           const nst_image *content, const nst_image *const *masks,
+                           cl_mem mask[][NST_MAX_STYLES]);
+/* The content loss's tile evaluation, shared with terms whose target is a
+ * whole-image map: f's owned positions against target (the whole image's
+ * map at f's layer, stride s) cropped to the window into crop (scratch of
+ * f's size); value added into o->values[slot] (via one scratch float of
+ * tile_values at tv_slot), weight * gradient into df. */
+nst_status nst_tile_map_loss(nst_objective *o, const nst_tensor *f, int s, const nst_tile *tl,
+                             const nst_tensor *target, float norm2, float weight, nst_tensor *df,
+                             cl_mem crop, cl_mem tile_values, size_t tv_slot, size_t slot);
 
 /* What a memory figure is asked for (nst_objective_memory). */
 typedef struct nst_memory_query {
@@ -159,6 +183,13 @@ nst_status nst_objective_add_tap(nst_objective *o, const char *name);
 /* A tap's channels and stride (nst_vgg_tap_shape); 0 or -1. */
 int nst_objective_tap_shape(const nst_objective *o, const char *name, int *channels,
                             int *stride);
+/* Each style image resized for the content (nst_objective_style_image) and
+ * uploaded, in order: fn(o, k, image tensor, blend weight, ctx). */
+typedef nst_status (*nst_style_fn)(nst_objective *o, int k, const nst_tensor *img,
+                                   double blend, void *ctx);
+nst_status nst_objective_each_style(nst_objective *o, const nst_image *content,
+                                    const nst_image *const *styles, int nstyles,
+                                    const double *blend, nst_style_fn fn, void *ctx);
 /* Floats of the largest tap at an h x w image. */
 size_t nst_objective_largest_tap(const nst_objective *o, int h, int w);
 /* *out = sum of buf[0..n)^2 (through slot 0 of the values), or 1 when that is

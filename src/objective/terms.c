@@ -4,7 +4,8 @@
  *
  *   content  a * sum_l ||F_l - P_l||^2 / ||P_l||^2       (content layers)
  *   style    sum_l b w_l sum_r ||G_r(F_l) - A_lr||^2 / ||A_lr||^2
- *            (style layers; regions r with masks, else one blended A_l)
+ *            (style layers; regions r with masks, else one blended A_l;
+ *            the Gram style loss: term_w2.c and term_hist.c hold the others)
  *   tv       g * total variation of the image
  *
  * In tiles a term sees one window's features at a time; it works on the
@@ -114,27 +115,37 @@ fail:
     return st;
 }
 
+nst_status nst_tile_map_loss(nst_objective *o, const nst_tensor *f, int s, const nst_tile *tl,
+                             const nst_tensor *target, float norm2, float weight, nst_tensor *df,
+                             cl_mem crop, cl_mem tile_values, size_t tv_slot, size_t slot) {
+    nst_runtime *rt = o->rt;
+    nst_status st = NST_OK;
+    int y0, x0, rh, rw;
+    nst_tensor fm, pc = nst_tensor_view(crop, f->c, f->h, f->w);
+    nst_tile_owned(tl, s, &y0, &x0, &rh, &rw);
+    NST_TRY(nst_tile_mask_owned(o, f, tl, s, &fm));
+    NST_TRY(nst_fill_zero(rt, pc.buf, pc.count));
+    NST_TRY(nst_tile_rect(rt, &pc, target, y0, x0, rh, rw, tl->y / s, tl->x / s, 0));
+    NST_TRY(nst_content_loss(rt, &fm, &pc, norm2, weight, df, tile_values, tv_slot));
+    NST_TRY(nst_axpy(rt, 1, 1.0f, tile_values, tv_slot, o->values, slot));
+fail:
+    return st;
+}
+
 /* The loss of the owned positions against the target cropped to the window
  * (zero elsewhere, so only owned positions count). */
 static nst_status content_tile_evaluate(nst_term *t, nst_objective *o, const nst_tiling *tg,
                                         const nst_tile *tl) {
     content_term *c = t->state;
-    nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
+    (void)tg;
     for (int i = 0; i < c->layers.n; i++) {
         const char *name = c->layers.name[i];
-        const nst_tensor *f = nst_vgg_tap(o->net, name);
-        int ch, s, y0, x0, rh, rw;
+        int ch, s;
         nst_objective_tap_shape(o, name, &ch, &s);
-        nst_tensor fm, pc = nst_tensor_view(c->crop, f->c, f->h, f->w);
-        nst_tile_owned(tl, s, &y0, &x0, &rh, &rw);
-        NST_TRY(nst_tile_mask_owned(o, f, tl, s, &fm));
-        NST_TRY(nst_fill_zero(rt, pc.buf, pc.count));
-        NST_TRY(nst_tile_rect(rt, &pc, c->target[i], y0, x0, rh, rw, tl->y / s, tl->x / s, 0));
-        NST_TRY(nst_content_loss(rt, &fm, &pc, c->norm2[i], (float)c->weight,
-                                 nst_vgg_tap_grad(o->net, name), c->tile_values, (size_t)i));
-        NST_TRY(nst_axpy(rt, 1, 1.0f, c->tile_values, (size_t)i, o->values,
-                         (size_t)(t->slot + i)));
+        NST_TRY(nst_tile_map_loss(o, nst_vgg_tap(o->net, name), s, tl, c->target[i], c->norm2[i],
+                                  (float)c->weight, nst_vgg_tap_grad(o->net, name), c->crop,
+                                  c->tile_values, (size_t)i, (size_t)(t->slot + i)));
     }
 fail:
     return st;
@@ -202,20 +213,28 @@ typedef struct style_term {
 
 static int regions(const style_term *s) { return s->nregions ? s->nregions : 1; }
 
-static nst_status style_setup(nst_term *t, nst_objective *o) {
-    style_term *s = t->state;
+nst_status nst_style_layers(nst_objective *o, nst_layer_list *layers, double *weight) {
     const nst_params *p = o->p;
     nst_status st = NST_OK;
-    NST_TRY(nst_layers_parse(p->style_layers, "style layers", &s->layers, RTM(o->rt)));
+    NST_TRY(nst_layers_parse(p->style_layers, "style layers", layers, RTM(o->rt)));
     double wsum = 0;
-    for (int i = 0; i < s->layers.n; i++)
+    for (int i = 0; i < layers->n; i++)
         wsum += p->style_layer_weights ? p->style_layer_weights[i] : 1;
-    for (int i = 0; i < s->layers.n; i++)
-        s->weight[i] = p->style_weight *
-                       (p->style_layer_weights ? p->style_layer_weights[i] : 1) /
-                       (wsum > 0 ? wsum : 1);
+    for (int i = 0; i < layers->n; i++)
+        weight[i] = p->style_weight * (p->style_layer_weights ? p->style_layer_weights[i] : 1) /
+                    (wsum > 0 ? wsum : 1);
+    for (int i = 0; i < layers->n; i++) NST_TRY(nst_objective_add_tap(o, layers->name[i]));
+fail:
+    return st;
+}
+
+static int style_active(const nst_params *p) { return p->style_loss == NST_STYLE_GRAM; }
+
+static nst_status style_setup(nst_term *t, nst_objective *o) {
+    style_term *s = t->state;
+    nst_status st = NST_OK;
+    NST_TRY(nst_style_layers(o, &s->layers, s->weight));
     s->nregions = o->nregions;
-    for (int i = 0; i < s->layers.n; i++) NST_TRY(nst_objective_add_tap(o, s->layers.name[i]));
     t->nslots = s->layers.n * regions(s);
 fail:
     return st;
@@ -279,20 +298,20 @@ static void pool_plane(float *m, int *h, int *w) {
     *w = ow;
 }
 
-/* Region r's mask at each style tap's size. */
-static nst_status make_masks(style_term *s, nst_objective *o, const nst_image *content,
-                             const nst_image *const *masks) {
+nst_status nst_style_masks(nst_objective *o, const nst_layer_list *layers, int nregions,
+                           const nst_image *content, const nst_image *const *masks,
+                           cl_mem mask[][NST_MAX_STYLES]) {
     nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
     float *plane = NULL;
-    for (int r = 0; r < s->nregions; r++) {
-        for (int l = 0; l < s->layers.n; l++) {
-            const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
+    for (int r = 0; r < nregions; r++) {
+        for (int l = 0; l < layers->n; l++) {
+            const nst_tensor *f = nst_vgg_tap(o->net, layers->name[l]);
             int h = content->h, w = content->w;
             NST_TRY(mask_plane(rt, masks[r], w, h, &plane));
             while (h > f->h || w > f->w) pool_plane(plane, &h, &w);
-            NST_TRY(nst_buffer_create(rt, (size_t)h * w * sizeof(float), &s->mask[l][r]));
-            NST_TRY(nst_write_floats(rt, s->mask[l][r], 0, (size_t)h * w, plane));
+            NST_TRY(nst_buffer_create(rt, (size_t)h * w * sizeof(float), &mask[l][r]));
+            NST_TRY(nst_write_floats(rt, mask[l][r], 0, (size_t)h * w, plane));
             free(plane);
             plane = NULL;
         }
@@ -319,7 +338,7 @@ static nst_status style_finish(nst_term *t, nst_objective *o, const nst_image *c
     NST_TRY(nst_buffer_create(rt, max_c * max_c * sizeof(float), &s->gram_scratch));
     if (s->nregions) {
         NST_TRY(nst_buffer_create(rt, max_cm * sizeof(float), &s->fm_scratch));
-        NST_TRY(make_masks(s, o, content, masks));
+        NST_TRY(nst_style_masks(o, &s->layers, s->nregions, content, masks, s->mask));
     }
     s->sums = 0;
 fail:
@@ -505,6 +524,7 @@ static void style_release(nst_term *t, nst_runtime *rt) {
 const nst_term_ops nst_term_style = {
     .name = "style",
     .state_size = sizeof(style_term),
+    .active = style_active,
     .setup = style_setup,
     .untileable = style_untileable,
     .style_targets = style_targets,

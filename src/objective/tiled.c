@@ -193,26 +193,34 @@ static nst_status ensure(nst_runtime *rt, cl_mem *buf, size_t floats) {
     return nst_buffer_create(rt, floats * sizeof(float), buf);
 }
 
-/* Style image img (tiled like tg) through the network, tile by tile, for
- * the terms' style targets. */
-static nst_status style_tiles(nst_objective *o, const nst_tensor *img, const nst_tiling *tg,
-                              double blend) {
+/* Style image img through the network in its own tiles (of the strategy's
+ * limit), tile by tile, for the terms' style targets. */
+static nst_status style_tiles(nst_objective *o, int k, const nst_tensor *img, double blend,
+                              void *ctx) {
     nst_runtime *rt = o->rt;
+    tiles *ts = o->strategy_state;
     nst_status st = NST_OK;
     nst_tensor *tx = NULL;
-    NST_TRY(nst_tensor_create(rt, 1, 3, tg->th, tg->tw, &tx));
-    NST_TRY(nst_vgg_resize(rt, o->net, tg->th, tg->tw));
-    for (int k = 0; k < tg->ny * tg->nx; k++) {
-        const nst_tile *tl = &tg->tiles[k];
+    nst_tiling tg;
+    (void)k;
+    (void)ctx;
+    NST_TRY(nst_tiling_make(img->h, img->w, ts->tile, ts->tiling.halo, ts->tiling.align, &tg,
+                            RTM(rt)));
+    NST_TRY(ensure(rt, &ts->fm, nst_objective_largest_tap(o, tg.th, tg.tw)));
+    NST_TRY(nst_tensor_create(rt, 1, 3, tg.th, tg.tw, &tx));
+    NST_TRY(nst_vgg_resize(rt, o->net, tg.th, tg.tw));
+    for (int j = 0; j < tg.ny * tg.nx; j++) {
+        const nst_tile *tl = &tg.tiles[j];
         NST_TRY(load_window(rt, tx, img, tl));
         NST_TRY(nst_vgg_forward(rt, o->net, tx));
         for (int i = 0; i < o->nterms; i++) {
             nst_term *t = &o->terms[i];
             if (t->ops->tile_style_targets)
-                NST_TRY(t->ops->tile_style_targets(t, o, tg, tl, blend));
+                NST_TRY(t->ops->tile_style_targets(t, o, &tg, tl, blend));
         }
     }
 fail:
+    nst_tiling_free(&tg);
     nst_tensor_free(rt, tx);
     return st;
 }
@@ -223,9 +231,6 @@ static nst_status tiled_targets(nst_objective *o, nst_tiling *tg, int tile,
     nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
     nst_tensor *img = NULL;
-    nst_image *sized = NULL;
-    nst_tiling sg;
-    memset(&sg, 0, sizeof sg);
     const char *why = nst_objective_untileable(o);
     if (why)
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
@@ -258,18 +263,7 @@ static nst_status tiled_targets(nst_objective *o, nst_tiling *tg, int tile,
     img = NULL;
 
     /* each style image in its own tiles */
-    for (int k = 0; k < nstyles; k++) {
-        NST_TRY(nst_objective_style_image(o, content, styles[k], &sized));
-        NST_TRY(nst_objective_upload(rt, sized, &img));
-        NST_TRY(nst_tiling_make(sized->h, sized->w, tile, tc->halo, tc->align, &sg, RTM(rt)));
-        NST_TRY(ensure(rt, &ts->fm, nst_objective_largest_tap(o, sg.th, sg.tw)));
-        NST_TRY(style_tiles(o, img, &sg, blend ? blend[k] : 1.0 / nstyles));
-        nst_tiling_free(&sg);
-        nst_tensor_free(rt, img);
-        img = NULL;
-        nst_image_free(sized);
-        sized = NULL;
-    }
+    NST_TRY(nst_objective_each_style(o, content, styles, nstyles, blend, style_tiles, NULL));
 
     /* back to the content's window */
     NST_TRY(nst_vgg_resize(rt, o->net, tc->th, tc->tw));
@@ -279,9 +273,7 @@ static nst_status tiled_targets(nst_objective *o, nst_tiling *tg, int tile,
     }
     NST_TRY(nst_tensor_create(rt, 1, 3, tc->th, tc->tw, &ts->tgrad));
 fail:
-    nst_tiling_free(&sg);
     nst_tensor_free(rt, img);
-    nst_image_free(sized);
     return st;
 }
 
