@@ -41,10 +41,9 @@
 static const uint64_t F = sizeof(float);
 
 typedef struct hist_term {
-    nst_layer_list layers;
-    double weight[NST_MAX_LAYERS];
-    int nregions;
+    nst_style_base base;
     int stride[NST_MAX_LAYERS];
+    int map_h[NST_MAX_LAYERS], map_w[NST_MAX_LAYERS]; /* tiles: the image's maps */
     size_t npos[NST_MAX_LAYERS]; /* K: the content's positions at the layer */
     float *table[NST_MAX_LAYERS][NST_MAX_STYLES]; /* the quantiles being built (host) */
     cl_mem q[NST_MAX_LAYERS][NST_MAX_STYLES];     /* C x K quantiles */
@@ -60,30 +59,9 @@ typedef struct hist_term {
     double paint_blend; /* of the painting being gathered; 0: none */
 } hist_term;
 
-static int regions(const hist_term *s) { return s->nregions ? s->nregions : 1; }
+static int regions(const hist_term *s) { return nst_style_regions(&s->base); }
 
 static int hist_active(const nst_params *p) { return p->style_loss == NST_STYLE_HIST; }
-
-static nst_status hist_setup(nst_term *t, nst_objective *o) {
-    hist_term *s = t->state;
-    nst_status st = NST_OK;
-    NST_TRY(nst_style_layers(o, &s->layers, s->weight));
-    s->nregions = o->nregions;
-    t->nslots = s->layers.n * regions(s);
-fail:
-    return st;
-}
-
-static const char *hist_untileable(const nst_term *t) {
-    return ((const hist_term *)t->state)->nregions ? "regions" : NULL;
-}
-
-static int channels(const nst_objective *o, const char *name, int *stride) {
-    int c = 0, s = 1;
-    nst_objective_tap_shape(o, name, &c, &s);
-    if (stride) *stride = s;
-    return c;
-}
 
 static size_t pow2(size_t m) {
     size_t n = 1;
@@ -128,32 +106,33 @@ fail:
 
 static nst_status hist_content_targets(nst_term *t, nst_objective *o) {
     hist_term *s = t->state;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        const nst_tensor *f = nst_vgg_tap(o->net, s->base.layers.name[l]);
         s->npos[l] = (size_t)f->h * f->w;
-        channels(o, s->layers.name[l], &s->stride[l]);
+        nst_objective_channels(o, s->base.layers.name[l], &s->stride[l]);
     }
     return NST_OK;
 }
 
+/* arg: the region with regions, else the blend weight. */
+static nst_status hist_target_at(nst_term *t, nst_objective *o, const nst_style_at *a, double arg) {
+    hist_term *s = t->state;
+    int regions = s->base.nregions != 0;
+    return add_map(s, o->rt, a->l, regions ? (int)arg : 0, a->c, (size_t)a->f->h * a->f->w,
+                   a->f->buf, regions ? 1.0 : arg);
+}
+
 static nst_status hist_style_targets(nst_term *t, nst_objective *o, int k, double blend) {
     hist_term *s = t->state;
-    nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
-        NST_TRY(add_map(s, o->rt, l, s->nregions ? k : 0, f->c, (size_t)f->h * f->w, f->buf,
-                        s->nregions ? 1.0 : blend));
-    }
-fail:
-    return st;
+    return nst_style_each_layer(t, o, NULL, NULL, s->base.nregions ? k : blend, hist_target_at);
 }
 
 /* Device tables, 0/1 masks, counts and energies; frees the host tables. */
 static nst_status upload(hist_term *s, nst_objective *o, float **masks) {
     nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        int c = channels(o, s->layers.name[l], NULL);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        int c = nst_objective_channels(o, s->base.layers.name[l], NULL);
         size_t k = s->npos[l];
         for (int r = 0; r < regions(s); r++) {
             const float *q = s->table[l][r];
@@ -188,8 +167,8 @@ fail:
 /* The sort's scratch for the largest layer. */
 static nst_status sort_buffers(hist_term *s, nst_objective *o) {
     size_t most = 1;
-    for (int l = 0; l < s->layers.n; l++) {
-        size_t n = (size_t)channels(o, s->layers.name[l], NULL) * pow2(s->npos[l]);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        size_t n = (size_t)nst_objective_channels(o, s->base.layers.name[l], NULL) * pow2(s->npos[l]);
         if (n > most) most = n;
     }
     nst_status st = nst_buffer_create(o->rt, most * F, &s->keys);
@@ -197,36 +176,38 @@ static nst_status sort_buffers(hist_term *s, nst_objective *o) {
     return st;
 }
 
+/* Region masks at each layer, made 0/1 at 1/2, on the device and as
+ * planes[l * NST_MAX_STYLES + r] on the host (the caller frees them). */
+static nst_status hard_masks(hist_term *s, nst_objective *o, const nst_image *content,
+                             const nst_image *const *masks, float **planes) {
+    nst_status st = nst_style_masks(o, &s->base.layers, s->base.nregions, content, masks, s->mask);
+    for (int l = 0; l < s->base.layers.n; l++)
+        for (int r = 0; r < s->base.nregions && st == NST_OK; r++) {
+            float **p = &planes[l * NST_MAX_STYLES + r];
+            size_t k = s->npos[l];
+            if (!(*p = malloc(k * sizeof **p)))
+                return nst_fail(RTM(o->rt), NST_ERR_NOMEM, "region masks");
+            st = nst_read_floats(o->rt, s->mask[l][r], 0, k, *p);
+            for (size_t i = 0; i < k; i++) (*p)[i] = (*p)[i] > 0.5f ? 1.0f : 0.0f;
+            if (st == NST_OK) st = nst_write_floats(o->rt, s->mask[l][r], 0, k, *p);
+        }
+    return st;
+}
+
+/* The device tables, the sort's scratch and one target map (the largest). */
 static nst_status hist_finish(nst_term *t, nst_objective *o, const nst_image *content,
                               const nst_image *const *masks) {
     hist_term *s = t->state;
-    nst_runtime *rt = o->rt;
-    nst_status st = NST_OK;
     float *planes[NST_MAX_LAYERS * NST_MAX_STYLES] = {0};
     size_t most = 1;
-    if (s->nregions) { /* soft masks at each layer, made 0/1 at 1/2 */
-        NST_TRY(nst_style_masks(o, &s->layers, s->nregions, content, masks, s->mask));
-        for (int l = 0; l < s->layers.n; l++)
-            for (int r = 0; r < s->nregions; r++) {
-                float **p = &planes[l * NST_MAX_STYLES + r];
-                size_t k = s->npos[l];
-                if (!(*p = malloc(k * sizeof **p))) {
-                    st = nst_fail(RTM(rt), NST_ERR_NOMEM, "region masks");
-                    goto fail;
-                }
-                NST_TRY(nst_read_floats(rt, s->mask[l][r], 0, k, *p));
-                for (size_t i = 0; i < k; i++) (*p)[i] = (*p)[i] > 0.5f ? 1.0f : 0.0f;
-                NST_TRY(nst_write_floats(rt, s->mask[l][r], 0, k, *p));
-            }
-    }
-    NST_TRY(upload(s, o, s->nregions ? planes : NULL));
-    NST_TRY(sort_buffers(s, o));
-    for (int l = 0; l < s->layers.n; l++) {
-        size_t n = (size_t)channels(o, s->layers.name[l], NULL) * s->npos[l];
+    nst_status st = s->base.nregions ? hard_masks(s, o, content, masks, planes) : NST_OK;
+    if (st == NST_OK) st = upload(s, o, s->base.nregions ? planes : NULL);
+    if (st == NST_OK) st = sort_buffers(s, o);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        size_t n = (size_t)nst_objective_channels(o, s->base.layers.name[l], NULL) * s->npos[l];
         if (n > most) most = n;
     }
-    NST_TRY(nst_buffer_create(rt, most * F, &s->target[0]));
-fail:
+    if (st == NST_OK) st = nst_buffer_create(o->rt, most * F, &s->target[0]);
     for (int i = 0; i < NST_MAX_LAYERS * NST_MAX_STYLES; i++) free(planes[i]);
     return st;
 }
@@ -241,7 +222,7 @@ static nst_status match(hist_term *s, nst_objective *o, int l, int r, int c, cl_
     size_t m = s->npos[l], n = pow2(m);
     size_t g[2] = {n, (size_t)c}, gs[2] = {(size_t)s->count[l][r], (size_t)c};
     int im = (int)m, in = (int)n, cnt = s->count[l][r], K = (int)m;
-    int has_mask = s->nregions != 0;
+    int has_mask = s->base.nregions != 0;
     cl_mem mask = has_mask ? s->mask[l][r] : f;
     NST_CL(RTM(rt), clEnqueueCopyBuffer(rt->queue, f, t, 0, 0, (size_t)c * m * F, 0, NULL, NULL));
     if (cnt == 0) return NST_OK;
@@ -260,22 +241,20 @@ fail:
     return st;
 }
 
-static nst_status hist_evaluate(nst_term *t, nst_objective *o) {
+static nst_status hist_evaluate_one(nst_term *t, nst_objective *o, int l, int r,
+                                    const nst_tensor *f, nst_tensor *df, size_t slot) {
     hist_term *s = t->state;
     nst_status st = NST_OK;
-    size_t slot = (size_t)t->slot;
-    for (int l = 0; l < s->layers.n; l++) {
-        const char *name = s->layers.name[l];
-        const nst_tensor *f = nst_vgg_tap(o->net, name);
-        nst_tensor tt = nst_tensor_view(s->target[0], f->c, f->h, f->w);
-        for (int r = 0; r < regions(s); r++, slot++) {
-            NST_TRY(match(s, o, l, r, f->c, f->buf, tt.buf));
-            NST_TRY(nst_content_loss(o->rt, f, &tt, s->energy[l][r], (float)s->weight[l],
-                                     nst_vgg_tap_grad(o->net, name), o->values, slot));
-        }
-    }
+    nst_tensor tt = nst_tensor_view(s->target[0], f->c, f->h, f->w);
+    NST_TRY(match(s, o, l, r, f->c, f->buf, tt.buf));
+    NST_TRY(nst_content_loss(o->rt, f, &tt, s->energy[l][r], (float)s->base.weight[l], df,
+                             o->values, slot));
 fail:
     return st;
+}
+
+static nst_status hist_evaluate(nst_term *t, nst_objective *o) {
+    return nst_style_evaluate(t, o, hist_evaluate_one);
 }
 
 /* ---- tiles ---- */
@@ -284,8 +263,8 @@ fail:
 static nst_status flush_painting(hist_term *s, nst_objective *o) {
     nst_status st = NST_OK;
     if (!(s->paint_blend > 0)) return NST_OK;
-    for (int l = 0; l < s->layers.n; l++)
-        NST_TRY(add_map(s, o->rt, l, 0, channels(o, s->layers.name[l], NULL),
+    for (int l = 0; l < s->base.layers.n; l++)
+        NST_TRY(add_map(s, o->rt, l, 0, nst_objective_channels(o, s->base.layers.name[l], NULL),
                         (size_t)s->paint_h[l] * s->paint_w[l], s->paint[l], s->paint_blend));
 fail:
     s->paint_blend = 0;
@@ -296,9 +275,11 @@ static nst_status hist_tile_content_targets(nst_term *t, nst_objective *o, const
                                             const nst_tile *tl) {
     hist_term *s = t->state;
     (void)tl;
-    for (int l = 0; l < s->layers.n; l++) {
-        channels(o, s->layers.name[l], &s->stride[l]);
-        s->npos[l] = (size_t)nst_tiling_positions(tg, s->stride[l]);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        nst_objective_channels(o, s->base.layers.name[l], &s->stride[l]);
+        s->map_h[l] = tg->h / s->stride[l];
+        s->map_w[l] = tg->w / s->stride[l];
+        s->npos[l] = (size_t)s->map_h[l] * s->map_w[l];
     }
     return NST_OK;
 }
@@ -308,8 +289,8 @@ static nst_status hist_tile_content_targets(nst_term *t, nst_objective *o, const
 static nst_status gather(hist_term *s, nst_objective *o, const nst_tiling *tg,
                          const nst_tile *tl, cl_mem *dst) {
     nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        const nst_tensor *f = nst_vgg_tap(o->net, s->base.layers.name[l]);
         int str = s->stride[l], y0, x0, rh, rw, h = tg->h / str, w = tg->w / str;
         if (!dst[l]) NST_TRY(nst_buffer_create(o->rt, (size_t)f->c * h * w * F, &dst[l]));
         nst_tensor d = nst_tensor_view(dst[l], f->c, h, w);
@@ -327,7 +308,7 @@ static nst_status hist_tile_style_targets(nst_term *t, nst_objective *o, const n
     nst_status st = NST_OK;
     if (tl == &tg->tiles[0]) { /* a new painting */
         NST_TRY(flush_painting(s, o));
-        for (int l = 0; l < s->layers.n; l++) {
+        for (int l = 0; l < s->base.layers.n; l++) {
             nst_buffer_free(o->rt, s->paint[l]);
             s->paint[l] = NULL;
             s->paint_h[l] = tg->h / s->stride[l];
@@ -346,14 +327,14 @@ static nst_status hist_tile_finish(nst_term *t, nst_objective *o, const nst_tili
     nst_status st = NST_OK;
     size_t most = 1;
     NST_TRY(flush_painting(s, o));
-    for (int l = 0; l < s->layers.n; l++) {
+    for (int l = 0; l < s->base.layers.n; l++) {
         nst_buffer_free(rt, s->paint[l]);
         s->paint[l] = NULL;
     }
     NST_TRY(upload(s, o, NULL));
     NST_TRY(sort_buffers(s, o));
-    for (int l = 0; l < s->layers.n; l++) {
-        int c = channels(o, s->layers.name[l], NULL);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        int c = nst_objective_channels(o, s->base.layers.name[l], NULL);
         size_t n = (size_t)c * (tg->th / s->stride[l]) * (tg->tw / s->stride[l]);
         if (n > most) most = n;
         NST_TRY(nst_buffer_create(rt, (size_t)c * s->npos[l] * F, &s->feat[l]));
@@ -371,47 +352,33 @@ static nst_status hist_sums(nst_term *t, nst_objective *o, const nst_tiling *tg,
     return gather(s, o, tg, tl, s->feat);
 }
 
-static nst_status hist_sums_end(nst_term *t, nst_objective *o) {
+static nst_status hist_sums_end_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                   double unused) {
     hist_term *s = t->state;
-    nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++)
-        NST_TRY(match(s, o, l, 0, channels(o, s->layers.name[l], NULL), s->feat[l], s->target[l]));
-fail:
-    return st;
+    return match(s, o, a->l, 0, a->c, s->feat[a->l], s->target[a->l]);
 }
 
-static nst_status hist_tile_evaluate(nst_term *t, nst_objective *o, const nst_tiling *tg,
-                                     const nst_tile *tl) {
+NST_STYLE_LAYER_HOOK(hist_sums_end)
+
+/* The owned positions against T (as the content term in tiles). */
+static nst_status hist_tile_evaluate_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                        double unused) {
     hist_term *s = t->state;
-    nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        const char *name = s->layers.name[l];
-        const nst_tensor *f = nst_vgg_tap(o->net, name);
-        int str = s->stride[l];
-        nst_tensor tt = nst_tensor_view(s->target[l], f->c, tg->h / str, tg->w / str);
-        NST_TRY(nst_tile_map_loss(o, f, str, tl, &tt, s->energy[l][0], (float)s->weight[l],
-                                  nst_vgg_tap_grad(o->net, name), s->crop, s->tile_values, 0,
-                                  (size_t)(t->slot + l)));
-    }
-fail:
-    return st;
+    int l = a->l;
+    nst_tensor tt = nst_tensor_view(s->target[l], a->c, s->map_h[l], s->map_w[l]);
+    return nst_tile_map_loss(o, a->f, a->stride, a->tl, &tt, s->energy[l][0],
+                             (float)s->base.weight[l], a->df, s->crop, s->tile_values, 0,
+                             (size_t)(t->slot + l));
 }
 
-static double hist_value(const nst_term *t, const float *slots) {
-    const hist_term *s = t->state;
-    double v = 0;
-    int slot = 0;
-    for (int l = 0; l < s->layers.n; l++)
-        for (int r = 0; r < regions(s); r++, slot++) v += s->weight[l] * slots[slot];
-    return v;
-}
+NST_STYLE_TILE_HOOK(hist_tile_evaluate)
 
 static void hist_memory(const nst_term *t, const nst_objective *o, const nst_term_sizes *sz,
                         nst_term_memory *m) {
     const hist_term *s = t->state;
     uint64_t sort = 1, map = 1, win = 1, maps = 0, masks = 0;
-    for (int l = 0; l < s->layers.n; l++) {
-        int str, c = channels(o, s->layers.name[l], &str);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        int str, c = nst_objective_channels(o, s->base.layers.name[l], &str);
         uint64_t pos = (uint64_t)(sz->h / str) * (sz->w / str);
         uint64_t wpos = (uint64_t)(sz->th / str) * (sz->tw / str);
         m->style_targets += (uint64_t)c * pos * regions(s) * F;
@@ -419,7 +386,7 @@ static void hist_memory(const nst_term *t, const nst_objective *o, const nst_ter
         map = c * pos > map ? c * pos : map;
         win = c * wpos > win ? c * wpos : win;
         maps += 2 * c * pos * F;
-        masks += s->nregions * pos * F;
+        masks += s->base.nregions * pos * F;
     }
     m->scratch = 2 * sort * F + (sz->tiled ? maps + win * F + F : map * F + masks);
     m->largest = 2 * sort * F > m->largest ? sort * F : m->largest;
@@ -450,22 +417,15 @@ static void hist_release(nst_term *t, nst_runtime *rt) {
 }
 
 const nst_term_ops nst_term_hist = {
-    .name = "style",
-    .state_size = sizeof(hist_term),
-    .active = hist_active,
-    .setup = hist_setup,
-    .untileable = hist_untileable,
-    .content_targets = hist_content_targets,
-    .style_targets = hist_style_targets,
-    .finish_targets = hist_finish,
-    .evaluate = hist_evaluate,
+    .name = "style", .state_size = sizeof(hist_term), .active = hist_active,
+    .setup = nst_style_setup, .untileable = nst_style_untileable, .value = nst_style_value,
+    /* the whole image */
+    .content_targets = hist_content_targets, .style_targets = hist_style_targets,
+    .finish_targets = hist_finish, .evaluate = hist_evaluate,
+    /* tiles: targets */
     .tile_content_targets = hist_tile_content_targets,
-    .tile_style_targets = hist_tile_style_targets,
-    .tile_finish_targets = hist_tile_finish,
-    .tile_sums = hist_sums,
-    .tile_sums_end = hist_sums_end,
-    .tile_evaluate = hist_tile_evaluate,
-    .value = hist_value,
-    .memory = hist_memory,
-    .release = hist_release,
+    .tile_style_targets = hist_tile_style_targets, .tile_finish_targets = hist_tile_finish,
+    /* tiles: evaluation */
+    .tile_sums = hist_sums, .tile_sums_end = hist_sums_end, .tile_evaluate = hist_tile_evaluate,
+    .memory = hist_memory, .release = hist_release,
 };

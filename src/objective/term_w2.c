@@ -58,9 +58,7 @@
 static const uint64_t F = sizeof(float);
 
 typedef struct w2_term {
-    nst_layer_list layers;
-    double weight[NST_MAX_LAYERS];
-    int nregions;
+    nst_style_base base;
     /* targets per layer and region: the raw moments while the style images
      * come, then mu_s and S */
     cl_mem mus[NST_MAX_LAYERS][NST_MAX_STYLES];
@@ -75,33 +73,11 @@ typedef struct w2_term {
     cl_mem ns[W2_NS]; /* shared C x C scratch */
     cl_mem mu;        /* C floats */
     cl_mem fw;        /* regions: F D */
-    int whole;        /* targets done for the whole image (else tiles) */
 } w2_term;
 
-static int regions(const w2_term *s) { return s->nregions ? s->nregions : 1; }
+static int regions(const w2_term *s) { return nst_style_regions(&s->base); }
 
 static int w2_active(const nst_params *p) { return p->style_loss == NST_STYLE_W2; }
-
-static nst_status w2_setup(nst_term *t, nst_objective *o) {
-    w2_term *s = t->state;
-    nst_status st = NST_OK;
-    NST_TRY(nst_style_layers(o, &s->layers, s->weight));
-    s->nregions = o->nregions;
-    t->nslots = s->layers.n * regions(s);
-fail:
-    return st;
-}
-
-static const char *w2_untileable(const nst_term *t) {
-    return ((const w2_term *)t->state)->nregions ? "regions" : NULL;
-}
-
-static int channels(const nst_objective *o, const char *name, int *stride) {
-    int c = 0, s = 1;
-    nst_objective_tap_shape(o, name, &c, &s);
-    if (stride) *stride = s;
-    return c;
-}
 
 /* ---- device steps ---- */
 
@@ -241,7 +217,7 @@ static nst_status add_grad(w2_term *s, nst_objective *o, int l, int r, const nst
     nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
     size_t c = (size_t)f->c, m = (size_t)f->h * f->w;
-    float alpha = (float)(2.0 * s->weight[l] / s->norm[l][r]);
+    float alpha = (float)(2.0 * s->base.weight[l] / s->norm[l][r]);
     int C = f->c, h = f->h, w = f->w, has_mask = mask != NULL;
     cl_mem mk = mask ? mask : s->b[l];
     size_t global[3] = {(size_t)rw, (size_t)rh, c};
@@ -275,33 +251,27 @@ fail:
     return st;
 }
 
-static nst_status w2_style_targets(nst_term *t, nst_objective *o, int k, double blend) {
+/* arg: the region with regions, else the blend weight. */
+static nst_status w2_target_at(nst_term *t, nst_objective *o, const nst_style_at *a, double arg) {
     w2_term *s = t->state;
-    nst_status st = NST_OK;
-    int r = s->nregions ? k : 0;
-    double b = s->nregions ? 1.0 : blend;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
-        NST_TRY(add_target(s, o, l, r, f, (float)(b / ((double)f->h * f->w))));
-    }
-fail:
-    return st;
+    int regions = s->base.nregions != 0;
+    double scale = (regions ? 1.0 : arg) / ((double)a->f->h * a->f->w);
+    return add_target(s, o, a->l, regions ? (int)arg : 0, a->f, (float)scale);
 }
 
-static nst_status w2_tile_style_targets(nst_term *t, nst_objective *o, const nst_tiling *tg,
-                                        const nst_tile *tl, double blend) {
+static nst_status w2_targets(nst_term *t, nst_objective *o, int k, double blend) {
     w2_term *s = t->state;
-    nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
-        nst_tensor fm;
-        int str;
-        channels(o, s->layers.name[l], &str);
-        NST_TRY(nst_tile_mask_owned(o, f, tl, str, &fm));
-        NST_TRY(add_target(s, o, l, 0, &fm, (float)(blend / nst_tiling_positions(tg, str))));
-    }
-fail:
-    return st;
+    return nst_style_each_layer(t, o, NULL, NULL, s->base.nregions ? k : blend, w2_target_at);
+}
+
+static nst_status w2_tile_target_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                    double blend) {
+    return add_target(t->state, o, a->l, 0, &a->fm, (float)(blend / a->m));
+}
+
+static nst_status w2_tile_targets(nst_term *t, nst_objective *o, const nst_tiling *tg,
+                                  const nst_tile *tl, double blend) {
+    return nst_style_each_layer(t, o, tg, tl, blend, w2_tile_target_at);
 }
 
 /* The targets' mu_s and S from their raw moments, the scalars, and the
@@ -311,8 +281,8 @@ static nst_status finish(w2_term *s, nst_objective *o, int h, int w) {
     nst_status st = NST_OK;
     int maxc = 1;
     float *host = NULL;
-    for (int l = 0; l < s->layers.n; l++)
-        if (channels(o, s->layers.name[l], NULL) > maxc) maxc = channels(o, s->layers.name[l], NULL);
+    for (int l = 0; l < s->base.layers.n; l++)
+        if (nst_objective_channels(o, s->base.layers.name[l], NULL) > maxc) maxc = nst_objective_channels(o, s->base.layers.name[l], NULL);
     size_t mc = (size_t)maxc;
     for (int i = 0; i < W2_NS; i++) NST_TRY(zeroed(rt, &s->ns[i], mc * mc));
     NST_TRY(zeroed(rt, &s->mu, mc));
@@ -321,8 +291,8 @@ static nst_status finish(w2_term *s, nst_objective *o, int h, int w) {
         st = nst_fail(RTM(rt), NST_ERR_NOMEM, "style targets");
         goto fail;
     }
-    for (int l = 0; l < s->layers.n; l++) {
-        int str, c = channels(o, s->layers.name[l], &str);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        int str, c = nst_objective_channels(o, s->base.layers.name[l], &str);
         size_t cc = (size_t)c * c;
         NST_TRY(zeroed(rt, &s->m1[l], (size_t)c));
         NST_TRY(zeroed(rt, &s->m2[l], cc));
@@ -363,198 +333,137 @@ fail:
     return st;
 }
 
-static nst_status w2_finish(nst_term *t, nst_objective *o, const nst_image *content,
-                            const nst_image *const *masks) {
-    w2_term *s = t->state;
-    nst_status st = NST_OK;
-    NST_TRY(finish(s, o, content->h, content->w));
-    s->whole = 1;
-    if (s->nregions) {
-        NST_TRY(nst_buffer_create(o->rt, nst_objective_largest_tap(o, content->h, content->w) * F,
-                                  &s->fw));
-        NST_TRY(nst_style_masks(o, &s->layers, s->nregions, content, masks, s->mask));
-    }
-fail:
-    return st;
-}
-
 /* W per layer is the image's positions (the tiles' owned ones add up to
  * it). */
 static nst_status w2_tile_finish(nst_term *t, nst_objective *o, const nst_tiling *tg) {
     w2_term *s = t->state;
     nst_status st = NST_OK;
     NST_TRY(finish(s, o, tg->h, tg->w));
-    for (int l = 0; l < s->layers.n; l++) {
+    for (int l = 0; l < s->base.layers.n; l++) {
         int str;
-        channels(o, s->layers.name[l], &str);
+        nst_objective_channels(o, s->base.layers.name[l], &str);
         NST_TRY(fill_value(o->rt, s->wsum[l], (float)nst_tiling_positions(tg, str)));
     }
-    s->whole = 0;
 fail:
+    return st;
+}
+
+/* With regions, the masks and the scratch of masked features. */
+static nst_status w2_finish(nst_term *t, nst_objective *o, const nst_image *content,
+                            const nst_image *const *masks) {
+    w2_term *s = t->state;
+    int regions = s->base.nregions;
+    size_t n = nst_objective_largest_tap(o, content->h, content->w);
+    nst_status st = finish(s, o, content->h, content->w);
+    if (st == NST_OK && regions) st = nst_buffer_create(o->rt, n * F, &s->fw);
+    if (st == NST_OK && regions)
+        st = nst_style_masks(o, &s->base.layers, regions, content, masks, s->mask);
     return st;
 }
 
 /* ---- evaluation ---- */
 
-static nst_status w2_evaluate(nst_term *t, nst_objective *o) {
+/* Layer l, region r: positions weighted by the region's mask (else 1). */
+static nst_status w2_evaluate_one(nst_term *t, nst_objective *o, int l, int r,
+                                  const nst_tensor *f, nst_tensor *df, size_t slot) {
     w2_term *s = t->state;
     nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
-    size_t slot = (size_t)t->slot;
-    for (int l = 0; l < s->layers.n; l++) {
-        const char *name = s->layers.name[l];
-        const nst_tensor *f = nst_vgg_tap(o->net, name);
-        nst_tensor *df = nst_vgg_tap_grad(o->net, name);
-        size_t m = (size_t)f->h * f->w;
-        for (int r = 0; r < regions(s); r++, slot++) {
-            cl_mem x = f->buf, mask = s->nregions ? s->mask[l][r] : NULL;
-            if (mask) {
-                int n = (int)f->count, im = (int)m;
-                size_t g = f->count;
-                NST_TRY(nst_launch(rt, "w2", "w2_colscale", 1, &g, NULL, 5, sizeof(int), &n,
-                                   sizeof(int), &im, sizeof(cl_mem), &f->buf, sizeof(cl_mem),
-                                   &mask, sizeof(cl_mem), &s->fw));
-                NST_TRY(rowsum(rt, 1, m, mask, s->wsum[l], 0, 1.0f));
-                x = s->fw;
-            } else {
-                NST_TRY(fill_value(rt, s->wsum[l], (float)m));
-            }
-            NST_TRY(raw_moments(rt, f->c, m, x, f->buf, s->m1[l], s->m2[l], 0, 1.0f));
-            NST_TRY(fit_and_grad(s, o, l, r, f->c, slot));
-            NST_TRY(add_grad(s, o, l, r, f, x, mask, 0, 0, f->h, f->w, df));
-        }
+    size_t m = (size_t)f->h * f->w;
+    cl_mem x = f->buf, mask = s->base.nregions ? s->mask[l][r] : NULL;
+    if (mask) {
+        int n = (int)f->count, im = (int)m;
+        size_t g = f->count;
+        NST_TRY(nst_launch(rt, "w2", "w2_colscale", 1, &g, NULL, 5, sizeof(int), &n, sizeof(int),
+                           &im, sizeof(cl_mem), &f->buf, sizeof(cl_mem), &mask, sizeof(cl_mem),
+                           &s->fw));
+        NST_TRY(rowsum(rt, 1, m, mask, s->wsum[l], 0, 1.0f));
+        x = s->fw;
+    } else {
+        NST_TRY(fill_value(rt, s->wsum[l], (float)m));
     }
+    NST_TRY(raw_moments(rt, f->c, m, x, f->buf, s->m1[l], s->m2[l], 0, 1.0f));
+    NST_TRY(fit_and_grad(s, o, l, r, f->c, slot));
+    NST_TRY(add_grad(s, o, l, r, f, x, mask, 0, 0, f->h, f->w, df));
 fail:
     return st;
 }
 
-static nst_status w2_sums_begin(nst_term *t, nst_objective *o) {
+static nst_status w2_evaluate(nst_term *t, nst_objective *o) {
+    return nst_style_evaluate(t, o, w2_evaluate_one);
+}
+
+static nst_status w2_sums_begin_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                   double unused) {
     w2_term *s = t->state;
-    nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        int c = channels(o, s->layers.name[l], NULL);
-        NST_TRY(nst_fill_zero(o->rt, s->m1[l], (size_t)c));
-        NST_TRY(nst_fill_zero(o->rt, s->m2[l], (size_t)c * c));
-    }
-fail:
-    return st;
+    nst_status st = nst_fill_zero(o->rt, s->m1[a->l], (size_t)a->c);
+    return st == NST_OK ? nst_fill_zero(o->rt, s->m2[a->l], (size_t)a->c * a->c) : st;
 }
 
-static nst_status w2_sums(nst_term *t, nst_objective *o, const nst_tiling *tg,
-                          const nst_tile *tl) {
+NST_STYLE_LAYER_HOOK(w2_sums_begin)
+
+static nst_status w2_sums_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                             double unused) {
     w2_term *s = t->state;
-    nst_status st = NST_OK;
-    (void)tg;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
-        nst_tensor fm;
-        int str;
-        channels(o, s->layers.name[l], &str);
-        NST_TRY(nst_tile_mask_owned(o, f, tl, str, &fm));
-        NST_TRY(raw_moments(o->rt, f->c, (size_t)f->h * f->w, fm.buf, fm.buf, s->m1[l], s->m2[l],
-                            1, 1.0f));
-    }
-fail:
-    return st;
+    return raw_moments(o->rt, a->c, (size_t)a->f->h * a->f->w, a->fm.buf, a->fm.buf, s->m1[a->l],
+                       s->m2[a->l], 1, 1.0f);
 }
 
-static nst_status w2_sums_end(nst_term *t, nst_objective *o) {
-    w2_term *s = t->state;
-    nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        int str, c = channels(o, s->layers.name[l], &str);
-        NST_TRY(fit_and_grad(s, o, l, 0, c, (size_t)(t->slot + l)));
-    }
-fail:
-    return st;
+NST_STYLE_TILE_HOOK(w2_sums)
+
+static nst_status w2_sums_end_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                 double unused) {
+    return fit_and_grad(t->state, o, a->l, 0, a->c, (size_t)(t->slot + a->l));
 }
 
-static nst_status w2_tile_evaluate(nst_term *t, nst_objective *o, const nst_tiling *tg,
-                                   const nst_tile *tl) {
-    w2_term *s = t->state;
-    nst_status st = NST_OK;
-    (void)tg;
-    for (int l = 0; l < s->layers.n; l++) {
-        const char *name = s->layers.name[l];
-        const nst_tensor *f = nst_vgg_tap(o->net, name);
-        nst_tensor fm;
-        int str, y0, x0, rh, rw;
-        channels(o, name, &str);
-        nst_tile_owned(tl, str, &y0, &x0, &rh, &rw);
-        NST_TRY(nst_tile_mask_owned(o, f, tl, str, &fm));
-        NST_TRY(add_grad(s, o, l, 0, f, fm.buf, NULL, y0, x0, rh, rw, nst_vgg_tap_grad(o->net, name)));
-    }
-fail:
-    return st;
+NST_STYLE_LAYER_HOOK(w2_sums_end)
+
+/* The gradient at the tile's owned positions. */
+static nst_status w2_tile_evaluate_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                      double unused) {
+    int y0, x0, rh, rw;
+    nst_tile_owned(a->tl, a->stride, &y0, &x0, &rh, &rw);
+    return add_grad(t->state, o, a->l, 0, a->f, a->fm.buf, NULL, y0, x0, rh, rw, a->df);
 }
 
-static double w2_value(const nst_term *t, const float *slots) {
-    const w2_term *s = t->state;
-    double v = 0;
-    int slot = 0;
-    for (int l = 0; l < s->layers.n; l++)
-        for (int r = 0; r < regions(s); r++, slot++) v += s->weight[l] * slots[slot];
-    return v;
-}
+NST_STYLE_TILE_HOOK(w2_tile_evaluate)
 
 static void w2_memory(const nst_term *t, const nst_objective *o, const nst_term_sizes *sz,
                       nst_term_memory *m) {
     const w2_term *s = t->state;
     uint64_t max_cc = 1, max_cm = 1, masks = 0, per = 0;
-    for (int l = 0; l < s->layers.n; l++) {
-        int str, c = channels(o, s->layers.name[l], &str);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        int str, c = nst_objective_channels(o, s->base.layers.name[l], &str);
         uint64_t cc = (uint64_t)c * c, pos = (uint64_t)(sz->h / str) * (sz->w / str);
         m->style_targets += (cc + c) * regions(s) * F;
         per += (2 * cc + 2 * c + 2) * F;
         max_cc = cc > max_cc ? cc : max_cc;
         max_cm = c * pos > max_cm ? c * pos : max_cm;
-        masks += s->nregions * pos * F;
+        masks += s->base.nregions * pos * F;
     }
-    m->scratch = per + W2_NS * max_cc * F + (s->nregions ? max_cm * F + masks : 0);
-    m->largest = s->nregions && max_cm > max_cc ? max_cm * F : max_cc * F;
+    m->scratch = per + W2_NS * max_cc * F + (s->base.nregions ? max_cm * F + masks : 0);
+    m->largest = s->base.nregions && max_cm > max_cc ? max_cm * F : max_cc * F;
+}
+
+/* Frees n buffers of an array and clears them. */
+static void free_buffers(nst_runtime *rt, cl_mem *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        nst_buffer_free(rt, b[i]);
+        b[i] = NULL;
+    }
 }
 
 static void w2_release(nst_term *t, nst_runtime *rt) {
     w2_term *s = t->state;
-    for (int l = 0; l < NST_MAX_LAYERS; l++) {
-        for (int r = 0; r < NST_MAX_STYLES; r++) {
-            cl_mem *b[] = {&s->mus[l][r], &s->sroot[l][r], &s->mask[l][r]};
-            for (int i = 0; i < 3; i++) {
-                nst_buffer_free(rt, *b[i]);
-                *b[i] = NULL;
-            }
-        }
-        cl_mem *b[] = {&s->m1[l], &s->m2[l], &s->wsum[l], &s->tr[l], &s->g[l], &s->b[l]};
-        for (int i = 0; i < 6; i++) {
-            nst_buffer_free(rt, *b[i]);
-            *b[i] = NULL;
-        }
-    }
-    for (int i = 0; i < W2_NS; i++) {
-        nst_buffer_free(rt, s->ns[i]);
-        s->ns[i] = NULL;
-    }
-    nst_buffer_free(rt, s->mu);
-    nst_buffer_free(rt, s->fw);
-    s->mu = s->fw = NULL;
+    const size_t lr = NST_MAX_LAYERS * NST_MAX_STYLES;
+    free_buffers(rt, &s->mus[0][0], lr);
+    free_buffers(rt, &s->sroot[0][0], lr);
+    free_buffers(rt, &s->mask[0][0], lr);
+    cl_mem *per_layer[] = {s->m1, s->m2, s->wsum, s->tr, s->g, s->b};
+    for (int i = 0; i < 6; i++) free_buffers(rt, per_layer[i], NST_MAX_LAYERS);
+    free_buffers(rt, s->ns, W2_NS);
+    free_buffers(rt, &s->mu, 1);
+    free_buffers(rt, &s->fw, 1);
 }
 
-const nst_term_ops nst_term_w2 = {
-    .name = "style",
-    .state_size = sizeof(w2_term),
-    .active = w2_active,
-    .setup = w2_setup,
-    .untileable = w2_untileable,
-    .style_targets = w2_style_targets,
-    .finish_targets = w2_finish,
-    .evaluate = w2_evaluate,
-    .tile_style_targets = w2_tile_style_targets,
-    .tile_finish_targets = w2_tile_finish,
-    .tile_sums_begin = w2_sums_begin,
-    .tile_sums = w2_sums,
-    .tile_sums_end = w2_sums_end,
-    .tile_evaluate = w2_tile_evaluate,
-    .value = w2_value,
-    .memory = w2_memory,
-    .release = w2_release,
-};
+const nst_term_ops nst_term_w2 = NST_STYLE_SUMS_OPS(w2, nst_style_value);

@@ -213,11 +213,9 @@ static nst_status style_tiles(nst_objective *o, int k, const nst_tensor *img, do
         const nst_tile *tl = &tg.tiles[j];
         NST_TRY(load_window(rt, tx, img, tl));
         NST_TRY(nst_vgg_forward(rt, o->net, tx));
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
+        NST_FOR_TERMS(o, t)
             if (t->ops->tile_style_targets)
                 NST_TRY(t->ops->tile_style_targets(t, o, &tg, tl, blend));
-        }
     }
 fail:
     nst_tiling_free(&tg);
@@ -253,11 +251,9 @@ static nst_status tiled_targets(nst_objective *o, nst_tiling *tg, int tile,
         const nst_tile *tl = &tc->tiles[k];
         NST_TRY(load_window(rt, ts->tx, img, tl));
         NST_TRY(nst_vgg_forward(rt, o->net, ts->tx));
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
+        NST_FOR_TERMS(o, t)
             if (t->ops->tile_content_targets)
                 NST_TRY(t->ops->tile_content_targets(t, o, tc, tl));
-        }
     }
     nst_tensor_free(rt, img);
     img = NULL;
@@ -267,10 +263,8 @@ static nst_status tiled_targets(nst_objective *o, nst_tiling *tg, int tile,
 
     /* back to the content's window */
     NST_TRY(nst_vgg_resize(rt, o->net, tc->th, tc->tw));
-    for (int i = 0; i < o->nterms; i++) {
-        nst_term *t = &o->terms[i];
+    NST_FOR_TERMS(o, t)
         if (t->ops->tile_finish_targets) NST_TRY(t->ops->tile_finish_targets(t, o, tc));
-    }
     NST_TRY(nst_tensor_create(rt, 1, 3, tc->th, tc->tw, &ts->tgrad));
 fail:
     nst_tensor_free(rt, img);
@@ -287,22 +281,16 @@ static nst_status tiled_evaluate(nst_objective *o, const nst_tensor *x, nst_tens
     NST_TRY(nst_fill_zero(rt, o->values, (size_t)o->nslots));
     NST_TRY(nst_tensor_fill(rt, grad, 0.0f));
     if (sums) { /* pass 1 */
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
+        NST_FOR_TERMS(o, t)
             if (t->ops->tile_sums_begin) NST_TRY(t->ops->tile_sums_begin(t, o));
-        }
         for (int k = 0; k < n; k++) {
             NST_TRY(load_window(rt, ts->tx, x, &tg->tiles[k]));
             NST_TRY(nst_vgg_forward(rt, o->net, ts->tx));
-            for (int i = 0; i < o->nterms; i++) {
-                nst_term *t = &o->terms[i];
+            NST_FOR_TERMS(o, t)
                 if (t->ops->tile_sums) NST_TRY(t->ops->tile_sums(t, o, tg, &tg->tiles[k]));
-            }
         }
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
+        NST_FOR_TERMS(o, t)
             if (t->ops->tile_sums_end) NST_TRY(t->ops->tile_sums_end(t, o));
-        }
     }
     for (int k = n - 1; k >= 0; k--) { /* pass 2, the last tile of pass 1 first */
         const nst_tile *tl = &tg->tiles[k];
@@ -311,10 +299,8 @@ static nst_status tiled_evaluate(nst_objective *o, const nst_tensor *x, nst_tens
             NST_TRY(nst_vgg_forward(rt, o->net, ts->tx));
         }
         NST_TRY(nst_vgg_zero_grad(rt, o->net));
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
+        NST_FOR_TERMS(o, t)
             if (t->ops->tile_evaluate) NST_TRY(t->ops->tile_evaluate(t, o, tg, tl));
-        }
         NST_TRY(nst_vgg_backward(rt, o->net, ts->tgrad));
         NST_TRY(nst_tile_rect(rt, grad, ts->tgrad, tl->y, tl->x, tg->th, tg->tw, -tl->y, -tl->x,
                               1));
@@ -337,15 +323,7 @@ static int tiled_memory(const nst_objective *o, const nst_memory_query *q,
     uint64_t win = (uint64_t)3 * tg->th * tg->tw * F;
     nst_term_sizes s = {q->h, q->w, tg->th, tg->tw, 1};
     nst_term_memory tm;
-    nst_objective_terms_memory(o, &s, &tm);
-    m->tiled = 1;
-    m->tile_w = tg->tw;
-    m->tile_h = tg->th;
-    m->tiles_x = tg->nx;
-    m->tiles_y = tg->ny;
-    m->network = nst_objective_net_bytes(o, tg->th, tg->tw);
-    m->content_targets = tm.content_targets;
-    m->style_targets = tm.style_targets;
+    nst_objective_bytes_start(o, &s, tg->nx, tg->ny, m, &tm);
     m->windows = 2 * win;
     uint64_t fm = nst_objective_largest_tap(o, tg->th, tg->tw);
     uint64_t tp = m->network + 3 * px * F + win + fm * F + tm.content_targets + values;
