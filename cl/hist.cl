@@ -47,3 +47,38 @@ __kernel void hist_scatter(const int m, const int n, const int cnt, const int K,
     const long j = ((2 * (long)r + 1) * K) / (2 * (long)cnt);
     t[(size_t)c * m + idx[(size_t)c * n + r]] = q[(size_t)c * K + (j < K ? j : K - 1)];
 }
+
+/* The steps j <= L of stages k0, 2 k0, ..., k1 of the same sort, in local
+ * memory: each work-group holds a block of B = 2 L pairs (L its size), and
+ * stage k >= B leaves blocks independent once j < B. With k0 = 2 and k1 = B
+ * it sorts each block (the first stages entire); with k0 = k1 = k it ends
+ * stage k after hist_bitonic's steps j >= B. Global (n/2, C), local (L, 1). */
+__kernel void hist_bitonic_local(const int n, const int k0, const int k1, __global float *keys,
+                                 __global int *idx, __local float *lk, __local int *li) {
+    const int lid = get_local_id(0), L = get_local_size(0), c = get_global_id(1);
+    const int base = get_group_id(0) * 2 * L;
+    const size_t row = (size_t)c * n;
+    lk[lid] = keys[row + base + lid];
+    lk[lid + L] = keys[row + base + lid + L];
+    li[lid] = idx[row + base + lid];
+    li[lid + L] = idx[row + base + lid + L];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = k0; k <= k1; k *= 2)
+        for (int j = k / 2 < L ? k / 2 : L; j > 0; j >>= 1) {
+            const int i = 2 * lid - (lid & (j - 1)), l = i + j;
+            const float a = lk[i], e = lk[l];
+            const int ia = li[i], ie = li[l];
+            const int greater = a > e || (a == e && ia > ie);
+            if (((base + i) & k) == 0 ? greater : !greater) {
+                lk[i] = e;
+                lk[l] = a;
+                li[i] = ie;
+                li[l] = ia;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+    keys[row + base + lid] = lk[lid];
+    keys[row + base + lid + L] = lk[lid + L];
+    idx[row + base + lid] = li[lid];
+    idx[row + base + lid + L] = li[lid + L];
+}

@@ -16,8 +16,10 @@
  * channel (cl/hist.cl), a fixed network of compare-exchange passes that
  * sorts all channels at once with no data-dependent control flow, the same
  * on every device; exact, unlike a binned histogram, so the term's value and
- * gradient are those of the definition. It costs log2(n)(log2(n)+1)/2
- * passes over the layer's features.
+ * gradient are those of the definition. Of its log2(n)(log2(n)+1)/2 steps,
+ * those within blocks of a work-group's pairs run in local memory, one
+ * launch per stage; the rest, (log2(n/B))(log2(n/B)+1)/2 for blocks of B,
+ * one launch each over the layer's features.
  *
  * The painting's quantile function is a table of K values per channel, K
  * the positions of the content at that layer, sorted on the host once with
@@ -214,6 +216,37 @@ static nst_status hist_finish(nst_term *t, nst_objective *o, const nst_image *co
 
 /* ---- matching ---- */
 
+/* One launch of the local sort (cl/hist.cl) over blocks of 2 wg pairs. */
+static nst_status sort_local(nst_runtime *rt, int n, int c, size_t wg, int k0, int k1,
+                             cl_mem keys, cl_mem idx) {
+    size_t g[2] = {(size_t)n / 2, (size_t)c}, l[2] = {wg, 1};
+    return nst_launch(rt, "hist", "hist_bitonic_local", 2, g, l, 7, sizeof(int), &n, sizeof(int),
+                      &k0, sizeof(int), &k1, sizeof(cl_mem), &keys, sizeof(cl_mem), &idx,
+                      2 * wg * sizeof(float), NULL, 2 * wg * sizeof(cl_int), NULL);
+}
+
+/* Sorts each of c rows of n (a power of two) (key, index) pairs: the
+ * bitonic network, its steps within blocks of B = 2 wg pairs in local
+ * memory (one launch per stage), the longer ones one launch per step. */
+static nst_status sort(nst_runtime *rt, int n, int c, cl_mem keys, cl_mem idx) {
+    nst_status st = NST_OK;
+    size_t wg = 1, lim = rt->info.max_work_group < 256 ? rt->info.max_work_group : 256;
+    while (wg * 2 <= lim && wg * 2 <= (size_t)n / 2) wg *= 2;
+    int b = (int)(2 * wg);
+    size_t g[2] = {(size_t)n, (size_t)c};
+    if (n < 2) return NST_OK;
+    NST_TRY(sort_local(rt, n, c, wg, 2, b, keys, idx));
+    for (int k = 2 * b; k <= n; k *= 2) {
+        for (int j = k / 2; j >= b; j /= 2)
+            NST_TRY(nst_launch(rt, "hist", "hist_bitonic", 2, g, NULL, 5, sizeof(int), &n,
+                               sizeof(int), &j, sizeof(int), &k, sizeof(cl_mem), &keys,
+                               sizeof(cl_mem), &idx));
+        NST_TRY(sort_local(rt, n, c, wg, k, k, keys, idx));
+    }
+fail:
+    return st;
+}
+
 /* t = f with region r's positions (all without regions) replaced by their
  * matched values; f and t are c x m maps of layer l. */
 static nst_status match(hist_term *s, nst_objective *o, int l, int r, int c, cl_mem f, cl_mem t) {
@@ -229,11 +262,7 @@ static nst_status match(hist_term *s, nst_objective *o, int l, int r, int c, cl_
     NST_TRY(nst_launch(rt, "hist", "hist_keys", 2, g, NULL, 7, sizeof(int), &im, sizeof(int), &in,
                        sizeof(cl_mem), &f, sizeof(int), &has_mask, sizeof(cl_mem), &mask,
                        sizeof(cl_mem), &s->keys, sizeof(cl_mem), &s->idx));
-    for (int k = 2; k <= in; k *= 2)
-        for (int j = k / 2; j > 0; j /= 2)
-            NST_TRY(nst_launch(rt, "hist", "hist_bitonic", 2, g, NULL, 5, sizeof(int), &in,
-                               sizeof(int), &j, sizeof(int), &k, sizeof(cl_mem), &s->keys,
-                               sizeof(cl_mem), &s->idx));
+    NST_TRY(sort(rt, in, c, s->keys, s->idx));
     NST_TRY(nst_launch(rt, "hist", "hist_scatter", 2, gs, NULL, 7, sizeof(int), &im, sizeof(int),
                        &in, sizeof(int), &cnt, sizeof(int), &K, sizeof(cl_mem), &s->q[l][r],
                        sizeof(cl_mem), &s->idx, sizeof(cl_mem), &t));
