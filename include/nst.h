@@ -93,6 +93,13 @@ typedef struct nst_device_info {
  * A platform with no devices is skipped, not an error. */
 nst_status nst_devices_list(nst_device_info **out, int *count, nst_msg *msg);
 
+struct nst_settings;
+/* The same, and when no platform has a device while PoCL is installed, an
+ * error that says whether PoCL's cache directory (set->pocl_cache_dir) is
+ * the reason. set may be NULL (nst_devices_list). */
+nst_status nst_devices_list_with(const struct nst_settings *set, nst_device_info **out,
+                                 int *count, nst_msg *msg);
+
 /* Resolves a selection to an index in the list: NULL or "" means the
  * default (the GPU with the most memory, else any accelerator, else a CPU).
  * A selection is a decimal index or a case-insensitive substring of
@@ -140,11 +147,18 @@ typedef struct nst_settings {
                                      (the source tree's weights/, $XDG_DATA_HOME/nst,
                                      PREFIX/share/nst, $TORCH_HOME/hub/checkpoints);
                                      "" = the source tree's and PREFIX's */
+    char pocl_cache_dir[NST_PATH_MAX]; /* PoCL's kernel cache as PoCL finds it
+                                     (POCL_CACHE_DIR, $XDG_CACHE_HOME/pocl,
+                                     ~/.cache/pocl, else /tmp/pocl); "" when
+                                     POCL_KERNEL_CACHE=0 turns it off. PoCL lists no
+                                     device when it cannot create it, and nst keeps no
+                                     notes on a cache that is off */
 } nst_settings;
 
 /* Sets every field of s: the default, then what the variables named above
  * say (an unset or empty one leaves the default), with HOME, XDG_CACHE_HOME,
- * XDG_DATA_HOME and TORCH_HOME for the default directories. The only
+ * XDG_DATA_HOME and TORCH_HOME for the default directories, and PoCL's
+ * POCL_CACHE_DIR and POCL_KERNEL_CACHE for pocl_cache_dir. The only
  * function of the library that reads the environment. NST_ERR_INVALID_ARG,
  * naming the variable, for a value that is not one of its choices, out of
  * range or too long. */

@@ -53,6 +53,8 @@ static void test_devices(void **state) {
     EXPECT_MSG(nst_devices_list(NULL, &n, &msg), &msg, "out is NULL");
     EXPECT_MSG(nst_devices_list(&devs, NULL, &msg), &msg, "count is NULL");
     assert_int_equal(nst_devices_list(NULL, NULL, NULL), NST_ERR_INVALID_ARG); /* no msg */
+    EXPECT_MSG(nst_devices_list_with(NULL, NULL, &n, &msg), &msg, "out is NULL");
+    EXPECT_MSG(nst_devices_list_with(NULL, &devs, NULL, &msg), &msg, "count is NULL");
     assert_int_equal(nst_devices_list(&devs, &n, &msg), NST_OK);
     EXPECT_MSG(nst_device_select(NULL, 2, "0", &index, &msg), &msg, "devs is NULL");
     EXPECT_MSG(nst_device_select(devs, -1, "0", &index, &msg), &msg, "count -1");

@@ -100,7 +100,8 @@ static void test_settings_from_env(void **state) {
     static const char *const vars[] = {"NST_CONV", "NST_SCRATCH_MB", "NST_CACHE",
                                        "NST_CACHE_DIR", "XDG_CACHE_HOME", "HOME", "NST_CL_DIR",
                                        "NST_CL_OPTS", "NST_TUNE", "NST_DEVICE", "NST_WEIGHTS",
-                                       "XDG_DATA_HOME", "TORCH_HOME"};
+                                       "XDG_DATA_HOME", "TORCH_HOME", "POCL_CACHE_DIR",
+                                       "POCL_KERNEL_CACHE"};
     enum { NV = sizeof vars / sizeof vars[0] };
     char *saved[NV];
     for (int i = 0; i < NV; i++) {
@@ -121,7 +122,23 @@ static void test_settings_from_env(void **state) {
     assert_string_equal(s.device, "");
     assert_string_equal(s.weights, "");
     assert_non_null(strstr(s.weights_dirs, "./.local/share/nst"));
+    assert_string_equal(s.pocl_cache_dir, "/tmp/pocl"); /* PoCL's last resort */
+    /* PoCL's cache as PoCL finds it, or none */
     setenv("HOME", "/home/x", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_string_equal(s.pocl_cache_dir, "/home/x/.cache/pocl");
+    setenv("XDG_CACHE_HOME", "/xdg", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_string_equal(s.pocl_cache_dir, "/xdg/pocl");
+    setenv("POCL_CACHE_DIR", "/pc", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_string_equal(s.pocl_cache_dir, "/pc");
+    setenv("POCL_KERNEL_CACHE", "0", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+    assert_string_equal(s.pocl_cache_dir, "");
+    unsetenv("POCL_KERNEL_CACHE");
+    unsetenv("POCL_CACHE_DIR");
+    unsetenv("XDG_CACHE_HOME");
     setenv("NST_CONV", "winograd2", 1);
     setenv("NST_SCRATCH_MB", "256", 1);
     setenv("NST_CACHE", "0", 1);
@@ -542,6 +559,20 @@ static void test_build_failure_reports_log(void **state) {
     nst_runtime_close(rt);
 }
 
+/* The error names come from the OpenCL headers at build time: the codes
+ * of every version we use have theirs, an unknown code says so. */
+static void test_cl_error_names(void **state) {
+    (void)state;
+    assert_string_equal(nst_cl_error_name(CL_SUCCESS), "CL_SUCCESS");
+    assert_string_equal(nst_cl_error_name(CL_DEVICE_NOT_FOUND), "CL_DEVICE_NOT_FOUND");
+    assert_string_equal(nst_cl_error_name(CL_OUT_OF_RESOURCES), "CL_OUT_OF_RESOURCES");
+    assert_string_equal(nst_cl_error_name(CL_INVALID_BUFFER_SIZE), "CL_INVALID_BUFFER_SIZE");
+    assert_string_equal(nst_cl_error_name(CL_INVALID_DEVICE_PARTITION_COUNT),
+                        "CL_INVALID_DEVICE_PARTITION_COUNT");
+    assert_string_equal(nst_cl_error_name(-1001), "CL_PLATFORM_NOT_FOUND_KHR");
+    assert_string_equal(nst_cl_error_name(-9999), "unknown OpenCL error");
+}
+
 static void test_every_program_builds(void **state) {
     nst_runtime *rt = check_runtime();
     nst_status st = nst_programs_build_all(rt);
@@ -567,6 +598,7 @@ int main(void) {
         cmocka_unit_test(test_prepare_failure),
         cmocka_unit_test(test_build_failure_reports_log),
         cmocka_unit_test(test_every_program_builds),
+        cmocka_unit_test(test_cl_error_names),
     };
     return cmocka_run_group_tests_name("runtime", tests, NULL, NULL);
 }

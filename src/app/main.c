@@ -148,16 +148,6 @@ static int usage_error(const char *fmt, ...) {
     return EXIT_USAGE;
 }
 
-/* The next option of a command (cli_next), a usage error already reported
- * as CLI_ERROR. */
-static int next_option(int argc, char **argv, const char *shortopts,
-                       const struct option *longopts, const char *command) {
-    char err[700];
-    int c = cli_next(argc, argv, shortopts, longopts, command, err, sizeof err);
-    if (c == CLI_ERROR) usage_error("%s", err);
-    return c;
-}
-
 /* s as the inside of a JSON string (quotes, backslashes and control
  * characters escaped), in one of a few rotating static buffers. */
 static const char *js(const char *s) {
@@ -233,52 +223,99 @@ enum {
 };
 
 static const char run_shortopts[] = "-:c:s:o:n:d:w:qh";
-static const struct option run_longopts[] = {
+/* Every long option of every command, once; a command names the ones it
+ * takes (next_option). */
+static const struct option all_options[] = {
+    /* the images */
     {"content", required_argument, NULL, 'c'},
     {"style", required_argument, NULL, 's'},
     {"style-blend", required_argument, NULL, O_STYLE_BLEND},
     {"output", required_argument, NULL, 'o'},
     {"size", required_argument, NULL, O_SIZE},
     {"style-scale", required_argument, NULL, O_STYLE_SCALE},
+    /* the result */
     {"jpeg-quality", required_argument, NULL, O_JPEG_QUALITY},
     {"png16", no_argument, NULL, O_PNG16},
     {"content-weight", required_argument, NULL, O_CONTENT_WEIGHT},
     {"style-weight", required_argument, NULL, O_STYLE_WEIGHT},
     {"tv-weight", required_argument, NULL, O_TV_WEIGHT},
     {"style-loss", required_argument, NULL, O_STYLE_LOSS},
+    /* the layers */
     {"content-layers", required_argument, NULL, O_CONTENT_LAYERS},
     {"style-layers", required_argument, NULL, O_STYLE_LAYERS},
     {"style-layer-weights", required_argument, NULL, O_STYLE_LAYER_WEIGHTS},
     {"pooling", required_argument, NULL, O_POOLING},
     {"init", required_argument, NULL, O_INIT},
     {"seed", required_argument, NULL, O_SEED},
+    /* colour and regions */
     {"preserve-colors", no_argument, NULL, O_PRESERVE_COLORS},
     {"preserve-colours", no_argument, NULL, O_PRESERVE_COLORS},
     {"luminance-only", no_argument, NULL, O_LUMINANCE_ONLY},
     {"luminance-match", required_argument, NULL, O_LUMINANCE_MATCH},
     {"mask", required_argument, NULL, O_MASK},
+    /* resolution and averaging */
     {"scales", required_argument, NULL, O_SCALES},
     {"scale-iterations", required_argument, NULL, O_SCALE_ITERATIONS},
     {"average-decay", required_argument, NULL, O_AVERAGE_DECAY},
     {"iterations", required_argument, NULL, 'n'},
+    /* the optimiser */
     {"optimizer", required_argument, NULL, O_OPTIMIZER},
     {"learning-rate", required_argument, NULL, O_LEARNING_RATE},
     {"lbfgs-history", required_argument, NULL, O_LBFGS_HISTORY},
     {"line-search", no_argument, NULL, O_LINE_SEARCH},
+    /* memory */
     {"max-memory", required_argument, NULL, O_MAX_MEMORY},
     {"tile", required_argument, NULL, O_TILE},
     {"dry-run", no_argument, NULL, O_DRY_RUN},
+    /* device and files */
     {"device", required_argument, NULL, 'd'},
     {"weights", required_argument, NULL, 'w'},
     {"network", required_argument, NULL, O_NETWORK},
     {"no-cache", no_argument, NULL, O_NO_CACHE},
+    /* progress */
     {"print-every", required_argument, NULL, O_PRINT_EVERY},
     {"save-every", required_argument, NULL, O_SAVE_EVERY},
     {"quiet", no_argument, NULL, 'q'},
     {"json", no_argument, NULL, O_JSON},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, O_VERSION},
+    /* devices, bench and tune */
+    {"check", no_argument, NULL, O_CHECK},
+    {"tiny", no_argument, NULL, O_TINY},
+    {"evals", required_argument, NULL, O_EVALS},
+    {"width-mult", required_argument, NULL, O_WIDTH_MULT},
+    {"seconds", required_argument, NULL, O_SECONDS},
     {NULL, 0, NULL, 0}};
+static const char run_options[] =
+    "content style style-blend output size style-scale jpeg-quality png16 content-weight "
+    "style-weight tv-weight style-loss content-layers style-layers style-layer-weights pooling init seed "
+    "preserve-colors preserve-colours luminance-only luminance-match mask scales "
+    "scale-iterations average-decay iterations optimizer learning-rate lbfgs-history "
+    "line-search max-memory tile dry-run device weights network no-cache print-every "
+    "save-every quiet json help version";
+
+/* The next option of a command (cli_next) among the long options `names`
+ * (space-separated, from all_options), a usage error already reported as
+ * CLI_ERROR. */
+static int next_option(int argc, char **argv, const char *shortopts, const char *names,
+                       const char *command) {
+    enum { MAX_OPTIONS = sizeof all_options / sizeof all_options[0] };
+    struct option longopts[MAX_OPTIONS];
+    int n = 0;
+    for (const struct option *o = all_options; o->name; o++) {
+        size_t len = strlen(o->name);
+        for (const char *p = strstr(names, o->name); p; p = strstr(p + 1, o->name))
+            if ((p == names || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0')) {
+                longopts[n++] = *o;
+                break;
+            }
+    }
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+    char err[700];
+    int c = cli_next(argc, argv, shortopts, longopts, command, err, sizeof err);
+    if (c == CLI_ERROR) usage_error("%s", err);
+    return c;
+}
 
 /* Parses the main command's arguments into o. Values are parsed here (a
  * number must be a number); their ranges are the library's, which
@@ -309,7 +346,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
                 {O_LEARNING_RATE, "--learning-rate", NULL, &o->p.learning_rate},
                 {O_AVERAGE_DECAY, "--average-decay", NULL, &o->p.average_decay}};
     optind = 0;
-    while ((c = next_option(argc, argv, run_shortopts, run_longopts, NULL)) != CLI_END) {
+    while ((c = next_option(argc, argv, run_shortopts, run_options, NULL)) != CLI_END) {
         const char *v = optarg;
         int k = 0;
         while (k < (int)(sizeof nums / sizeof nums[0]) && nums[k].val != c) k++;
@@ -883,16 +920,10 @@ static const char *gemm_key(const nst_device_info *d, const nst_settings *set, n
 }
 
 static int cmd_devices(int argc, char **argv, const nst_settings *set) {
-    static const struct option longopts[] = {{"check", no_argument, NULL, O_CHECK},
-                                             {"tiny", no_argument, NULL, O_TINY},
-                                             {"device", required_argument, NULL, 'd'},
-                                             {"json", no_argument, NULL, O_JSON},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
     int check = 0, tiny = 0, json = 0, c;
     const char *sel = NULL;
     optind = 0;
-    while ((c = next_option(argc, argv, "-:d:h", longopts, "devices")) != CLI_END) {
+    while ((c = next_option(argc, argv, "-:d:h", "check tiny device json help", "devices")) != CLI_END) {
         if (c == CLI_ERROR) return EXIT_USAGE;
         if (c == 'h') {
             printf("usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
@@ -918,7 +949,7 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
     nst_device_info *devs = NULL;
     int n = 0;
     nst_msg msg = {{0}};
-    if (nst_devices_list(&devs, &n, &msg) != NST_OK) {
+    if (nst_devices_list_with(set, &devs, &n, &msg) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         return EXIT_RUNTIME;
     }
@@ -992,16 +1023,6 @@ static int bench_build_times(const char *device, const nst_settings *set, double
 }
 
 static int cmd_bench(int argc, char **argv, const nst_settings *set) {
-    static const struct option longopts[] = {{"size", required_argument, NULL, O_SIZE},
-                                             {"evals", required_argument, NULL, O_EVALS},
-                                             {"device", required_argument, NULL, 'd'},
-                                             {"weights", required_argument, NULL, 'w'},
-                                             {"width-mult", required_argument, NULL, O_WIDTH_MULT},
-                                             {"network", required_argument, NULL, O_NETWORK},
-                                             {"tile", required_argument, NULL, O_TILE},
-                                             {"json", no_argument, NULL, O_JSON},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) /* whole runs: bench_run.c */
         if (!strcmp(argv[i], "--run") || !strncmp(argv[i], "--run=", 6))
             return nst_bench_run(argc, argv);
@@ -1012,7 +1033,8 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
     nst_params p;
     nst_params_default(&p);
     optind = 0;
-    while ((c = next_option(argc, argv, "-:d:w:h", longopts, "bench")) != CLI_END) {
+    while ((c = next_option(argc, argv, "-:d:w:h",
+                             "size evals device weights width-mult network tile json help", "bench")) != CLI_END) {
         const char *v = optarg;
         if (c == CLI_ERROR) return EXIT_USAGE;
         if (c == 'h') {
@@ -1138,15 +1160,11 @@ static void tune_progress(void *ctx, const char *line) {
 }
 
 static int cmd_tune(int argc, char **argv, const nst_settings *set) {
-    static const struct option longopts[] = {{"device", required_argument, NULL, 'd'},
-                                             {"seconds", required_argument, NULL, O_SECONDS},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
     const char *device = NULL;
     double seconds = 300;
     int c;
     optind = 0;
-    while ((c = next_option(argc, argv, "-:d:h", longopts, "tune")) != CLI_END) {
+    while ((c = next_option(argc, argv, "-:d:h", "device seconds help", "tune")) != CLI_END) {
         if (c == CLI_ERROR) return EXIT_USAGE;
         if (c == 'h') {
             printf("usage: nst tune [--device SEL] [--seconds N]\n\n"

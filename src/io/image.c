@@ -80,6 +80,19 @@ static const char *other_format(const unsigned char *b, size_t n) {
     return NULL;
 }
 
+nst_status nst_image_check_header(const char *name, const char *fmt, unsigned long w,
+                                  unsigned long h, size_t max_pixels, nst_msg *msg) {
+    if (w == 0 || h == 0 || w > 0x7fffffffu || h > 0x7fffffffu)
+        return nst_fail(msg, NST_ERR_FORMAT, "%s: %s image has an invalid size %lux%lu", name, fmt,
+                        w, h);
+    if ((uint64_t)w * h > (uint64_t)max_pixels)
+        return nst_fail(msg, NST_ERR_TOO_LARGE,
+                        "%s is too large: %lux%lu pixels is more than the limit of %zu pixels; "
+                        "shrink it first",
+                        name, w, h, max_pixels);
+    return NST_OK;
+}
+
 static nst_status decode(const unsigned char *b, size_t len, size_t max_pixels, const char *name,
                          nst_image **out, nst_msg *msg) {
     *out = NULL;

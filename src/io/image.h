@@ -123,6 +123,10 @@ nst_status nst_image_match_histogram(const nst_image *src, const nst_image *ref,
 #include <stdio.h>
 /* `name` is how messages refer to the data ("'photo.png'", "the image data").
  * max_pixels is already resolved (never 0). */
+/* The codecs' check of a header's size: not zero, within int, at most
+ * max_pixels (refused before any pixel is allocated). fmt names the codec. */
+nst_status nst_image_check_header(const char *name, const char *fmt, unsigned long w,
+                                  unsigned long h, size_t max_pixels, nst_msg *msg);
 nst_status nst_png_decode(const unsigned char *buf, size_t len, size_t max_pixels,
                           const char *name, nst_image **out, nst_msg *msg);
 nst_status nst_jpeg_decode(const unsigned char *buf, size_t len, size_t max_pixels,

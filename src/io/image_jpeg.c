@@ -89,14 +89,9 @@ static nst_status run_decode(jpeg_ctx *c, const unsigned char *buf, size_t len, 
     jpeg_mem_src(d, buf, (unsigned long)len);
     jpeg_read_header(d, TRUE);
     JDIMENSION w = d->image_width, h = d->image_height;
-    if (w == 0 || h == 0 || w > 0x7fffffffu || h > 0x7fffffffu)
-        return nst_fail(msg, NST_ERR_FORMAT, "%s: JPEG image has an invalid size %lux%lu", name,
-                        (unsigned long)w, (unsigned long)h);
-    if ((uint64_t)w * h > (uint64_t)max_pixels)
-        return nst_fail(msg, NST_ERR_TOO_LARGE,
-                        "%s is too large: %lux%lu pixels is more than the limit of %zu pixels; "
-                        "shrink it first",
-                        name, (unsigned long)w, (unsigned long)h, max_pixels);
+    nst_status st = nst_image_check_header(name, "JPEG", (unsigned long)w, (unsigned long)h,
+                                           max_pixels, msg);
+    if (st != NST_OK) return st;
     int cmyk = 0;
     switch (d->jpeg_color_space) {
     case JCS_GRAYSCALE:
@@ -117,7 +112,7 @@ static nst_status run_decode(jpeg_ctx *c, const unsigned char *buf, size_t len, 
     int comps = d->output_components;
     if (comps != (cmyk ? 4 : 3) || d->output_width != w || d->output_height != h)
         return nst_fail(msg, NST_ERR_FORMAT, "%s: unexpected JPEG decoder output", name);
-    nst_status st = nst_image_create((int)w, (int)h, &c->img, msg);
+    st = nst_image_create((int)w, (int)h, &c->img, msg);
     if (st != NST_OK) return st;
     c->row = malloc((size_t)w * comps);
     if (!c->row) return nst_fail(msg, NST_ERR_NOMEM, "out of memory decoding %s", name);

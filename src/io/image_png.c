@@ -78,14 +78,9 @@ static nst_status run_decode(png_ctx *c, png_structp png, png_infop info, size_t
     png_uint_32 w = 0, h = 0;
     int depth = 0, ctype = 0, interlace = 0;
     png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
-    if (w == 0 || h == 0 || w > 0x7fffffffu || h > 0x7fffffffu)
-        return nst_fail(msg, NST_ERR_FORMAT, "%s: PNG image has an invalid size %lux%lu", name,
-                        (unsigned long)w, (unsigned long)h);
-    if ((uint64_t)w * h > (uint64_t)max_pixels)
-        return nst_fail(msg, NST_ERR_TOO_LARGE,
-                        "%s is too large: %lux%lu pixels is more than the limit of %zu pixels; "
-                        "shrink it first",
-                        name, (unsigned long)w, (unsigned long)h, max_pixels);
+    nst_status st = nst_image_check_header(name, "PNG", (unsigned long)w, (unsigned long)h,
+                                           max_pixels, msg);
+    if (st != NST_OK) return st;
     if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     /* palette_to_rgb also turns tRNS into alpha: strip that too */
@@ -99,7 +94,7 @@ static nst_status run_decode(png_ctx *c, png_structp png, png_infop info, size_t
     if (png_get_channels(png, info) != 3 || rowbytes != (size_t)w * 3 * bytes)
         return nst_fail(msg, NST_ERR_FORMAT, "%s: unsupported PNG layout (colour type %d, %d bit)",
                         name, ctype, depth);
-    nst_status st = nst_image_create((int)w, (int)h, &c->img, msg);
+    st = nst_image_create((int)w, (int)h, &c->img, msg);
     if (st != NST_OK) return st;
     if (passes == 1) {
         c->rows = malloc(rowbytes);

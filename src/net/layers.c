@@ -177,37 +177,39 @@ fail:
     return st;
 }
 
+/* The input normalisation's arguments: `in` a 3-channel image (or its
+ * gradient), `out` as many numbers, not the same buffer when the channels
+ * are reversed (B, G, R). */
+static nst_status normalize_check(nst_runtime *rt, const char *op, const char *in_name,
+                                  const nst_tensor *in, const char *out_name,
+                                  const nst_tensor *out, int bgr) {
+    if (in->n != 1 || in->c != 3) return bad_shape(rt, op, in_name, in);
+    if (out->count != in->count) return bad_shape(rt, op, out_name, out);
+    if (bgr && out->buf == in->buf)
+        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
+                        "%s: the %s is the %s, which a B, G, R network cannot do in place", op,
+                        out_name, in_name);
+    return check_int(rt, op, in->count);
+}
+
 nst_status nst_normalize_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
                                  const float mean[3], const float std[3], int bgr) {
-    nst_status st = NST_OK;
-    if (x->n != 1 || x->c != 3) return bad_shape(rt, "normalize forward", "image", x);
-    if (y->count != x->count) return bad_shape(rt, "normalize forward", "output", y);
-    if (bgr && y->buf == x->buf)
-        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
-                        "normalize forward: y is x, which a B, G, R network cannot do in place");
-    NST_TRY(check_int(rt, "normalize forward", x->count));
+    nst_status st = normalize_check(rt, "normalize forward", "image", x, "output", y, bgr);
+    if (st != NST_OK) return st;
     int HW = x->h * x->w;
     bgr = bgr != 0;
-    st = launch_1d(rt, "act", "act_normalize_forward", x->count, 10, ARG(HW), ARG(bgr),
-                   ARG(mean[0]), ARG(mean[1]), ARG(mean[2]), ARG(std[0]), ARG(std[1]),
-                   ARG(std[2]), ARG(x->buf), ARG(y->buf));
-fail:
-    return st;
+    return launch_1d(rt, "act", "act_normalize_forward", x->count, 10, ARG(HW), ARG(bgr),
+                     ARG(mean[0]), ARG(mean[1]), ARG(mean[2]), ARG(std[0]), ARG(std[1]),
+                     ARG(std[2]), ARG(x->buf), ARG(y->buf));
 }
 
 nst_status nst_normalize_backward(nst_runtime *rt, nst_tensor *dx, const nst_tensor *dy,
                                   const float std[3], int bgr) {
-    nst_status st = NST_OK;
-    if (dy->n != 1 || dy->c != 3) return bad_shape(rt, "normalize backward", "gradient", dy);
-    if (dx->count != dy->count) return bad_shape(rt, "normalize backward", "image gradient", dx);
-    if (bgr && dx->buf == dy->buf)
-        return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
-                        "normalize backward: dx is dy, which a B, G, R network cannot do in place");
-    NST_TRY(check_int(rt, "normalize backward", dy->count));
+    nst_status st =
+        normalize_check(rt, "normalize backward", "gradient", dy, "image gradient", dx, bgr);
+    if (st != NST_OK) return st;
     int HW = dy->h * dy->w;
     bgr = bgr != 0;
-    st = launch_1d(rt, "act", "act_normalize_backward", dy->count, 7, ARG(HW), ARG(bgr),
-                   ARG(std[0]), ARG(std[1]), ARG(std[2]), ARG(dy->buf), ARG(dx->buf));
-fail:
-    return st;
+    return launch_1d(rt, "act", "act_normalize_backward", dy->count, 7, ARG(HW), ARG(bgr),
+                     ARG(std[0]), ARG(std[1]), ARG(std[2]), ARG(dy->buf), ARG(dx->buf));
 }

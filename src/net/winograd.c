@@ -122,32 +122,38 @@ fail:
     return st;
 }
 
+/* The shapes of one convolution: `in` [1, Cin, H, W] through the
+ * transformed weight u [A*A, K, C, 1] (Cin = C, or K for the gradient,
+ * flip) into `out` [1, Cout, H, W]. */
+static nst_status check_args(nst_runtime *rt, const char *op, int m, int flip,
+                             const nst_tensor *in, const char *in_name, const nst_tensor *u,
+                             const nst_tensor *out, const char *out_name) {
+    if (m != 2 && m != 4) return bad_m(rt, op, m);
+    const int A = m + 2, cin = flip ? u->c : u->h, cout = flip ? u->h : u->c;
+    if (in->n != 1) return bad_shape(rt, op, in_name, in);
+    if (u->n != A * A || cin != in->c || u->w != 1)
+        return bad_shape(rt, op, "transformed weight", u);
+    if (out->n != 1 || out->c != cout || out->h != in->h || out->w != in->w)
+        return bad_shape(rt, op, out_name, out);
+    return NST_OK;
+}
+
 nst_status nst_winograd_forward(nst_runtime *rt, int m, nst_tensor *y, const nst_tensor *x,
                                 const nst_tensor *u, const nst_tensor *b, int relu,
                                 cl_mem scratch, size_t scratch_floats) {
     const char *op = "winograd forward";
-    if (m != 2 && m != 4) return bad_m(rt, op, m);
-    const int A = m + 2, K = u->c;
-    if (x->n != 1) return bad_shape(rt, op, "input", x);
-    if (u->n != A * A || u->h != x->c || u->w != 1)
-        return bad_shape(rt, op, "transformed weight", u);
-    if ((int)b->count != K) return bad_shape(rt, op, "bias", b);
-    if (y->n != 1 || y->c != K || y->h != x->h || y->w != x->w)
-        return bad_shape(rt, op, "output", y);
-    return run(rt, op, m, 0, y->buf, K, x, u, b, relu != 0, 0, scratch, scratch_floats);
+    nst_status st = check_args(rt, op, m, 0, x, "input", u, y, "output");
+    if (st != NST_OK) return st;
+    if ((int)b->count != u->c) return bad_shape(rt, op, "bias", b);
+    return run(rt, op, m, 0, y->buf, u->c, x, u, b, relu != 0, 0, scratch, scratch_floats);
 }
 
 nst_status nst_winograd_backward_input(nst_runtime *rt, int m, nst_tensor *dx,
                                        const nst_tensor *dy, const nst_tensor *u, int accumulate,
                                        cl_mem scratch, size_t scratch_floats) {
     const char *op = "winograd backward";
-    if (m != 2 && m != 4) return bad_m(rt, op, m);
-    const int A = m + 2, C = u->h;
-    if (dy->n != 1) return bad_shape(rt, op, "output gradient", dy);
-    if (u->n != A * A || u->c != dy->c || u->w != 1)
-        return bad_shape(rt, op, "transformed weight", u);
-    if (dx->n != 1 || dx->c != C || dx->h != dy->h || dx->w != dy->w)
-        return bad_shape(rt, op, "input gradient", dx);
-    return run(rt, op, m, 1, dx->buf, C, dy, u, NULL, 0, accumulate != 0, scratch,
+    nst_status st = check_args(rt, op, m, 1, dy, "output gradient", u, dx, "input gradient");
+    if (st != NST_OK) return st;
+    return run(rt, op, m, 1, dx->buf, u->h, dy, u, NULL, 0, accumulate != 0, scratch,
                scratch_floats);
 }

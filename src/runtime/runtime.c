@@ -164,24 +164,14 @@ static int has_platform(const char *name) {
     return 0;
 }
 
-/* PoCL lists no device when it cannot create its cache directory:
- * $POCL_CACHE_DIR, else $XDG_CACHE_HOME/pocl, else $HOME/.cache/pocl, else
- * /tmp/pocl. 1 (with the directory and the reason) when a PoCL platform is
+/* PoCL lists no device when it cannot create its cache directory `dir`
+ * (nst_settings.pocl_cache_dir). 1 (with the reason) when a PoCL platform is
  * installed and that directory can be neither found nor created: the deepest
  * existing ancestor is not a writable directory. */
-static int pocl_cache_unusable(char *dir, size_t len, char *why, size_t wlen) {
-    const char *d = getenv("POCL_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    if (d && *d)
-        snprintf(dir, len, "%s", d);
-    else if (x && *x)
-        snprintf(dir, len, "%s/pocl", x);
-    else if (home)
-        snprintf(dir, len, "%s/.cache/pocl", home);
-    else
-        snprintf(dir, len, "/tmp/pocl");
+static int pocl_cache_unusable(const char *dir, char *why, size_t wlen) {
+    if (!*dir) return 0;
     if (!has_platform(POCL_PLATFORM)) return 0;
-    char p[600];
+    char p[NST_PATH_MAX];
     snprintf(p, sizeof p, "%s", dir);
     for (;;) {
         struct stat sb;
@@ -210,12 +200,19 @@ static int pocl_cache_unusable(char *dir, size_t len, char *why, size_t wlen) {
 nst_status nst_devices_list(nst_device_info **out, int *count, nst_msg *msg) {
     if (!out) return nst_fail_null(msg, "nst_devices_list", "out");
     if (!count) return nst_fail_null(msg, "nst_devices_list", "count");
+    return nst_devices_list_with(NULL, out, count, msg);
+}
+
+nst_status nst_devices_list_with(const nst_settings *set, nst_device_info **out, int *count,
+                                 nst_msg *msg) {
+    if (!out) return nst_fail_null(msg, "nst_devices_list_with", "out");
+    if (!count) return nst_fail_null(msg, "nst_devices_list_with", "count");
+    const char *pocl_dir = set ? set->pocl_cache_dir : "";
     list_ctx c = {0};
     nst_status st = visit_devices(list_one, &c, msg);
     if (st == NST_OK && c.oom) st = nst_fail(msg, NST_ERR_NOMEM, "listing OpenCL devices");
-    char pocl_dir[600], why[700];
-    if (st == NST_OK && c.count == 0 && pocl_cache_unusable(pocl_dir, sizeof pocl_dir, why,
-                                                            sizeof why))
+    char why[NST_PATH_MAX + 100];
+    if (st == NST_OK && c.count == 0 && pocl_cache_unusable(pocl_dir, why, sizeof why))
         st = nst_fail(msg, NST_ERR_NO_DEVICE,
                       "PoCL, the CPU OpenCL driver, is installed but cannot create its kernel "
                       "cache directory %s (%s); set XDG_CACHE_HOME (or POCL_CACHE_DIR) to a "
@@ -329,7 +326,7 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     const nst_settings *set = opt && opt->settings ? opt->settings : &zero;
     if (!out) return nst_fail_null(msg, "nst_runtime_open", "out");
     NST_TRY(nst_settings_check(set, msg));
-    NST_TRY(nst_devices_list(&devs, &count, msg));
+    NST_TRY(nst_devices_list_with(set, &devs, &count, msg));
     if (opt && opt->device && *opt->device)
         NST_TRY(select_from(devs, count, opt->device, "--device", &index, msg));
     else
@@ -355,8 +352,7 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     /* PoCL keeps compiled programs in its own cache; asking it for a binary
      * would compile every kernel of the program on the spot */
     rt->cache_binaries = strcmp(rt->info.platform, POCL_PLATFORM) != 0;
-    const char *pk = getenv("POCL_KERNEL_CACHE"); /* PoCL's own setting */
-    if (!rt->cache_binaries && pk && !strcmp(pk, "0"))
+    if (!rt->cache_binaries && !*set->pocl_cache_dir)
         rt->no_cache = 1; /* PoCL compiles every time: nothing worth noting */
     if (!rt->no_cache) {
         char dir[NST_PATH_MAX], why[NST_PATH_MAX + 100];

@@ -48,6 +48,7 @@ nst_status nst_settings_check(const nst_settings *s, nst_msg *msg) {
     TEXT(gemm);
     TEXT(weights);
     TEXT(weights_dirs);
+    TEXT(pocl_cache_dir);
 #undef TEXT
     return NST_OK;
 }
@@ -128,6 +129,16 @@ nst_status nst_settings_from_env(nst_settings *s, nst_msg *msg) {
         NST_TRY(env_text("XDG_CACHE_HOME", xdg, sizeof xdg, msg));
         if (*xdg) NST_TRY(join("XDG_CACHE_HOME", xdg, "/nst", cache, sizeof s->cache_dir, msg));
         else NST_TRY(join("HOME", home, "/.cache/nst", cache, sizeof s->cache_dir, msg));
+    }
+    /* PoCL's own cache, where PoCL looks for it */
+    NST_TRY(env_text("POCL_KERNEL_CACHE", v, sizeof v, msg));
+    if (strcmp(v, "0")) {
+        char *pd = s->pocl_cache_dir;
+        NST_TRY(env_text("POCL_CACHE_DIR", pd, sizeof s->pocl_cache_dir, msg));
+        NST_TRY(env_text("XDG_CACHE_HOME", xdg, sizeof xdg, msg));
+        if (!*pd && *xdg) NST_TRY(join("XDG_CACHE_HOME", xdg, "/pocl", pd, sizeof s->pocl_cache_dir, msg));
+        if (!*pd && *home) NST_TRY(join("HOME", home, "/.cache/pocl", pd, sizeof s->pocl_cache_dir, msg));
+        if (!*pd) snprintf(pd, sizeof s->pocl_cache_dir, "/tmp/pocl");
     }
     NST_TRY(env_text("NST_CL_DIR", s->cl_dir, sizeof s->cl_dir, msg));
     NST_TRY(env_text("NST_CL_OPTS", s->cl_options, sizeof s->cl_options, msg));
