@@ -288,7 +288,8 @@ static const struct option all_options[] = {
     {NULL, 0, NULL, 0}};
 static const char run_options[] =
     "content style style-blend output size style-scale jpeg-quality png16 content-weight "
-    "style-weight tv-weight style-loss content-layers style-layers style-layer-weights pooling init seed "
+    "style-weight tv-weight style-loss "
+    "content-layers style-layers style-layer-weights pooling init seed "
     "preserve-colors preserve-colours luminance-only luminance-match mask scales "
     "scale-iterations average-decay iterations optimizer learning-rate lbfgs-history "
     "line-search max-memory tile dry-run device weights network no-cache print-every "

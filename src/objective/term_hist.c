@@ -170,7 +170,8 @@ fail:
 static nst_status sort_buffers(hist_term *s, nst_objective *o) {
     size_t most = 1;
     for (int l = 0; l < s->base.layers.n; l++) {
-        size_t n = (size_t)nst_objective_channels(o, s->base.layers.name[l], NULL) * pow2(s->npos[l]);
+        int c = nst_objective_channels(o, s->base.layers.name[l], NULL);
+        size_t n = (size_t)c * pow2(s->npos[l]);
         if (n > most) most = n;
     }
     nst_status st = nst_buffer_create(o->rt, most * F, &s->keys);
