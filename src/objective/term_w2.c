@@ -281,9 +281,10 @@ static nst_status finish(w2_term *s, nst_objective *o, int h, int w) {
     nst_status st = NST_OK;
     int maxc = 1;
     float *host = NULL;
-    for (int l = 0; l < s->base.layers.n; l++)
+    for (int l = 0; l < s->base.layers.n; l++) {
         int c = nst_objective_channels(o, s->base.layers.name[l], NULL);
         if (c > maxc) maxc = c;
+    }
     size_t mc = (size_t)maxc;
     for (int i = 0; i < W2_NS; i++) NST_TRY(zeroed(rt, &s->ns[i], mc * mc));
     NST_TRY(zeroed(rt, &s->mu, mc));
