@@ -42,7 +42,7 @@ void nst_params_default(nst_params *p) {
 static const struct {
     const char *name;
     double weight; /* judged on real features (README, docs/STYLE_LOSSES.md) */
-} style_losses[] = {{"gram", 10.0}, {"w2", 10.0}, {"hist", 10.0}};
+} style_losses[] = {{"gram", 10.0}, {"w2", 10.0}, {"hist", 30.0}};
 
 double nst_style_loss_weight(nst_style_loss_kind loss) {
     return loss >= 0 && loss < 3 ? style_losses[loss].weight : NAN;
