@@ -35,7 +35,16 @@ CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude $(LAYERS:%=-Isrc/%) -I$(BUILD)/gen -DCL_
             $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
-SRC   := $(filter-out src/app/%,$(wildcard src/*/*.c))
+# Video (nst video): FFmpeg's libraries and OpenCV's optical flow, in an
+# archive of their own (build/libnstvideo.a) so that libnst needs neither.
+VIDEO_PKGS := libavformat libavcodec libswscale libavutil
+VIDEO_SRC  := src/io/video.c src/io/flow.c
+VIDEO_OBJ  := $(VIDEO_SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/io/flow_dis.o
+VIDEO_LIBS := $(shell pkg-config --libs $(VIDEO_PKGS)) -lopencv_video -lopencv_imgproc \
+              -lopencv_core -lstdc++
+CXX       ?= c++
+CXXFLAGS  ?= -O2 -g
+SRC   := $(filter-out src/app/% $(VIDEO_SRC),$(wildcard src/*/*.c))
 OBJ   := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 APPOBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/app/*.c))
 CLS   := $(wildcard cl/*.cl)
@@ -46,8 +55,31 @@ TESTLIB := $(patsubst tests/%.c,$(BUILD)/obj/tests_%.o,$(filter-out tests/test_%
 
 all: $(BUILD)/nst $(TOOLS) $(BUILD)/libnst.so
 
-$(BUILD)/nst: $(APPOBJ) $(BUILD)/libnst.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/nst: $(APPOBJ) $(BUILD)/libnstvideo.a $(BUILD)/libnst.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(VIDEO_LIBS)
+
+$(BUILD)/libnstvideo.a: $(VIDEO_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(VIDEO_SRC:src/%.c=$(BUILD)/obj/%.o): CPPFLAGS += $(shell pkg-config --cflags $(VIDEO_PKGS))
+
+$(BUILD)/obj/io/flow_dis.o: src/io/flow_dis.cpp src/io/flow.h
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -std=c++17 -Wall -Wextra $(SAN) -fPIC \
+	    $(shell pkg-config --cflags opencv4) -c $< -o $@
+
+# The video tool and suite link the video archive too.
+$(BUILD)/tools/nst-warp-error: tools/nst-warp-error.c $(BUILD)/libnstvideo.a $(BUILD)/libnst.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libnstvideo.a $(BUILD)/libnst.a $(LDLIBS) \
+	    $(VIDEO_LIBS)
+
+$(BUILD)/tests/test_video: tests/test_video.c $(TESTLIB) $(BUILD)/libnstvideo.a $(BUILD)/libnst.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $$(pkg-config --cflags cmocka) -o $@ $< $(TESTLIB) \
+	    $(BUILD)/libnstvideo.a $(BUILD)/libnst.a $(LDLIBS) $(VIDEO_LIBS) \
+	    $$(pkg-config --libs cmocka)
 
 $(BUILD)/libnst.a: $(OBJ)
 	@rm -f $@
@@ -158,7 +190,7 @@ test: all $(TESTS)
 # holds for one vector width or rounding only fails here (CI runs it). Each
 # entry is SUITE or SUITE:PATTERN (the tests it runs, NST_TEST_FILTER); the
 # end-to-end transfers, minutes on llvmpipe, stay on the default device.
-RUSTICL_TESTS ?= layers winograd loss vgg ema guided optim tiled \
+RUSTICL_TESTS ?= layers winograd loss vgg ema guided optim tiled temporal \
                  transfer:test_one_white_mask_is_unmasked
 test-rusticl: all $(TESTS)
 	@set -f; rc=0; for s in $(RUSTICL_TESTS); do t=$${s%%:*}; f=$${s#$$t}; f=$${f#:}; \

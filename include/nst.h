@@ -310,6 +310,17 @@ typedef struct nst_params {
                                     (at least twice the deepest layer's halo: the
                                     plan refuses less, naming the minimum);
                                     -1: never tile */
+    /* video (Ruder, Dosovitskiy and Brox 2016): a temporal term pulling the
+     * image towards temporal_target, the previous frame's output warped to
+     * this frame, where temporal_mask says it is consistent:
+     *   temporal_weight * sum over the 3*h*w entries of c * (x - target)^2 / (3*h*w)
+     * with c the mask's value at the pixel. Both images any size (resized to
+     * each scale's); the mask is grey in [0,1] (its first channel is read),
+     * NULL = 1 everywhere. No term when temporal_weight is 0 or
+     * temporal_target NULL. */
+    double temporal_weight;      /* finite, >= 0 */
+    const nst_image *temporal_target;
+    const nst_image *temporal_mask;
     nst_style_loss_kind style_loss;  /* NST_STYLE_GRAM (default), _W2 or _HIST */
 } nst_params;
 
@@ -362,6 +373,7 @@ typedef struct nst_progress {
      * compiles, the last one `program` (NULL in the first event) */
     int programs_done, programs;
     const char *program;
+    double temporal;    /* weighted temporal term (video) */
 } nst_progress;
 
 /* Return non-zero to stop after this iteration (nst_transfer_run then

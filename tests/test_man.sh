@@ -1,6 +1,6 @@
 #!/bin/sh
 # test_man.sh: the manual page docs/nst.1 against the programs' own help:
-# every long option that `nst --help`, `nst devices|bench|tune --help`, `nst bench --run 1 --help` and
+# every long option that `nst --help`, `nst devices|bench|tune|video|batch --help`, `nst bench --run 1 --help` and
 # `nst-genweights --help` print is in nst.1 and every option nst.1 names is
 # one of them; its version is NST_VERSION; groff (or man) renders it without
 # a warning, when installed.
@@ -21,7 +21,7 @@ longopts() { grep -o -- '--[a-z0-9][a-z0-9-]*' | sort -u; }
 
 : > "$T/help"
 for cmd in "$NST --help" "$NST devices --help" "$NST bench --help" "$NST bench --run 1 --help" "$NST tune --help" \
-           "$GEN --help"; do
+           "$NST video --help" "$NST batch --help" "$GEN --help"; do
     if $cmd > "$T/one" 2>&1; then
         cat "$T/one" >> "$T/help"
     else

@@ -14,11 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "bench_run.h"
 #include "cli.h"
 #include "devcheck.h"
 #include "nst.h"
 #include "tune.h"
+#include "video_cmd.h"
 #include "weights.h"
 
 #define EXIT_RUNTIME 1
@@ -37,6 +39,8 @@ static const char *usage_text =
     "       nst bench [--size N[,N...]] [--evals N] [--device SEL] [--json]\n"
     "       nst bench --run N [--size N] [--lbfgs-history H[,H...]] [--repeat R] [--json]\n"
     "       nst tune [--device SEL] [--seconds N]\n"
+    "       nst video -c CLIP -s PAINTING -o OUT [options]  (see nst video --help)\n"
+    "       nst batch JOBS [--devices all|SEL[,SEL...]] [--shard I/N] [--json]\n"
     "\n"
     "Paints PHOTO in the style of PAINTING (Gatys, Ecker & Bethge): optimises a new\n"
     "image whose VGG features match the photo's content and the painting's style.\n"
@@ -296,13 +300,11 @@ static const char run_options[] =
     "line-search max-memory tile dry-run device weights network no-cache print-every "
     "save-every quiet json help version";
 
-/* The next option of a command (cli_next) among the long options `names`
- * (space-separated, from all_options), a usage error already reported as
- * CLI_ERROR. */
-static int next_option(int argc, char **argv, const char *shortopts, const char *names,
-                       const char *command) {
-    enum { MAX_OPTIONS = sizeof all_options / sizeof all_options[0] };
-    struct option longopts[MAX_OPTIONS];
+enum { MAX_OPTIONS = sizeof all_options / sizeof all_options[0] };
+
+/* The options of all_options named in `names` into longopts (MAX_OPTIONS
+ * entries), ended by a zero entry. */
+static void select_options(const char *names, struct option *longopts) {
     int n = 0;
     for (const struct option *o = all_options; o->name; o++) {
         size_t len = strlen(o->name);
@@ -313,6 +315,15 @@ static int next_option(int argc, char **argv, const char *shortopts, const char 
             }
     }
     longopts[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* The next option of a command (cli_next) among the long options `names`
+ * (space-separated, from all_options), a usage error already reported as
+ * CLI_ERROR. */
+static int next_option(int argc, char **argv, const char *shortopts, const char *names,
+                       const char *command) {
+    struct option longopts[MAX_OPTIONS];
+    select_options(names, longopts);
     char err[700];
     int c = cli_next(argc, argv, shortopts, longopts, command, err, sizeof err);
     if (c == CLI_ERROR) usage_error("%s", err);
@@ -1231,6 +1242,12 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "devices")) return cmd_devices(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "tune")) return cmd_tune(argc - 1, argv + 1, &set);
+    if (argc >= 2 && !strcmp(argv[1], "video")) return cmd_video(argc - 1, argv + 1, &set);
+    if (argc >= 2 && !strcmp(argv[1], "batch")) { /* a job is checked as the main command */
+        struct option job_options[MAX_OPTIONS];
+        select_options(run_options, job_options);
+        return nst_batch(argc - 1, argv + 1, run_shortopts, job_options, &set);
+    }
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;

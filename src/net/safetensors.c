@@ -251,18 +251,19 @@ nst_status nst_safetensors_read(FILE *f, uint64_t size, const char *path, int ma
                 st = nst_fail(msg, NST_ERR_FORMAT, "%s: __metadata__ is not an object", path);
                 goto fail;
             }
+            /* "input": "caffe" or "torchvision" declares the convention;
+             * other text describes the file in words that nst does not
+             * read (other tools write such notes), so the default holds */
             json_t *in = json_object_get(val, "input");
-            if (in && json_is_string(in)) input = nst_input_find(json_string_value(in));
-            if (in && (!json_is_string(in) || input < 0)) {
+            if (in && !json_is_string(in)) {
                 st = nst_fail(msg, NST_ERR_FORMAT,
-                              "%s: __metadata__ \"input\" is %s%s%s, not an input convention nst "
-                              "knows: \"torchvision\" (RGB in [0,1], ImageNet mean and std) or "
-                              "\"caffe\" (BGR in [0,255] minus the mean pixel)",
-                              path, json_is_string(in) ? "\"" : "",
-                              json_is_string(in) ? json_string_value(in) : "not a string",
-                              json_is_string(in) ? "\"" : "");
+                              "%s: __metadata__ \"input\" is not a string (safetensors metadata "
+                              "values are strings: \"torchvision\" or \"caffe\")",
+                              path);
                 goto fail;
             }
+            if (in && nst_input_find(json_string_value(in)) >= 0)
+                input = nst_input_find(json_string_value(in));
             continue;
         }
         NST_TRY(parse_entry(path, key, val, &ents[ne], area, msg));

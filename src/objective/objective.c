@@ -12,9 +12,10 @@
 #include "loss.h"
 #include "objective_int.h"
 
-/* The loss terms, in slot order. A new term goes here (and in terms.c). */
+/* The loss terms, in slot order. A new term goes here (and in its term_*.c). */
 static const nst_term_ops *const term_kinds[] = {&nst_term_content, &nst_term_style,
-                                                  &nst_term_w2, &nst_term_hist, &nst_term_tv};
+                                                  &nst_term_w2, &nst_term_hist, &nst_term_tv,
+                                                  &nst_term_temporal};
 
 /* ---- layer lists and sizes ------------------------------------------------ */
 

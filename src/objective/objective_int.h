@@ -111,6 +111,7 @@ struct nst_term {
 
 extern const nst_term_ops nst_term_content, nst_term_style, nst_term_tv;
 extern const nst_term_ops nst_term_w2, nst_term_hist; /* term_w2.c, term_hist.c */
+extern const nst_term_ops nst_term_temporal; /* term_temporal.c */
 
 /* ---- helpers the style terms share (terms.c) ---- */
 

@@ -14,6 +14,8 @@
 #include "nst_int.h"
 #include "optim.h"
 #include "reference.h"
+#include "ref_temporal.h"
+#include "temporal.h"
 #include "vgg.h"
 
 /* ---- per-case pool and helpers ------------------------------------------ */
@@ -428,6 +430,41 @@ fail:
     return st;
 }
 
+/* The temporal term of video (its tolerances are test_temporal.c's). */
+static nst_status case_temporal(dc *c, int H, int W) {
+    nst_status st;
+    size_t hw = (size_t)H * W, n = 3 * hw;
+    float *x, *t, *m, *dx0, *gdx, val;
+    double *xd, *td, *md, *dx0d, *grad;
+    nst_tensor *tx, *tt, *tdx;
+    cl_mem mask, values;
+    nst_check_row *rv = row(c, 0, 1e-5, 0, "temporal loss value 3x%dx%d", H, W);
+    nst_check_row *rd = row(c, 1e-6, 1e-5, 0, "temporal loss grad 3x%dx%d", H, W);
+    NST_TRY(rnd(c, n, 0, 1, &x, &xd));
+    NST_TRY(rnd(c, n, 0, 1, &t, &td));
+    NST_TRY(rnd(c, hw, 0, 1, &m, &md));
+    NST_TRY(rnd(c, n, -1, 1, &dx0, &dx0d));
+    NST_TRY(dbl(c, n, &grad));
+    NST_TRY(ten(c, 1, 3, H, W, x, &tx));
+    NST_TRY(ten(c, 1, 3, H, W, t, &tt));
+    NST_TRY(ten(c, 1, 3, H, W, dx0, &tdx));
+    NST_TRY(buf(c, hw, &mask));
+    NST_TRY(buf(c, 1, &values));
+    NST_TRY(nst_write_floats(c->rt, mask, 0, hw, m));
+    const float wt = 3.0f;
+    NST_TRY(tic(c));
+    NST_TRY(nst_temporal_loss(c->rt, tx, tt, mask, wt, tdx, values, 0));
+    NST_TRY(toc(c, 0));
+    NST_TRY(nst_read_floats(c->rt, values, 0, 1, &val));
+    NST_TRY(get(c, tdx, &gdx));
+    double want = nst_ref_temporal(xd, td, md, 3, H, W, grad);
+    for (size_t i = 0; i < n; i++) grad[i] = dx0d[i] + wt * grad[i];
+    cmp1(rv, val, want);
+    nst_check_compare(rd, gdx, grad, n);
+fail:
+    return st;
+}
+
 /* The products through whatever runs them on this runtime (CLBlast or the
  * host BLAS): C[M,N] = 0.5 A[M,K] B[N,K]^T + C (row-major, B transposed);
  * then `batch` products M[q] = U[q]^T V[q] with U [K x M], V [K x N] and M
@@ -822,6 +859,7 @@ nst_status nst_device_check(nst_runtime *rt, int tiny, nst_check_row *rows, int 
     RUN(case_normalize(&c, z->norm[0], z->norm[1], NST_INPUT_CAFFE));
     RUN(case_gram_style(&c, z->gram[0], z->gram[1], z->gram[2]));
     RUN(case_content_tv(&c, z->content[0], z->content[1], z->content[2]));
+    RUN(case_temporal(&c, z->content[1], z->content[2]));
     RUN(case_gemm(&c, z->gemm[0], z->gemm[1], z->gemm[2], z->gemm[3]));
     RUN(case_reduce(&c, z->reduce));
     RUN(case_optim(&c, NST_OPTIM_LBFGS));

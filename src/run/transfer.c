@@ -135,6 +135,15 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
         return nst_fail(msg, NST_ERR_INVALID_ARG,
                         "style loss %d is not an nst_style_loss_kind (gram, w2 or hist)",
                         (int)p->style_loss);
+    if (!(p->temporal_weight >= 0) || !isfinite(p->temporal_weight))
+        return nst_fail(msg, NST_ERR_INVALID_ARG, "temporal weight %g is not a finite number "
+                        ">= 0", p->temporal_weight);
+    if (p->temporal_target &&
+        (st = nst_image_check(p->temporal_target, "parameters", "temporal_target", msg)) != NST_OK)
+        return st;
+    if (p->temporal_mask &&
+        (st = nst_image_check(p->temporal_mask, "parameters", "temporal_mask", msg)) != NST_OK)
+        return st;
     if (nstyles < 1 || nstyles > NST_MAX_STYLES)
         return nst_fail(msg, NST_ERR_INVALID_ARG, "%d style images; 1..%d are allowed", nstyles,
                         NST_MAX_STYLES);
@@ -323,6 +332,7 @@ static int run_programs(const nst_runtime *rt, const nst_params *p, int tiled, c
     names[n++] = "pool";
     names[n++] = "loss";
     names[n++] = "optim";
+    if (p->temporal_weight > 0 && p->temporal_target) names[n++] = "temporal";
     if (tiled) names[n++] = "tiled";
     if (p->style_loss == NST_STYLE_W2) names[n++] = "w2";
     if (p->style_loss == NST_STYLE_HIST) names[n++] = "hist";
@@ -465,6 +475,7 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
                 pr.content = nst_objective_value(t.obj, "content");
                 pr.style = nst_objective_value(t.obj, "style");
                 pr.tv = nst_objective_value(t.obj, "tv");
+                pr.temporal = nst_objective_value(t.obj, "temporal");
                 pr.elapsed = seconds() - t0;
                 pr.transfer = &t;
                 if (progress(&pr, user)) {
