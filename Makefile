@@ -14,7 +14,8 @@ DESTDIR ?=
 VERSION   := $(shell sed -n 's/.*define NST_VERSION "\(.*\)"/\1/p' include/nst.h)
 SOVERSION := 0
 SONAME    := libnst.so.$(SOVERSION)
-PKGS    := OpenCL clblast libpng libjpeg jansson
+# LAPACKE: the eigen-decompositions of the WCT covariances (src/run/wct.c)
+PKGS    := OpenCL clblast libpng libjpeg jansson lapacke
 # OpenBLAS runs the matrix products of CPU devices on the host (src/hostblas.c);
 # without it (or with HOSTBLAS= on the command line) they all go through CLBlast.
 HOSTBLAS ?= $(shell pkg-config --exists openblas && echo openblas)
@@ -160,7 +161,8 @@ bench: all
 	else echo "($(PYTHON) cannot import torch: no PyTorch row; set PYTHON=/path/to/python)"; fi
 
 # The real VGG-19 weights (needs the internet): weights/vgg19-conv.safetensors;
-# NST_NETWORK=vgg16 for VGG-16's (tools/fetch-weights.sh --list).
+# NST_NETWORK=vgg16 for VGG-16's (tools/fetch-weights.sh --list);
+# NST_NETWORK=wct for the models of --method wct, into weights/wct/.
 weights: $(BUILD)/tools/nst-genweights
 	NST_GENWEIGHTS=$(BUILD)/tools/nst-genweights tools/fetch-weights.sh $(NST_NETWORK)
 

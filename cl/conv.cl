@@ -54,3 +54,57 @@ __kernel void conv_bias_act(const int K, const int HW, const int relu, __global 
     float v = y[idx] + b[idx / HW];
     y[idx] = (relu && !(v > 0.0f)) ? 0.0f : v;
 }
+
+/* As conv_im2col with reflection padding (PyTorch's ReflectionPad2d, then a
+ * convolution without padding): a row or column p before the border reads
+ * the one p after it, without repeating the edge (needs H, W > p). */
+__kernel void conv_im2col_reflect(const int C, const int H, const int W, const int R,
+                                  const int r0, const int nr, __global const float *x,
+                                  __global float *col) {
+    const int n = nr * W;
+    const int idx = get_global_id(0);
+    if (idx >= C * R * R * n) return;
+    const int row = im2col_div(idx, n, 1.0f / (float)n);
+    const int pix = idx - row * n;
+    const int y = im2col_div(pix, W, 1.0f / (float)W);
+    int c, i, j;
+    if (R == 3) { /* the common case: constant divisors */
+        c = row / 9;
+        i = (row - 9 * c) / 3;
+        j = row - 9 * c - 3 * i;
+    } else {
+        c = row / (R * R);
+        i = (row - c * R * R) / R;
+        j = row - c * R * R - i * R;
+    }
+    const int p = (R - 1) / 2;
+    int h = r0 + y + i - p, w = pix - y * W + j - p;
+    h = h < 0 ? -h : (h >= H ? 2 * H - 2 - h : h);
+    w = w < 0 ? -w : (w >= W ? 2 * W - 2 - w : w);
+    col[idx] = x[(c * H + h) * W + w];
+}
+
+/* xp [C,H+2p,W+2p] = x [C,H,W] reflection-padded by p (p < H, W): the
+ * input of a same-size convolution whose interior is the reflected one.
+ * 2-D launch: (column of xp, row of xp over all channels). */
+__kernel void conv_pad_reflect(const int C, const int H, const int W, const int p,
+                               __global const float *x, __global float *xp) {
+    const int PH = H + 2 * p, PW = W + 2 * p;
+    const int pw = get_global_id(0), r = get_global_id(1);
+    if (pw >= PW || r >= C * PH) return;
+    const int c = r / PH, ph = r - c * PH;
+    int h = ph - p, w = pw - p;
+    h = h < 0 ? -h : (h >= H ? 2 * H - 2 - h : h);
+    w = w < 0 ? -w : (w >= W ? 2 * W - 2 - w : w);
+    xp[r * PW + pw] = x[(c * H + h) * W + w];
+}
+
+/* y [C,H,W] = the interior of yp [C,H+2p,W+2p]. 2-D launch: (column, row
+ * over all channels) of y. */
+__kernel void conv_crop(const int C, const int H, const int W, const int p,
+                        __global const float *yp, __global float *y) {
+    const int w = get_global_id(0), r = get_global_id(1);
+    if (w >= W || r >= C * H) return;
+    const int c = r / H, h = r - c * H;
+    y[r * W + w] = yp[(c * (H + 2 * p) + h + p) * (W + 2 * p) + w + p];
+}

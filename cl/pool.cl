@@ -41,3 +41,33 @@ __kernel void pool_backward(const int C, const int H, const int W, const int max
     }
     dx[idx] = g;
 }
+
+/* 2x2 stride-2 max pooling with ceil mode (PyTorch's ceil_mode=True): y is
+ * [C, (H+1)/2, (W+1)/2]; a window cut by the border takes the max of the
+ * pixels it holds. 2-D launch: (column, row over all channels) of y. */
+__kernel void pool_max_ceil(const int C, const int H, const int W, __global const float *x,
+                            __global float *y) {
+    const int OH = (H + 1) / 2, OW = (W + 1) / 2;
+    const int ow = get_global_id(0), r = get_global_id(1);
+    if (ow >= OW || r >= C * OH) return;
+    const int c = r / OH, oh = r - c * OH;
+    const int h = 2 * oh, w = 2 * ow;
+    __global const float *p = x + (c * H + h) * W + w;
+    float m = p[0];
+    if (w + 1 < W) m = fmax(m, p[1]);
+    if (h + 1 < H) {
+        m = fmax(m, p[W]);
+        if (w + 1 < W) m = fmax(m, p[W + 1]);
+    }
+    y[r * OW + ow] = m;
+}
+
+/* Nearest-neighbour upsampling x2: x [C,H,W] -> y [C,2H,2W], y[c][h][w] =
+ * x[c][h/2][w/2]. 2-D launch: (column, row over all channels) of y. */
+__kernel void upsample_nearest2(const int C, const int H, const int W, __global const float *x,
+                                __global float *y) {
+    const int OW = 2 * W;
+    const int ow = get_global_id(0), r = get_global_id(1);
+    if (ow >= OW || r >= 2 * C * H) return;
+    y[r * OW + ow] = x[(r / 2) * W + ow / 2]; /* row r of y is row r/2 of x (c*2H+h -> c*H+h/2) */
+}

@@ -447,6 +447,68 @@ nst_status nst_transfer_run(nst_runtime *rt, nst_model *model, const nst_params 
 nst_status nst_transfer_prepare(nst_runtime *rt, const nst_params *p, nst_progress_fn progress,
                                 void *user);
 
+/* ---- universal style transfer (WCT) ------------------------------------- */
+
+/* Style transfer in one pass, without optimisation (Li et al. 2017,
+ * "Universal Style Transfer via Feature Transforms"): per level, from the
+ * coarsest to the finest, the image is encoded by a normalised VGG-19 up to
+ * reluL_1, its features are whitened and coloured with the painting's
+ * feature covariance (WCT), and a decoder trained to invert that encoder
+ * turns them back into an image. The models are the published PyTorch
+ * files, level L = 1..5 a pair: vgg_normalised_convL_1.pth (the encoder) and
+ * feature_invertor_convL_1.pth (its decoder). */
+typedef struct nst_wct_models nst_wct_models;
+
+#define NST_WCT_LEVELS 5
+
+/* Finds the directory of the WCT models: dir (must hold at least one
+ * level's pair) when not NULL or "", else each of s's weights_dirs D in turn
+ * (D/wct, then D itself; s may be NULL: the source tree's weights/ and
+ * PREFIX/share/nst). Writes the directory into out. NST_ERR_IO, listing
+ * every place looked and where to get the files, when none holds them. */
+nst_status nst_wct_locate(const nst_settings *s, const char *dir, char *out, size_t outlen,
+                          nst_msg *msg);
+/* Loads every level whose pair of files dir holds (a level with only one of
+ * its two files is an error naming the missing one) and uploads the weights
+ * to rt's device; each file is checked against its level's layout (a wrong
+ * tensor or shape is NST_ERR_FORMAT naming the file and the tensor).
+ * NST_ERR_IO when dir holds no level. Free with nst_wct_models_free. */
+nst_status nst_wct_models_load(nst_runtime *rt, const char *dir, nst_wct_models **out);
+/* The levels m holds: bit L-1 set for level L (0 for m NULL). */
+unsigned nst_wct_models_levels(const nst_wct_models *m);
+void nst_wct_models_free(nst_wct_models *m);
+
+typedef struct nst_wct_params {
+    int size;           /* longest side of the output; the content is resized.
+                           0 = the content's own size; else 16..65536 */
+    double style_scale; /* each painting's longest side = style_scale * size;
+                           (0, 16] */
+    double alpha;       /* style strength in [0, 1]: the features become
+                           alpha * WCT + (1 - alpha) * content (default 0.6) */
+    unsigned levels;    /* bit L-1 for level L; 0 = every level the models hold
+                           (run coarse to fine: the highest level first) */
+    double eps;         /* added to the content covariance's diagonal before it
+                           is whitened (default 1, as Li et al.'s code);
+                           finite, >= 0 */
+} nst_wct_params;
+
+/* The defaults: size 512, style_scale 1, alpha 0.6, all levels, eps 1. */
+void nst_wct_params_default(nst_wct_params *p);
+
+/* Stylises content with styles[0..nstyles-1] (none NULL, any sizes):
+ * blended with weights blend (NULL = equal; they sum to 1), or, with masks
+ * (NULL, or one grey image per style, any size: resized to each level's
+ * features), each painting in its own region: a feature position belongs to
+ * the style whose mask is brightest there if that mask is at least half
+ * white, and is whitened with its region's statistics and coloured with its
+ * painting's (positions no mask covers keep the content). All on rt's device
+ * but the eigen-decompositions of the covariances (on the host). *out
+ * receives the image (the content's size at p->size), else NULL; the message
+ * is in nst_last_error. */
+nst_status nst_wct_run(nst_runtime *rt, const nst_wct_models *m, const nst_wct_params *p,
+                       const nst_image *content, const nst_image *const *styles, int nstyles,
+                       const double *blend, const nst_image *const *masks, nst_image **out);
+
 /* ---- the memory plan ---------------------------------------------------- */
 
 /* What a run needs on the device, worked out before it starts from the

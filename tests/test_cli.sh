@@ -166,7 +166,7 @@ check "--init FILE starts from the file (the photo itself: same bytes as --init 
     "[ $rc -eq 0 ] && cmp -s $T/ic.png $T/if.png && ! cmp -s $T/ic.png $T/ip.png"
 $RUN -n 3 --init randon -o "$T/typo.png" 2>"$T/err"; rc=$?
 check "--init with a missing file names it and the choices" \
-    "[ $rc -eq 2 ] && grep -q \"'randon': no such file; give content, random or an image file\" $T/err"
+    "[ $rc -eq 2 ] && grep -q \"'randon': no such file; give content, random, wct or an image file\" $T/err"
 
 # The output is checked before the first iteration: a missing directory, a
 # path through a file, a read-only directory; exit 1, no iteration run.
@@ -379,6 +379,34 @@ env -u NST_CACHE -u NST_CACHE_DIR POCL_CACHE_DIR="$POCL_DIR" HOME=/etc/passwd/ho
 check "nst's cache not writable: the run works, with exactly one warning" \
     "[ $rc -eq 0 ] && [ \$(grep -c warning $T/err) -eq 1 ] && grep -q '/etc/passwd/cache/nst' $T/err \
      && [ -f $T/nocache.png ]"
+
+# --method wct, --init wct: usage errors, missing models, and a real run when
+# the models are here (NST_SHARED_DATA, default ../shared/data)
+for args in "--method paint" "--alpha 1.5" "--alpha x" "--wct-levels 0" "--wct-levels 6" \
+            "--wct-levels 1,x" "--method wct --dry-run"; do
+    $RUN $args -o "$T/keep.png" 2>"$T/err"; rc=$?
+    check "usage error ($args) exits 2 with a message" "[ $rc -eq 2 ] && [ -s $T/err ]"
+done
+mkdir -p "$T/nowct"
+$RUN --method wct --wct-models "$T/nowct" -o "$T/w1.png" 2>"$T/err"; rc=$?
+check "--method wct without models: exit 1, says where to get them, no output" \
+    "[ $rc -eq 1 ] && grep -q 'holds no WCT model' $T/err && grep -q 'fetch-weights.sh wct' $T/err && [ ! -f $T/w1.png ]"
+$RUN --init wct --wct-models "$T/nowct" -n 2 -o "$T/w2.png" 2>"$T/err"; rc=$?
+check "--init wct without models: exit 1, '--init wct needs the WCT models'" \
+    "[ $rc -eq 1 ] && grep -q -- '--init wct needs the WCT models' $T/err && [ ! -f $T/w2.png ]"
+data=${NST_SHARED_DATA:-../shared/data}
+if [ -f "$data/wct/vgg_normalised_conv1_1.pth" ] && [ -f "$data/wct/feature_invertor_conv1_1.pth" ]; then
+    $NST --method wct --wct-models "$data/wct" --wct-levels 1 --content $T/photo.png \
+        --style $T/paint.jpg --size 40 --json -o "$T/w3.png" > "$T/w3.out" 2>"$T/err"; rc=$?
+    check "--method wct with the real models: the image, a wct event with its time" \
+        "[ $rc -eq 0 ] && [ \"\$($MK --info $T/w3.png)\" = '40 30' ] && grep -q '\"event\":\"wct\",\"ms\":' $T/w3.out"
+    $NST $W --init wct --wct-models "$data/wct" --wct-levels 1 --content $T/photo.png \
+        --style $T/paint.jpg --size 32 -n 2 -q -o "$T/w4.png" 2>"$T/err"; rc=$?
+    check "--init wct with the real models runs the optimisation from it" \
+        "[ $rc -eq 0 ] && [ \"\$($MK --info $T/w4.png)\" = '32 24' ]"
+else
+    echo "skip - --method wct end to end: no WCT models in $data/wct (set NST_SHARED_DATA)"
+fi
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

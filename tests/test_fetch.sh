@@ -134,5 +134,27 @@ if ! NST_NETWORK=vgg16 NO_PROXY='*' no_proxy='*' fetch off16 http://127.0.0.1:1/
     ok "offline, VGG-16: the routes name its file"
 else bad "offline, VGG-16"; cat "$T/off16.out"; fi
 
+# the WCT models: a local tree in the published layout (stand-in checkpoints:
+# the script checks that they read; nst checks their layers when loading)
+mkdir -p "$T/wsrc/vgg19_1" "$T/wsrc/vgg19_4"
+for f in vgg_normalised_conv4_1.pth feature_invertor_conv4_1.pth; do cp "$pth" "$T/wsrc/vgg19_4/$f"; done
+cp "$pth" "$T/wsrc/vgg19_1/vgg_normalised_conv1_1.pth"
+printf '<html>not found</html>' > "$T/wsrc/vgg19_1/feature_invertor_conv1_1.pth"
+wct() { NST_WCT_URL="file://$(pwd)/$T/wsrc/" NST_WEIGHTS_DIR=$T/$1 NST_GENWEIGHTS=$gen \
+        NST_FETCH_TRIES=2 NST_WCT_LEVELS=$2 tools/fetch-weights.sh wct > "$T/$1.out" 2>&1; }
+if wct wct4 4 && [ -f "$T/wct4/wct/vgg_normalised_conv4_1.pth" ] &&
+   [ -f "$T/wct4/wct/feature_invertor_conv4_1.pth" ] && wct wct4 4 &&
+   grep -q "feature_invertor_conv4_1.pth is already here" "$T/wct4.out"; then
+    ok "wct: level 4's pair into weights/wct/, not fetched twice"
+else bad "wct: level 4"; cat "$T/wct4.out"; fi
+if ! wct wct1 1 && grep -q "expected 8031" "$T/wct1.out" &&
+   [ ! -f "$T/wct1/wct/vgg_normalised_conv1_1.pth" ]; then
+    ok "wct: a level 1 file of the wrong size is refused"
+else bad "wct: wrong size"; cat "$T/wct1.out"; fi
+if ! wct wct9 9 && grep -q "the levels are 1..5" "$T/wct9.out" &&
+   tools/fetch-weights.sh --list | grep -q "feature_invertor_convL_1.pth"; then
+    ok "wct: an unknown level is refused; --list names the WCT models' source"
+else bad "wct: unknown level, --list"; cat "$T/wct9.out"; fi
+
 [ $fails -eq 0 ] && echo "fetch: all passed" || echo "fetch: $fails FAILED"
 [ $fails -eq 0 ]

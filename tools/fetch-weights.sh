@@ -6,6 +6,8 @@
 #   tools/fetch-weights.sh [vgg19|vgg16]   the network (default $NST_NETWORK,
 #                                          else vgg19)
 #   tools/fetch-weights.sh --list          the networks and their sources
+#   tools/fetch-weights.sh wct             the universal style transfer models
+#                                          of --method wct (tools/fetch-wct.sh)
 #
 # The download resumes where it stopped (curl -C -) and is retried; its size
 # and its first bytes are checked (an HTML error page is refused), and a
@@ -26,6 +28,7 @@ set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "fetch-weights: $*" >&2; exit 1; }
+[ "${1:-${NST_NETWORK:-}}" != wct ] || exec "$root/tools/fetch-wct.sh"
 
 # The networks: torchvision's release of each (its name carries the start
 # of its SHA-256) and its size in bytes.
@@ -43,12 +46,15 @@ if [ "${1:-}" = --list ]; then
         echo "  $n  $1 ($2 bytes) -> weights/$n-conv.safetensors"
         echo "         or https://huggingface.co/timm/$n.tv_in1k/resolve/main/model.safetensors"
     done
+    echo "  wct    https://github.com/pietrocarbo/deep-transfer/raw/master/models/autoencoder_vgg19/"
+    echo "         vgg19_L/vgg_normalised_convL_1.pth and feature_invertor_convL_1.pth, L = 1..5"
+    echo "         -> weights/wct/ (the models of nst --method wct; tools/fetch-wct.sh)"
     exit 0
 fi
 network=${1:-${NST_NETWORK:-vgg19}}
-[ $# -le 1 ] || die "usage: tools/fetch-weights.sh [vgg19|vgg16|--list]"
+[ $# -le 1 ] || die "usage: tools/fetch-weights.sh [vgg19|vgg16|wct|--list]"
 src=$(sources "$network") ||
-    die "unknown network '$network': choose vgg19 or vgg16 (tools/fetch-weights.sh --list)"
+    die "unknown network '$network': choose vgg19 or vgg16 (or wct: tools/fetch-weights.sh --list)"
 TORCHVISION_URL=${src% *}
 TORCHVISION_SIZE=${src#* }
 TORCHVISION_FILE=$(basename "$TORCHVISION_URL")

@@ -2,7 +2,8 @@
 # Installs the Debian/Ubuntu packages nst needs to build, test and run:
 # the OpenCL ICD loader and headers, PoCL (the CPU device), CLBlast, OpenBLAS
 # (pthreads; the matrix products of CPU devices run on it), libpng,
-# libjpeg-turbo, jansson (the weights header), cmocka (tests), curl (weights),
+# libjpeg-turbo, jansson (the weights header), LAPACKE (the symmetric eigensolver
+# of --method wct), cmocka (tests), curl (weights),
 # python3 (the weight-fetch test's local server), FFmpeg's libraries, OpenCV's
 # video module and the ffmpeg command (nst video and its tests), and Mesa's OpenCL (rusticl, a
 # second implementation for the cross-vendor checks). With --dev, also what the reliability targets need (docs/RELIABILITY.md):
@@ -14,7 +15,7 @@
 set -eu
 PKGS="build-essential pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
 clinfo libclblast-dev libpng-dev libjpeg-dev libjansson-dev libcmocka-dev curl ca-certificates
-python3 mesa-opencl-icd libopenblas-pthread-dev
+python3 mesa-opencl-icd libopenblas-pthread-dev liblapacke-dev
 libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libopencv-video-dev ffmpeg"
 case "${1:-}" in
     --dev)

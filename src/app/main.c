@@ -68,7 +68,8 @@ static const char *usage_text =
     "                            (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)\n"
     "      --style-layer-weights W[,W]  one weight per style layer (default equal)\n"
     "      --pooling max|avg     VGG pooling (default max)\n"
-    "      --init content|random|FILE  starting image (default content)\n"
+    "      --init content|random|wct|FILE  starting image (default content; wct: the\n"
+    "                            one-pass stylisation below, which needs its models)\n"
     "      --seed N              seed for --init random (default 0)\n"
     "\n"
     "Colour, regions, resolution\n"
@@ -85,6 +86,15 @@ static const char *usage_text =
     "                            (default: half of --iterations)\n"
     "      --average-decay D     output the moving average of the iterates (e.g. 0.99)\n"
     "                            instead of the last iterate, against late noise"
+    "\n"
+    "Instant style (universal style transfer, Li et al. 2017: no optimisation)\n"
+    "      --method gatys|wct    gatys (default): optimise; wct: whiten and colour the\n"
+    "                            photo's features with the painting's, coarse to fine\n"
+    "      --wct-models DIR      the WCT models (vgg_normalised_convL_1.pth and\n"
+    "                            feature_invertor_convL_1.pth); default: weights/wct,\n"
+    "                            ~/.local/share/nst/wct (tools/fetch-weights.sh wct)\n"
+    "      --alpha F             style strength in [0,1] (default 0.6)\n"
+    "      --wct-levels L[,L]    the levels to run, 1..5 (default: all present)\n"
     "\n"
     "The optimiser\n"
     "  -n, --iterations N        optimiser iterations (default 500)\n"
@@ -138,6 +148,9 @@ typedef struct run_opts {
     int nlayer_w;
     int jpeg_quality, png16, no_cache, quiet, json, print_every, save_every, dry_run;
     int style_weight_set; /* --style-weight given: else the style loss's default */
+    int method_wct, init_wct; /* --method wct; --init wct */
+    const char *wct_models;
+    nst_wct_params wct;
     nst_network network;
     nst_params p;
 } run_opts;
@@ -224,7 +237,7 @@ enum {
     O_SCALES, O_SCALE_ITERATIONS, O_AVERAGE_DECAY, O_OPTIMIZER, O_LEARNING_RATE,
     O_LBFGS_HISTORY, O_LINE_SEARCH, O_MAX_MEMORY, O_TILE, O_DRY_RUN, O_NO_CACHE,
     O_PRINT_EVERY, O_SAVE_EVERY, O_JSON, O_VERSION, O_CHECK, O_TINY, O_EVALS, O_WIDTH_MULT, O_NETWORK,
-    O_SECONDS, O_STYLE_LOSS
+    O_SECONDS, O_METHOD, O_WCT_MODELS, O_ALPHA, O_WCT_LEVELS, O_STYLE_LOSS
 };
 
 static const char run_shortopts[] = "-:c:s:o:n:d:w:qh";
@@ -290,6 +303,11 @@ static const struct option all_options[] = {
     {"evals", required_argument, NULL, O_EVALS},
     {"width-mult", required_argument, NULL, O_WIDTH_MULT},
     {"seconds", required_argument, NULL, O_SECONDS},
+    /* instant style */
+    {"method", required_argument, NULL, O_METHOD},
+    {"wct-models", required_argument, NULL, O_WCT_MODELS},
+    {"alpha", required_argument, NULL, O_ALPHA},
+    {"wct-levels", required_argument, NULL, O_WCT_LEVELS},
     {NULL, 0, NULL, 0}};
 static const char run_options[] =
     "content style style-blend output size style-scale jpeg-quality png16 content-weight "
@@ -298,7 +316,7 @@ static const char run_options[] =
     "preserve-colors preserve-colours luminance-only luminance-match mask scales "
     "scale-iterations average-decay iterations optimizer learning-rate lbfgs-history "
     "line-search max-memory tile dry-run device weights network no-cache print-every "
-    "save-every quiet json help version";
+    "save-every quiet json help version method wct-models alpha wct-levels";
 
 enum { MAX_OPTIONS = sizeof all_options / sizeof all_options[0] };
 
@@ -339,6 +357,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
     nst_params_default(&o->p);
     o->jpeg_quality = 95;
     o->print_every = 50;
+    nst_wct_params_default(&o->wct);
     static char style_buf[4096], mask_buf[4096];
     size_t style_used = 0, mask_used = 0;
     /* the options that are plain numbers of nst_params */
@@ -473,6 +492,30 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
         case O_PNG16: o->png16 = 1; break;
         case 'q': o->quiet = 1; break;
         case O_JSON: o->json = 1; break;
+        case O_METHOD:
+            if (!strcmp(v, "gatys")) o->method_wct = 0;
+            else if (!strcmp(v, "wct")) o->method_wct = 1;
+            else return usage_error("--method '%s': choose gatys or wct", v);
+            break;
+        case O_WCT_MODELS: o->wct_models = v; break;
+        case O_ALPHA:
+            if (!cli_parse_double(v, &o->wct.alpha, NULL) || !(o->wct.alpha >= 0) ||
+                !(o->wct.alpha <= 1))
+                return usage_error("--alpha '%s': give a number in [0, 1]", v);
+            break;
+        case O_WCT_LEVELS: {
+            double lv[NST_WCT_LEVELS + 1];
+            int n = parse_doubles(v, lv, NST_WCT_LEVELS);
+            o->wct.levels = 0;
+            for (int k = 0; k < n; k++) {
+                if (lv[k] != floor(lv[k]) || lv[k] < 1 || lv[k] > NST_WCT_LEVELS) n = -1;
+                else o->wct.levels |= 1u << ((int)lv[k] - 1);
+            }
+            if (n < 1)
+                return usage_error("--wct-levels '%s': give levels 1..%d separated by commas", v,
+                                   NST_WCT_LEVELS);
+            break;
+        }
         }
     }
     if (!o->content) return usage_error("no content image: give --content PHOTO");
@@ -480,6 +523,8 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
     if (!o->output && !o->dry_run) return usage_error("no output file: give -o OUTPUT.png");
     if (o->output && !cli_image_ext_ok(o->output))
         return usage_error("output '%s': the name must end in .png, .jpg or .jpeg", o->output);
+    if (o->method_wct && o->dry_run)
+        return usage_error("--dry-run plans the optimisation: leave it out with --method wct");
     if (o->nmasks && o->nmasks != o->nstyles)
         return usage_error("--mask has %d masks for %d style images: give one per style",
                            o->nmasks, o->nstyles);
@@ -490,9 +535,10 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
         struct stat sb;
         if (!strcmp(o->init, "content")) o->p.init = NST_INIT_CONTENT;
         else if (!strcmp(o->init, "random")) o->p.init = NST_INIT_RANDOM;
+        else if (!strcmp(o->init, "wct")) o->init_wct = 1, o->p.init = NST_INIT_IMAGE;
         else if (stat(o->init, &sb) == 0) o->p.init = NST_INIT_IMAGE;
         else
-            return usage_error("--init '%s': %s; give content, random or an image file",
+            return usage_error("--init '%s': %s; give content, random, wct or an image file",
                                o->init, errno == ENOENT ? "no such file" : strerror(errno));
     }
     if (!o->style_weight_set) o->p.style_weight = nst_style_loss_weight(o->p.style_loss);
@@ -712,6 +758,45 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
 
 /* ---- the main job -------------------------------------------------------------- */
 
+/* The WCT stylisation of the options' images into *out (the models loaded
+ * from dir on rt); prints its time. 0, or non-zero after saying why. */
+static int run_wct(const run_opts *o, nst_runtime *rt, const char *dir, const nst_image *content,
+                   nst_image *const *styles, nst_image *const *masks, nst_image **out) {
+    nst_wct_models *m = NULL;
+    nst_wct_params wp = o->wct;
+    wp.size = o->p.size;
+    wp.style_scale = o->p.style_scale;
+    if (nst_wct_models_load(rt, dir, &m) != NST_OK) {
+        fprintf(stderr, "nst: %s\n", nst_last_error(rt));
+        return 1;
+    }
+    unsigned lv = wp.levels ? wp.levels : nst_wct_models_levels(m);
+    char levels[32] = "";
+    for (int L = NST_WCT_LEVELS; L >= 1; L--)
+        if (lv & (1u << (L - 1)))
+            snprintf(levels + strlen(levels), sizeof levels - strlen(levels), "%s%d",
+                     levels[0] ? "," : "", L);
+    double t0 = mono_seconds();
+    nst_status st = nst_wct_run(rt, m, &wp, content, (const nst_image *const *)styles,
+                                o->nstyles, o->nblend ? o->blend : NULL,
+                                o->nmasks ? (const nst_image *const *)masks : NULL, out);
+    double ms = (mono_seconds() - t0) * 1e3;
+    nst_wct_models_free(m);
+    if (st != NST_OK) {
+        fprintf(stderr, "nst: %s\n", nst_last_error(rt));
+        return 1;
+    }
+    if (o->json)
+        printf("{\"event\":\"wct\",\"ms\":%.3f,\"width\":%d,\"height\":%d,\"levels\":\"%s\","
+               "\"alpha\":%g,\"models\":\"%s\"}\n",
+               ms, (*out)->w, (*out)->h, levels, wp.alpha, js(dir));
+    else if (!o->quiet)
+        fprintf(stderr, "nst: WCT (levels %s, alpha %g, models %s) on %s: %dx%d in %.0f ms\n",
+                levels, wp.alpha, dir, nst_runtime_device(rt)->name, (*out)->w, (*out)->h, ms);
+    fflush(stdout);
+    return 0;
+}
+
 static int run_transfer(int argc, char **argv, const nst_settings *set) {
     run_opts o;
     int rc = parse_run_args(argc, argv, &o);
@@ -733,8 +818,16 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
     nst_status st;
     rc = EXIT_RUNTIME;
 
-    if ((st = nst_weights_locate(set, o.weights, o.network, wpath, sizeof wpath, &msg)) !=
-        NST_OK) {
+    char wctdir[NST_PATH_MAX];
+    if ((o.method_wct || o.init_wct) &&
+        (st = nst_wct_locate(set, o.wct_models, wctdir, sizeof wctdir, &msg)) != NST_OK) {
+        fprintf(stderr, "nst: %s%s\n", o.init_wct ? "--init wct needs the WCT models: " : "",
+                msg.text);
+        goto done;
+    }
+    if (!o.method_wct &&
+        (st = nst_weights_locate(set, o.weights, o.network, wpath, sizeof wpath, &msg)) !=
+            NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
     }
@@ -755,7 +848,7 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
         }
     }
     if (o.nmasks) o.p.masks = (const nst_image *const *)masks;
-    if (o.p.init == NST_INIT_IMAGE) {
+    if (o.p.init == NST_INIT_IMAGE && !o.init_wct) {
         if ((st = nst_image_read(o.init, 0, &init, &msg)) != NST_OK) {
             fprintf(stderr, "nst: --init image: %s\n", msg.text);
             goto done;
@@ -772,7 +865,18 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
     }
     if (*nst_runtime_warning(rt)) fprintf(stderr, "nst: warning: %s\n", nst_runtime_warning(rt));
     progress_ctx pc = {.o = &o, .tty = isatty(2)};
-    if (!o.dry_run && (st = nst_transfer_prepare(rt, &o.p, on_progress, &pc)) != NST_OK) {
+    if ((o.method_wct || o.init_wct) && !o.dry_run) {
+        /* the one-pass stylisation: the result, or the optimisation's start */
+        if (run_wct(&o, rt, wctdir, content, styles, masks, &init)) goto done;
+        if (o.method_wct) {
+            result = init;
+            init = NULL;
+            st = NST_OK;
+            goto write;
+        }
+        o.p.init_image = init;
+    }
+    if (!o.method_wct && !o.dry_run && (st = nst_transfer_prepare(rt, &o.p, on_progress, &pc)) != NST_OK) {
         fprintf(stderr, "%snst: %s\n", pc.live ? "\n" : "", nst_last_error(rt));
         rc = st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
         goto done;
@@ -809,6 +913,7 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
     signal(SIGTERM, SIG_DFL);
     if (st != NST_OK && st != NST_ERR_INTERRUPTED)
         fprintf(stderr, "%snst: %s\n", pc.tty && !o.quiet ? "\n" : "", nst_last_error(rt));
+write:
     if (result && (st == NST_OK || st == NST_ERR_INTERRUPTED || st == NST_ERR_NUMERIC)) {
         const char *sep = st == NST_ERR_INTERRUPTED && pc.tty && !o.quiet && !o.json ? "\n" : "";
         char kept[4200];

@@ -53,9 +53,9 @@ size_t nst_conv2d_scratch_floats(int C, int R, int H, int W, size_t cap_floats) 
 
 /* out = conv(in, wm) over all rows of in, wm [K, C*R*R] row-major; beta 0 or 1.
  * Shared by the forward pass (wm = w) and the input gradient (wm = wf). */
-static nst_status conv_gemm(nst_runtime *rt, const char *op, cl_mem out, int K,
-                            const nst_tensor *in, cl_mem wm, int R, float beta, cl_mem scratch,
-                            size_t scratch_floats) {
+static nst_status conv_gemm_pad(nst_runtime *rt, const char *op, cl_mem out, int K,
+                                const nst_tensor *in, cl_mem wm, int R, float beta,
+                                cl_mem scratch, size_t scratch_floats, const char *im2col) {
     nst_status st = NST_OK;
     const int C = in->c, H = in->h, W = in->w;
     const size_t HW = (size_t)H * W, CRR = (size_t)C * R * R;
@@ -74,13 +74,20 @@ static nst_status conv_gemm(nst_runtime *rt, const char *op, cl_mem out, int K,
     for (int r0 = 0; r0 < H; r0 += (int)band) {
         int nr = H - r0 < (int)band ? H - r0 : (int)band;
         size_t n = (size_t)nr * W;
-        NST_TRY(launch_1d(rt, "conv", "conv_im2col", CRR * n, 8, ARG(C), ARG(H), ARG(W), ARG(R),
+        NST_TRY(launch_1d(rt, "conv", im2col, CRR * n, 8, ARG(C), ARG(H), ARG(W), ARG(R),
                           ARG(r0), ARG(nr), ARG(in->buf), ARG(scratch)));
         NST_TRY(nst_gemm(rt, 0, 0, (size_t)K, n, CRR, 1.0f, wm, 0, CRR, scratch, 0, n, beta, out,
                          (size_t)r0 * W, HW));
     }
 fail:
     return st;
+}
+
+static nst_status conv_gemm(nst_runtime *rt, const char *op, cl_mem out, int K,
+                            const nst_tensor *in, cl_mem wm, int R, float beta, cl_mem scratch,
+                            size_t scratch_floats) {
+    return conv_gemm_pad(rt, op, out, K, in, wm, R, beta, scratch, scratch_floats,
+                         "conv_im2col");
 }
 
 nst_status nst_conv2d_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
@@ -212,4 +219,89 @@ nst_status nst_normalize_backward(nst_runtime *rt, nst_tensor *dx, const nst_ten
     bgr = bgr != 0;
     return launch_1d(rt, "act", "act_normalize_backward", dy->count, 7, ARG(HW), ARG(bgr),
                      ARG(std[0]), ARG(std[1]), ARG(std[2]), ARG(dy->buf), ARG(dx->buf));
+}
+
+/* ---- the WCT models' layers ----------------------------------------------- */
+
+/* A 2-D launch over (columns, rows): the kernels take the column from
+ * dimension 0 and bounds-check; the driver picks the work-group. */
+#define launch_2d(rt, prog, name, cols, rows, ...)                                \
+    nst_launch((rt), (prog), (name), 2, (const size_t[]){(cols), (rows)}, NULL, __VA_ARGS__)
+
+nst_status nst_conv2d_forward_reflect(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
+                                      const nst_tensor *w, const nst_tensor *b, int relu,
+                                      cl_mem scratch, size_t scratch_floats) {
+    nst_status st = NST_OK;
+    const char *op = "conv2d forward (reflection padding)";
+    const int K = w->n, R = w->h;
+    if (x->n != 1 || x->h <= (R - 1) / 2 || x->w <= (R - 1) / 2)
+        return bad_shape(rt, op, "input", x);
+    if (w->c != x->c || w->w != R || R % 2 == 0) return bad_shape(rt, op, "weight", w);
+    if ((int)b->count != K) return bad_shape(rt, op, "bias", b);
+    if (y->n != 1 || y->c != K || y->h != x->h || y->w != x->w)
+        return bad_shape(rt, op, "output", y);
+    NST_TRY(check_int(rt, op, y->count));
+    NST_TRY(conv_gemm_pad(rt, op, y->buf, K, x, w->buf, R, 0.0f, scratch, scratch_floats,
+                          "conv_im2col_reflect"));
+    int HW = x->h * x->w;
+    NST_TRY(launch_1d(rt, "conv", "conv_bias_act", y->count, 5, ARG(K), ARG(HW), ARG(relu),
+                      ARG(b->buf), ARG(y->buf)));
+fail:
+    return st;
+}
+
+nst_status nst_pool_max_ceil_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x) {
+    nst_status st = NST_OK;
+    const char *op = "pool forward (ceil mode)";
+    if (x->n != 1) return bad_shape(rt, op, "input", x);
+    if (y->n != 1 || y->c != x->c || y->h != (x->h + 1) / 2 || y->w != (x->w + 1) / 2)
+        return bad_shape(rt, op, "output", y);
+    NST_TRY(check_int(rt, op, x->count));
+    int C = x->c, H = x->h, W = x->w;
+    st = launch_2d(rt, "pool", "pool_max_ceil", (size_t)y->w, (size_t)C * y->h, 5, ARG(C), ARG(H),
+                   ARG(W), ARG(x->buf), ARG(y->buf));
+fail:
+    return st;
+}
+
+nst_status nst_upsample_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x) {
+    nst_status st = NST_OK;
+    const char *op = "nearest upsampling";
+    if (x->n != 1) return bad_shape(rt, op, "input", x);
+    if (y->n != 1 || y->c != x->c || y->h != 2 * x->h || y->w != 2 * x->w)
+        return bad_shape(rt, op, "output", y);
+    NST_TRY(check_int(rt, op, y->count));
+    int C = x->c, H = x->h, W = x->w;
+    st = launch_2d(rt, "pool", "upsample_nearest2", (size_t)y->w, (size_t)C * y->h, 5, ARG(C),
+                   ARG(H), ARG(W), ARG(x->buf), ARG(y->buf));
+fail:
+    return st;
+}
+
+nst_status nst_pad_reflect_forward(nst_runtime *rt, nst_tensor *xp, const nst_tensor *x, int p) {
+    nst_status st = NST_OK;
+    const char *op = "reflection padding";
+    if (x->n != 1 || p < 0 || x->h <= p || x->w <= p) return bad_shape(rt, op, "input", x);
+    if (xp->n != 1 || xp->c != x->c || xp->h != x->h + 2 * p || xp->w != x->w + 2 * p)
+        return bad_shape(rt, op, "output", xp);
+    NST_TRY(check_int(rt, op, xp->count));
+    int C = x->c, H = x->h, W = x->w;
+    st = launch_2d(rt, "conv", "conv_pad_reflect", (size_t)xp->w, (size_t)C * xp->h, 6, ARG(C),
+                   ARG(H), ARG(W), ARG(p), ARG(x->buf), ARG(xp->buf));
+fail:
+    return st;
+}
+
+nst_status nst_crop_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *yp, int p) {
+    nst_status st = NST_OK;
+    const char *op = "crop";
+    if (y->n != 1 || p < 0) return bad_shape(rt, op, "output", y);
+    if (yp->n != 1 || yp->c != y->c || yp->h != y->h + 2 * p || yp->w != y->w + 2 * p)
+        return bad_shape(rt, op, "input", yp);
+    NST_TRY(check_int(rt, op, yp->count));
+    int C = y->c, H = y->h, W = y->w;
+    st = launch_2d(rt, "conv", "conv_crop", (size_t)W, (size_t)C * H, 6, ARG(C), ARG(H), ARG(W),
+                   ARG(p), ARG(yp->buf), ARG(y->buf));
+fail:
+    return st;
 }

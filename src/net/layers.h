@@ -62,6 +62,24 @@ nst_status nst_pool_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
 nst_status nst_pool_backward(nst_runtime *rt, nst_tensor *dx, const nst_tensor *x,
                              const nst_tensor *dy, int max);
 
+/* The layers of the WCT models (net.h's NST_LAYER_PAD, ceil-mode pooling,
+ * NST_LAYER_UPSAMPLE), forward only:
+ * a convolution as nst_conv2d_forward but with reflection padding by
+ * (R-1)/2 (H and W must exceed it); */
+nst_status nst_conv2d_forward_reflect(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
+                                      const nst_tensor *w, const nst_tensor *b, int relu,
+                                      cl_mem scratch, size_t scratch_floats);
+/* 2x2 stride-2 max pooling, ceil mode: y [1,C,(H+1)/2,(W+1)/2]; */
+nst_status nst_pool_max_ceil_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x);
+/* nearest-neighbour upsampling x2: y [1,C,2H,2W]; */
+nst_status nst_upsample_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x);
+/* xp [1,C,H+2p,W+2p] = x reflection-padded by p (0 <= p < H, W), and its
+ * inverse crop y [1,C,H,W] = the interior of yp: a reflected convolution as
+ * a same-size one (Winograd) on the padded image. Each overwrites its
+ * output. */
+nst_status nst_pad_reflect_forward(nst_runtime *rt, nst_tensor *xp, const nst_tensor *x, int p);
+nst_status nst_crop_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *yp, int p);
+
 /* The ImageNet statistics of torchvision's VGG weights (RGB, [0,1] input). */
 extern const float nst_imagenet_mean[3];
 extern const float nst_imagenet_std[3];

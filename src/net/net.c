@@ -13,9 +13,9 @@
 
 /* ---- the tables ------------------------------------------------------------ */
 
-#define CONV(b, i, w) {"conv" #b "_" #i, NST_LAYER_CONV, 3, 1, 1, w}
-#define RELU(b, i) {"relu" #b "_" #i, NST_LAYER_RELU, 1, 1, 0, 0}
-#define POOL(b) {"pool" #b, NST_LAYER_POOL, 2, 2, 0, 0}
+#define CONV(b, i, w) {"conv" #b "_" #i, NST_LAYER_CONV, 3, 1, 1, w, 0}
+#define RELU(b, i) {"relu" #b "_" #i, NST_LAYER_RELU, 1, 1, 0, 0, 0}
+#define POOL(b) {"pool" #b, NST_LAYER_POOL, 2, 2, 0, 0, 0}
 #define CR(b, i, w) CONV(b, i, w), RELU(b, i)
 
 static const nst_net vgg19 = {
@@ -24,7 +24,8 @@ static const nst_net vgg19 = {
      CR(2, 1, 128), CR(2, 2, 128), POOL(2),                                    /*  5..9 */
      CR(3, 1, 256), CR(3, 2, 256), CR(3, 3, 256), CR(3, 4, 256), POOL(3),      /* 10..18 */
      CR(4, 1, 512), CR(4, 2, 512), CR(4, 3, 512), CR(4, 4, 512), POOL(4),      /* 19..27 */
-     CR(5, 1, 512), CR(5, 2, 512), CR(5, 3, 512), CR(5, 4, 512), POOL(5)}};    /* 28..36 */
+     CR(5, 1, 512), CR(5, 2, 512), CR(5, 3, 512), CR(5, 4, 512), POOL(5)},     /* 28..36 */
+    NULL, 0};
 
 static const nst_net vgg16 = {
     NST_NETWORK_VGG16, "vgg16", "VGG-16", "vgg16-397923af.pth", "vgg16-conv.safetensors", 31,
@@ -32,9 +33,64 @@ static const nst_net vgg16 = {
      CR(2, 1, 128), CR(2, 2, 128), POOL(2),                                    /*  5..9 */
      CR(3, 1, 256), CR(3, 2, 256), CR(3, 3, 256), POOL(3),                     /* 10..16 */
      CR(4, 1, 512), CR(4, 2, 512), CR(4, 3, 512), POOL(4),                     /* 17..23 */
-     CR(5, 1, 512), CR(5, 2, 512), CR(5, 3, 512), POOL(5)}};                   /* 24..30 */
+     CR(5, 1, 512), CR(5, 2, 512), CR(5, 3, 512), POOL(5)},                    /* 24..30 */
+    NULL, 0};
 
 static const nst_net *const nets[] = {&vgg19, &vgg16, NULL};
+
+/* The WCT models: the normalised VGG-19 encoder (rows = the published
+ * nn.Sequential indices: a reflection pad before each 3x3 convolution,
+ * ceil-mode pools) and the five decoders, each the mirror of its encoder. */
+#define WPAD(p, b, i) {p #b "_" #i, NST_LAYER_PAD, 1, 1, 1, 0, 0}
+#define WCONV(b, i, w) {"conv" #b "_" #i, NST_LAYER_CONV, 3, 1, 0, w, 0}
+#define WPOOL(b) {"pool" #b, NST_LAYER_POOL, 2, 2, 0, 0, 1}
+#define EPCR(b, i, w) WPAD("pad", b, i), WCONV(b, i, w), RELU(b, i)
+/* decoder: the convolution that undoes encoder convB_I, then its ReLU */
+#define DCONV(b, i, w) {"dec" #b "_" #i, NST_LAYER_CONV, 3, 1, 0, w, 0}
+#define DRELU(b, i) {"drelu" #b "_" #i, NST_LAYER_RELU, 1, 1, 0, 0, 0}
+#define DPCR(b, i, w) WPAD("dpad", b, i), DCONV(b, i, w), DRELU(b, i)
+#define DPC(b, i, w) WPAD("dpad", b, i), DCONV(b, i, w)
+#define UP(b) {"up" #b, NST_LAYER_UPSAMPLE, 1, 1, 0, 0, 0}
+
+static const nst_net wct_encoder = {
+    NST_NETWORK_AUTO, "wct-encoder", "the WCT encoder (normalised VGG-19)", NULL, NULL, 44,
+    {{"conv0", NST_LAYER_CONV, 1, 1, 0, 3, 0},                                  /*  0 */
+     EPCR(1, 1, 64), EPCR(1, 2, 64), WPOOL(1),                                  /*  1..7 */
+     EPCR(2, 1, 128), EPCR(2, 2, 128), WPOOL(2),                                /*  8..14 */
+     EPCR(3, 1, 256), EPCR(3, 2, 256), EPCR(3, 3, 256), EPCR(3, 4, 256), WPOOL(3), /* 15..27 */
+     EPCR(4, 1, 512), EPCR(4, 2, 512), EPCR(4, 3, 512), EPCR(4, 4, 512), WPOOL(4), /* 28..40 */
+     EPCR(5, 1, 512)},                                                          /* 41..43 */
+    "", 3};
+
+/* rows of the encoder up to reluL_1 */
+static const int wct_depth[6] = {0, 4, 11, 18, 31, 44};
+
+static const nst_net wct_decoder[5] = {
+    {NST_NETWORK_AUTO, "wct-decoder1", "the WCT decoder of level 1", NULL, NULL, 2,
+     {DPC(1, 1, 3)}, "", 64},
+    {NST_NETWORK_AUTO, "wct-decoder2", "the WCT decoder of level 2", NULL, NULL, 9,
+     {DPCR(2, 1, 64), UP(1), DPCR(1, 2, 64), DPC(1, 1, 3)}, "", 128},
+    {NST_NETWORK_AUTO, "wct-decoder3", "the WCT decoder of level 3", NULL, NULL, 16,
+     {DPCR(3, 1, 128), UP(2), DPCR(2, 2, 128), DPCR(2, 1, 64), UP(1), DPCR(1, 2, 64),
+      DPC(1, 1, 3)}, "", 256},
+    {NST_NETWORK_AUTO, "wct-decoder4", "the WCT decoder of level 4", NULL, NULL, 29,
+     {DPCR(4, 1, 256), UP(3), DPCR(3, 4, 256), DPCR(3, 3, 256), DPCR(3, 2, 256),
+      DPCR(3, 1, 128), UP(2), DPCR(2, 2, 128), DPCR(2, 1, 64), UP(1), DPCR(1, 2, 64),
+      DPC(1, 1, 3)}, "", 512},
+    {NST_NETWORK_AUTO, "wct-decoder5", "the WCT decoder of level 5", NULL, NULL, 42,
+     {DPCR(5, 1, 512), UP(4), DPCR(4, 4, 512), DPCR(4, 3, 512), DPCR(4, 2, 512),
+      DPCR(4, 1, 256), UP(3), DPCR(3, 4, 256), DPCR(3, 3, 256), DPCR(3, 2, 256),
+      DPCR(3, 1, 128), UP(2), DPCR(2, 2, 128), DPCR(2, 1, 64), UP(1), DPCR(1, 2, 64),
+      DPC(1, 1, 3)}, "", 512},
+};
+
+const nst_net *nst_net_wct_encoder(void) { return &wct_encoder; }
+
+int nst_net_wct_depth(int level) { return level >= 1 && level <= 5 ? wct_depth[level] : 0; }
+
+const nst_net *nst_net_wct_decoder(int level) {
+    return level >= 1 && level <= 5 ? &wct_decoder[level - 1] : NULL;
+}
 
 const nst_net *nst_net_at(int i) {
     return i >= 0 && i < (int)(sizeof nets / sizeof nets[0]) ? nets[i] : NULL;
@@ -134,6 +190,15 @@ static int features_index(const char *name, char *part) {
     return (int)n;
 }
 
+static const char *prefix(const nst_net *n) { return n->prefix ? n->prefix : "features."; }
+
+static const nst_weight *find_in(const nst_net *n, const nst_weights *w, int index,
+                                 const char *part) {
+    char name[64];
+    snprintf(name, sizeof name, "%s%d.%s", prefix(n), index, part);
+    return nst_weights_find(w, name);
+}
+
 static const nst_weight *find(const nst_weights *w, int index, const char *part) {
     char name[64];
     snprintf(name, sizeof name, "features.%d.%s", index, part);
@@ -143,20 +208,20 @@ static const nst_weight *find(const nst_weights *w, int index, const char *part)
 nst_status nst_net_match(const nst_net *n, const nst_weights *w, int depth, nst_net_shape *shape,
                          nst_msg *msg) {
     char f[300];
-    int c = 3;
+    int c = n->in_channels ? n->in_channels : 3;
     if (depth > n->nlayers) depth = n->nlayers;
     if (shape) memset(shape, 0, sizeof *shape);
     for (int i = 0; i < depth; i++) {
         const nst_net_layer *L = &n->layer[i];
         int cin = c;
         if (L->kind == NST_LAYER_CONV) {
-            const nst_weight *tw = find(w, i, "weight"), *tb = find(w, i, "bias");
+            const nst_weight *tw = find_in(n, w, i, "weight"), *tb = find_in(n, w, i, "bias");
             if (!tw || !tb)
                 return nst_fail(msg, NST_ERR_FORMAT,
-                                "%sthe weights have no tensor features.%d.%s (%s), which the "
+                                "%sthe weights have no tensor %s%d.%s (%s), which the "
                                 "requested layers of %s need",
-                                src(w, f, sizeof f), i, tw ? "bias" : "weight", L->name,
-                                n->title);
+                                src(w, f, sizeof f), prefix(n), i, tw ? "bias" : "weight",
+                                L->name, n->title);
             if (tw->rank != 4 || tb->rank != 1)
                 return nst_fail(msg, NST_ERR_FORMAT,
                                 "%sweight %s (%s) has rank %d, expected %d (%s)",
@@ -172,7 +237,8 @@ nst_status nst_net_match(const nst_net *n, const nst_weights *w, int depth, nst_
                 return nst_fail(msg, NST_ERR_FORMAT,
                                 "%sweight %s (%s) takes %lld input channels but %s gives %d",
                                 src(w, f, sizeof f), tw->name, L->name, (long long)tw->shape[1],
-                                i ? n->layer[i - 1].name : "the RGB image", c);
+                                i ? n->layer[i - 1].name
+                                  : n->in_channels ? "the encoder" : "the RGB image", c);
             if (tw->shape[0] < 1 || tw->shape[0] > 65536 || tb->shape[0] != tw->shape[0])
                 return nst_fail(msg, NST_ERR_FORMAT,
                                 "%sbias %s (%s) has %lld values but %s has %lld output channels",

@@ -20,13 +20,19 @@
 
 #include "nst.h"
 
-#define NST_NET_MAX_LAYERS 37 /* VGG-19's features 0..36, the deepest table */
+#define NST_NET_MAX_LAYERS 44 /* the WCT encoder of level 5 (0..43); VGG-19's
+                                 features are 0..36 */
 #define NST_NET_MAX_CONVS 16
 
 typedef enum nst_layer_kind {
     NST_LAYER_CONV, /* convolution with bias, stride 1, zero padding */
     NST_LAYER_RELU,
-    NST_LAYER_POOL  /* max pooling, or average pooling by the run's option */
+    NST_LAYER_POOL, /* max pooling, or average pooling by the run's option;
+                       ceil_mode: odd sides round up (the window is cut) */
+    NST_LAYER_PAD,      /* reflection padding by `pad` on every side (the WCT
+                           models: the next row is a conv with pad 0, which
+                           runs as one convolution with reflected borders) */
+    NST_LAYER_UPSAMPLE  /* nearest-neighbour upsampling x2 (the WCT decoders) */
 } nst_layer_kind;
 
 typedef struct nst_net_layer {
@@ -34,6 +40,7 @@ typedef struct nst_net_layer {
     nst_layer_kind kind;
     int kernel, stride, pad; /* conv 3,1,1; relu 1,1,0; pool 2,2,0 */
     int width;           /* conv: output channels of the published network */
+    int ceil_mode;       /* pool: 1 = ceil (PyTorch's ceil_mode), 0 = floor */
 } nst_net_layer;
 
 typedef struct nst_net {
@@ -44,6 +51,9 @@ typedef struct nst_net {
     const char *trimmed_file;     /* what `make weights` writes: "vgg19-conv.safetensors" */
     int nlayers;
     nst_net_layer layer[NST_NET_MAX_LAYERS];
+    const char *prefix;           /* of the tensor names: NULL = "features." (torchvision);
+                                     "" for a bare nn.Sequential ("2.weight") */
+    int in_channels;              /* channels of the input; 0 = 3 (an RGB image) */
 } nst_net;
 
 /* The description of a network; NULL for NST_NETWORK_AUTO or an unknown id. */
@@ -73,6 +83,19 @@ void nst_net_list(const nst_net *n, char *buf, size_t len);
  * up to a multiple of *align (what a tile needs around what it owns). */
 void nst_net_receptive(const nst_net *n, int depth, int *halo, int *align);
 
+/* The WCT models (universal style transfer, Li et al. 2017), as published
+ * in PyTorch form (bare nn.Sequential state dicts, "N.weight"): the encoder
+ * is VGG-19 normalised, its input an RGB image in [0,1] through a 1x1
+ * convolution (which maps it to Caffe's convention), then reflection-padded
+ * 3x3 convolutions and ceil-mode max pooling up to relu5_1; level L's file
+ * holds its rows up to reluL_1 (nst_net_wct_depth). Level L's decoder
+ * mirrors that encoder (each pool an upsampling, each convolution reversed,
+ * no ReLU after the last), from reluL_1's channels back to RGB. level 1..5;
+ * NULL / 0 out of range. */
+const nst_net *nst_net_wct_encoder(void);
+int nst_net_wct_depth(int level);
+const nst_net *nst_net_wct_decoder(int level);
+
 /* ---- against the weights ------------------------------------------------- */
 
 struct nst_weights;
@@ -87,7 +110,8 @@ typedef struct nst_net_shape {
 /* Matches layers 0..depth-1 of n against w: every convolution's
  * "features.N.weight" [out, in, k, k] and "features.N.bias" [out] present,
  * k the table's kernel, in the previous layer's channels (3 for the first),
- * biases as many as outputs. Fills shape (may be NULL). NST_ERR_FORMAT names
+ * biases as many as outputs (names with n's prefix; the first layer takes
+ * n's in_channels). Fills shape (may be NULL). NST_ERR_FORMAT names
  * the file (w->source), the tensor, the layer and what was expected. */
 nst_status nst_net_match(const nst_net *n, const struct nst_weights *w, int depth,
                          nst_net_shape *shape, nst_msg *msg);

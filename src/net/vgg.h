@@ -30,7 +30,7 @@
 #include "nst_int.h"
 #include "weights.h"
 
-#define NST_VGG_LAYERS NST_NET_MAX_LAYERS /* the most layers a model has */
+#define NST_VGG_LAYERS 37 /* the most layers a VGG has: VGG-19's features 0..36 */
 
 typedef struct nst_vgg nst_vgg;
 

@@ -89,6 +89,34 @@ typedef double (*nst_ref_fn)(void *ctx, const double *x);
 void nst_ref_numeric_grad(nst_ref_fn fn, void *ctx, double *x, size_t n, double h,
                           double *grad);
 
+/* ---- the WCT models and transform (ref_wct.c) --------------------------- */
+
+/* x [C,H,W] reflection-padded by (R-1)/2 (H, W larger than that), then
+ * convolved without padding: y [K,H,W], then max(., 0) when relu. */
+void nst_ref_conv_reflect_forward(double *y, const double *x, const double *w, const double *b,
+                                  int C, int H, int W, int K, int R, int relu);
+/* 2x2 stride-2 max pooling, ceil mode: y [C,(H+1)/2,(W+1)/2]. */
+void nst_ref_pool_max_ceil(double *y, const double *x, int C, int H, int W);
+/* Nearest-neighbour upsampling x2: y [C,2H,2W]. */
+void nst_ref_upsample2(double *y, const double *x, int C, int H, int W);
+/* Layers 0..depth-1 (0: all) of any table of net.h run forward on x
+ * [C,H,W] with the weights w (names with the table's prefix): *out is a new
+ * [oc,oh,ow] array (free()). 0, or -1 for a missing or misshapen weight, an
+ * unknown layer kind or memory short. */
+int nst_ref_net_forward(const nst_net *net, int depth, const nst_weights *w, const double *x,
+                        int C, int H, int W, double **out, int *oc, int *oh, int *ow);
+/* Eigenvalues and eigenvectors (columns of evecs, n x n row-major) of the
+ * symmetric a, by cyclic Jacobi rotations. 0, or -1 when memory is short. */
+int nst_ref_eigen_sym(int n, const double *a, double *evals, double *evecs);
+/* Mean [c] and unbiased covariance [c*c] of f [c, n]. */
+void nst_ref_stats(const double *f, int c, int n, double *mean, double *cov);
+/* The whitening and colouring transform of content features fc [c, n] with
+ * nstyles paintings' statistics, blended by blend (NULL: equal), as
+ * src/run/wct.h defines it: out [c, n]. 0, or -1 when memory is short. */
+int nst_ref_wct(const double *fc, int c, int n, int nstyles, const double *const *smean,
+                const double *const *scov, const double *blend, double alpha, double eps,
+                double min_eig, double *out);
+
 /* float -> double arrays */
 void nst_ref_to_double(const float *src, double *dst, size_t n);
 

@@ -17,6 +17,7 @@
 #include "ref_temporal.h"
 #include "temporal.h"
 #include "vgg.h"
+#include "wct.h"
 
 /* ---- per-case pool and helpers ------------------------------------------ */
 
@@ -796,6 +797,125 @@ fail:
     return st;
 }
 
+/* ---- the WCT models' layers and transform ---------------------------------- */
+
+/* Reflection-padded convolution (whole tensor, bounded as in tests/test_wct.c
+ * by n u max sum|terms| for n = C R R + 1 products), ceil-mode max pooling and
+ * nearest upsampling (exact). */
+static nst_status case_wct_layers(dc *c, int C, int H, int W, int K) {
+    nst_status st;
+    const int R = 3;
+    size_t nx = (size_t)C * H * W, nw = (size_t)K * C * R * R, ny = (size_t)K * H * W;
+    size_t np = (size_t)C * ((H + 1) / 2) * ((W + 1) / 2);
+    float *x, *w, *b, *y, *p, *u;
+    double *xd, *wd, *bd, *yr, *mag, *pr, *ur;
+    nst_tensor *tx, *tw, *tb, *ty, *tp, *tu;
+    cl_mem scratch;
+    nst_check_row *rc = row(c, 0, 0, 1, "conv2d 3x3 reflect fwd C%d %dx%d K%d", C, H, W, K);
+    nst_check_row *rp = row(c, 0, 0, 0, "max pool ceil fwd C%d %dx%d", C, H, W);
+    nst_check_row *ru = row(c, 0, 0, 0, "nearest upsample x2 C%d %dx%d", C, H, W);
+    size_t sf = nst_conv2d_scratch_floats(C, R, H, W, nst_conv2d_scratch_cap(c->rt));
+    NST_TRY(rnd(c, nx, -1, 1, &x, &xd));
+    NST_TRY(rnd(c, nw, -0.5f, 0.5f, &w, &wd));
+    NST_TRY(rnd(c, K, -0.5f, 0.5f, &b, &bd));
+    NST_TRY(ten(c, 1, C, H, W, x, &tx));
+    NST_TRY(ten(c, K, C, R, R, w, &tw));
+    NST_TRY(ten(c, 1, K, 1, 1, b, &tb));
+    NST_TRY(ten(c, 1, K, H, W, NULL, &ty));
+    NST_TRY(ten(c, 1, C, (H + 1) / 2, (W + 1) / 2, NULL, &tp));
+    NST_TRY(ten(c, 1, C, 2 * H, 2 * W, NULL, &tu));
+    NST_TRY(buf(c, sf, &scratch));
+    NST_TRY(tic(c));
+    NST_TRY(nst_conv2d_forward_reflect(c->rt, ty, tx, tw, tb, 0, scratch, sf));
+    NST_TRY(toc(c, 0));
+    NST_TRY(tic(c));
+    NST_TRY(nst_pool_max_ceil_forward(c->rt, tp, tx));
+    NST_TRY(toc(c, 1));
+    NST_TRY(tic(c));
+    NST_TRY(nst_upsample_forward(c->rt, tu, tx));
+    NST_TRY(toc(c, 2));
+    NST_TRY(get(c, ty, &y));
+    NST_TRY(get(c, tp, &p));
+    NST_TRY(get(c, tu, &u));
+    NST_TRY(dbl(c, ny, &yr));
+    NST_TRY(dbl(c, ny, &mag));
+    NST_TRY(dbl(c, np, &pr));
+    NST_TRY(dbl(c, 4 * nx, &ur));
+    nst_ref_conv_reflect_forward(yr, xd, wd, bd, C, H, W, K, R, 0);
+    nst_ref_pool_max_ceil(pr, xd, C, H, W);
+    nst_ref_upsample2(ur, xd, C, H, W);
+    for (size_t i = 0; i < nx; i++) xd[i] = fabs(xd[i]);
+    for (size_t i = 0; i < nw; i++) wd[i] = fabs(wd[i]);
+    for (int i = 0; i < K; i++) bd[i] = fabs(bd[i]);
+    nst_ref_conv_reflect_forward(mag, xd, wd, bd, C, H, W, K, R, 0);
+    double mmax = 0, ymax = 0;
+    for (size_t i = 0; i < ny; i++) {
+        if (mag[i] > mmax) mmax = mag[i];
+        if (fabs(yr[i]) > ymax) ymax = fabs(yr[i]);
+    }
+    rc->rtol = ((double)C * R * R + 1) / 16777216.0 * mmax / (ymax > 0 ? ymax : 1);
+    nst_check_compare(rc, y, yr, ny);
+    nst_check_compare(rp, p, pr, np);
+    nst_check_compare(ru, u, ur, 4 * nx);
+fail:
+    return st;
+}
+
+/* The condition number of a symmetric positive definite matrix (reference
+ * eigen-solver); 0 when memory is short. */
+static double dc_cond(dc *c, int n, const double *a) {
+    double *ev, *evec;
+    if (dbl(c, n, &ev) || dbl(c, (size_t)n * n, &evec) || nst_ref_eigen_sym(n, a, ev, evec))
+        return 0;
+    double lo = INFINITY, hi = 0;
+    for (int i = 0; i < n; i++) {
+        if (ev[i] < lo) lo = ev[i];
+        if (ev[i] > hi) hi = ev[i];
+    }
+    return lo > 0 ? hi / lo : 0;
+}
+
+/* One level's whitening and colouring (statistics and eigen-decompositions
+ * included; alpha 0.6, eps 1) against the float64 reference, whole tensor,
+ * tolerance 2 (kappa N + C sqrt(kappa)) u kappa_s as in tests/test_wct.c. */
+static nst_status case_wct(dc *c, int C, int H, int W) {
+    nst_status st;
+    const int N = H * W;
+    float *f, *g, *o;
+    double *fd, *gd, *want, *mc, *cc, *ms, *cs;
+    nst_tensor *tf, *to;
+    nst_check_row *r = row(c, 0, 0, 1, "WCT C%d %dx%d", C, H, W);
+    NST_TRY(rnd(c, (size_t)C * N, -1.7320508f, 1.7320508f, &f, &fd));
+    NST_TRY(rnd(c, (size_t)C * N, -1.7320508f, 1.7320508f, &g, &gd));
+    /* correlate the channels a little: f_i += 0.3 f_{i-1} */
+    for (int i = 1; i < C; i++)
+        for (int n = 0; n < N; n++) {
+            fd[(size_t)i * N + n] = f[(size_t)i * N + n] += 0.3f * f[(size_t)(i - 1) * N + n];
+            gd[(size_t)i * N + n] = g[(size_t)i * N + n] += 0.5f * g[(size_t)(i - 1) * N + n] + 1;
+        }
+    NST_TRY(dbl(c, C, &mc));
+    NST_TRY(dbl(c, (size_t)C * C, &cc));
+    NST_TRY(dbl(c, C, &ms));
+    NST_TRY(dbl(c, (size_t)C * C, &cs));
+    NST_TRY(dbl(c, (size_t)C * N, &want));
+    nst_ref_stats(fd, C, N, mc, cc);
+    nst_ref_stats(gd, C, N, ms, cs);
+    const double *m1[1] = {ms}, *c1[1] = {cs};
+    if (nst_ref_wct(fd, C, N, 1, m1, c1, NULL, 0.6, 1.0, NST_WCT_EIG_MIN, want))
+        return nst_fail(RTM(c->rt), NST_ERR_NOMEM, "devcheck: the WCT reference");
+    double kc = dc_cond(c, C, cc), ks = dc_cond(c, C, cs);
+    r->rtol = 2 * (kc * N + C * sqrt(kc)) / 16777216.0 * ks;
+    NST_TRY(ten(c, 1, C, H, W, f, &tf));
+    NST_TRY(ten(c, 1, C, H, W, NULL, &to));
+    NST_TRY(tic(c));
+    NST_TRY(nst_wct_transform(c->rt, tf, 1, m1, c1, NULL, NULL, NULL, NULL, 0.6, 1.0, to));
+    NST_TRY(toc(c, 0));
+    NST_TRY(get(c, to, &o));
+    nst_check_compare(r, o, want, (size_t)C * N);
+fail:
+    return st;
+}
+
 /* ---- the check ---------------------------------------------------------- */
 
 /* Runs one case; on an error, fails its rows with the message. */
@@ -864,6 +984,13 @@ nst_status nst_device_check(nst_runtime *rt, int tiny, nst_check_row *rows, int 
     RUN(case_reduce(&c, z->reduce));
     RUN(case_optim(&c, NST_OPTIM_LBFGS));
     RUN(case_optim(&c, NST_OPTIM_ADAM));
+    if (tiny) {
+        RUN(case_wct_layers(&c, 3, 7, 5, 4));
+        RUN(case_wct(&c, 8, 6, 5));
+    } else {
+        RUN(case_wct_layers(&c, 13, 21, 17, 11));
+        RUN(case_wct(&c, 32, 16, 12));
+    }
     for (int k = 0; nst_net_at(k); k++) { /* every network nst knows */
         if (tiny)
             RUN(case_vgg(&c, nst_net_at(k)->id, 33, 33, 1.0 / 16));
