@@ -419,8 +419,7 @@ static void hist_memory(const nst_term *t, const nst_objective *o, const nst_ter
         masks += s->base.nregions * pos * F;
     }
     m->scratch = 2 * sort * F + (sz->tiled ? maps + win * F + F : map * F + masks);
-    m->largest = 2 * sort * F > m->largest ? sort * F : m->largest;
-    if (map * F > m->largest) m->largest = map * F;
+    m->largest = (sort > map ? sort : map) * F; /* the sort's keys, or a target map */
 }
 
 static void hist_release(nst_term *t, nst_runtime *rt) {
