@@ -241,6 +241,16 @@ void nst_image_free(nst_image *img);
 
 typedef enum nst_optimizer { NST_OPTIMIZER_LBFGS = 0, NST_OPTIMIZER_ADAM = 1 } nst_optimizer;
 typedef enum nst_init { NST_INIT_CONTENT = 0, NST_INIT_RANDOM = 1, NST_INIT_IMAGE = 2 } nst_init;
+/* How the style's feature statistics are matched at each style layer:
+ * GRAM   Gram matrices (Gatys et al.);
+ * W2     the 2-Wasserstein distance between Gaussian fits (mean and
+ *        covariance) of the features;
+ * HIST   each channel against its histogram-matched copy (Risser et al.). */
+typedef enum nst_style_loss_kind {
+    NST_STYLE_GRAM = 0,
+    NST_STYLE_W2 = 1,
+    NST_STYLE_HIST = 2
+} nst_style_loss_kind;
 
 #define NST_MAX_STYLES 16
 #define NST_MAX_LAYERS 16
@@ -311,10 +321,18 @@ typedef struct nst_params {
     double temporal_weight;      /* finite, >= 0 */
     const nst_image *temporal_target;
     const nst_image *temporal_mask;
+    nst_style_loss_kind style_loss;  /* NST_STYLE_GRAM (default), _W2 or _HIST */
 } nst_params;
 
 /* The defaults: a good image without touching anything. */
 void nst_params_default(nst_params *p);
+/* The default style weight of a style loss (nst_params_default's is the
+ * Gram's); NAN for a value that is not an nst_style_loss. */
+double nst_style_loss_weight(nst_style_loss_kind loss);
+/* The style loss's name ("gram", "w2", "hist"), NULL for an unknown value;
+ * nst_style_loss_parse is its inverse (-1 for an unknown name). */
+const char *nst_style_loss_name(nst_style_loss_kind loss);
+int nst_style_loss_parse(const char *name);
 /* Checks every parameter (ranges, layer names, blend weights summing to 1,
  * the init image and masks) without touching a device; the message says
  * which value is wrong and what it may be. The one place the ranges are

@@ -74,6 +74,13 @@ for case in "--scales 0|scales 0 is not in 1..12" \
     $RUN $args -o "$T/keep.png" 2>"$T/err"; rc=$?
     check "$args: exit 2 with the library's message" "[ $rc -eq 2 ] && grep -qF -- '${case#*|}' $T/err"
 done
+$RUN --style-loss sinkhorn -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "--style-loss names its choices" \
+    "[ $rc -eq 2 ] && grep -qF -- \"--style-loss 'sinkhorn': choose gram, w2 or hist\" $T/err"
+for sl in w2 hist; do
+    $RUN -n 3 --style-loss $sl --mask "$T/photo.png" -o "$T/sl_$sl.png" 2>"$T/err"; rc=$?
+    check "--style-loss $sl runs with a region mask" "[ $rc -eq 0 ] && [ -s $T/sl_$sl.png ]"
+done
 $RUN --con x -o "$T/keep.png" 2>"$T/err"; rc=$?
 check "an ambiguous abbreviation names the options it could be" \
     "[ $rc -eq 2 ] && grep -q \"option '--con' is ambiguous: --content, --content-weight\" $T/err"

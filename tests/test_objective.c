@@ -38,6 +38,8 @@ typedef struct setup {
     int nstyles, regions;
 } setup;
 
+static nst_style_loss_kind style_loss = NST_STYLE_GRAM; /* of setup_make's objectives */
+
 static void setup_make(setup *s, int w, int h, const char *content_layers,
                        const char *style_layers, int regions) {
     memset(s, 0, sizeof *s);
@@ -46,6 +48,7 @@ static void setup_make(setup *s, int w, int h, const char *content_layers,
     nst_params_default(&s->p);
     s->p.content_layers = content_layers;
     s->p.style_layers = style_layers;
+    s->p.style_loss = style_loss;
     s->p.size = w > h ? w : h;
     s->content = pattern(w, h, 0);
     s->styles[0] = pattern(w * 3 / 4, h, 1);
@@ -141,6 +144,18 @@ static void test_memory_regions(void **state) {
     figure_vs_measured(64, 48, 0, "relu3_1", "relu1_1,relu2_1,relu3_1", 1, 1);
 }
 
+/* The W2 and histogram style terms' figures, whole, tiled and in regions. */
+static void test_memory_style_losses(void **state) {
+    (void)state;
+    for (int k = NST_STYLE_W2; k <= NST_STYLE_HIST; k++) {
+        style_loss = (nst_style_loss_kind)k;
+        figure_vs_measured(64, 48, 0, "relu4_2", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", 0, 1);
+        figure_vs_measured(96, 80, 48, "relu2_2", "relu1_1,relu2_1,relu3_1", 0, 9);
+        figure_vs_measured(64, 48, 0, "relu3_1", "relu1_1,relu2_1,relu3_1", 1, 1);
+    }
+    style_loss = NST_STYLE_GRAM;
+}
+
 /* The loss is the sum of the terms' parts, each by its name. */
 static void test_loss_is_sum_of_terms(void **state) {
     (void)state;
@@ -211,6 +226,7 @@ int main(void) {
         cmocka_unit_test(test_memory_whole),
         cmocka_unit_test(test_memory_tiled),
         cmocka_unit_test(test_memory_regions),
+        cmocka_unit_test(test_memory_style_losses),
         cmocka_unit_test(test_loss_is_sum_of_terms),
         cmocka_unit_test(test_refusals),
     };

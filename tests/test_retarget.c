@@ -161,6 +161,27 @@ static void test_weights_as_fresh_run(void **state) {
     check_same_as_fresh(f, &p, NULL, NULL, &r);
 }
 
+/* The same for the other style losses, whose weights live in the terms'
+ * shared style base and whose targets (Gaussian fit, sorted features)
+ * are rebuilt for a new blend. */
+static void test_style_losses_as_fresh_run(void **state) {
+    fixture *f = *state;
+    const nst_style_loss_kind kinds[] = {NST_STYLE_W2, NST_STYLE_HIST};
+    for (int k = 0; k < 2; k++) {
+        nst_params p;
+        params(&p, 6);
+        p.style_loss = kinds[k];
+        const double blend_a[2] = {0.3, 0.7}, blend_b[2] = {1, 0};
+        nst_retarget r;
+        nst_retarget_default(&r);
+        r.content_weight = p.content_weight;
+        r.style_weight = p.style_weight;
+        r.tv_weight = p.tv_weight;
+        r.blend = blend_a;
+        check_same_as_fresh(f, &p, blend_a, blend_b, &r);
+    }
+}
+
 static void test_blend_and_scale_as_fresh_run(void **state) {
     fixture *f = *state;
     nst_params p;
@@ -289,6 +310,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_weights_as_fresh_run),
         cmocka_unit_test(test_blend_and_scale_as_fresh_run),
+        cmocka_unit_test(test_style_losses_as_fresh_run),
         cmocka_unit_test(test_zero_weights_hold_the_image),
         cmocka_unit_test(test_refusals_change_nothing),
         cmocka_unit_test(test_scale_beyond_the_plan),

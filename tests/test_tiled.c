@@ -168,6 +168,8 @@ static void evaluate(nst_runtime *rt, nst_model *model, const nst_params *p, int
     assert_int_equal(nst_mem_in_use(rt), base);
 }
 
+static nst_style_loss_kind style_loss = NST_STYLE_GRAM; /* of compare's runs */
+
 static void compare(int w, int h, int tile, const char *content_layers, const char *style_layers,
                     int min_tiles) {
     nst_runtime *rt = check_runtime();
@@ -176,6 +178,7 @@ static void compare(int w, int h, int tile, const char *content_layers, const ch
     nst_params_default(&p);
     p.content_layers = content_layers;
     p.style_layers = style_layers;
+    p.style_loss = style_loss;
     p.size = w > h ? w : h;
     nst_image *content = pattern(w, h, 0), *style = pattern(w * 3 / 4, h, 1);
     nst_image *x = pattern(w, h, 1);
@@ -223,6 +226,22 @@ static void test_tiled_deep(void **state) {
     compare(224, 224, 192, "relu4_2", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", 4);
 }
 
+/* The other style losses: their sums over the image (moments; the features
+ * gathered for the histogram's sort) are the tiles' owned parts. */
+static void test_tiled_w2(void **state) {
+    (void)state;
+    style_loss = NST_STYLE_W2;
+    compare(96, 80, 48, "relu2_2", "relu1_1,relu2_1,relu3_1", 9);
+    style_loss = NST_STYLE_GRAM;
+}
+
+static void test_tiled_hist(void **state) {
+    (void)state;
+    style_loss = NST_STYLE_HIST;
+    compare(90, 75, 48, "relu3_1,relu1_2", "relu1_1,relu3_1", 9);
+    style_loss = NST_STYLE_GRAM;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_geometry_vgg19),
@@ -231,6 +250,8 @@ int main(void) {
         cmocka_unit_test(test_tiled_equals_untiled),
         cmocka_unit_test(test_tiled_odd_sides),
         cmocka_unit_test(test_tiled_deep),
+        cmocka_unit_test(test_tiled_w2),
+        cmocka_unit_test(test_tiled_hist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,18 @@ File layout (little-endian):
   f32 grad[3*H*W]                         dL/dimage
 The image and r_t come from splitmix64 too, so the C test regenerates r_t
 from the seed (uniform in [-1,1], layer by layer) instead of storing it.
+
+With --style-losses it writes tests/data/golden_style.bin instead, which
+tests/test_style_losses.c checks its double references of the
+Wasserstein-2 and histogram style losses against: on small random feature
+maps, the losses of src/objective/term_w2.c and term_hist.c written in
+PyTorch (float64), their gradients by autograd (through torch.linalg.eigh
+for the matrix square root of W2, the matched target held constant for the
+histogram loss). Layout (little-endian):
+  char[4] "NSTS", i32 C, M, M1, M2, f64 blend[2]
+  f64 f[C*M], s1[C*M1], s2[C*M2]      the image's and two paintings' features
+  f64 w[M], mask[M]                    position weights; a 0/1 region
+  4 x (f64 value, f64 grad[C*M])       w2, w2 weighted by w, hist, hist in mask
 """
 import argparse
 import math
@@ -94,11 +106,108 @@ def generate_weights(conv_width):
     return ws, bs
 
 
+W2_RIDGE = 1e-3  # term_w2.c
+
+
+def sym_pow(a, p):
+    e, v = torch.linalg.eigh(a)
+    return (v * e.clamp(min=0) ** p) @ v.T
+
+
+def w2_target(styles, blend):
+    """The mixture's mean, S = (Sigma + e_s I)^(1/2), tr S^2, N and e_a."""
+    c = styles[0].shape[0]
+    mu = sum(b * s.mean(1) for s, b in zip(styles, blend))
+    m2 = sum(b * (s @ s.T) / s.shape[1] for s, b in zip(styles, blend))
+    sig = m2 - torch.outer(mu, mu)
+    t = max(float(torch.trace(sig)), 0.0)
+    es = W2_RIDGE * t / c
+    s_root = sym_pow(sig + es * torch.eye(c, dtype=torch.float64), 0.5)
+    norm = float((mu * mu).sum()) + t
+    return mu, s_root, t + c * es, norm if norm > 0 else 1.0, W2_RIDGE * (t / c) ** 2
+
+
+def w2_loss(f, w, target):
+    mus, s_root, trs, norm, ridge = target
+    c = f.shape[0]
+    wsum = w.sum()
+    mu = (f * w).sum(1) / wsum
+    sig = (f * w) @ f.T / wsum - torch.outer(mu, mu)
+    a = s_root @ sig @ s_root + ridge * torch.eye(c, dtype=torch.float64)
+    return (((mu - mus) ** 2).sum() + torch.trace(sig) + trs
+            - 2 * torch.trace(sym_pow(a, 0.5))) / norm
+
+
+def hist_table(styles, blend, k):
+    q = 0
+    for s, b in zip(styles, blend):
+        srt = np.sort(s.numpy(), axis=1)
+        m = s.shape[1]
+        q = q + b * srt[:, [(2 * i + 1) * m // (2 * k) for i in range(k)]]
+    return torch.tensor(q)
+
+
+def hist_loss(f, mask, q):
+    c, m = f.shape
+    k = q.shape[1]
+    t = f.detach().clone()
+    region = [p for p in range(m) if mask is None or mask[p] > 0.5]
+    n = len(region)
+    e = 0.0
+    for ch in range(c):
+        vals = f.detach()[ch, region]
+        order = torch.sort(vals, stable=True).indices  # ties by position
+        for r in range(n):
+            v = q[ch, (2 * r + 1) * k // (2 * n)]
+            t[ch, region[int(order[r])]] = v
+            e += float(v) ** 2
+    return ((f - t) ** 2).sum() / e
+
+
+def style_golden(out):
+    rng = np.random.default_rng(20261126)
+    c, m, m1, m2 = 6, 40, 50, 30
+    blend = [0.3, 0.7]
+    f = rng.uniform(0, 2, (c, m))
+    s1 = rng.uniform(0, 1.5, (c, m1))
+    s2 = rng.uniform(0.5, 3, (c, m2))
+    w = rng.uniform(0, 1, m)
+    mask = (np.arange(m) % 3 != 0).astype(np.float64)
+    styles = [torch.tensor(s1), torch.tensor(s2)]
+    target = w2_target(styles, blend)
+    q = hist_table(styles, blend, m)
+    cases = []
+    for kind in range(4):
+        x = torch.tensor(f, requires_grad=True)
+        if kind < 2:
+            loss = w2_loss(x, torch.tensor(w if kind else np.ones(m)), target)
+        else:
+            loss = hist_loss(x, mask if kind == 3 else None, q)
+        loss.backward()
+        cases.append((float(loss.detach()), x.grad.numpy().ravel()))
+    with open(out, "wb") as fp:
+        fp.write(b"NSTS")
+        fp.write(struct.pack("<iiii", c, m, m1, m2))
+        fp.write(struct.pack("<dd", *blend))
+        for a in (f, s1, s2, w, mask):
+            fp.write(np.ascontiguousarray(a, dtype="<f8").tobytes())
+        for v, g in cases:
+            fp.write(struct.pack("<d", v))
+            fp.write(np.ascontiguousarray(g, dtype="<f8").tobytes())
+    print("wrote %s: values %s" % (out, ", ".join("%.6g" % v for v, _ in cases)),
+          file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--network", choices=sorted(NETWORKS), default="vgg19")
+    ap.add_argument("--style-losses", action="store_true",
+                    help="write tests/data/golden_style.bin (the W2 and histogram losses)")
     ap.add_argument("--out", help="output file (default: the network's golden file)")
     args = ap.parse_args()
+    if args.style_losses:
+        style_golden(args.out or "tests/data/golden_style.bin")
+        return
     net = NETWORKS[args.network]
     out = args.out or net["out"]
     kinds, conv_width = layout(net["blocks"])

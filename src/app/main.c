@@ -59,7 +59,11 @@ static const char *usage_text =
     "\n"
     "The result\n"
     "      --content-weight A    how much the photo's content counts (default 1)\n"
-    "      --style-weight B      how much the style counts (default 10)\n"
+    "      --style-weight B      how much the style counts (default 10; 30 with\n"
+    "                            --style-loss hist)\n"
+    "      --style-loss gram|w2|hist  how the style's statistics are matched: Gram\n"
+    "                            matrices, Gaussian fits (Wasserstein-2) or\n"
+    "                            per-channel histograms (default gram)\n"
     "      --tv-weight G         smoothness; raise it against noise (default 1)\n"
     "      --content-layers L    VGG layers for content (default relu4_2)\n"
     "      --style-layers L      VGG layers for style\n"
@@ -145,6 +149,7 @@ typedef struct run_opts {
     double layer_w[NST_MAX_LAYERS];
     int nlayer_w;
     int jpeg_quality, png16, no_cache, quiet, json, print_every, save_every, dry_run;
+    int style_weight_set; /* --style-weight given: else the style loss's default */
     int method_wct, init_wct; /* --method wct; --init wct */
     const char *wct_models;
     nst_wct_params wct;
@@ -234,7 +239,7 @@ enum {
     O_SCALES, O_SCALE_ITERATIONS, O_AVERAGE_DECAY, O_OPTIMIZER, O_LEARNING_RATE,
     O_LBFGS_HISTORY, O_LINE_SEARCH, O_MAX_MEMORY, O_TILE, O_DRY_RUN, O_NO_CACHE,
     O_PRINT_EVERY, O_SAVE_EVERY, O_JSON, O_VERSION, O_CHECK, O_TINY, O_EVALS, O_WIDTH_MULT, O_NETWORK,
-    O_SECONDS, O_METHOD, O_WCT_MODELS, O_ALPHA, O_WCT_LEVELS
+    O_SECONDS, O_METHOD, O_WCT_MODELS, O_ALPHA, O_WCT_LEVELS, O_STYLE_LOSS
 };
 
 static const char run_shortopts[] = "-:c:s:o:n:d:w:qh";
@@ -254,6 +259,7 @@ static const struct option all_options[] = {
     {"content-weight", required_argument, NULL, O_CONTENT_WEIGHT},
     {"style-weight", required_argument, NULL, O_STYLE_WEIGHT},
     {"tv-weight", required_argument, NULL, O_TV_WEIGHT},
+    {"style-loss", required_argument, NULL, O_STYLE_LOSS},
     /* the layers */
     {"content-layers", required_argument, NULL, O_CONTENT_LAYERS},
     {"style-layers", required_argument, NULL, O_STYLE_LAYERS},
@@ -307,7 +313,8 @@ static const struct option all_options[] = {
     {NULL, 0, NULL, 0}};
 static const char run_options[] =
     "content style style-blend output size style-scale jpeg-quality png16 content-weight "
-    "style-weight tv-weight content-layers style-layers style-layer-weights pooling init seed "
+    "style-weight tv-weight style-loss "
+    "content-layers style-layers style-layer-weights pooling init seed "
     "preserve-colors preserve-colours luminance-only luminance-match mask scales "
     "scale-iterations average-decay iterations optimizer learning-rate lbfgs-history "
     "line-search max-memory tile dry-run device weights network no-cache print-every "
@@ -378,6 +385,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
         int k = 0;
         while (k < (int)(sizeof nums / sizeof nums[0]) && nums[k].val != c) k++;
         if (k < (int)(sizeof nums / sizeof nums[0])) {
+            o->style_weight_set |= c == O_STYLE_WEIGHT;
             if (nums[k].i ? !cli_parse_int(v, nums[k].i) : !cli_parse_double(v, nums[k].d, NULL))
                 return usage_error("%s '%s': give a %snumber", nums[k].name, v,
                                    nums[k].i ? "whole " : "");
@@ -452,6 +460,12 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
                                    "separated by commas",
                                    v, NST_MAX_LAYERS);
             break;
+        case O_STYLE_LOSS: {
+            int sl = nst_style_loss_parse(v);
+            if (sl < 0) return usage_error("--style-loss '%s': choose gram, w2 or hist", v);
+            o->p.style_loss = (nst_style_loss_kind)sl;
+            break;
+        }
         case O_POOLING:
             if (!strcmp(v, "max")) o->p.avg_pool = 0;
             else if (!strcmp(v, "avg") || !strcmp(v, "average")) o->p.avg_pool = 1;
@@ -529,6 +543,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             return usage_error("--init '%s': %s; give content, random, wct or an image file",
                                o->init, errno == ENOENT ? "no such file" : strerror(errno));
     }
+    if (!o->style_weight_set) o->p.style_weight = nst_style_loss_weight(o->p.style_loss);
     if (o->nlayer_w) {
         o->p.style_layer_weights = o->layer_w;
         o->p.style_layer_weight_count = o->nlayer_w;

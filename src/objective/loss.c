@@ -5,13 +5,11 @@
 
 #include "loss.h"
 
-/* Largest work-group size for a reducing kernel: a power of two no larger
- * than 256 or the kernel's own limit on this device. */
-static nst_status reduce_wg(nst_runtime *rt, const char *name, size_t *wg) {
+nst_status nst_reduce_wg(nst_runtime *rt, const char *program, const char *name, size_t *wg) {
     nst_status st = NST_OK;
     cl_kernel k;
     size_t kwg = 0;
-    NST_TRY(nst_kernel_get(rt, "loss", name, &k));
+    NST_TRY(nst_kernel_get(rt, program, name, &k));
     NST_CL(RTM(rt), clGetKernelWorkGroupInfo(k, rt->device, CL_KERNEL_WORK_GROUP_SIZE,
                                              sizeof kwg, &kwg, NULL));
     size_t lim = kwg < rt->info.max_work_group ? kwg : rt->info.max_work_group;
@@ -34,7 +32,7 @@ static nst_status reduction_begin(nst_runtime *rt, const char *kernel, size_t n,
     if (n > (size_t)INT_MAX - (1u << 20)) /* room for the grid stride past n */
         return nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s: %zu elements exceed the kernel's int "
                         "indexing", kernel, n);
-    NST_TRY(reduce_wg(rt, kernel, &r->wg));
+    NST_TRY(nst_reduce_wg(rt, "loss", kernel, &r->wg));
     r->groups = (n + r->wg - 1) / r->wg;
     if (r->groups > 4 * r->wg) r->groups = 4 * r->wg;
     if (r->groups < 1) r->groups = 1;
@@ -48,7 +46,7 @@ static nst_status reduction_end(nst_runtime *rt, reduction *r, cl_mem out, size_
                                 float denom) {
     nst_status st = NST_OK;
     size_t wg;
-    NST_TRY(reduce_wg(rt, "loss_reduce_final", &wg));
+    NST_TRY(nst_reduce_wg(rt, "loss", "loss_reduce_final", &wg));
     int nparts = (int)r->groups, islot = (int)slot;
     size_t one = wg;
     NST_TRY(nst_launch(rt, "loss", "loss_reduce_final", 1, &one, &wg, 6, sizeof(int), &nparts,

@@ -21,6 +21,10 @@
 
 #include "nst_int.h"
 
+/* Largest work-group size for a reducing kernel `name` of `program`: a
+ * power of two no larger than 256 or the kernel's own limit on this device. */
+nst_status nst_reduce_wg(nst_runtime *rt, const char *program, const char *name, size_t *wg);
+
 /* out[slot] = sum of x[i]^2 over n floats (for ||P||^2 and ||A||^2). */
 nst_status nst_sum_squares(nst_runtime *rt, cl_mem x, size_t n, cl_mem out, size_t slot);
 /* out[slot] = sum of |x[i]| over n floats. */

@@ -12,9 +12,10 @@
 #include "loss.h"
 #include "objective_int.h"
 
-/* The loss terms, in slot order. A new term goes here (and in terms.c). */
+/* The loss terms, in slot order. A new term goes here (and in its term_*.c). */
 static const nst_term_ops *const term_kinds[] = {&nst_term_content, &nst_term_style,
-                                                  &nst_term_tv, &nst_term_temporal};
+                                                  &nst_term_w2, &nst_term_hist, &nst_term_tv,
+                                                  &nst_term_temporal};
 
 /* ---- layer lists and sizes ------------------------------------------------ */
 
@@ -80,6 +81,13 @@ int nst_objective_tap_shape(const nst_objective *o, const char *name, int *chann
     return nst_vgg_tap_shape(o->net, name, channels, stride);
 }
 
+int nst_objective_channels(const nst_objective *o, const char *name, int *stride) {
+    int c = 0, s = 1;
+    nst_vgg_tap_shape(o->net, name, &c, &s);
+    if (stride) *stride = s;
+    return c;
+}
+
 size_t nst_objective_largest_tap(const nst_objective *o, int h, int w) {
     size_t m = 1;
     for (int i = 0; i < o->ntaps; i++) {
@@ -112,6 +120,27 @@ nst_status nst_objective_style_image(const nst_objective *o, const nst_image *co
     return nst_image_resize(style, w, h, out, RTM(o->rt));
 }
 
+nst_status nst_objective_each_style(nst_objective *o, const nst_image *content,
+                                    const nst_image *const *styles, int nstyles,
+                                    const double *blend, nst_style_fn fn, void *ctx) {
+    nst_status st = NST_OK;
+    nst_tensor *img = NULL;
+    nst_image *sized = NULL;
+    for (int k = 0; k < nstyles; k++) {
+        NST_TRY(nst_objective_style_image(o, content, styles[k], &sized));
+        NST_TRY(nst_objective_upload(o->rt, sized, &img));
+        NST_TRY(fn(o, k, img, blend ? blend[k] : 1.0 / nstyles, ctx));
+        nst_tensor_free(o->rt, img);
+        img = NULL;
+        nst_image_free(sized);
+        sized = NULL;
+    }
+fail:
+    nst_tensor_free(o->rt, img);
+    nst_image_free(sized);
+    return st;
+}
+
 uint64_t nst_objective_net_bytes(const nst_objective *o, int h, int w) {
     size_t b = nst_vgg_memory_bytes(o->net, h, w);
     return b ? b : UINT64_MAX / 4;
@@ -134,6 +163,19 @@ void nst_objective_terms_memory(const nst_objective *o, const nst_term_sizes *s,
 
 static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
+void nst_objective_bytes_start(const nst_objective *o, const nst_term_sizes *s, int nx, int ny,
+                               nst_objective_bytes *m, nst_term_memory *tm) {
+    nst_objective_terms_memory(o, s, tm);
+    m->tiled = s->tiled;
+    m->tile_w = s->tw;
+    m->tile_h = s->th;
+    m->tiles_x = nx;
+    m->tiles_y = ny;
+    m->network = nst_objective_net_bytes(o, s->th, s->tw);
+    m->content_targets = tm->content_targets;
+    m->style_targets = tm->style_targets;
+}
+
 /* ---- create and free ------------------------------------------------------ */
 
 nst_status nst_objective_create(nst_runtime *rt, const nst_weights *w, const nst_params *p,
@@ -147,6 +189,7 @@ nst_status nst_objective_create(nst_runtime *rt, const nst_weights *w, const nst
     o->nregions = nregions;
     for (size_t k = 0; k < sizeof term_kinds / sizeof term_kinds[0]; k++) {
         nst_term *t = &o->terms[o->nterms];
+        if (term_kinds[k]->active && !term_kinds[k]->active(p)) continue;
         t->ops = term_kinds[k];
         t->state = calloc(1, t->ops->state_size ? t->ops->state_size : 1);
         if (!t->state) {
@@ -230,10 +273,8 @@ nst_status nst_objective_evaluate(void *ctx, nst_runtime *rt, const nst_tensor *
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "the objective has no targets for this "
                         "size: nst_objective_targets failed or was not called");
     NST_TRY(o->strategy->evaluate(o, x, grad));
-    for (int i = 0; i < o->nterms; i++) {
-        nst_term *t = &o->terms[i];
+    NST_FOR_TERMS(o, t)
         if (t->ops->evaluate_image) NST_TRY(t->ops->evaluate_image(t, o, x, grad));
-    }
     NST_TRY(nst_read_floats(rt, o->values, 0, (size_t)o->nslots, o->host_values));
     double sum = 0;
     for (int i = 0; i < o->nterms; i++) {
@@ -302,51 +343,40 @@ int nst_objective_memory(const nst_objective *o, int w, int h, const int *sw, co
 
 /* ---- the whole-image strategy --------------------------------------------- */
 
+/* Style image k's features at its size, for the terms' targets. */
+static nst_status whole_style(nst_objective *o, int k, const nst_tensor *img, double blend,
+                              void *ctx) {
+    nst_status st = nst_vgg_resize(o->rt, o->net, img->h, img->w);
+    if (st == NST_OK) st = nst_vgg_forward(o->rt, o->net, img);
+    NST_FOR_TERMS(o, t)
+        if (st == NST_OK && t->ops->style_targets) st = t->ops->style_targets(t, o, k, blend);
+    return st;
+}
+
+/* The content's features at the output size, for the terms' targets. */
+static nst_status whole_content(nst_objective *o, const nst_image *content) {
+    nst_tensor *img = NULL;
+    nst_status st = nst_objective_upload(o->rt, content, &img);
+    if (st == NST_OK) st = nst_vgg_resize(o->rt, o->net, content->h, content->w);
+    if (st == NST_OK) st = nst_vgg_forward(o->rt, o->net, img);
+    NST_FOR_TERMS(o, t)
+        if (st == NST_OK && t->ops->content_targets) st = t->ops->content_targets(t, o);
+    nst_tensor_free(o->rt, img);
+    return st;
+}
+
+/* The content's targets, each style image's at its size, then back to the
+ * output size for the terms to finish. */
 static nst_status whole_targets(nst_objective *o, nst_tiling *tg, int tile,
                                 const nst_image *content, const nst_image *const *styles,
                                 int nstyles, const double *blend, const nst_image *const *masks) {
-    nst_runtime *rt = o->rt;
-    nst_status st = NST_OK;
-    nst_tensor *img = NULL;
-    nst_image *sized = NULL;
-
-    /* the content's features at the output size */
-    NST_TRY(nst_objective_upload(rt, content, &img));
-    NST_TRY(nst_vgg_resize(rt, o->net, content->h, content->w));
-    NST_TRY(nst_vgg_forward(rt, o->net, img));
-    for (int i = 0; i < o->nterms; i++) {
-        nst_term *t = &o->terms[i];
-        if (t->ops->content_targets) NST_TRY(t->ops->content_targets(t, o));
-    }
-    nst_tensor_free(rt, img);
-    img = NULL;
-
-    /* each style image's features at its size */
-    for (int k = 0; k < nstyles; k++) {
-        NST_TRY(nst_objective_style_image(o, content, styles[k], &sized));
-        NST_TRY(nst_objective_upload(rt, sized, &img));
-        NST_TRY(nst_vgg_resize(rt, o->net, sized->h, sized->w));
-        NST_TRY(nst_vgg_forward(rt, o->net, img));
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
-            if (t->ops->style_targets)
-                NST_TRY(t->ops->style_targets(t, o, k, blend ? blend[k] : 1.0 / nstyles));
-        }
-        nst_tensor_free(rt, img);
-        img = NULL;
-        nst_image_free(sized);
-        sized = NULL;
-    }
-
-    /* back to the output size */
-    NST_TRY(nst_vgg_resize(rt, o->net, content->h, content->w));
-    for (int i = 0; i < o->nterms; i++) {
-        nst_term *t = &o->terms[i];
-        if (t->ops->finish_targets) NST_TRY(t->ops->finish_targets(t, o, content, masks));
-    }
-fail:
-    nst_tensor_free(rt, img);
-    nst_image_free(sized);
+    nst_status st = whole_content(o, content);
+    if (st == NST_OK)
+        st = nst_objective_each_style(o, content, styles, nstyles, blend, whole_style, NULL);
+    if (st == NST_OK) st = nst_vgg_resize(o->rt, o->net, content->h, content->w);
+    NST_FOR_TERMS(o, t)
+        if (st == NST_OK && t->ops->finish_targets)
+            st = t->ops->finish_targets(t, o, content, masks);
     return st;
 }
 
@@ -354,10 +384,8 @@ static nst_status whole_evaluate(nst_objective *o, const nst_tensor *x, nst_tens
     nst_status st = NST_OK;
     NST_TRY(nst_vgg_forward(o->rt, o->net, x));
     NST_TRY(nst_vgg_zero_grad(o->rt, o->net));
-    for (int i = 0; i < o->nterms; i++) {
-        nst_term *t = &o->terms[i];
+    NST_FOR_TERMS(o, t)
         if (t->ops->evaluate) NST_TRY(t->ops->evaluate(t, o));
-    }
     NST_TRY(nst_vgg_backward(o->rt, o->net, grad));
 fail:
     return st;
@@ -372,14 +400,7 @@ static int whole_memory(const nst_objective *o, const nst_memory_query *q,
     uint64_t px = (uint64_t)q->w * q->h, values = (uint64_t)o->nslots * F;
     nst_term_sizes s = {q->h, q->w, q->h, q->w, 0};
     nst_term_memory tm;
-    nst_objective_terms_memory(o, &s, &tm);
-    m->tiled = 0;
-    m->tile_w = q->w;
-    m->tile_h = q->h;
-    m->tiles_x = m->tiles_y = 1;
-    m->network = nst_objective_net_bytes(o, q->h, q->w);
-    m->content_targets = tm.content_targets;
-    m->style_targets = tm.style_targets;
+    nst_objective_bytes_start(o, &s, 1, 1, m, &tm);
     m->scratch = values + tm.scratch;
     m->windows = 0;
     uint64_t tp = m->network + 3 * px * F + tm.content_targets + values;

@@ -3,9 +3,10 @@
  *
  * The objective owns the feature network (the VGG up to the deepest layer a
  * term taps), the targets (content features P, style Grams A, region masks)
- * and the loss terms (content, Gram style, total variation; objective_int.h
- * says how a term plugs in). It evaluates in one of two strategies, chosen
- * once per image size by nst_objective_targets: the whole image through the
+ * and the loss terms (content, style by Gram, W2 or histogram, total
+ * variation; objective_int.h says how a term plugs in). It evaluates in one
+ * of two strategies, chosen once per image size by nst_objective_targets:
+ * the whole image through the
  * network at once, or overlapping tiles (tiled.c) when a tile limit cuts the
  * image; both give the same loss and gradient up to rounding.
  *

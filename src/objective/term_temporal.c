@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "image.h"
+#include "loss.h"
 #include "objective_int.h"
 #include "temporal.h"
 
@@ -65,22 +66,6 @@ fail:
     return st;
 }
 
-/* Largest work-group size for the reduction: a power of two up to 256. */
-static nst_status temporal_wg(nst_runtime *rt, const char *prog, const char *name, size_t *wg) {
-    nst_status st = NST_OK;
-    cl_kernel k;
-    size_t kwg = 0;
-    NST_TRY(nst_kernel_get(rt, prog, name, &k));
-    NST_CL(RTM(rt), clGetKernelWorkGroupInfo(k, rt->device, CL_KERNEL_WORK_GROUP_SIZE,
-                                             sizeof kwg, &kwg, NULL));
-    size_t lim = kwg < rt->info.max_work_group ? kwg : rt->info.max_work_group;
-    if (lim > 256) lim = 256;
-    *wg = 1;
-    while (*wg * 2 <= lim) *wg *= 2;
-fail:
-    return st;
-}
-
 nst_status nst_temporal_loss(nst_runtime *rt, const nst_tensor *x, const nst_tensor *target,
                              cl_mem mask, float weight, nst_tensor *dx, cl_mem values,
                              size_t slot) {
@@ -92,7 +77,7 @@ nst_status nst_temporal_loss(nst_runtime *rt, const nst_tensor *x, const nst_ten
     if (target->count != x->count || (dx && dx->count != x->count))
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG, "temporal term: image, target and "
                         "gradient differ in size");
-    NST_TRY(temporal_wg(rt, "temporal", "temporal_loss", &wg));
+    NST_TRY(nst_reduce_wg(rt, "temporal", "temporal_loss", &wg));
     size_t groups = (x->count + wg - 1) / wg;
     if (groups > 4 * wg) groups = 4 * wg;
     cl_mem partial;
@@ -105,7 +90,7 @@ nst_status nst_temporal_loss(nst_runtime *rt, const nst_tensor *x, const nst_ten
                        sizeof(int), &hw, sizeof(cl_mem), &x->buf, sizeof(cl_mem), &target->buf,
                        sizeof(cl_mem), &mask, sizeof(int), &has_grad, sizeof(float), &gscale,
                        sizeof(cl_mem), &dbuf, sizeof(cl_mem), &partial, wg * sizeof(float), NULL));
-    NST_TRY(temporal_wg(rt, "loss", "loss_reduce_final", &fwg));
+    NST_TRY(nst_reduce_wg(rt, "loss", "loss_reduce_final", &fwg));
     int nparts = (int)groups, islot = (int)slot;
     float denom = (float)x->count;
     NST_TRY(nst_launch(rt, "loss", "loss_reduce_final", 1, &fwg, &fwg, 6, sizeof(int), &nparts,

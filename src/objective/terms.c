@@ -4,7 +4,8 @@
  *
  *   content  a * sum_l ||F_l - P_l||^2 / ||P_l||^2       (content layers)
  *   style    sum_l b w_l sum_r ||G_r(F_l) - A_lr||^2 / ||A_lr||^2
- *            (style layers; regions r with masks, else one blended A_l)
+ *            (style layers; regions r with masks, else one blended A_l;
+ *            the Gram style loss: term_w2.c and term_hist.c hold the others)
  *   tv       g * total variation of the image
  *
  * In tiles a term sees one window's features at a time; it works on the
@@ -118,27 +119,37 @@ fail:
     return st;
 }
 
+nst_status nst_tile_map_loss(nst_objective *o, const nst_tensor *f, int s, const nst_tile *tl,
+                             const nst_tensor *target, float norm2, float weight, nst_tensor *df,
+                             cl_mem crop, cl_mem tile_values, size_t tv_slot, size_t slot) {
+    nst_runtime *rt = o->rt;
+    nst_status st = NST_OK;
+    int y0, x0, rh, rw;
+    nst_tensor fm, pc = nst_tensor_view(crop, f->c, f->h, f->w);
+    nst_tile_owned(tl, s, &y0, &x0, &rh, &rw);
+    NST_TRY(nst_tile_mask_owned(o, f, tl, s, &fm));
+    NST_TRY(nst_fill_zero(rt, pc.buf, pc.count));
+    NST_TRY(nst_tile_rect(rt, &pc, target, y0, x0, rh, rw, tl->y / s, tl->x / s, 0));
+    NST_TRY(nst_content_loss(rt, &fm, &pc, norm2, weight, df, tile_values, tv_slot));
+    NST_TRY(nst_axpy(rt, 1, 1.0f, tile_values, tv_slot, o->values, slot));
+fail:
+    return st;
+}
+
 /* The loss of the owned positions against the target cropped to the window
  * (zero elsewhere, so only owned positions count). */
 static nst_status content_tile_evaluate(nst_term *t, nst_objective *o, const nst_tiling *tg,
                                         const nst_tile *tl) {
     content_term *c = t->state;
-    nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
+    (void)tg;
     for (int i = 0; i < c->layers.n; i++) {
         const char *name = c->layers.name[i];
-        const nst_tensor *f = nst_vgg_tap(o->net, name);
-        int ch, s, y0, x0, rh, rw;
+        int ch, s;
         nst_objective_tap_shape(o, name, &ch, &s);
-        nst_tensor fm, pc = nst_tensor_view(c->crop, f->c, f->h, f->w);
-        nst_tile_owned(tl, s, &y0, &x0, &rh, &rw);
-        NST_TRY(nst_tile_mask_owned(o, f, tl, s, &fm));
-        NST_TRY(nst_fill_zero(rt, pc.buf, pc.count));
-        NST_TRY(nst_tile_rect(rt, &pc, c->target[i], y0, x0, rh, rw, tl->y / s, tl->x / s, 0));
-        NST_TRY(nst_content_loss(rt, &fm, &pc, c->norm2[i], (float)c->weight,
-                                 nst_vgg_tap_grad(o->net, name), c->tile_values, (size_t)i));
-        NST_TRY(nst_axpy(rt, 1, 1.0f, c->tile_values, (size_t)i, o->values,
-                         (size_t)(t->slot + i)));
+        NST_TRY(nst_tile_map_loss(o, nst_vgg_tap(o->net, name), s, tl, c->target[i], c->norm2[i],
+                                  (float)c->weight, nst_vgg_tap_grad(o->net, name), c->crop,
+                                  c->tile_values, (size_t)i, (size_t)(t->slot + i)));
     }
 fail:
     return st;
@@ -177,26 +188,21 @@ static void content_release(nst_term *t, nst_runtime *rt) {
 }
 
 const nst_term_ops nst_term_content = {
-    .name = "content",
-    .state_size = sizeof(content_term),
-    .setup = content_setup,
-    .reweigh = content_reweigh,
-    .content_targets = content_targets,
-    .evaluate = content_evaluate,
-    .tile_content_targets = content_tile_targets,
-    .tile_finish_targets = content_tile_finish,
+    .name = "content", .state_size = sizeof(content_term),
+    .setup = content_setup, .reweigh = content_reweigh, .value = content_value,
+    /* the whole image */
+    .content_targets = content_targets, .evaluate = content_evaluate,
+    /* tiles: targets */
+    .tile_content_targets = content_tile_targets, .tile_finish_targets = content_tile_finish,
+    /* tiles: evaluation */
     .tile_evaluate = content_tile_evaluate,
-    .value = content_value,
-    .memory = content_memory,
-    .release = content_release,
+    .memory = content_memory, .release = content_release,
 };
 
 /* ---- style ---------------------------------------------------------------- */
 
 typedef struct style_term {
-    nst_layer_list layers;
-    double weight[NST_MAX_LAYERS]; /* b * w_l, the w_l normalised to sum 1 */
-    int nregions;                  /* 0: one target per layer, the blend of the styles */
+    nst_style_base base;
     cl_mem gram[NST_MAX_LAYERS][NST_MAX_STYLES];   /* A, per layer and region */
     float norm2[NST_MAX_LAYERS][NST_MAX_STYLES];   /* ||A||^2 */
     cl_mem mask[NST_MAX_LAYERS][NST_MAX_STYLES];   /* region masks at each tap's size */
@@ -205,37 +211,46 @@ typedef struct style_term {
     int sums; /* 1: the slots hold ||G - A||^2 (tiles), 0: divided by ||A||^2 */
 } style_term;
 
-static int regions(const style_term *s) { return s->nregions ? s->nregions : 1; }
+static int regions(const style_term *s) { return nst_style_regions(&s->base); }
 
-static void style_reweigh(nst_term *t, nst_objective *o) {
-    style_term *s = t->state;
+void nst_style_reweigh(nst_term *t, nst_objective *o) {
+    nst_style_base *b = t->state;
     const nst_params *p = o->p;
     double wsum = 0;
-    for (int i = 0; i < s->layers.n; i++)
+    for (int i = 0; i < b->layers.n; i++)
         wsum += p->style_layer_weights ? p->style_layer_weights[i] : 1;
-    for (int i = 0; i < s->layers.n; i++)
-        s->weight[i] = p->style_weight *
+    for (int i = 0; i < b->layers.n; i++)
+        b->weight[i] = p->style_weight *
                        (p->style_layer_weights ? p->style_layer_weights[i] : 1) /
                        (wsum > 0 ? wsum : 1);
 }
 
-static nst_status style_setup(nst_term *t, nst_objective *o) {
-    style_term *s = t->state;
+nst_status nst_style_setup(nst_term *t, nst_objective *o) {
+    nst_style_base *b = t->state;
     const nst_params *p = o->p;
     nst_status st = NST_OK;
-    NST_TRY(nst_layers_parse(p->style_layers, "style layers", &s->layers, RTM(o->rt)));
-    style_reweigh(t, o);
-    s->nregions = o->nregions;
-    for (int i = 0; i < s->layers.n; i++) NST_TRY(nst_objective_add_tap(o, s->layers.name[i]));
-    t->nslots = s->layers.n * regions(s);
+    NST_TRY(nst_layers_parse(p->style_layers, "style layers", &b->layers, RTM(o->rt)));
+    nst_style_reweigh(t, o);
+    b->nregions = o->nregions;
+    for (int i = 0; i < b->layers.n; i++) NST_TRY(nst_objective_add_tap(o, b->layers.name[i]));
+    t->nslots = b->layers.n * nst_style_regions(b);
 fail:
     return st;
 }
 
-static const char *style_untileable(const nst_term *t) {
-    const style_term *s = t->state;
-    return s->nregions ? "regions" : NULL;
+const char *nst_style_untileable(const nst_term *t) {
+    return ((const nst_style_base *)t->state)->nregions ? "regions" : NULL;
 }
+
+double nst_style_value(const nst_term *t, const float *slots) {
+    const nst_style_base *b = t->state;
+    double v = 0;
+    for (int l = 0, slot = 0; l < b->layers.n; l++)
+        for (int r = 0; r < nst_style_regions(b); r++, slot++) v += b->weight[l] * slots[slot];
+    return v;
+}
+
+static int style_active(const nst_params *p) { return p->style_loss == NST_STYLE_GRAM; }
 
 /* Makes gram[l][r] (zeroed) unless it exists. */
 static nst_status gram_buffer(nst_runtime *rt, style_term *s, int l, int r, int c) {
@@ -251,10 +266,10 @@ fail:
 static nst_status style_targets(nst_term *t, nst_objective *o, int k, double blend) {
     style_term *s = t->state;
     nst_status st = NST_OK;
-    int r = s->nregions ? k : 0;
-    float b = s->nregions ? 1.0f : (float)blend;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
+    int r = s->base.nregions ? k : 0;
+    float b = s->base.nregions ? 1.0f : (float)blend;
+    for (int l = 0; l < s->base.layers.n; l++) {
+        const nst_tensor *f = nst_vgg_tap(o->net, s->base.layers.name[l]);
         NST_TRY(gram_buffer(o->rt, s, l, r, f->c));
         NST_TRY(nst_gram_accumulate(o->rt, s->gram[l][r], f, b));
     }
@@ -290,20 +305,20 @@ static void pool_plane(float *m, int *h, int *w) {
     *w = ow;
 }
 
-/* Region r's mask at each style tap's size. */
-static nst_status make_masks(style_term *s, nst_objective *o, const nst_image *content,
-                             const nst_image *const *masks) {
+nst_status nst_style_masks(nst_objective *o, const nst_layer_list *layers, int nregions,
+                           const nst_image *content, const nst_image *const *masks,
+                           cl_mem mask[][NST_MAX_STYLES]) {
     nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
     float *plane = NULL;
-    for (int r = 0; r < s->nregions; r++) {
-        for (int l = 0; l < s->layers.n; l++) {
-            const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
+    for (int r = 0; r < nregions; r++) {
+        for (int l = 0; l < layers->n; l++) {
+            const nst_tensor *f = nst_vgg_tap(o->net, layers->name[l]);
             int h = content->h, w = content->w;
             NST_TRY(mask_plane(rt, masks[r], w, h, &plane));
             while (h > f->h || w > f->w) pool_plane(plane, &h, &w);
-            NST_TRY(nst_buffer_create(rt, (size_t)h * w * sizeof(float), &s->mask[l][r]));
-            NST_TRY(nst_write_floats(rt, s->mask[l][r], 0, (size_t)h * w, plane));
+            NST_TRY(nst_buffer_create(rt, (size_t)h * w * sizeof(float), &mask[l][r]));
+            NST_TRY(nst_write_floats(rt, mask[l][r], 0, (size_t)h * w, plane));
             free(plane);
             plane = NULL;
         }
@@ -320,157 +335,157 @@ static nst_status style_finish(nst_term *t, nst_objective *o, const nst_image *c
     nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
     size_t max_c = 1, max_cm = 1;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
+    for (int l = 0; l < s->base.layers.n; l++) {
+        const nst_tensor *f = nst_vgg_tap(o->net, s->base.layers.name[l]);
         if ((size_t)f->c > max_c) max_c = (size_t)f->c;
         if (f->count > max_cm) max_cm = f->count;
         for (int r = 0; r < regions(s); r++)
             NST_TRY(nst_objective_norm2(o, s->gram[l][r], (size_t)f->c * f->c, &s->norm2[l][r]));
     }
     NST_TRY(nst_buffer_create(rt, max_c * max_c * sizeof(float), &s->gram_scratch));
-    if (s->nregions) {
+    if (s->base.nregions) {
         NST_TRY(nst_buffer_create(rt, max_cm * sizeof(float), &s->fm_scratch));
-        NST_TRY(make_masks(s, o, content, masks));
+        NST_TRY(nst_style_masks(o, &s->base.layers, s->base.nregions, content, masks, s->mask));
     }
     s->sums = 0;
 fail:
     return st;
 }
 
-static nst_status style_evaluate(nst_term *t, nst_objective *o) {
-    style_term *s = t->state;
-    nst_runtime *rt = o->rt;
+nst_status nst_style_evaluate(nst_term *t, nst_objective *o, nst_style_eval_fn fn) {
+    const nst_style_base *b = t->state;
     nst_status st = NST_OK;
     size_t slot = (size_t)t->slot;
-    for (int l = 0; l < s->layers.n; l++) {
-        const char *name = s->layers.name[l];
-        const nst_tensor *f = nst_vgg_tap(o->net, name);
-        nst_tensor *df = nst_vgg_tap_grad(o->net, name);
-        for (int r = 0; r < regions(s); r++, slot++) {
-            if (s->nregions)
-                NST_TRY(nst_style_loss_masked(rt, f, s->mask[l][r], s->gram_scratch,
-                                              s->fm_scratch, s->gram[l][r], s->norm2[l][r],
-                                              (float)s->weight[l], df, o->values, slot));
-            else
-                NST_TRY(nst_style_loss(rt, f, s->gram_scratch, s->gram[l][0], s->norm2[l][0],
-                                       (float)s->weight[l], df, o->values, slot));
-        }
+    for (int l = 0; l < b->layers.n; l++) {
+        const char *name = b->layers.name[l];
+        for (int r = 0; r < nst_style_regions(b); r++, slot++)
+            NST_TRY(fn(t, o, l, r, nst_vgg_tap(o->net, name), nst_vgg_tap_grad(o->net, name),
+                       slot));
     }
 fail:
     return st;
 }
 
-/* scale * the Gram of the tile's owned positions, normalised by the whole
- * image's positions: over all tiles, scale * the image's Gram. */
-static nst_status owned_gram(nst_objective *o, cl_mem g, const nst_tensor *f, int s,
-                             const nst_tiling *tg, const nst_tile *tl, float scale) {
+static nst_status style_evaluate_one(nst_term *t, nst_objective *o, int l, int r,
+                                     const nst_tensor *f, nst_tensor *df, size_t slot) {
+    style_term *s = t->state;
+    if (s->base.nregions)
+        return nst_style_loss_masked(o->rt, f, s->mask[l][r], s->gram_scratch, s->fm_scratch,
+                                     s->gram[l][r], s->norm2[l][r], (float)s->base.weight[l], df,
+                                     o->values, slot);
+    return nst_style_loss(o->rt, f, s->gram_scratch, s->gram[l][0], s->norm2[l][0],
+                          (float)s->base.weight[l], df, o->values, slot);
+}
+
+static nst_status style_evaluate(nst_term *t, nst_objective *o) {
+    return nst_style_evaluate(t, o, style_evaluate_one);
+}
+
+nst_status nst_style_each_layer(nst_term *t, nst_objective *o, const nst_tiling *tg,
+                                const nst_tile *tl, double arg, nst_style_layer_fn fn) {
+    const nst_style_base *b = t->state;
     nst_status st = NST_OK;
-    nst_tensor fm;
-    double m_all = nst_tiling_positions(tg, s);
-    NST_TRY(nst_tile_mask_owned(o, f, tl, s, &fm));
-    NST_TRY(nst_gram_accumulate(o->rt, g, &fm, (float)((double)scale * f->h * f->w / m_all)));
+    for (int l = 0; l < b->layers.n; l++) {
+        const char *name = b->layers.name[l];
+        nst_style_at a;
+        memset(&a, 0, sizeof a);
+        a.l = l;
+        a.f = nst_vgg_tap(o->net, name);
+        a.df = nst_vgg_tap_grad(o->net, name);
+        a.tl = tl;
+        nst_objective_tap_shape(o, name, &a.c, &a.stride);
+        if (tg) a.m = nst_tiling_positions(tg, a.stride);
+        if (tl) NST_TRY(nst_tile_mask_owned(o, a.f, tl, a.stride, &a.fm));
+        NST_TRY(fn(t, o, &a, arg));
+    }
+fail:
+    return st;
+}
+
+/* g += scale * the Gram of the tile's owned positions, normalised by the
+ * whole image's positions: over all tiles, scale * the image's Gram. */
+static nst_status owned_gram(nst_objective *o, cl_mem g, const nst_style_at *a, double scale) {
+    return nst_gram_accumulate(o->rt, g, &a->fm, (float)(scale * a->f->h * a->f->w / a->m));
+}
+
+static nst_status style_tile_target_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                       double blend) {
+    style_term *s = t->state;
+    nst_status st = NST_OK;
+    NST_TRY(gram_buffer(o->rt, s, a->l, 0, a->c));
+    NST_TRY(owned_gram(o, s->gram[a->l][0], a, blend));
 fail:
     return st;
 }
 
 static nst_status style_tile_targets(nst_term *t, nst_objective *o, const nst_tiling *tg,
                                      const nst_tile *tl, double blend) {
+    return nst_style_each_layer(t, o, tg, tl, blend, style_tile_target_at);
+}
+
+static nst_status style_tile_finish_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                       double unused) {
     style_term *s = t->state;
     nst_status st = NST_OK;
-    float b = (float)blend;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
-        int ch, str;
-        nst_objective_tap_shape(o, s->layers.name[l], &ch, &str);
-        NST_TRY(gram_buffer(o->rt, s, l, 0, f->c));
-        NST_TRY(owned_gram(o, s->gram[l][0], f, str, tg, tl, b));
-    }
+    size_t cc = (size_t)a->c * a->c;
+    NST_TRY(nst_objective_norm2(o, s->gram[a->l][0], cc, &s->norm2[a->l][0]));
+    NST_TRY(nst_buffer_create(o->rt, cc * sizeof(float), &s->gsum[a->l]));
 fail:
     return st;
 }
 
 static nst_status style_tile_finish(nst_term *t, nst_objective *o, const nst_tiling *tg) {
-    style_term *s = t->state;
-    nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
-        size_t cc = (size_t)f->c * f->c;
-        NST_TRY(nst_objective_norm2(o, s->gram[l][0], cc, &s->norm2[l][0]));
-        NST_TRY(nst_buffer_create(o->rt, cc * sizeof(float), &s->gsum[l]));
-    }
-    s->sums = 1;
-fail:
-    return st;
+    ((style_term *)t->state)->sums = 1;
+    return nst_style_each_layer(t, o, NULL, NULL, 0, style_tile_finish_at);
 }
 
-static nst_status style_sums_begin(nst_term *t, nst_objective *o) {
-    style_term *s = t->state;
-    nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
-        NST_TRY(nst_fill_zero(o->rt, s->gsum[l], (size_t)f->c * f->c));
-    }
-fail:
-    return st;
+static nst_status style_sums_begin_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                      double unused) {
+    return nst_fill_zero(o->rt, ((style_term *)t->state)->gsum[a->l], (size_t)a->c * a->c);
 }
 
-static nst_status style_sums(nst_term *t, nst_objective *o, const nst_tiling *tg,
-                             const nst_tile *tl) {
-    style_term *s = t->state;
-    nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        int ch, str;
-        nst_objective_tap_shape(o, s->layers.name[l], &ch, &str);
-        NST_TRY(owned_gram(o, s->gsum[l], nst_vgg_tap(o->net, s->layers.name[l]), str, tg, tl,
-                           1.0f));
-    }
-fail:
-    return st;
+NST_STYLE_LAYER_HOOK(style_sums_begin)
+
+static nst_status style_sums_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                double unused) {
+    return owned_gram(o, ((style_term *)t->state)->gsum[a->l], a, 1.0);
 }
+
+NST_STYLE_TILE_HOOK(style_sums)
 
 /* E = G - A; its squared norm into the slot (divided by ||A||^2 on the host). */
-static nst_status style_sums_end(nst_term *t, nst_objective *o) {
+static nst_status style_sums_end_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                    double unused) {
     style_term *s = t->state;
     nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        const nst_tensor *f = nst_vgg_tap(o->net, s->layers.name[l]);
-        size_t cc = (size_t)f->c * f->c;
-        NST_TRY(nst_axpy(o->rt, cc, -1.0f, s->gram[l][0], 0, s->gsum[l], 0));
-        NST_TRY(nst_sum_squares(o->rt, s->gsum[l], cc, o->values, (size_t)(t->slot + l)));
-    }
+    size_t cc = (size_t)a->c * a->c;
+    NST_TRY(nst_axpy(o->rt, cc, -1.0f, s->gram[a->l][0], 0, s->gsum[a->l], 0));
+    NST_TRY(nst_sum_squares(o->rt, s->gsum[a->l], cc, o->values, (size_t)(t->slot + a->l)));
 fail:
     return st;
 }
 
+NST_STYLE_LAYER_HOOK(style_sums_end)
+
 /* The gradient at the owned positions: scale * E F_own, E over the image. */
-static nst_status style_tile_evaluate(nst_term *t, nst_objective *o, const nst_tiling *tg,
-                                      const nst_tile *tl) {
+static nst_status style_tile_evaluate_at(nst_term *t, nst_objective *o, const nst_style_at *a,
+                                         double unused) {
     style_term *s = t->state;
-    nst_status st = NST_OK;
-    for (int l = 0; l < s->layers.n; l++) {
-        const char *name = s->layers.name[l];
-        const nst_tensor *f = nst_vgg_tap(o->net, name);
-        nst_tensor *df = nst_vgg_tap_grad(o->net, name), fm;
-        int ch, str;
-        nst_objective_tap_shape(o, name, &ch, &str);
-        size_t c = (size_t)f->c, m = (size_t)f->h * f->w;
-        double alpha = nst_style_grad_scale(s->weight[l], c, nst_tiling_positions(tg, str),
-                                            s->norm2[l][0]);
-        NST_TRY(nst_tile_mask_owned(o, f, tl, str, &fm));
-        NST_TRY(nst_gemm(o->rt, 0, 0, c, m, c, (float)alpha, s->gsum[l], 0, c, fm.buf, 0, m,
-                         1.0f, df->buf, 0, m));
-    }
-fail:
-    return st;
+    size_t c = (size_t)a->c, m = (size_t)a->f->h * a->f->w;
+    double alpha = nst_style_grad_scale(s->base.weight[a->l], c, a->m, s->norm2[a->l][0]);
+    return nst_gemm(o->rt, 0, 0, c, m, c, (float)alpha, s->gsum[a->l], 0, c, a->fm.buf, 0, m,
+                    1.0f, a->df->buf, 0, m);
 }
+
+NST_STYLE_TILE_HOOK(style_tile_evaluate)
 
 static double style_value(const nst_term *t, const float *slots) {
     const style_term *s = t->state;
     double v = 0;
     int slot = 0;
-    for (int l = 0; l < s->layers.n; l++)
+    for (int l = 0; l < s->base.layers.n; l++)
         for (int r = 0; r < regions(s); r++, slot++)
-            v += s->weight[l] * slots[slot] / (s->sums ? s->norm2[l][r] : 1);
+            v += s->base.weight[l] * slots[slot] / (s->sums ? s->norm2[l][r] : 1);
     return v;
 }
 
@@ -478,22 +493,22 @@ static void style_memory(const nst_term *t, const nst_objective *o, const nst_te
                          nst_term_memory *m) {
     const style_term *s = t->state;
     uint64_t sum_cc = 0, max_cc = 1, max_cm = 1, masks = 0;
-    for (int l = 0; l < s->layers.n; l++) {
+    for (int l = 0; l < s->base.layers.n; l++) {
         int ch = 0, str = 1;
-        nst_objective_tap_shape(o, s->layers.name[l], &ch, &str);
+        nst_objective_tap_shape(o, s->base.layers.name[l], &ch, &str);
         uint64_t cc = (uint64_t)ch * ch, pos = (uint64_t)(sz->h / str) * (sz->w / str);
         m->style_targets += cc * regions(s) * F;
         sum_cc += cc;
         max_cc = max64(max_cc, cc);
         max_cm = max64(max_cm, ch * pos);
-        masks += s->nregions * pos * F;
+        masks += s->base.nregions * pos * F;
     }
     m->largest = max_cc * F;
     if (sz->tiled) {
         m->scratch = sum_cc * F;
     } else {
-        m->scratch = max_cc * F + (s->nregions ? max_cm * F + masks : 0);
-        if (s->nregions) m->largest = max64(m->largest, max_cm * F);
+        m->scratch = max_cc * F + (s->base.nregions ? max_cm * F + masks : 0);
+        if (s->base.nregions) m->largest = max64(m->largest, max_cm * F);
     }
 }
 
@@ -513,25 +528,7 @@ static void style_release(nst_term *t, nst_runtime *rt) {
     s->gram_scratch = s->fm_scratch = NULL;
 }
 
-const nst_term_ops nst_term_style = {
-    .name = "style",
-    .state_size = sizeof(style_term),
-    .setup = style_setup,
-    .reweigh = style_reweigh,
-    .untileable = style_untileable,
-    .style_targets = style_targets,
-    .finish_targets = style_finish,
-    .evaluate = style_evaluate,
-    .tile_style_targets = style_tile_targets,
-    .tile_finish_targets = style_tile_finish,
-    .tile_sums_begin = style_sums_begin,
-    .tile_sums = style_sums,
-    .tile_sums_end = style_sums_end,
-    .tile_evaluate = style_tile_evaluate,
-    .value = style_value,
-    .memory = style_memory,
-    .release = style_release,
-};
+const nst_term_ops nst_term_style = NST_STYLE_SUMS_OPS(style, style_value);
 
 /* ---- total variation ------------------------------------------------------ */
 
@@ -561,10 +558,7 @@ static double tv_value(const nst_term *t, const float *slots) {
 }
 
 const nst_term_ops nst_term_tv = {
-    .name = "tv",
-    .state_size = sizeof(tv_term),
-    .setup = tv_setup,
-    .reweigh = tv_reweigh,
+    .name = "tv", .state_size = sizeof(tv_term),
+    .setup = tv_setup, .reweigh = tv_reweigh, .value = tv_value,
     .evaluate_image = tv_evaluate_image,
-    .value = tv_value,
 };

@@ -193,26 +193,32 @@ static nst_status ensure(nst_runtime *rt, cl_mem *buf, size_t floats) {
     return nst_buffer_create(rt, floats * sizeof(float), buf);
 }
 
-/* Style image img (tiled like tg) through the network, tile by tile, for
- * the terms' style targets. */
-static nst_status style_tiles(nst_objective *o, const nst_tensor *img, const nst_tiling *tg,
-                              double blend) {
+/* Style image img through the network in its own tiles (of the strategy's
+ * limit), tile by tile, for the terms' style targets. */
+static nst_status style_tiles(nst_objective *o, int k, const nst_tensor *img, double blend,
+                              void *ctx) {
     nst_runtime *rt = o->rt;
+    tiles *ts = o->strategy_state;
     nst_status st = NST_OK;
     nst_tensor *tx = NULL;
-    NST_TRY(nst_tensor_create(rt, 1, 3, tg->th, tg->tw, &tx));
-    NST_TRY(nst_vgg_resize(rt, o->net, tg->th, tg->tw));
-    for (int k = 0; k < tg->ny * tg->nx; k++) {
-        const nst_tile *tl = &tg->tiles[k];
+    nst_tiling tg;
+    (void)k;
+    (void)ctx;
+    NST_TRY(nst_tiling_make(img->h, img->w, ts->tile, ts->tiling.halo, ts->tiling.align, &tg,
+                            RTM(rt)));
+    NST_TRY(ensure(rt, &ts->fm, nst_objective_largest_tap(o, tg.th, tg.tw)));
+    NST_TRY(nst_tensor_create(rt, 1, 3, tg.th, tg.tw, &tx));
+    NST_TRY(nst_vgg_resize(rt, o->net, tg.th, tg.tw));
+    for (int j = 0; j < tg.ny * tg.nx; j++) {
+        const nst_tile *tl = &tg.tiles[j];
         NST_TRY(load_window(rt, tx, img, tl));
         NST_TRY(nst_vgg_forward(rt, o->net, tx));
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
+        NST_FOR_TERMS(o, t)
             if (t->ops->tile_style_targets)
-                NST_TRY(t->ops->tile_style_targets(t, o, tg, tl, blend));
-        }
+                NST_TRY(t->ops->tile_style_targets(t, o, &tg, tl, blend));
     }
 fail:
+    nst_tiling_free(&tg);
     nst_tensor_free(rt, tx);
     return st;
 }
@@ -223,9 +229,6 @@ static nst_status tiled_targets(nst_objective *o, nst_tiling *tg, int tile,
     nst_runtime *rt = o->rt;
     nst_status st = NST_OK;
     nst_tensor *img = NULL;
-    nst_image *sized = NULL;
-    nst_tiling sg;
-    memset(&sg, 0, sizeof sg);
     const char *why = nst_objective_untileable(o);
     if (why)
         return nst_fail(RTM(rt), NST_ERR_INVALID_ARG,
@@ -248,40 +251,23 @@ static nst_status tiled_targets(nst_objective *o, nst_tiling *tg, int tile,
         const nst_tile *tl = &tc->tiles[k];
         NST_TRY(load_window(rt, ts->tx, img, tl));
         NST_TRY(nst_vgg_forward(rt, o->net, ts->tx));
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
+        NST_FOR_TERMS(o, t)
             if (t->ops->tile_content_targets)
                 NST_TRY(t->ops->tile_content_targets(t, o, tc, tl));
-        }
     }
     nst_tensor_free(rt, img);
     img = NULL;
 
     /* each style image in its own tiles */
-    for (int k = 0; k < nstyles; k++) {
-        NST_TRY(nst_objective_style_image(o, content, styles[k], &sized));
-        NST_TRY(nst_objective_upload(rt, sized, &img));
-        NST_TRY(nst_tiling_make(sized->h, sized->w, tile, tc->halo, tc->align, &sg, RTM(rt)));
-        NST_TRY(ensure(rt, &ts->fm, nst_objective_largest_tap(o, sg.th, sg.tw)));
-        NST_TRY(style_tiles(o, img, &sg, blend ? blend[k] : 1.0 / nstyles));
-        nst_tiling_free(&sg);
-        nst_tensor_free(rt, img);
-        img = NULL;
-        nst_image_free(sized);
-        sized = NULL;
-    }
+    NST_TRY(nst_objective_each_style(o, content, styles, nstyles, blend, style_tiles, NULL));
 
     /* back to the content's window */
     NST_TRY(nst_vgg_resize(rt, o->net, tc->th, tc->tw));
-    for (int i = 0; i < o->nterms; i++) {
-        nst_term *t = &o->terms[i];
+    NST_FOR_TERMS(o, t)
         if (t->ops->tile_finish_targets) NST_TRY(t->ops->tile_finish_targets(t, o, tc));
-    }
     NST_TRY(nst_tensor_create(rt, 1, 3, tc->th, tc->tw, &ts->tgrad));
 fail:
-    nst_tiling_free(&sg);
     nst_tensor_free(rt, img);
-    nst_image_free(sized);
     return st;
 }
 
@@ -295,22 +281,16 @@ static nst_status tiled_evaluate(nst_objective *o, const nst_tensor *x, nst_tens
     NST_TRY(nst_fill_zero(rt, o->values, (size_t)o->nslots));
     NST_TRY(nst_tensor_fill(rt, grad, 0.0f));
     if (sums) { /* pass 1 */
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
+        NST_FOR_TERMS(o, t)
             if (t->ops->tile_sums_begin) NST_TRY(t->ops->tile_sums_begin(t, o));
-        }
         for (int k = 0; k < n; k++) {
             NST_TRY(load_window(rt, ts->tx, x, &tg->tiles[k]));
             NST_TRY(nst_vgg_forward(rt, o->net, ts->tx));
-            for (int i = 0; i < o->nterms; i++) {
-                nst_term *t = &o->terms[i];
+            NST_FOR_TERMS(o, t)
                 if (t->ops->tile_sums) NST_TRY(t->ops->tile_sums(t, o, tg, &tg->tiles[k]));
-            }
         }
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
+        NST_FOR_TERMS(o, t)
             if (t->ops->tile_sums_end) NST_TRY(t->ops->tile_sums_end(t, o));
-        }
     }
     for (int k = n - 1; k >= 0; k--) { /* pass 2, the last tile of pass 1 first */
         const nst_tile *tl = &tg->tiles[k];
@@ -319,10 +299,8 @@ static nst_status tiled_evaluate(nst_objective *o, const nst_tensor *x, nst_tens
             NST_TRY(nst_vgg_forward(rt, o->net, ts->tx));
         }
         NST_TRY(nst_vgg_zero_grad(rt, o->net));
-        for (int i = 0; i < o->nterms; i++) {
-            nst_term *t = &o->terms[i];
+        NST_FOR_TERMS(o, t)
             if (t->ops->tile_evaluate) NST_TRY(t->ops->tile_evaluate(t, o, tg, tl));
-        }
         NST_TRY(nst_vgg_backward(rt, o->net, ts->tgrad));
         NST_TRY(nst_tile_rect(rt, grad, ts->tgrad, tl->y, tl->x, tg->th, tg->tw, -tl->y, -tl->x,
                               1));
@@ -345,15 +323,7 @@ static int tiled_memory(const nst_objective *o, const nst_memory_query *q,
     uint64_t win = (uint64_t)3 * tg->th * tg->tw * F;
     nst_term_sizes s = {q->h, q->w, tg->th, tg->tw, 1};
     nst_term_memory tm;
-    nst_objective_terms_memory(o, &s, &tm);
-    m->tiled = 1;
-    m->tile_w = tg->tw;
-    m->tile_h = tg->th;
-    m->tiles_x = tg->nx;
-    m->tiles_y = tg->ny;
-    m->network = nst_objective_net_bytes(o, tg->th, tg->tw);
-    m->content_targets = tm.content_targets;
-    m->style_targets = tm.style_targets;
+    nst_objective_bytes_start(o, &s, tg->nx, tg->ny, m, &tm);
     m->windows = 2 * win;
     uint64_t fm = nst_objective_largest_tap(o, tg->th, tg->tw);
     uint64_t tp = m->network + 3 * px * F + win + fm * F + tm.content_targets + values;

@@ -36,6 +36,26 @@ void nst_params_default(nst_params *p) {
     p->content_layers = "relu4_2";
     p->style_layers = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1";
     p->scales = 1;
+    p->style_loss = NST_STYLE_GRAM;
+}
+
+static const struct {
+    const char *name;
+    double weight; /* judged on real features (README, docs/STYLE_LOSSES.md) */
+} style_losses[] = {{"gram", 10.0}, {"w2", 10.0}, {"hist", 30.0}};
+
+double nst_style_loss_weight(nst_style_loss_kind loss) {
+    return loss >= 0 && loss < 3 ? style_losses[loss].weight : NAN;
+}
+
+const char *nst_style_loss_name(nst_style_loss_kind loss) {
+    return loss >= 0 && loss < 3 ? style_losses[loss].name : NULL;
+}
+
+int nst_style_loss_parse(const char *name) {
+    for (int i = 0; name && i < 3; i++)
+        if (!strcmp(name, style_losses[i].name)) return i;
+    return -1;
 }
 
 /* ---- parameters ----------------------------------------------------------- */
@@ -111,6 +131,10 @@ nst_status nst_params_check(const nst_params *p, int nstyles, const double *blen
     if (!(p->average_decay >= 0 && p->average_decay < 1))
         return nst_fail(msg, NST_ERR_INVALID_ARG, "average decay %g is not in [0, 1)",
                         p->average_decay);
+    if (!nst_style_loss_name(p->style_loss))
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "style loss %d is not an nst_style_loss_kind (gram, w2 or hist)",
+                        (int)p->style_loss);
     if (!(p->temporal_weight >= 0) || !isfinite(p->temporal_weight))
         return nst_fail(msg, NST_ERR_INVALID_ARG, "temporal weight %g is not a finite number "
                         ">= 0", p->temporal_weight);
@@ -381,6 +405,8 @@ static int run_programs(const nst_runtime *rt, const nst_params *p, int tiled, c
     names[n++] = "optim";
     if (p->temporal_weight > 0 && p->temporal_target) names[n++] = "temporal";
     if (tiled) names[n++] = "tiled";
+    if (p->style_loss == NST_STYLE_W2) names[n++] = "w2";
+    if (p->style_loss == NST_STYLE_HIST) names[n++] = "hist";
     *blas = NST_BLAS_GEMM | NST_BLAS_GEMM_BATCHED | NST_BLAS_AXPY; /* the optimisers: none */
     return n;
 }
