@@ -176,5 +176,20 @@ else
     echo "SKIP: rusticl (llvmpipe) is not listed with RUSTICL_ENABLE=llvmpipe: no two-device tests"
 fi
 
+# ---- a job runs in the environment the batch was started with ----
+# (OpenCL drivers change their own process's: PoCL sets HWLOC_PLUGINS_PATH;
+# inherited, such a change hid the GPUs from the children's NVIDIA driver)
+job env.png 40 200 > "$T/env.jsonl"
+env -u HWLOC_PLUGINS_PATH NST_TEST_MARK=batch-env $NST batch "$T/env.jsonl" --json > "$T/env.json" 2>/dev/null &
+bpid=$!
+k=0
+while [ $k -lt 600 ] && ! grep -q '"event":"start"' "$T/env.json"; do sleep 0.02; k=$((k + 1)); done
+cpid=$(grep '"event":"start"' "$T/env.json" | sed 's/.*"pid":\([0-9]*\).*/\1/')
+tr '\0' '\n' < /proc/$cpid/environ > "$T/child.env" 2>/dev/null
+tr '\0' '\n' < /proc/$bpid/environ > "$T/batch.env" 2>/dev/null
+kill $bpid 2>/dev/null; wait $bpid 2>/dev/null
+check "a job's environment is the batch's as it started (a driver's change not inherited)" \
+    "grep -qx NST_TEST_MARK=batch-env $T/child.env && ! grep -q '^HWLOC_PLUGINS_PATH=' $T/child.env"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

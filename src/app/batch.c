@@ -849,6 +849,20 @@ static int make_parent_dirs(const char *path) {
     return -1;
 }
 
+/* The environment as the batch was started, before any OpenCL driver was
+ * loaded: drivers change their process's (PoCL sets HWLOC_PLUGINS_PATH)
+ * and, inherited, such changes hide devices from a child's own drivers.
+ * Children get this copy. */
+static char **startup_env;
+
+static void save_environment(void) {
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n]) n++;
+    startup_env = calloc(n + 1, sizeof *startup_env);
+    for (size_t i = 0; startup_env && i < n; i++) startup_env[i] = strdup(environ[i]);
+}
+
 /* Starts job j on slot s: a child of this program with the job's arguments
  * and the slot's device. 0 when it could not be started. */
 static int start_job(batch *b, slot *s, job *j) {
@@ -882,6 +896,8 @@ static int start_job(batch *b, slot *s, job *j) {
         dup2(out[1], 1);
         dup2(err[1], 2);
         close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+        /* nothing else of this process's descriptors (its drivers' files) */
+        for (int fd = 3, n = (int)sysconf(_SC_OPEN_MAX); fd < n && fd < 65536; fd++) close(fd);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
@@ -891,7 +907,8 @@ static int start_job(batch *b, slot *s, job *j) {
         av[j->argc] = dev;
         av[j->argc + 1] = "--json";
         av[j->argc + 2] = NULL;
-        execv(b->exe, av);
+        if (startup_env) execve(b->exe, av, startup_env);
+        else execv(b->exe, av);
         fprintf(stderr, "nst: cannot run %s: %s\n", b->exe, strerror(errno));
         _exit(127);
     }
@@ -1214,6 +1231,7 @@ static void join_videos(batch *b) {
 
 int nst_batch(int argc, char **argv, const char *shortopts, const struct option *longopts,
               const nst_settings *set) {
+    if (!startup_env) save_environment();
     enum { B_DEVICES = 256, B_SHARD, B_JSON, B_CHUNK_FRAMES, B_CHUNK_OVERLAP };
     static const struct option opts[] = {{"devices", required_argument, NULL, B_DEVICES},
                                          {"shard", required_argument, NULL, B_SHARD},
