@@ -18,6 +18,7 @@
 #include "bench_run.h"
 #include "cli.h"
 #include "devcheck.h"
+#include "options.h"
 #include "studio.h"
 #include "nst.h"
 #include "tune.h"
@@ -157,160 +158,9 @@ typedef struct run_opts {
     nst_params p;
 } run_opts;
 
-static int usage_error(const char *fmt, ...) NST_CLI_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "nst: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(see nst --help)\n");
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
-/* s as the inside of a JSON string (quotes, backslashes and control
- * characters escaped), in one of a few rotating static buffers. */
-static const char *js(const char *s) {
-    static char bufs[4][2048];
-    static int k = 0;
-    char *b = bufs[k++ % 4];
-    size_t n = 0;
-    for (; *s && n + 8 < sizeof bufs[0]; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            b[n++] = '\\';
-            b[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(b + n, sizeof bufs[0] - n, "\\u%04x", c);
-        } else {
-            b[n++] = (char)c;
-        }
-    }
-    b[n] = 0;
-    return b;
-}
-
-/* Adds the comma-separated names in v to items[*n..]: a repeated option adds
- * to the list. The names are copied into buf (cap bytes, *used taken). */
-static int add_names(const char *opt, const char *v, char *buf, size_t cap, size_t *used,
-                     char **items, int *n, int max) {
-    size_t len = strlen(v);
-    if (len >= cap - *used) return usage_error("%s: list too long", opt);
-    char *copy = buf + *used;
-    memcpy(copy, v, len + 1);
-    *used += len + 1;
-    int before = *n;
-    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-        if (*n == max) return usage_error("%s: at most %d files", opt, max);
-        items[(*n)++] = tok;
-    }
-    if (*n == before) return usage_error("%s: no file given", opt);
-    return 0;
-}
-
-/* --network's value into *out; the usage error reported (non-zero) when it
- * names no network. */
-static int parse_network(const char *v, nst_network *out) {
-    int n = nst_network_parse(v);
-    if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
-    *out = (nst_network)n;
-    return 0;
-}
-
-/* Splits "a,b,c" into doubles; returns the count or -1. */
-static int parse_doubles(const char *s, double *out, int max) {
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        if (n == max) return -1;
-        if (!cli_parse_double(p, &out[n], &p)) return -1;
-        n++;
-        if (*p == ',') p++;
-        else if (*p) return -1;
-    }
-    return n;
-}
-
-/* The options of every command; those without a short form get a val >= 256. */
-enum {
-    O_STYLE_BLEND = 256, O_SIZE, O_STYLE_SCALE, O_JPEG_QUALITY, O_PNG16, O_CONTENT_WEIGHT,
-    O_STYLE_WEIGHT, O_TV_WEIGHT, O_CONTENT_LAYERS, O_STYLE_LAYERS, O_STYLE_LAYER_WEIGHTS,
-    O_POOLING, O_INIT, O_SEED, O_PRESERVE_COLORS, O_LUMINANCE_ONLY, O_LUMINANCE_MATCH, O_MASK,
-    O_SCALES, O_SCALE_ITERATIONS, O_AVERAGE_DECAY, O_OPTIMIZER, O_LEARNING_RATE,
-    O_LBFGS_HISTORY, O_LINE_SEARCH, O_MAX_MEMORY, O_TILE, O_DRY_RUN, O_NO_CACHE,
-    O_PRINT_EVERY, O_SAVE_EVERY, O_JSON, O_VERSION, O_CHECK, O_TINY, O_EVALS, O_WIDTH_MULT, O_NETWORK,
-    O_SECONDS, O_METHOD, O_WCT_MODELS, O_ALPHA, O_WCT_LEVELS, O_STYLE_LOSS
-};
+#define usage_error(...) cli_usage_error("nst", __VA_ARGS__)
 
 static const char run_shortopts[] = "-:c:s:o:n:d:w:qh";
-/* Every long option of every command, once; a command names the ones it
- * takes (next_option). */
-static const struct option all_options[] = {
-    /* the images */
-    {"content", required_argument, NULL, 'c'},
-    {"style", required_argument, NULL, 's'},
-    {"style-blend", required_argument, NULL, O_STYLE_BLEND},
-    {"output", required_argument, NULL, 'o'},
-    {"size", required_argument, NULL, O_SIZE},
-    {"style-scale", required_argument, NULL, O_STYLE_SCALE},
-    /* the result */
-    {"jpeg-quality", required_argument, NULL, O_JPEG_QUALITY},
-    {"png16", no_argument, NULL, O_PNG16},
-    {"content-weight", required_argument, NULL, O_CONTENT_WEIGHT},
-    {"style-weight", required_argument, NULL, O_STYLE_WEIGHT},
-    {"tv-weight", required_argument, NULL, O_TV_WEIGHT},
-    {"style-loss", required_argument, NULL, O_STYLE_LOSS},
-    /* the layers */
-    {"content-layers", required_argument, NULL, O_CONTENT_LAYERS},
-    {"style-layers", required_argument, NULL, O_STYLE_LAYERS},
-    {"style-layer-weights", required_argument, NULL, O_STYLE_LAYER_WEIGHTS},
-    {"pooling", required_argument, NULL, O_POOLING},
-    {"init", required_argument, NULL, O_INIT},
-    {"seed", required_argument, NULL, O_SEED},
-    /* colour and regions */
-    {"preserve-colors", no_argument, NULL, O_PRESERVE_COLORS},
-    {"preserve-colours", no_argument, NULL, O_PRESERVE_COLORS},
-    {"luminance-only", no_argument, NULL, O_LUMINANCE_ONLY},
-    {"luminance-match", required_argument, NULL, O_LUMINANCE_MATCH},
-    {"mask", required_argument, NULL, O_MASK},
-    /* resolution and averaging */
-    {"scales", required_argument, NULL, O_SCALES},
-    {"scale-iterations", required_argument, NULL, O_SCALE_ITERATIONS},
-    {"average-decay", required_argument, NULL, O_AVERAGE_DECAY},
-    {"iterations", required_argument, NULL, 'n'},
-    /* the optimiser */
-    {"optimizer", required_argument, NULL, O_OPTIMIZER},
-    {"learning-rate", required_argument, NULL, O_LEARNING_RATE},
-    {"lbfgs-history", required_argument, NULL, O_LBFGS_HISTORY},
-    {"line-search", no_argument, NULL, O_LINE_SEARCH},
-    /* memory */
-    {"max-memory", required_argument, NULL, O_MAX_MEMORY},
-    {"tile", required_argument, NULL, O_TILE},
-    {"dry-run", no_argument, NULL, O_DRY_RUN},
-    /* device and files */
-    {"device", required_argument, NULL, 'd'},
-    {"weights", required_argument, NULL, 'w'},
-    {"network", required_argument, NULL, O_NETWORK},
-    {"no-cache", no_argument, NULL, O_NO_CACHE},
-    /* progress */
-    {"print-every", required_argument, NULL, O_PRINT_EVERY},
-    {"save-every", required_argument, NULL, O_SAVE_EVERY},
-    {"quiet", no_argument, NULL, 'q'},
-    {"json", no_argument, NULL, O_JSON},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, O_VERSION},
-    /* devices, bench and tune */
-    {"check", no_argument, NULL, O_CHECK},
-    {"tiny", no_argument, NULL, O_TINY},
-    {"evals", required_argument, NULL, O_EVALS},
-    {"width-mult", required_argument, NULL, O_WIDTH_MULT},
-    {"seconds", required_argument, NULL, O_SECONDS},
-    /* instant style */
-    {"method", required_argument, NULL, O_METHOD},
-    {"wct-models", required_argument, NULL, O_WCT_MODELS},
-    {"alpha", required_argument, NULL, O_ALPHA},
-    {"wct-levels", required_argument, NULL, O_WCT_LEVELS},
-    {NULL, 0, NULL, 0}};
 static const char run_options[] =
     "content style style-blend output size style-scale jpeg-quality png16 content-weight "
     "style-weight tv-weight style-loss "
@@ -319,36 +169,6 @@ static const char run_options[] =
     "scale-iterations average-decay iterations optimizer learning-rate lbfgs-history "
     "line-search max-memory tile dry-run device weights network no-cache print-every "
     "save-every quiet json help version method wct-models alpha wct-levels";
-
-enum { MAX_OPTIONS = sizeof all_options / sizeof all_options[0] };
-
-/* The options of all_options named in `names` into longopts (MAX_OPTIONS
- * entries), ended by a zero entry. */
-static void select_options(const char *names, struct option *longopts) {
-    int n = 0;
-    for (const struct option *o = all_options; o->name; o++) {
-        size_t len = strlen(o->name);
-        for (const char *p = strstr(names, o->name); p; p = strstr(p + 1, o->name))
-            if ((p == names || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0')) {
-                longopts[n++] = *o;
-                break;
-            }
-    }
-    longopts[n] = (struct option){NULL, 0, NULL, 0};
-}
-
-/* The next option of a command (cli_next) among the long options `names`
- * (space-separated, from all_options), a usage error already reported as
- * CLI_ERROR. */
-static int next_option(int argc, char **argv, const char *shortopts, const char *names,
-                       const char *command) {
-    struct option longopts[MAX_OPTIONS];
-    select_options(names, longopts);
-    char err[700];
-    int c = cli_next(argc, argv, shortopts, longopts, command, err, sizeof err);
-    if (c == CLI_ERROR) usage_error("%s", err);
-    return c;
-}
 
 /* Parses the main command's arguments into o. Values are parsed here (a
  * number must be a number); their ranges are the library's, which
@@ -362,33 +182,12 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
     nst_wct_params_default(&o->wct);
     static char style_buf[4096], mask_buf[4096];
     size_t style_used = 0, mask_used = 0;
-    /* the options that are plain numbers of nst_params */
-    const struct {
-        int val;
-        const char *name;
-        int *i;    /* a whole number, */
-        double *d; /* or any */
-    } nums[] = {{O_SIZE, "--size", &o->p.size, NULL},
-                {'n', "--iterations", &o->p.iterations, NULL},
-                {O_SCALES, "--scales", &o->p.scales, NULL},
-                {O_SCALE_ITERATIONS, "--scale-iterations", &o->p.scale_iterations, NULL},
-                {O_LBFGS_HISTORY, "--lbfgs-history", &o->p.lbfgs_history, NULL},
-                {O_STYLE_SCALE, "--style-scale", NULL, &o->p.style_scale},
-                {O_CONTENT_WEIGHT, "--content-weight", NULL, &o->p.content_weight},
-                {O_STYLE_WEIGHT, "--style-weight", NULL, &o->p.style_weight},
-                {O_TV_WEIGHT, "--tv-weight", NULL, &o->p.tv_weight},
-                {O_LEARNING_RATE, "--learning-rate", NULL, &o->p.learning_rate},
-                {O_AVERAGE_DECAY, "--average-decay", NULL, &o->p.average_decay}};
     optind = 0;
-    while ((c = next_option(argc, argv, run_shortopts, run_options, NULL)) != CLI_END) {
+    while ((c = opt_next(argc, argv, run_shortopts, run_options, NULL, "nst")) != CLI_END) {
         const char *v = optarg;
-        int k = 0;
-        while (k < (int)(sizeof nums / sizeof nums[0]) && nums[k].val != c) k++;
-        if (k < (int)(sizeof nums / sizeof nums[0])) {
-            o->style_weight_set |= c == O_STYLE_WEIGHT;
-            if (nums[k].i ? !cli_parse_int(v, nums[k].i) : !cli_parse_double(v, nums[k].d, NULL))
-                return usage_error("%s '%s': give a %snumber", nums[k].name, v,
-                                   nums[k].i ? "whole " : "");
+        o->style_weight_set |= c == O_STYLE_WEIGHT;
+        if ((rc = opt_params(c, v, &o->p, "nst")) != OPT_NOT_PARAM) {
+            if (rc) return rc;
             continue;
         }
         switch (c) {
@@ -402,74 +201,29 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             exit(0);
         case 'c': o->content = v; break;
         case 's':
-            if ((rc = add_names("--style", v, style_buf, sizeof style_buf, &style_used,
-                                o->styles, &o->nstyles, NST_MAX_STYLES)))
+            if ((rc = opt_add_names("--style", v, style_buf, sizeof style_buf, &style_used,
+                                    o->styles, &o->nstyles, NST_MAX_STYLES, "nst")))
                 return rc;
             break;
         case O_MASK:
-            if ((rc = add_names("--mask", v, mask_buf, sizeof mask_buf, &mask_used, o->masks,
-                                &o->nmasks, NST_MAX_STYLES)))
+            if ((rc = opt_add_names("--mask", v, mask_buf, sizeof mask_buf, &mask_used, o->masks,
+                                    &o->nmasks, NST_MAX_STYLES, "nst")))
                 return rc;
             break;
-        case O_PRESERVE_COLORS: o->p.preserve_colors = 1; break;
-        case O_LUMINANCE_ONLY: o->p.luminance_only = 1; break;
-        case O_LUMINANCE_MATCH:
-            if (!strcmp(v, "mean")) o->p.luminance_histogram = 0;
-            else if (!strcmp(v, "histogram")) o->p.luminance_histogram = 1;
-            else return usage_error("--luminance-match '%s': choose mean or histogram", v);
-            break;
         case O_STYLE_BLEND:
-            o->nblend = parse_doubles(v, o->blend, NST_MAX_STYLES);
+            o->nblend = opt_doubles(v, o->blend, NST_MAX_STYLES);
             if (o->nblend < 1)
                 return usage_error("--style-blend '%s': give numbers separated by commas", v);
             break;
         case 'o': o->output = v; break;
-        case O_OPTIMIZER:
-            if (!strcmp(v, "lbfgs")) o->p.optimizer = NST_OPTIMIZER_LBFGS;
-            else if (!strcmp(v, "adam")) o->p.optimizer = NST_OPTIMIZER_ADAM;
-            else return usage_error("--optimizer '%s': choose lbfgs or adam", v);
-            break;
-        case O_MAX_MEMORY: {
-            unsigned long long b;
-            if (!cli_parse_bytes(v, &b))
-                return usage_error("--max-memory '%s': give a size such as 4G or 512M", v);
-            o->p.max_memory = b;
-            break;
-        }
-        case O_TILE:
-            if (!strcmp(v, "off")) o->p.tile = -1;
-            else if (!strcmp(v, "auto")) o->p.tile = 0;
-            else if (!cli_parse_int(v, &o->p.tile))
-                return usage_error("--tile '%s': give auto, off or a size in pixels", v);
-            break;
         case O_DRY_RUN: o->dry_run = 1; break;
-        case O_LINE_SEARCH: o->p.line_search = 1; break;
         case O_INIT: o->init = v; break;
-        case O_SEED: {
-            unsigned long long sd;
-            if (!cli_parse_u64(v, &sd)) return usage_error("--seed '%s': give a whole number", v);
-            o->p.seed = sd;
-            break;
-        }
-        case O_CONTENT_LAYERS: o->p.content_layers = v; break;
-        case O_STYLE_LAYERS: o->p.style_layers = v; break;
         case O_STYLE_LAYER_WEIGHTS:
-            o->nlayer_w = parse_doubles(v, o->layer_w, NST_MAX_LAYERS);
+            o->nlayer_w = opt_doubles(v, o->layer_w, NST_MAX_LAYERS);
             if (o->nlayer_w < 1)
                 return usage_error("--style-layer-weights '%s': give at most %d numbers "
                                    "separated by commas",
                                    v, NST_MAX_LAYERS);
-            break;
-        case O_STYLE_LOSS: {
-            int sl = nst_style_loss_parse(v);
-            if (sl < 0) return usage_error("--style-loss '%s': choose gram, w2 or hist", v);
-            o->p.style_loss = (nst_style_loss_kind)sl;
-            break;
-        }
-        case O_POOLING:
-            if (!strcmp(v, "max")) o->p.avg_pool = 0;
-            else if (!strcmp(v, "avg") || !strcmp(v, "average")) o->p.avg_pool = 1;
-            else return usage_error("--pooling '%s': choose max or avg", v);
             break;
         case O_PRINT_EVERY:
             if (!cli_parse_int(v, &o->print_every) || o->print_every < 1)
@@ -482,7 +236,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
         case 'd': o->device = v; break;
         case 'w': o->weights = v; break;
         case O_NETWORK:
-            if (parse_network(v, &o->network)) return EXIT_USAGE;
+            if (opt_network(v, &o->network, "nst")) return EXIT_USAGE;
             break;
         case O_NO_CACHE: o->no_cache = 1; break;
         case O_JPEG_QUALITY:
@@ -507,7 +261,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             break;
         case O_WCT_LEVELS: {
             double lv[NST_WCT_LEVELS + 1];
-            int n = parse_doubles(v, lv, NST_WCT_LEVELS);
+            int n = opt_doubles(v, lv, NST_WCT_LEVELS);
             o->wct.levels = 0;
             for (int k = 0; k < n; k++) {
                 if (lv[k] != floor(lv[k]) || lv[k] < 1 || lv[k] > NST_WCT_LEVELS) n = -1;
@@ -570,34 +324,16 @@ typedef struct progress_ctx {
     double compile_t0; /* when compiling began (CLOCK_MONOTONIC) */
 } progress_ctx;
 
-static void fmt_duration(double s, char *buf, size_t len) {
-    if (!(s >= 0) || s > 1e7) {
-        snprintf(buf, len, "?");
-    } else if (s < 60) {
-        snprintf(buf, len, "%.0fs", s);
-    } else if (s < 3600) {
-        snprintf(buf, len, "%dm%02ds", (int)s / 60, (int)s % 60);
-    } else {
-        snprintf(buf, len, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-    }
-}
-
-static double mono_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Kernels are compiling: say so at once (a first run on a CPU can take a
  * while), live on a terminal, one line otherwise, events with --json. */
 static int on_compile(progress_ctx *c, const nst_progress *p) {
     const run_opts *o = c->o;
-    if (p->programs_done == 0) c->compile_t0 = mono_seconds();
+    if (p->programs_done == 0) c->compile_t0 = cli_mono_seconds();
     if (o->json) {
         printf("{\"event\":\"compile\",\"programs_done\":%d,\"programs\":%d,\"program\":",
                p->programs_done, p->programs);
         if (p->program)
-            printf("\"%s\"}\n", js(p->program));
+            printf("\"%s\"}\n", cli_js(p->program));
         else
             printf("null}\n");
         fflush(stdout);
@@ -608,7 +344,7 @@ static int on_compile(progress_ctx *c, const nst_progress *p) {
         char line[300];
         snprintf(f[3], sizeof f[3], ": %d of %d", p->programs_done, p->programs);
         snprintf(f[4], sizeof f[4], " programs");
-        if (last) snprintf(f[5], sizeof f[5], ", %.1f s", mono_seconds() - c->compile_t0);
+        if (last) snprintf(f[5], sizeof f[5], ", %.1f s", cli_mono_seconds() - c->compile_t0);
         const char *fields[6] = {f[0], f[1], f[2], f[3], f[4], f[5]};
         static const int drop[6] = {0, 4, 1, 0, 3, 2};
         cli_fit_line(line, sizeof line, cli_term_width(2), fields, drop, 6);
@@ -643,7 +379,7 @@ static int on_progress(const nst_progress *p, void *user) {
     }
     if (!o->quiet && !o->json) {
         char etab[32];
-        fmt_duration(eta, etab, sizeof etab);
+        cli_fmt_duration(eta, etab, sizeof etab);
         int last = p->iteration == p->iterations;
         if (c->tty) {
             /* one line that fits the terminal: the loss terms go first, then the
@@ -704,7 +440,7 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
                "\"tile_height\":%d,\"tiles_x\":%d,\"tiles_y\":%d,\"halo\":%d,"
                "\"optimizer_kind\":\"%s\",\"lbfgs_history\":%d,\"history_reduced\":%s,"
                "\"fits\":%s,\"max_size\":%d,\"note\":\"%s\"}\n",
-               js(nst_runtime_device(rt)->name), pl->width, pl->height, pl->style_width,
+               cli_js(nst_runtime_device(rt)->name), pl->width, pl->height, pl->style_width,
                pl->style_height, (unsigned long long)pl->budget,
                (unsigned long long)pl->reserve,
                (unsigned long long)pl->device_global, (unsigned long long)pl->device_max_alloc,
@@ -716,7 +452,7 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
                (unsigned long long)pl->largest_alloc, pl->tiled ? "true" : "false", pl->tile,
                pl->tile_w, pl->tile_h, pl->tiles_x, pl->tiles_y, pl->halo, opt,
                pl->lbfgs_history, pl->history_reduced ? "true" : "false",
-               pl->fits ? "true" : "false", pl->max_size, js(pl->note));
+               pl->fits ? "true" : "false", pl->max_size, cli_js(pl->note));
     } else {
         char act[96], optim[64];
         if (pl->tiled)
@@ -778,11 +514,11 @@ static int run_wct(const run_opts *o, nst_runtime *rt, const char *dir, const ns
         if (lv & (1u << (L - 1)))
             snprintf(levels + strlen(levels), sizeof levels - strlen(levels), "%s%d",
                      levels[0] ? "," : "", L);
-    double t0 = mono_seconds();
+    double t0 = cli_mono_seconds();
     nst_status st = nst_wct_run(rt, m, &wp, content, (const nst_image *const *)styles,
                                 o->nstyles, o->nblend ? o->blend : NULL,
                                 o->nmasks ? (const nst_image *const *)masks : NULL, out);
-    double ms = (mono_seconds() - t0) * 1e3;
+    double ms = (cli_mono_seconds() - t0) * 1e3;
     nst_wct_models_free(m);
     if (st != NST_OK) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
@@ -791,7 +527,7 @@ static int run_wct(const run_opts *o, nst_runtime *rt, const char *dir, const ns
     if (o->json)
         printf("{\"event\":\"wct\",\"ms\":%.3f,\"width\":%d,\"height\":%d,\"levels\":\"%s\","
                "\"alpha\":%g,\"models\":\"%s\"}\n",
-               ms, (*out)->w, (*out)->h, levels, wp.alpha, js(dir));
+               ms, (*out)->w, (*out)->h, levels, wp.alpha, cli_js(dir));
     else if (!o->quiet)
         fprintf(stderr, "nst: WCT (levels %s, alpha %g, models %s) on %s: %dx%d in %.0f ms\n",
                 levels, wp.alpha, dir, nst_runtime_device(rt)->name, (*out)->w, (*out)->h, ms);
@@ -956,7 +692,7 @@ write:
         if (o.json)
             printf("{\"event\":\"done\",\"output\":\"%s\",\"width\":%d,\"height\":%d,"
                    "\"interrupted\":%s,\"iteration\":%d,\"peak_mib\":%.1f}\n",
-                   js(out), result->w, result->h, st == NST_ERR_INTERRUPTED ? "true" : "false",
+                   cli_js(out), result->w, result->h, st == NST_ERR_INTERRUPTED ? "true" : "false",
                    pc.iteration, nst_runtime_peak_bytes(rt) / 1048576.0);
         if (ws != NST_OK) goto done; /* exit 1: the output is not where it was asked for */
     }
@@ -1008,7 +744,8 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
         nst_status st = nst_device_check(rt, tiny, rows, NST_CHECK_MAX_ROWS, &nrows);
         if (json) {
             printf("{\"device\":%d,\"name\":\"%s\",\"gemm\":\"%s\",\"pass\":%s,\"rows\":[", i,
-                   js(devs[i].name), js(nst_runtime_gemm(rt)), st == NST_OK ? "true" : "false");
+                   cli_js(devs[i].name), cli_js(nst_runtime_gemm(rt)),
+                   st == NST_OK ? "true" : "false");
             for (int r = 0; r < nrows; r++)
                 printf("%s{\"op\":\"%s\",\"max_abs\":%.3g,\"max_rel\":%.3g,\"pass\":%s,"
                        "\"ms\":%.3f}",
@@ -1043,7 +780,8 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
     int check = 0, tiny = 0, json = 0, c;
     const char *sel = NULL;
     optind = 0;
-    while ((c = next_option(argc, argv, "-:d:h", "check tiny device json help", "devices")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:h", "check tiny device json help", "devices",
+                         "nst")) != CLI_END) {
         if (c == CLI_ERROR) return EXIT_USAGE;
         if (c == 'h') {
             printf("usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
@@ -1085,10 +823,10 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
                 printf("{\"index\":%d,\"name\":\"%s\",\"platform\":\"%s\",\"type\":\"%s\","
                        "\"global_mem\":%llu,\"max_alloc\":%llu,\"compute_units\":%u,"
                        "\"version\":\"%s\",\"fp16\":%s,\"gemm\":\"%s\",\"default\":%s}\n",
-                       d->index, js(d->name), js(d->platform), d->type,
+                       d->index, cli_js(d->name), cli_js(d->platform), d->type,
                        (unsigned long long)d->global_mem, (unsigned long long)d->max_alloc,
-                       d->compute_units, js(d->version), d->fp16 ? "true" : "false",
-                       js(gemm ? gemm : gm.text),
+                       d->compute_units, cli_js(d->version), d->fp16 ? "true" : "false",
+                       cli_js(gemm ? gemm : gm.text),
                        d->is_default ? "true" : "false");
                 continue;
             }
@@ -1153,8 +891,9 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
     nst_params p;
     nst_params_default(&p);
     optind = 0;
-    while ((c = next_option(argc, argv, "-:d:w:h",
-                             "size evals device weights width-mult network tile json help", "bench")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:w:h",
+                         "size evals device weights width-mult network tile json help", "bench",
+                         "nst")) != CLI_END) {
         const char *v = optarg;
         if (c == CLI_ERROR) return EXIT_USAGE;
         if (c == 'h') {
@@ -1190,7 +929,7 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
         } else if (c == 'w') {
             weights = v;
         } else if (c == O_NETWORK) {
-            if (parse_network(v, &network)) return EXIT_USAGE;
+            if (opt_network(v, &network, "nst")) return EXIT_USAGE;
         } else if (c == O_WIDTH_MULT) {
             if (!cli_parse_double(v, &width, NULL) || !(width > 0) || width > 4)
                 return usage_error("--width-mult '%s': give a number in (0, 4]", v);
@@ -1240,9 +979,10 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
                    "\"max_ms\":%.3f,\"gflop\":%.2f,\"gflops\":%.1f,\"peak_mib\":%.1f,"
                    "\"build_cold_s\":%.3f,\"build_cached_s\":%.3f,\"gemm_tuned\":%s,"
                    "\"gemm\":\"%s\",\"kernels\":[",
-                   js(nst_runtime_device(rt)->name), r.w, r.evals, r.median_ms, r.min_ms, r.max_ms,
+                   cli_js(nst_runtime_device(rt)->name), r.w, r.evals, r.median_ms, r.min_ms,
+                   r.max_ms,
                    r.gflop, r.gflops, r.peak_mib, cold, warm,
-                   nst_tune_applied(rt) ? "true" : "false", js(nst_runtime_gemm(rt)));
+                   nst_tune_applied(rt) ? "true" : "false", cli_js(nst_runtime_gemm(rt)));
             for (int k = 0; k < r.nkernels; k++)
                 printf("%s{\"name\":\"%s\",\"ms\":%.3f,\"calls\":%d}", k ? "," : "",
                        r.kernels[k].name, r.kernels[k].ms, r.kernels[k].calls);
@@ -1284,7 +1024,8 @@ static int cmd_tune(int argc, char **argv, const nst_settings *set) {
     double seconds = 300;
     int c;
     optind = 0;
-    while ((c = next_option(argc, argv, "-:d:h", "device seconds help", "tune")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:h", "device seconds help", "tune", "nst")) !=
+           CLI_END) {
         if (c == CLI_ERROR) return EXIT_USAGE;
         if (c == 'h') {
             printf("usage: nst tune [--device SEL] [--seconds N]\n\n"
@@ -1351,8 +1092,8 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "tune")) return cmd_tune(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "video")) return cmd_video(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "batch")) { /* a job is checked as the main command */
-        struct option job_options[MAX_OPTIONS];
-        select_options(run_options, job_options);
+        struct option job_options[OPT_MAX];
+        opt_select(run_options, job_options);
         return nst_batch(argc - 1, argv + 1, run_shortopts, job_options, &set);
     }
     if (argc >= 2 && !strcmp(argv[1], "studio")) return studio_main(argc - 1, argv + 1, &set);

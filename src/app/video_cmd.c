@@ -22,6 +22,7 @@
 #include "flow.h"
 #include "image.h"
 #include "nst.h"
+#include "options.h"
 #include "video.h"
 #include "video_cmd.h"
 #include "weights.h"
@@ -87,53 +88,7 @@ static void on_signal(int sig) {
     v_stop = 1;
 }
 
-static int usage_error(const char *fmt, ...) NST_CLI_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "nst video: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n(see nst video --help)\n");
-    return EXIT_USAGE;
-}
-
-static const char *js(const char *s) {
-    static char bufs[4][2048];
-    static int k = 0;
-    char *b = bufs[k++ % 4];
-    size_t n = 0;
-    for (; *s && n + 8 < sizeof bufs[0]; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            b[n++] = '\\';
-            b[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(b + n, sizeof bufs[0] - n, "\\u%04x", c);
-        } else {
-            b[n++] = (char)c;
-        }
-    }
-    b[n] = 0;
-    return b;
-}
-
-static double mono(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void fmt_duration(double s, char *buf, size_t len) {
-    if (!(s >= 0) || s > 1e7)
-        snprintf(buf, len, "?");
-    else if (s < 60)
-        snprintf(buf, len, "%.0fs", s);
-    else if (s < 3600)
-        snprintf(buf, len, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else
-        snprintf(buf, len, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-}
+#define usage_error(...) cli_usage_error("nst video", __VA_ARGS__)
 
 typedef struct video_opts {
     const char *content, *output, *device, *weights, *work_dir, *codec;
@@ -154,79 +109,14 @@ typedef struct video_opts {
     nst_params p;
 } video_opts;
 
-enum {
-    V_STYLE_BLEND = 256, V_SIZE, V_STYLE_SCALE, V_JPEG_QUALITY, V_CONTENT_WEIGHT,
-    V_STYLE_WEIGHT, V_TV_WEIGHT, V_CONTENT_LAYERS, V_STYLE_LAYERS, V_STYLE_LAYER_WEIGHTS,
-    V_POOLING, V_SEED, V_PRESERVE_COLORS, V_LUMINANCE_ONLY, V_LUMINANCE_MATCH, V_SCALES,
-    V_SCALE_ITERATIONS, V_AVERAGE_DECAY, V_OPTIMIZER, V_LEARNING_RATE, V_LBFGS_HISTORY,
-    V_LINE_SEARCH, V_MAX_MEMORY, V_TILE, V_NETWORK, V_NO_CACHE, V_JSON, V_TEMPORAL_WEIGHT,
-    V_FRAME_ITERATIONS, V_FLOW, V_FRAMES, V_WORK_DIR, V_KEEP_FRAMES, V_CODEC, V_LONG_TERM, V_PASSES,
-    V_START_FRAME
-};
-
 static const char video_shortopts[] = "-:c:s:o:n:d:w:qh";
-static const struct option video_longopts[] = {
-    {"content", required_argument, NULL, 'c'},
-    {"style", required_argument, NULL, 's'},
-    {"style-blend", required_argument, NULL, V_STYLE_BLEND},
-    {"output", required_argument, NULL, 'o'},
-    {"size", required_argument, NULL, V_SIZE},
-    {"style-scale", required_argument, NULL, V_STYLE_SCALE},
-    {"jpeg-quality", required_argument, NULL, V_JPEG_QUALITY},
-    {"content-weight", required_argument, NULL, V_CONTENT_WEIGHT},
-    {"style-weight", required_argument, NULL, V_STYLE_WEIGHT},
-    {"tv-weight", required_argument, NULL, V_TV_WEIGHT},
-    {"content-layers", required_argument, NULL, V_CONTENT_LAYERS},
-    {"style-layers", required_argument, NULL, V_STYLE_LAYERS},
-    {"style-layer-weights", required_argument, NULL, V_STYLE_LAYER_WEIGHTS},
-    {"pooling", required_argument, NULL, V_POOLING},
-    {"seed", required_argument, NULL, V_SEED},
-    {"preserve-colors", no_argument, NULL, V_PRESERVE_COLORS},
-    {"preserve-colours", no_argument, NULL, V_PRESERVE_COLORS},
-    {"luminance-only", no_argument, NULL, V_LUMINANCE_ONLY},
-    {"luminance-match", required_argument, NULL, V_LUMINANCE_MATCH},
-    {"scales", required_argument, NULL, V_SCALES},
-    {"scale-iterations", required_argument, NULL, V_SCALE_ITERATIONS},
-    {"average-decay", required_argument, NULL, V_AVERAGE_DECAY},
-    {"iterations", required_argument, NULL, 'n'},
-    {"optimizer", required_argument, NULL, V_OPTIMIZER},
-    {"learning-rate", required_argument, NULL, V_LEARNING_RATE},
-    {"lbfgs-history", required_argument, NULL, V_LBFGS_HISTORY},
-    {"line-search", no_argument, NULL, V_LINE_SEARCH},
-    {"max-memory", required_argument, NULL, V_MAX_MEMORY},
-    {"tile", required_argument, NULL, V_TILE},
-    {"device", required_argument, NULL, 'd'},
-    {"weights", required_argument, NULL, 'w'},
-    {"network", required_argument, NULL, V_NETWORK},
-    {"no-cache", no_argument, NULL, V_NO_CACHE},
-    {"quiet", no_argument, NULL, 'q'},
-    {"json", no_argument, NULL, V_JSON},
-    {"help", no_argument, NULL, 'h'},
-    {"temporal-weight", required_argument, NULL, V_TEMPORAL_WEIGHT},
-    {"frame-iterations", required_argument, NULL, V_FRAME_ITERATIONS},
-    {"flow", required_argument, NULL, V_FLOW},
-    {"frames", required_argument, NULL, V_FRAMES},
-    {"work-dir", required_argument, NULL, V_WORK_DIR},
-    {"keep-frames", no_argument, NULL, V_KEEP_FRAMES},
-    {"codec", required_argument, NULL, V_CODEC},
-    {"long-term", required_argument, NULL, V_LONG_TERM},
-    {"passes", required_argument, NULL, V_PASSES},
-    {"start-frame", required_argument, NULL, V_START_FRAME},
-    {NULL, 0, NULL, 0}};
-
-static int parse_doubles(const char *s, double *out, int max) {
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        const char *end;
-        if (n == max || !cli_parse_double(p, &out[n], &end)) return -1;
-        n++;
-        if (*end == ',') end++;
-        else if (*end) return -1;
-        p = end;
-    }
-    return n;
-}
+static const char video_options[] =
+    "content style style-blend output size style-scale jpeg-quality content-weight style-weight "
+    "tv-weight content-layers style-layers style-layer-weights pooling seed preserve-colors "
+    "preserve-colours luminance-only luminance-match scales scale-iterations average-decay "
+    "iterations optimizer learning-rate lbfgs-history line-search max-memory tile device "
+    "weights network no-cache quiet json help temporal-weight frame-iterations flow frames "
+    "work-dir keep-frames codec long-term passes start-frame";
 
 static int parse_args(int argc, char **argv, video_opts *o) {
     int c;
@@ -241,141 +131,74 @@ static int parse_args(int argc, char **argv, video_opts *o) {
     o->passes = 1;
     static char style_buf[4096];
     size_t style_used = 0;
-    const struct {
-        int val;
-        const char *name;
-        int *i;
-        double *d;
-    } nums[] = {{V_SIZE, "--size", &o->p.size, NULL},
-                {'n', "--iterations", &o->p.iterations, NULL},
-                {V_SCALES, "--scales", &o->p.scales, NULL},
-                {V_SCALE_ITERATIONS, "--scale-iterations", &o->p.scale_iterations, NULL},
-                {V_LBFGS_HISTORY, "--lbfgs-history", &o->p.lbfgs_history, NULL},
-                {V_FRAME_ITERATIONS, "--frame-iterations", &o->frame_iterations, NULL},
-                {V_PASSES, "--passes", &o->passes, NULL},
-                {V_STYLE_SCALE, "--style-scale", NULL, &o->p.style_scale},
-                {V_CONTENT_WEIGHT, "--content-weight", NULL, &o->p.content_weight},
-                {V_STYLE_WEIGHT, "--style-weight", NULL, &o->p.style_weight},
-                {V_TV_WEIGHT, "--tv-weight", NULL, &o->p.tv_weight},
-                {V_TEMPORAL_WEIGHT, "--temporal-weight", NULL, &o->p.temporal_weight},
-                {V_LEARNING_RATE, "--learning-rate", NULL, &o->p.learning_rate},
-                {V_AVERAGE_DECAY, "--average-decay", NULL, &o->p.average_decay}};
-    char err[512];
+    int rc;
     optind = 0;
-    while ((c = cli_next(argc, argv, video_shortopts, video_longopts, "nst video", err,
-                         sizeof err)) != CLI_END) {
+    while ((c = opt_next(argc, argv, video_shortopts, video_options, NULL, "nst video")) !=
+           CLI_END) {
         const char *v = optarg;
-        int k = 0;
-        while (k < (int)(sizeof nums / sizeof nums[0]) && nums[k].val != c) k++;
-        if (k < (int)(sizeof nums / sizeof nums[0])) {
-            if (nums[k].i ? !cli_parse_int(v, nums[k].i) : !cli_parse_double(v, nums[k].d, NULL))
-                return usage_error("%s '%s': give a %snumber", nums[k].name, v,
-                                   nums[k].i ? "whole " : "");
+        if ((rc = opt_params(c, v, &o->p, "nst video")) != OPT_NOT_PARAM) {
+            if (rc) return rc;
             continue;
         }
         switch (c) {
-        case CLI_ERROR:
-            fprintf(stderr, "%s\n(see nst video --help)\n", err);
-            return EXIT_USAGE;
+        case CLI_ERROR: return EXIT_USAGE;
         case CLI_ARG: return usage_error("unexpected argument '%s'", v);
         case 'h':
             fputs(video_usage, stdout);
             exit(0);
         case 'c': o->content = v; break;
-        case 's': {
-            size_t len = strlen(v);
-            if (len >= sizeof style_buf - style_used) return usage_error("--style: list too long");
-            char *copy = style_buf + style_used;
-            memcpy(copy, v, len + 1);
-            style_used += len + 1;
-            for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-                if (o->nstyles == NST_MAX_STYLES)
-                    return usage_error("--style: at most %d files", NST_MAX_STYLES);
-                o->styles[o->nstyles++] = tok;
-            }
+        case 's':
+            if ((rc = opt_add_names("--style", v, style_buf, sizeof style_buf, &style_used,
+                                    o->styles, &o->nstyles, NST_MAX_STYLES, "nst video")))
+                return rc;
             break;
-        }
-        case V_STYLE_BLEND:
-            o->nblend = parse_doubles(v, o->blend, NST_MAX_STYLES);
+        case O_STYLE_BLEND:
+            o->nblend = opt_doubles(v, o->blend, NST_MAX_STYLES);
             if (o->nblend < 1)
                 return usage_error("--style-blend '%s': give numbers separated by commas", v);
             break;
         case 'o': o->output = v; break;
-        case V_PRESERVE_COLORS: o->p.preserve_colors = 1; break;
-        case V_LUMINANCE_ONLY: o->p.luminance_only = 1; break;
-        case V_LUMINANCE_MATCH:
-            if (!strcmp(v, "mean")) o->p.luminance_histogram = 0;
-            else if (!strcmp(v, "histogram")) o->p.luminance_histogram = 1;
-            else return usage_error("--luminance-match '%s': choose mean or histogram", v);
-            break;
-        case V_OPTIMIZER:
-            if (!strcmp(v, "lbfgs")) o->p.optimizer = NST_OPTIMIZER_LBFGS;
-            else if (!strcmp(v, "adam")) o->p.optimizer = NST_OPTIMIZER_ADAM;
-            else return usage_error("--optimizer '%s': choose lbfgs or adam", v);
-            break;
-        case V_MAX_MEMORY: {
-            unsigned long long b;
-            if (!cli_parse_bytes(v, &b))
-                return usage_error("--max-memory '%s': give a size such as 4G or 512M", v);
-            o->p.max_memory = b;
-            break;
-        }
-        case V_TILE:
-            if (!strcmp(v, "off")) o->p.tile = -1;
-            else if (!strcmp(v, "auto")) o->p.tile = 0;
-            else if (!cli_parse_int(v, &o->p.tile))
-                return usage_error("--tile '%s': give auto, off or a size in pixels", v);
-            break;
-        case V_LINE_SEARCH: o->p.line_search = 1; break;
-        case V_SEED: {
-            unsigned long long sd;
-            if (!cli_parse_u64(v, &sd)) return usage_error("--seed '%s': give a whole number", v);
-            o->p.seed = sd;
-            break;
-        }
-        case V_CONTENT_LAYERS: o->p.content_layers = v; break;
-        case V_STYLE_LAYERS: o->p.style_layers = v; break;
-        case V_STYLE_LAYER_WEIGHTS:
-            o->nlayer_w = parse_doubles(v, o->layer_w, NST_MAX_LAYERS);
+        case O_STYLE_LAYER_WEIGHTS:
+            o->nlayer_w = opt_doubles(v, o->layer_w, NST_MAX_LAYERS);
             if (o->nlayer_w < 1)
                 return usage_error("--style-layer-weights '%s': give at most %d numbers "
                                    "separated by commas", v, NST_MAX_LAYERS);
             break;
-        case V_POOLING:
-            if (!strcmp(v, "max")) o->p.avg_pool = 0;
-            else if (!strcmp(v, "avg") || !strcmp(v, "average")) o->p.avg_pool = 1;
-            else return usage_error("--pooling '%s': choose max or avg", v);
-            break;
         case 'd': o->device = v; break;
         case 'w': o->weights = v; break;
-        case V_NETWORK: {
-            int n = nst_network_parse(v);
-            if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
-            o->network = (nst_network)n;
+        case O_NETWORK:
+            if (opt_network(v, &o->network, "nst video")) return EXIT_USAGE;
             break;
-        }
-        case V_NO_CACHE: o->no_cache = 1; break;
-        case V_JPEG_QUALITY:
+        case O_NO_CACHE: o->no_cache = 1; break;
+        case O_JPEG_QUALITY:
             if (!cli_parse_int(v, &o->jpeg_quality) || o->jpeg_quality < 1 ||
                 o->jpeg_quality > 100)
                 return usage_error("--jpeg-quality '%s': give a whole number in 1..100", v);
             break;
         case 'q': o->quiet = 1; break;
-        case V_JSON: o->json = 1; break;
-        case V_FLOW:
+        case O_JSON: o->json = 1; break;
+        case O_FRAME_ITERATIONS:
+            if (!cli_parse_int(v, &o->frame_iterations))
+                return usage_error("--frame-iterations '%s': give a whole number", v);
+            break;
+        case O_PASSES:
+            if (!cli_parse_int(v, &o->passes))
+                return usage_error("--passes '%s': give a whole number", v);
+            break;
+        case O_FLOW:
             if (!strcmp(v, "fast")) o->flow = NST_FLOW_FAST;
             else if (!strcmp(v, "medium")) o->flow = NST_FLOW_MEDIUM;
             else if (!strcmp(v, "fine")) o->flow = NST_FLOW_FINE;
             else return usage_error("--flow '%s': choose fast, medium or fine", v);
             break;
-        case V_FRAMES: {
+        case O_FRAMES: {
             int n;
             if (!cli_parse_int(v, &n) || n < 1)
                 return usage_error("--frames '%s': give a whole number >= 1", v);
             o->max_frames = n;
             break;
         }
-        case V_START_FRAME: {
+        case O_START_FRAME: {
             int n;
             if (!cli_parse_int(v, &n) || n < 0)
                 return usage_error("--start-frame '%s': give a whole number >= 0 (the first "
@@ -383,11 +206,11 @@ static int parse_args(int argc, char **argv, video_opts *o) {
             o->start_frame = n;
             break;
         }
-        case V_WORK_DIR: o->work_dir = v; break;
-        case V_KEEP_FRAMES: o->keep_frames = 1; break;
-        case V_LONG_TERM: {
+        case O_WORK_DIR: o->work_dir = v; break;
+        case O_KEEP_FRAMES: o->keep_frames = 1; break;
+        case O_LONG_TERM: {
             double d[16];
-            int n = parse_doubles(v, d, 15);
+            int n = opt_doubles(v, d, 15);
             o->nlt = 0;
             o->lt[o->nlt++] = 1;
             for (int i = 0; i < n; i++) {
@@ -400,7 +223,7 @@ static int parse_args(int argc, char **argv, video_opts *o) {
             if (n < 1) return usage_error("--long-term '%s': give frame offsets", v);
             break;
         }
-        case V_CODEC:
+        case O_CODEC:
             if (strcmp(v, "h264") && strcmp(v, "ffv1") && strcmp(v, "mpeg4"))
                 return usage_error("--codec '%s': choose h264, ffv1 (lossless) or mpeg4", v);
             o->codec = v;
@@ -549,7 +372,7 @@ static int on_progress(const nst_progress *p, void *user) {
     c->temporal = p->temporal;
     if (c->tty && !c->o->quiet && !c->o->json) {
         char eta[32];
-        fmt_duration(c->eta, eta, sizeof eta);
+        cli_fmt_duration(c->eta, eta, sizeof eta);
         fprintf(stderr, "\r\033[Kframe %ld/%ld  iteration %d/%d  loss %.4g  ETA %s", c->frame,
                 c->frames, p->iteration, p->iterations, p->loss, eta);
     }
@@ -755,8 +578,8 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     if (o.json)
         printf("{\"event\":\"start\",\"input\":\"%s\",\"frames\":%ld,\"width\":%d,\"height\":%d,"
                "\"fps\":%.6g,\"work_dir\":\"%s\",\"device\":\"%s\"}\n",
-               js(o.content), frames, w, h, (double)info.fps_num / info.fps_den, js(work),
-               js(nst_runtime_device(rt)->name));
+               cli_js(o.content), frames, w, h, (double)info.fps_num / info.fps_den, cli_js(work),
+               cli_js(nst_runtime_device(rt)->name));
     fflush(stdout);
 
     for (long t = 0; t < o.start_frame; t++) {
@@ -770,7 +593,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     frame_ctx fc = {.o = &o, .tty = isatty(2), .frames = frames, .eta = -1};
-    double t_start = mono(), spent = 0;
+    double t_start = cli_mono_seconds(), spent = 0;
     long done_here = 0, its_here = 0, its_left_total = 0;
     nst_status st = NST_OK;
     for (long t = 0; t < frames; t++) {
@@ -786,7 +609,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
             goto stop;
         }
         fc.frame = t + 1;
-        double t0 = mono();
+        double t0 = cli_mono_seconds();
         if (o.passes > 1) {
             char ipath[1200];
             pass_path(work, "input", 1, t, ipath, sizeof ipath);
@@ -805,14 +628,14 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
             nst_image *warped = NULL, *init = NULL, *maskimg = NULL;
             if (use_temporal) {
                 /* flow both ways, the consistency mask, the warped previous frame */
-                double f0 = mono();
+                double f0 = cli_mono_seconds();
                 if ((st = temporal_inputs(&o, t, content, past, prev_out, work, fwd, bwd, maskv,
                                           closer, &warped, &maskimg, &init, &coverage,
                                           &msg)) != NST_OK) {
                     fprintf(stderr, "nst video: frame %ld: %s\n", t + 1, msg.text);
                     goto stop;
                 }
-                flow_secs = mono() - f0;
+                flow_secs = cli_mono_seconds() - f0;
                 if (o.p.luminance_only) {
                     /* the run optimises luminance: start from and hold to the
                      * previous frame's */
@@ -877,13 +700,13 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
             temporal = fc.temporal;
             done_here++;
             its_here += p.iterations;
-            spent = mono() - t_start;
+            spent = cli_mono_seconds() - t_start;
         }
         /* what is left: the remaining frames at frame_iterations each */
         its_left_total = ((frames - t - 1) + (long)(o.passes - 1) * (frames - 1)) *
                          (long)o.frame_iterations;
         double eta = done_here && its_here ? spent / its_here * its_left_total : -1;
-        double secs = mono() - t0;
+        double secs = cli_mono_seconds() - t0;
         if (o.json) {
             printf("{\"event\":\"frame\",\"frame\":%ld,\"frames\":%ld,\"resumed\":%s,"
                    "\"warped\":%s,\"consistent\":%.4f,\"loss\":%.9g,\"temporal\":%.9g,"
@@ -891,11 +714,11 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                    t + 1, frames, resumed ? "true" : "false",
                    use_temporal && !resumed ? "true" : "false", coverage, loss, temporal, flow_secs,
                    secs,
-                   mono() - t_start, eta);
+                   cli_mono_seconds() - t_start, eta);
             fflush(stdout);
         } else if (!o.quiet) {
             char etab[32];
-            fmt_duration(eta, etab, sizeof etab);
+            cli_fmt_duration(eta, etab, sizeof etab);
             char cov[48] = "";
             if (use_temporal && !resumed)
                 snprintf(cov, sizeof cov, ", flow consistent on %.0f%%", 100 * coverage);
@@ -922,7 +745,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         nst_image *cn = NULL;   /* the neighbour's input frame */
         for (long q = 0; q < frames; q++) {
             long t = back ? frames - 1 - q : q;
-            double t0 = mono(), coverage = 0, flow_secs = 0;
+            double t0 = cli_mono_seconds(), coverage = 0, flow_secs = 0;
             nst_image *ct = load_pass(work, "input", 1, t, w, h);
             nst_image *out = load_pass(work, "pass", k, t, w, h);
             int resumed = out != NULL;
@@ -945,10 +768,10 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                     video_opts one = o;
                     one.nlt = 1;
                     nst_image *pastn[LT_MAX] = {cn};
-                    double f0 = mono();
+                    double f0 = cli_mono_seconds();
                     st = temporal_inputs(&one, 1, ct, pastn, near, work, fwd, bwd, maskv, closer,
                                          &warped, &maskimg, &init, &coverage, &msg);
-                    flow_secs = mono() - f0;
+                    flow_secs = cli_mono_seconds() - f0;
                     for (size_t i = 0; st == NST_OK && i < 3 * hw; i++) {
                         float dc = 0.5f * maskimg->data[i];
                         init->data[i] = dc * warped->data[i] + (1 - dc) * old->data[i];
@@ -1005,7 +828,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                 }
                 done_here++;
                 its_here += o.frame_iterations;
-                spent = mono() - t_start;
+                spent = cli_mono_seconds() - t_start;
             }
             its_left_total = ((long)(o.passes - k) * (frames - 1) + (frames - 1 - q)) *
                              (long)o.frame_iterations;
@@ -1017,14 +840,15 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                        "\"seconds\":%.3f,\"elapsed\":%.3f,\"eta\":%.1f}\n",
                        k, o.passes, t + 1, frames, resumed ? "true" : "false",
                        near && !resumed ? "true" : "false", coverage, resumed ? 0 : fc.loss,
-                       resumed ? 0 : fc.temporal, flow_secs, mono() - t0, mono() - t_start, eta);
+                       resumed ? 0 : fc.temporal, flow_secs, cli_mono_seconds() - t0,
+                       cli_mono_seconds() - t_start, eta);
                 fflush(stdout);
             } else if (!o.quiet) {
                 char etab[32];
-                fmt_duration(eta, etab, sizeof etab);
+                cli_fmt_duration(eta, etab, sizeof etab);
                 fprintf(stderr, "%spass %d/%d frame %ld/%ld %s in %.1f s  ETA %s\n",
                         fc.tty ? "\r\033[K" : "", k, o.passes, t + 1, frames,
-                        resumed ? "kept from before" : "done", mono() - t0, etab);
+                        resumed ? "kept from before" : "done", cli_mono_seconds() - t0, etab);
             }
             nst_image_free(near);
             nst_image_free(cn);
@@ -1077,7 +901,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     if (o.json)
         printf("{\"event\":\"done\",\"output\":\"%s\",\"frames\":%ld,\"width\":%d,\"height\":%d,"
                "\"codec\":\"%s\",\"seconds\":%.3f}\n",
-               js(o.output), frames, w, h, js(note), mono() - t_start);
+               cli_js(o.output), frames, w, h, cli_js(note), cli_mono_seconds() - t_start);
     rc = 0;
     goto done;
 stop:
@@ -1101,6 +925,8 @@ done:
 }
 
 const struct option *video_cmd_options(const char **shortopts) {
+    static struct option longopts[OPT_MAX];
+    if (!longopts[0].name) opt_select(video_options, longopts);
     if (shortopts) *shortopts = video_shortopts;
-    return video_longopts;
+    return longopts;
 }

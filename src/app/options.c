@@ -1,0 +1,234 @@
+/* options.c: the long options of every command in one table, and the
+ * parsing of the options that commands share (options.h). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "options.h"
+
+/* Every long option of every command, once; a command names the ones it
+ * takes (opt_next). */
+static const struct option all_options[] = {
+    /* the images */
+    {"content", required_argument, NULL, 'c'},
+    {"style", required_argument, NULL, 's'},
+    {"style-blend", required_argument, NULL, O_STYLE_BLEND},
+    {"output", required_argument, NULL, 'o'},
+    {"size", required_argument, NULL, O_SIZE},
+    {"style-scale", required_argument, NULL, O_STYLE_SCALE},
+    /* the result */
+    {"jpeg-quality", required_argument, NULL, O_JPEG_QUALITY},
+    {"png16", no_argument, NULL, O_PNG16},
+    {"content-weight", required_argument, NULL, O_CONTENT_WEIGHT},
+    {"style-weight", required_argument, NULL, O_STYLE_WEIGHT},
+    {"tv-weight", required_argument, NULL, O_TV_WEIGHT},
+    {"style-loss", required_argument, NULL, O_STYLE_LOSS},
+    /* the layers */
+    {"content-layers", required_argument, NULL, O_CONTENT_LAYERS},
+    {"style-layers", required_argument, NULL, O_STYLE_LAYERS},
+    {"style-layer-weights", required_argument, NULL, O_STYLE_LAYER_WEIGHTS},
+    {"pooling", required_argument, NULL, O_POOLING},
+    {"init", required_argument, NULL, O_INIT},
+    {"seed", required_argument, NULL, O_SEED},
+    /* colour and regions */
+    {"preserve-colors", no_argument, NULL, O_PRESERVE_COLORS},
+    {"preserve-colours", no_argument, NULL, O_PRESERVE_COLORS},
+    {"luminance-only", no_argument, NULL, O_LUMINANCE_ONLY},
+    {"luminance-match", required_argument, NULL, O_LUMINANCE_MATCH},
+    {"mask", required_argument, NULL, O_MASK},
+    /* resolution and averaging */
+    {"scales", required_argument, NULL, O_SCALES},
+    {"scale-iterations", required_argument, NULL, O_SCALE_ITERATIONS},
+    {"average-decay", required_argument, NULL, O_AVERAGE_DECAY},
+    {"iterations", required_argument, NULL, 'n'},
+    /* the optimiser */
+    {"optimizer", required_argument, NULL, O_OPTIMIZER},
+    {"learning-rate", required_argument, NULL, O_LEARNING_RATE},
+    {"lbfgs-history", required_argument, NULL, O_LBFGS_HISTORY},
+    {"line-search", no_argument, NULL, O_LINE_SEARCH},
+    /* memory */
+    {"max-memory", required_argument, NULL, O_MAX_MEMORY},
+    {"tile", required_argument, NULL, O_TILE},
+    {"dry-run", no_argument, NULL, O_DRY_RUN},
+    /* device and files */
+    {"device", required_argument, NULL, 'd'},
+    {"weights", required_argument, NULL, 'w'},
+    {"network", required_argument, NULL, O_NETWORK},
+    {"no-cache", no_argument, NULL, O_NO_CACHE},
+    /* progress */
+    {"print-every", required_argument, NULL, O_PRINT_EVERY},
+    {"save-every", required_argument, NULL, O_SAVE_EVERY},
+    {"quiet", no_argument, NULL, 'q'},
+    {"json", no_argument, NULL, O_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, O_VERSION},
+    /* devices, bench and tune */
+    {"check", no_argument, NULL, O_CHECK},
+    {"tiny", no_argument, NULL, O_TINY},
+    {"evals", required_argument, NULL, O_EVALS},
+    {"width-mult", required_argument, NULL, O_WIDTH_MULT},
+    {"seconds", required_argument, NULL, O_SECONDS},
+    /* instant style */
+    {"method", required_argument, NULL, O_METHOD},
+    {"wct-models", required_argument, NULL, O_WCT_MODELS},
+    {"alpha", required_argument, NULL, O_ALPHA},
+    {"wct-levels", required_argument, NULL, O_WCT_LEVELS},
+    /* nst video */
+    {"temporal-weight", required_argument, NULL, O_TEMPORAL_WEIGHT},
+    {"frame-iterations", required_argument, NULL, O_FRAME_ITERATIONS},
+    {"flow", required_argument, NULL, O_FLOW},
+    {"frames", required_argument, NULL, O_FRAMES},
+    {"work-dir", required_argument, NULL, O_WORK_DIR},
+    {"keep-frames", no_argument, NULL, O_KEEP_FRAMES},
+    {"codec", required_argument, NULL, O_CODEC},
+    {"long-term", required_argument, NULL, O_LONG_TERM},
+    {"passes", required_argument, NULL, O_PASSES},
+    {"start-frame", required_argument, NULL, O_START_FRAME},
+    {NULL, 0, NULL, 0}};
+
+/* a compile error when OPT_MAX is too small for the table */
+typedef char opt_max_fits[sizeof all_options / sizeof all_options[0] <= OPT_MAX ? 1 : -1];
+
+/* The options of all_options named in `names` into longopts (OPT_MAX
+ * entries), ended by a zero entry. */
+void opt_select(const char *names, struct option *longopts) {
+    int n = 0;
+    for (const struct option *o = all_options; o->name; o++) {
+        size_t len = strlen(o->name);
+        for (const char *p = strstr(names, o->name); p; p = strstr(p + 1, o->name))
+            if ((p == names || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0')) {
+                longopts[n++] = *o;
+                break;
+            }
+    }
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+int opt_next(int argc, char **argv, const char *shortopts, const char *names, const char *sub,
+             const char *usage) {
+    struct option longopts[OPT_MAX];
+    opt_select(names, longopts);
+    char err[700];
+    int c = cli_next(argc, argv, shortopts, longopts, sub, err, sizeof err);
+    if (c == CLI_ERROR) cli_usage_error(usage, "%s", err);
+    return c;
+}
+
+int opt_params(int c, const char *v, nst_params *p, const char *usage) {
+    /* the options that are plain numbers */
+    const struct {
+        int val;
+        const char *name;
+        int *i;    /* a whole number, */
+        double *d; /* or any */
+    } nums[] = {{O_SIZE, "--size", &p->size, NULL},
+                {'n', "--iterations", &p->iterations, NULL},
+                {O_SCALES, "--scales", &p->scales, NULL},
+                {O_SCALE_ITERATIONS, "--scale-iterations", &p->scale_iterations, NULL},
+                {O_LBFGS_HISTORY, "--lbfgs-history", &p->lbfgs_history, NULL},
+                {O_STYLE_SCALE, "--style-scale", NULL, &p->style_scale},
+                {O_CONTENT_WEIGHT, "--content-weight", NULL, &p->content_weight},
+                {O_STYLE_WEIGHT, "--style-weight", NULL, &p->style_weight},
+                {O_TV_WEIGHT, "--tv-weight", NULL, &p->tv_weight},
+                {O_TEMPORAL_WEIGHT, "--temporal-weight", NULL, &p->temporal_weight},
+                {O_LEARNING_RATE, "--learning-rate", NULL, &p->learning_rate},
+                {O_AVERAGE_DECAY, "--average-decay", NULL, &p->average_decay}};
+    for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+        if (nums[k].val != c) continue;
+        if (nums[k].i ? !cli_parse_int(v, nums[k].i) : !cli_parse_double(v, nums[k].d, NULL))
+            return cli_usage_error(usage, "%s '%s': give a %snumber", nums[k].name, v,
+                                   nums[k].i ? "whole " : "");
+        return 0;
+    }
+    switch (c) {
+    case O_PRESERVE_COLORS: p->preserve_colors = 1; return 0;
+    case O_LUMINANCE_ONLY: p->luminance_only = 1; return 0;
+    case O_LINE_SEARCH: p->line_search = 1; return 0;
+    case O_CONTENT_LAYERS: p->content_layers = v; return 0;
+    case O_STYLE_LAYERS: p->style_layers = v; return 0;
+    case O_LUMINANCE_MATCH:
+        if (!strcmp(v, "mean")) p->luminance_histogram = 0;
+        else if (!strcmp(v, "histogram")) p->luminance_histogram = 1;
+        else return cli_usage_error(usage, "--luminance-match '%s': choose mean or histogram", v);
+        return 0;
+    case O_OPTIMIZER:
+        if (!strcmp(v, "lbfgs")) p->optimizer = NST_OPTIMIZER_LBFGS;
+        else if (!strcmp(v, "adam")) p->optimizer = NST_OPTIMIZER_ADAM;
+        else return cli_usage_error(usage, "--optimizer '%s': choose lbfgs or adam", v);
+        return 0;
+    case O_MAX_MEMORY: {
+        unsigned long long b;
+        if (!cli_parse_bytes(v, &b))
+            return cli_usage_error(usage, "--max-memory '%s': give a size such as 4G or 512M", v);
+        p->max_memory = b;
+        return 0;
+    }
+    case O_TILE:
+        if (!strcmp(v, "off")) p->tile = -1;
+        else if (!strcmp(v, "auto")) p->tile = 0;
+        else if (!cli_parse_int(v, &p->tile))
+            return cli_usage_error(usage, "--tile '%s': give auto, off or a size in pixels", v);
+        return 0;
+    case O_SEED: {
+        unsigned long long sd;
+        if (!cli_parse_u64(v, &sd))
+            return cli_usage_error(usage, "--seed '%s': give a whole number", v);
+        p->seed = sd;
+        return 0;
+    }
+    case O_STYLE_LOSS: {
+        int sl = nst_style_loss_parse(v);
+        if (sl < 0) return cli_usage_error(usage, "--style-loss '%s': choose gram, w2 or hist", v);
+        p->style_loss = (nst_style_loss_kind)sl;
+        return 0;
+    }
+    case O_POOLING:
+        if (!strcmp(v, "max")) p->avg_pool = 0;
+        else if (!strcmp(v, "avg") || !strcmp(v, "average")) p->avg_pool = 1;
+        else return cli_usage_error(usage, "--pooling '%s': choose max or avg", v);
+        return 0;
+    }
+    return OPT_NOT_PARAM;
+}
+
+/* Splits "a,b,c" into doubles; returns the count or -1. */
+int opt_doubles(const char *s, double *out, int max) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        if (n == max) return -1;
+        if (!cli_parse_double(p, &out[n], &p)) return -1;
+        n++;
+        if (*p == ',') p++;
+        else if (*p) return -1;
+    }
+    return n;
+}
+
+/* Adds the comma-separated names in v to items[*n..]: a repeated option adds
+ * to the list. The names are copied into buf (cap bytes, *used taken). */
+int opt_add_names(const char *opt, const char *v, char *buf, size_t cap, size_t *used,
+                  char **items, int *n, int max, const char *usage) {
+    size_t len = strlen(v);
+    if (len >= cap - *used) return cli_usage_error(usage, "%s: list too long", opt);
+    char *copy = buf + *used;
+    memcpy(copy, v, len + 1);
+    *used += len + 1;
+    int before = *n;
+    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+        if (*n == max) return cli_usage_error(usage, "%s: at most %d files", opt, max);
+        items[(*n)++] = tok;
+    }
+    if (*n == before) return cli_usage_error(usage, "%s: no file given", opt);
+    return 0;
+}
+
+/* --network's value into *out; the usage error reported (non-zero) when it
+ * names no network. */
+int opt_network(const char *v, nst_network *out, const char *usage) {
+    int n = nst_network_parse(v);
+    if (n < 0) return cli_usage_error(usage, "--network '%s': choose vgg19, vgg16 or auto", v);
+    *out = (nst_network)n;
+    return 0;
+}

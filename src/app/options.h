@@ -1,0 +1,58 @@
+/* options.h: the long options of every command in one table, and the
+ * parsing that commands share (options.c): the options of the transfer's
+ * parameters (nst_params) mean the same to nst, nst video and a batch job. */
+#ifndef NST_OPTIONS_H
+#define NST_OPTIONS_H
+
+#include "nst.h"
+
+struct option;
+
+/* The options of every command; those without a short form get a val >= 256. */
+enum {
+    O_STYLE_BLEND = 256, O_SIZE, O_STYLE_SCALE, O_JPEG_QUALITY, O_PNG16, O_CONTENT_WEIGHT,
+    O_STYLE_WEIGHT, O_TV_WEIGHT, O_CONTENT_LAYERS, O_STYLE_LAYERS, O_STYLE_LAYER_WEIGHTS,
+    O_POOLING, O_INIT, O_SEED, O_PRESERVE_COLORS, O_LUMINANCE_ONLY, O_LUMINANCE_MATCH, O_MASK,
+    O_SCALES, O_SCALE_ITERATIONS, O_AVERAGE_DECAY, O_OPTIMIZER, O_LEARNING_RATE,
+    O_LBFGS_HISTORY, O_LINE_SEARCH, O_MAX_MEMORY, O_TILE, O_DRY_RUN, O_NO_CACHE,
+    O_PRINT_EVERY, O_SAVE_EVERY, O_JSON, O_VERSION, O_CHECK, O_TINY, O_EVALS, O_WIDTH_MULT, O_NETWORK,
+    O_SECONDS, O_METHOD, O_WCT_MODELS, O_ALPHA, O_WCT_LEVELS, O_STYLE_LOSS,
+    /* nst video */
+    O_TEMPORAL_WEIGHT, O_FRAME_ITERATIONS, O_FLOW, O_FRAMES, O_WORK_DIR, O_KEEP_FRAMES,
+    O_CODEC, O_LONG_TERM, O_PASSES, O_START_FRAME
+};
+
+enum { OPT_MAX = 96 }; /* room for any command's table, ended by a zero entry */
+
+/* The options of the table named in `names` (space-separated long names)
+ * into longopts (OPT_MAX entries), in the table's order, ended by a zero
+ * entry. */
+void opt_select(const char *names, struct option *longopts);
+
+/* The next option of a command (cli_next) among the long options `names`;
+ * sub prefixes cli_next's messages (NULL: none). A usage error is reported
+ * as `usage` says (cli_usage_error) and returned as CLI_ERROR. */
+int opt_next(int argc, char **argv, const char *shortopts, const char *names, const char *sub,
+             const char *usage);
+
+/* The option c with value v when it sets a field of p: 0 when parsed, the
+ * usage exit status when v is not a valid value (reported as `usage` says),
+ * OPT_NOT_PARAM when c is another option. Values are parsed here; their
+ * ranges are the library's (nst_params_check). */
+enum { OPT_NOT_PARAM = -1 };
+int opt_params(int c, const char *v, nst_params *p, const char *usage);
+
+/* Splits "a,b,c" into doubles; returns the count or -1. */
+int opt_doubles(const char *s, double *out, int max);
+
+/* Adds the comma-separated names in v to items[*n..]: a repeated option adds
+ * to the list. The names are copied into buf (cap bytes, *used taken). 0, or
+ * the usage exit status with the error reported as `usage` says. */
+int opt_add_names(const char *opt, const char *v, char *buf, size_t cap, size_t *used,
+                  char **items, int *n, int max, const char *usage);
+
+/* --network's value into *out; 0, or the usage exit status (reported) when
+ * it names no network. */
+int opt_network(const char *v, nst_network *out, const char *usage);
+
+#endif
