@@ -140,22 +140,14 @@ static const char *usage_text =
 /* ---- option values -------------------------------------------------------- */
 
 typedef struct run_opts {
-    const char *content, *output, *device, *weights, *init;
-    char *styles[NST_MAX_STYLES];
-    int nstyles;
+    opt_common com; /* what nst video is given too */
+    const char *init;
     char *masks[NST_MAX_STYLES];
     int nmasks;
-    double blend[NST_MAX_STYLES];
-    int nblend;
-    double layer_w[NST_MAX_LAYERS];
-    int nlayer_w;
-    int jpeg_quality, png16, no_cache, quiet, json, print_every, save_every, dry_run;
-    int style_weight_set; /* --style-weight given: else the style loss's default */
+    int png16, print_every, save_every, dry_run;
     int method_wct, init_wct; /* --method wct; --init wct */
     const char *wct_models;
     nst_wct_params wct;
-    nst_network network;
-    nst_params p;
 } run_opts;
 
 #define usage_error(...) cli_usage_error("nst", __VA_ARGS__)
@@ -176,55 +168,27 @@ static const char run_options[] =
 static int parse_run_args(int argc, char **argv, run_opts *o) {
     int rc, c;
     memset(o, 0, sizeof *o);
-    nst_params_default(&o->p);
-    o->jpeg_quality = 95;
+    opt_common_default(&o->com);
     o->print_every = 50;
     nst_wct_params_default(&o->wct);
-    static char style_buf[4096], mask_buf[4096];
-    size_t style_used = 0, mask_used = 0;
+    static char mask_buf[4096];
+    size_t mask_used = 0;
     optind = 0;
-    while ((c = opt_next(argc, argv, run_shortopts, run_options, NULL, "nst")) != CLI_END) {
+    while ((c = opt_next_own(argc, argv, run_shortopts, run_options, "nst", usage_text,
+                             &o->com)) != CLI_END) {
         const char *v = optarg;
-        o->style_weight_set |= c == O_STYLE_WEIGHT;
-        if ((rc = opt_params(c, v, &o->p, "nst")) != OPT_NOT_PARAM) {
-            if (rc) return rc;
-            continue;
-        }
         switch (c) {
         case CLI_ERROR: return EXIT_USAGE;
-        case CLI_ARG: return usage_error("unexpected argument '%s'", v);
-        case 'h':
-            fputs(usage_text, stdout);
-            exit(0);
         case O_VERSION:
             printf("nst %s\n", NST_VERSION);
             exit(0);
-        case 'c': o->content = v; break;
-        case 's':
-            if ((rc = opt_add_names("--style", v, style_buf, sizeof style_buf, &style_used,
-                                    o->styles, &o->nstyles, NST_MAX_STYLES, "nst")))
-                return rc;
-            break;
         case O_MASK:
             if ((rc = opt_add_names("--mask", v, mask_buf, sizeof mask_buf, &mask_used, o->masks,
                                     &o->nmasks, NST_MAX_STYLES, "nst")))
                 return rc;
             break;
-        case O_STYLE_BLEND:
-            o->nblend = opt_doubles(v, o->blend, NST_MAX_STYLES);
-            if (o->nblend < 1)
-                return usage_error("--style-blend '%s': give numbers separated by commas", v);
-            break;
-        case 'o': o->output = v; break;
         case O_DRY_RUN: o->dry_run = 1; break;
         case O_INIT: o->init = v; break;
-        case O_STYLE_LAYER_WEIGHTS:
-            o->nlayer_w = opt_doubles(v, o->layer_w, NST_MAX_LAYERS);
-            if (o->nlayer_w < 1)
-                return usage_error("--style-layer-weights '%s': give at most %d numbers "
-                                   "separated by commas",
-                                   v, NST_MAX_LAYERS);
-            break;
         case O_PRINT_EVERY:
             if (!cli_parse_int(v, &o->print_every) || o->print_every < 1)
                 return usage_error("--print-every '%s': give a whole number >= 1", v);
@@ -233,21 +197,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
             if (!cli_parse_int(v, &o->save_every) || o->save_every < 1)
                 return usage_error("--save-every '%s': give a whole number >= 1", v);
             break;
-        case 'd': o->device = v; break;
-        case 'w': o->weights = v; break;
-        case O_NETWORK:
-            if (opt_network(v, &o->network, "nst")) return EXIT_USAGE;
-            break;
-        case O_NO_CACHE: o->no_cache = 1; break;
-        case O_JPEG_QUALITY:
-            /* checked now, not when the image is written at the end */
-            if (!cli_parse_int(v, &o->jpeg_quality) || o->jpeg_quality < 1 ||
-                o->jpeg_quality > 100)
-                return usage_error("--jpeg-quality '%s': give a whole number in 1..100", v);
-            break;
         case O_PNG16: o->png16 = 1; break;
-        case 'q': o->quiet = 1; break;
-        case O_JSON: o->json = 1; break;
         case O_METHOD:
             if (!strcmp(v, "gatys")) o->method_wct = 0;
             else if (!strcmp(v, "wct")) o->method_wct = 1;
@@ -274,40 +224,41 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
         }
         }
     }
-    if (!o->content) return usage_error("no content image: give --content PHOTO");
-    if (o->nstyles == 0) return usage_error("no style image: give --style PAINTING");
-    if (!o->output && !o->dry_run) return usage_error("no output file: give -o OUTPUT.png");
-    if (o->output && !cli_image_ext_ok(o->output))
-        return usage_error("output '%s': the name must end in .png, .jpg or .jpeg", o->output);
+    if (!o->com.content) return usage_error("no content image: give --content PHOTO");
+    if (o->com.nstyles == 0) return usage_error("no style image: give --style PAINTING");
+    if (!o->com.output && !o->dry_run) return usage_error("no output file: give -o OUTPUT.png");
+    if (o->com.output && !cli_image_ext_ok(o->com.output))
+        return usage_error("output '%s': the name must end in .png, .jpg or .jpeg", o->com.output);
     if (o->method_wct && o->dry_run)
         return usage_error("--dry-run plans the optimisation: leave it out with --method wct");
-    if (o->nmasks && o->nmasks != o->nstyles)
+    if (o->nmasks && o->nmasks != o->com.nstyles)
         return usage_error("--mask has %d masks for %d style images: give one per style",
-                           o->nmasks, o->nstyles);
-    if (o->nblend && o->nblend != o->nstyles)
-        return usage_error("--style-blend has %d weights for %d style images", o->nblend,
-                           o->nstyles);
+                           o->nmasks, o->com.nstyles);
+    if (o->com.nblend && o->com.nblend != o->com.nstyles)
+        return usage_error("--style-blend has %d weights for %d style images", o->com.nblend,
+                           o->com.nstyles);
     if (o->init) {
         struct stat sb;
-        if (!strcmp(o->init, "content")) o->p.init = NST_INIT_CONTENT;
-        else if (!strcmp(o->init, "random")) o->p.init = NST_INIT_RANDOM;
-        else if (!strcmp(o->init, "wct")) o->init_wct = 1, o->p.init = NST_INIT_IMAGE;
-        else if (stat(o->init, &sb) == 0) o->p.init = NST_INIT_IMAGE;
+        if (!strcmp(o->init, "content")) o->com.p.init = NST_INIT_CONTENT;
+        else if (!strcmp(o->init, "random")) o->com.p.init = NST_INIT_RANDOM;
+        else if (!strcmp(o->init, "wct")) o->init_wct = 1, o->com.p.init = NST_INIT_IMAGE;
+        else if (stat(o->init, &sb) == 0) o->com.p.init = NST_INIT_IMAGE;
         else
             return usage_error("--init '%s': %s; give content, random, wct or an image file",
                                o->init, errno == ENOENT ? "no such file" : strerror(errno));
     }
-    if (!o->style_weight_set) o->p.style_weight = nst_style_loss_weight(o->p.style_loss);
-    if (o->nlayer_w) {
-        o->p.style_layer_weights = o->layer_w;
-        o->p.style_layer_weight_count = o->nlayer_w;
+    if (!o->com.style_weight_set)
+        o->com.p.style_weight = nst_style_loss_weight(o->com.p.style_loss);
+    if (o->com.nlayer_w) {
+        o->com.p.style_layer_weights = o->com.layer_w;
+        o->com.p.style_layer_weight_count = o->com.nlayer_w;
     }
     nst_msg msg = {{0}};
     /* every range is the library's: its message names the value */
     /* an --init image is read (and checked) after the arguments */
-    nst_params chk = o->p;
+    nst_params chk = o->com.p;
     if (chk.init == NST_INIT_IMAGE) chk.init = NST_INIT_CONTENT;
-    if (nst_params_check(&chk, o->nstyles, o->nblend ? o->blend : NULL, &msg) != NST_OK)
+    if (nst_params_check(&chk, o->com.nstyles, o->com.nblend ? o->com.blend : NULL, &msg) != NST_OK)
         return usage_error("%s", msg.text);
     return 0;
 }
@@ -329,7 +280,7 @@ typedef struct progress_ctx {
 static int on_compile(progress_ctx *c, const nst_progress *p) {
     const run_opts *o = c->o;
     if (p->programs_done == 0) c->compile_t0 = cli_mono_seconds();
-    if (o->json) {
+    if (o->com.json) {
         printf("{\"event\":\"compile\",\"programs_done\":%d,\"programs\":%d,\"program\":",
                p->programs_done, p->programs);
         if (p->program)
@@ -337,7 +288,7 @@ static int on_compile(progress_ctx *c, const nst_progress *p) {
         else
             printf("null}\n");
         fflush(stdout);
-    } else if (!o->quiet && c->tty) {
+    } else if (!o->com.quiet && c->tty) {
         /* a live line that fits the terminal, ended when all are done */
         int last = p->programs_done == p->programs;
         char f[6][48] = {"nst: compiling kernels", " for this device", " (once)", "", "", ""};
@@ -350,7 +301,7 @@ static int on_compile(progress_ctx *c, const nst_progress *p) {
         cli_fit_line(line, sizeof line, cli_term_width(2), fields, drop, 6);
         fprintf(stderr, "\r\033[K%s%s", line, last ? "\n" : "");
         c->live = !last;
-    } else if (!o->quiet && p->programs_done == 0) {
+    } else if (!o->com.quiet && p->programs_done == 0) {
         fprintf(stderr, "nst: compiling kernels for this device (once; later runs load them "
                         "from the cache): %d programs\n", p->programs);
     }
@@ -368,7 +319,7 @@ static int on_progress(const nst_progress *p, void *user) {
     cli_rate_update(&c->rate, p->iteration, p->iterations, p->elapsed, &rate, &eta);
     char speed[32] = "";
     if (rate > 0) snprintf(speed, sizeof speed, "  %.2f it/s", rate);
-    if (o->json) {
+    if (o->com.json) {
         printf("{\"event\":\"iteration\",\"iteration\":%d,\"iterations\":%d,\"evaluations\":%d,"
                "\"scale\":%d,\"width\":%d,\"height\":%d,"
                "\"loss\":%.9g,\"content\":%.9g,\"style\":%.9g,\"tv\":%.9g,\"elapsed\":%.4f,"
@@ -377,7 +328,7 @@ static int on_progress(const nst_progress *p, void *user) {
                p->loss, p->content, p->style, p->tv, p->elapsed, eta);
         fflush(stdout);
     }
-    if (!o->quiet && !o->json) {
+    if (!o->com.quiet && !o->com.json) {
         char etab[32];
         cli_fmt_duration(eta, etab, sizeof etab);
         int last = p->iteration == p->iterations;
@@ -385,8 +336,8 @@ static int on_progress(const nst_progress *p, void *user) {
             /* one line that fits the terminal: the loss terms go first, then the
              * image size, the speed, the scale, the loss, the ETA */
             char f[7][96] = {""}, line[512];
-            if (o->p.scales > 1) {
-                snprintf(f[0], sizeof f[0], "scale %d/%d", p->scale, o->p.scales);
+            if (o->com.p.scales > 1) {
+                snprintf(f[0], sizeof f[0], "scale %d/%d", p->scale, o->com.p.scales);
                 snprintf(f[1], sizeof f[1], " %dx%d", p->width, p->height);
             }
             snprintf(f[2], sizeof f[2], "  iteration %d/%d", p->iteration, p->iterations);
@@ -407,11 +358,11 @@ static int on_progress(const nst_progress *p, void *user) {
     }
     if (o->save_every && p->iteration % o->save_every == 0 && p->iteration < p->iterations) {
         char path[4096];
-        cli_numbered_path(o->output, p->iteration, path, sizeof path);
+        cli_numbered_path(o->com.output, p->iteration, path, sizeof path);
         nst_image *img = NULL;
         nst_msg msg = {{0}};
         nst_status st = nst_transfer_snapshot(p->transfer, &img);
-        if (st == NST_OK) st = nst_image_write(path, img, o->jpeg_quality, o->png16, &msg);
+        if (st == NST_OK) st = nst_image_write(path, img, o->com.jpeg_quality, o->png16, &msg);
         if (st != NST_OK && !c->failed_save) {
             fprintf(stderr, "%snst: could not save %s: %s\n", c->tty ? "\n" : "", path,
                     msg.text[0] ? msg.text : nst_strerror(st));
@@ -429,7 +380,7 @@ static double mib(uint64_t b) { return b / 1048576.0; }
 /* Prints the plan; returns the exit status of --dry-run. */
 static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *pl) {
     const char *opt = pl->optimizer_kind == NST_OPTIMIZER_ADAM ? "adam" : "lbfgs";
-    if (o->json) {
+    if (o->com.json) {
         printf("{\"event\":\"plan\",\"device\":\"%s\",\"width\":%d,\"height\":%d,"
                "\"style_width\":%d,\"style_height\":%d,\"budget\":%llu,\"reserve\":%llu,"
                "\"device_global\":%llu,\"device_max_alloc\":%llu,\"weights\":%llu,"
@@ -467,7 +418,7 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
                pl->style_width, pl->style_height, nst_runtime_device(rt)->name);
         printf("  budget           %8.0f MiB  (%s; device %.0f MiB, largest allocation %.0f "
                "MiB;\n                                %.0f MiB kept for CLBlast and the driver)\n",
-               mib(pl->budget), o->p.max_memory ? "--max-memory" : "device less 10%",
+               mib(pl->budget), o->com.p.max_memory ? "--max-memory" : "device less 10%",
                mib(pl->device_global), mib(pl->device_max_alloc), mib(pl->reserve));
         printf("  weights          %8.1f MiB\n", mib(pl->weights));
         printf("  activations      %8.1f MiB  (%s)\n", mib(pl->activations), act);
@@ -502,8 +453,8 @@ static int run_wct(const run_opts *o, nst_runtime *rt, const char *dir, const ns
                    nst_image *const *styles, nst_image *const *masks, nst_image **out) {
     nst_wct_models *m = NULL;
     nst_wct_params wp = o->wct;
-    wp.size = o->p.size;
-    wp.style_scale = o->p.style_scale;
+    wp.size = o->com.p.size;
+    wp.style_scale = o->com.p.style_scale;
     if (nst_wct_models_load(rt, dir, &m) != NST_OK) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         return 1;
@@ -516,7 +467,7 @@ static int run_wct(const run_opts *o, nst_runtime *rt, const char *dir, const ns
                      levels[0] ? "," : "", L);
     double t0 = cli_mono_seconds();
     nst_status st = nst_wct_run(rt, m, &wp, content, (const nst_image *const *)styles,
-                                o->nstyles, o->nblend ? o->blend : NULL,
+                                o->com.nstyles, o->com.nblend ? o->com.blend : NULL,
                                 o->nmasks ? (const nst_image *const *)masks : NULL, out);
     double ms = (cli_mono_seconds() - t0) * 1e3;
     nst_wct_models_free(m);
@@ -524,11 +475,11 @@ static int run_wct(const run_opts *o, nst_runtime *rt, const char *dir, const ns
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         return 1;
     }
-    if (o->json)
+    if (o->com.json)
         printf("{\"event\":\"wct\",\"ms\":%.3f,\"width\":%d,\"height\":%d,\"levels\":\"%s\","
                "\"alpha\":%g,\"models\":\"%s\"}\n",
                ms, (*out)->w, (*out)->h, levels, wp.alpha, cli_js(dir));
-    else if (!o->quiet)
+    else if (!o->com.quiet)
         fprintf(stderr, "nst: WCT (levels %s, alpha %g, models %s) on %s: %dx%d in %.0f ms\n",
                 levels, wp.alpha, dir, nst_runtime_device(rt)->name, (*out)->w, (*out)->h, ms);
     fflush(stdout);
@@ -540,9 +491,9 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
     int rc = parse_run_args(argc, argv, &o);
     if (rc) return rc;
     char why[4400];
-    if (!o.dry_run && cli_output_check(o.output, why, sizeof why) != 0) {
+    if (!o.dry_run && cli_output_check(o.com.output, why, sizeof why) != 0) {
         /* found now, not after the whole run */
-        fprintf(stderr, "nst: cannot write '%s': %s\n", o.output, why);
+        fprintf(stderr, "nst: cannot write '%s': %s\n", o.com.output, why);
         return EXIT_RUNTIME;
     }
 
@@ -564,17 +515,17 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
         goto done;
     }
     if (!o.method_wct &&
-        (st = nst_weights_locate(set, o.weights, o.network, wpath, sizeof wpath, &msg)) !=
+        (st = nst_weights_locate(set, o.com.weights, o.com.network, wpath, sizeof wpath, &msg)) !=
             NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
     }
-    if ((st = nst_image_read(o.content, 0, &content, &msg)) != NST_OK) {
+    if ((st = nst_image_read(o.com.content, 0, &content, &msg)) != NST_OK) {
         fprintf(stderr, "nst: content image: %s\n", msg.text);
         goto done;
     }
-    for (int i = 0; i < o.nstyles; i++) {
-        if ((st = nst_image_read(o.styles[i], 0, &styles[i], &msg)) != NST_OK) {
+    for (int i = 0; i < o.com.nstyles; i++) {
+        if ((st = nst_image_read(o.com.styles[i], 0, &styles[i], &msg)) != NST_OK) {
             fprintf(stderr, "nst: style image: %s\n", msg.text);
             goto done;
         }
@@ -585,17 +536,17 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
             goto done;
         }
     }
-    if (o.nmasks) o.p.masks = (const nst_image *const *)masks;
-    if (o.p.init == NST_INIT_IMAGE && !o.init_wct) {
+    if (o.nmasks) o.com.p.masks = (const nst_image *const *)masks;
+    if (o.com.p.init == NST_INIT_IMAGE && !o.init_wct) {
         if ((st = nst_image_read(o.init, 0, &init, &msg)) != NST_OK) {
             fprintf(stderr, "nst: --init image: %s\n", msg.text);
             goto done;
         }
-        o.p.init_image = init;
+        o.com.p.init_image = init;
     }
     nst_runtime_options ro = {0};
-    ro.device = o.device;
-    ro.no_cache = o.no_cache;
+    ro.device = o.com.device;
+    ro.no_cache = o.com.no_cache;
     ro.settings = set;
     if ((st = nst_runtime_open(&rt, &ro, &msg)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
@@ -612,25 +563,27 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
             st = NST_OK;
             goto write;
         }
-        o.p.init_image = init;
+        o.com.p.init_image = init;
     }
-    if (!o.method_wct && !o.dry_run && (st = nst_transfer_prepare(rt, &o.p, on_progress, &pc)) != NST_OK) {
+    if (!o.method_wct && !o.dry_run &&
+        (st = nst_transfer_prepare(rt, &o.com.p, on_progress, &pc)) != NST_OK) {
         fprintf(stderr, "%snst: %s\n", pc.live ? "\n" : "", nst_last_error(rt));
         rc = st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
         goto done;
     }
-    if ((st = nst_model_load_network(rt, wpath, o.network, &model)) != NST_OK) {
+    if ((st = nst_model_load_network(rt, wpath, o.com.network, &model)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         goto done;
     }
     if (o.dry_run) {
         nst_plan plan;
         int wh[2 * NST_MAX_STYLES];
-        for (int i = 0; i < o.nstyles; i++) {
+        for (int i = 0; i < o.com.nstyles; i++) {
             wh[2 * i] = styles[i]->w;
             wh[2 * i + 1] = styles[i]->h;
         }
-        st = nst_transfer_plan(rt, model, &o.p, content->w, content->h, wh, o.nstyles, &plan);
+        st = nst_transfer_plan(rt, model, &o.com.p, content->w, content->h, wh, o.com.nstyles,
+                               &plan);
         if (st != NST_OK) {
             fprintf(stderr, "nst: %s\n", nst_last_error(rt));
             goto done;
@@ -639,24 +592,26 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
         if (!plan.fits) fprintf(stderr, "nst: %s\n", plan.note);
         goto done;
     }
-    if (!o.quiet && !o.json)
-        fprintf(stderr, "nst: %s on %s, weights %s (%s)\n", o.content,
+    if (!o.com.quiet && !o.com.json)
+        fprintf(stderr, "nst: %s on %s, weights %s (%s)\n", o.com.content,
                 nst_runtime_device(rt)->name, wpath, nst_network_name(nst_model_network(model)));
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    st = nst_transfer_run(rt, model, &o.p, content, (const nst_image *const *)styles, o.nstyles,
-                          o.nblend ? o.blend : NULL, on_progress, &pc, &result);
+    st = nst_transfer_run(rt, model, &o.com.p, content, (const nst_image *const *)styles,
+                          o.com.nstyles, o.com.nblend ? o.com.blend : NULL, on_progress, &pc,
+                          &result);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (st != NST_OK && st != NST_ERR_INTERRUPTED)
-        fprintf(stderr, "%snst: %s\n", pc.tty && !o.quiet ? "\n" : "", nst_last_error(rt));
+        fprintf(stderr, "%snst: %s\n", pc.tty && !o.com.quiet ? "\n" : "", nst_last_error(rt));
 write:
     if (result && (st == NST_OK || st == NST_ERR_INTERRUPTED || st == NST_ERR_NUMERIC)) {
-        const char *sep = st == NST_ERR_INTERRUPTED && pc.tty && !o.quiet && !o.json ? "\n" : "";
+        const char *sep =
+            st == NST_ERR_INTERRUPTED && pc.tty && !o.com.quiet && !o.com.json ? "\n" : "";
         char kept[4200];
-        const char *out = o.output;
-        nst_status ws = nst_image_write(o.output, result, o.jpeg_quality, o.png16, &msg);
+        const char *out = o.com.output;
+        nst_status ws = nst_image_write(o.com.output, result, o.com.jpeg_quality, o.png16, &msg);
         if (ws != NST_OK) {
             /* keep the work: beside the output, in the cache directory, in /tmp */
             fprintf(stderr, "%snst: %s\n", sep, msg.text);
@@ -664,32 +619,35 @@ write:
             out = NULL;
             for (int w = 0; w < 3 && !out; w++) {
                 nst_msg m2 = {{0}};
-                if (cli_fallback_path(o.output, w, set->cache_dir, kept, sizeof kept) == 0 &&
-                    nst_image_write(kept, result, o.jpeg_quality, o.png16, &m2) == NST_OK)
+                if (cli_fallback_path(o.com.output, w, set->cache_dir, kept, sizeof kept) == 0 &&
+                    nst_image_write(kept, result, o.com.jpeg_quality, o.png16, &m2) == NST_OK)
                     out = kept;
             }
             if (!out) {
                 fprintf(stderr, "nst: the image could not be kept anywhere (tried beside %s, the "
                                 "cache directory and the temporary directory)\n",
-                        o.output);
+                        o.com.output);
                 goto done;
             }
         }
-        if (st == NST_ERR_INTERRUPTED && !o.quiet) {
+        if (st == NST_ERR_INTERRUPTED && !o.com.quiet) {
             char at[64] = "";
-            if (o.p.scales > 1) snprintf(at, sizeof at, "scale %d of %d, ", pc.scale, o.p.scales);
-            fprintf(stderr, "%snst: interrupted at %siteration %d of %d; image so far written to "
-                            "%s%s\n",
-                    sep, at, pc.iteration, pc.iterations, out, out == o.output ? "" : " instead");
+            if (o.com.p.scales > 1)
+                snprintf(at, sizeof at, "scale %d of %d, ", pc.scale, o.com.p.scales);
+            fprintf(stderr,
+                    "%snst: interrupted at %siteration %d of %d; image so far written to "
+                    "%s%s\n",
+                    sep, at, pc.iteration, pc.iterations, out,
+                    out == o.com.output ? "" : " instead");
         } else if (st == NST_ERR_NUMERIC) {
             fprintf(stderr, "nst: wrote the last finite image to %s\n", out);
-        } else if (out != o.output) {
+        } else if (out != o.com.output) {
             fprintf(stderr, "nst: wrote the image to %s instead\n", out);
-        } else if (!o.quiet && !o.json) {
+        } else if (!o.com.quiet && !o.com.json) {
             fprintf(stderr, "nst: wrote %s (%dx%d; peak device memory %.0f MiB)\n", out,
                     result->w, result->h, nst_runtime_peak_bytes(rt) / 1048576.0);
         }
-        if (o.json)
+        if (o.com.json)
             printf("{\"event\":\"done\",\"output\":\"%s\",\"width\":%d,\"height\":%d,"
                    "\"interrupted\":%s,\"iteration\":%d,\"peak_mib\":%.1f}\n",
                    cli_js(out), result->w, result->h, st == NST_ERR_INTERRUPTED ? "true" : "false",

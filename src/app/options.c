@@ -2,6 +2,7 @@
  * parsing of the options that commands share (options.h). */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -231,4 +232,67 @@ int opt_network(const char *v, nst_network *out, const char *usage) {
     if (n < 0) return cli_usage_error(usage, "--network '%s': choose vgg19, vgg16 or auto", v);
     *out = (nst_network)n;
     return 0;
+}
+
+void opt_common_default(opt_common *o) {
+    memset(o, 0, sizeof *o);
+    nst_params_default(&o->p);
+    o->jpeg_quality = 95;
+}
+
+int opt_common_parse(int c, const char *v, opt_common *o, const char *usage) {
+    o->style_weight_set |= c == O_STYLE_WEIGHT;
+    int rc = opt_params(c, v, &o->p, usage);
+    if (rc != OPT_NOT_PARAM) return rc;
+    switch (c) {
+    case 'c': o->content = v; return 0;
+    case 'o': o->output = v; return 0;
+    case 'd': o->device = v; return 0;
+    case 'w': o->weights = v; return 0;
+    case 'q': o->quiet = 1; return 0;
+    case O_JSON: o->json = 1; return 0;
+    case O_NO_CACHE: o->no_cache = 1; return 0;
+    case O_NETWORK: return opt_network(v, &o->network, usage);
+    case 's':
+        return opt_add_names("--style", v, o->style_buf, sizeof o->style_buf, &o->style_used,
+                             o->styles, &o->nstyles, NST_MAX_STYLES, usage);
+    case O_STYLE_BLEND:
+        o->nblend = opt_doubles(v, o->blend, NST_MAX_STYLES);
+        if (o->nblend < 1)
+            return cli_usage_error(usage, "--style-blend '%s': give numbers separated by commas",
+                                   v);
+        return 0;
+    case O_STYLE_LAYER_WEIGHTS:
+        o->nlayer_w = opt_doubles(v, o->layer_w, NST_MAX_LAYERS);
+        if (o->nlayer_w < 1)
+            return cli_usage_error(usage, "--style-layer-weights '%s': give at most %d numbers "
+                                   "separated by commas", v, NST_MAX_LAYERS);
+        return 0;
+    case O_JPEG_QUALITY:
+        /* checked now, not when the image is written at the end */
+        if (!cli_parse_int(v, &o->jpeg_quality) || o->jpeg_quality < 1 || o->jpeg_quality > 100)
+            return cli_usage_error(usage, "--jpeg-quality '%s': give a whole number in 1..100",
+                                   v);
+        return 0;
+    }
+    return OPT_NOT_COMMON;
+}
+
+int opt_next_own(int argc, char **argv, const char *shortopts, const char *names,
+                 const char *usage, const char *help, opt_common *com) {
+    for (;;) {
+        int c = opt_next(argc, argv, shortopts, names, NULL, usage);
+        if (c == CLI_END || c == CLI_ERROR) return c;
+        if (c == CLI_ARG) {
+            cli_usage_error(usage, "unexpected argument '%s'", optarg);
+            return CLI_ERROR;
+        }
+        if (c == 'h') {
+            fputs(help, stdout);
+            exit(0);
+        }
+        int rc = opt_common_parse(c, optarg, com, usage);
+        if (rc == OPT_NOT_COMMON) return c;
+        if (rc) return CLI_ERROR;
+    }
 }

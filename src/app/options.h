@@ -42,6 +42,40 @@ int opt_next(int argc, char **argv, const char *shortopts, const char *names, co
 enum { OPT_NOT_PARAM = -1 };
 int opt_params(int c, const char *v, nst_params *p, const char *usage);
 
+/* What nst and nst video are both given: the images, the device and the
+ * files, the output's form, the messages, and the transfer's parameters. */
+typedef struct opt_common {
+    const char *content, *output, *device, *weights;
+    char *styles[NST_MAX_STYLES];
+    int nstyles;
+    double blend[NST_MAX_STYLES];
+    int nblend;
+    double layer_w[NST_MAX_LAYERS];
+    int nlayer_w;
+    int jpeg_quality, no_cache, quiet, json;
+    int style_weight_set; /* --style-weight given: else the style loss's default */
+    nst_network network;
+    nst_params p;
+    char style_buf[4096]; /* the --style names */
+    size_t style_used;
+} opt_common;
+
+/* The defaults: nst_params_default, JPEG quality 95, nothing given. */
+void opt_common_default(opt_common *o);
+
+/* The option c with value v when it sets a field of o (opt_params for those
+ * of o->p): 0 when parsed, the usage exit status when v is not a valid value
+ * (reported as `usage` says), OPT_NOT_COMMON when c is another option. */
+enum { OPT_NOT_COMMON = -1 };
+int opt_common_parse(int c, const char *v, opt_common *o, const char *usage);
+
+/* The next option of a command that is not one of opt_common's (those are
+ * parsed into com): its val, with its value in optarg; CLI_END; or
+ * CLI_ERROR when a usage error was reported (as `usage` says), an argument
+ * that is not an option among them. -h prints help and exits 0. */
+int opt_next_own(int argc, char **argv, const char *shortopts, const char *names,
+                 const char *usage, const char *help, opt_common *com);
+
 /* Splits "a,b,c" into doubles; returns the count or -1. */
 int opt_doubles(const char *s, double *out, int max);
 

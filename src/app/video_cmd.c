@@ -91,22 +91,15 @@ static void on_signal(int sig) {
 #define usage_error(...) cli_usage_error("nst video", __VA_ARGS__)
 
 typedef struct video_opts {
-    const char *content, *output, *device, *weights, *work_dir, *codec;
-    char *styles[NST_MAX_STYLES];
-    int nstyles;
-    double blend[NST_MAX_STYLES];
-    int nblend;
-    double layer_w[NST_MAX_LAYERS];
-    int nlayer_w;
-    int jpeg_quality, no_cache, quiet, json, keep_frames;
+    opt_common com; /* what nst is given too */
+    const char *work_dir, *codec;
+    int keep_frames;
     int frame_iterations;
     int passes;      /* --passes: 1 forward, then alternately backward and forward */
     int lt[16], nlt; /* --long-term: frame offsets, ascending, lt[0] = 1 */
     long max_frames;
     long start_frame; /* --start-frame: frames skipped before the first */
     nst_flow_quality flow;
-    nst_network network;
-    nst_params p;
 } video_opts;
 
 static const char video_shortopts[] = "-:c:s:o:n:d:w:qh";
@@ -121,62 +114,19 @@ static const char video_options[] =
 static int parse_args(int argc, char **argv, video_opts *o) {
     int c;
     memset(o, 0, sizeof *o);
-    nst_params_default(&o->p);
-    o->p.temporal_weight = 200;
+    opt_common_default(&o->com);
+    o->com.p.temporal_weight = 200;
     o->frame_iterations = 150;
-    o->jpeg_quality = 95;
     o->flow = NST_FLOW_MEDIUM;
     o->lt[0] = 1;
     o->nlt = 1;
     o->passes = 1;
-    static char style_buf[4096];
-    size_t style_used = 0;
-    int rc;
     optind = 0;
-    while ((c = opt_next(argc, argv, video_shortopts, video_options, NULL, "nst video")) !=
-           CLI_END) {
+    while ((c = opt_next_own(argc, argv, video_shortopts, video_options, "nst video", video_usage,
+                             &o->com)) != CLI_END) {
         const char *v = optarg;
-        if ((rc = opt_params(c, v, &o->p, "nst video")) != OPT_NOT_PARAM) {
-            if (rc) return rc;
-            continue;
-        }
         switch (c) {
         case CLI_ERROR: return EXIT_USAGE;
-        case CLI_ARG: return usage_error("unexpected argument '%s'", v);
-        case 'h':
-            fputs(video_usage, stdout);
-            exit(0);
-        case 'c': o->content = v; break;
-        case 's':
-            if ((rc = opt_add_names("--style", v, style_buf, sizeof style_buf, &style_used,
-                                    o->styles, &o->nstyles, NST_MAX_STYLES, "nst video")))
-                return rc;
-            break;
-        case O_STYLE_BLEND:
-            o->nblend = opt_doubles(v, o->blend, NST_MAX_STYLES);
-            if (o->nblend < 1)
-                return usage_error("--style-blend '%s': give numbers separated by commas", v);
-            break;
-        case 'o': o->output = v; break;
-        case O_STYLE_LAYER_WEIGHTS:
-            o->nlayer_w = opt_doubles(v, o->layer_w, NST_MAX_LAYERS);
-            if (o->nlayer_w < 1)
-                return usage_error("--style-layer-weights '%s': give at most %d numbers "
-                                   "separated by commas", v, NST_MAX_LAYERS);
-            break;
-        case 'd': o->device = v; break;
-        case 'w': o->weights = v; break;
-        case O_NETWORK:
-            if (opt_network(v, &o->network, "nst video")) return EXIT_USAGE;
-            break;
-        case O_NO_CACHE: o->no_cache = 1; break;
-        case O_JPEG_QUALITY:
-            if (!cli_parse_int(v, &o->jpeg_quality) || o->jpeg_quality < 1 ||
-                o->jpeg_quality > 100)
-                return usage_error("--jpeg-quality '%s': give a whole number in 1..100", v);
-            break;
-        case 'q': o->quiet = 1; break;
-        case O_JSON: o->json = 1; break;
         case O_FRAME_ITERATIONS:
             if (!cli_parse_int(v, &o->frame_iterations))
                 return usage_error("--frame-iterations '%s': give a whole number", v);
@@ -230,27 +180,28 @@ static int parse_args(int argc, char **argv, video_opts *o) {
             break;
         }
     }
-    if (!o->content) return usage_error("no input video: give --content CLIP.mp4");
-    if (o->nstyles == 0) return usage_error("no style image: give --style PAINTING");
-    if (!o->output) return usage_error("no output: give -o OUT.mp4 (or out/%%05d.png)");
-    if (o->nblend && o->nblend != o->nstyles)
-        return usage_error("--style-blend has %d weights for %d style images", o->nblend,
-                           o->nstyles);
+    if (!o->com.content) return usage_error("no input video: give --content CLIP.mp4");
+    if (o->com.nstyles == 0) return usage_error("no style image: give --style PAINTING");
+    if (!o->com.output) return usage_error("no output: give -o OUT.mp4 (or out/%%05d.png)");
+    if (o->com.nblend && o->com.nblend != o->com.nstyles)
+        return usage_error("--style-blend has %d weights for %d style images", o->com.nblend,
+                           o->com.nstyles);
     if (o->passes < 1 || o->passes > 100)
         return usage_error("--passes %d is not in 1..100", o->passes);
     if (o->frame_iterations < 1 || o->frame_iterations > 1000000)
         return usage_error("--frame-iterations %d is not in 1..1000000", o->frame_iterations);
-    if (nst_video_is_pattern(o->output) && !cli_image_ext_ok(o->output))
+    if (nst_video_is_pattern(o->com.output) && !cli_image_ext_ok(o->com.output))
         return usage_error("output '%s': an image sequence must end in .png, .jpg or .jpeg",
-                           o->output);
-    if (!strcmp(o->content, o->output))
-        return usage_error("the output '%s' is the input", o->output);
-    if (o->nlayer_w) {
-        o->p.style_layer_weights = o->layer_w;
-        o->p.style_layer_weight_count = o->nlayer_w;
+                           o->com.output);
+    if (!strcmp(o->com.content, o->com.output))
+        return usage_error("the output '%s' is the input", o->com.output);
+    if (o->com.nlayer_w) {
+        o->com.p.style_layer_weights = o->com.layer_w;
+        o->com.p.style_layer_weight_count = o->com.nlayer_w;
     }
     nst_msg msg = {{0}};
-    if (nst_params_check(&o->p, o->nstyles, o->nblend ? o->blend : NULL, &msg) != NST_OK)
+    if (nst_params_check(&o->com.p, o->com.nstyles, o->com.nblend ? o->com.blend : NULL, &msg) !=
+        NST_OK)
         return usage_error("%s", msg.text);
     return 0;
 }
@@ -273,24 +224,24 @@ static void pass_path(const char *dir, const char *kind, int k, long t, char *bu
 /* What decides the frames: a rerun continues only with the same. */
 static void run_signature(const video_opts *o, const nst_video_info *in, int w, int h,
                           const char *weights, char *buf, size_t len) {
-    const nst_params *p = &o->p;
+    const nst_params *p = &o->com.p;
     size_t n = (size_t)snprintf(
         buf, len,
         "nst video work directory\ninput %s (%dx%d)\nsize %dx%d\nweights %s\n"
         "weights a=%.9g b=%.9g g=%.9g temporal=%.9g\nlayers %s | %s\niterations %d then %d\n"
         "optimizer %d lr %.9g history %d line-search %d\nscales %d/%d pooling %d colors %d/%d/%d"
         "\nflow %d decay %.9g seed %llu style-scale %.9g\nstyles",
-        o->content, in->w, in->h, w, h, weights, p->content_weight, p->style_weight,
+        o->com.content, in->w, in->h, w, h, weights, p->content_weight, p->style_weight,
         p->tv_weight, p->temporal_weight, p->content_layers, p->style_layers, p->iterations,
         o->frame_iterations, (int)p->optimizer, p->learning_rate, p->lbfgs_history,
         p->line_search, p->scales, p->scale_iterations, p->avg_pool, p->preserve_colors,
         p->luminance_only, p->luminance_histogram, (int)o->flow, p->average_decay,
         (unsigned long long)p->seed, p->style_scale);
-    for (int i = 0; i < o->nstyles && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, " %s:%.6g", o->styles[i],
-                              o->nblend ? o->blend[i] : 1.0 / o->nstyles);
-    for (int i = 0; i < o->nlayer_w && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, " lw%.6g", o->layer_w[i]);
+    for (int i = 0; i < o->com.nstyles && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, " %s:%.6g", o->com.styles[i],
+                              o->com.nblend ? o->com.blend[i] : 1.0 / o->com.nstyles);
+    for (int i = 0; i < o->com.nlayer_w && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, " lw%.6g", o->com.layer_w[i]);
     for (int i = 1; i < o->nlt && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, " long-term %d", o->lt[i]);
     if (o->passes > 1 && n < len)
@@ -363,14 +314,14 @@ typedef struct frame_ctx {
 static int on_progress(const nst_progress *p, void *user) {
     frame_ctx *c = user;
     if (p->phase == NST_PHASE_COMPILE) {
-        if (!c->o->quiet && !c->o->json && p->programs_done == 0)
+        if (!c->o->com.quiet && !c->o->com.json && p->programs_done == 0)
             fprintf(stderr, "nst video: compiling kernels for this device (once): %d programs\n",
                     p->programs);
         return v_stop != 0;
     }
     c->loss = p->loss;
     c->temporal = p->temporal;
-    if (c->tty && !c->o->quiet && !c->o->json) {
+    if (c->tty && !c->o->com.quiet && !c->o->com.json) {
         char eta[32];
         cli_fmt_duration(c->eta, eta, sizeof eta);
         fprintf(stderr, "\r\033[Kframe %ld/%ld  iteration %d/%d  loss %.4g  ETA %s", c->frame,
@@ -497,66 +448,67 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     float *maskv = NULL;
     char wpath[4096], work[1100], why[4400], sig[8192];
     long frames = 0;
-    int pattern_out = nst_video_is_pattern(o.output);
+    int pattern_out = nst_video_is_pattern(o.com.output);
 
     /* everything about the input is checked before any work */
-    if (nst_video_count(o.content, &frames, &msg) != NST_OK) {
+    if (nst_video_count(o.com.content, &frames, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s\n", msg.text);
         return EXIT_RUNTIME;
     }
-    if (nst_video_open(o.content, &rd, &info, &msg) != NST_OK) {
+    if (nst_video_open(o.com.content, &rd, &info, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s\n", msg.text);
         return EXIT_RUNTIME;
     }
     if (o.start_frame >= frames) {
         fprintf(stderr, "nst video: --start-frame %ld: '%s' has %ld frames (0 to %ld)\n",
-                o.start_frame, o.content, frames, frames - 1);
+                o.start_frame, o.com.content, frames, frames - 1);
         goto done;
     }
     frames -= o.start_frame;
     if (o.max_frames && o.max_frames < frames) frames = o.max_frames;
     int w, h;
-    nst_image_fit_size(info.w, info.h, o.p.size, &w, &h);
+    nst_image_fit_size(info.w, info.h, o.com.p.size, &w, &h);
     if (w < 16 || h < 16) {
         fprintf(stderr, "nst video: '%s': frames of %dx%d become %dx%d at --size %d, below the "
                         "network's 16 pixels a side; give a larger --size or a less elongated "
-                        "video\n", o.content, info.w, info.h, w, h, o.p.size);
+                        "video\n", o.com.content, info.w, info.h, w, h, o.com.p.size);
         goto done;
     }
-    if (!pattern_out && cli_output_check(o.output, why, sizeof why) != 0) {
-        fprintf(stderr, "nst video: cannot write '%s': %s\n", o.output, why);
+    if (!pattern_out && cli_output_check(o.com.output, why, sizeof why) != 0) {
+        fprintf(stderr, "nst video: cannot write '%s': %s\n", o.com.output, why);
         goto done;
     }
-    if (nst_weights_locate(set, o.weights, o.network, wpath, sizeof wpath, &msg) != NST_OK) {
+    if (nst_weights_locate(set, o.com.weights, o.com.network, wpath, sizeof wpath, &msg) !=
+        NST_OK) {
         fprintf(stderr, "nst video: %s\n", msg.text);
         goto done;
     }
-    for (int i = 0; i < o.nstyles; i++) {
-        if (nst_image_read(o.styles[i], 0, &styles[i], &msg) != NST_OK) {
+    for (int i = 0; i < o.com.nstyles; i++) {
+        if (nst_image_read(o.com.styles[i], 0, &styles[i], &msg) != NST_OK) {
             fprintf(stderr, "nst video: style image: %s\n", msg.text);
             goto done;
         }
     }
-    if (strlen(o.output) > 1000 || (o.work_dir && strlen(o.work_dir) > 1000)) {
+    if (strlen(o.com.output) > 1000 || (o.work_dir && strlen(o.work_dir) > 1000)) {
         fprintf(stderr, "nst video: the output or work directory name is too long\n");
         goto done;
     }
     if (o.work_dir) {
         snprintf(work, sizeof work, "%s", o.work_dir);
     } else {
-        snprintf(work, sizeof work, "%s.nst-work", o.output);
+        snprintf(work, sizeof work, "%s.nst-work", o.com.output);
         for (char *q = strrchr(work, '/') ? strrchr(work, '/') : work; *q; q++)
             if (*q == '%') *q = '_';
     }
     nst_runtime_options ro = {0};
-    ro.device = o.device;
-    ro.no_cache = o.no_cache;
+    ro.device = o.com.device;
+    ro.no_cache = o.com.no_cache;
     ro.settings = set;
     if (nst_runtime_open(&rt, &ro, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s\n", msg.text);
         goto done;
     }
-    if (nst_model_load_network(rt, wpath, o.network, &model) != NST_OK) {
+    if (nst_model_load_network(rt, wpath, o.com.network, &model) != NST_OK) {
         fprintf(stderr, "nst video: %s\n", nst_last_error(rt));
         goto done;
     }
@@ -571,15 +523,15 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         fprintf(stderr, "nst video: out of memory\n");
         goto done;
     }
-    if (!o.quiet && !o.json)
+    if (!o.com.quiet && !o.com.json)
         fprintf(stderr, "nst video: %s: %ld frames of %dx%d at %.3g fps, stylised at %dx%d on "
-                        "%s; frames kept in %s\n", o.content, frames, info.w, info.h,
+                        "%s; frames kept in %s\n", o.com.content, frames, info.w, info.h,
                 (double)info.fps_num / info.fps_den, w, h, nst_runtime_device(rt)->name, work);
-    if (o.json)
+    if (o.com.json)
         printf("{\"event\":\"start\",\"input\":\"%s\",\"frames\":%ld,\"width\":%d,\"height\":%d,"
                "\"fps\":%.6g,\"work_dir\":\"%s\",\"device\":\"%s\"}\n",
-               cli_js(o.content), frames, w, h, (double)info.fps_num / info.fps_den, cli_js(work),
-               cli_js(nst_runtime_device(rt)->name));
+               cli_js(o.com.content), frames, w, h, (double)info.fps_num / info.fps_den,
+               cli_js(work), cli_js(nst_runtime_device(rt)->name));
     fflush(stdout);
 
     for (long t = 0; t < o.start_frame; t++) {
@@ -621,10 +573,10 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         }
         nst_image *out = load_done(work, t, w, h);
         int resumed = out != NULL;
-        int use_temporal = t > 0 && prev_out && o.p.temporal_weight > 0;
+        int use_temporal = t > 0 && prev_out && o.com.p.temporal_weight > 0;
         double loss = 0, temporal = 0, coverage = 0, flow_secs = 0;
         if (!out) {
-            nst_params p = o.p;
+            nst_params p = o.com.p;
             nst_image *warped = NULL, *init = NULL, *maskimg = NULL;
             if (use_temporal) {
                 /* flow both ways, the consistency mask, the warped previous frame */
@@ -636,7 +588,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                     goto stop;
                 }
                 flow_secs = cli_mono_seconds() - f0;
-                if (o.p.luminance_only) {
+                if (o.com.p.luminance_only) {
                     /* the run optimises luminance: start from and hold to the
                      * previous frame's */
                     nst_image *gi = NULL, *gw = NULL;
@@ -666,22 +618,23 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
             nst_image *result = NULL;
             fc.eta = done_here ? spent / its_here * its_left_total : -1;
             st = nst_transfer_run(rt, model, &p, content, (const nst_image *const *)styles,
-                                  o.nstyles, o.nblend ? o.blend : NULL, on_progress, &fc,
-                                  &result);
+                                  o.com.nstyles, o.com.nblend ? o.com.blend : NULL, on_progress,
+                                  &fc, &result);
             nst_image_free(warped);
             nst_image_free(init);
             nst_image_free(maskimg);
             if (st != NST_OK) {
                 nst_image_free(result);
                 if (st == NST_ERR_INTERRUPTED) {
-                    if (fc.tty && !o.quiet && !o.json) fputc('\n', stderr);
+                    if (fc.tty && !o.com.quiet && !o.com.json) fputc('\n', stderr);
                     fprintf(stderr, "nst video: interrupted at frame %ld of %ld; the %ld frames "
                                     "done are kept in %s: run the same command to continue\n",
                             t + 1, frames, t, work);
                     rc = EXIT_INTERRUPTED;
                 } else {
                     fprintf(stderr, "%snst video: frame %ld: %s\n",
-                            fc.tty && !o.quiet && !o.json ? "\n" : "", t + 1, nst_last_error(rt));
+                            fc.tty && !o.com.quiet && !o.com.json ? "\n" : "", t + 1,
+                            nst_last_error(rt));
                 }
                 goto stop;
             }
@@ -707,7 +660,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                          (long)o.frame_iterations;
         double eta = done_here && its_here ? spent / its_here * its_left_total : -1;
         double secs = cli_mono_seconds() - t0;
-        if (o.json) {
+        if (o.com.json) {
             printf("{\"event\":\"frame\",\"frame\":%ld,\"frames\":%ld,\"resumed\":%s,"
                    "\"warped\":%s,\"consistent\":%.4f,\"loss\":%.9g,\"temporal\":%.9g,"
                    "\"flow_seconds\":%.3f,\"seconds\":%.3f,\"elapsed\":%.3f,\"eta\":%.1f}\n",
@@ -716,7 +669,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                    secs,
                    cli_mono_seconds() - t_start, eta);
             fflush(stdout);
-        } else if (!o.quiet) {
+        } else if (!o.com.quiet) {
             char etab[32];
             cli_fmt_duration(eta, etab, sizeof etab);
             char cov[48] = "";
@@ -764,7 +717,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                 st = old ? NST_OK : NST_ERR_IO;
                 if (!old) snprintf(msg.text, sizeof msg.text, "frame %ld of pass %d is missing",
                                    t + 1, k - 1);
-                if (st == NST_OK && near && o.p.temporal_weight > 0) {
+                if (st == NST_OK && near && o.com.p.temporal_weight > 0) {
                     video_opts one = o;
                     one.nlt = 1;
                     nst_image *pastn[LT_MAX] = {cn};
@@ -776,7 +729,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                         float dc = 0.5f * maskimg->data[i];
                         init->data[i] = dc * warped->data[i] + (1 - dc) * old->data[i];
                     }
-                    if (st == NST_OK && o.p.luminance_only) {
+                    if (st == NST_OK && o.com.p.luminance_only) {
                         nst_image *gi = NULL, *gw = NULL;
                         st = nst_image_luminance(init, &gi, &msg);
                         if (st == NST_OK) st = nst_image_luminance(warped, &gw, &msg);
@@ -787,7 +740,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                     }
                 }
                 if (st == NST_OK) {
-                    nst_params p = o.p;
+                    nst_params p = o.com.p;
                     p.iterations = o.frame_iterations;
                     p.init = NST_INIT_IMAGE;
                     p.init_image = init ? init : old;
@@ -795,8 +748,8 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                     p.temporal_mask = maskimg;
                     fc.frame = t + 1;
                     st = nst_transfer_run(rt, model, &p, ct, (const nst_image *const *)styles,
-                                          o.nstyles, o.nblend ? o.blend : NULL, on_progress, &fc,
-                                          &result);
+                                          o.com.nstyles, o.com.nblend ? o.com.blend : NULL,
+                                          on_progress, &fc, &result);
                     if (st != NST_OK && st != NST_ERR_INTERRUPTED)
                         snprintf(msg.text, sizeof msg.text, "%s", nst_last_error(rt));
                 }
@@ -811,7 +764,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                 }
                 nst_image_free(result);
                 if (st != NST_OK) {
-                    if (fc.tty && !o.quiet && !o.json) fputc('\n', stderr);
+                    if (fc.tty && !o.com.quiet && !o.com.json) fputc('\n', stderr);
                     if (st == NST_ERR_INTERRUPTED) {
                         fprintf(stderr, "nst video: interrupted at frame %ld in pass %d of %d; "
                                         "the frames done are kept in %s: run the same command "
@@ -833,7 +786,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
             its_left_total = ((long)(o.passes - k) * (frames - 1) + (frames - 1 - q)) *
                              (long)o.frame_iterations;
             double eta = done_here && its_here ? spent / its_here * its_left_total : -1;
-            if (o.json) {
+            if (o.com.json) {
                 printf("{\"event\":\"frame\",\"pass\":%d,\"passes\":%d,\"frame\":%ld,"
                        "\"frames\":%ld,\"resumed\":%s,\"warped\":%s,\"consistent\":%.4f,"
                        "\"loss\":%.9g,\"temporal\":%.9g,\"flow_seconds\":%.3f,"
@@ -843,7 +796,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                        resumed ? 0 : fc.temporal, flow_secs, cli_mono_seconds() - t0,
                        cli_mono_seconds() - t_start, eta);
                 fflush(stdout);
-            } else if (!o.quiet) {
+            } else if (!o.com.quiet) {
                 char etab[32];
                 cli_fmt_duration(eta, etab, sizeof etab);
                 fprintf(stderr, "%spass %d/%d frame %ld/%ld %s in %.1f s  ETA %s\n",
@@ -861,13 +814,14 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
 
     /* the video, from the frames kept */
     char note[256] = "";
-    if (nst_video_writer_open(o.output, w, h, info.fps_num, info.fps_den, o.codec,
-                              pattern_out || !info.has_audio || o.start_frame ? NULL : o.content, &wr, note,
-                              sizeof note, &msg) != NST_OK) {
+    if (nst_video_writer_open(o.com.output, w, h, info.fps_num, info.fps_den, o.codec,
+                              pattern_out || !info.has_audio || o.start_frame ? NULL
+                                                                              : o.com.content,
+                              &wr, note, sizeof note, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s (the frames are kept in %s)\n", msg.text, work);
         goto stop;
     }
-    nst_video_writer_jpeg_quality(wr, o.jpeg_quality);
+    nst_video_writer_jpeg_quality(wr, o.com.jpeg_quality);
     for (long t = 0; t < frames; t++) {
         nst_image *img = load_pass(work, "pass", o.passes, t, w, h);
         if (!img) {
@@ -879,7 +833,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         if (st == NST_OK && v_stop) {
             /* the temporary file goes with the writer; the frames stay */
             fprintf(stderr, "nst video: interrupted while writing %s; the frames are kept in "
-                            "%s: run the same command to write it\n", o.output, work);
+                            "%s: run the same command to write it\n", o.com.output, work);
             rc = EXIT_INTERRUPTED;
             goto stop;
         }
@@ -895,13 +849,13 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (!o.keep_frames) work_dir_remove(work);
-    if (!o.quiet && !o.json)
-        fprintf(stderr, "nst video: wrote %s (%ld frames, %dx%d, %s)\n", o.output, frames, w, h,
+    if (!o.com.quiet && !o.com.json)
+        fprintf(stderr, "nst video: wrote %s (%ld frames, %dx%d, %s)\n", o.com.output, frames, w, h,
                 note);
-    if (o.json)
+    if (o.com.json)
         printf("{\"event\":\"done\",\"output\":\"%s\",\"frames\":%ld,\"width\":%d,\"height\":%d,"
                "\"codec\":\"%s\",\"seconds\":%.3f}\n",
-               cli_js(o.output), frames, w, h, cli_js(note), cli_mono_seconds() - t_start);
+               cli_js(o.com.output), frames, w, h, cli_js(note), cli_mono_seconds() - t_start);
     rc = 0;
     goto done;
 stop:
