@@ -153,14 +153,6 @@ typedef struct run_opts {
 #define usage_error(...) cli_usage_error("nst", __VA_ARGS__)
 
 static const char run_shortopts[] = "-:c:s:o:n:d:w:qh";
-static const char run_options[] =
-    "content style style-blend output size style-scale jpeg-quality png16 content-weight "
-    "style-weight tv-weight style-loss "
-    "content-layers style-layers style-layer-weights pooling init seed "
-    "preserve-colors preserve-colours luminance-only luminance-match mask scales "
-    "scale-iterations average-decay iterations optimizer learning-rate lbfgs-history "
-    "line-search max-memory tile dry-run device weights network no-cache print-every "
-    "save-every quiet json help version method wct-models alpha wct-levels";
 
 /* Parses the main command's arguments into o. Values are parsed here (a
  * number must be a number); their ranges are the library's, which
@@ -174,7 +166,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
     static char mask_buf[4096];
     size_t mask_used = 0;
     optind = 0;
-    while ((c = opt_next_own(argc, argv, run_shortopts, run_options, "nst", usage_text,
+    while ((c = opt_next_own(argc, argv, run_shortopts, OPT_RUN, "nst", usage_text,
                              &o->com)) != CLI_END) {
         const char *v = optarg;
         switch (c) {
@@ -738,8 +730,7 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
     int check = 0, tiny = 0, json = 0, c;
     const char *sel = NULL;
     optind = 0;
-    while ((c = opt_next(argc, argv, "-:d:h", "check tiny device json help", "devices",
-                         "nst")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:h", OPT_DEVICES, "devices", "nst")) != CLI_END) {
         if (c == CLI_ERROR) return EXIT_USAGE;
         if (c == 'h') {
             printf("usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
@@ -849,9 +840,7 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
     nst_params p;
     nst_params_default(&p);
     optind = 0;
-    while ((c = opt_next(argc, argv, "-:d:w:h",
-                         "size evals device weights width-mult network tile json help", "bench",
-                         "nst")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:w:h", OPT_BENCH, "bench", "nst")) != CLI_END) {
         const char *v = optarg;
         if (c == CLI_ERROR) return EXIT_USAGE;
         if (c == 'h') {
@@ -982,8 +971,7 @@ static int cmd_tune(int argc, char **argv, const nst_settings *set) {
     double seconds = 300;
     int c;
     optind = 0;
-    while ((c = opt_next(argc, argv, "-:d:h", "device seconds help", "tune", "nst")) !=
-           CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:h", OPT_TUNE, "tune", "nst")) != CLI_END) {
         if (c == CLI_ERROR) return EXIT_USAGE;
         if (c == 'h') {
             printf("usage: nst tune [--device SEL] [--seconds N]\n\n"
@@ -1051,7 +1039,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "video")) return cmd_video(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "batch")) { /* a job is checked as the main command */
         struct option job_options[OPT_MAX];
-        opt_select(run_options, job_options);
+        opt_select(OPT_RUN, job_options);
         return nst_batch(argc - 1, argv + 1, run_shortopts, job_options, &set);
     }
     if (argc >= 2 && !strcmp(argv[1], "studio")) return studio_main(argc - 1, argv + 1, &set);

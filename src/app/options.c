@@ -8,108 +8,106 @@
 #include "cli.h"
 #include "options.h"
 
-/* Every long option of every command, once; a command names the ones it
- * takes (opt_next). */
-static const struct option all_options[] = {
+/* Every long option of every command, once, with the commands that take it
+ * (opt_select). */
+static const struct {
+    struct option o;
+    unsigned commands; /* OPT_RUN | OPT_VIDEO ...: the commands that take it */
+} all_options[] = {
     /* the images */
-    {"content", required_argument, NULL, 'c'},
-    {"style", required_argument, NULL, 's'},
-    {"style-blend", required_argument, NULL, O_STYLE_BLEND},
-    {"output", required_argument, NULL, 'o'},
-    {"size", required_argument, NULL, O_SIZE},
-    {"style-scale", required_argument, NULL, O_STYLE_SCALE},
+    {{"content", required_argument, NULL, 'c'}, OPT_RUN | OPT_VIDEO},
+    {{"style", required_argument, NULL, 's'}, OPT_RUN | OPT_VIDEO},
+    {{"style-blend", required_argument, NULL, O_STYLE_BLEND}, OPT_RUN | OPT_VIDEO},
+    {{"output", required_argument, NULL, 'o'}, OPT_RUN | OPT_VIDEO},
+    {{"size", required_argument, NULL, O_SIZE}, OPT_RUN | OPT_VIDEO | OPT_BENCH},
+    {{"style-scale", required_argument, NULL, O_STYLE_SCALE}, OPT_RUN | OPT_VIDEO},
     /* the result */
-    {"jpeg-quality", required_argument, NULL, O_JPEG_QUALITY},
-    {"png16", no_argument, NULL, O_PNG16},
-    {"content-weight", required_argument, NULL, O_CONTENT_WEIGHT},
-    {"style-weight", required_argument, NULL, O_STYLE_WEIGHT},
-    {"tv-weight", required_argument, NULL, O_TV_WEIGHT},
-    {"style-loss", required_argument, NULL, O_STYLE_LOSS},
+    {{"jpeg-quality", required_argument, NULL, O_JPEG_QUALITY}, OPT_RUN | OPT_VIDEO},
+    {{"png16", no_argument, NULL, O_PNG16}, OPT_RUN},
+    {{"content-weight", required_argument, NULL, O_CONTENT_WEIGHT}, OPT_RUN | OPT_VIDEO},
+    {{"style-weight", required_argument, NULL, O_STYLE_WEIGHT}, OPT_RUN | OPT_VIDEO},
+    {{"tv-weight", required_argument, NULL, O_TV_WEIGHT}, OPT_RUN | OPT_VIDEO},
+    {{"style-loss", required_argument, NULL, O_STYLE_LOSS}, OPT_RUN},
     /* the layers */
-    {"content-layers", required_argument, NULL, O_CONTENT_LAYERS},
-    {"style-layers", required_argument, NULL, O_STYLE_LAYERS},
-    {"style-layer-weights", required_argument, NULL, O_STYLE_LAYER_WEIGHTS},
-    {"pooling", required_argument, NULL, O_POOLING},
-    {"init", required_argument, NULL, O_INIT},
-    {"seed", required_argument, NULL, O_SEED},
+    {{"content-layers", required_argument, NULL, O_CONTENT_LAYERS}, OPT_RUN | OPT_VIDEO},
+    {{"style-layers", required_argument, NULL, O_STYLE_LAYERS}, OPT_RUN | OPT_VIDEO},
+    {{"style-layer-weights", required_argument, NULL, O_STYLE_LAYER_WEIGHTS}, OPT_RUN | OPT_VIDEO},
+    {{"pooling", required_argument, NULL, O_POOLING}, OPT_RUN | OPT_VIDEO},
+    {{"init", required_argument, NULL, O_INIT}, OPT_RUN},
+    {{"seed", required_argument, NULL, O_SEED}, OPT_RUN | OPT_VIDEO},
     /* colour and regions */
-    {"preserve-colors", no_argument, NULL, O_PRESERVE_COLORS},
-    {"preserve-colours", no_argument, NULL, O_PRESERVE_COLORS},
-    {"luminance-only", no_argument, NULL, O_LUMINANCE_ONLY},
-    {"luminance-match", required_argument, NULL, O_LUMINANCE_MATCH},
-    {"mask", required_argument, NULL, O_MASK},
+    {{"preserve-colors", no_argument, NULL, O_PRESERVE_COLORS}, OPT_RUN | OPT_VIDEO},
+    {{"preserve-colours", no_argument, NULL, O_PRESERVE_COLORS}, OPT_RUN | OPT_VIDEO},
+    {{"luminance-only", no_argument, NULL, O_LUMINANCE_ONLY}, OPT_RUN | OPT_VIDEO},
+    {{"luminance-match", required_argument, NULL, O_LUMINANCE_MATCH}, OPT_RUN | OPT_VIDEO},
+    {{"mask", required_argument, NULL, O_MASK}, OPT_RUN},
     /* resolution and averaging */
-    {"scales", required_argument, NULL, O_SCALES},
-    {"scale-iterations", required_argument, NULL, O_SCALE_ITERATIONS},
-    {"average-decay", required_argument, NULL, O_AVERAGE_DECAY},
-    {"iterations", required_argument, NULL, 'n'},
+    {{"scales", required_argument, NULL, O_SCALES}, OPT_RUN | OPT_VIDEO},
+    {{"scale-iterations", required_argument, NULL, O_SCALE_ITERATIONS}, OPT_RUN | OPT_VIDEO},
+    {{"average-decay", required_argument, NULL, O_AVERAGE_DECAY}, OPT_RUN | OPT_VIDEO},
+    {{"iterations", required_argument, NULL, 'n'}, OPT_RUN | OPT_VIDEO},
     /* the optimiser */
-    {"optimizer", required_argument, NULL, O_OPTIMIZER},
-    {"learning-rate", required_argument, NULL, O_LEARNING_RATE},
-    {"lbfgs-history", required_argument, NULL, O_LBFGS_HISTORY},
-    {"line-search", no_argument, NULL, O_LINE_SEARCH},
+    {{"optimizer", required_argument, NULL, O_OPTIMIZER}, OPT_RUN | OPT_VIDEO},
+    {{"learning-rate", required_argument, NULL, O_LEARNING_RATE}, OPT_RUN | OPT_VIDEO},
+    {{"lbfgs-history", required_argument, NULL, O_LBFGS_HISTORY}, OPT_RUN | OPT_VIDEO},
+    {{"line-search", no_argument, NULL, O_LINE_SEARCH}, OPT_RUN | OPT_VIDEO},
     /* memory */
-    {"max-memory", required_argument, NULL, O_MAX_MEMORY},
-    {"tile", required_argument, NULL, O_TILE},
-    {"dry-run", no_argument, NULL, O_DRY_RUN},
+    {{"max-memory", required_argument, NULL, O_MAX_MEMORY}, OPT_RUN | OPT_VIDEO},
+    {{"tile", required_argument, NULL, O_TILE}, OPT_RUN | OPT_VIDEO | OPT_BENCH},
+    {{"dry-run", no_argument, NULL, O_DRY_RUN}, OPT_RUN},
     /* device and files */
-    {"device", required_argument, NULL, 'd'},
-    {"weights", required_argument, NULL, 'w'},
-    {"network", required_argument, NULL, O_NETWORK},
-    {"no-cache", no_argument, NULL, O_NO_CACHE},
+    {{"device", required_argument, NULL, 'd'},
+     OPT_RUN | OPT_VIDEO | OPT_DEVICES | OPT_BENCH | OPT_TUNE},
+    {{"weights", required_argument, NULL, 'w'}, OPT_RUN | OPT_VIDEO | OPT_BENCH},
+    {{"network", required_argument, NULL, O_NETWORK}, OPT_RUN | OPT_VIDEO | OPT_BENCH},
+    {{"no-cache", no_argument, NULL, O_NO_CACHE}, OPT_RUN | OPT_VIDEO},
     /* progress */
-    {"print-every", required_argument, NULL, O_PRINT_EVERY},
-    {"save-every", required_argument, NULL, O_SAVE_EVERY},
-    {"quiet", no_argument, NULL, 'q'},
-    {"json", no_argument, NULL, O_JSON},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, O_VERSION},
+    {{"print-every", required_argument, NULL, O_PRINT_EVERY}, OPT_RUN},
+    {{"save-every", required_argument, NULL, O_SAVE_EVERY}, OPT_RUN},
+    {{"quiet", no_argument, NULL, 'q'}, OPT_RUN | OPT_VIDEO},
+    {{"json", no_argument, NULL, O_JSON}, OPT_RUN | OPT_VIDEO | OPT_DEVICES | OPT_BENCH},
+    {{"help", no_argument, NULL, 'h'}, OPT_RUN | OPT_VIDEO | OPT_DEVICES | OPT_BENCH | OPT_TUNE},
+    {{"version", no_argument, NULL, O_VERSION}, OPT_RUN},
     /* devices, bench and tune */
-    {"check", no_argument, NULL, O_CHECK},
-    {"tiny", no_argument, NULL, O_TINY},
-    {"evals", required_argument, NULL, O_EVALS},
-    {"width-mult", required_argument, NULL, O_WIDTH_MULT},
-    {"seconds", required_argument, NULL, O_SECONDS},
+    {{"check", no_argument, NULL, O_CHECK}, OPT_DEVICES},
+    {{"tiny", no_argument, NULL, O_TINY}, OPT_DEVICES},
+    {{"evals", required_argument, NULL, O_EVALS}, OPT_BENCH},
+    {{"width-mult", required_argument, NULL, O_WIDTH_MULT}, OPT_BENCH},
+    {{"seconds", required_argument, NULL, O_SECONDS}, OPT_TUNE},
     /* instant style */
-    {"method", required_argument, NULL, O_METHOD},
-    {"wct-models", required_argument, NULL, O_WCT_MODELS},
-    {"alpha", required_argument, NULL, O_ALPHA},
-    {"wct-levels", required_argument, NULL, O_WCT_LEVELS},
+    {{"method", required_argument, NULL, O_METHOD}, OPT_RUN},
+    {{"wct-models", required_argument, NULL, O_WCT_MODELS}, OPT_RUN},
+    {{"alpha", required_argument, NULL, O_ALPHA}, OPT_RUN},
+    {{"wct-levels", required_argument, NULL, O_WCT_LEVELS}, OPT_RUN},
     /* nst video */
-    {"temporal-weight", required_argument, NULL, O_TEMPORAL_WEIGHT},
-    {"frame-iterations", required_argument, NULL, O_FRAME_ITERATIONS},
-    {"flow", required_argument, NULL, O_FLOW},
-    {"frames", required_argument, NULL, O_FRAMES},
-    {"work-dir", required_argument, NULL, O_WORK_DIR},
-    {"keep-frames", no_argument, NULL, O_KEEP_FRAMES},
-    {"codec", required_argument, NULL, O_CODEC},
-    {"long-term", required_argument, NULL, O_LONG_TERM},
-    {"passes", required_argument, NULL, O_PASSES},
-    {"start-frame", required_argument, NULL, O_START_FRAME},
-    {NULL, 0, NULL, 0}};
+    {{"temporal-weight", required_argument, NULL, O_TEMPORAL_WEIGHT}, OPT_VIDEO},
+    {{"frame-iterations", required_argument, NULL, O_FRAME_ITERATIONS}, OPT_VIDEO},
+    {{"flow", required_argument, NULL, O_FLOW}, OPT_VIDEO},
+    {{"frames", required_argument, NULL, O_FRAMES}, OPT_VIDEO},
+    {{"work-dir", required_argument, NULL, O_WORK_DIR}, OPT_VIDEO},
+    {{"keep-frames", no_argument, NULL, O_KEEP_FRAMES}, OPT_VIDEO},
+    {{"codec", required_argument, NULL, O_CODEC}, OPT_VIDEO},
+    {{"long-term", required_argument, NULL, O_LONG_TERM}, OPT_VIDEO},
+    {{"passes", required_argument, NULL, O_PASSES}, OPT_VIDEO},
+    {{"start-frame", required_argument, NULL, O_START_FRAME}, OPT_VIDEO},
+    {{NULL, 0, NULL, 0}, 0}};
 
 /* a compile error when OPT_MAX is too small for the table */
 typedef char opt_max_fits[sizeof all_options / sizeof all_options[0] <= OPT_MAX ? 1 : -1];
 
 /* The options of all_options named in `names` into longopts (OPT_MAX
  * entries), ended by a zero entry. */
-void opt_select(const char *names, struct option *longopts) {
+void opt_select(unsigned command, struct option *longopts) {
     int n = 0;
-    for (const struct option *o = all_options; o->name; o++) {
-        size_t len = strlen(o->name);
-        for (const char *p = strstr(names, o->name); p; p = strstr(p + 1, o->name))
-            if ((p == names || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0')) {
-                longopts[n++] = *o;
-                break;
-            }
-    }
+    for (int k = 0; all_options[k].o.name; k++)
+        if (all_options[k].commands & command) longopts[n++] = all_options[k].o;
     longopts[n] = (struct option){NULL, 0, NULL, 0};
 }
 
-int opt_next(int argc, char **argv, const char *shortopts, const char *names, const char *sub,
+int opt_next(int argc, char **argv, const char *shortopts, unsigned command, const char *sub,
              const char *usage) {
     struct option longopts[OPT_MAX];
-    opt_select(names, longopts);
+    opt_select(command, longopts);
     char err[700];
     int c = cli_next(argc, argv, shortopts, longopts, sub, err, sizeof err);
     if (c == CLI_ERROR) cli_usage_error(usage, "%s", err);
@@ -278,10 +276,10 @@ int opt_common_parse(int c, const char *v, opt_common *o, const char *usage) {
     return OPT_NOT_COMMON;
 }
 
-int opt_next_own(int argc, char **argv, const char *shortopts, const char *names,
+int opt_next_own(int argc, char **argv, const char *shortopts, unsigned command,
                  const char *usage, const char *help, opt_common *com) {
     for (;;) {
-        int c = opt_next(argc, argv, shortopts, names, NULL, usage);
+        int c = opt_next(argc, argv, shortopts, command, NULL, usage);
         if (c == CLI_END || c == CLI_ERROR) return c;
         if (c == CLI_ARG) {
             cli_usage_error(usage, "unexpected argument '%s'", optarg);

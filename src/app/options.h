@@ -24,15 +24,17 @@ enum {
 
 enum { OPT_MAX = 96 }; /* room for any command's table, ended by a zero entry */
 
-/* The options of the table named in `names` (space-separated long names)
- * into longopts (OPT_MAX entries), in the table's order, ended by a zero
- * entry. */
-void opt_select(const char *names, struct option *longopts);
+/* The commands (a bit each), by the options they take. */
+enum { OPT_RUN = 1, OPT_VIDEO = 2, OPT_DEVICES = 4, OPT_BENCH = 8, OPT_TUNE = 16 };
 
-/* The next option of a command (cli_next) among the long options `names`;
- * sub prefixes cli_next's messages (NULL: none). A usage error is reported
- * as `usage` says (cli_usage_error) and returned as CLI_ERROR. */
-int opt_next(int argc, char **argv, const char *shortopts, const char *names, const char *sub,
+/* The options of the table that `command` (OPT_RUN...) takes into longopts
+ * (OPT_MAX entries), in the table's order, ended by a zero entry. */
+void opt_select(unsigned command, struct option *longopts);
+
+/* The next option of a command (cli_next) among those it takes; sub
+ * prefixes cli_next's messages (NULL: none). A usage error is reported as
+ * `usage` says (cli_usage_error) and returned as CLI_ERROR. */
+int opt_next(int argc, char **argv, const char *shortopts, unsigned command, const char *sub,
              const char *usage);
 
 /* The option c with value v when it sets a field of p: 0 when parsed, the
@@ -73,7 +75,7 @@ int opt_common_parse(int c, const char *v, opt_common *o, const char *usage);
  * parsed into com): its val, with its value in optarg; CLI_END; or
  * CLI_ERROR when a usage error was reported (as `usage` says), an argument
  * that is not an option among them. -h prints help and exits 0. */
-int opt_next_own(int argc, char **argv, const char *shortopts, const char *names,
+int opt_next_own(int argc, char **argv, const char *shortopts, unsigned command,
                  const char *usage, const char *help, opt_common *com);
 
 /* Splits "a,b,c" into doubles; returns the count or -1. */

@@ -103,13 +103,6 @@ typedef struct video_opts {
 } video_opts;
 
 static const char video_shortopts[] = "-:c:s:o:n:d:w:qh";
-static const char video_options[] =
-    "content style style-blend output size style-scale jpeg-quality content-weight style-weight "
-    "tv-weight content-layers style-layers style-layer-weights pooling seed preserve-colors "
-    "preserve-colours luminance-only luminance-match scales scale-iterations average-decay "
-    "iterations optimizer learning-rate lbfgs-history line-search max-memory tile device "
-    "weights network no-cache quiet json help temporal-weight frame-iterations flow frames "
-    "work-dir keep-frames codec long-term passes start-frame";
 
 static int parse_args(int argc, char **argv, video_opts *o) {
     int c;
@@ -122,7 +115,7 @@ static int parse_args(int argc, char **argv, video_opts *o) {
     o->nlt = 1;
     o->passes = 1;
     optind = 0;
-    while ((c = opt_next_own(argc, argv, video_shortopts, video_options, "nst video", video_usage,
+    while ((c = opt_next_own(argc, argv, video_shortopts, OPT_VIDEO, "nst video", video_usage,
                              &o->com)) != CLI_END) {
         const char *v = optarg;
         switch (c) {
@@ -880,7 +873,7 @@ done:
 
 const struct option *video_cmd_options(const char **shortopts) {
     static struct option longopts[OPT_MAX];
-    if (!longopts[0].name) opt_select(video_options, longopts);
+    if (!longopts[0].name) opt_select(OPT_VIDEO, longopts);
     if (shortopts) *shortopts = video_shortopts;
     return longopts;
 }
