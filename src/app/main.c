@@ -726,22 +726,23 @@ static const char *gemm_key(const nst_device_info *d, const nst_settings *set, n
     return host ? "host" : "clblast";
 }
 
+static const char devices_usage[] =
+    "usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
+    "Lists every OpenCL device; * marks the default.\n"
+    "--check runs every kernel, the losses, the optimisers and a short VGG\n"
+    "forward and backward on each device (or the one --device selects) against\n"
+    "plain-C references and prints the errors, the tolerances and the times;\n"
+    "the exit status is 1 when any device fails. --tiny keeps the cases small\n"
+    "for slow devices.\n";
+
 static int cmd_devices(int argc, char **argv, const nst_settings *set) {
     int check = 0, tiny = 0, json = 0, c;
     const char *sel = NULL;
     optind = 0;
-    while ((c = opt_next(argc, argv, "-:d:h", OPT_DEVICES, "devices", "nst")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:h", OPT_DEVICES, "devices", "nst", devices_usage)) !=
+           CLI_END) {
         if (c == CLI_ERROR) return EXIT_USAGE;
-        if (c == 'h') {
-            printf("usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
-                   "Lists every OpenCL device; * marks the default.\n"
-                   "--check runs every kernel, the losses, the optimisers and a short VGG\n"
-                   "forward and backward on each device (or the one --device selects) against\n"
-                   "plain-C references and prints the errors, the tolerances and the times;\n"
-                   "the exit status is 1 when any device fails. --tiny keeps the cases small\n"
-                   "for slow devices.\n");
-            return 0;
-        } else if (c == O_CHECK) {
+        if (c == O_CHECK) {
             check = 1;
         } else if (c == O_TINY) {
             tiny = 1;
@@ -829,6 +830,20 @@ static int bench_build_times(const char *device, const nst_settings *set, double
     return ok;
 }
 
+static const char bench_usage[] =
+    "usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
+    "                 [--network vgg19|vgg16] [--width-mult F] [--tile N]\n"
+    "                 [--json]\n\n"
+    "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
+    "TV losses, backward to the image) per size: median, min and max over --evals\n"
+    "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"
+    "by device time, peak device memory, and kernel build time cold and cached.\n"
+    "Without --weights it uses a generated network of the real VGG-19 widths\n"
+    "(timing does not depend on weight values), or of VGG-16's with --network\n"
+    "vgg16. --tile N evaluates in tiles of at most N pixels a side.\n"
+    "Defaults: --size 256,512 --evals 10.\n"
+    "--run N times whole runs instead: see nst bench --run 1 --help.\n";
+
 static int cmd_bench(int argc, char **argv, const nst_settings *set) {
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) /* whole runs: bench_run.c */
         if (!strcmp(argv[i], "--run") || !strncmp(argv[i], "--run=", 6))
@@ -840,24 +855,11 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
     nst_params p;
     nst_params_default(&p);
     optind = 0;
-    while ((c = opt_next(argc, argv, "-:d:w:h", OPT_BENCH, "bench", "nst")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:w:h", OPT_BENCH, "bench", "nst", bench_usage)) !=
+           CLI_END) {
         const char *v = optarg;
         if (c == CLI_ERROR) return EXIT_USAGE;
-        if (c == 'h') {
-            printf("usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
-                   "                 [--network vgg19|vgg16] [--width-mult F] [--tile N]\n"
-                   "                 [--json]\n\n"
-                   "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
-                   "TV losses, backward to the image) per size: median, min and max over --evals\n"
-                   "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"
-                   "by device time, peak device memory, and kernel build time cold and cached.\n"
-                   "Without --weights it uses a generated network of the real VGG-19 widths\n"
-                   "(timing does not depend on weight values), or of VGG-16's with --network\n"
-                   "vgg16. --tile N evaluates in tiles of at most N pixels a side.\n"
-                   "Defaults: --size 256,512 --evals 10.\n"
-                   "--run N times whole runs instead: see nst bench --run 1 --help.\n");
-            return 0;
-        } else if (c == O_SIZE) {
+        if (c == O_SIZE) {
             const char *p = v;
             while (*p) {
                 double d;
@@ -966,23 +968,23 @@ static void tune_progress(void *ctx, const char *line) {
     fflush(stdout);
 }
 
+static const char tune_usage[] =
+    "usage: nst tune [--device SEL] [--seconds N]\n\n"
+    "Searches CLBlast's GEMM kernel parameters for the device for N seconds\n"
+    "(default 300, kernel builds included; each candidate builds its kernels,\n"
+    "which takes 10 s or more on a CPU), keeps the fastest whose results match a\n"
+    "reference, and saves them in the cache directory for that device, driver\n"
+    "and CLBlast. Every later run on the device uses them; NST_TUNE=0 turns\n"
+    "that off. Running it again continues the search from the saved result.\n";
+
 static int cmd_tune(int argc, char **argv, const nst_settings *set) {
     const char *device = NULL;
     double seconds = 300;
     int c;
     optind = 0;
-    while ((c = opt_next(argc, argv, "-:d:h", OPT_TUNE, "tune", "nst")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:h", OPT_TUNE, "tune", "nst", tune_usage)) != CLI_END) {
         if (c == CLI_ERROR) return EXIT_USAGE;
-        if (c == 'h') {
-            printf("usage: nst tune [--device SEL] [--seconds N]\n\n"
-                   "Searches CLBlast's GEMM kernel parameters for the device for N seconds\n"
-                   "(default 300, kernel builds included; each candidate builds its kernels,\n"
-                   "which takes 10 s or more on a CPU), keeps the fastest whose results match a\n"
-                   "reference, and saves them in the cache directory for that device, driver\n"
-                   "and CLBlast. Every later run on the device uses them; NST_TUNE=0 turns\n"
-                   "that off. Running it again continues the search from the saved result.\n");
-            return 0;
-        } else if (c == O_SECONDS) {
+        if (c == O_SECONDS) {
             if (!cli_parse_double(optarg, &seconds, NULL) || !(seconds >= 1) || seconds > 86400)
                 return usage_error("--seconds '%s': give a number in 1..86400", optarg);
         } else if (c == 'd') {

@@ -105,12 +105,16 @@ void opt_select(unsigned command, struct option *longopts) {
 }
 
 int opt_next(int argc, char **argv, const char *shortopts, unsigned command, const char *sub,
-             const char *usage) {
+             const char *usage, const char *help) {
     struct option longopts[OPT_MAX];
     opt_select(command, longopts);
     char err[700];
     int c = cli_next(argc, argv, shortopts, longopts, sub, err, sizeof err);
     if (c == CLI_ERROR) cli_usage_error(usage, "%s", err);
+    if (c == 'h') {
+        fputs(help, stdout);
+        exit(0);
+    }
     return c;
 }
 
@@ -279,15 +283,11 @@ int opt_common_parse(int c, const char *v, opt_common *o, const char *usage) {
 int opt_next_own(int argc, char **argv, const char *shortopts, unsigned command,
                  const char *usage, const char *help, opt_common *com) {
     for (;;) {
-        int c = opt_next(argc, argv, shortopts, command, NULL, usage);
+        int c = opt_next(argc, argv, shortopts, command, NULL, usage, help);
         if (c == CLI_END || c == CLI_ERROR) return c;
         if (c == CLI_ARG) {
             cli_usage_error(usage, "unexpected argument '%s'", optarg);
             return CLI_ERROR;
-        }
-        if (c == 'h') {
-            fputs(help, stdout);
-            exit(0);
         }
         int rc = opt_common_parse(c, optarg, com, usage);
         if (rc == OPT_NOT_COMMON) return c;

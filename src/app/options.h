@@ -33,9 +33,10 @@ void opt_select(unsigned command, struct option *longopts);
 
 /* The next option of a command (cli_next) among those it takes; sub
  * prefixes cli_next's messages (NULL: none). A usage error is reported as
- * `usage` says (cli_usage_error) and returned as CLI_ERROR. */
+ * `usage` says (cli_usage_error) and returned as CLI_ERROR; -h prints help
+ * and exits 0. */
 int opt_next(int argc, char **argv, const char *shortopts, unsigned command, const char *sub,
-             const char *usage);
+             const char *usage, const char *help);
 
 /* The option c with value v when it sets a field of p: 0 when parsed, the
  * usage exit status when v is not a valid value (reported as `usage` says),
