@@ -608,11 +608,8 @@ static int contains_nocase(const char *hay, const char *needle) {
 static int parse_devices(batch *b, const char *sel, const nst_settings *set) {
     nst_device_info *devs = NULL;
     int n = 0;
+    if (cli_devices_list(set, &devs, &n)) return EXIT_RUNTIME;
     nst_msg msg = {{0}};
-    if (nst_devices_list_with(set, &devs, &n, &msg) != NST_OK) {
-        fprintf(stderr, "nst: %s\n", msg.text);
-        return EXIT_RUNTIME;
-    }
     int pick[MAX_SLOTS], np = 0;
     char want[1024];
     snprintf(want, sizeof want, "%s", sel ? sel : "");

@@ -85,5 +85,10 @@ double cli_mono_seconds(void);
 /* "COMMAND: message" and "(see COMMAND --help)" on stderr; returns the usage
  * exit status, 2. */
 int cli_usage_error(const char *command, const char *fmt, ...) NST_CLI_PRINTF(2, 3);
+struct nst_settings;
+struct nst_device_info;
+/* nst_devices_list_with; on failure its message on stderr ("nst: ...") and
+ * -1. */
+int cli_devices_list(const struct nst_settings *set, struct nst_device_info **devs, int *n);
 
 #endif

@@ -1,10 +1,12 @@
-/* cli_text.c: text helpers the commands share (cli.h): JSON string escaping,
- * durations, the monotonic clock and the usage-error line. */
+/* cli_text.c: helpers the commands share (cli.h): JSON string escaping,
+ * durations, the monotonic clock, the usage-error line and the device list
+ * with its error message. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
 #include "cli.h"
+#include "nst.h"
 
 const char *cli_js(const char *s) {
     static char bufs[4][2048];
@@ -52,4 +54,11 @@ int cli_usage_error(const char *command, const char *fmt, ...) {
     fprintf(stderr, "\n(see %s --help)\n", command);
     va_end(ap);
     return 2;
+}
+
+int cli_devices_list(const struct nst_settings *set, struct nst_device_info **devs, int *n) {
+    nst_msg msg = {{0}};
+    if (nst_devices_list_with(set, devs, n, &msg) == NST_OK) return 0;
+    fprintf(stderr, "nst: %s\n", msg.text);
+    return -1;
 }

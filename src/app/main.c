@@ -756,11 +756,7 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
     }
     nst_device_info *devs = NULL;
     int n = 0;
-    nst_msg msg = {{0}};
-    if (nst_devices_list_with(set, &devs, &n, &msg) != NST_OK) {
-        fprintf(stderr, "nst: %s\n", msg.text);
-        return EXIT_RUNTIME;
-    }
+    if (cli_devices_list(set, &devs, &n)) return EXIT_RUNTIME;
     int rc = 0;
     if (check) {
         rc = devices_check(devs, n, sel, tiny, json, set);
