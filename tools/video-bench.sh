@@ -10,14 +10,17 @@
 # carries the kernel compiling and its own --iterations).
 #
 # usage: tools/video-bench.sh --image IMAGE --style PAINTING [--size N]
-#            [--frames N] [--temporal-weight W] [--out DIR] [-- NST-OPTIONS...]
+#            [--frames N] [--temporal-weight W] [--out DIR] [--clip-only | --clip FILE]
+#            [-- NST-OPTIONS...]
+# --clip-only makes the clip and stops (where the runs go elsewhere);
+# --clip FILE runs on a clip made so (a machine without the ffmpeg command).
 # e.g.   tools/video-bench.sh --image photo.jpg --style starry.jpg --size 512 \
 #            --frames 30 -- -n 300 --frame-iterations 100 --device 0
 set -eu
 cd "$(dirname "$0")/.."
 NST=${NST:-build/nst}
 WE=${NST_WARP_ERROR:-build/tools/nst-warp-error}
-IMAGE= STYLE= SIZE=512 FRAMES=12 TW=200 OUT=build/tmp/video-bench
+IMAGE= STYLE= SIZE=512 FRAMES=12 TW=200 OUT=build/tmp/video-bench CLIP= CLIP_ONLY=
 while [ $# -gt 0 ]; do
     case $1 in
         --image) IMAGE=$2; shift 2 ;;
@@ -26,19 +29,25 @@ while [ $# -gt 0 ]; do
         --frames) FRAMES=$2; shift 2 ;;
         --temporal-weight) TW=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
+        --clip) CLIP=$2; shift 2 ;;
+        --clip-only) CLIP_ONLY=1; shift ;;
         --) shift; break ;;
         *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
-[ -n "$IMAGE" ] && [ -n "$STYLE" ] || { echo "video-bench.sh: give --image and --style" >&2; exit 2; }
+[ -n "$STYLE" ] || [ -n "$CLIP_ONLY" ] || { echo "video-bench.sh: give --style" >&2; exit 2; }
+[ -n "$IMAGE" ] || [ -n "$CLIP" ] || { echo "video-bench.sh: give --image (or --clip)" >&2; exit 2; }
 mkdir -p "$OUT"
 H=$((SIZE * 3 / 4 / 2 * 2))
+if [ -z "$CLIP" ]; then
 CLIP="$OUT/pan-${SIZE}.mp4"
 # the camera pans 6 px and 2 px per frame and zooms in by 0.4% per frame at
 # 1024 px, so about 3 px per frame at 512; a square crosses the view
 ffmpeg -nostdin -v error -y -loop 1 -i "$IMAGE" -f lavfi -i "color=c=0xd04020:s=$((SIZE / 8))x$((SIZE / 8))" \
     -filter_complex "[0:v]scale=1024:-2,zoompan=z='1+0.004*on':x='iw/2-iw/zoom/2+on*6':y='ih/2-ih/zoom/2+on*2':d=1:s=${SIZE}x${H}:fps=10[bg];[bg][1:v]overlay=x='$((SIZE / 8))+n*$((SIZE / 64))':y='$((H / 2))-n*$((SIZE / 170 + 1))':shortest=1,format=yuv420p[v]" \
     -map "[v]" -frames:v "$FRAMES" -c:v libx264 -crf 12 "$CLIP"
+fi
+[ -z "$CLIP_ONLY" ] || { echo "$CLIP"; exit 0; }
 device=""
 echo "| run | size | frames | warping error (of 255) | consistent pixels | s per later frame | fps | device |"
 echo "|---|---|---|---|---|---|---|---|"
