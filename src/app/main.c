@@ -144,6 +144,8 @@ typedef struct run_opts {
     const char *init;
     char *masks[NST_MAX_STYLES];
     int nmasks;
+    char mask_buf[4096]; /* the --mask names */
+    size_t mask_used;
     int png16, print_every, save_every, dry_run;
     int method_wct, init_wct; /* --method wct; --init wct */
     const char *wct_models;
@@ -157,65 +159,67 @@ static const char run_shortopts[] = "-:c:s:o:n:d:w:qh";
 /* Parses the main command's arguments into o. Values are parsed here (a
  * number must be a number); their ranges are the library's, which
  * nst_params_check reports at the end. */
+/* One of the command's own options (opt_parse). */
+static int run_option(int c, const char *v, void *ctx) {
+    run_opts *o = ctx;
+    int rc;
+    switch (c) {
+    case O_VERSION:
+        printf("nst %s\n", NST_VERSION);
+        exit(0);
+    case O_MASK:
+        if ((rc = opt_add_names("--mask", v, o->mask_buf, sizeof o->mask_buf, &o->mask_used,
+                                o->masks, &o->nmasks, NST_MAX_STYLES, "nst")))
+            return rc;
+        break;
+    case O_DRY_RUN: o->dry_run = 1; break;
+    case O_INIT: o->init = v; break;
+    case O_PRINT_EVERY:
+        if (!cli_parse_int(v, &o->print_every) || o->print_every < 1)
+            return usage_error("--print-every '%s': give a whole number >= 1", v);
+        break;
+    case O_SAVE_EVERY:
+        if (!cli_parse_int(v, &o->save_every) || o->save_every < 1)
+            return usage_error("--save-every '%s': give a whole number >= 1", v);
+        break;
+    case O_PNG16: o->png16 = 1; break;
+    case O_METHOD:
+        if (!strcmp(v, "gatys")) o->method_wct = 0;
+        else if (!strcmp(v, "wct")) o->method_wct = 1;
+        else return usage_error("--method '%s': choose gatys or wct", v);
+        break;
+    case O_WCT_MODELS: o->wct_models = v; break;
+    case O_ALPHA:
+        if (!cli_parse_double(v, &o->wct.alpha, NULL) || !(o->wct.alpha >= 0) ||
+            !(o->wct.alpha <= 1))
+            return usage_error("--alpha '%s': give a number in [0, 1]", v);
+        break;
+    case O_WCT_LEVELS: {
+        double lv[NST_WCT_LEVELS + 1];
+        int n = opt_doubles(v, lv, NST_WCT_LEVELS);
+        o->wct.levels = 0;
+        for (int k = 0; k < n; k++) {
+            if (lv[k] != floor(lv[k]) || lv[k] < 1 || lv[k] > NST_WCT_LEVELS) n = -1;
+            else o->wct.levels |= 1u << ((int)lv[k] - 1);
+        }
+        if (n < 1)
+            return usage_error("--wct-levels '%s': give levels 1..%d separated by commas", v,
+                               NST_WCT_LEVELS);
+        break;
+    }
+    }
+    return 0;
+}
+
 static int parse_run_args(int argc, char **argv, run_opts *o) {
-    int rc, c;
+    int rc;
     memset(o, 0, sizeof *o);
     opt_common_default(&o->com);
     o->print_every = 50;
     nst_wct_params_default(&o->wct);
-    static char mask_buf[4096];
-    size_t mask_used = 0;
-    optind = 0;
-    while ((c = opt_next_own(argc, argv, run_shortopts, OPT_RUN, "nst", usage_text,
-                             &o->com)) != CLI_END) {
-        const char *v = optarg;
-        switch (c) {
-        case CLI_ERROR: return EXIT_USAGE;
-        case O_VERSION:
-            printf("nst %s\n", NST_VERSION);
-            exit(0);
-        case O_MASK:
-            if ((rc = opt_add_names("--mask", v, mask_buf, sizeof mask_buf, &mask_used, o->masks,
-                                    &o->nmasks, NST_MAX_STYLES, "nst")))
-                return rc;
-            break;
-        case O_DRY_RUN: o->dry_run = 1; break;
-        case O_INIT: o->init = v; break;
-        case O_PRINT_EVERY:
-            if (!cli_parse_int(v, &o->print_every) || o->print_every < 1)
-                return usage_error("--print-every '%s': give a whole number >= 1", v);
-            break;
-        case O_SAVE_EVERY:
-            if (!cli_parse_int(v, &o->save_every) || o->save_every < 1)
-                return usage_error("--save-every '%s': give a whole number >= 1", v);
-            break;
-        case O_PNG16: o->png16 = 1; break;
-        case O_METHOD:
-            if (!strcmp(v, "gatys")) o->method_wct = 0;
-            else if (!strcmp(v, "wct")) o->method_wct = 1;
-            else return usage_error("--method '%s': choose gatys or wct", v);
-            break;
-        case O_WCT_MODELS: o->wct_models = v; break;
-        case O_ALPHA:
-            if (!cli_parse_double(v, &o->wct.alpha, NULL) || !(o->wct.alpha >= 0) ||
-                !(o->wct.alpha <= 1))
-                return usage_error("--alpha '%s': give a number in [0, 1]", v);
-            break;
-        case O_WCT_LEVELS: {
-            double lv[NST_WCT_LEVELS + 1];
-            int n = opt_doubles(v, lv, NST_WCT_LEVELS);
-            o->wct.levels = 0;
-            for (int k = 0; k < n; k++) {
-                if (lv[k] != floor(lv[k]) || lv[k] < 1 || lv[k] > NST_WCT_LEVELS) n = -1;
-                else o->wct.levels |= 1u << ((int)lv[k] - 1);
-            }
-            if (n < 1)
-                return usage_error("--wct-levels '%s': give levels 1..%d separated by commas", v,
-                                   NST_WCT_LEVELS);
-            break;
-        }
-        }
-    }
+    if ((rc = opt_parse(argc, argv, run_shortopts, OPT_RUN, "nst", usage_text, &o->com,
+                        run_option, o)))
+        return rc;
     if (!o->com.content) return usage_error("no content image: give --content PHOTO");
     if (o->com.nstyles == 0) return usage_error("no style image: give --style PAINTING");
     if (!o->com.output && !o->dry_run) return usage_error("no output file: give -o OUTPUT.png");

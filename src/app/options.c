@@ -294,3 +294,15 @@ int opt_next_own(int argc, char **argv, const char *shortopts, unsigned command,
         if (rc) return CLI_ERROR;
     }
 }
+
+int opt_parse(int argc, char **argv, const char *shortopts, unsigned command, const char *usage,
+              const char *help, opt_common *com, int (*own)(int c, const char *v, void *ctx),
+              void *ctx) {
+    int c, rc;
+    optind = 0;
+    while ((c = opt_next_own(argc, argv, shortopts, command, usage, help, com)) != CLI_END) {
+        if (c == CLI_ERROR) return 2;
+        if ((rc = own(c, optarg, ctx))) return rc;
+    }
+    return 0;
+}

@@ -79,6 +79,14 @@ int opt_common_parse(int c, const char *v, opt_common *o, const char *usage);
 int opt_next_own(int argc, char **argv, const char *shortopts, unsigned command,
                  const char *usage, const char *help, opt_common *com);
 
+/* Parses a command's arguments from the first: opt_common's options into
+ * com, each other option through own(c, value, ctx), which returns 0 or
+ * the usage exit status (its error reported). 0, or the usage exit status
+ * when an option was wrong. */
+int opt_parse(int argc, char **argv, const char *shortopts, unsigned command, const char *usage,
+              const char *help, opt_common *com, int (*own)(int c, const char *v, void *ctx),
+              void *ctx);
+
 /* Splits "a,b,c" into doubles; returns the count or -1. */
 int opt_doubles(const char *s, double *out, int max);
 

@@ -104,8 +104,67 @@ typedef struct video_opts {
 
 static const char video_shortopts[] = "-:c:s:o:n:d:w:qh";
 
+/* One of the command's own options (opt_parse). */
+static int video_option(int c, const char *v, void *ctx) {
+    video_opts *o = ctx;
+    switch (c) {
+    case O_FRAME_ITERATIONS:
+        if (!cli_parse_int(v, &o->frame_iterations))
+            return usage_error("--frame-iterations '%s': give a whole number", v);
+        break;
+    case O_PASSES:
+        if (!cli_parse_int(v, &o->passes))
+            return usage_error("--passes '%s': give a whole number", v);
+        break;
+    case O_FLOW:
+        if (!strcmp(v, "fast")) o->flow = NST_FLOW_FAST;
+        else if (!strcmp(v, "medium")) o->flow = NST_FLOW_MEDIUM;
+        else if (!strcmp(v, "fine")) o->flow = NST_FLOW_FINE;
+        else return usage_error("--flow '%s': choose fast, medium or fine", v);
+        break;
+    case O_FRAMES: {
+        int n;
+        if (!cli_parse_int(v, &n) || n < 1)
+            return usage_error("--frames '%s': give a whole number >= 1", v);
+        o->max_frames = n;
+        break;
+    }
+    case O_START_FRAME: {
+        int n;
+        if (!cli_parse_int(v, &n) || n < 0)
+            return usage_error("--start-frame '%s': give a whole number >= 0 (the first "
+                               "frame is 0)", v);
+        o->start_frame = n;
+        break;
+    }
+    case O_WORK_DIR: o->work_dir = v; break;
+    case O_KEEP_FRAMES: o->keep_frames = 1; break;
+    case O_LONG_TERM: {
+        double d[16];
+        int n = opt_doubles(v, d, 15);
+        o->nlt = 0;
+        o->lt[o->nlt++] = 1;
+        for (int i = 0; i < n; i++) {
+            int j = (int)d[i];
+            if (j != d[i] || j < 1 || j > LT_MAX || j <= o->lt[o->nlt - 1] - (j == 1))
+                return usage_error("--long-term '%s': give frame offsets in 1..%d, "
+                                   "ascending, e.g. 1,10,20", v, LT_MAX);
+            if (j > 1) o->lt[o->nlt++] = j;
+        }
+        if (n < 1) return usage_error("--long-term '%s': give frame offsets", v);
+        break;
+    }
+    case O_CODEC:
+        if (strcmp(v, "h264") && strcmp(v, "ffv1") && strcmp(v, "mpeg4"))
+            return usage_error("--codec '%s': choose h264, ffv1 (lossless) or mpeg4", v);
+        o->codec = v;
+        break;
+    }
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, video_opts *o) {
-    int c;
+    int rc;
     memset(o, 0, sizeof *o);
     opt_common_default(&o->com);
     o->com.p.temporal_weight = 200;
@@ -114,65 +173,9 @@ static int parse_args(int argc, char **argv, video_opts *o) {
     o->lt[0] = 1;
     o->nlt = 1;
     o->passes = 1;
-    optind = 0;
-    while ((c = opt_next_own(argc, argv, video_shortopts, OPT_VIDEO, "nst video", video_usage,
-                             &o->com)) != CLI_END) {
-        const char *v = optarg;
-        switch (c) {
-        case CLI_ERROR: return EXIT_USAGE;
-        case O_FRAME_ITERATIONS:
-            if (!cli_parse_int(v, &o->frame_iterations))
-                return usage_error("--frame-iterations '%s': give a whole number", v);
-            break;
-        case O_PASSES:
-            if (!cli_parse_int(v, &o->passes))
-                return usage_error("--passes '%s': give a whole number", v);
-            break;
-        case O_FLOW:
-            if (!strcmp(v, "fast")) o->flow = NST_FLOW_FAST;
-            else if (!strcmp(v, "medium")) o->flow = NST_FLOW_MEDIUM;
-            else if (!strcmp(v, "fine")) o->flow = NST_FLOW_FINE;
-            else return usage_error("--flow '%s': choose fast, medium or fine", v);
-            break;
-        case O_FRAMES: {
-            int n;
-            if (!cli_parse_int(v, &n) || n < 1)
-                return usage_error("--frames '%s': give a whole number >= 1", v);
-            o->max_frames = n;
-            break;
-        }
-        case O_START_FRAME: {
-            int n;
-            if (!cli_parse_int(v, &n) || n < 0)
-                return usage_error("--start-frame '%s': give a whole number >= 0 (the first "
-                                   "frame is 0)", v);
-            o->start_frame = n;
-            break;
-        }
-        case O_WORK_DIR: o->work_dir = v; break;
-        case O_KEEP_FRAMES: o->keep_frames = 1; break;
-        case O_LONG_TERM: {
-            double d[16];
-            int n = opt_doubles(v, d, 15);
-            o->nlt = 0;
-            o->lt[o->nlt++] = 1;
-            for (int i = 0; i < n; i++) {
-                int j = (int)d[i];
-                if (j != d[i] || j < 1 || j > LT_MAX || j <= o->lt[o->nlt - 1] - (j == 1))
-                    return usage_error("--long-term '%s': give frame offsets in 1..%d, "
-                                       "ascending, e.g. 1,10,20", v, LT_MAX);
-                if (j > 1) o->lt[o->nlt++] = j;
-            }
-            if (n < 1) return usage_error("--long-term '%s': give frame offsets", v);
-            break;
-        }
-        case O_CODEC:
-            if (strcmp(v, "h264") && strcmp(v, "ffv1") && strcmp(v, "mpeg4"))
-                return usage_error("--codec '%s': choose h264, ffv1 (lossless) or mpeg4", v);
-            o->codec = v;
-            break;
-        }
-    }
+    if ((rc = opt_parse(argc, argv, video_shortopts, OPT_VIDEO, "nst video", video_usage,
+                        &o->com, video_option, o)))
+        return rc;
     if (!o->com.content) return usage_error("no input video: give --content CLIP.mp4");
     if (o->com.nstyles == 0) return usage_error("no style image: give --style PAINTING");
     if (!o->com.output) return usage_error("no output: give -o OUT.mp4 (or out/%%05d.png)");
