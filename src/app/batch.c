@@ -180,27 +180,6 @@ static const char *help_text =
     "the running jobs (their outputs are not written) and exits 130.\n"
     "Exit status: 0 when every job succeeded, 1 when any failed, 2 bad usage.\n";
 
-/* s as the inside of a JSON string, in one of a few rotating buffers. */
-static const char *js(const char *s) {
-    static char bufs[4][2048];
-    static int k = 0;
-    char *b = bufs[k++ % 4];
-    size_t n = 0;
-    for (; *s && n + 8 < sizeof bufs[0]; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            b[n++] = '\\';
-            b[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(b + n, sizeof bufs[0] - n, "\\u%04x", c);
-        } else {
-            b[n++] = (char)c;
-        }
-    }
-    b[n] = 0;
-    return b;
-}
-
 /* ---- jobs: a JSON object into a command line ------------------------------- */
 
 /* Options that belong to the batch, not to a job. */
@@ -629,11 +608,8 @@ static int contains_nocase(const char *hay, const char *needle) {
 static int parse_devices(batch *b, const char *sel, const nst_settings *set) {
     nst_device_info *devs = NULL;
     int n = 0;
+    if (cli_devices_list(set, &devs, &n)) return EXIT_RUNTIME;
     nst_msg msg = {{0}};
-    if (nst_devices_list_with(set, &devs, &n, &msg) != NST_OK) {
-        fprintf(stderr, "nst: %s\n", msg.text);
-        return EXIT_RUNTIME;
-    }
     int pick[MAX_SLOTS], np = 0;
     char want[1024];
     snprintf(want, sizeof want, "%s", sel ? sel : "");
@@ -929,7 +905,7 @@ static int start_job(batch *b, slot *s, job *j) {
     if (b->json)
         printf("{\"event\":\"start\",\"job\":%d,\"output\":\"%s\",\"device\":%d,"
                "\"attempt\":%d,\"pid\":%ld}\n",
-               j->line, js(j->output), s->dev, j->attempts, (long)pid);
+               j->line, cli_js(j->output), s->dev, j->attempts, (long)pid);
     fflush(stdout);
     return 1;
 }
@@ -1005,7 +981,7 @@ static void report_failed(batch *b, const job *j, int device, int code) {
     if (b->json) {
         printf("{\"event\":\"failed\",\"job\":%d,\"output\":\"%s\",\"device\":%s,"
                "\"exit\":%d,\"error\":\"%s\"}\n",
-               j->line, js(j->output ? j->output : ""), dev, code, js(j->error));
+               j->line, cli_js(j->output ? j->output : ""), dev, code, cli_js(j->error));
         fflush(stdout);
     } else {
         end_live(b);
@@ -1037,7 +1013,7 @@ static void finish_job(batch *b, slot *s, int status) {
             if (b->json)
                 printf("{\"event\":\"done\",\"job\":%d,\"output\":\"%s\",\"device\":%d,"
                        "\"attempt\":%d,\"seconds\":%.3f}\n",
-                       j->line, js(j->output), s->dev, j->attempts, j->seconds);
+                       j->line, cli_js(j->output), s->dev, j->attempts, j->seconds);
             fflush(stdout);
             return;
         }
@@ -1063,7 +1039,7 @@ static void finish_job(batch *b, slot *s, int status) {
         if (b->json)
             printf("{\"event\":\"retry\",\"job\":%d,\"output\":\"%s\",\"device\":%d,"
                    "\"error\":\"%s\"}\n",
-                   j->line, js(j->output), s->dev, js(why));
+                   j->line, cli_js(j->output), s->dev, cli_js(why));
     } else {
         j->state = J_FAILED;
         snprintf(j->error, sizeof j->error, "%s", why);
@@ -1217,7 +1193,7 @@ static void join_videos(batch *b) {
         if (b->json)
             printf("{\"event\":\"joined\",\"job\":%d,\"output\":\"%s\",\"chunks\":%d,"
                    "\"frames\":%ld,\"seconds\":%.3f}\n",
-                   g->line, js(g->output), g->nchunks, g->stop[g->nchunks - 1], now() - t0);
+                   g->line, cli_js(g->output), g->nchunks, g->stop[g->nchunks - 1], now() - t0);
         fflush(stdout);
         /* the stretches have served: the output now says the video is done */
         for (int k = 0; k < g->nchunks; k++) unlink(g->chunks[k]);
@@ -1318,11 +1294,11 @@ int nst_batch(int argc, char **argv, const char *shortopts, const struct option 
     if (b.json) {
         printf("{\"event\":\"batch\",\"file\":\"%s\",\"jobs\":%d,\"shard\":%d,\"shards\":%d,"
                "\"todo\":%d,\"skipped\":%d,\"devices\":[",
-               js(b.file), b.total, b.shard, b.shards, b.total - b.skipped - b.failed,
+               cli_js(b.file), b.total, b.shard, b.shards, b.total - b.skipped - b.failed,
                b.skipped);
         for (int k = 0; k < b.nslots; k++)
             printf("%s{\"index\":%d,\"name\":\"%s\"}", k ? "," : "", b.slots[k].dev,
-                   js(b.slots[k].name));
+                   cli_js(b.slots[k].name));
         printf("]}\n");
     } else if (!b.quiet) {
         fprintf(stderr, "nst: batch %s: %d job%s", b.file, b.total, b.total == 1 ? "" : "s");
@@ -1339,7 +1315,7 @@ int nst_batch(int argc, char **argv, const char *shortopts, const struct option 
             report_failed(&b, j, -1, EXIT_USAGE);
         } else if (j->state == J_SKIPPED && b.json) {
             printf("{\"event\":\"skip\",\"job\":%d,\"output\":\"%s\"}\n", j->line,
-                   js(j->output));
+                   cli_js(j->output));
         }
     }
     fflush(stdout);

@@ -74,4 +74,21 @@ typedef struct cli_rate {
 void cli_rate_update(cli_rate *r, int iteration, int iterations, double elapsed, double *rate,
                      double *eta);
 
+/* cli_text.c */
+/* s as the inside of a JSON string (quotes, backslashes and control
+ * characters escaped), in one of a few rotating static buffers. */
+const char *cli_js(const char *s);
+/* "42s", "3m05s", "2h10m"; "?" when unknown. */
+void cli_fmt_duration(double s, char *buf, size_t len);
+/* CLOCK_MONOTONIC in seconds. */
+double cli_mono_seconds(void);
+/* "COMMAND: message" and "(see COMMAND --help)" on stderr; returns the usage
+ * exit status, 2. */
+int cli_usage_error(const char *command, const char *fmt, ...) NST_CLI_PRINTF(2, 3);
+struct nst_settings;
+struct nst_device_info;
+/* nst_devices_list_with; on failure its message on stderr ("nst: ...") and
+ * -1. */
+int cli_devices_list(const struct nst_settings *set, struct nst_device_info **devs, int *n);
+
 #endif

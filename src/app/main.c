@@ -18,6 +18,7 @@
 #include "bench_run.h"
 #include "cli.h"
 #include "devcheck.h"
+#include "options.h"
 #include "studio.h"
 #include "nst.h"
 #include "tune.h"
@@ -139,421 +140,121 @@ static const char *usage_text =
 /* ---- option values -------------------------------------------------------- */
 
 typedef struct run_opts {
-    const char *content, *output, *device, *weights, *init;
-    char *styles[NST_MAX_STYLES];
-    int nstyles;
+    opt_common com; /* what nst video is given too */
+    const char *init;
     char *masks[NST_MAX_STYLES];
     int nmasks;
-    double blend[NST_MAX_STYLES];
-    int nblend;
-    double layer_w[NST_MAX_LAYERS];
-    int nlayer_w;
-    int jpeg_quality, png16, no_cache, quiet, json, print_every, save_every, dry_run;
-    int style_weight_set; /* --style-weight given: else the style loss's default */
+    char mask_buf[4096]; /* the --mask names */
+    size_t mask_used;
+    int png16, print_every, save_every, dry_run;
     int method_wct, init_wct; /* --method wct; --init wct */
     const char *wct_models;
     nst_wct_params wct;
-    nst_network network;
-    nst_params p;
 } run_opts;
 
-static int usage_error(const char *fmt, ...) NST_CLI_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "nst: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(see nst --help)\n");
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
-/* s as the inside of a JSON string (quotes, backslashes and control
- * characters escaped), in one of a few rotating static buffers. */
-static const char *js(const char *s) {
-    static char bufs[4][2048];
-    static int k = 0;
-    char *b = bufs[k++ % 4];
-    size_t n = 0;
-    for (; *s && n + 8 < sizeof bufs[0]; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            b[n++] = '\\';
-            b[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(b + n, sizeof bufs[0] - n, "\\u%04x", c);
-        } else {
-            b[n++] = (char)c;
-        }
-    }
-    b[n] = 0;
-    return b;
-}
-
-/* Adds the comma-separated names in v to items[*n..]: a repeated option adds
- * to the list. The names are copied into buf (cap bytes, *used taken). */
-static int add_names(const char *opt, const char *v, char *buf, size_t cap, size_t *used,
-                     char **items, int *n, int max) {
-    size_t len = strlen(v);
-    if (len >= cap - *used) return usage_error("%s: list too long", opt);
-    char *copy = buf + *used;
-    memcpy(copy, v, len + 1);
-    *used += len + 1;
-    int before = *n;
-    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-        if (*n == max) return usage_error("%s: at most %d files", opt, max);
-        items[(*n)++] = tok;
-    }
-    if (*n == before) return usage_error("%s: no file given", opt);
-    return 0;
-}
-
-/* --network's value into *out; the usage error reported (non-zero) when it
- * names no network. */
-static int parse_network(const char *v, nst_network *out) {
-    int n = nst_network_parse(v);
-    if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
-    *out = (nst_network)n;
-    return 0;
-}
-
-/* Splits "a,b,c" into doubles; returns the count or -1. */
-static int parse_doubles(const char *s, double *out, int max) {
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        if (n == max) return -1;
-        if (!cli_parse_double(p, &out[n], &p)) return -1;
-        n++;
-        if (*p == ',') p++;
-        else if (*p) return -1;
-    }
-    return n;
-}
-
-/* The options of every command; those without a short form get a val >= 256. */
-enum {
-    O_STYLE_BLEND = 256, O_SIZE, O_STYLE_SCALE, O_JPEG_QUALITY, O_PNG16, O_CONTENT_WEIGHT,
-    O_STYLE_WEIGHT, O_TV_WEIGHT, O_CONTENT_LAYERS, O_STYLE_LAYERS, O_STYLE_LAYER_WEIGHTS,
-    O_POOLING, O_INIT, O_SEED, O_PRESERVE_COLORS, O_LUMINANCE_ONLY, O_LUMINANCE_MATCH, O_MASK,
-    O_SCALES, O_SCALE_ITERATIONS, O_AVERAGE_DECAY, O_OPTIMIZER, O_LEARNING_RATE,
-    O_LBFGS_HISTORY, O_LINE_SEARCH, O_MAX_MEMORY, O_TILE, O_DRY_RUN, O_NO_CACHE,
-    O_PRINT_EVERY, O_SAVE_EVERY, O_JSON, O_VERSION, O_CHECK, O_TINY, O_EVALS, O_WIDTH_MULT, O_NETWORK,
-    O_SECONDS, O_METHOD, O_WCT_MODELS, O_ALPHA, O_WCT_LEVELS, O_STYLE_LOSS
-};
+#define usage_error(...) cli_usage_error("nst", __VA_ARGS__)
 
 static const char run_shortopts[] = "-:c:s:o:n:d:w:qh";
-/* Every long option of every command, once; a command names the ones it
- * takes (next_option). */
-static const struct option all_options[] = {
-    /* the images */
-    {"content", required_argument, NULL, 'c'},
-    {"style", required_argument, NULL, 's'},
-    {"style-blend", required_argument, NULL, O_STYLE_BLEND},
-    {"output", required_argument, NULL, 'o'},
-    {"size", required_argument, NULL, O_SIZE},
-    {"style-scale", required_argument, NULL, O_STYLE_SCALE},
-    /* the result */
-    {"jpeg-quality", required_argument, NULL, O_JPEG_QUALITY},
-    {"png16", no_argument, NULL, O_PNG16},
-    {"content-weight", required_argument, NULL, O_CONTENT_WEIGHT},
-    {"style-weight", required_argument, NULL, O_STYLE_WEIGHT},
-    {"tv-weight", required_argument, NULL, O_TV_WEIGHT},
-    {"style-loss", required_argument, NULL, O_STYLE_LOSS},
-    /* the layers */
-    {"content-layers", required_argument, NULL, O_CONTENT_LAYERS},
-    {"style-layers", required_argument, NULL, O_STYLE_LAYERS},
-    {"style-layer-weights", required_argument, NULL, O_STYLE_LAYER_WEIGHTS},
-    {"pooling", required_argument, NULL, O_POOLING},
-    {"init", required_argument, NULL, O_INIT},
-    {"seed", required_argument, NULL, O_SEED},
-    /* colour and regions */
-    {"preserve-colors", no_argument, NULL, O_PRESERVE_COLORS},
-    {"preserve-colours", no_argument, NULL, O_PRESERVE_COLORS},
-    {"luminance-only", no_argument, NULL, O_LUMINANCE_ONLY},
-    {"luminance-match", required_argument, NULL, O_LUMINANCE_MATCH},
-    {"mask", required_argument, NULL, O_MASK},
-    /* resolution and averaging */
-    {"scales", required_argument, NULL, O_SCALES},
-    {"scale-iterations", required_argument, NULL, O_SCALE_ITERATIONS},
-    {"average-decay", required_argument, NULL, O_AVERAGE_DECAY},
-    {"iterations", required_argument, NULL, 'n'},
-    /* the optimiser */
-    {"optimizer", required_argument, NULL, O_OPTIMIZER},
-    {"learning-rate", required_argument, NULL, O_LEARNING_RATE},
-    {"lbfgs-history", required_argument, NULL, O_LBFGS_HISTORY},
-    {"line-search", no_argument, NULL, O_LINE_SEARCH},
-    /* memory */
-    {"max-memory", required_argument, NULL, O_MAX_MEMORY},
-    {"tile", required_argument, NULL, O_TILE},
-    {"dry-run", no_argument, NULL, O_DRY_RUN},
-    /* device and files */
-    {"device", required_argument, NULL, 'd'},
-    {"weights", required_argument, NULL, 'w'},
-    {"network", required_argument, NULL, O_NETWORK},
-    {"no-cache", no_argument, NULL, O_NO_CACHE},
-    /* progress */
-    {"print-every", required_argument, NULL, O_PRINT_EVERY},
-    {"save-every", required_argument, NULL, O_SAVE_EVERY},
-    {"quiet", no_argument, NULL, 'q'},
-    {"json", no_argument, NULL, O_JSON},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, O_VERSION},
-    /* devices, bench and tune */
-    {"check", no_argument, NULL, O_CHECK},
-    {"tiny", no_argument, NULL, O_TINY},
-    {"evals", required_argument, NULL, O_EVALS},
-    {"width-mult", required_argument, NULL, O_WIDTH_MULT},
-    {"seconds", required_argument, NULL, O_SECONDS},
-    /* instant style */
-    {"method", required_argument, NULL, O_METHOD},
-    {"wct-models", required_argument, NULL, O_WCT_MODELS},
-    {"alpha", required_argument, NULL, O_ALPHA},
-    {"wct-levels", required_argument, NULL, O_WCT_LEVELS},
-    {NULL, 0, NULL, 0}};
-static const char run_options[] =
-    "content style style-blend output size style-scale jpeg-quality png16 content-weight "
-    "style-weight tv-weight style-loss "
-    "content-layers style-layers style-layer-weights pooling init seed "
-    "preserve-colors preserve-colours luminance-only luminance-match mask scales "
-    "scale-iterations average-decay iterations optimizer learning-rate lbfgs-history "
-    "line-search max-memory tile dry-run device weights network no-cache print-every "
-    "save-every quiet json help version method wct-models alpha wct-levels";
-
-enum { MAX_OPTIONS = sizeof all_options / sizeof all_options[0] };
-
-/* The options of all_options named in `names` into longopts (MAX_OPTIONS
- * entries), ended by a zero entry. */
-static void select_options(const char *names, struct option *longopts) {
-    int n = 0;
-    for (const struct option *o = all_options; o->name; o++) {
-        size_t len = strlen(o->name);
-        for (const char *p = strstr(names, o->name); p; p = strstr(p + 1, o->name))
-            if ((p == names || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0')) {
-                longopts[n++] = *o;
-                break;
-            }
-    }
-    longopts[n] = (struct option){NULL, 0, NULL, 0};
-}
-
-/* The next option of a command (cli_next) among the long options `names`
- * (space-separated, from all_options), a usage error already reported as
- * CLI_ERROR. */
-static int next_option(int argc, char **argv, const char *shortopts, const char *names,
-                       const char *command) {
-    struct option longopts[MAX_OPTIONS];
-    select_options(names, longopts);
-    char err[700];
-    int c = cli_next(argc, argv, shortopts, longopts, command, err, sizeof err);
-    if (c == CLI_ERROR) usage_error("%s", err);
-    return c;
-}
 
 /* Parses the main command's arguments into o. Values are parsed here (a
  * number must be a number); their ranges are the library's, which
  * nst_params_check reports at the end. */
+/* One of the command's own options (opt_parse). */
+static int run_option(int c, const char *v, void *ctx) {
+    run_opts *o = ctx;
+    int rc;
+    switch (c) {
+    case O_VERSION:
+        printf("nst %s\n", NST_VERSION);
+        exit(0);
+    case O_MASK:
+        if ((rc = opt_add_names("--mask", v, o->mask_buf, sizeof o->mask_buf, &o->mask_used,
+                                o->masks, &o->nmasks, NST_MAX_STYLES, "nst")))
+            return rc;
+        break;
+    case O_DRY_RUN: o->dry_run = 1; break;
+    case O_INIT: o->init = v; break;
+    case O_PRINT_EVERY:
+        if (!cli_parse_int(v, &o->print_every) || o->print_every < 1)
+            return usage_error("--print-every '%s': give a whole number >= 1", v);
+        break;
+    case O_SAVE_EVERY:
+        if (!cli_parse_int(v, &o->save_every) || o->save_every < 1)
+            return usage_error("--save-every '%s': give a whole number >= 1", v);
+        break;
+    case O_PNG16: o->png16 = 1; break;
+    case O_METHOD:
+        if (!strcmp(v, "gatys")) o->method_wct = 0;
+        else if (!strcmp(v, "wct")) o->method_wct = 1;
+        else return usage_error("--method '%s': choose gatys or wct", v);
+        break;
+    case O_WCT_MODELS: o->wct_models = v; break;
+    case O_ALPHA:
+        if (!cli_parse_double(v, &o->wct.alpha, NULL) || !(o->wct.alpha >= 0) ||
+            !(o->wct.alpha <= 1))
+            return usage_error("--alpha '%s': give a number in [0, 1]", v);
+        break;
+    case O_WCT_LEVELS: {
+        double lv[NST_WCT_LEVELS + 1];
+        int n = opt_doubles(v, lv, NST_WCT_LEVELS);
+        o->wct.levels = 0;
+        for (int k = 0; k < n; k++) {
+            if (lv[k] != floor(lv[k]) || lv[k] < 1 || lv[k] > NST_WCT_LEVELS) n = -1;
+            else o->wct.levels |= 1u << ((int)lv[k] - 1);
+        }
+        if (n < 1)
+            return usage_error("--wct-levels '%s': give levels 1..%d separated by commas", v,
+                               NST_WCT_LEVELS);
+        break;
+    }
+    }
+    return 0;
+}
+
 static int parse_run_args(int argc, char **argv, run_opts *o) {
-    int rc, c;
+    int rc;
     memset(o, 0, sizeof *o);
-    nst_params_default(&o->p);
-    o->jpeg_quality = 95;
+    opt_common_default(&o->com);
     o->print_every = 50;
     nst_wct_params_default(&o->wct);
-    static char style_buf[4096], mask_buf[4096];
-    size_t style_used = 0, mask_used = 0;
-    /* the options that are plain numbers of nst_params */
-    const struct {
-        int val;
-        const char *name;
-        int *i;    /* a whole number, */
-        double *d; /* or any */
-    } nums[] = {{O_SIZE, "--size", &o->p.size, NULL},
-                {'n', "--iterations", &o->p.iterations, NULL},
-                {O_SCALES, "--scales", &o->p.scales, NULL},
-                {O_SCALE_ITERATIONS, "--scale-iterations", &o->p.scale_iterations, NULL},
-                {O_LBFGS_HISTORY, "--lbfgs-history", &o->p.lbfgs_history, NULL},
-                {O_STYLE_SCALE, "--style-scale", NULL, &o->p.style_scale},
-                {O_CONTENT_WEIGHT, "--content-weight", NULL, &o->p.content_weight},
-                {O_STYLE_WEIGHT, "--style-weight", NULL, &o->p.style_weight},
-                {O_TV_WEIGHT, "--tv-weight", NULL, &o->p.tv_weight},
-                {O_LEARNING_RATE, "--learning-rate", NULL, &o->p.learning_rate},
-                {O_AVERAGE_DECAY, "--average-decay", NULL, &o->p.average_decay}};
-    optind = 0;
-    while ((c = next_option(argc, argv, run_shortopts, run_options, NULL)) != CLI_END) {
-        const char *v = optarg;
-        int k = 0;
-        while (k < (int)(sizeof nums / sizeof nums[0]) && nums[k].val != c) k++;
-        if (k < (int)(sizeof nums / sizeof nums[0])) {
-            o->style_weight_set |= c == O_STYLE_WEIGHT;
-            if (nums[k].i ? !cli_parse_int(v, nums[k].i) : !cli_parse_double(v, nums[k].d, NULL))
-                return usage_error("%s '%s': give a %snumber", nums[k].name, v,
-                                   nums[k].i ? "whole " : "");
-            continue;
-        }
-        switch (c) {
-        case CLI_ERROR: return EXIT_USAGE;
-        case CLI_ARG: return usage_error("unexpected argument '%s'", v);
-        case 'h':
-            fputs(usage_text, stdout);
-            exit(0);
-        case O_VERSION:
-            printf("nst %s\n", NST_VERSION);
-            exit(0);
-        case 'c': o->content = v; break;
-        case 's':
-            if ((rc = add_names("--style", v, style_buf, sizeof style_buf, &style_used,
-                                o->styles, &o->nstyles, NST_MAX_STYLES)))
-                return rc;
-            break;
-        case O_MASK:
-            if ((rc = add_names("--mask", v, mask_buf, sizeof mask_buf, &mask_used, o->masks,
-                                &o->nmasks, NST_MAX_STYLES)))
-                return rc;
-            break;
-        case O_PRESERVE_COLORS: o->p.preserve_colors = 1; break;
-        case O_LUMINANCE_ONLY: o->p.luminance_only = 1; break;
-        case O_LUMINANCE_MATCH:
-            if (!strcmp(v, "mean")) o->p.luminance_histogram = 0;
-            else if (!strcmp(v, "histogram")) o->p.luminance_histogram = 1;
-            else return usage_error("--luminance-match '%s': choose mean or histogram", v);
-            break;
-        case O_STYLE_BLEND:
-            o->nblend = parse_doubles(v, o->blend, NST_MAX_STYLES);
-            if (o->nblend < 1)
-                return usage_error("--style-blend '%s': give numbers separated by commas", v);
-            break;
-        case 'o': o->output = v; break;
-        case O_OPTIMIZER:
-            if (!strcmp(v, "lbfgs")) o->p.optimizer = NST_OPTIMIZER_LBFGS;
-            else if (!strcmp(v, "adam")) o->p.optimizer = NST_OPTIMIZER_ADAM;
-            else return usage_error("--optimizer '%s': choose lbfgs or adam", v);
-            break;
-        case O_MAX_MEMORY: {
-            unsigned long long b;
-            if (!cli_parse_bytes(v, &b))
-                return usage_error("--max-memory '%s': give a size such as 4G or 512M", v);
-            o->p.max_memory = b;
-            break;
-        }
-        case O_TILE:
-            if (!strcmp(v, "off")) o->p.tile = -1;
-            else if (!strcmp(v, "auto")) o->p.tile = 0;
-            else if (!cli_parse_int(v, &o->p.tile))
-                return usage_error("--tile '%s': give auto, off or a size in pixels", v);
-            break;
-        case O_DRY_RUN: o->dry_run = 1; break;
-        case O_LINE_SEARCH: o->p.line_search = 1; break;
-        case O_INIT: o->init = v; break;
-        case O_SEED: {
-            unsigned long long sd;
-            if (!cli_parse_u64(v, &sd)) return usage_error("--seed '%s': give a whole number", v);
-            o->p.seed = sd;
-            break;
-        }
-        case O_CONTENT_LAYERS: o->p.content_layers = v; break;
-        case O_STYLE_LAYERS: o->p.style_layers = v; break;
-        case O_STYLE_LAYER_WEIGHTS:
-            o->nlayer_w = parse_doubles(v, o->layer_w, NST_MAX_LAYERS);
-            if (o->nlayer_w < 1)
-                return usage_error("--style-layer-weights '%s': give at most %d numbers "
-                                   "separated by commas",
-                                   v, NST_MAX_LAYERS);
-            break;
-        case O_STYLE_LOSS: {
-            int sl = nst_style_loss_parse(v);
-            if (sl < 0) return usage_error("--style-loss '%s': choose gram, w2 or hist", v);
-            o->p.style_loss = (nst_style_loss_kind)sl;
-            break;
-        }
-        case O_POOLING:
-            if (!strcmp(v, "max")) o->p.avg_pool = 0;
-            else if (!strcmp(v, "avg") || !strcmp(v, "average")) o->p.avg_pool = 1;
-            else return usage_error("--pooling '%s': choose max or avg", v);
-            break;
-        case O_PRINT_EVERY:
-            if (!cli_parse_int(v, &o->print_every) || o->print_every < 1)
-                return usage_error("--print-every '%s': give a whole number >= 1", v);
-            break;
-        case O_SAVE_EVERY:
-            if (!cli_parse_int(v, &o->save_every) || o->save_every < 1)
-                return usage_error("--save-every '%s': give a whole number >= 1", v);
-            break;
-        case 'd': o->device = v; break;
-        case 'w': o->weights = v; break;
-        case O_NETWORK:
-            if (parse_network(v, &o->network)) return EXIT_USAGE;
-            break;
-        case O_NO_CACHE: o->no_cache = 1; break;
-        case O_JPEG_QUALITY:
-            /* checked now, not when the image is written at the end */
-            if (!cli_parse_int(v, &o->jpeg_quality) || o->jpeg_quality < 1 ||
-                o->jpeg_quality > 100)
-                return usage_error("--jpeg-quality '%s': give a whole number in 1..100", v);
-            break;
-        case O_PNG16: o->png16 = 1; break;
-        case 'q': o->quiet = 1; break;
-        case O_JSON: o->json = 1; break;
-        case O_METHOD:
-            if (!strcmp(v, "gatys")) o->method_wct = 0;
-            else if (!strcmp(v, "wct")) o->method_wct = 1;
-            else return usage_error("--method '%s': choose gatys or wct", v);
-            break;
-        case O_WCT_MODELS: o->wct_models = v; break;
-        case O_ALPHA:
-            if (!cli_parse_double(v, &o->wct.alpha, NULL) || !(o->wct.alpha >= 0) ||
-                !(o->wct.alpha <= 1))
-                return usage_error("--alpha '%s': give a number in [0, 1]", v);
-            break;
-        case O_WCT_LEVELS: {
-            double lv[NST_WCT_LEVELS + 1];
-            int n = parse_doubles(v, lv, NST_WCT_LEVELS);
-            o->wct.levels = 0;
-            for (int k = 0; k < n; k++) {
-                if (lv[k] != floor(lv[k]) || lv[k] < 1 || lv[k] > NST_WCT_LEVELS) n = -1;
-                else o->wct.levels |= 1u << ((int)lv[k] - 1);
-            }
-            if (n < 1)
-                return usage_error("--wct-levels '%s': give levels 1..%d separated by commas", v,
-                                   NST_WCT_LEVELS);
-            break;
-        }
-        }
-    }
-    if (!o->content) return usage_error("no content image: give --content PHOTO");
-    if (o->nstyles == 0) return usage_error("no style image: give --style PAINTING");
-    if (!o->output && !o->dry_run) return usage_error("no output file: give -o OUTPUT.png");
-    if (o->output && !cli_image_ext_ok(o->output))
-        return usage_error("output '%s': the name must end in .png, .jpg or .jpeg", o->output);
+    if ((rc = opt_parse(argc, argv, run_shortopts, OPT_RUN, "nst", usage_text, &o->com,
+                        run_option, o)))
+        return rc;
+    if (!o->com.content) return usage_error("no content image: give --content PHOTO");
+    if (o->com.nstyles == 0) return usage_error("no style image: give --style PAINTING");
+    if (!o->com.output && !o->dry_run) return usage_error("no output file: give -o OUTPUT.png");
+    if (o->com.output && !cli_image_ext_ok(o->com.output))
+        return usage_error("output '%s': the name must end in .png, .jpg or .jpeg", o->com.output);
     if (o->method_wct && o->dry_run)
         return usage_error("--dry-run plans the optimisation: leave it out with --method wct");
-    if (o->nmasks && o->nmasks != o->nstyles)
+    if (o->nmasks && o->nmasks != o->com.nstyles)
         return usage_error("--mask has %d masks for %d style images: give one per style",
-                           o->nmasks, o->nstyles);
-    if (o->nblend && o->nblend != o->nstyles)
-        return usage_error("--style-blend has %d weights for %d style images", o->nblend,
-                           o->nstyles);
+                           o->nmasks, o->com.nstyles);
+    if (o->com.nblend && o->com.nblend != o->com.nstyles)
+        return usage_error("--style-blend has %d weights for %d style images", o->com.nblend,
+                           o->com.nstyles);
     if (o->init) {
         struct stat sb;
-        if (!strcmp(o->init, "content")) o->p.init = NST_INIT_CONTENT;
-        else if (!strcmp(o->init, "random")) o->p.init = NST_INIT_RANDOM;
-        else if (!strcmp(o->init, "wct")) o->init_wct = 1, o->p.init = NST_INIT_IMAGE;
-        else if (stat(o->init, &sb) == 0) o->p.init = NST_INIT_IMAGE;
+        if (!strcmp(o->init, "content")) o->com.p.init = NST_INIT_CONTENT;
+        else if (!strcmp(o->init, "random")) o->com.p.init = NST_INIT_RANDOM;
+        else if (!strcmp(o->init, "wct")) o->init_wct = 1, o->com.p.init = NST_INIT_IMAGE;
+        else if (stat(o->init, &sb) == 0) o->com.p.init = NST_INIT_IMAGE;
         else
             return usage_error("--init '%s': %s; give content, random, wct or an image file",
                                o->init, errno == ENOENT ? "no such file" : strerror(errno));
     }
-    if (!o->style_weight_set) o->p.style_weight = nst_style_loss_weight(o->p.style_loss);
-    if (o->nlayer_w) {
-        o->p.style_layer_weights = o->layer_w;
-        o->p.style_layer_weight_count = o->nlayer_w;
+    if (!o->com.style_weight_set)
+        o->com.p.style_weight = nst_style_loss_weight(o->com.p.style_loss);
+    if (o->com.nlayer_w) {
+        o->com.p.style_layer_weights = o->com.layer_w;
+        o->com.p.style_layer_weight_count = o->com.nlayer_w;
     }
     nst_msg msg = {{0}};
     /* every range is the library's: its message names the value */
     /* an --init image is read (and checked) after the arguments */
-    nst_params chk = o->p;
+    nst_params chk = o->com.p;
     if (chk.init == NST_INIT_IMAGE) chk.init = NST_INIT_CONTENT;
-    if (nst_params_check(&chk, o->nstyles, o->nblend ? o->blend : NULL, &msg) != NST_OK)
+    if (nst_params_check(&chk, o->com.nstyles, o->com.nblend ? o->com.blend : NULL, &msg) != NST_OK)
         return usage_error("%s", msg.text);
     return 0;
 }
@@ -570,51 +271,33 @@ typedef struct progress_ctx {
     double compile_t0; /* when compiling began (CLOCK_MONOTONIC) */
 } progress_ctx;
 
-static void fmt_duration(double s, char *buf, size_t len) {
-    if (!(s >= 0) || s > 1e7) {
-        snprintf(buf, len, "?");
-    } else if (s < 60) {
-        snprintf(buf, len, "%.0fs", s);
-    } else if (s < 3600) {
-        snprintf(buf, len, "%dm%02ds", (int)s / 60, (int)s % 60);
-    } else {
-        snprintf(buf, len, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-    }
-}
-
-static double mono_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Kernels are compiling: say so at once (a first run on a CPU can take a
  * while), live on a terminal, one line otherwise, events with --json. */
 static int on_compile(progress_ctx *c, const nst_progress *p) {
     const run_opts *o = c->o;
-    if (p->programs_done == 0) c->compile_t0 = mono_seconds();
-    if (o->json) {
+    if (p->programs_done == 0) c->compile_t0 = cli_mono_seconds();
+    if (o->com.json) {
         printf("{\"event\":\"compile\",\"programs_done\":%d,\"programs\":%d,\"program\":",
                p->programs_done, p->programs);
         if (p->program)
-            printf("\"%s\"}\n", js(p->program));
+            printf("\"%s\"}\n", cli_js(p->program));
         else
             printf("null}\n");
         fflush(stdout);
-    } else if (!o->quiet && c->tty) {
+    } else if (!o->com.quiet && c->tty) {
         /* a live line that fits the terminal, ended when all are done */
         int last = p->programs_done == p->programs;
         char f[6][48] = {"nst: compiling kernels", " for this device", " (once)", "", "", ""};
         char line[300];
         snprintf(f[3], sizeof f[3], ": %d of %d", p->programs_done, p->programs);
         snprintf(f[4], sizeof f[4], " programs");
-        if (last) snprintf(f[5], sizeof f[5], ", %.1f s", mono_seconds() - c->compile_t0);
+        if (last) snprintf(f[5], sizeof f[5], ", %.1f s", cli_mono_seconds() - c->compile_t0);
         const char *fields[6] = {f[0], f[1], f[2], f[3], f[4], f[5]};
         static const int drop[6] = {0, 4, 1, 0, 3, 2};
         cli_fit_line(line, sizeof line, cli_term_width(2), fields, drop, 6);
         fprintf(stderr, "\r\033[K%s%s", line, last ? "\n" : "");
         c->live = !last;
-    } else if (!o->quiet && p->programs_done == 0) {
+    } else if (!o->com.quiet && p->programs_done == 0) {
         fprintf(stderr, "nst: compiling kernels for this device (once; later runs load them "
                         "from the cache): %d programs\n", p->programs);
     }
@@ -632,7 +315,7 @@ static int on_progress(const nst_progress *p, void *user) {
     cli_rate_update(&c->rate, p->iteration, p->iterations, p->elapsed, &rate, &eta);
     char speed[32] = "";
     if (rate > 0) snprintf(speed, sizeof speed, "  %.2f it/s", rate);
-    if (o->json) {
+    if (o->com.json) {
         printf("{\"event\":\"iteration\",\"iteration\":%d,\"iterations\":%d,\"evaluations\":%d,"
                "\"scale\":%d,\"width\":%d,\"height\":%d,"
                "\"loss\":%.9g,\"content\":%.9g,\"style\":%.9g,\"tv\":%.9g,\"elapsed\":%.4f,"
@@ -641,16 +324,16 @@ static int on_progress(const nst_progress *p, void *user) {
                p->loss, p->content, p->style, p->tv, p->elapsed, eta);
         fflush(stdout);
     }
-    if (!o->quiet && !o->json) {
+    if (!o->com.quiet && !o->com.json) {
         char etab[32];
-        fmt_duration(eta, etab, sizeof etab);
+        cli_fmt_duration(eta, etab, sizeof etab);
         int last = p->iteration == p->iterations;
         if (c->tty) {
             /* one line that fits the terminal: the loss terms go first, then the
              * image size, the speed, the scale, the loss, the ETA */
             char f[7][96] = {""}, line[512];
-            if (o->p.scales > 1) {
-                snprintf(f[0], sizeof f[0], "scale %d/%d", p->scale, o->p.scales);
+            if (o->com.p.scales > 1) {
+                snprintf(f[0], sizeof f[0], "scale %d/%d", p->scale, o->com.p.scales);
                 snprintf(f[1], sizeof f[1], " %dx%d", p->width, p->height);
             }
             snprintf(f[2], sizeof f[2], "  iteration %d/%d", p->iteration, p->iterations);
@@ -671,11 +354,11 @@ static int on_progress(const nst_progress *p, void *user) {
     }
     if (o->save_every && p->iteration % o->save_every == 0 && p->iteration < p->iterations) {
         char path[4096];
-        cli_numbered_path(o->output, p->iteration, path, sizeof path);
+        cli_numbered_path(o->com.output, p->iteration, path, sizeof path);
         nst_image *img = NULL;
         nst_msg msg = {{0}};
         nst_status st = nst_transfer_snapshot(p->transfer, &img);
-        if (st == NST_OK) st = nst_image_write(path, img, o->jpeg_quality, o->png16, &msg);
+        if (st == NST_OK) st = nst_image_write(path, img, o->com.jpeg_quality, o->png16, &msg);
         if (st != NST_OK && !c->failed_save) {
             fprintf(stderr, "%snst: could not save %s: %s\n", c->tty ? "\n" : "", path,
                     msg.text[0] ? msg.text : nst_strerror(st));
@@ -693,7 +376,7 @@ static double mib(uint64_t b) { return b / 1048576.0; }
 /* Prints the plan; returns the exit status of --dry-run. */
 static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *pl) {
     const char *opt = pl->optimizer_kind == NST_OPTIMIZER_ADAM ? "adam" : "lbfgs";
-    if (o->json) {
+    if (o->com.json) {
         printf("{\"event\":\"plan\",\"device\":\"%s\",\"width\":%d,\"height\":%d,"
                "\"style_width\":%d,\"style_height\":%d,\"budget\":%llu,\"reserve\":%llu,"
                "\"device_global\":%llu,\"device_max_alloc\":%llu,\"weights\":%llu,"
@@ -704,7 +387,7 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
                "\"tile_height\":%d,\"tiles_x\":%d,\"tiles_y\":%d,\"halo\":%d,"
                "\"optimizer_kind\":\"%s\",\"lbfgs_history\":%d,\"history_reduced\":%s,"
                "\"fits\":%s,\"max_size\":%d,\"note\":\"%s\"}\n",
-               js(nst_runtime_device(rt)->name), pl->width, pl->height, pl->style_width,
+               cli_js(nst_runtime_device(rt)->name), pl->width, pl->height, pl->style_width,
                pl->style_height, (unsigned long long)pl->budget,
                (unsigned long long)pl->reserve,
                (unsigned long long)pl->device_global, (unsigned long long)pl->device_max_alloc,
@@ -716,7 +399,7 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
                (unsigned long long)pl->largest_alloc, pl->tiled ? "true" : "false", pl->tile,
                pl->tile_w, pl->tile_h, pl->tiles_x, pl->tiles_y, pl->halo, opt,
                pl->lbfgs_history, pl->history_reduced ? "true" : "false",
-               pl->fits ? "true" : "false", pl->max_size, js(pl->note));
+               pl->fits ? "true" : "false", pl->max_size, cli_js(pl->note));
     } else {
         char act[96], optim[64];
         if (pl->tiled)
@@ -731,7 +414,7 @@ static int print_plan(const run_opts *o, const nst_runtime *rt, const nst_plan *
                pl->style_width, pl->style_height, nst_runtime_device(rt)->name);
         printf("  budget           %8.0f MiB  (%s; device %.0f MiB, largest allocation %.0f "
                "MiB;\n                                %.0f MiB kept for CLBlast and the driver)\n",
-               mib(pl->budget), o->p.max_memory ? "--max-memory" : "device less 10%",
+               mib(pl->budget), o->com.p.max_memory ? "--max-memory" : "device less 10%",
                mib(pl->device_global), mib(pl->device_max_alloc), mib(pl->reserve));
         printf("  weights          %8.1f MiB\n", mib(pl->weights));
         printf("  activations      %8.1f MiB  (%s)\n", mib(pl->activations), act);
@@ -766,8 +449,8 @@ static int run_wct(const run_opts *o, nst_runtime *rt, const char *dir, const ns
                    nst_image *const *styles, nst_image *const *masks, nst_image **out) {
     nst_wct_models *m = NULL;
     nst_wct_params wp = o->wct;
-    wp.size = o->p.size;
-    wp.style_scale = o->p.style_scale;
+    wp.size = o->com.p.size;
+    wp.style_scale = o->com.p.style_scale;
     if (nst_wct_models_load(rt, dir, &m) != NST_OK) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         return 1;
@@ -778,21 +461,21 @@ static int run_wct(const run_opts *o, nst_runtime *rt, const char *dir, const ns
         if (lv & (1u << (L - 1)))
             snprintf(levels + strlen(levels), sizeof levels - strlen(levels), "%s%d",
                      levels[0] ? "," : "", L);
-    double t0 = mono_seconds();
+    double t0 = cli_mono_seconds();
     nst_status st = nst_wct_run(rt, m, &wp, content, (const nst_image *const *)styles,
-                                o->nstyles, o->nblend ? o->blend : NULL,
+                                o->com.nstyles, o->com.nblend ? o->com.blend : NULL,
                                 o->nmasks ? (const nst_image *const *)masks : NULL, out);
-    double ms = (mono_seconds() - t0) * 1e3;
+    double ms = (cli_mono_seconds() - t0) * 1e3;
     nst_wct_models_free(m);
     if (st != NST_OK) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         return 1;
     }
-    if (o->json)
+    if (o->com.json)
         printf("{\"event\":\"wct\",\"ms\":%.3f,\"width\":%d,\"height\":%d,\"levels\":\"%s\","
                "\"alpha\":%g,\"models\":\"%s\"}\n",
-               ms, (*out)->w, (*out)->h, levels, wp.alpha, js(dir));
-    else if (!o->quiet)
+               ms, (*out)->w, (*out)->h, levels, wp.alpha, cli_js(dir));
+    else if (!o->com.quiet)
         fprintf(stderr, "nst: WCT (levels %s, alpha %g, models %s) on %s: %dx%d in %.0f ms\n",
                 levels, wp.alpha, dir, nst_runtime_device(rt)->name, (*out)->w, (*out)->h, ms);
     fflush(stdout);
@@ -804,9 +487,9 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
     int rc = parse_run_args(argc, argv, &o);
     if (rc) return rc;
     char why[4400];
-    if (!o.dry_run && cli_output_check(o.output, why, sizeof why) != 0) {
+    if (!o.dry_run && cli_output_check(o.com.output, why, sizeof why) != 0) {
         /* found now, not after the whole run */
-        fprintf(stderr, "nst: cannot write '%s': %s\n", o.output, why);
+        fprintf(stderr, "nst: cannot write '%s': %s\n", o.com.output, why);
         return EXIT_RUNTIME;
     }
 
@@ -828,17 +511,17 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
         goto done;
     }
     if (!o.method_wct &&
-        (st = nst_weights_locate(set, o.weights, o.network, wpath, sizeof wpath, &msg)) !=
+        (st = nst_weights_locate(set, o.com.weights, o.com.network, wpath, sizeof wpath, &msg)) !=
             NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
     }
-    if ((st = nst_image_read(o.content, 0, &content, &msg)) != NST_OK) {
+    if ((st = nst_image_read(o.com.content, 0, &content, &msg)) != NST_OK) {
         fprintf(stderr, "nst: content image: %s\n", msg.text);
         goto done;
     }
-    for (int i = 0; i < o.nstyles; i++) {
-        if ((st = nst_image_read(o.styles[i], 0, &styles[i], &msg)) != NST_OK) {
+    for (int i = 0; i < o.com.nstyles; i++) {
+        if ((st = nst_image_read(o.com.styles[i], 0, &styles[i], &msg)) != NST_OK) {
             fprintf(stderr, "nst: style image: %s\n", msg.text);
             goto done;
         }
@@ -849,17 +532,17 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
             goto done;
         }
     }
-    if (o.nmasks) o.p.masks = (const nst_image *const *)masks;
-    if (o.p.init == NST_INIT_IMAGE && !o.init_wct) {
+    if (o.nmasks) o.com.p.masks = (const nst_image *const *)masks;
+    if (o.com.p.init == NST_INIT_IMAGE && !o.init_wct) {
         if ((st = nst_image_read(o.init, 0, &init, &msg)) != NST_OK) {
             fprintf(stderr, "nst: --init image: %s\n", msg.text);
             goto done;
         }
-        o.p.init_image = init;
+        o.com.p.init_image = init;
     }
     nst_runtime_options ro = {0};
-    ro.device = o.device;
-    ro.no_cache = o.no_cache;
+    ro.device = o.com.device;
+    ro.no_cache = o.com.no_cache;
     ro.settings = set;
     if ((st = nst_runtime_open(&rt, &ro, &msg)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
@@ -876,25 +559,27 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
             st = NST_OK;
             goto write;
         }
-        o.p.init_image = init;
+        o.com.p.init_image = init;
     }
-    if (!o.method_wct && !o.dry_run && (st = nst_transfer_prepare(rt, &o.p, on_progress, &pc)) != NST_OK) {
+    if (!o.method_wct && !o.dry_run &&
+        (st = nst_transfer_prepare(rt, &o.com.p, on_progress, &pc)) != NST_OK) {
         fprintf(stderr, "%snst: %s\n", pc.live ? "\n" : "", nst_last_error(rt));
         rc = st == NST_ERR_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
         goto done;
     }
-    if ((st = nst_model_load_network(rt, wpath, o.network, &model)) != NST_OK) {
+    if ((st = nst_model_load_network(rt, wpath, o.com.network, &model)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", nst_last_error(rt));
         goto done;
     }
     if (o.dry_run) {
         nst_plan plan;
         int wh[2 * NST_MAX_STYLES];
-        for (int i = 0; i < o.nstyles; i++) {
+        for (int i = 0; i < o.com.nstyles; i++) {
             wh[2 * i] = styles[i]->w;
             wh[2 * i + 1] = styles[i]->h;
         }
-        st = nst_transfer_plan(rt, model, &o.p, content->w, content->h, wh, o.nstyles, &plan);
+        st = nst_transfer_plan(rt, model, &o.com.p, content->w, content->h, wh, o.com.nstyles,
+                               &plan);
         if (st != NST_OK) {
             fprintf(stderr, "nst: %s\n", nst_last_error(rt));
             goto done;
@@ -903,24 +588,26 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
         if (!plan.fits) fprintf(stderr, "nst: %s\n", plan.note);
         goto done;
     }
-    if (!o.quiet && !o.json)
-        fprintf(stderr, "nst: %s on %s, weights %s (%s)\n", o.content,
+    if (!o.com.quiet && !o.com.json)
+        fprintf(stderr, "nst: %s on %s, weights %s (%s)\n", o.com.content,
                 nst_runtime_device(rt)->name, wpath, nst_network_name(nst_model_network(model)));
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    st = nst_transfer_run(rt, model, &o.p, content, (const nst_image *const *)styles, o.nstyles,
-                          o.nblend ? o.blend : NULL, on_progress, &pc, &result);
+    st = nst_transfer_run(rt, model, &o.com.p, content, (const nst_image *const *)styles,
+                          o.com.nstyles, o.com.nblend ? o.com.blend : NULL, on_progress, &pc,
+                          &result);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (st != NST_OK && st != NST_ERR_INTERRUPTED)
-        fprintf(stderr, "%snst: %s\n", pc.tty && !o.quiet ? "\n" : "", nst_last_error(rt));
+        fprintf(stderr, "%snst: %s\n", pc.tty && !o.com.quiet ? "\n" : "", nst_last_error(rt));
 write:
     if (result && (st == NST_OK || st == NST_ERR_INTERRUPTED || st == NST_ERR_NUMERIC)) {
-        const char *sep = st == NST_ERR_INTERRUPTED && pc.tty && !o.quiet && !o.json ? "\n" : "";
+        const char *sep =
+            st == NST_ERR_INTERRUPTED && pc.tty && !o.com.quiet && !o.com.json ? "\n" : "";
         char kept[4200];
-        const char *out = o.output;
-        nst_status ws = nst_image_write(o.output, result, o.jpeg_quality, o.png16, &msg);
+        const char *out = o.com.output;
+        nst_status ws = nst_image_write(o.com.output, result, o.com.jpeg_quality, o.png16, &msg);
         if (ws != NST_OK) {
             /* keep the work: beside the output, in the cache directory, in /tmp */
             fprintf(stderr, "%snst: %s\n", sep, msg.text);
@@ -928,35 +615,38 @@ write:
             out = NULL;
             for (int w = 0; w < 3 && !out; w++) {
                 nst_msg m2 = {{0}};
-                if (cli_fallback_path(o.output, w, set->cache_dir, kept, sizeof kept) == 0 &&
-                    nst_image_write(kept, result, o.jpeg_quality, o.png16, &m2) == NST_OK)
+                if (cli_fallback_path(o.com.output, w, set->cache_dir, kept, sizeof kept) == 0 &&
+                    nst_image_write(kept, result, o.com.jpeg_quality, o.png16, &m2) == NST_OK)
                     out = kept;
             }
             if (!out) {
                 fprintf(stderr, "nst: the image could not be kept anywhere (tried beside %s, the "
                                 "cache directory and the temporary directory)\n",
-                        o.output);
+                        o.com.output);
                 goto done;
             }
         }
-        if (st == NST_ERR_INTERRUPTED && !o.quiet) {
+        if (st == NST_ERR_INTERRUPTED && !o.com.quiet) {
             char at[64] = "";
-            if (o.p.scales > 1) snprintf(at, sizeof at, "scale %d of %d, ", pc.scale, o.p.scales);
-            fprintf(stderr, "%snst: interrupted at %siteration %d of %d; image so far written to "
-                            "%s%s\n",
-                    sep, at, pc.iteration, pc.iterations, out, out == o.output ? "" : " instead");
+            if (o.com.p.scales > 1)
+                snprintf(at, sizeof at, "scale %d of %d, ", pc.scale, o.com.p.scales);
+            fprintf(stderr,
+                    "%snst: interrupted at %siteration %d of %d; image so far written to "
+                    "%s%s\n",
+                    sep, at, pc.iteration, pc.iterations, out,
+                    out == o.com.output ? "" : " instead");
         } else if (st == NST_ERR_NUMERIC) {
             fprintf(stderr, "nst: wrote the last finite image to %s\n", out);
-        } else if (out != o.output) {
+        } else if (out != o.com.output) {
             fprintf(stderr, "nst: wrote the image to %s instead\n", out);
-        } else if (!o.quiet && !o.json) {
+        } else if (!o.com.quiet && !o.com.json) {
             fprintf(stderr, "nst: wrote %s (%dx%d; peak device memory %.0f MiB)\n", out,
                     result->w, result->h, nst_runtime_peak_bytes(rt) / 1048576.0);
         }
-        if (o.json)
+        if (o.com.json)
             printf("{\"event\":\"done\",\"output\":\"%s\",\"width\":%d,\"height\":%d,"
                    "\"interrupted\":%s,\"iteration\":%d,\"peak_mib\":%.1f}\n",
-                   js(out), result->w, result->h, st == NST_ERR_INTERRUPTED ? "true" : "false",
+                   cli_js(out), result->w, result->h, st == NST_ERR_INTERRUPTED ? "true" : "false",
                    pc.iteration, nst_runtime_peak_bytes(rt) / 1048576.0);
         if (ws != NST_OK) goto done; /* exit 1: the output is not where it was asked for */
     }
@@ -1008,7 +698,8 @@ static int devices_check(const nst_device_info *devs, int n, const char *sel, in
         nst_status st = nst_device_check(rt, tiny, rows, NST_CHECK_MAX_ROWS, &nrows);
         if (json) {
             printf("{\"device\":%d,\"name\":\"%s\",\"gemm\":\"%s\",\"pass\":%s,\"rows\":[", i,
-                   js(devs[i].name), js(nst_runtime_gemm(rt)), st == NST_OK ? "true" : "false");
+                   cli_js(devs[i].name), cli_js(nst_runtime_gemm(rt)),
+                   st == NST_OK ? "true" : "false");
             for (int r = 0; r < nrows; r++)
                 printf("%s{\"op\":\"%s\",\"max_abs\":%.3g,\"max_rel\":%.3g,\"pass\":%s,"
                        "\"ms\":%.3f}",
@@ -1039,22 +730,23 @@ static const char *gemm_key(const nst_device_info *d, const nst_settings *set, n
     return host ? "host" : "clblast";
 }
 
+static const char devices_usage[] =
+    "usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
+    "Lists every OpenCL device; * marks the default.\n"
+    "--check runs every kernel, the losses, the optimisers and a short VGG\n"
+    "forward and backward on each device (or the one --device selects) against\n"
+    "plain-C references and prints the errors, the tolerances and the times;\n"
+    "the exit status is 1 when any device fails. --tiny keeps the cases small\n"
+    "for slow devices.\n";
+
 static int cmd_devices(int argc, char **argv, const nst_settings *set) {
     int check = 0, tiny = 0, json = 0, c;
     const char *sel = NULL;
     optind = 0;
-    while ((c = next_option(argc, argv, "-:d:h", "check tiny device json help", "devices")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:h", OPT_DEVICES, "devices", "nst", devices_usage)) !=
+           CLI_END) {
         if (c == CLI_ERROR) return EXIT_USAGE;
-        if (c == 'h') {
-            printf("usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
-                   "Lists every OpenCL device; * marks the default.\n"
-                   "--check runs every kernel, the losses, the optimisers and a short VGG\n"
-                   "forward and backward on each device (or the one --device selects) against\n"
-                   "plain-C references and prints the errors, the tolerances and the times;\n"
-                   "the exit status is 1 when any device fails. --tiny keeps the cases small\n"
-                   "for slow devices.\n");
-            return 0;
-        } else if (c == O_CHECK) {
+        if (c == O_CHECK) {
             check = 1;
         } else if (c == O_TINY) {
             tiny = 1;
@@ -1068,11 +760,7 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
     }
     nst_device_info *devs = NULL;
     int n = 0;
-    nst_msg msg = {{0}};
-    if (nst_devices_list_with(set, &devs, &n, &msg) != NST_OK) {
-        fprintf(stderr, "nst: %s\n", msg.text);
-        return EXIT_RUNTIME;
-    }
+    if (cli_devices_list(set, &devs, &n)) return EXIT_RUNTIME;
     int rc = 0;
     if (check) {
         rc = devices_check(devs, n, sel, tiny, json, set);
@@ -1085,10 +773,10 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
                 printf("{\"index\":%d,\"name\":\"%s\",\"platform\":\"%s\",\"type\":\"%s\","
                        "\"global_mem\":%llu,\"max_alloc\":%llu,\"compute_units\":%u,"
                        "\"version\":\"%s\",\"fp16\":%s,\"gemm\":\"%s\",\"default\":%s}\n",
-                       d->index, js(d->name), js(d->platform), d->type,
+                       d->index, cli_js(d->name), cli_js(d->platform), d->type,
                        (unsigned long long)d->global_mem, (unsigned long long)d->max_alloc,
-                       d->compute_units, js(d->version), d->fp16 ? "true" : "false",
-                       js(gemm ? gemm : gm.text),
+                       d->compute_units, cli_js(d->version), d->fp16 ? "true" : "false",
+                       cli_js(gemm ? gemm : gm.text),
                        d->is_default ? "true" : "false");
                 continue;
             }
@@ -1142,6 +830,20 @@ static int bench_build_times(const char *device, const nst_settings *set, double
     return ok;
 }
 
+static const char bench_usage[] =
+    "usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
+    "                 [--network vgg19|vgg16] [--width-mult F] [--tile N]\n"
+    "                 [--json]\n\n"
+    "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
+    "TV losses, backward to the image) per size: median, min and max over --evals\n"
+    "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"
+    "by device time, peak device memory, and kernel build time cold and cached.\n"
+    "Without --weights it uses a generated network of the real VGG-19 widths\n"
+    "(timing does not depend on weight values), or of VGG-16's with --network\n"
+    "vgg16. --tile N evaluates in tiles of at most N pixels a side.\n"
+    "Defaults: --size 256,512 --evals 10.\n"
+    "--run N times whole runs instead: see nst bench --run 1 --help.\n";
+
 static int cmd_bench(int argc, char **argv, const nst_settings *set) {
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) /* whole runs: bench_run.c */
         if (!strcmp(argv[i], "--run") || !strncmp(argv[i], "--run=", 6))
@@ -1153,25 +855,11 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
     nst_params p;
     nst_params_default(&p);
     optind = 0;
-    while ((c = next_option(argc, argv, "-:d:w:h",
-                             "size evals device weights width-mult network tile json help", "bench")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:w:h", OPT_BENCH, "bench", "nst", bench_usage)) !=
+           CLI_END) {
         const char *v = optarg;
         if (c == CLI_ERROR) return EXIT_USAGE;
-        if (c == 'h') {
-            printf("usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
-                   "                 [--network vgg19|vgg16] [--width-mult F] [--tile N]\n"
-                   "                 [--json]\n\n"
-                   "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
-                   "TV losses, backward to the image) per size: median, min and max over --evals\n"
-                   "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"
-                   "by device time, peak device memory, and kernel build time cold and cached.\n"
-                   "Without --weights it uses a generated network of the real VGG-19 widths\n"
-                   "(timing does not depend on weight values), or of VGG-16's with --network\n"
-                   "vgg16. --tile N evaluates in tiles of at most N pixels a side.\n"
-                   "Defaults: --size 256,512 --evals 10.\n"
-                   "--run N times whole runs instead: see nst bench --run 1 --help.\n");
-            return 0;
-        } else if (c == O_SIZE) {
+        if (c == O_SIZE) {
             const char *p = v;
             while (*p) {
                 double d;
@@ -1190,7 +878,7 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
         } else if (c == 'w') {
             weights = v;
         } else if (c == O_NETWORK) {
-            if (parse_network(v, &network)) return EXIT_USAGE;
+            if (opt_network(v, &network, "nst")) return EXIT_USAGE;
         } else if (c == O_WIDTH_MULT) {
             if (!cli_parse_double(v, &width, NULL) || !(width > 0) || width > 4)
                 return usage_error("--width-mult '%s': give a number in (0, 4]", v);
@@ -1240,9 +928,10 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
                    "\"max_ms\":%.3f,\"gflop\":%.2f,\"gflops\":%.1f,\"peak_mib\":%.1f,"
                    "\"build_cold_s\":%.3f,\"build_cached_s\":%.3f,\"gemm_tuned\":%s,"
                    "\"gemm\":\"%s\",\"kernels\":[",
-                   js(nst_runtime_device(rt)->name), r.w, r.evals, r.median_ms, r.min_ms, r.max_ms,
+                   cli_js(nst_runtime_device(rt)->name), r.w, r.evals, r.median_ms, r.min_ms,
+                   r.max_ms,
                    r.gflop, r.gflops, r.peak_mib, cold, warm,
-                   nst_tune_applied(rt) ? "true" : "false", js(nst_runtime_gemm(rt)));
+                   nst_tune_applied(rt) ? "true" : "false", cli_js(nst_runtime_gemm(rt)));
             for (int k = 0; k < r.nkernels; k++)
                 printf("%s{\"name\":\"%s\",\"ms\":%.3f,\"calls\":%d}", k ? "," : "",
                        r.kernels[k].name, r.kernels[k].ms, r.kernels[k].calls);
@@ -1279,23 +968,23 @@ static void tune_progress(void *ctx, const char *line) {
     fflush(stdout);
 }
 
+static const char tune_usage[] =
+    "usage: nst tune [--device SEL] [--seconds N]\n\n"
+    "Searches CLBlast's GEMM kernel parameters for the device for N seconds\n"
+    "(default 300, kernel builds included; each candidate builds its kernels,\n"
+    "which takes 10 s or more on a CPU), keeps the fastest whose results match a\n"
+    "reference, and saves them in the cache directory for that device, driver\n"
+    "and CLBlast. Every later run on the device uses them; NST_TUNE=0 turns\n"
+    "that off. Running it again continues the search from the saved result.\n";
+
 static int cmd_tune(int argc, char **argv, const nst_settings *set) {
     const char *device = NULL;
     double seconds = 300;
     int c;
     optind = 0;
-    while ((c = next_option(argc, argv, "-:d:h", "device seconds help", "tune")) != CLI_END) {
+    while ((c = opt_next(argc, argv, "-:d:h", OPT_TUNE, "tune", "nst", tune_usage)) != CLI_END) {
         if (c == CLI_ERROR) return EXIT_USAGE;
-        if (c == 'h') {
-            printf("usage: nst tune [--device SEL] [--seconds N]\n\n"
-                   "Searches CLBlast's GEMM kernel parameters for the device for N seconds\n"
-                   "(default 300, kernel builds included; each candidate builds its kernels,\n"
-                   "which takes 10 s or more on a CPU), keeps the fastest whose results match a\n"
-                   "reference, and saves them in the cache directory for that device, driver\n"
-                   "and CLBlast. Every later run on the device uses them; NST_TUNE=0 turns\n"
-                   "that off. Running it again continues the search from the saved result.\n");
-            return 0;
-        } else if (c == O_SECONDS) {
+        if (c == O_SECONDS) {
             if (!cli_parse_double(optarg, &seconds, NULL) || !(seconds >= 1) || seconds > 86400)
                 return usage_error("--seconds '%s': give a number in 1..86400", optarg);
         } else if (c == 'd') {
@@ -1351,8 +1040,8 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "tune")) return cmd_tune(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "video")) return cmd_video(argc - 1, argv + 1, &set);
     if (argc >= 2 && !strcmp(argv[1], "batch")) { /* a job is checked as the main command */
-        struct option job_options[MAX_OPTIONS];
-        select_options(run_options, job_options);
+        struct option job_options[OPT_MAX];
+        opt_select(OPT_RUN, job_options);
         return nst_batch(argc - 1, argv + 1, run_shortopts, job_options, &set);
     }
     if (argc >= 2 && !strcmp(argv[1], "studio")) return studio_main(argc - 1, argv + 1, &set);

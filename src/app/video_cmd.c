@@ -22,6 +22,7 @@
 #include "flow.h"
 #include "image.h"
 #include "nst.h"
+#include "options.h"
 #include "video.h"
 #include "video_cmd.h"
 #include "weights.h"
@@ -87,347 +88,116 @@ static void on_signal(int sig) {
     v_stop = 1;
 }
 
-static int usage_error(const char *fmt, ...) NST_CLI_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "nst video: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n(see nst video --help)\n");
-    return EXIT_USAGE;
-}
-
-static const char *js(const char *s) {
-    static char bufs[4][2048];
-    static int k = 0;
-    char *b = bufs[k++ % 4];
-    size_t n = 0;
-    for (; *s && n + 8 < sizeof bufs[0]; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            b[n++] = '\\';
-            b[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(b + n, sizeof bufs[0] - n, "\\u%04x", c);
-        } else {
-            b[n++] = (char)c;
-        }
-    }
-    b[n] = 0;
-    return b;
-}
-
-static double mono(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void fmt_duration(double s, char *buf, size_t len) {
-    if (!(s >= 0) || s > 1e7)
-        snprintf(buf, len, "?");
-    else if (s < 60)
-        snprintf(buf, len, "%.0fs", s);
-    else if (s < 3600)
-        snprintf(buf, len, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else
-        snprintf(buf, len, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-}
+#define usage_error(...) cli_usage_error("nst video", __VA_ARGS__)
 
 typedef struct video_opts {
-    const char *content, *output, *device, *weights, *work_dir, *codec;
-    char *styles[NST_MAX_STYLES];
-    int nstyles;
-    double blend[NST_MAX_STYLES];
-    int nblend;
-    double layer_w[NST_MAX_LAYERS];
-    int nlayer_w;
-    int jpeg_quality, no_cache, quiet, json, keep_frames;
+    opt_common com; /* what nst is given too */
+    const char *work_dir, *codec;
+    int keep_frames;
     int frame_iterations;
     int passes;      /* --passes: 1 forward, then alternately backward and forward */
     int lt[16], nlt; /* --long-term: frame offsets, ascending, lt[0] = 1 */
     long max_frames;
     long start_frame; /* --start-frame: frames skipped before the first */
     nst_flow_quality flow;
-    nst_network network;
-    nst_params p;
 } video_opts;
 
-enum {
-    V_STYLE_BLEND = 256, V_SIZE, V_STYLE_SCALE, V_JPEG_QUALITY, V_CONTENT_WEIGHT,
-    V_STYLE_WEIGHT, V_TV_WEIGHT, V_CONTENT_LAYERS, V_STYLE_LAYERS, V_STYLE_LAYER_WEIGHTS,
-    V_POOLING, V_SEED, V_PRESERVE_COLORS, V_LUMINANCE_ONLY, V_LUMINANCE_MATCH, V_SCALES,
-    V_SCALE_ITERATIONS, V_AVERAGE_DECAY, V_OPTIMIZER, V_LEARNING_RATE, V_LBFGS_HISTORY,
-    V_LINE_SEARCH, V_MAX_MEMORY, V_TILE, V_NETWORK, V_NO_CACHE, V_JSON, V_TEMPORAL_WEIGHT,
-    V_FRAME_ITERATIONS, V_FLOW, V_FRAMES, V_WORK_DIR, V_KEEP_FRAMES, V_CODEC, V_LONG_TERM, V_PASSES,
-    V_START_FRAME
-};
-
 static const char video_shortopts[] = "-:c:s:o:n:d:w:qh";
-static const struct option video_longopts[] = {
-    {"content", required_argument, NULL, 'c'},
-    {"style", required_argument, NULL, 's'},
-    {"style-blend", required_argument, NULL, V_STYLE_BLEND},
-    {"output", required_argument, NULL, 'o'},
-    {"size", required_argument, NULL, V_SIZE},
-    {"style-scale", required_argument, NULL, V_STYLE_SCALE},
-    {"jpeg-quality", required_argument, NULL, V_JPEG_QUALITY},
-    {"content-weight", required_argument, NULL, V_CONTENT_WEIGHT},
-    {"style-weight", required_argument, NULL, V_STYLE_WEIGHT},
-    {"tv-weight", required_argument, NULL, V_TV_WEIGHT},
-    {"content-layers", required_argument, NULL, V_CONTENT_LAYERS},
-    {"style-layers", required_argument, NULL, V_STYLE_LAYERS},
-    {"style-layer-weights", required_argument, NULL, V_STYLE_LAYER_WEIGHTS},
-    {"pooling", required_argument, NULL, V_POOLING},
-    {"seed", required_argument, NULL, V_SEED},
-    {"preserve-colors", no_argument, NULL, V_PRESERVE_COLORS},
-    {"preserve-colours", no_argument, NULL, V_PRESERVE_COLORS},
-    {"luminance-only", no_argument, NULL, V_LUMINANCE_ONLY},
-    {"luminance-match", required_argument, NULL, V_LUMINANCE_MATCH},
-    {"scales", required_argument, NULL, V_SCALES},
-    {"scale-iterations", required_argument, NULL, V_SCALE_ITERATIONS},
-    {"average-decay", required_argument, NULL, V_AVERAGE_DECAY},
-    {"iterations", required_argument, NULL, 'n'},
-    {"optimizer", required_argument, NULL, V_OPTIMIZER},
-    {"learning-rate", required_argument, NULL, V_LEARNING_RATE},
-    {"lbfgs-history", required_argument, NULL, V_LBFGS_HISTORY},
-    {"line-search", no_argument, NULL, V_LINE_SEARCH},
-    {"max-memory", required_argument, NULL, V_MAX_MEMORY},
-    {"tile", required_argument, NULL, V_TILE},
-    {"device", required_argument, NULL, 'd'},
-    {"weights", required_argument, NULL, 'w'},
-    {"network", required_argument, NULL, V_NETWORK},
-    {"no-cache", no_argument, NULL, V_NO_CACHE},
-    {"quiet", no_argument, NULL, 'q'},
-    {"json", no_argument, NULL, V_JSON},
-    {"help", no_argument, NULL, 'h'},
-    {"temporal-weight", required_argument, NULL, V_TEMPORAL_WEIGHT},
-    {"frame-iterations", required_argument, NULL, V_FRAME_ITERATIONS},
-    {"flow", required_argument, NULL, V_FLOW},
-    {"frames", required_argument, NULL, V_FRAMES},
-    {"work-dir", required_argument, NULL, V_WORK_DIR},
-    {"keep-frames", no_argument, NULL, V_KEEP_FRAMES},
-    {"codec", required_argument, NULL, V_CODEC},
-    {"long-term", required_argument, NULL, V_LONG_TERM},
-    {"passes", required_argument, NULL, V_PASSES},
-    {"start-frame", required_argument, NULL, V_START_FRAME},
-    {NULL, 0, NULL, 0}};
 
-static int parse_doubles(const char *s, double *out, int max) {
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        const char *end;
-        if (n == max || !cli_parse_double(p, &out[n], &end)) return -1;
-        n++;
-        if (*end == ',') end++;
-        else if (*end) return -1;
-        p = end;
+/* One of the command's own options (opt_parse). */
+static int video_option(int c, const char *v, void *ctx) {
+    video_opts *o = ctx;
+    switch (c) {
+    case O_FRAME_ITERATIONS:
+        if (!cli_parse_int(v, &o->frame_iterations))
+            return usage_error("--frame-iterations '%s': give a whole number", v);
+        break;
+    case O_PASSES:
+        if (!cli_parse_int(v, &o->passes))
+            return usage_error("--passes '%s': give a whole number", v);
+        break;
+    case O_FLOW:
+        if (!strcmp(v, "fast")) o->flow = NST_FLOW_FAST;
+        else if (!strcmp(v, "medium")) o->flow = NST_FLOW_MEDIUM;
+        else if (!strcmp(v, "fine")) o->flow = NST_FLOW_FINE;
+        else return usage_error("--flow '%s': choose fast, medium or fine", v);
+        break;
+    case O_FRAMES: {
+        int n;
+        if (!cli_parse_int(v, &n) || n < 1)
+            return usage_error("--frames '%s': give a whole number >= 1", v);
+        o->max_frames = n;
+        break;
     }
-    return n;
+    case O_START_FRAME: {
+        int n;
+        if (!cli_parse_int(v, &n) || n < 0)
+            return usage_error("--start-frame '%s': give a whole number >= 0 (the first "
+                               "frame is 0)", v);
+        o->start_frame = n;
+        break;
+    }
+    case O_WORK_DIR: o->work_dir = v; break;
+    case O_KEEP_FRAMES: o->keep_frames = 1; break;
+    case O_LONG_TERM: {
+        double d[16];
+        int n = opt_doubles(v, d, 15);
+        o->nlt = 0;
+        o->lt[o->nlt++] = 1;
+        for (int i = 0; i < n; i++) {
+            int j = (int)d[i];
+            if (j != d[i] || j < 1 || j > LT_MAX || j <= o->lt[o->nlt - 1] - (j == 1))
+                return usage_error("--long-term '%s': give frame offsets in 1..%d, "
+                                   "ascending, e.g. 1,10,20", v, LT_MAX);
+            if (j > 1) o->lt[o->nlt++] = j;
+        }
+        if (n < 1) return usage_error("--long-term '%s': give frame offsets", v);
+        break;
+    }
+    case O_CODEC:
+        if (strcmp(v, "h264") && strcmp(v, "ffv1") && strcmp(v, "mpeg4"))
+            return usage_error("--codec '%s': choose h264, ffv1 (lossless) or mpeg4", v);
+        o->codec = v;
+        break;
+    }
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, video_opts *o) {
-    int c;
+    int rc;
     memset(o, 0, sizeof *o);
-    nst_params_default(&o->p);
-    o->p.temporal_weight = 200;
+    opt_common_default(&o->com);
+    o->com.p.temporal_weight = 200;
     o->frame_iterations = 150;
-    o->jpeg_quality = 95;
     o->flow = NST_FLOW_MEDIUM;
     o->lt[0] = 1;
     o->nlt = 1;
     o->passes = 1;
-    static char style_buf[4096];
-    size_t style_used = 0;
-    const struct {
-        int val;
-        const char *name;
-        int *i;
-        double *d;
-    } nums[] = {{V_SIZE, "--size", &o->p.size, NULL},
-                {'n', "--iterations", &o->p.iterations, NULL},
-                {V_SCALES, "--scales", &o->p.scales, NULL},
-                {V_SCALE_ITERATIONS, "--scale-iterations", &o->p.scale_iterations, NULL},
-                {V_LBFGS_HISTORY, "--lbfgs-history", &o->p.lbfgs_history, NULL},
-                {V_FRAME_ITERATIONS, "--frame-iterations", &o->frame_iterations, NULL},
-                {V_PASSES, "--passes", &o->passes, NULL},
-                {V_STYLE_SCALE, "--style-scale", NULL, &o->p.style_scale},
-                {V_CONTENT_WEIGHT, "--content-weight", NULL, &o->p.content_weight},
-                {V_STYLE_WEIGHT, "--style-weight", NULL, &o->p.style_weight},
-                {V_TV_WEIGHT, "--tv-weight", NULL, &o->p.tv_weight},
-                {V_TEMPORAL_WEIGHT, "--temporal-weight", NULL, &o->p.temporal_weight},
-                {V_LEARNING_RATE, "--learning-rate", NULL, &o->p.learning_rate},
-                {V_AVERAGE_DECAY, "--average-decay", NULL, &o->p.average_decay}};
-    char err[512];
-    optind = 0;
-    while ((c = cli_next(argc, argv, video_shortopts, video_longopts, "nst video", err,
-                         sizeof err)) != CLI_END) {
-        const char *v = optarg;
-        int k = 0;
-        while (k < (int)(sizeof nums / sizeof nums[0]) && nums[k].val != c) k++;
-        if (k < (int)(sizeof nums / sizeof nums[0])) {
-            if (nums[k].i ? !cli_parse_int(v, nums[k].i) : !cli_parse_double(v, nums[k].d, NULL))
-                return usage_error("%s '%s': give a %snumber", nums[k].name, v,
-                                   nums[k].i ? "whole " : "");
-            continue;
-        }
-        switch (c) {
-        case CLI_ERROR:
-            fprintf(stderr, "%s\n(see nst video --help)\n", err);
-            return EXIT_USAGE;
-        case CLI_ARG: return usage_error("unexpected argument '%s'", v);
-        case 'h':
-            fputs(video_usage, stdout);
-            exit(0);
-        case 'c': o->content = v; break;
-        case 's': {
-            size_t len = strlen(v);
-            if (len >= sizeof style_buf - style_used) return usage_error("--style: list too long");
-            char *copy = style_buf + style_used;
-            memcpy(copy, v, len + 1);
-            style_used += len + 1;
-            for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-                if (o->nstyles == NST_MAX_STYLES)
-                    return usage_error("--style: at most %d files", NST_MAX_STYLES);
-                o->styles[o->nstyles++] = tok;
-            }
-            break;
-        }
-        case V_STYLE_BLEND:
-            o->nblend = parse_doubles(v, o->blend, NST_MAX_STYLES);
-            if (o->nblend < 1)
-                return usage_error("--style-blend '%s': give numbers separated by commas", v);
-            break;
-        case 'o': o->output = v; break;
-        case V_PRESERVE_COLORS: o->p.preserve_colors = 1; break;
-        case V_LUMINANCE_ONLY: o->p.luminance_only = 1; break;
-        case V_LUMINANCE_MATCH:
-            if (!strcmp(v, "mean")) o->p.luminance_histogram = 0;
-            else if (!strcmp(v, "histogram")) o->p.luminance_histogram = 1;
-            else return usage_error("--luminance-match '%s': choose mean or histogram", v);
-            break;
-        case V_OPTIMIZER:
-            if (!strcmp(v, "lbfgs")) o->p.optimizer = NST_OPTIMIZER_LBFGS;
-            else if (!strcmp(v, "adam")) o->p.optimizer = NST_OPTIMIZER_ADAM;
-            else return usage_error("--optimizer '%s': choose lbfgs or adam", v);
-            break;
-        case V_MAX_MEMORY: {
-            unsigned long long b;
-            if (!cli_parse_bytes(v, &b))
-                return usage_error("--max-memory '%s': give a size such as 4G or 512M", v);
-            o->p.max_memory = b;
-            break;
-        }
-        case V_TILE:
-            if (!strcmp(v, "off")) o->p.tile = -1;
-            else if (!strcmp(v, "auto")) o->p.tile = 0;
-            else if (!cli_parse_int(v, &o->p.tile))
-                return usage_error("--tile '%s': give auto, off or a size in pixels", v);
-            break;
-        case V_LINE_SEARCH: o->p.line_search = 1; break;
-        case V_SEED: {
-            unsigned long long sd;
-            if (!cli_parse_u64(v, &sd)) return usage_error("--seed '%s': give a whole number", v);
-            o->p.seed = sd;
-            break;
-        }
-        case V_CONTENT_LAYERS: o->p.content_layers = v; break;
-        case V_STYLE_LAYERS: o->p.style_layers = v; break;
-        case V_STYLE_LAYER_WEIGHTS:
-            o->nlayer_w = parse_doubles(v, o->layer_w, NST_MAX_LAYERS);
-            if (o->nlayer_w < 1)
-                return usage_error("--style-layer-weights '%s': give at most %d numbers "
-                                   "separated by commas", v, NST_MAX_LAYERS);
-            break;
-        case V_POOLING:
-            if (!strcmp(v, "max")) o->p.avg_pool = 0;
-            else if (!strcmp(v, "avg") || !strcmp(v, "average")) o->p.avg_pool = 1;
-            else return usage_error("--pooling '%s': choose max or avg", v);
-            break;
-        case 'd': o->device = v; break;
-        case 'w': o->weights = v; break;
-        case V_NETWORK: {
-            int n = nst_network_parse(v);
-            if (n < 0) return usage_error("--network '%s': choose vgg19, vgg16 or auto", v);
-            o->network = (nst_network)n;
-            break;
-        }
-        case V_NO_CACHE: o->no_cache = 1; break;
-        case V_JPEG_QUALITY:
-            if (!cli_parse_int(v, &o->jpeg_quality) || o->jpeg_quality < 1 ||
-                o->jpeg_quality > 100)
-                return usage_error("--jpeg-quality '%s': give a whole number in 1..100", v);
-            break;
-        case 'q': o->quiet = 1; break;
-        case V_JSON: o->json = 1; break;
-        case V_FLOW:
-            if (!strcmp(v, "fast")) o->flow = NST_FLOW_FAST;
-            else if (!strcmp(v, "medium")) o->flow = NST_FLOW_MEDIUM;
-            else if (!strcmp(v, "fine")) o->flow = NST_FLOW_FINE;
-            else return usage_error("--flow '%s': choose fast, medium or fine", v);
-            break;
-        case V_FRAMES: {
-            int n;
-            if (!cli_parse_int(v, &n) || n < 1)
-                return usage_error("--frames '%s': give a whole number >= 1", v);
-            o->max_frames = n;
-            break;
-        }
-        case V_START_FRAME: {
-            int n;
-            if (!cli_parse_int(v, &n) || n < 0)
-                return usage_error("--start-frame '%s': give a whole number >= 0 (the first "
-                                   "frame is 0)", v);
-            o->start_frame = n;
-            break;
-        }
-        case V_WORK_DIR: o->work_dir = v; break;
-        case V_KEEP_FRAMES: o->keep_frames = 1; break;
-        case V_LONG_TERM: {
-            double d[16];
-            int n = parse_doubles(v, d, 15);
-            o->nlt = 0;
-            o->lt[o->nlt++] = 1;
-            for (int i = 0; i < n; i++) {
-                int j = (int)d[i];
-                if (j != d[i] || j < 1 || j > LT_MAX || j <= o->lt[o->nlt - 1] - (j == 1))
-                    return usage_error("--long-term '%s': give frame offsets in 1..%d, "
-                                       "ascending, e.g. 1,10,20", v, LT_MAX);
-                if (j > 1) o->lt[o->nlt++] = j;
-            }
-            if (n < 1) return usage_error("--long-term '%s': give frame offsets", v);
-            break;
-        }
-        case V_CODEC:
-            if (strcmp(v, "h264") && strcmp(v, "ffv1") && strcmp(v, "mpeg4"))
-                return usage_error("--codec '%s': choose h264, ffv1 (lossless) or mpeg4", v);
-            o->codec = v;
-            break;
-        }
-    }
-    if (!o->content) return usage_error("no input video: give --content CLIP.mp4");
-    if (o->nstyles == 0) return usage_error("no style image: give --style PAINTING");
-    if (!o->output) return usage_error("no output: give -o OUT.mp4 (or out/%%05d.png)");
-    if (o->nblend && o->nblend != o->nstyles)
-        return usage_error("--style-blend has %d weights for %d style images", o->nblend,
-                           o->nstyles);
+    if ((rc = opt_parse(argc, argv, video_shortopts, OPT_VIDEO, "nst video", video_usage,
+                        &o->com, video_option, o)))
+        return rc;
+    if (!o->com.content) return usage_error("no input video: give --content CLIP.mp4");
+    if (o->com.nstyles == 0) return usage_error("no style image: give --style PAINTING");
+    if (!o->com.output) return usage_error("no output: give -o OUT.mp4 (or out/%%05d.png)");
+    if (o->com.nblend && o->com.nblend != o->com.nstyles)
+        return usage_error("--style-blend has %d weights for %d style images", o->com.nblend,
+                           o->com.nstyles);
     if (o->passes < 1 || o->passes > 100)
         return usage_error("--passes %d is not in 1..100", o->passes);
     if (o->frame_iterations < 1 || o->frame_iterations > 1000000)
         return usage_error("--frame-iterations %d is not in 1..1000000", o->frame_iterations);
-    if (nst_video_is_pattern(o->output) && !cli_image_ext_ok(o->output))
+    if (nst_video_is_pattern(o->com.output) && !cli_image_ext_ok(o->com.output))
         return usage_error("output '%s': an image sequence must end in .png, .jpg or .jpeg",
-                           o->output);
-    if (!strcmp(o->content, o->output))
-        return usage_error("the output '%s' is the input", o->output);
-    if (o->nlayer_w) {
-        o->p.style_layer_weights = o->layer_w;
-        o->p.style_layer_weight_count = o->nlayer_w;
+                           o->com.output);
+    if (!strcmp(o->com.content, o->com.output))
+        return usage_error("the output '%s' is the input", o->com.output);
+    if (o->com.nlayer_w) {
+        o->com.p.style_layer_weights = o->com.layer_w;
+        o->com.p.style_layer_weight_count = o->com.nlayer_w;
     }
     nst_msg msg = {{0}};
-    if (nst_params_check(&o->p, o->nstyles, o->nblend ? o->blend : NULL, &msg) != NST_OK)
+    if (nst_params_check(&o->com.p, o->com.nstyles, o->com.nblend ? o->com.blend : NULL, &msg) !=
+        NST_OK)
         return usage_error("%s", msg.text);
     return 0;
 }
@@ -450,24 +220,24 @@ static void pass_path(const char *dir, const char *kind, int k, long t, char *bu
 /* What decides the frames: a rerun continues only with the same. */
 static void run_signature(const video_opts *o, const nst_video_info *in, int w, int h,
                           const char *weights, char *buf, size_t len) {
-    const nst_params *p = &o->p;
+    const nst_params *p = &o->com.p;
     size_t n = (size_t)snprintf(
         buf, len,
         "nst video work directory\ninput %s (%dx%d)\nsize %dx%d\nweights %s\n"
         "weights a=%.9g b=%.9g g=%.9g temporal=%.9g\nlayers %s | %s\niterations %d then %d\n"
         "optimizer %d lr %.9g history %d line-search %d\nscales %d/%d pooling %d colors %d/%d/%d"
         "\nflow %d decay %.9g seed %llu style-scale %.9g\nstyles",
-        o->content, in->w, in->h, w, h, weights, p->content_weight, p->style_weight,
+        o->com.content, in->w, in->h, w, h, weights, p->content_weight, p->style_weight,
         p->tv_weight, p->temporal_weight, p->content_layers, p->style_layers, p->iterations,
         o->frame_iterations, (int)p->optimizer, p->learning_rate, p->lbfgs_history,
         p->line_search, p->scales, p->scale_iterations, p->avg_pool, p->preserve_colors,
         p->luminance_only, p->luminance_histogram, (int)o->flow, p->average_decay,
         (unsigned long long)p->seed, p->style_scale);
-    for (int i = 0; i < o->nstyles && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, " %s:%.6g", o->styles[i],
-                              o->nblend ? o->blend[i] : 1.0 / o->nstyles);
-    for (int i = 0; i < o->nlayer_w && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, " lw%.6g", o->layer_w[i]);
+    for (int i = 0; i < o->com.nstyles && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, " %s:%.6g", o->com.styles[i],
+                              o->com.nblend ? o->com.blend[i] : 1.0 / o->com.nstyles);
+    for (int i = 0; i < o->com.nlayer_w && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, " lw%.6g", o->com.layer_w[i]);
     for (int i = 1; i < o->nlt && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, " long-term %d", o->lt[i]);
     if (o->passes > 1 && n < len)
@@ -540,16 +310,16 @@ typedef struct frame_ctx {
 static int on_progress(const nst_progress *p, void *user) {
     frame_ctx *c = user;
     if (p->phase == NST_PHASE_COMPILE) {
-        if (!c->o->quiet && !c->o->json && p->programs_done == 0)
+        if (!c->o->com.quiet && !c->o->com.json && p->programs_done == 0)
             fprintf(stderr, "nst video: compiling kernels for this device (once): %d programs\n",
                     p->programs);
         return v_stop != 0;
     }
     c->loss = p->loss;
     c->temporal = p->temporal;
-    if (c->tty && !c->o->quiet && !c->o->json) {
+    if (c->tty && !c->o->com.quiet && !c->o->com.json) {
         char eta[32];
-        fmt_duration(c->eta, eta, sizeof eta);
+        cli_fmt_duration(c->eta, eta, sizeof eta);
         fprintf(stderr, "\r\033[Kframe %ld/%ld  iteration %d/%d  loss %.4g  ETA %s", c->frame,
                 c->frames, p->iteration, p->iterations, p->loss, eta);
     }
@@ -674,66 +444,67 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     float *maskv = NULL;
     char wpath[4096], work[1100], why[4400], sig[8192];
     long frames = 0;
-    int pattern_out = nst_video_is_pattern(o.output);
+    int pattern_out = nst_video_is_pattern(o.com.output);
 
     /* everything about the input is checked before any work */
-    if (nst_video_count(o.content, &frames, &msg) != NST_OK) {
+    if (nst_video_count(o.com.content, &frames, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s\n", msg.text);
         return EXIT_RUNTIME;
     }
-    if (nst_video_open(o.content, &rd, &info, &msg) != NST_OK) {
+    if (nst_video_open(o.com.content, &rd, &info, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s\n", msg.text);
         return EXIT_RUNTIME;
     }
     if (o.start_frame >= frames) {
         fprintf(stderr, "nst video: --start-frame %ld: '%s' has %ld frames (0 to %ld)\n",
-                o.start_frame, o.content, frames, frames - 1);
+                o.start_frame, o.com.content, frames, frames - 1);
         goto done;
     }
     frames -= o.start_frame;
     if (o.max_frames && o.max_frames < frames) frames = o.max_frames;
     int w, h;
-    nst_image_fit_size(info.w, info.h, o.p.size, &w, &h);
+    nst_image_fit_size(info.w, info.h, o.com.p.size, &w, &h);
     if (w < 16 || h < 16) {
         fprintf(stderr, "nst video: '%s': frames of %dx%d become %dx%d at --size %d, below the "
                         "network's 16 pixels a side; give a larger --size or a less elongated "
-                        "video\n", o.content, info.w, info.h, w, h, o.p.size);
+                        "video\n", o.com.content, info.w, info.h, w, h, o.com.p.size);
         goto done;
     }
-    if (!pattern_out && cli_output_check(o.output, why, sizeof why) != 0) {
-        fprintf(stderr, "nst video: cannot write '%s': %s\n", o.output, why);
+    if (!pattern_out && cli_output_check(o.com.output, why, sizeof why) != 0) {
+        fprintf(stderr, "nst video: cannot write '%s': %s\n", o.com.output, why);
         goto done;
     }
-    if (nst_weights_locate(set, o.weights, o.network, wpath, sizeof wpath, &msg) != NST_OK) {
+    if (nst_weights_locate(set, o.com.weights, o.com.network, wpath, sizeof wpath, &msg) !=
+        NST_OK) {
         fprintf(stderr, "nst video: %s\n", msg.text);
         goto done;
     }
-    for (int i = 0; i < o.nstyles; i++) {
-        if (nst_image_read(o.styles[i], 0, &styles[i], &msg) != NST_OK) {
+    for (int i = 0; i < o.com.nstyles; i++) {
+        if (nst_image_read(o.com.styles[i], 0, &styles[i], &msg) != NST_OK) {
             fprintf(stderr, "nst video: style image: %s\n", msg.text);
             goto done;
         }
     }
-    if (strlen(o.output) > 1000 || (o.work_dir && strlen(o.work_dir) > 1000)) {
+    if (strlen(o.com.output) > 1000 || (o.work_dir && strlen(o.work_dir) > 1000)) {
         fprintf(stderr, "nst video: the output or work directory name is too long\n");
         goto done;
     }
     if (o.work_dir) {
         snprintf(work, sizeof work, "%s", o.work_dir);
     } else {
-        snprintf(work, sizeof work, "%s.nst-work", o.output);
+        snprintf(work, sizeof work, "%s.nst-work", o.com.output);
         for (char *q = strrchr(work, '/') ? strrchr(work, '/') : work; *q; q++)
             if (*q == '%') *q = '_';
     }
     nst_runtime_options ro = {0};
-    ro.device = o.device;
-    ro.no_cache = o.no_cache;
+    ro.device = o.com.device;
+    ro.no_cache = o.com.no_cache;
     ro.settings = set;
     if (nst_runtime_open(&rt, &ro, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s\n", msg.text);
         goto done;
     }
-    if (nst_model_load_network(rt, wpath, o.network, &model) != NST_OK) {
+    if (nst_model_load_network(rt, wpath, o.com.network, &model) != NST_OK) {
         fprintf(stderr, "nst video: %s\n", nst_last_error(rt));
         goto done;
     }
@@ -748,15 +519,15 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         fprintf(stderr, "nst video: out of memory\n");
         goto done;
     }
-    if (!o.quiet && !o.json)
+    if (!o.com.quiet && !o.com.json)
         fprintf(stderr, "nst video: %s: %ld frames of %dx%d at %.3g fps, stylised at %dx%d on "
-                        "%s; frames kept in %s\n", o.content, frames, info.w, info.h,
+                        "%s; frames kept in %s\n", o.com.content, frames, info.w, info.h,
                 (double)info.fps_num / info.fps_den, w, h, nst_runtime_device(rt)->name, work);
-    if (o.json)
+    if (o.com.json)
         printf("{\"event\":\"start\",\"input\":\"%s\",\"frames\":%ld,\"width\":%d,\"height\":%d,"
                "\"fps\":%.6g,\"work_dir\":\"%s\",\"device\":\"%s\"}\n",
-               js(o.content), frames, w, h, (double)info.fps_num / info.fps_den, js(work),
-               js(nst_runtime_device(rt)->name));
+               cli_js(o.com.content), frames, w, h, (double)info.fps_num / info.fps_den,
+               cli_js(work), cli_js(nst_runtime_device(rt)->name));
     fflush(stdout);
 
     for (long t = 0; t < o.start_frame; t++) {
@@ -770,7 +541,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     frame_ctx fc = {.o = &o, .tty = isatty(2), .frames = frames, .eta = -1};
-    double t_start = mono(), spent = 0;
+    double t_start = cli_mono_seconds(), spent = 0;
     long done_here = 0, its_here = 0, its_left_total = 0;
     nst_status st = NST_OK;
     for (long t = 0; t < frames; t++) {
@@ -786,7 +557,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
             goto stop;
         }
         fc.frame = t + 1;
-        double t0 = mono();
+        double t0 = cli_mono_seconds();
         if (o.passes > 1) {
             char ipath[1200];
             pass_path(work, "input", 1, t, ipath, sizeof ipath);
@@ -798,22 +569,22 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         }
         nst_image *out = load_done(work, t, w, h);
         int resumed = out != NULL;
-        int use_temporal = t > 0 && prev_out && o.p.temporal_weight > 0;
+        int use_temporal = t > 0 && prev_out && o.com.p.temporal_weight > 0;
         double loss = 0, temporal = 0, coverage = 0, flow_secs = 0;
         if (!out) {
-            nst_params p = o.p;
+            nst_params p = o.com.p;
             nst_image *warped = NULL, *init = NULL, *maskimg = NULL;
             if (use_temporal) {
                 /* flow both ways, the consistency mask, the warped previous frame */
-                double f0 = mono();
+                double f0 = cli_mono_seconds();
                 if ((st = temporal_inputs(&o, t, content, past, prev_out, work, fwd, bwd, maskv,
                                           closer, &warped, &maskimg, &init, &coverage,
                                           &msg)) != NST_OK) {
                     fprintf(stderr, "nst video: frame %ld: %s\n", t + 1, msg.text);
                     goto stop;
                 }
-                flow_secs = mono() - f0;
-                if (o.p.luminance_only) {
+                flow_secs = cli_mono_seconds() - f0;
+                if (o.com.p.luminance_only) {
                     /* the run optimises luminance: start from and hold to the
                      * previous frame's */
                     nst_image *gi = NULL, *gw = NULL;
@@ -843,22 +614,23 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
             nst_image *result = NULL;
             fc.eta = done_here ? spent / its_here * its_left_total : -1;
             st = nst_transfer_run(rt, model, &p, content, (const nst_image *const *)styles,
-                                  o.nstyles, o.nblend ? o.blend : NULL, on_progress, &fc,
-                                  &result);
+                                  o.com.nstyles, o.com.nblend ? o.com.blend : NULL, on_progress,
+                                  &fc, &result);
             nst_image_free(warped);
             nst_image_free(init);
             nst_image_free(maskimg);
             if (st != NST_OK) {
                 nst_image_free(result);
                 if (st == NST_ERR_INTERRUPTED) {
-                    if (fc.tty && !o.quiet && !o.json) fputc('\n', stderr);
+                    if (fc.tty && !o.com.quiet && !o.com.json) fputc('\n', stderr);
                     fprintf(stderr, "nst video: interrupted at frame %ld of %ld; the %ld frames "
                                     "done are kept in %s: run the same command to continue\n",
                             t + 1, frames, t, work);
                     rc = EXIT_INTERRUPTED;
                 } else {
                     fprintf(stderr, "%snst video: frame %ld: %s\n",
-                            fc.tty && !o.quiet && !o.json ? "\n" : "", t + 1, nst_last_error(rt));
+                            fc.tty && !o.com.quiet && !o.com.json ? "\n" : "", t + 1,
+                            nst_last_error(rt));
                 }
                 goto stop;
             }
@@ -877,25 +649,25 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
             temporal = fc.temporal;
             done_here++;
             its_here += p.iterations;
-            spent = mono() - t_start;
+            spent = cli_mono_seconds() - t_start;
         }
         /* what is left: the remaining frames at frame_iterations each */
         its_left_total = ((frames - t - 1) + (long)(o.passes - 1) * (frames - 1)) *
                          (long)o.frame_iterations;
         double eta = done_here && its_here ? spent / its_here * its_left_total : -1;
-        double secs = mono() - t0;
-        if (o.json) {
+        double secs = cli_mono_seconds() - t0;
+        if (o.com.json) {
             printf("{\"event\":\"frame\",\"frame\":%ld,\"frames\":%ld,\"resumed\":%s,"
                    "\"warped\":%s,\"consistent\":%.4f,\"loss\":%.9g,\"temporal\":%.9g,"
                    "\"flow_seconds\":%.3f,\"seconds\":%.3f,\"elapsed\":%.3f,\"eta\":%.1f}\n",
                    t + 1, frames, resumed ? "true" : "false",
                    use_temporal && !resumed ? "true" : "false", coverage, loss, temporal, flow_secs,
                    secs,
-                   mono() - t_start, eta);
+                   cli_mono_seconds() - t_start, eta);
             fflush(stdout);
-        } else if (!o.quiet) {
+        } else if (!o.com.quiet) {
             char etab[32];
-            fmt_duration(eta, etab, sizeof etab);
+            cli_fmt_duration(eta, etab, sizeof etab);
             char cov[48] = "";
             if (use_temporal && !resumed)
                 snprintf(cov, sizeof cov, ", flow consistent on %.0f%%", 100 * coverage);
@@ -922,7 +694,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         nst_image *cn = NULL;   /* the neighbour's input frame */
         for (long q = 0; q < frames; q++) {
             long t = back ? frames - 1 - q : q;
-            double t0 = mono(), coverage = 0, flow_secs = 0;
+            double t0 = cli_mono_seconds(), coverage = 0, flow_secs = 0;
             nst_image *ct = load_pass(work, "input", 1, t, w, h);
             nst_image *out = load_pass(work, "pass", k, t, w, h);
             int resumed = out != NULL;
@@ -941,19 +713,19 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                 st = old ? NST_OK : NST_ERR_IO;
                 if (!old) snprintf(msg.text, sizeof msg.text, "frame %ld of pass %d is missing",
                                    t + 1, k - 1);
-                if (st == NST_OK && near && o.p.temporal_weight > 0) {
+                if (st == NST_OK && near && o.com.p.temporal_weight > 0) {
                     video_opts one = o;
                     one.nlt = 1;
                     nst_image *pastn[LT_MAX] = {cn};
-                    double f0 = mono();
+                    double f0 = cli_mono_seconds();
                     st = temporal_inputs(&one, 1, ct, pastn, near, work, fwd, bwd, maskv, closer,
                                          &warped, &maskimg, &init, &coverage, &msg);
-                    flow_secs = mono() - f0;
+                    flow_secs = cli_mono_seconds() - f0;
                     for (size_t i = 0; st == NST_OK && i < 3 * hw; i++) {
                         float dc = 0.5f * maskimg->data[i];
                         init->data[i] = dc * warped->data[i] + (1 - dc) * old->data[i];
                     }
-                    if (st == NST_OK && o.p.luminance_only) {
+                    if (st == NST_OK && o.com.p.luminance_only) {
                         nst_image *gi = NULL, *gw = NULL;
                         st = nst_image_luminance(init, &gi, &msg);
                         if (st == NST_OK) st = nst_image_luminance(warped, &gw, &msg);
@@ -964,7 +736,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                     }
                 }
                 if (st == NST_OK) {
-                    nst_params p = o.p;
+                    nst_params p = o.com.p;
                     p.iterations = o.frame_iterations;
                     p.init = NST_INIT_IMAGE;
                     p.init_image = init ? init : old;
@@ -972,8 +744,8 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                     p.temporal_mask = maskimg;
                     fc.frame = t + 1;
                     st = nst_transfer_run(rt, model, &p, ct, (const nst_image *const *)styles,
-                                          o.nstyles, o.nblend ? o.blend : NULL, on_progress, &fc,
-                                          &result);
+                                          o.com.nstyles, o.com.nblend ? o.com.blend : NULL,
+                                          on_progress, &fc, &result);
                     if (st != NST_OK && st != NST_ERR_INTERRUPTED)
                         snprintf(msg.text, sizeof msg.text, "%s", nst_last_error(rt));
                 }
@@ -988,7 +760,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                 }
                 nst_image_free(result);
                 if (st != NST_OK) {
-                    if (fc.tty && !o.quiet && !o.json) fputc('\n', stderr);
+                    if (fc.tty && !o.com.quiet && !o.com.json) fputc('\n', stderr);
                     if (st == NST_ERR_INTERRUPTED) {
                         fprintf(stderr, "nst video: interrupted at frame %ld in pass %d of %d; "
                                         "the frames done are kept in %s: run the same command "
@@ -1005,26 +777,27 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
                 }
                 done_here++;
                 its_here += o.frame_iterations;
-                spent = mono() - t_start;
+                spent = cli_mono_seconds() - t_start;
             }
             its_left_total = ((long)(o.passes - k) * (frames - 1) + (frames - 1 - q)) *
                              (long)o.frame_iterations;
             double eta = done_here && its_here ? spent / its_here * its_left_total : -1;
-            if (o.json) {
+            if (o.com.json) {
                 printf("{\"event\":\"frame\",\"pass\":%d,\"passes\":%d,\"frame\":%ld,"
                        "\"frames\":%ld,\"resumed\":%s,\"warped\":%s,\"consistent\":%.4f,"
                        "\"loss\":%.9g,\"temporal\":%.9g,\"flow_seconds\":%.3f,"
                        "\"seconds\":%.3f,\"elapsed\":%.3f,\"eta\":%.1f}\n",
                        k, o.passes, t + 1, frames, resumed ? "true" : "false",
                        near && !resumed ? "true" : "false", coverage, resumed ? 0 : fc.loss,
-                       resumed ? 0 : fc.temporal, flow_secs, mono() - t0, mono() - t_start, eta);
+                       resumed ? 0 : fc.temporal, flow_secs, cli_mono_seconds() - t0,
+                       cli_mono_seconds() - t_start, eta);
                 fflush(stdout);
-            } else if (!o.quiet) {
+            } else if (!o.com.quiet) {
                 char etab[32];
-                fmt_duration(eta, etab, sizeof etab);
+                cli_fmt_duration(eta, etab, sizeof etab);
                 fprintf(stderr, "%spass %d/%d frame %ld/%ld %s in %.1f s  ETA %s\n",
                         fc.tty ? "\r\033[K" : "", k, o.passes, t + 1, frames,
-                        resumed ? "kept from before" : "done", mono() - t0, etab);
+                        resumed ? "kept from before" : "done", cli_mono_seconds() - t0, etab);
             }
             nst_image_free(near);
             nst_image_free(cn);
@@ -1037,13 +810,14 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
 
     /* the video, from the frames kept */
     char note[256] = "";
-    if (nst_video_writer_open(o.output, w, h, info.fps_num, info.fps_den, o.codec,
-                              pattern_out || !info.has_audio || o.start_frame ? NULL : o.content, &wr, note,
-                              sizeof note, &msg) != NST_OK) {
+    if (nst_video_writer_open(o.com.output, w, h, info.fps_num, info.fps_den, o.codec,
+                              pattern_out || !info.has_audio || o.start_frame ? NULL
+                                                                              : o.com.content,
+                              &wr, note, sizeof note, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s (the frames are kept in %s)\n", msg.text, work);
         goto stop;
     }
-    nst_video_writer_jpeg_quality(wr, o.jpeg_quality);
+    nst_video_writer_jpeg_quality(wr, o.com.jpeg_quality);
     for (long t = 0; t < frames; t++) {
         nst_image *img = load_pass(work, "pass", o.passes, t, w, h);
         if (!img) {
@@ -1055,7 +829,7 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
         if (st == NST_OK && v_stop) {
             /* the temporary file goes with the writer; the frames stay */
             fprintf(stderr, "nst video: interrupted while writing %s; the frames are kept in "
-                            "%s: run the same command to write it\n", o.output, work);
+                            "%s: run the same command to write it\n", o.com.output, work);
             rc = EXIT_INTERRUPTED;
             goto stop;
         }
@@ -1071,13 +845,13 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (!o.keep_frames) work_dir_remove(work);
-    if (!o.quiet && !o.json)
-        fprintf(stderr, "nst video: wrote %s (%ld frames, %dx%d, %s)\n", o.output, frames, w, h,
+    if (!o.com.quiet && !o.com.json)
+        fprintf(stderr, "nst video: wrote %s (%ld frames, %dx%d, %s)\n", o.com.output, frames, w, h,
                 note);
-    if (o.json)
+    if (o.com.json)
         printf("{\"event\":\"done\",\"output\":\"%s\",\"frames\":%ld,\"width\":%d,\"height\":%d,"
                "\"codec\":\"%s\",\"seconds\":%.3f}\n",
-               js(o.output), frames, w, h, js(note), mono() - t_start);
+               cli_js(o.com.output), frames, w, h, cli_js(note), cli_mono_seconds() - t_start);
     rc = 0;
     goto done;
 stop:
@@ -1101,6 +875,8 @@ done:
 }
 
 const struct option *video_cmd_options(const char **shortopts) {
+    static struct option longopts[OPT_MAX];
+    if (!longopts[0].name) opt_select(OPT_VIDEO, longopts);
     if (shortopts) *shortopts = video_shortopts;
-    return video_longopts;
+    return longopts;
 }

@@ -90,24 +90,34 @@ static nst_status conv_gemm(nst_runtime *rt, const char *op, cl_mem out, int K,
                          "conv_im2col");
 }
 
-nst_status nst_conv2d_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
-                              const nst_tensor *w, const nst_tensor *b, int relu, cl_mem scratch,
-                              size_t scratch_floats) {
+/* The forward convolution with zero padding, or with reflection padding
+ * when reflect (the input larger than the padding). */
+static nst_status conv_forward_pad(nst_runtime *rt, const char *op, int reflect,
+                                   nst_tensor *y, const nst_tensor *x, const nst_tensor *w,
+                                   const nst_tensor *b, int relu, cl_mem scratch,
+                                   size_t scratch_floats) {
     nst_status st = NST_OK;
-    const char *op = "conv2d forward";
     const int K = w->n, R = w->h;
-    if (x->n != 1) return bad_shape(rt, op, "input", x);
+    if (x->n != 1 || (reflect && (x->h <= (R - 1) / 2 || x->w <= (R - 1) / 2)))
+        return bad_shape(rt, op, "input", x);
     if (w->c != x->c || w->w != R || R % 2 == 0) return bad_shape(rt, op, "weight", w);
     if ((int)b->count != K) return bad_shape(rt, op, "bias", b);
     if (y->n != 1 || y->c != K || y->h != x->h || y->w != x->w)
         return bad_shape(rt, op, "output", y);
     NST_TRY(check_int(rt, op, y->count));
-    NST_TRY(conv_gemm(rt, op, y->buf, K, x, w->buf, R, 0.0f, scratch, scratch_floats));
+    NST_TRY(conv_gemm_pad(rt, op, y->buf, K, x, w->buf, R, 0.0f, scratch, scratch_floats,
+                          reflect ? "conv_im2col_reflect" : "conv_im2col"));
     int HW = x->h * x->w;
     NST_TRY(launch_1d(rt, "conv", "conv_bias_act", y->count, 5, ARG(K), ARG(HW), ARG(relu),
                       ARG(b->buf), ARG(y->buf)));
 fail:
     return st;
+}
+
+nst_status nst_conv2d_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
+                              const nst_tensor *w, const nst_tensor *b, int relu, cl_mem scratch,
+                              size_t scratch_floats) {
+    return conv_forward_pad(rt, "conv2d forward", 0, y, x, w, b, relu, scratch, scratch_floats);
 }
 
 nst_status nst_conv2d_flip(nst_runtime *rt, nst_tensor *wf, const nst_tensor *w) {
@@ -231,23 +241,8 @@ nst_status nst_normalize_backward(nst_runtime *rt, nst_tensor *dx, const nst_ten
 nst_status nst_conv2d_forward_reflect(nst_runtime *rt, nst_tensor *y, const nst_tensor *x,
                                       const nst_tensor *w, const nst_tensor *b, int relu,
                                       cl_mem scratch, size_t scratch_floats) {
-    nst_status st = NST_OK;
-    const char *op = "conv2d forward (reflection padding)";
-    const int K = w->n, R = w->h;
-    if (x->n != 1 || x->h <= (R - 1) / 2 || x->w <= (R - 1) / 2)
-        return bad_shape(rt, op, "input", x);
-    if (w->c != x->c || w->w != R || R % 2 == 0) return bad_shape(rt, op, "weight", w);
-    if ((int)b->count != K) return bad_shape(rt, op, "bias", b);
-    if (y->n != 1 || y->c != K || y->h != x->h || y->w != x->w)
-        return bad_shape(rt, op, "output", y);
-    NST_TRY(check_int(rt, op, y->count));
-    NST_TRY(conv_gemm_pad(rt, op, y->buf, K, x, w->buf, R, 0.0f, scratch, scratch_floats,
-                          "conv_im2col_reflect"));
-    int HW = x->h * x->w;
-    NST_TRY(launch_1d(rt, "conv", "conv_bias_act", y->count, 5, ARG(K), ARG(HW), ARG(relu),
-                      ARG(b->buf), ARG(y->buf)));
-fail:
-    return st;
+    return conv_forward_pad(rt, "conv2d forward (reflection padding)", 1, y, x, w, b, relu,
+                            scratch, scratch_floats);
 }
 
 nst_status nst_pool_max_ceil_forward(nst_runtime *rt, nst_tensor *y, const nst_tensor *x) {

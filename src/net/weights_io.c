@@ -114,17 +114,6 @@ static nst_status must_exist(const char *p, const char *from, char *out, size_t 
     return NST_OK;
 }
 
-/* The next ':'-separated entry of *list into buf (empty entries skipped);
- * 0 at the end of the list. */
-static int next_dir(const char **list, char *buf, size_t cap) {
-    while (**list == ':') (*list)++;
-    if (!**list) return 0;
-    size_t n = strcspn(*list, ":");
-    snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), *list);
-    *list += n;
-    return 1;
-}
-
 nst_status nst_weights_locate(const nst_settings *s, const char *explicit_path,
                               nst_network network, char *out, size_t outlen, nst_msg *msg) {
     const char *names[8];
@@ -144,7 +133,7 @@ nst_status nst_weights_locate(const nst_settings *s, const char *explicit_path,
     /* each network's pair of names in every directory, then the next network */
     for (int k = 0; k < nn; k += 2) {
         const char *dirs = all;
-        while (next_dir(&dirs, dir, sizeof dir))
+        while (nst_dirs_next(&dirs, dir, sizeof dir))
             for (int j = k; j < k + 2; j++) {
                 char p[NST_PATH_MAX + 64];
                 if (snprintf(p, sizeof p, "%s/%s", dir, names[j]) >= (int)sizeof p) continue;
@@ -160,7 +149,7 @@ nst_status nst_weights_locate(const nst_settings *s, const char *explicit_path,
     char list[768] = "", files[256] = "";
     size_t used = 0;
     const char *dirs = all;
-    for (int d = 0; next_dir(&dirs, dir, sizeof dir); d++) {
+    for (int d = 0; nst_dirs_next(&dirs, dir, sizeof dir); d++) {
         int w = snprintf(list + used, sizeof list - used, "%s%s", d ? ", " : "", dir);
         if (w > 0) used = used + (size_t)w < sizeof list ? used + (size_t)w : sizeof list - 1;
     }

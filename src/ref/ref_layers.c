@@ -18,8 +18,12 @@ double *nst_ref_from_float(const float *x, size_t n) {
     return p;
 }
 
-void nst_ref_conv_forward(double *y, const double *x, const double *w, const double *b, int C,
-                          int H, int W, int K, int R, int relu) {
+static int reflect_index(int i, int n) { return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i; }
+
+/* The convolution of both references: zero padding, or reflection padding
+ * when reflect. */
+static void conv_forward(double *y, const double *x, const double *w, const double *b, int C,
+                         int H, int W, int K, int R, int relu, int reflect) {
     int p = (R - 1) / 2;
     for (int k = 0; k < K; k++)
         for (int h = 0; h < H; h++)
@@ -29,11 +33,26 @@ void nst_ref_conv_forward(double *y, const double *x, const double *w, const dou
                     for (int i = 0; i < R; i++)
                         for (int j = 0; j < R; j++) {
                             int hh = h + i - p, vv = v + j - p;
-                            if (hh < 0 || hh >= H || vv < 0 || vv >= W) continue;
+                            if (reflect) {
+                                hh = reflect_index(hh, H);
+                                vv = reflect_index(vv, W);
+                            } else if (hh < 0 || hh >= H || vv < 0 || vv >= W) {
+                                continue;
+                            }
                             s += w[((k * C + c) * R + i) * R + j] * x[(c * H + hh) * W + vv];
                         }
                 y[(k * H + h) * W + v] = (relu && s < 0) ? 0.0 : s;
             }
+}
+
+void nst_ref_conv_forward(double *y, const double *x, const double *w, const double *b, int C,
+                          int H, int W, int K, int R, int relu) {
+    conv_forward(y, x, w, b, C, H, W, K, R, relu, 0);
+}
+
+void nst_ref_conv_reflect_forward(double *y, const double *x, const double *w, const double *b,
+                                  int C, int H, int W, int K, int R, int relu) {
+    conv_forward(y, x, w, b, C, H, W, K, R, relu, 1);
 }
 
 void nst_ref_conv_backward_input(double *dx, const double *dy, const double *w, int C, int H,

@@ -9,24 +9,6 @@
 
 #include "reference.h"
 
-static int reflect(int i, int n) { return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i; }
-
-void nst_ref_conv_reflect_forward(double *y, const double *x, const double *w, const double *b,
-                                  int C, int H, int W, int K, int R, int relu) {
-    int p = (R - 1) / 2;
-    for (int k = 0; k < K; k++)
-        for (int h = 0; h < H; h++)
-            for (int v = 0; v < W; v++) {
-                double s = b ? b[k] : 0.0;
-                for (int c = 0; c < C; c++)
-                    for (int i = 0; i < R; i++)
-                        for (int j = 0; j < R; j++)
-                            s += w[((k * C + c) * R + i) * R + j] *
-                                 x[(c * H + reflect(h + i - p, H)) * W + reflect(v + j - p, W)];
-                y[(k * H + h) * W + v] = (relu && s < 0) ? 0.0 : s;
-            }
-}
-
 void nst_ref_pool_max_ceil(double *y, const double *x, int C, int H, int W) {
     int OH = (H + 1) / 2, OW = (W + 1) / 2;
     for (int c = 0; c < C; c++)

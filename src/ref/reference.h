@@ -92,7 +92,8 @@ void nst_ref_numeric_grad(nst_ref_fn fn, void *ctx, double *x, size_t n, double 
 /* ---- the WCT models and transform (ref_wct.c) --------------------------- */
 
 /* x [C,H,W] reflection-padded by (R-1)/2 (H, W larger than that), then
- * convolved without padding: y [K,H,W], then max(., 0) when relu. */
+ * convolved without padding: y [K,H,W], then max(., 0) when relu
+ * (ref_layers.c, beside nst_ref_conv_forward). */
 void nst_ref_conv_reflect_forward(double *y, const double *x, const double *w, const double *b,
                                   int C, int H, int W, int K, int R, int relu);
 /* 2x2 stride-2 max pooling, ceil mode: y [C,(H+1)/2,(W+1)/2]. */

@@ -74,15 +74,6 @@ static void levels_in(const char *dir, unsigned *enc, unsigned *dec) {
     }
 }
 
-static int next_dir(const char **list, char *buf, size_t cap) {
-    while (**list == ':') (*list)++;
-    if (!**list) return 0;
-    size_t n = strcspn(*list, ":");
-    snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), *list);
-    *list += n;
-    return 1;
-}
-
 nst_status nst_wct_locate(const nst_settings *s, const char *dir, char *out, size_t outlen,
                           nst_msg *msg) {
     unsigned e, d;
@@ -107,7 +98,7 @@ nst_status nst_wct_locate(const nst_settings *s, const char *dir, char *out, siz
     char base[NST_PATH_MAX], cand[NST_PATH_MAX + 8], list[1024] = "";
     size_t used = 0;
     const char *dirs = all;
-    while (next_dir(&dirs, base, sizeof base)) {
+    while (nst_dirs_next(&dirs, base, sizeof base)) {
         for (int sub = 0; sub < 2; sub++) {
             if (snprintf(cand, sizeof cand, sub ? "%s" : "%s/wct", base) >= (int)sizeof cand)
                 continue;

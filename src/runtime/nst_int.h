@@ -73,6 +73,10 @@ typedef struct nst_prof_event {
 /* NST_ERR_INVALID_ARG, naming the field, unless every field of s is in
  * range and every text field is terminated. */
 nst_status nst_settings_check(const nst_settings *s, nst_msg *msg);
+/* The next ':'-separated entry of a search list such as
+ * nst_settings.weights_dirs (*list, advanced past it) into buf, empty
+ * entries skipped; 0 at the end of the list. */
+int nst_dirs_next(const char **list, char *buf, size_t cap);
 
 struct nst_runtime {
     cl_platform_id platform;

@@ -166,3 +166,14 @@ fail:
     memset(s, 0, sizeof *s);
     return st;
 }
+
+/* ---- search lists -------------------------------------------------------- */
+
+int nst_dirs_next(const char **list, char *buf, size_t cap) {
+    while (**list == ':') (*list)++;
+    if (!**list) return 0;
+    size_t n = strcspn(*list, ":");
+    snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), *list);
+    *list += n;
+    return 1;
+}
