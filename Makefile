@@ -12,7 +12,7 @@ DESTDIR ?=
 # The shared library: real name libnst.so.VERSION, soname libnst.so.SOVERSION.
 # Bump SOVERSION whenever a change breaks programs linked against the last one.
 VERSION   := $(shell sed -n 's/.*define NST_VERSION "\(.*\)"/\1/p' include/nst.h)
-SOVERSION := 0
+SOVERSION := 1
 SONAME    := libnst.so.$(SOVERSION)
 # LAPACKE: the eigen-decompositions of the WCT covariances (src/run/wct.c)
 PKGS    := OpenCL clblast libpng libjpeg jansson lapacke

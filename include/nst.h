@@ -38,7 +38,7 @@
 extern "C" {
 #endif
 
-#define NST_VERSION "0.1.0"
+#define NST_VERSION "0.2.0"
 
 /* The version of the library in use: NST_VERSION as it was when the library
  * was built, which for a shared library may differ from the header a program

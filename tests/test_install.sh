@@ -19,6 +19,7 @@ no() { fail=$((fail + 1)); echo "FAIL - $1"; }
 check() { if eval "$2"; then ok "$1"; else no "$1"; fi; }
 cc=${CC:-cc}
 version=$(sed -n 's/.*define NST_VERSION "\(.*\)"/\1/p' include/nst.h)
+SOV=$(sed -n "s/^SOVERSION := \(.*\)/\1/p" Makefile)
 
 if ! make -s install DESTDIR="$S" PREFIX=/usr > "$T/install.log" 2>&1; then
     cat "$T/install.log"
@@ -34,10 +35,10 @@ check "nst.h in include" "cmp -s include/nst.h $S/usr/include/nst.h"
 check "libnst.a in lib" "[ -f $L/libnst.a ]"
 check "nst.pc in lib/pkgconfig" "[ -f $L/pkgconfig/nst.pc ]"
 check "the shared library's real name is libnst.so.$version" "[ -f $L/libnst.so.$version ] && [ ! -L $L/libnst.so.$version ]"
-check "libnst.so.0 links to it" "[ -L $L/libnst.so.0 ] && [ \"\$(readlink $L/libnst.so.0)\" = libnst.so.$version ]"
-check "libnst.so (for -lnst) links to libnst.so.0" "[ -L $L/libnst.so ] && [ \"\$(readlink $L/libnst.so)\" = libnst.so.0 ]"
+check "libnst.so.$SOV links to it" "[ -L $L/libnst.so.$SOV ] && [ \"\$(readlink $L/libnst.so.$SOV)\" = libnst.so.$version ]"
+check "libnst.so (for -lnst) links to libnst.so.$SOV" "[ -L $L/libnst.so ] && [ \"\$(readlink $L/libnst.so)\" = libnst.so.$SOV ]"
 soname=$(readelf -d "$L/libnst.so.$version" 2>/dev/null | sed -n 's/.*SONAME.*\[\(.*\)\].*/\1/p')
-check "its soname is libnst.so.0 (readelf: '$soname')" "[ '$soname' = libnst.so.0 ]"
+check "its soname is libnst.so.$SOV (readelf: '$soname')" "[ '$soname' = libnst.so.$SOV ]"
 
 # Exported: every function nst.h declares that the library defines, and
 # nothing else (internals stay private to the library).
@@ -101,7 +102,7 @@ else
     cat "$T/cc.err"
     no "a program compiles and links against the shared library"
 fi
-check "it needs libnst.so.0 at run time" "readelf -d $T/user | grep -q 'NEEDED.*\[libnst.so.0\]'"
+check "it needs libnst.so.$SOV at run time" "readelf -d $T/user | grep -q 'NEEDED.*\[libnst.so.$SOV\]'"
 LD_LIBRARY_PATH=$L "$T/user" > "$T/user.out" 2> "$T/user.err"
 rc=$?
 check "it runs against the staged library (devices listed, nst_version $version)" \
