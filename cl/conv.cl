@@ -11,6 +11,29 @@ inline int im2col_div(const int a, const int b, const float inv_b) {
     return q + (r >= b) - (r < 0);
 }
 
+/* Where entry idx of an im2col matrix of nr rows (n = nr * W positions)
+ * reads: channel *c, and the unpadded row *h and column *w (outside the
+ * image at the border). */
+inline void im2col_at(const int idx, const int n, const int W, const int R, const int r0,
+                      int *c, int *h, int *w) {
+    const int row = im2col_div(idx, n, 1.0f / (float)n); /* (c, i, j) */
+    const int pix = idx - row * n;
+    const int y = im2col_div(pix, W, 1.0f / (float)W);
+    int i, j;
+    if (R == 3) { /* the common case: constant divisors */
+        *c = row / 9;
+        i = (row - 9 * *c) / 3;
+        j = row - 9 * *c - 3 * i;
+    } else {
+        *c = row / (R * R);
+        i = (row - *c * R * R) / R;
+        j = row - *c * R * R - i * R;
+    }
+    const int p = (R - 1) / 2;
+    *h = r0 + y + i - p;
+    *w = pix - y * W + j - p;
+}
+
 /* Column matrix for output rows [r0, r0+nr) of x [C,H,W]:
  * col[(c*R + i)*R + j][(h - r0)*W + w] = x[c][h + i - p][w + j - p], 0 outside. */
 __kernel void conv_im2col(const int C, const int H, const int W, const int R, const int r0,
@@ -18,21 +41,8 @@ __kernel void conv_im2col(const int C, const int H, const int W, const int R, co
     const int n = nr * W;
     const int idx = get_global_id(0);
     if (idx >= C * R * R * n) return;
-    const int row = im2col_div(idx, n, 1.0f / (float)n); /* (c, i, j) */
-    const int pix = idx - row * n;
-    const int y = im2col_div(pix, W, 1.0f / (float)W);
-    int c, i, j;
-    if (R == 3) { /* the common case: constant divisors */
-        c = row / 9;
-        i = (row - 9 * c) / 3;
-        j = row - 9 * c - 3 * i;
-    } else {
-        c = row / (R * R);
-        i = (row - c * R * R) / R;
-        j = row - c * R * R - i * R;
-    }
-    const int p = (R - 1) / 2;
-    const int h = r0 + y + i - p, w = pix - y * W + j - p;
+    int c, h, w;
+    im2col_at(idx, n, W, R, r0, &c, &h, &w);
     col[idx] = (h >= 0 && h < H && w >= 0 && w < W) ? x[(c * H + h) * W + w] : 0.0f;
 }
 
@@ -64,21 +74,8 @@ __kernel void conv_im2col_reflect(const int C, const int H, const int W, const i
     const int n = nr * W;
     const int idx = get_global_id(0);
     if (idx >= C * R * R * n) return;
-    const int row = im2col_div(idx, n, 1.0f / (float)n);
-    const int pix = idx - row * n;
-    const int y = im2col_div(pix, W, 1.0f / (float)W);
-    int c, i, j;
-    if (R == 3) { /* the common case: constant divisors */
-        c = row / 9;
-        i = (row - 9 * c) / 3;
-        j = row - 9 * c - 3 * i;
-    } else {
-        c = row / (R * R);
-        i = (row - c * R * R) / R;
-        j = row - c * R * R - i * R;
-    }
-    const int p = (R - 1) / 2;
-    int h = r0 + y + i - p, w = pix - y * W + j - p;
+    int c, h, w;
+    im2col_at(idx, n, W, R, r0, &c, &h, &w);
     h = h < 0 ? -h : (h >= H ? 2 * H - 2 - h : h);
     w = w < 0 ? -w : (w >= W ? 2 * W - 2 - w : w);
     col[idx] = x[(c * H + h) * W + w];

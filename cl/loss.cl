@@ -7,17 +7,7 @@
  * then sums the partials the same way in a single work-group. No float
  * atomics, so a given device and size always gives the same bits. */
 
-/* Tree sum of v over the work-group; every work-item must call it. */
-inline float wg_sum(__local float *s, float v) {
-    const int lid = get_local_id(0);
-    s[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int o = get_local_size(0) / 2; o > 0; o >>= 1) {
-        if (lid < o) s[lid] += s[lid + o];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return s[0];
-}
+/* wg_sum (common.cl) is the tree sum of every reducing kernel. */
 
 /* partial[group] = sum over the group's elements of x^2 (mode 0) or |x|
  * (mode 1). */

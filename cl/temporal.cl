@@ -1,19 +1,8 @@
 /* temporal.cl: the temporal term of video style transfer (Ruder, Dosovitskiy
  * and Brox 2016): the squared difference between the image and the previous
  * output warped to this frame, weighted per pixel by the consistency mask.
- * Partial sums per work-group as in loss.cl (a tree in local memory, no
- * float atomics), summed by loss.cl's loss_reduce_final. */
-
-inline float temporal_wg_sum(__local float *s, float v) {
-    const int lid = get_local_id(0);
-    s[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int o = get_local_size(0) / 2; o > 0; o >>= 1) {
-        if (lid < o) s[lid] += s[lid + o];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return s[0];
-}
+ * Partial sums per work-group by wg_sum (common.cl: a tree in local
+ * memory, no float atomics), summed by loss.cl's loss_reduce_final. */
 
 /* Over n = planes * hw entries: d = x - target, c = mask[i % hw];
  * partial sums of c * d^2 and, when has_grad, dx += gscale * c * d
@@ -29,6 +18,6 @@ __kernel void temporal_loss(const int n, const int hw, __global const float *x,
         acc += c * d * d;
         if (has_grad) dx[i] += gscale * c * d;
     }
-    float s = temporal_wg_sum(scratch, acc);
+    float s = wg_sum(scratch, acc);
     if (get_local_id(0) == 0) partial[get_group_id(0)] = s;
 }
