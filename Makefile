@@ -202,7 +202,7 @@ test: all $(TESTS)
 # holds for one vector width or rounding only fails here (CI runs it). Each
 # entry is SUITE or SUITE:PATTERN (the tests it runs, NST_TEST_FILTER); the
 # end-to-end transfers, minutes on llvmpipe, stay on the default device.
-RUSTICL_TESTS ?= layers winograd loss vgg ema guided optim tiled temporal \
+RUSTICL_TESTS ?= layers winograd loss vgg ema guided optim tiled temporal style_losses wct \
                  transfer:test_one_white_mask_is_unmasked
 test-rusticl: all $(TESTS)
 	@set -f; rc=0; for s in $(RUSTICL_TESTS); do t=$${s%%:*}; f=$${s#$$t}; f=$${f#:}; \
