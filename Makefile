@@ -187,13 +187,20 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB) $(BUILD)/libnst.a
 
 # Tests run from the repository root (they read tests/data and write build/tmp).
 # TEST_RUN prefixes each suite binary (check-valgrind); TEST_SCRIPTS are the
-# shell suites (tests/test_*.sh).
-TEST_RUN     ?=
-TEST_SCRIPTS ?= $(wildcard tests/test_*.sh)
+# shell suites (tests/test_*.sh). A suite that runs past SUITE_TIMEOUT seconds
+# is stopped and counted failed, so a hang is reported by name instead of
+# holding the whole run.
+TEST_RUN      ?=
+TEST_SCRIPTS  ?= $(wildcard tests/test_*.sh)
+SUITE_TIMEOUT ?= 1500
+SUITE_LIMIT    = timeout -k 20 $(SUITE_TIMEOUT)
+SUITE_VERDICT  = { s=$$?; [ $$s -eq 124 ] && echo "TIMED OUT after $(SUITE_TIMEOUT) s: $$t"; rc=1; }
 test: all $(TESTS)
-	@rc=0; for t in $(TESTS); do echo "== $$t"; NST_CACHE=0 $(TEST_RUN) $$t || rc=1; done; \
+	@rc=0; for t in $(TESTS); do echo "== $$t"; \
+	    NST_CACHE=0 $(SUITE_LIMIT) $(TEST_RUN) $$t || $(SUITE_VERDICT); done; \
 	  for t in $(TEST_SCRIPTS); do echo "== $$t"; \
-	    NST_CACHE=0 NST_GENWEIGHTS=$(BUILD)/tools/nst-genweights $$t || rc=1; done; \
+	    NST_CACHE=0 NST_GENWEIGHTS=$(BUILD)/tools/nst-genweights $(SUITE_LIMIT) $$t \
+	      || $(SUITE_VERDICT); done; \
 	  if [ $$rc -eq 0 ]; then echo "all test suites passed"; else echo "SOME TEST SUITES FAILED"; fi; \
 	  exit $$rc
 
@@ -208,7 +215,7 @@ test-rusticl: all $(TESTS)
 	@set -f; rc=0; for s in $(RUSTICL_TESTS); do t=$${s%%:*}; f=$${s#$$t}; f=$${f#:}; \
 	  echo "== test_$$t on rusticl (llvmpipe)$${f:+: $$f}"; \
 	  RUSTICL_ENABLE=llvmpipe NST_DEVICE=llvmpipe NST_CACHE=0 NST_TEST_FILTER="$$f" \
-	    $(BUILD)/tests/test_$$t || rc=1; done; \
+	    $(SUITE_LIMIT) $(BUILD)/tests/test_$$t || $(SUITE_VERDICT); done; \
 	  if [ $$rc -eq 0 ]; then echo "all rusticl suites passed"; \
 	  else echo "SOME RUSTICL SUITES FAILED"; fi; exit $$rc
 
@@ -240,7 +247,7 @@ TSAN_ENV := TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1
 check-tsan:
 	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread -fno-omit-frame-pointer" \
 	    build-tsan/tests/test_threads
-	$(TSAN_ENV) NST_CACHE=0 build-tsan/tests/test_threads
+	$(TSAN_ENV) NST_CACHE=0 $(SUITE_LIMIT) build-tsan/tests/test_threads
 
 VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,possible \
             --errors-for-leak-kinds=definite,possible --num-callers=30 \

@@ -857,9 +857,21 @@ static int start_job(batch *b, slot *s, job *j) {
     remove_partials(j); /* the leftovers of a run that was killed */
     fflush(stdout);
     fflush(stderr);
+    /* the child's arguments are made here: between fork and exec the child
+     * of a process with driver threads may only make async-signal-safe calls */
+    char **av = malloc((size_t)(j->argc + 3) * sizeof *av);
+    if (!av) {
+        close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+        return 0;
+    }
+    memcpy(av, j->argv, (size_t)j->argc * sizeof *av);
+    av[j->argc] = dev;
+    av[j->argc + 1] = "--json";
+    av[j->argc + 2] = NULL;
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
+        free(av);
         close(out[0]), close(out[1]), close(err[0]), close(err[1]);
         return 0;
     }
@@ -877,17 +889,12 @@ static int start_job(batch *b, slot *s, job *j) {
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
-        char **av = malloc((size_t)(j->argc + 3) * sizeof *av);
-        if (!av) _exit(127);
-        memcpy(av, j->argv, (size_t)j->argc * sizeof *av);
-        av[j->argc] = dev;
-        av[j->argc + 1] = "--json";
-        av[j->argc + 2] = NULL;
         if (startup_env) execve(b->exe, av, startup_env);
         else execv(b->exe, av);
         fprintf(stderr, "nst: cannot run %s: %s\n", b->exe, strerror(errno));
         _exit(127);
     }
+    free(av);
     close(out[1]);
     close(err[1]);
     s->pid = pid;
