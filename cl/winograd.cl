@@ -100,6 +100,41 @@ void wg4_g(const float *in, const int is, float *out, const int os) {
         + (4.0f / 9.0f) * in[2 * is];
     out[5 * os] = (1.0f / 2.0f) * in[2 * is];
 }
+/* wg4_bt on float8 lanes */
+void wg4_bt8(const float8 *in, const int is, float8 *out, const int os) {
+    out[0 * os] = 2.0f * in[0 * is] - 5.0f * in[1 * is] + 5.0f * in[3 * is] - 2.0f * in[4 * is];
+    out[1 * os] = -2.0f * in[1 * is] + 3.0f * in[2 * is] + 3.0f * in[3 * is] - 2.0f * in[4 * is];
+    out[2 * os] = -2.0f * in[1 * is] + 7.0f * in[2 * is] - 7.0f * in[3 * is] + 2.0f * in[4 * is];
+    out[3 * os] = in[1 * is] - 2.0f * in[2 * is] - in[3 * is] + 2.0f * in[4 * is];
+    out[4 * os] = 2.0f * in[1 * is] - in[2 * is] - 2.0f * in[3 * is] + in[4 * is];
+    out[5 * os] = -2.0f * in[1 * is] + 5.0f * in[2 * is] - 5.0f * in[4 * is] + 2.0f * in[5 * is];
+}
+/* wg4_bbt on float8 lanes */
+void wg4_bbt8(const float8 *in, const int is, float8 *out, const int os) {
+    out[0 * os] = -2.0f * in[1 * is] + 5.0f * in[2 * is] - 5.0f * in[4 * is] + 2.0f * in[5 * is];
+    out[1 * os] = -2.0f * in[1 * is] + 3.0f * in[2 * is] + 3.0f * in[3 * is] - 2.0f * in[4 * is];
+    out[2 * os] = -2.0f * in[1 * is] + 7.0f * in[2 * is] - 7.0f * in[3 * is] + 2.0f * in[4 * is];
+    out[3 * os] = 16.0f * in[1 * is] - 8.0f * in[2 * is] - 16.0f * in[3 * is] + 8.0f * in[4 * is];
+    out[4 * os] = (1.0f / 8.0f) * in[1 * is] + (-1.0f / 4.0f) * in[2 * is]
+        + (-1.0f / 8.0f) * in[3 * is] + (1.0f / 4.0f) * in[4 * is];
+    out[5 * os] = 2.0f * in[0 * is] - 5.0f * in[1 * is] + 5.0f * in[3 * is] - 2.0f * in[4 * is];
+}
+/* wg4_at on float8 lanes */
+void wg4_at8(const float8 *in, const int is, float8 *out, const int os) {
+    out[0 * os] = in[0 * is] + in[1 * is] + in[2 * is] + in[3 * is] + in[4 * is];
+    out[1 * os] = in[1 * is] - in[2 * is] + 2.0f * in[3 * is] + (1.0f / 2.0f) * in[4 * is];
+    out[2 * os] = in[1 * is] + in[2 * is] + 4.0f * in[3 * is] + (1.0f / 4.0f) * in[4 * is];
+    out[3 * os] = in[1 * is] - in[2 * is] + 8.0f * in[3 * is] + (1.0f / 8.0f) * in[4 * is]
+        + in[5 * is];
+}
+/* wg4_abt on float8 lanes */
+void wg4_abt8(const float8 *in, const int is, float8 *out, const int os) {
+    out[0 * os] = in[1 * is] + in[2 * is] + in[3 * is] + in[4 * is] + in[5 * is];
+    out[1 * os] = in[1 * is] - in[2 * is] + (1.0f / 2.0f) * in[3 * is] + 2.0f * in[4 * is];
+    out[2 * os] = in[1 * is] + in[2 * is] + (1.0f / 4.0f) * in[3 * is] + 4.0f * in[4 * is];
+    out[3 * os] = in[0 * is] + in[1 * is] - in[2 * is] + (1.0f / 8.0f) * in[3 * is]
+        + 8.0f * in[4 * is];
+}
 
 /* ---- end of generated code ----------------------------------------------- */
 
@@ -189,4 +224,151 @@ WG_INPUT(wg4_input, 4, 6, wg4_bt)
 WG_INPUT(wg4_input_flip, 4, 6, wg4_bbt)
 WG_OUTPUT(wg4_output, 4, 6, wg4_at)
 WG_OUTPUT(wg4_output_flip, 4, 6, wg4_abt)
+#endif
+
+/* ---- CPU-shaped F(4x4) transforms ------------------------------------------
+ * Same arguments, layouts and results as wg4_input/wg4_output above, for CPU
+ * devices (PoCL, llvmpipe). There one work item per (channel, tile) makes the
+ * work-item loop gather every input at stride 4 with a bounds test per
+ * element, and the output kernel scatter at stride 4: a few times slower
+ * than memory allows. Here one work item takes a run of WG4_RUN tiles of one
+ * tile row of one channel and slides the 6x6 window along it: each step
+ * loads only the 4 new pixel columns of the 6 rows (one vload4 per row where
+ * inside the image), keeps the column transforms of the 2 columns it shares
+ * with the previous tile, and writes each of the 36 streams of V (or reads
+ * each of M) sequentially; the output writes rows of 4 pixels with vstore4.
+ * The arithmetic is the generated code above, in the same order. Work item
+ * idx = (c * nt + tile row) * runs + run, runs = ceil(tw / WG4_RUN). */
+#ifndef WG4_RUN
+#define WG4_RUN 16
+#endif
+#if WG4_RUN == 16
+#define WG4_COPY(dst, src) vstore16(vload16(0, src), 0, dst)
+#elif WG4_RUN == 32
+#define WG4_COPY(dst, src) \
+    (vstore16(vload16(0, src), 0, dst), vstore16(vload16(1, src), 1, dst))
+#else
+#define WG4_COPY(dst, src) for (int i_ = 0; i_ < WG4_RUN; i_++) (dst)[i_] = (src)[i_]
+#endif
+
+/* The 36 streams of V (or M) lie C * P floats apart, often a multiple of
+ * 4 KiB, so that all of them fall in the same cache sets: written (read)
+ * one float per tile they would evict each other's lines before the next
+ * tile comes. The CPU kernels gather a run's values in private memory and
+ * move each stream's n <= WG4_RUN floats at once. */
+void wg4_put(const float *b, __global float *v, const size_t vs, const int n) {
+    if (n == WG4_RUN)
+        for (int a = 0; a < 36; a++) WG4_COPY(v + a * vs, b + a * WG4_RUN);
+    else
+        for (int a = 0; a < 36; a++)
+            for (int i = 0; i < n; i++) v[a * vs + i] = b[a * WG4_RUN + i];
+}
+void wg4_get(float *b, __global const float *m, const size_t ms, const int n) {
+    if (n == WG4_RUN)
+        for (int a = 0; a < 36; a++) WG4_COPY(b + a * WG4_RUN, m + a * ms);
+    else
+        for (int a = 0; a < 36; a++)
+            for (int i = 0; i < n; i++) b[a * WG4_RUN + i] = m[a * ms + i];
+}
+
+#define WG_INPUT_CPU(NAME, BT)                                                                \
+    __kernel void NAME(const int C, const int H, const int W, const int t0, const int nt,     \
+                       const int tw, __global const float *x, __global float *v) {            \
+        const int P = nt * tw, runs = (tw + WG4_RUN - 1) / WG4_RUN;                           \
+        const int idx = get_global_id(0);                                                     \
+        if (idx >= C * nt * runs) return;                                                     \
+        const int run = idx % runs, ty = (idx / runs) % nt, c = idx / (runs * nt);            \
+        const int tx0 = run * WG4_RUN, tx1 = min(tw, tx0 + WG4_RUN);                          \
+        const int h0 = (t0 + ty) * 4 - 1;                                                     \
+        __global const float *xc = x + (size_t)c * H * W;                                     \
+        __global float *vp = v + (size_t)c * P + ty * tw;                                     \
+        const size_t vs = (size_t)C * P; /* between the streams of V */                      \
+        int ok[6];                                                                            \
+        for (int r = 0; r < 6; r++) ok[r] = h0 + r >= 0 && h0 + r < H;                        \
+        /* t[i * 6 + j]: row i of the column transform of window column j */                  \
+        float d[24], t[36], o[36], vb[36 * WG4_RUN];                                          \
+        /* the window's first 2 columns, tx0 * 4 - 1 and tx0 * 4 */                           \
+        for (int j = 0; j < 2; j++) {                                                         \
+            const int q = tx0 * 4 - 1 + j;                                                    \
+            float col[6];                                                                     \
+            for (int r = 0; r < 6; r++)                                                       \
+                col[r] = ok[r] && q >= 0 && q < W ? xc[(h0 + r) * W + q] : 0.0f;              \
+            BT(col, 1, t + 4 + j, 6);                                                         \
+        }                                                                                     \
+        for (int tx = tx0; tx < tx1; tx++) {                                                  \
+            const int q0 = tx * 4 + 1; /* the 4 new columns q0 .. q0 + 3 */                  \
+            for (int i = 0; i < 6; i++) {                                                     \
+                t[i * 6 + 0] = t[i * 6 + 4];                                                  \
+                t[i * 6 + 1] = t[i * 6 + 5];                                                  \
+            }                                                                                 \
+            if (q0 + 3 < W) {                                                                 \
+                for (int r = 0; r < 6; r++) {                                                 \
+                    const float4 a = ok[r] ? vload4(0, xc + (h0 + r) * W + q0) : (float4)(0.0f); \
+                    d[r * 4 + 0] = a.s0;                                                      \
+                    d[r * 4 + 1] = a.s1;                                                      \
+                    d[r * 4 + 2] = a.s2;                                                      \
+                    d[r * 4 + 3] = a.s3;                                                      \
+                }                                                                             \
+            } else {                                                                          \
+                for (int r = 0; r < 6; r++)                                                   \
+                    for (int j = 0; j < 4; j++)                                               \
+                        d[r * 4 + j] =                                                        \
+                            ok[r] && q0 + j < W ? xc[(h0 + r) * W + q0 + j] : 0.0f;           \
+            }                                                                                 \
+            for (int j = 0; j < 4; j++) BT(d + j, 4, t + 2 + j, 6);                           \
+            for (int i = 0; i < 6; i++) BT(t + i * 6, 1, o + i * 6, 1);                       \
+            for (int a = 0; a < 36; a++) vb[a * WG4_RUN + tx - tx0] = o[a];                   \
+        }                                                                                     \
+        wg4_put(vb, vp + tx0, vs, tx1 - tx0);                                                 \
+    }
+
+#define WG_OUTPUT_CPU(NAME, AT)                                                               \
+    __kernel void NAME(const int K, const int H, const int W, const int t0, const int nt,     \
+                       const int tw, const int has_bias, const int relu, const int accumulate, \
+                       __global const float *bias, __global const float *mm, const int moff,  \
+                       __global float *y) {                                                   \
+        const int P = nt * tw, runs = (tw + WG4_RUN - 1) / WG4_RUN;                           \
+        const int idx = get_global_id(0);                                                     \
+        if (idx >= K * nt * runs) return;                                                     \
+        const int run = idx % runs, ty = (idx / runs) % nt, k = idx / (runs * nt);            \
+        const int tx0 = run * WG4_RUN, tx1 = min(tw, tx0 + WG4_RUN);                          \
+        const int h0 = (t0 + ty) * 4;                                                         \
+        __global const float *mp = mm + moff + (size_t)k * P + ty * tw;                       \
+        const size_t ms = (size_t)K * P;                                                      \
+        const float b = has_bias ? bias[k] : 0.0f;                                            \
+        __global float *yk = y + (size_t)k * H * W;                                           \
+        const int rows = min(4, H - h0);                                                      \
+        float s[36], t[24], o[16], mb[36 * WG4_RUN];                                          \
+        wg4_get(mb, mp + tx0, ms, tx1 - tx0);                                                 \
+        for (int tx = tx0; tx < tx1; tx++) {                                                  \
+            for (int a = 0; a < 36; a++) s[a] = mb[a * WG4_RUN + tx - tx0];                   \
+            for (int j = 0; j < 6; j++) AT(s + j, 6, t + j, 6);                               \
+            for (int i = 0; i < 4; i++) AT(t + i * 6, 1, o + i * 4, 1);                       \
+            const int w0 = tx * 4;                                                            \
+            if (w0 + 3 < W) {                                                                 \
+                for (int i = 0; i < rows; i++) {                                              \
+                    float4 r = (float4)(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3]) + b; \
+                    if (relu) r = fmax(r, 0.0f);                                              \
+                    __global float *yr = yk + (h0 + i) * W + w0;                              \
+                    if (accumulate) r += vload4(0, yr);                                       \
+                    vstore4(r, 0, yr);                                                        \
+                }                                                                             \
+            } else {                                                                          \
+                for (int i = 0; i < rows; i++)                                                \
+                    for (int j = 0; w0 + j < W; j++) {                                        \
+                        float r = o[i * 4 + j] + b;                                           \
+                        if (relu && !(r > 0.0f)) r = 0.0f;                                    \
+                        __global float *yr = yk + (h0 + i) * W + w0 + j;                      \
+                        if (accumulate) r += *yr;                                             \
+                        *yr = r;                                                              \
+                    }                                                                         \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+#if !defined(WG_M) || WG_M == 4
+WG_INPUT_CPU(wg4_input_cpu, wg4_bt)
+WG_INPUT_CPU(wg4_input_flip_cpu, wg4_bbt)
+WG_OUTPUT_CPU(wg4_output_cpu, wg4_at)
+WG_OUTPUT_CPU(wg4_output_flip_cpu, wg4_abt)
 #endif

@@ -122,6 +122,15 @@ typedef enum nst_conv_method {
     NST_CONV_IM2COL = 2     /* im2col + GEMM for every layer: "im2col" */
 } nst_conv_method;
 
+/* Kernels written in two shapes, one for the many threads of a GPU and one
+ * for the few, vector-wide threads of a CPU: the default follows the device
+ * type (CL_DEVICE_TYPE_CPU: the CPU shape); either runs correctly anywhere. */
+typedef enum nst_kernel_shape {
+    NST_KERNELS_AUTO = 0, /* "auto" */
+    NST_KERNELS_CPU = 1,  /* "cpu" */
+    NST_KERNELS_GPU = 2   /* "gpu" */
+} nst_kernel_shape;
+
 #define NST_PATH_MAX 1024
 
 typedef struct nst_settings {
@@ -141,6 +150,9 @@ typedef struct nst_settings {
                                      when nst_runtime_options.device is NULL or "" */
     char gemm[32];                /* NST_GEMM: where the matrix products run, as for
                                      nst_gemm_choose: auto, host or clblast; "" = auto */
+    nst_kernel_shape kernels;     /* NST_KERNELS: which shape of the kernels that have
+                                     two (the Winograd transforms): "auto" (by device
+                                     type), "cpu" or "gpu" */
     /* where the nst command looks for weights when --weights is not given */
     char weights[NST_PATH_MAX];   /* NST_WEIGHTS: this file (it must exist) */
     char weights_dirs[4 * NST_PATH_MAX]; /* then these directories in turn, ':'-separated

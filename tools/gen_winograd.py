@@ -77,9 +77,12 @@ def lit(x):
         "(-%d.0f / %d.0f)" % (-x.numerator, x.denominator)
 
 
-def emit(name, M):
-    print("/* out[i*os] = sum_j %s[i][j] * in[j*is] */" % name)
-    print("void %s(const float *in, const int is, float *out, const int os) {" % name)
+def emit(name, M, t="float"):
+    if t == "float":
+        print("/* out[i*os] = sum_j %s[i][j] * in[j*is] */" % name)
+    else:
+        print("/* %s on %s lanes */" % (name[:-1], t))
+    print("void %s(const %s *in, const int is, %s *out, const int os) {" % (name, t, t))
     for i, row in enumerate(M):
         terms = []
         for j, x in enumerate(row):
@@ -103,6 +106,9 @@ def main():
         print("/* F(%dx%d,3x3), points %s, inf */" % (m, m, ", ".join(str(p) for p in pts)))
         for k in ("BT", "BbT", "AT", "AbT", "G"):
             emit("wg%d_%s" % (m, k.lower()), d[k])
+        if m == 4:  # for the CPU kernels: 8 tiles at once, one per lane
+            for k in ("BT", "BbT", "AT", "AbT"):
+                emit("wg%d_%s8" % (m, k.lower()), d[k], "float8")
         print()
 
 

@@ -9,6 +9,8 @@
 
 #define ARG(x) sizeof(x), (const void *)&(x)
 
+enum { WG4_RUN = 16 }; /* tiles per work item of the CPU-shaped kernels, as in winograd.cl */
+
 int nst_winograd_mode(const nst_runtime *rt) {
     switch (rt->settings.conv) {
     case NST_CONV_WINOGRAD4: return 4;
@@ -100,12 +102,21 @@ static nst_status run(nst_runtime *rt, const char *op, int m, int flip, cl_mem o
         kin = flip ? "wg2_input_flip" : "wg2_input";
         kout = flip ? "wg2_output_flip" : "wg2_output";
     }
+    /* F(4x4) has CPU-shaped transforms: one work item per run of WG4_RUN
+     * tiles of a tile row (cl/winograd.cl) */
+    const int cpu = m == 4 && nst_cpu_kernels(rt);
+    if (cpu) {
+        kin = flip ? "wg4_input_flip_cpu" : "wg4_input_cpu";
+        kout = flip ? "wg4_output_flip_cpu" : "wg4_output_cpu";
+    }
     const size_t wg = launch_wg(rt);
     for (int t0 = 0; t0 < th; t0 += (int)band) {
         const int nt = th - t0 < (int)band ? th - t0 : (int)band;
         const size_t P = (size_t)nt * tw, moff = (size_t)A2 * Cin * P;
         const int moff_i = (int)moff;
-        NST_TRY(nst_launch(rt, wg_program(m), kin, 1, (const size_t[]){(size_t)Cin * P},
+        /* work items per channel: one per tile, or per run of tiles */
+        const size_t per = cpu ? (size_t)nt * ((tw + WG4_RUN - 1) / WG4_RUN) : P;
+        NST_TRY(nst_launch(rt, wg_program(m), kin, 1, (const size_t[]){(size_t)Cin * per},
                            (const size_t[]){wg}, 8, ARG(Cin), ARG(H), ARG(W), ARG(t0), ARG(nt),
                            ARG(tw), ARG(in->buf), ARG(scratch)));
         /* M[a] = U[a] V[a] ([K x C] [C x P]), or U[a]^T V[a] for the gradient */
@@ -113,7 +124,7 @@ static nst_status run(nst_runtime *rt, const char *op, int m, int flip, cl_mem o
                                          0, (size_t)C, (size_t)K * C, scratch, 0, P,
                                          (size_t)Cin * P, 0.0f, scratch, moff, P,
                                          (size_t)Cout * P, (size_t)A2));
-        NST_TRY(nst_launch(rt, wg_program(m), kout, 1, (const size_t[]){(size_t)Cout * P},
+        NST_TRY(nst_launch(rt, wg_program(m), kout, 1, (const size_t[]){(size_t)Cout * per},
                            (const size_t[]){wg}, 13, ARG(Cout), ARG(H), ARG(W), ARG(t0), ARG(nt),
                            ARG(tw), ARG(has_bias), ARG(relu), ARG(accumulate), ARG(bias),
                            ARG(scratch), ARG(moff_i), ARG(out)));

@@ -153,6 +153,10 @@ void nst_profile_add_host(nst_runtime *rt, const char *name, double ms);
 /* Waits for the queue and reports a failure as a status. */
 nst_status nst_finish(nst_runtime *rt);
 
+/* 1: use the kernels shaped for CPUs (settings.kernels "cpu", or "auto" on a
+ * CL_DEVICE_TYPE_CPU device); 0: the GPU-shaped ones. The one place that
+ * chooses; read at each launch, so a test may change the setting. */
+int nst_cpu_kernels(const nst_runtime *rt);
 /* Work-group size for a 1-D kernel: a multiple of 64 capped by the device. */
 size_t nst_wg_1d(const nst_runtime *rt);
 /* Rounds n up to a multiple of m. */

@@ -450,6 +450,12 @@ void nst_profile_add_host(nst_runtime *rt, const char *name, double ms) {
     if (rt->profile) profile_add(rt, name, NULL, ms);
 }
 
+int nst_cpu_kernels(const nst_runtime *rt) {
+    if (rt->settings.kernels == NST_KERNELS_CPU) return 1;
+    if (rt->settings.kernels == NST_KERNELS_GPU) return 0;
+    return !strcmp(rt->info.type, "CPU");
+}
+
 size_t nst_wg_1d(const nst_runtime *rt) {
     size_t wg = rt->info.max_work_group;
     if (wg >= 256) return 256;

@@ -30,6 +30,11 @@ static nst_status check_text(const char *field, const char *name, size_t cap, ns
 nst_status nst_settings_check(const nst_settings *s, nst_msg *msg) {
     nst_status st;
     if (!s) return nst_fail_null(msg, "nst_settings_check", "settings");
+    if ((int)s->kernels < NST_KERNELS_AUTO || (int)s->kernels > NST_KERNELS_GPU)
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "settings: kernels %d is not a kernel shape (NST_KERNELS_AUTO, "
+                        "NST_KERNELS_CPU or NST_KERNELS_GPU)",
+                        (int)s->kernels);
     if ((int)s->conv < NST_CONV_WINOGRAD4 || (int)s->conv > NST_CONV_IM2COL)
         return nst_fail(msg, NST_ERR_INVALID_ARG,
                         "settings: conv %d is not a convolution method (NST_CONV_WINOGRAD4, "
@@ -119,6 +124,17 @@ nst_status nst_settings_from_env(nst_settings *s, nst_msg *msg) {
                       "NST_GEMM='%s' is not where products run; use auto (the default), host "
                       "(a host BLAS on mapped buffers) or clblast",
                       s->gemm);
+        goto fail;
+    }
+    NST_TRY(env_text("NST_KERNELS", v, sizeof v, msg));
+    if (!*v || !strcmp(v, "auto")) s->kernels = NST_KERNELS_AUTO;
+    else if (!strcmp(v, "cpu")) s->kernels = NST_KERNELS_CPU;
+    else if (!strcmp(v, "gpu")) s->kernels = NST_KERNELS_GPU;
+    else {
+        st = nst_fail(msg, NST_ERR_INVALID_ARG,
+                      "NST_KERNELS='%s' is not a kernel shape; use auto (the default: by "
+                      "device type), cpu or gpu",
+                      v);
         goto fail;
     }
 
