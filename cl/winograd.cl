@@ -228,19 +228,25 @@ WG_OUTPUT(wg4_output_flip, 4, 6, wg4_abt)
 
 /* ---- CPU-shaped F(4x4) transforms ------------------------------------------
  * Same arguments, layouts and results as wg4_input/wg4_output above, for CPU
- * devices (PoCL, llvmpipe). There one work item per (channel, tile) makes the
- * work-item loop gather every input at stride 4 with a bounds test per
- * element, and the output kernel scatter at stride 4: a few times slower
- * than memory allows. Here one work item takes a run of WG4_RUN tiles of one
- * tile row of one channel and slides the 6x6 window along it: each step
- * loads only the 4 new pixel columns of the 6 rows (one vload4 per row where
- * inside the image), keeps the column transforms of the 2 columns it shares
- * with the previous tile, and writes each of the 36 streams of V (or reads
- * each of M) sequentially; the output writes rows of 4 pixels with vstore4.
- * The arithmetic is the generated code above, in the same order. Work item
- * idx = (c * nt + tile row) * runs + run, runs = ceil(tw / WG4_RUN). */
+ * devices (PoCL, llvmpipe; nst_cpu_kernels chooses). The kernels above, one
+ * work item per (channel, tile), suit a GPU; on a CPU, whose compiler runs
+ * consecutive work items in the lanes of a vector, they gather every input
+ * at stride 4 with a bounds test per element, scatter the output at stride
+ * 4, and write (read) the 36 streams of V (M) one float per tile: since the
+ * streams lie C * P floats apart, often a multiple of 4 KiB, they share
+ * cache sets and evict each other's lines between tiles. They ran at 1-2
+ * GB/s on a 2-core AVX2 CPU under PoCL, about half of an evaluation's time.
+ * Here one work item takes a run of WG4_RUN tiles of one tile row of one
+ * channel, 8 tiles at a time, one per lane of a float8: the input step reads
+ * the 6 pixel rows with vload16 and deals the columns into the 6 window
+ * columns by phase, the output step interleaves its 4 x 4 results into rows
+ * of 32 pixels for vstore16; the transforms are the generated float8
+ * functions; each stream's WG4_RUN values go through private memory and
+ * move at once (wg4_put, wg4_get). 5-10 times faster on that CPU. Work item
+ * idx = (c * nt + tile row) * runs + run, runs = ceil(tw / WG4_RUN), as
+ * src/net/winograd.c launches them. */
 #ifndef WG4_RUN
-#define WG4_RUN 16
+#define WG4_RUN 16 /* a multiple of 8 */
 #endif
 #if WG4_RUN == 16
 #define WG4_COPY(dst, src) vstore16(vload16(0, src), 0, dst)
@@ -251,11 +257,8 @@ WG_OUTPUT(wg4_output_flip, 4, 6, wg4_abt)
 #define WG4_COPY(dst, src) for (int i_ = 0; i_ < WG4_RUN; i_++) (dst)[i_] = (src)[i_]
 #endif
 
-/* The 36 streams of V (or M) lie C * P floats apart, often a multiple of
- * 4 KiB, so that all of them fall in the same cache sets: written (read)
- * one float per tile they would evict each other's lines before the next
- * tile comes. The CPU kernels gather a run's values in private memory and
- * move each stream's n <= WG4_RUN floats at once. */
+/* Moves n <= WG4_RUN floats of each of the 36 streams between a run's
+ * private buffer b[36][WG4_RUN] and V (put) or M (get; the rest of b zeroed). */
 void wg4_put(const float *b, __global float *v, const size_t vs, const int n) {
     if (n == WG4_RUN)
         for (int a = 0; a < 36; a++) WG4_COPY(v + a * vs, b + a * WG4_RUN);
@@ -268,10 +271,15 @@ void wg4_get(float *b, __global const float *m, const size_t ms, const int n) {
         for (int a = 0; a < 36; a++) WG4_COPY(b + a * WG4_RUN, m + a * ms);
     else
         for (int a = 0; a < 36; a++)
-            for (int i = 0; i < n; i++) b[a * WG4_RUN + i] = m[a * ms + i];
+            for (int i = 0; i < WG4_RUN; i++) b[a * WG4_RUN + i] = i < n ? m[a * ms + i] : 0.0f;
 }
 
-#define WG_INPUT_CPU(NAME, BT)                                                                \
+/* x -> V. 8 tiles per step, one per lane of float8. A step reads
+ * pixel columns 4 * tx - 1 .. 4 * tx + 32 of the 6 rows (two vload16 and two
+ * single pixels where inside) and deals them into the 6 window columns by
+ * phase; the transforms then run on whole vectors and each stream gets 8
+ * consecutive tiles. */
+#define WG_INPUT_CPU(NAME, BT8)                                                               \
     __kernel void NAME(const int C, const int H, const int W, const int t0, const int nt,     \
                        const int tw, __global const float *x, __global float *v) {            \
         const int P = nt * tw, runs = (tw + WG4_RUN - 1) / WG4_RUN;                           \
@@ -281,48 +289,50 @@ void wg4_get(float *b, __global const float *m, const size_t ms, const int n) {
         const int tx0 = run * WG4_RUN, tx1 = min(tw, tx0 + WG4_RUN);                          \
         const int h0 = (t0 + ty) * 4 - 1;                                                     \
         __global const float *xc = x + (size_t)c * H * W;                                     \
-        __global float *vp = v + (size_t)c * P + ty * tw;                                     \
-        const size_t vs = (size_t)C * P; /* between the streams of V */                      \
-        int ok[6];                                                                            \
-        for (int r = 0; r < 6; r++) ok[r] = h0 + r >= 0 && h0 + r < H;                        \
-        /* t[i * 6 + j]: row i of the column transform of window column j */                  \
-        float d[24], t[36], o[36], vb[36 * WG4_RUN];                                          \
-        /* the window's first 2 columns, tx0 * 4 - 1 and tx0 * 4 */                           \
-        for (int j = 0; j < 2; j++) {                                                         \
-            const int q = tx0 * 4 - 1 + j;                                                    \
-            float col[6];                                                                     \
-            for (int r = 0; r < 6; r++)                                                       \
-                col[r] = ok[r] && q >= 0 && q < W ? xc[(h0 + r) * W + q] : 0.0f;              \
-            BT(col, 1, t + 4 + j, 6);                                                         \
-        }                                                                                     \
-        for (int tx = tx0; tx < tx1; tx++) {                                                  \
-            const int q0 = tx * 4 + 1; /* the 4 new columns q0 .. q0 + 3 */                  \
-            for (int i = 0; i < 6; i++) {                                                     \
-                t[i * 6 + 0] = t[i * 6 + 4];                                                  \
-                t[i * 6 + 1] = t[i * 6 + 5];                                                  \
-            }                                                                                 \
-            if (q0 + 3 < W) {                                                                 \
-                for (int r = 0; r < 6; r++) {                                                 \
-                    const float4 a = ok[r] ? vload4(0, xc + (h0 + r) * W + q0) : (float4)(0.0f); \
-                    d[r * 4 + 0] = a.s0;                                                      \
-                    d[r * 4 + 1] = a.s1;                                                      \
-                    d[r * 4 + 2] = a.s2;                                                      \
-                    d[r * 4 + 3] = a.s3;                                                      \
+        float vb[36 * WG4_RUN];                                                               \
+        for (int tx = tx0; tx < tx1; tx += 8) {                                               \
+            const int q = tx * 4; /* first pixel column of tile tx */                         \
+            float8 d[36], t[36], o[36]; /* [row or i][window column j] */                     \
+            for (int r = 0; r < 6; r++) {                                                     \
+                const int h = h0 + r;                                                         \
+                float16 a, b;                                                                 \
+                float lf, rt;                                                                 \
+                if (h < 0 || h >= H) {                                                        \
+                    a = b = (float16)(0.0f);                                                  \
+                    lf = rt = 0.0f;                                                           \
+                } else if (q + 32 < W) {                                                      \
+                    __global const float *xr = xc + h * W + q;                                \
+                    a = vload16(0, xr);                                                       \
+                    b = vload16(1, xr);                                                       \
+                    lf = q > 0 ? xr[-1] : 0.0f;                                               \
+                    rt = xr[32];                                                              \
+                } else {                                                                      \
+                    float e[34];                                                              \
+                    for (int j = 0; j < 34; j++)                                              \
+                        e[j] = q - 1 + j >= 0 && q - 1 + j < W ? xc[h * W + q - 1 + j] : 0.0f; \
+                    lf = e[0];                                                                \
+                    a = vload16(0, e + 1);                                                    \
+                    b = vload16(1, e + 1);                                                    \
+                    rt = e[33];                                                               \
                 }                                                                             \
-            } else {                                                                          \
-                for (int r = 0; r < 6; r++)                                                   \
-                    for (int j = 0; j < 4; j++)                                               \
-                        d[r * 4 + j] =                                                        \
-                            ok[r] && q0 + j < W ? xc[(h0 + r) * W + q0 + j] : 0.0f;           \
+                const float8 p0 = (float8)(a.s048c, b.s048c), p3 = (float8)(a.s37bf, b.s37bf); \
+                d[r * 6 + 0] = (float8)(lf, p3.s0123, p3.s456);                               \
+                d[r * 6 + 1] = p0;                                                            \
+                d[r * 6 + 2] = (float8)(a.s159d, b.s159d);                                    \
+                d[r * 6 + 3] = (float8)(a.s26ae, b.s26ae);                                    \
+                d[r * 6 + 4] = p3;                                                            \
+                d[r * 6 + 5] = (float8)(p0.s1234, p0.s567, rt);                               \
             }                                                                                 \
-            for (int j = 0; j < 4; j++) BT(d + j, 4, t + 2 + j, 6);                           \
-            for (int i = 0; i < 6; i++) BT(t + i * 6, 1, o + i * 6, 1);                       \
-            for (int a = 0; a < 36; a++) vb[a * WG4_RUN + tx - tx0] = o[a];                   \
+            for (int j = 0; j < 6; j++) BT8(d + j, 6, t + j, 6);                              \
+            for (int i = 0; i < 6; i++) BT8(t + i * 6, 1, o + i * 6, 1);                      \
+            for (int a = 0; a < 36; a++) vstore8(o[a], 0, vb + a * WG4_RUN + tx - tx0);       \
         }                                                                                     \
-        wg4_put(vb, vp + tx0, vs, tx1 - tx0);                                                 \
+        wg4_put(vb, v + (size_t)c * P + ty * tw + tx0, (size_t)C * P, tx1 - tx0);             \
     }
 
-#define WG_OUTPUT_CPU(NAME, AT)                                                               \
+/* M -> y. 8 tiles per step, one per lane; a step's 4 x 4 results are interleaved
+ * into rows of 32 pixels. */
+#define WG_OUTPUT_CPU(NAME, AT8)                                                              \
     __kernel void NAME(const int K, const int H, const int W, const int t0, const int nt,     \
                        const int tw, const int has_bias, const int relu, const int accumulate, \
                        __global const float *bias, __global const float *mm, const int moff,  \
@@ -333,42 +343,52 @@ void wg4_get(float *b, __global const float *m, const size_t ms, const int n) {
         const int run = idx % runs, ty = (idx / runs) % nt, k = idx / (runs * nt);            \
         const int tx0 = run * WG4_RUN, tx1 = min(tw, tx0 + WG4_RUN);                          \
         const int h0 = (t0 + ty) * 4;                                                         \
-        __global const float *mp = mm + moff + (size_t)k * P + ty * tw;                       \
-        const size_t ms = (size_t)K * P;                                                      \
         const float b = has_bias ? bias[k] : 0.0f;                                            \
         __global float *yk = y + (size_t)k * H * W;                                           \
         const int rows = min(4, H - h0);                                                      \
-        float s[36], t[24], o[16], mb[36 * WG4_RUN];                                          \
-        wg4_get(mb, mp + tx0, ms, tx1 - tx0);                                                 \
-        for (int tx = tx0; tx < tx1; tx++) {                                                  \
-            for (int a = 0; a < 36; a++) s[a] = mb[a * WG4_RUN + tx - tx0];                   \
-            for (int j = 0; j < 6; j++) AT(s + j, 6, t + j, 6);                               \
-            for (int i = 0; i < 4; i++) AT(t + i * 6, 1, o + i * 4, 1);                       \
-            const int w0 = tx * 4;                                                            \
-            if (w0 + 3 < W) {                                                                 \
-                for (int i = 0; i < rows; i++) {                                              \
-                    float4 r = (float4)(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3]) + b; \
-                    if (relu) r = fmax(r, 0.0f);                                              \
-                    __global float *yr = yk + (h0 + i) * W + w0;                              \
-                    if (accumulate) r += vload4(0, yr);                                       \
-                    vstore4(r, 0, yr);                                                        \
+        float mb[36 * WG4_RUN];                                                               \
+        wg4_get(mb, mm + moff + (size_t)k * P + ty * tw + tx0, (size_t)K * P, tx1 - tx0);     \
+        for (int tx = tx0; tx < tx1; tx += 8) {                                               \
+            float8 s[36], t[24], o[16];                                                       \
+            for (int a = 0; a < 36; a++) s[a] = vload8(0, mb + a * WG4_RUN + tx - tx0);       \
+            for (int j = 0; j < 6; j++) AT8(s + j, 6, t + j, 6);                              \
+            for (int i = 0; i < 4; i++) AT8(t + i * 6, 1, o + i * 4, 1);                      \
+            const int q = tx * 4;                                                             \
+            for (int i = 0; i < rows; i++) {                                                  \
+                const float8 c0 = o[i * 4], c1 = o[i * 4 + 1], c2 = o[i * 4 + 2],             \
+                             c3 = o[i * 4 + 3];                                               \
+                float16 lo = (float16)(c0.s0, c1.s0, c2.s0, c3.s0, c0.s1, c1.s1, c2.s1, c3.s1, \
+                                       c0.s2, c1.s2, c2.s2, c3.s2, c0.s3, c1.s3, c2.s3, c3.s3); \
+                float16 hi = (float16)(c0.s4, c1.s4, c2.s4, c3.s4, c0.s5, c1.s5, c2.s5, c3.s5, \
+                                       c0.s6, c1.s6, c2.s6, c3.s6, c0.s7, c1.s7, c2.s7, c3.s7); \
+                lo += b;                                                                      \
+                hi += b;                                                                      \
+                if (relu) {                                                                   \
+                    lo = fmax(lo, 0.0f);                                                      \
+                    hi = fmax(hi, 0.0f);                                                      \
                 }                                                                             \
-            } else {                                                                          \
-                for (int i = 0; i < rows; i++)                                                \
-                    for (int j = 0; w0 + j < W; j++) {                                        \
-                        float r = o[i * 4 + j] + b;                                           \
-                        if (relu && !(r > 0.0f)) r = 0.0f;                                    \
-                        __global float *yr = yk + (h0 + i) * W + w0 + j;                      \
-                        if (accumulate) r += *yr;                                             \
-                        *yr = r;                                                              \
+                __global float *yr = yk + (h0 + i) * W + q;                                   \
+                if (q + 31 < W) {                                                             \
+                    if (accumulate) {                                                         \
+                        lo += vload16(0, yr);                                                 \
+                        hi += vload16(1, yr);                                                 \
                     }                                                                         \
+                    vstore16(lo, 0, yr);                                                      \
+                    vstore16(hi, 1, yr);                                                      \
+                } else {                                                                      \
+                    float e[32];                                                              \
+                    vstore16(lo, 0, e);                                                       \
+                    vstore16(hi, 1, e);                                                       \
+                    for (int j = 0; j < 32 && q + j < W; j++)                                 \
+                        yr[j] = accumulate ? yr[j] + e[j] : e[j];                             \
+                }                                                                             \
             }                                                                                 \
         }                                                                                     \
     }
 
 #if !defined(WG_M) || WG_M == 4
-WG_INPUT_CPU(wg4_input_cpu, wg4_bt)
-WG_INPUT_CPU(wg4_input_flip_cpu, wg4_bbt)
-WG_OUTPUT_CPU(wg4_output_cpu, wg4_at)
-WG_OUTPUT_CPU(wg4_output_flip_cpu, wg4_abt)
+WG_INPUT_CPU(wg4_input_cpu, wg4_bt8)
+WG_INPUT_CPU(wg4_input_flip_cpu, wg4_bbt8)
+WG_OUTPUT_CPU(wg4_output_cpu, wg4_at8)
+WG_OUTPUT_CPU(wg4_output_flip_cpu, wg4_abt8)
 #endif

@@ -22,8 +22,11 @@
 #define rt check_rt /* the group fixture's runtime (check.h) */
 
 /* Tolerances, relative to the largest magnitude of the reference tensor
- * (check_rel_err), for inputs in [-1,1], weights in [-0.5,0.5], C <= 17:
- * float32 round-off of the transforms grows with the tile size. */
+ * (check_rel_err), for inputs in [-1,1], weights in [-0.5,0.5], C <= 19:
+ * float32 round-off of the transforms grows with the tile size. F(4x4) has
+ * two shapes of transform kernels (for GPUs and for CPUs, cl/winograd.cl);
+ * both evaluate the same generated sums in the same order, so one bound
+ * holds for both, and each is checked on the default device. */
 #define TOL_F2 2e-6
 #define TOL_F4 2e-5
 
@@ -33,6 +36,9 @@ typedef struct wcase {
 
 static const wcase cases[] = {
     {3, 1, 1, 5}, {5, 2, 2, 6}, {6, 5, 7, 3}, {3, 33, 17, 7}, {17, 4, 3, 13}, {19, 9, 10, 18},
+    /* rows of 8 tiles and more (the CPU kernels take 8 tiles a step and 16
+     * a work item): exactly 8, 8 + 1, 16 + 2, 16 + 16 + 1 */
+    {4, 7, 32, 5}, {2, 6, 36, 3}, {3, 9, 70, 2}, {2, 5, 129, 3},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
@@ -126,8 +132,69 @@ static void run_all(int m, double tol, uint64_t seed) {
     printf("  F(%dx%d,3x3): worst rel err %.2e (tolerance %.0e)\n", m, m, worst, tol);
 }
 
+/* Whether kernel `name` of the F(4x4) program was looked up. */
+static int used(const char *name) {
+    for (int i = 0; i < rt->nkernels; i++)
+        if (!strcmp(rt->kernels[i].program, "winograd4") && !strcmp(rt->kernels[i].name, name))
+            return 1;
+    return 0;
+}
+
+/* F(4x4) with the transform kernels of one shape forced on the default
+ * device; the runtime's setting is read at each launch. */
+static void run_f4(nst_kernel_shape shape, uint64_t seed) {
+    nst_kernel_shape kept = rt->settings.kernels;
+    rt->settings.kernels = shape;
+    assert_int_equal(nst_cpu_kernels(rt), shape == NST_KERNELS_CPU);
+    printf("  %s-shaped transforms\n", shape == NST_KERNELS_CPU ? "CPU" : "GPU");
+    run_all(4, TOL_F4, seed);
+    rt->settings.kernels = kept;
+    const char *suffix = shape == NST_KERNELS_CPU ? "_cpu" : "";
+    static const char *names[] = {"wg4_input", "wg4_input_flip", "wg4_output", "wg4_output_flip"};
+    for (int i = 0; i < 4; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", names[i], suffix);
+        assert_true(used(name));
+    }
+}
+
 static void test_f2(void **state) { run_all(2, TOL_F2, 11); }
-static void test_f4(void **state) { run_all(4, TOL_F4, 12); }
+static void test_f4_gpu(void **state) { run_f4(NST_KERNELS_GPU, 12); }
+static void test_f4_cpu(void **state) { run_f4(NST_KERNELS_CPU, 13); }
+
+/* NST_KERNELS reaches the settings; "auto" follows the device type. */
+static void test_kernel_setting(void **state) {
+    static const struct {
+        const char *env;
+        nst_kernel_shape shape;
+    } cases[] = {{NULL, NST_KERNELS_AUTO}, {"", NST_KERNELS_AUTO}, {"auto", NST_KERNELS_AUTO},
+                 {"cpu", NST_KERNELS_CPU}, {"gpu", NST_KERNELS_GPU}};
+    const char *old = getenv("NST_KERNELS");
+    char *save = old ? strdup(old) : NULL;
+    nst_kernel_shape kept = rt->settings.kernels;
+    nst_settings s;
+    nst_msg msg = {{0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].env) setenv("NST_KERNELS", cases[i].env, 1);
+        else unsetenv("NST_KERNELS");
+        assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+        assert_int_equal(s.kernels, cases[i].shape);
+        assert_int_equal(nst_settings_check(&s, &msg), NST_OK);
+    }
+    rt->settings.kernels = NST_KERNELS_AUTO;
+    assert_int_equal(nst_cpu_kernels(rt), !strcmp(rt->info.type, "CPU"));
+    rt->settings.kernels = kept;
+    setenv("NST_KERNELS", "avx", 1);
+    assert_int_equal(nst_settings_from_env(&s, &msg), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(msg.text, "NST_KERNELS='avx'"));
+    memset(&s, 0, sizeof s);
+    s.kernels = (nst_kernel_shape)3;
+    assert_int_equal(nst_settings_check(&s, &msg), NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(msg.text, "kernels 3"));
+    if (save) setenv("NST_KERNELS", save, 1);
+    else unsetenv("NST_KERNELS");
+    free(save);
+}
 
 /* Wrong tile sizes, shapes and a scratch below one tile row are refused. */
 static void test_validation(void **state) {
@@ -201,7 +268,9 @@ static void test_conv_setting(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f2),
-        cmocka_unit_test(test_f4),
+        cmocka_unit_test(test_f4_gpu),
+        cmocka_unit_test(test_f4_cpu),
+        cmocka_unit_test(test_kernel_setting),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_conv_setting),
     };
