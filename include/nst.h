@@ -151,7 +151,7 @@ typedef struct nst_settings {
     char gemm[32];                /* NST_GEMM: where the matrix products run, as for
                                      nst_gemm_choose: auto, host or clblast; "" = auto */
     nst_kernel_shape kernels;     /* NST_KERNELS: which shape of the kernels that have
-                                     two (the Winograd transforms): "auto" (by device
+                                     two (Winograd transforms, pooling backward): "auto" (by device
                                      type), "cpu" or "gpu" */
     /* where the nst command looks for weights when --weights is not given */
     char weights[NST_PATH_MAX];   /* NST_WEIGHTS: this file (it must exist) */
