@@ -189,8 +189,10 @@ nst_status nst_pool_backward(nst_runtime *rt, nst_tensor *dx, const nst_tensor *
     NST_TRY(check_int(rt, "pool backward", x->count));
     int C = x->c, H = x->h, W = x->w;
     if (nst_cpu_kernels(rt)) /* one work item per pair of rows */
-        st = launch_1d(rt, "pool", "pool_backward_cpu", (size_t)C * ((H + 1) / 2), 7, ARG(C),
-                       ARG(H), ARG(W), ARG(max), ARG(x->buf), ARG(dy->buf), ARG(dx->buf));
+        st = nst_launch(rt, "pool", "pool_backward_cpu", 1,
+                        (const size_t[]){(size_t)C * ((H + 1) / 2)},
+                        (const size_t[]){nst_wg_1d_cpu(rt)}, 7, ARG(C), ARG(H), ARG(W),
+                        ARG(max), ARG(x->buf), ARG(dy->buf), ARG(dx->buf));
     else
         st = launch_1d(rt, "pool", "pool_backward", x->count, 7, ARG(C), ARG(H), ARG(W),
                        ARG(max), ARG(x->buf), ARG(dy->buf), ARG(dx->buf));

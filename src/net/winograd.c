@@ -109,7 +109,7 @@ static nst_status run(nst_runtime *rt, const char *op, int m, int flip, cl_mem o
         kin = flip ? "wg4_input_flip_cpu" : "wg4_input_cpu";
         kout = flip ? "wg4_output_flip_cpu" : "wg4_output_cpu";
     }
-    const size_t wg = launch_wg(rt);
+    const size_t wg = cpu ? nst_wg_1d_cpu(rt) : launch_wg(rt);
     for (int t0 = 0; t0 < th; t0 += (int)band) {
         const int nt = th - t0 < (int)band ? th - t0 : (int)band;
         const size_t P = (size_t)nt * tw, moff = (size_t)A2 * Cin * P;

@@ -456,6 +456,11 @@ int nst_cpu_kernels(const nst_runtime *rt) {
     return !strcmp(rt->info.type, "CPU");
 }
 
+size_t nst_wg_1d_cpu(const nst_runtime *rt) {
+    size_t wg = nst_wg_1d(rt);
+    return wg < 16 ? wg : 16;
+}
+
 size_t nst_wg_1d(const nst_runtime *rt) {
     size_t wg = rt->info.max_work_group;
     if (wg >= 256) return 256;
