@@ -49,7 +49,11 @@ nst_status nst_settings_check(const nst_settings *s, nst_msg *msg) {
     TEXT(weights);
     TEXT(weights_dirs);
     TEXT(pocl_cache_dir);
+    TEXT(precision);
 #undef TEXT
+    if (*s->precision && strcmp(s->precision, "fp32") && strcmp(s->precision, "tf32"))
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "settings: precision '%s' is not fp32 or tf32", s->precision);
     return NST_OK;
 }
 
@@ -119,6 +123,15 @@ nst_status nst_settings_from_env(nst_settings *s, nst_msg *msg) {
                       "NST_GEMM='%s' is not where products run; use auto (the default), host "
                       "(a host BLAS on mapped buffers) or clblast",
                       s->gemm);
+        goto fail;
+    }
+
+    NST_TRY(env_text("NST_PRECISION", s->precision, sizeof s->precision, msg));
+    if (*s->precision && strcmp(s->precision, "fp32") && strcmp(s->precision, "tf32")) {
+        st = nst_fail(msg, NST_ERR_INVALID_ARG,
+                      "NST_PRECISION='%s' is not a precision; use fp32 (the default) or tf32 "
+                      "(tensor cores of NVIDIA GPUs from compute capability 8.0)",
+                      s->precision);
         goto fail;
     }
 
