@@ -10,6 +10,9 @@
  * dimension with strides sa, sb, sc. Blocks of BM x 128 outputs, 256 threads
  * (8 warps of (BM / 2) x 32), BK = 32; the next step's operands are read
  * from global memory into registers while this step multiplies.
+ * vec: bit 0, A's rows (lda, a_off, sa) are multiples of 4 floats; bit 1, B's;
+ * then the operands are read as float4 and stored to local memory 16 bytes
+ * at a time; bit 2, C's are even: the results are stored in pairs.
  * Local layouts keep both the stores and the fragment loads free of bank
  * conflicts: A as [m][k] (rows of 36 words) when it arrives k-fastest, as
  * [k][m] (rows of BM + 8) when it arrives m-fastest; B as [k][n].
@@ -34,8 +37,8 @@ static inline uint tf32(float x) {
         const int M, const int N, const int K, const float alpha, __global const float *A,    \
         const long a_off, const int lda, const long sa, __global const float *B,              \
         const long b_off, const int ldb, const long sb, const float beta, __global float *C,  \
-        const long c_off, const int ldc, const long sc) {                                     \
-        enum { FM = BM / 32, FN = 4, AE = BM * MMA_BK / 256, BE = MMA_BK * MMA_BN / 256 };     \
+        const long c_off, const int ldc, const long sc, const int vec) {                      \
+        enum { FM = BM / 32, FN = 4, AE = BM * MMA_BK / 256, BE = MMA_BK * MMA_BN / 256 };    \
         enum { AROW = TRANS_A ? BM + 8 : MMA_BK + 4 };                                        \
         __local uint As[TRANS_A ? MMA_BK * (BM + 8) : BM * (MMA_BK + 4)];                     \
         __local uint Bs[MMA_BK][MMA_BN + 8];                                                  \
@@ -56,14 +59,33 @@ static inline uint tf32(float x) {
             if (k0 == 0) {                                                                    \
                 MMA_LOAD(0, BM, TRANS_A);                                                     \
             }                                                                                 \
-            for (int e = 0; e < AE; e++) {                                                    \
-                const int q = tid + e * 256;                                                  \
-                if (TRANS_A) As[(q / BM) * AROW + q % BM] = tf32(ra[e]);                      \
-                else As[(q / MMA_BK) * AROW + q % MMA_BK] = tf32(ra[e]);                      \
+            if (vec & 1) {                                                                    \
+                for (int e = 0; e < AE / 4; e++) {                                            \
+                    const int q = tid + e * 256;                                              \
+                    const int at = TRANS_A ? (q / (BM / 4)) * AROW + (q % (BM / 4)) * 4       \
+                                           : (q / (MMA_BK / 4)) * AROW + (q % (MMA_BK / 4)) * 4; \
+                    *(__local uint4 *)&As[at] = (uint4)(tf32(ra[4 * e]), tf32(ra[4 * e + 1]), \
+                                                        tf32(ra[4 * e + 2]), tf32(ra[4 * e + 3])); \
+                }                                                                             \
+            } else {                                                                          \
+                for (int e = 0; e < AE; e++) {                                                \
+                    const int q = tid + e * 256;                                              \
+                    if (TRANS_A) As[(q / BM) * AROW + q % BM] = tf32(ra[e]);                  \
+                    else As[(q / MMA_BK) * AROW + q % MMA_BK] = tf32(ra[e]);                  \
+                }                                                                             \
             }                                                                                 \
-            for (int e = 0; e < BE; e++) {                                                    \
-                const int q = tid + e * 256;                                                  \
-                Bs[q / MMA_BN][q % MMA_BN] = tf32(rb[e]);                                     \
+            if (vec & 2) {                                                                    \
+                for (int e = 0; e < BE / 4; e++) {                                            \
+                    const int q = tid + e * 256;                                              \
+                    *(__local uint4 *)&Bs[q / (MMA_BN / 4)][(q % (MMA_BN / 4)) * 4] =         \
+                        (uint4)(tf32(rb[4 * e]), tf32(rb[4 * e + 1]), tf32(rb[4 * e + 2]),    \
+                                tf32(rb[4 * e + 3]));                                         \
+                }                                                                             \
+            } else {                                                                          \
+                for (int e = 0; e < BE; e++) {                                                \
+                    const int q = tid + e * 256;                                              \
+                    Bs[q / MMA_BN][q % MMA_BN] = tf32(rb[e]);                                 \
+                }                                                                             \
             }                                                                                 \
             barrier(CLK_LOCAL_MEM_FENCE);                                                     \
             if (k0 + MMA_BK < K) {                                                            \
@@ -97,29 +119,71 @@ static inline uint tf32(float x) {
         }                                                                                     \
         for (int i = 0; i < FM; i++)                                                          \
             for (int j = 0; j < FN; j++)                                                      \
-                for (int r = 0; r < 4; r++) {                                                 \
-                    const int m = m0 + wm + i * 16 + g + (r >= 2 ? 8 : 0);                    \
-                    const int n = n0 + wn + j * 8 + 2 * t + (r & 1);                          \
-                    if (m < M && n < N) {                                                     \
-                        __global float *p = C + (long)m * ldc + n;                            \
-                        *p = alpha * acc[i][j][r] + (beta != 0.0f ? beta * *p : 0.0f);        \
+                for (int h = 0; h < 2; h++) { /* rows g and g + 8: columns n, n + 1 */        \
+                    const int m = m0 + wm + i * 16 + g + 8 * h;                               \
+                    const int n = n0 + wn + j * 8 + 2 * t;                                    \
+                    if (m >= M || n >= N) continue;                                           \
+                    __global float *p = C + (long)m * ldc + n;                                \
+                    float2 v = (float2)(alpha * acc[i][j][2 * h], alpha * acc[i][j][2 * h + 1]); \
+                    if ((vec & 4) && n + 1 < N) {                                             \
+                        if (beta != 0.0f) v += beta * *(__global float2 *)p;                  \
+                        *(__global float2 *)p = v;                                            \
+                    } else {                                                                  \
+                        p[0] = v.s0 + (beta != 0.0f ? beta * p[0] : 0.0f);                    \
+                        if (n + 1 < N) p[1] = v.s1 + (beta != 0.0f ? beta * p[1] : 0.0f);     \
                     }                                                                         \
                 }                                                                             \
     }
 
-/* Reads the operands of the step at k = KB into ra, rb (zero outside). */
+/* Reads the operands of the step at k = KB into ra, rb (zero outside): four
+ * neighbours along a row at a time when vec allows, else one. */
 #define MMA_LOAD(KB, BM, TRANS_A)                                                             \
-    for (int e = 0; e < AE; e++) {                                                            \
-        const int q = tid + e * 256;                                                          \
-        const int m = TRANS_A ? q % BM : q / MMA_BK, k = TRANS_A ? q / BM : q % MMA_BK;       \
-        const int gm = m0 + m, gk = (KB) + k;                                                 \
-        ra[e] = (gm < M && gk < K) ? A[TRANS_A ? (long)gk * lda + gm : (long)gm * lda + gk]   \
-                                   : 0.0f;                                                    \
+    if (vec & 1) {                                                                            \
+        for (int e = 0; e < AE / 4; e++) {                                                    \
+            const int q = tid + e * 256;                                                      \
+            /* (row, first column) of A as stored: [k][m] when TRANS_A, else [m][k] */        \
+            const int rw = TRANS_A ? (KB) + q / (BM / 4) : m0 + q / (MMA_BK / 4);             \
+            const int cl = TRANS_A ? m0 + (q % (BM / 4)) * 4 : (KB) + (q % (MMA_BK / 4)) * 4; \
+            const int rows = TRANS_A ? K : M, cols = TRANS_A ? M : K;                         \
+            __global const float *src = A + (long)rw * lda + cl;                              \
+            if (rw < rows && cl + 3 < cols) {                                                 \
+                const float4 v = *(__global const float4 *)src;                               \
+                ra[4 * e] = v.s0, ra[4 * e + 1] = v.s1, ra[4 * e + 2] = v.s2,                 \
+                ra[4 * e + 3] = v.s3;                                                         \
+            } else {                                                                          \
+                for (int j = 0; j < 4; j++)                                                   \
+                    ra[4 * e + j] = (rw < rows && cl + j < cols) ? src[j] : 0.0f;             \
+            }                                                                                 \
+        }                                                                                     \
+    } else {                                                                                  \
+        for (int e = 0; e < AE; e++) {                                                        \
+            const int q = tid + e * 256;                                                      \
+            const int m = TRANS_A ? q % BM : q / MMA_BK, k = TRANS_A ? q / BM : q % MMA_BK;   \
+            const int gm = m0 + m, gk = (KB) + k;                                             \
+            ra[e] = (gm < M && gk < K) ? A[TRANS_A ? (long)gk * lda + gm : (long)gm * lda + gk] \
+                                       : 0.0f;                                                \
+        }                                                                                     \
     }                                                                                         \
-    for (int e = 0; e < BE; e++) {                                                            \
-        const int q = tid + e * 256;                                                          \
-        const int n = q % MMA_BN, k = q / MMA_BN, gn = n0 + n, gk = (KB) + k;                 \
-        rb[e] = (gn < N && gk < K) ? B[(long)gk * ldb + gn] : 0.0f;                           \
+    if (vec & 2) {                                                                            \
+        for (int e = 0; e < BE / 4; e++) {                                                    \
+            const int q = tid + e * 256;                                                      \
+            const int gk = (KB) + q / (MMA_BN / 4), gn = n0 + (q % (MMA_BN / 4)) * 4;         \
+            __global const float *src = B + (long)gk * ldb + gn;                              \
+            if (gk < K && gn + 3 < N) {                                                       \
+                const float4 v = *(__global const float4 *)src;                               \
+                rb[4 * e] = v.s0, rb[4 * e + 1] = v.s1, rb[4 * e + 2] = v.s2,                 \
+                rb[4 * e + 3] = v.s3;                                                         \
+            } else {                                                                          \
+                for (int j = 0; j < 4; j++)                                                   \
+                    rb[4 * e + j] = (gk < K && gn + j < N) ? src[j] : 0.0f;                   \
+            }                                                                                 \
+        }                                                                                     \
+    } else {                                                                                  \
+        for (int e = 0; e < BE; e++) {                                                        \
+            const int q = tid + e * 256;                                                      \
+            const int n = q % MMA_BN, k = q / MMA_BN, gn = n0 + n, gk = (KB) + k;             \
+            rb[e] = (gn < N && gk < K) ? B[(long)gk * ldb + gn] : 0.0f;                       \
+        }                                                                                     \
     }
 
 MMA_GEMM(mma_tf32_128n, 128, 0) /* M > 64 */

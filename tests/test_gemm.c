@@ -418,6 +418,11 @@ static void test_tf32(void **state) {
         {1, 0, 200, 129, 45, 203, 129, 131, 3, 45 * 203, 45 * 129, 200 * 131, 2, 0, 5, -1.0f,
          0.25f, 0},
         {0, 0, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 0, 0, 0, 1, 0, 0},
+        /* rows of A and B in whole float4s (B starts 17408 floats in), C in
+         * pairs: the vector loads and stores, with K and N off the blocks */
+        {0, 0, 64, 256, 65, 68, 256, 256, 4, 64 * 68, 65 * 256, 64 * 256, 0, 0, 0, 1, 0, 0},
+        {1, 0, 129, 130, 65, 132, 132, 130, 3, 65 * 132, 65 * 132, 129 * 130, 0, 0, 0, 1, 0.5f,
+         0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         gemm_case *g = &cases[c];

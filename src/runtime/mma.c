@@ -22,10 +22,13 @@ nst_status nst_mma_batched(nst_runtime *rt, int trans_a, size_t m, size_t n, siz
     const cl_long sa = (cl_long)a_stride, sb = (cl_long)b_stride, sc = (cl_long)c_stride;
     const size_t global[3] = {(n + 127) / 128 * 256, (m + (size_t)bm - 1) / (size_t)bm, batch};
     const size_t local[3] = {256, 1, 1};
+    /* rows that are multiples of 4 floats (A, B) or 2 (C) take vector loads and stores */
+    const int vec = ((lda | a_off | a_stride) % 4 == 0) | ((ldb | b_off | b_stride) % 4 == 0) << 1 |
+                    ((ldc | c_off | c_stride) % 2 == 0) << 2;
     static const char *const names[2][2] = {{"mma_tf32_64n", "mma_tf32_64t"},
                                             {"mma_tf32_128n", "mma_tf32_128t"}};
-    return nst_launch(rt, "mma", names[bm == 128][ta], 3, global, local, 17, ARG(M), ARG(N),
+    return nst_launch(rt, "mma", names[bm == 128][ta], 3, global, local, 18, ARG(M), ARG(N),
                       ARG(K), ARG(alpha), ARG(a), ARG(ao), ARG(la),
                       ARG(sa), ARG(b), ARG(bo), ARG(lb), ARG(sb), ARG(beta), ARG(c), ARG(co),
-                      ARG(lc), ARG(sc));
+                      ARG(lc), ARG(sc), ARG(vec));
 }
