@@ -87,6 +87,8 @@ typedef struct nst_device_info {
     int fp16;               /* cl_khr_fp16 present */
     int host_unified;       /* CL_DEVICE_HOST_UNIFIED_MEMORY: its memory is the host's */
     int is_default;         /* the device nst picks when nothing is asked */
+    int tf32;               /* tensor-core TF32 products (NVIDIA, compute capability 8.0
+                               and later): nst_settings.precision "tf32" can run here */
 } nst_device_info;
 
 /* Lists every device of every platform. *out is malloc'ed; free() it.
@@ -165,6 +167,11 @@ typedef struct nst_settings {
                                      POCL_KERNEL_CACHE=0 turns it off. PoCL lists no
                                      device when it cannot create it, and nst keeps no
                                      notes on a cache that is off */
+    char precision[8];            /* NST_PRECISION: the arithmetic of the convolutions'
+                                     Winograd products: "fp32" (the default, "" too) or
+                                     "tf32" (inputs rounded to 10-bit mantissas, fp32
+                                     sums: each product within (2^-10 + K 2^-24)
+                                     sum |a||b|), only on a device whose tf32 is 1 */
 } nst_settings;
 
 /* Sets every field of s: the default, then what the variables named above

@@ -295,6 +295,24 @@ least=$(sed -n 's/.*a tile needs at least \([0-9]*\).*/\1/p' "$T/err")
 $NST $W --content $T/photo.png --style $T/paint.jpg --size 256 --tile "$least" --dry-run > "$T/plan4.out"; rc=$?
 check "the minimum tile it names plans tiles" "[ $rc -eq 0 ] && grep -q 'tiles of' $T/plan4.out"
 
+# --precision: tf32 runs only on tensor cores; elsewhere one message, exit 1,
+# nothing written; a value that is not a precision is a usage error.
+$RUN -n 3 --precision tf64 -o "$T/keep.png" 2>"$T/err"; rc=$?
+check "--precision tf64 is a usage error naming the choices" \
+    "[ $rc -eq 2 ] && grep -q \"precision 'tf64': give fp32\" $T/err && cmp -s $T/keep.png $T/keep.orig"
+if $NST devices --json | grep -q '"tf32":true'; then
+    echo "skip - --precision tf32 refused: this machine has tensor cores"
+else
+    $RUN -n 3 --precision tf32 -o "$T/keep.png" 2>"$T/err"; rc=$?
+    check "--precision tf32 without tensor cores exits 1 saying why, the file untouched" \
+        "[ $rc -eq 1 ] && grep -q 'needs tensor cores' $T/err && cmp -s $T/keep.png $T/keep.orig"
+    $NST devices --check --tiny --precision tf32 > "$T/out" 2>"$T/err"; rc=$?
+    check "devices --check --precision tf32 without tensor cores fails saying why" \
+        "[ $rc -eq 1 ] && grep -q 'needs tensor cores' $T/err"
+fi
+$RUN -n 2 -q --precision fp32 -o "$T/fp32.png"; rc=$?
+check "--precision fp32 runs" "[ $rc -eq 0 ] && [ -f $T/fp32.png ]"
+
 # VGG-16: a generated network of its layout runs end to end, detected from
 # the file or named with --network; weights of the other network are
 # refused naming the file and the tensor; its tiles follow its own halo.

@@ -380,6 +380,94 @@ static void test_detect_device(void **state) {
     nst_runtime_close(rt);
 }
 
+/* precision tf32: refused with the reason on a device without tensor cores
+ * (and the settings refuse a precision that is not one); where it runs, the
+ * batched products of both Winograd forms (A plain and transposed), with
+ * offsets, padded leading dimensions, beta and sizes off the blocks, are
+ * within their bound: both operands rounded to TF32 (2^-11 each), fp32 sums
+ * (K 2^-24), then alpha, beta c and the store (gamma(3)). */
+static void test_tf32(void **state) {
+    nst_settings set;
+    nst_msg m = {{0}};
+    check_settings(&set);
+    strcpy(set.precision, "tf16");
+    assert_int_equal(nst_settings_check(&set, &m), NST_ERR_INVALID_ARG);
+    strcpy(set.precision, "tf32");
+    assert_int_equal(nst_settings_check(&set, &m), NST_OK);
+    nst_runtime *rt = NULL;
+    nst_runtime_options opt = {0};
+    opt.device = getenv("NST_DEVICE");
+    opt.no_cache = 1;
+    opt.settings = &set;
+    nst_status st = nst_runtime_open(&rt, &opt, &m);
+    const nst_device_info *d = nst_runtime_device(g_clblast);
+    if (!d->tf32) {
+        assert_int_equal(st, NST_ERR_INVALID_ARG);
+        assert_non_null(strstr(m.text, "needs tensor cores"));
+        fprintf(stderr, "%s has no tensor cores: refused (%s); products skipped\n", d->name,
+                m.text);
+        skip();
+    }
+    assert_int_equal(st, NST_OK);
+    gemm_case cases[] = {
+        /* ta tb  m   n   k  lda ldb ldc batch sa sb sc aoff boff coff alpha beta alias */
+        {0, 0, 64, 300, 64, 64, 300, 300, 36, 64 * 64, 64 * 300, 64 * 300, 0, 0, 0, 1, 0, 1},
+        {1, 0, 64, 300, 64, 64, 300, 300, 36, 64 * 64, 64 * 300, 64 * 300, 0, 0, 0, 1, 0, 1},
+        {0, 0, 130, 257, 77, 80, 260, 259, 5, 130 * 80, 77 * 260, 130 * 259, 3, 0, 1, 0.5f,
+         1.0f, 0},
+        {1, 0, 200, 129, 45, 203, 129, 131, 3, 45 * 203, 45 * 129, 200 * 131, 2, 0, 5, -1.0f,
+         0.25f, 0},
+        {0, 0, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 0, 0, 0, 1, 0, 0},
+        /* rows of A and B in whole float4s (B starts 17408 floats in), C in
+         * pairs: the vector loads and stores, with K and N off the blocks */
+        {0, 0, 64, 256, 65, 68, 256, 256, 4, 64 * 68, 65 * 256, 64 * 256, 0, 0, 0, 1, 0, 0},
+        {1, 0, 129, 130, 65, 132, 132, 130, 3, 65 * 132, 65 * 132, 129 * 130, 0, 0, 0, 1, 0.5f,
+         0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        gemm_case *g = &cases[c];
+        size_t n_ab, n_c;
+        layout(g, &n_ab, &n_c);
+        check_rng r;
+        check_rng_seed(&r, 300 + c);
+        float *ab = check_random(&r, n_ab, -1, 1);
+        float *c0 = n_c ? check_random(&r, n_c, -1, 1) : NULL;
+        const float *cin = g->alias ? ab : c0;
+        float *t = run_gemm(rt, g, ab, n_ab, c0, n_c);
+        int bad = 0;
+        double worst = 0;
+        for (size_t q = 0; q < g->batch; q++)
+            for (size_t i = 0; i < g->m; i++)
+                for (size_t j = 0; j < g->n; j++) {
+                    double sum = 0, sabs = 0;
+                    for (size_t l = 0; l < g->k; l++) {
+                        size_t ia =
+                            g->a_off + q * g->sa + (g->ta ? l * g->lda + i : i * g->lda + l);
+                        size_t ib = g->b_off + q * g->sb + l * g->ldb + j;
+                        sum += (double)ab[ia] * ab[ib];
+                        sabs += fabs((double)ab[ia] * ab[ib]);
+                    }
+                    size_t ic = g->c_off + q * g->sc + i * g->ldc + j;
+                    double bc = fabs(g->beta * (double)cin[ic]);
+                    double want = g->alpha * sum + g->beta * (double)cin[ic];
+                    double bound = (ldexp(1, -10) + g->k * ldexp(1, -24)) * fabs(g->alpha) * sabs +
+                                   gamma_n(3) * (fabs(g->alpha) * sabs + bc);
+                    double e = fabs(t[ic] - want);
+                    if (!(e <= bound) && bad++ < 5)
+                        fprintf(stderr, "[%zu,%zu,%zu] %.9g want %.9g (bound %.3g)\n", q, i, j,
+                                t[ic], want, bound);
+                    if (bound > 0 && e / bound > worst) worst = e / bound;
+                }
+        printf("  TF32 %s %zux%zux%zu batch %zu: at %.2f of the bound\n", g->ta ? "TN" : "NN",
+               g->m, g->n, g->k, g->batch, worst);
+        assert_int_equal(bad, 0);
+        free(t);
+        free(ab);
+        free(c0);
+    }
+    nst_runtime_close(rt);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choose),
@@ -387,6 +475,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_agree),
         cmocka_unit_test(test_level1_agree),
         cmocka_unit_test(test_host_bounds),
+        cmocka_unit_test(test_tf32),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

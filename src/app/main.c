@@ -123,6 +123,11 @@ static const char *usage_text =
     "      --network vgg19|vgg16|auto  the network the weights hold (default auto:\n"
     "                            detected from the file's layers)\n"
     "      --no-cache            do not cache compiled kernels\n"
+    "      --precision fp32|tf32 the convolutions' matrix products: fp32 (default) or\n"
+    "                            TF32 on the tensor cores of NVIDIA GPUs of compute\n"
+    "                            capability 8.0+ (10-bit mantissas, fp32 sums: about\n"
+    "                            1.3-1.4x faster at 512-1024 px, features within ~1%);\n"
+    "                            NST_PRECISION does the same\n"
     "\n"
     "Progress\n"
     "      --print-every N       a progress line every N iterations when not on a\n"
@@ -543,7 +548,8 @@ static int run_transfer(int argc, char **argv, const nst_settings *set) {
     nst_runtime_options ro = {0};
     ro.device = o.com.device;
     ro.no_cache = o.com.no_cache;
-    ro.settings = set;
+    nst_settings run_set = opt_settings(set, o.com.precision);
+    ro.settings = &run_set;
     if ((st = nst_runtime_open(&rt, &ro, &msg)) != NST_OK) {
         fprintf(stderr, "nst: %s\n", msg.text);
         goto done;
@@ -731,17 +737,19 @@ static const char *gemm_key(const nst_device_info *d, const nst_settings *set, n
 }
 
 static const char devices_usage[] =
-    "usage: nst devices [--check [--tiny]] [--device SEL] [--json]\n\n"
+    "usage: nst devices [--check [--tiny]] [--device SEL] [--precision fp32|tf32]\n"
+    "                   [--json]\n\n"
     "Lists every OpenCL device; * marks the default.\n"
     "--check runs every kernel, the losses, the optimisers and a short VGG\n"
     "forward and backward on each device (or the one --device selects) against\n"
     "plain-C references and prints the errors, the tolerances and the times;\n"
     "the exit status is 1 when any device fails. --tiny keeps the cases small\n"
-    "for slow devices.\n";
+    "for slow devices. --precision tf32 checks the tensor-core products (and the\n"
+    "network through them) against their error bounds instead.\n";
 
-static int cmd_devices(int argc, char **argv, const nst_settings *set) {
+static int cmd_devices(int argc, char **argv, const nst_settings *given) {
     int check = 0, tiny = 0, json = 0, c;
-    const char *sel = NULL;
+    const char *sel = NULL, *precision = NULL;
     optind = 0;
     while ((c = opt_next(argc, argv, "-:d:h", OPT_DEVICES, "devices", "nst", devices_usage)) !=
            CLI_END) {
@@ -754,10 +762,14 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
             json = 1;
         } else if (c == 'd') {
             sel = optarg;
+        } else if (c == O_PRECISION) {
+            if (opt_precision(optarg, "nst")) return EXIT_USAGE;
+            precision = optarg;
         } else {
             return usage_error("devices: unexpected argument '%s'", optarg);
         }
     }
+    const nst_settings dev_set = opt_settings(given, precision), *set = &dev_set;
     nst_device_info *devs = NULL;
     int n = 0;
     if (cli_devices_list(set, &devs, &n)) return EXIT_RUNTIME;
@@ -772,10 +784,12 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
                 const char *gemm = gemm_key(d, set, &gm);
                 printf("{\"index\":%d,\"name\":\"%s\",\"platform\":\"%s\",\"type\":\"%s\","
                        "\"global_mem\":%llu,\"max_alloc\":%llu,\"compute_units\":%u,"
-                       "\"version\":\"%s\",\"fp16\":%s,\"gemm\":\"%s\",\"default\":%s}\n",
+                       "\"version\":\"%s\",\"fp16\":%s,\"tf32\":%s,\"gemm\":\"%s\","
+                       "\"default\":%s}\n",
                        d->index, cli_js(d->name), cli_js(d->platform), d->type,
                        (unsigned long long)d->global_mem, (unsigned long long)d->max_alloc,
                        d->compute_units, cli_js(d->version), d->fp16 ? "true" : "false",
+                       d->tf32 ? "true" : "false",
                        cli_js(gemm ? gemm : gm.text),
                        d->is_default ? "true" : "false");
                 continue;
@@ -789,6 +803,7 @@ static int cmd_devices(int argc, char **argv, const nst_settings *set) {
                    d->max_work_group);
             printf("    version       %s; %s; driver %s\n", d->version, d->c_version, d->driver);
             printf("    fp16          %s\n", d->fp16 ? "yes" : "no");
+            printf("    TF32          %s\n", d->tf32 ? "yes (--precision tf32)" : "no");
             const char *g = gemm_key(d, set, &gm);
             printf("    GEMM          %s\n", !g                  ? gm.text
                                              : !strcmp(g, "host") ? "host BLAS on mapped buffers"
@@ -833,22 +848,23 @@ static int bench_build_times(const char *device, const nst_settings *set, double
 static const char bench_usage[] =
     "usage: nst bench [--size N[,N...]] [--evals N] [--device SEL] [--weights FILE]\n"
     "                 [--network vgg19|vgg16] [--width-mult F] [--tile N]\n"
-    "                 [--json]\n\n"
+    "                 [--precision fp32|tf32] [--json]\n\n"
     "Times one optimiser evaluation (VGG-19 forward to relu5_1, content, style and\n"
     "TV losses, backward to the image) per size: median, min and max over --evals\n"
     "runs after 2 warm-ups, GFLOP/s of the counted convolution work, the kernels\n"
     "by device time, peak device memory, and kernel build time cold and cached.\n"
     "Without --weights it uses a generated network of the real VGG-19 widths\n"
     "(timing does not depend on weight values), or of VGG-16's with --network\n"
-    "vgg16. --tile N evaluates in tiles of at most N pixels a side.\n"
+    "vgg16. --tile N evaluates in tiles of at most N pixels a side. --precision\n"
+    "tf32 times the tensor-core products (NVIDIA, compute capability 8.0+).\n"
     "Defaults: --size 256,512 --evals 10.\n"
     "--run N times whole runs instead: see nst bench --run 1 --help.\n";
 
-static int cmd_bench(int argc, char **argv, const nst_settings *set) {
+static int cmd_bench(int argc, char **argv, const nst_settings *given) {
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) /* whole runs: bench_run.c */
         if (!strcmp(argv[i], "--run") || !strncmp(argv[i], "--run=", 6))
             return nst_bench_run(argc, argv);
-    const char *device = NULL, *weights = NULL;
+    const char *device = NULL, *weights = NULL, *precision = NULL;
     nst_network network = NST_NETWORK_AUTO;
     int sizes[16], nsizes = 0, evals = 10, json = 0, c;
     double width = 1.0;
@@ -887,10 +903,14 @@ static int cmd_bench(int argc, char **argv, const nst_settings *set) {
                 return usage_error("--tile '%s': give a size in pixels", v);
         } else if (c == O_JSON) {
             json = 1;
+        } else if (c == O_PRECISION) {
+            if (opt_precision(v, "nst")) return EXIT_USAGE;
+            precision = v;
         } else {
             return usage_error("bench: unexpected argument '%s'", v);
         }
     }
+    const nst_settings bench_set = opt_settings(given, precision), *set = &bench_set;
     nst_msg msg = {{0}};
     if (nst_params_check(&p, 1, NULL, &msg) != NST_OK) return usage_error("%s", msg.text);
     if (nsizes == 0) {

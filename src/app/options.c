@@ -61,6 +61,8 @@ static const struct {
     {{"weights", required_argument, NULL, 'w'}, OPT_RUN | OPT_VIDEO | OPT_BENCH},
     {{"network", required_argument, NULL, O_NETWORK}, OPT_RUN | OPT_VIDEO | OPT_BENCH},
     {{"no-cache", no_argument, NULL, O_NO_CACHE}, OPT_RUN | OPT_VIDEO},
+    {{"precision", required_argument, NULL, O_PRECISION},
+     OPT_RUN | OPT_VIDEO | OPT_DEVICES | OPT_BENCH},
     /* progress */
     {{"print-every", required_argument, NULL, O_PRINT_EVERY}, OPT_RUN},
     {{"save-every", required_argument, NULL, O_SAVE_EVERY}, OPT_RUN},
@@ -254,6 +256,7 @@ int opt_common_parse(int c, const char *v, opt_common *o, const char *usage) {
     case 'q': o->quiet = 1; return 0;
     case O_JSON: o->json = 1; return 0;
     case O_NO_CACHE: o->no_cache = 1; return 0;
+    case O_PRECISION: o->precision = v; return opt_precision(v, usage);
     case O_NETWORK: return opt_network(v, &o->network, usage);
     case 's':
         return opt_add_names("--style", v, o->style_buf, sizeof o->style_buf, &o->style_used,
@@ -305,4 +308,16 @@ int opt_parse(int argc, char **argv, const char *shortopts, unsigned command, co
         if ((rc = own(c, optarg, ctx))) return rc;
     }
     return 0;
+}
+
+int opt_precision(const char *v, const char *usage) {
+    if (!strcmp(v, "fp32") || !strcmp(v, "tf32")) return 0;
+    return cli_usage_error(usage, "--precision '%s': give fp32 (the default) or tf32 (NVIDIA "
+                                  "tensor cores, compute capability 8.0 and later)", v);
+}
+
+nst_settings opt_settings(const nst_settings *set, const char *precision) {
+    nst_settings s = *set;
+    if (precision) snprintf(s.precision, sizeof s.precision, "%s", precision);
+    return s;
 }

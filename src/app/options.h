@@ -16,7 +16,7 @@ enum {
     O_SCALES, O_SCALE_ITERATIONS, O_AVERAGE_DECAY, O_OPTIMIZER, O_LEARNING_RATE,
     O_LBFGS_HISTORY, O_LINE_SEARCH, O_MAX_MEMORY, O_TILE, O_DRY_RUN, O_NO_CACHE,
     O_PRINT_EVERY, O_SAVE_EVERY, O_JSON, O_VERSION, O_CHECK, O_TINY, O_EVALS, O_WIDTH_MULT, O_NETWORK,
-    O_SECONDS, O_METHOD, O_WCT_MODELS, O_ALPHA, O_WCT_LEVELS, O_STYLE_LOSS,
+    O_SECONDS, O_METHOD, O_WCT_MODELS, O_ALPHA, O_WCT_LEVELS, O_STYLE_LOSS, O_PRECISION,
     /* nst video */
     O_TEMPORAL_WEIGHT, O_FRAME_ITERATIONS, O_FLOW, O_FRAMES, O_WORK_DIR, O_KEEP_FRAMES,
     O_CODEC, O_LONG_TERM, O_PASSES, O_START_FRAME
@@ -56,6 +56,7 @@ typedef struct opt_common {
     double layer_w[NST_MAX_LAYERS];
     int nlayer_w;
     int jpeg_quality, no_cache, quiet, json;
+    const char *precision; /* --precision: fp32 or tf32; NULL = the settings' */
     int style_weight_set; /* --style-weight given: else the style loss's default */
     nst_network network;
     nst_params p;
@@ -95,6 +96,13 @@ int opt_doubles(const char *s, double *out, int max);
  * the usage exit status with the error reported as `usage` says. */
 int opt_add_names(const char *opt, const char *v, char *buf, size_t cap, size_t *used,
                   char **items, int *n, int max, const char *usage);
+
+/* --precision's value v checked (fp32 or tf32): 0, or the usage exit status
+ * (reported as `usage` says). */
+int opt_precision(const char *v, const char *usage);
+/* The settings a command runs with: *set, with --precision's value when
+ * given (precision may be NULL). */
+nst_settings opt_settings(const nst_settings *set, const char *precision);
 
 /* --network's value into *out; 0, or the usage exit status (reported) when
  * it names no network. */

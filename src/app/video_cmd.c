@@ -76,7 +76,7 @@ static const char *video_usage =
     "--scale-iterations, --average-decay, -n/--iterations, --optimizer,\n"
     "--learning-rate, --lbfgs-history, --line-search, --max-memory, --tile,\n"
     "--seed, --jpeg-quality, -d/--device, -w/--weights, --network, --no-cache,\n"
-    "-q/--quiet, --json (one event per frame), -h/--help.\n"
+    "--precision, -q/--quiet, --json (one event per frame), -h/--help.\n"
     "\n"
     "Ctrl-C stops after the current iteration; the frames done are kept and the\n"
     "same command continues. Exit status: 0 done, 1 failed, 2 bad usage,\n"
@@ -499,7 +499,8 @@ int cmd_video(int argc, char **argv, const nst_settings *set) {
     nst_runtime_options ro = {0};
     ro.device = o.com.device;
     ro.no_cache = o.com.no_cache;
-    ro.settings = set;
+    nst_settings run_set = opt_settings(set, o.com.precision);
+    ro.settings = &run_set;
     if (nst_runtime_open(&rt, &ro, &msg) != NST_OK) {
         fprintf(stderr, "nst video: %s\n", msg.text);
         goto done;

@@ -466,10 +466,13 @@ fail:
     return st;
 }
 
-/* The products through whatever runs them on this runtime (CLBlast or the
- * host BLAS): C[M,N] = 0.5 A[M,K] B[N,K]^T + C (row-major, B transposed);
- * then `batch` products M[q] = U[q]^T V[q] with U [K x M], V [K x N] and M
- * in one buffer after V, as the Winograd input gradient lays them out. */
+/* The products through whatever runs them on this runtime (CLBlast, the
+ * host BLAS, or TF32 tensor cores for the batched ones): C[M,N] = 0.5 A[M,K]
+ * B[N,K]^T + C (row-major, B transposed); then `batch` products M[q] =
+ * op(U[q]) V[q] with V [K x N] and M in one buffer after V, as the Winograd
+ * convolutions lay them out: U [K x M] transposed (the input gradient), then
+ * U [M x K] (the forward pass). In TF32 the batched products are held to
+ * their bound, (2^-10 + K 2^-24) sum_k |u||v| (cl/mma.cl). */
 static nst_status case_gemm(dc *c, int M, int N, int K, int batch) {
     nst_status st;
     size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N;
@@ -478,9 +481,12 @@ static nst_status case_gemm(dc *c, int M, int N, int K, int batch) {
     double *ad, *bd, *cd, *ud, *vd, *md;
     cl_mem ta, tb, tc, tu, tvm;
     const char *who = c->rt->gemm_host ? "host" : "CLBlast";
+    const char *bwho = c->rt->tf32 ? "TF32 tensor cores" : who;
     nst_check_row *r = row(c, 1e-5, 1e-4, 0, "GEMM (%s) %dx%dx%d", who, M, N, K);
-    nst_check_row *rb =
-        row(c, 1e-5, 1e-4, 0, "batched GEMM (%s) %dx%dx%d x%d", who, M, N, K, batch);
+    nst_check_row *rb[2];
+    for (int trans = 1; trans >= 0; trans--)
+        rb[trans] = row(c, 1e-5, 1e-4, 0, "batched GEMM (%s) %dx%dx%d x%d, %s", bwho, M, N, K,
+                        batch, trans ? "A^T" : "A");
     NST_TRY(rnd(c, na, -1, 1, &a, &ad));
     NST_TRY(rnd(c, nb, -1, 1, &b, &bd));
     NST_TRY(rnd(c, nc, -1, 1, &cf, &cd));
@@ -502,12 +508,7 @@ static nst_status case_gemm(dc *c, int M, int N, int K, int batch) {
     NST_TRY(tic(c));
     NST_TRY(nst_gemm(c->rt, 0, 1, M, N, K, 0.5f, ta, 0, K, tb, 0, K, 1.0f, tc, 0, N));
     NST_TRY(toc(c, 0));
-    NST_TRY(tic(c));
-    NST_TRY(nst_gemm_strided_batched(c->rt, 1, 0, M, N, K, 1.0f, tu, 0, M, na, tvm, 0, N, nb,
-                                     0.0f, tvm, nv, N, nc, batch));
-    NST_TRY(toc(c, 1));
     NST_TRY(nst_read_floats(c->rt, tc, 0, nc, got));
-    NST_TRY(nst_read_floats(c->rt, tvm, nv, nm, gotm));
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = 0;
@@ -515,15 +516,32 @@ static nst_status case_gemm(dc *c, int M, int N, int K, int batch) {
             cd[(size_t)i * N + j] += 0.5 * s;
         }
     nst_check_compare(r, got, cd, nc);
-    for (int q = 0; q < batch; q++)
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) {
-                double s = 0;
-                for (int k = 0; k < K; k++)
-                    s += ud[q * na + (size_t)k * M + i] * vd[q * nb + (size_t)k * N + j];
-                md[q * nc + (size_t)i * N + j] = s;
-            }
-    nst_check_compare(rb, gotm, md, nm);
+    for (int trans = 1; trans >= 0; trans--) {
+        NST_TRY(tic(c));
+        NST_TRY(nst_gemm_strided_batched(c->rt, trans, 0, M, N, K, 1.0f, tu, 0, trans ? M : K,
+                                         na, tvm, 0, N, nb, 0.0f, tvm, nv, N, nc, batch));
+        NST_TRY(toc(c, 1));
+        NST_TRY(nst_read_floats(c->rt, tvm, nv, nm, gotm));
+        double sabs_max = 0;
+        for (int q = 0; q < batch; q++)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double s = 0, sabs = 0;
+                    for (int k = 0; k < K; k++) {
+                        double uv = ud[q * na + (trans ? (size_t)k * M + i : (size_t)i * K + k)] *
+                                    vd[q * nb + (size_t)k * N + j];
+                        s += uv;
+                        sabs += fabs(uv);
+                    }
+                    md[q * nc + (size_t)i * N + j] = s;
+                    if (sabs > sabs_max) sabs_max = sabs;
+                }
+        if (c->rt->tf32) {
+            rb[trans]->atol = (ldexp(1, -10) + K * ldexp(1, -24)) * sabs_max;
+            rb[trans]->rtol = 0;
+        }
+        nst_check_compare(rb[trans], gotm, md, nm);
+    }
 fail:
     return st;
 }
@@ -745,6 +763,14 @@ static nst_status case_vgg(dc *c, nst_network id, int H, int W, double width) {
                             NTAPS, 1 / width, H, W);
     nst_check_row *rb = row(c, 0, 1e-4, 1, "%s bwd to image, width 1/%.0f, %dx%d", net->title,
                             1 / width, H, W);
+    if (rt->tf32) {
+        /* A first-order budget, not a proof: each convolution's products
+         * round both operands to TF32 (2^-10 together), twice that for the
+         * Winograd transforms around them, summed over the convolutions the
+         * pass goes through (the backward pass: forward and back). */
+        rf->rtol = convs * ldexp(1, -9);
+        rb->rtol = 2 * convs * ldexp(1, -9);
+    }
     if ((st = nst_weights_generate_net(&w, net, 7, width, convs, &msg)) != NST_OK) {
         nst_fail(RTM(rt), st, "%s", msg.text);
         goto fail;

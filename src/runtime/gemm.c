@@ -173,6 +173,9 @@ nst_status nst_gemm_strided_batched(nst_runtime *rt, int trans_a, int trans_b, s
                                     size_t b_stride, float beta, cl_mem c, size_t c_off,
                                     size_t ldc, size_t c_stride, size_t batch) {
     if (m == 0 || n == 0 || batch == 0) return NST_OK;
+    if (rt->tf32 && !trans_b) /* the Winograd products' form */
+        return nst_mma_batched(rt, trans_a, m, n, k, alpha, a, a_off, lda, a_stride, b, b_off,
+                               ldb, b_stride, beta, c, c_off, ldc, c_stride, batch);
     if (rt->gemm_host)
         return nst_host_gemm_batched(rt, trans_a, trans_b, m, n, k, alpha, a, a_off, lda,
                                      a_stride, b, b_off, ldb, b_stride, beta, c, c_off, ldc,

@@ -124,6 +124,7 @@ struct nst_runtime {
     /* 1: the BLAS routines run on the host BLAS on mapped buffers
      * (hostblas.c), 0: through CLBlast; gemm_name says which, for people */
     int gemm_host;
+    int tf32;         /* the Winograd products run in TF32 on tensor cores (mma.cl) */
     int host_threads; /* threads the host BLAS's products are split over */
     char gemm_name[96];
     /* profiling: events of enqueued kernels when profile is on */
@@ -303,6 +304,12 @@ nst_status nst_host_axpy(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_
 nst_status nst_host_scal(nst_runtime *rt, size_t n, float alpha, cl_mem x, size_t x_off);
 nst_status nst_host_dot(nst_runtime *rt, size_t n, cl_mem x, size_t x_off, cl_mem y, size_t y_off,
                         cl_mem out, size_t out_off);
+/* The batched product of nst_gemm_strided_batched with B not transposed, in
+ * TF32 on tensor cores (mma.c; rt->tf32 only). */
+nst_status nst_mma_batched(nst_runtime *rt, int trans_a, size_t m, size_t n, size_t k,
+                           float alpha, cl_mem a, size_t a_off, size_t lda, size_t a_stride,
+                           cl_mem b, size_t b_off, size_t ldb, size_t b_stride, float beta,
+                           cl_mem c, size_t c_off, size_t ldc, size_t c_stride, size_t batch);
 /* Writes the host BLAS's name and version ("OpenBLAS 0.3.21") into buf and
  * returns 1; 0 (and "") when nst was built without one. */
 int nst_host_blas_name(char *buf, size_t len);

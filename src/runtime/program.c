@@ -120,10 +120,12 @@ static void free_sources(const char *src[2], const int owned[2]) {
 }
 
 /* The build options of a program on rt: the standard, the program's own,
- * settings.cl_options. */
+ * the device's (NST_TF32_MMA where tensor cores take inline PTX: mma.cl's
+ * kernels exist only there), settings.cl_options. */
 static void build_options(const nst_runtime *rt, const prog_def *d, char *opts, size_t len) {
-    snprintf(opts, len, "%s %s %s", rt->cl12 ? "-cl-std=CL1.2" : "", d->defines,
-             rt->settings.cl_options);
+    const int mma = rt->info.tf32 && !strcmp(d->name, "mma");
+    snprintf(opts, len, "%s %s%s %s", rt->cl12 ? "-cl-std=CL1.2" : "", d->defines,
+             mma ? " -DNST_TF32_MMA" : "", rt->settings.cl_options);
 }
 
 /* ---- the cache ---------------------------------------------------------- */

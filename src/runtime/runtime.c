@@ -8,7 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <CL/cl_ext.h>
+
 #include "nst_int.h"
+
+#ifndef CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV
+#define CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV 0x4000 /* cl_nv_device_attribute_query */
+#endif
 
 /* ---- listing ------------------------------------------------------------ */
 
@@ -68,6 +74,12 @@ static void fill_info(cl_platform_id p, cl_device_id d, int index, nst_device_in
         }
         free(ext);
     }
+    /* TF32 tensor cores: NVIDIA from compute capability 8.0 (Ampere) */
+    cl_uint cc_major = 0;
+    if (strstr(info->vendor, "NVIDIA") &&
+        clGetDeviceInfo(d, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof cc_major, &cc_major,
+                        NULL) == CL_SUCCESS)
+        info->tf32 = cc_major >= 8;
     cl_bool unified = CL_FALSE;
     if (clGetDeviceInfo(d, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) ==
         CL_SUCCESS)
@@ -349,6 +361,23 @@ nst_status nst_runtime_open(nst_runtime **out, const nst_runtime_options *opt, n
     rt->no_cache = set->no_cache || (opt && opt->no_cache);
     rt->profile = opt && opt->profile;
     NST_TRY(nst_gemm_setup(rt, rt->settings.gemm, msg));
+    if (!strcmp(set->precision, "tf32")) {
+        if (!rt->info.tf32) {
+            st = nst_fail(msg, NST_ERR_INVALID_ARG,
+                          "precision tf32 needs tensor cores (an NVIDIA GPU of compute "
+                          "capability 8.0 or later); %s has none: use fp32 (the default) or "
+                          "choose such a device with --device (nst devices lists them)",
+                          rt->info.name);
+            goto fail;
+        }
+        if (rt->gemm_host) {
+            st = nst_fail(msg, NST_ERR_INVALID_ARG,
+                          "precision tf32 runs the products on the device, not on the host "
+                          "BLAS: unset NST_GEMM=host");
+            goto fail;
+        }
+        rt->tf32 = 1;
+    }
     /* PoCL keeps compiled programs in its own cache; asking it for a binary
      * would compile every kernel of the program on the spot */
     rt->cache_binaries = strcmp(rt->info.platform, POCL_PLATFORM) != 0;

@@ -54,7 +54,11 @@ nst_status nst_settings_check(const nst_settings *s, nst_msg *msg) {
     TEXT(weights);
     TEXT(weights_dirs);
     TEXT(pocl_cache_dir);
+    TEXT(precision);
 #undef TEXT
+    if (*s->precision && strcmp(s->precision, "fp32") && strcmp(s->precision, "tf32"))
+        return nst_fail(msg, NST_ERR_INVALID_ARG,
+                        "settings: precision '%s' is not fp32 or tf32", s->precision);
     return NST_OK;
 }
 
@@ -135,6 +139,15 @@ nst_status nst_settings_from_env(nst_settings *s, nst_msg *msg) {
                       "NST_KERNELS='%s' is not a kernel shape; use auto (the default: by "
                       "device type), cpu or gpu",
                       v);
+        goto fail;
+    }
+
+    NST_TRY(env_text("NST_PRECISION", s->precision, sizeof s->precision, msg));
+    if (*s->precision && strcmp(s->precision, "fp32") && strcmp(s->precision, "tf32")) {
+        st = nst_fail(msg, NST_ERR_INVALID_ARG,
+                      "NST_PRECISION='%s' is not a precision; use fp32 (the default) or tf32 "
+                      "(tensor cores of NVIDIA GPUs from compute capability 8.0)",
+                      s->precision);
         goto fail;
     }
 
