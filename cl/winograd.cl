@@ -234,28 +234,19 @@ WG_OUTPUT(wg4_output_flip, 4, 6, wg4_abt)
  * at stride 4 with a bounds test per element, scatter the output at stride
  * 4, and write (read) the 36 streams of V (M) one float per tile: since the
  * streams lie C * P floats apart, often a multiple of 4 KiB, they share
- * cache sets and evict each other's lines between tiles. They ran at 1-2
- * GB/s on a 2-core AVX2 CPU under PoCL, about half of an evaluation's time.
+ * cache sets and evict each other's lines between tiles. They moved 2-3
+ * GB/s on a 2-core AVX2 CPU under PoCL, half of an evaluation's time.
  * Here one work item takes a run of WG4_RUN tiles of one tile row of one
  * channel, 8 tiles at a time, one per lane of a float8: the input step reads
  * the 6 pixel rows with vload16 and deals the columns into the 6 window
  * columns by phase, the output step interleaves its 4 x 4 results into rows
  * of 32 pixels for vstore16; the transforms are the generated float8
  * functions; each stream's WG4_RUN values go through private memory and
- * move at once (wg4_put, wg4_get). 5-10 times faster on that CPU. Work item
+ * move at once (wg4_put, wg4_get). About 5 times faster there. Work item
  * idx = (c * nt + tile row) * runs + run, runs = ceil(tw / WG4_RUN), as
  * src/net/winograd.c launches them. */
-#ifndef WG4_RUN
-#define WG4_RUN 16 /* a multiple of 8 */
-#endif
-#if WG4_RUN == 16
-#define WG4_COPY(dst, src) vstore16(vload16(0, src), 0, dst)
-#elif WG4_RUN == 32
-#define WG4_COPY(dst, src) \
-    (vstore16(vload16(0, src), 0, dst), vstore16(vload16(1, src), 1, dst))
-#else
-#define WG4_COPY(dst, src) for (int i_ = 0; i_ < WG4_RUN; i_++) (dst)[i_] = (src)[i_]
-#endif
+#define WG4_RUN 16 /* as WG4_RUN in src/net/winograd.c, which sizes the launch */
+#define WG4_COPY(dst, src) vstore16(vload16(0, src), 0, dst) /* WG4_RUN floats */
 
 /* Moves n <= WG4_RUN floats of each of the 36 streams between a run's
  * private buffer b[36][WG4_RUN] and V (put) or M (get; the rest of b zeroed). */

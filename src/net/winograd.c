@@ -9,7 +9,8 @@
 
 #define ARG(x) sizeof(x), (const void *)&(x)
 
-enum { WG4_RUN = 16 }; /* tiles per work item of the CPU-shaped kernels, as in winograd.cl */
+/* tiles per work item of the CPU-shaped kernels: WG4_RUN in cl/winograd.cl */
+enum { WG4_RUN = 16 };
 
 int nst_winograd_mode(const nst_runtime *rt) {
     switch (rt->settings.conv) {
