@@ -152,9 +152,9 @@ typedef struct nst_settings {
                                      when nst_runtime_options.device is NULL or "" */
     char gemm[32];                /* NST_GEMM: where the matrix products run, as for
                                      nst_gemm_choose: auto, host or clblast; "" = auto */
-    nst_kernel_shape kernels;     /* NST_KERNELS: which shape of the kernels that have
-                                     two (Winograd transforms, pooling backward): "auto" (by device
-                                     type), "cpu" or "gpu" */
+    nst_kernel_shape kernels;     /* NST_KERNELS: the shape of the kernels written twice
+                                     (Winograd transforms, pooling backward): auto (by
+                                     device type), cpu or gpu */
     /* where the nst command looks for weights when --weights is not given */
     char weights[NST_PATH_MAX];   /* NST_WEIGHTS: this file (it must exist) */
     char weights_dirs[4 * NST_PATH_MAX]; /* then these directories in turn, ':'-separated

@@ -268,7 +268,7 @@ static float *distinct(check_rng *r, size_t n) {
     return x;
 }
 
-/* Both shapes of the backward kernel (for GPUs and CPUs) on the default
+/* Both shapes of the backward kernel (for CPUs and GPUs) on the default
  * device; the CPU one takes 4 windows a step: rows of 4 and 4 + 3 windows,
  * odd and even sizes. */
 static void test_pool(void **state) {
@@ -277,37 +277,36 @@ static void test_pool(void **state) {
     const int sizes[][3] = {{1, 2, 2}, {3, 7, 5}, {5, 33, 17}, {4, 8, 6}, {2, 3, 1 + 2},
                             {3, 9, 8}, {2, 6, 15}};
     const int nsizes = (int)(sizeof sizes / sizeof sizes[0]);
-    nst_kernel_shape kept = rt->settings.kernels;
-    for (int shape = NST_KERNELS_CPU; shape <= NST_KERNELS_GPU; shape++) {
-        for (int max = 0; max <= 1; max++)
-            for (int t = 0; t < nsizes; t++) {
-                rt->settings.kernels = (nst_kernel_shape)shape;
-                int C = sizes[t][0], H = sizes[t][1], W = sizes[t][2];
-                size_t nx = (size_t)C * H * W, ny = (size_t)C * (H / 2) * (W / 2);
-                float *x = distinct(&r, nx), *dy = check_random(&r, ny, -1, 1);
-                double *dx = ref_from_float(x, nx), *ddy = ref_from_float(dy, ny);
-                double *y = ref_alloc(ny), *g = ref_alloc(nx);
-                nst_ref_pool_forward(y, dx, C, H, W, max);
-                nst_ref_pool_backward(g, dx, ddy, C, H, W, max);
-                pool_ctx c = {C, H, W, max};
-                if ((t == 1 || t == 3) && shape == NST_KERNELS_CPU) /* the reference, once */
-                    fd_check(max ? "max pool backward (ref)" : "avg pool backward (ref)", pool_fn, &c,
-                             dx, nx, ny, ddy, g, 1e-5, 1e-8);
-                nst_tensor *tx = check_tensor(rt, 1, C, H, W, x), *ty = check_tensor(rt, 1, C, H / 2, W / 2, NULL);
-                nst_tensor *tdy = check_tensor(rt, 1, C, H / 2, W / 2, dy), *tdx = check_tensor(rt, 1, C, H, W, NULL);
-                assert_int_equal(nst_tensor_fill(rt, tdx, 7.0f), NST_OK); /* must be overwritten */
-                assert_int_equal(nst_pool_forward(rt, ty, tx, max), NST_OK);
-                assert_int_equal(nst_pool_backward(rt, tdx, tx, tdy, max), NST_OK);
-                float *gy = check_download(rt, ty), *gg = check_download(rt, tdx);
-                assert_true(check_close(max ? "max pool fwd" : "avg pool fwd", gy, y, ny, 1e-7, 1e-6));
-                assert_true(check_close(max ? "max pool bwd" : "avg pool bwd", gg, g, nx, 1e-7, 1e-6));
-                nst_tensor_free(rt, tx);
-                nst_tensor_free(rt, ty);
-                nst_tensor_free(rt, tdy);
-                nst_tensor_free(rt, tdx);
-                free(x), free(dy), free(dx), free(ddy), free(y), free(g), free(gy), free(gg);
-            }
-    }
+    const nst_kernel_shape kept = rt->settings.kernels;
+    for (int sm = 0; sm < 4; sm++) /* (CPU, GPU shape) x (average, max) */
+        for (int t = 0; t < nsizes; t++) {
+            const int max = sm & 1, cpu = sm < 2;
+            rt->settings.kernels = cpu ? NST_KERNELS_CPU : NST_KERNELS_GPU;
+            int C = sizes[t][0], H = sizes[t][1], W = sizes[t][2];
+            size_t nx = (size_t)C * H * W, ny = (size_t)C * (H / 2) * (W / 2);
+            float *x = distinct(&r, nx), *dy = check_random(&r, ny, -1, 1);
+            double *dx = ref_from_float(x, nx), *ddy = ref_from_float(dy, ny);
+            double *y = ref_alloc(ny), *g = ref_alloc(nx);
+            nst_ref_pool_forward(y, dx, C, H, W, max);
+            nst_ref_pool_backward(g, dx, ddy, C, H, W, max);
+            pool_ctx c = {C, H, W, max};
+            if ((t == 1 || t == 3) && cpu) /* the reference, once */
+                fd_check(max ? "max pool backward (ref)" : "avg pool backward (ref)", pool_fn, &c,
+                         dx, nx, ny, ddy, g, 1e-5, 1e-8);
+            nst_tensor *tx = check_tensor(rt, 1, C, H, W, x), *ty = check_tensor(rt, 1, C, H / 2, W / 2, NULL);
+            nst_tensor *tdy = check_tensor(rt, 1, C, H / 2, W / 2, dy), *tdx = check_tensor(rt, 1, C, H, W, NULL);
+            assert_int_equal(nst_tensor_fill(rt, tdx, 7.0f), NST_OK); /* must be overwritten */
+            assert_int_equal(nst_pool_forward(rt, ty, tx, max), NST_OK);
+            assert_int_equal(nst_pool_backward(rt, tdx, tx, tdy, max), NST_OK);
+            float *gy = check_download(rt, ty), *gg = check_download(rt, tdx);
+            assert_true(check_close(max ? "max pool fwd" : "avg pool fwd", gy, y, ny, 1e-7, 1e-6));
+            assert_true(check_close(max ? "max pool bwd" : "avg pool bwd", gg, g, nx, 1e-7, 1e-6));
+            nst_tensor_free(rt, tx);
+            nst_tensor_free(rt, ty);
+            nst_tensor_free(rt, tdy);
+            nst_tensor_free(rt, tdx);
+            free(x), free(dy), free(dx), free(ddy), free(y), free(g), free(gy), free(gg);
+        }
     rt->settings.kernels = kept;
     /* a 1x1 image cannot be pooled */
     nst_tensor *x = check_tensor(rt, 1, 2, 1, 1, NULL), *y = check_tensor(rt, 1, 2, 1, 1, NULL);
