@@ -155,7 +155,8 @@ void wg4_abt8(const float8 *in, const int is, float8 *out, const int os) {
  * item per (c, p), p fastest (consecutive items on consecutive tiles). */
 #define WG_INPUT(NAME, M, ALPHA, BT)                                                          \
     __kernel void NAME(const int C, const int H, const int W, const int t0, const int nt,     \
-                       const int tw, __global const float *x, __global float *v) {            \
+                       const int tw, __global const float *x, const int has_mask,             \
+                       __global const float *mask, __global float *v) {                       \
         const int P = nt * tw;                                                                \
         const int idx = get_global_id(0);                                                     \
         if (idx >= C * P) return;                                                             \
@@ -167,8 +168,11 @@ void wg4_abt8(const float8 *in, const int is, float8 *out, const int os) {
             const int h = h0 + i;                                                             \
             for (int j = 0; j < ALPHA; j++) {                                                 \
                 const int q = w0 + j;                                                         \
+                const int in = h >= 0 && h < H && q >= 0 && q < W;                            \
                 d[i * ALPHA + j] =                                                            \
-                    (h >= 0 && h < H && q >= 0 && q < W) ? xc[h * W + q] : 0.0f;              \
+                    in && (!has_mask || mask[(size_t)c * H * W + h * W + q] > 0.0f)           \
+                                       ? xc[h * W + q]                                        \
+                                       : 0.0f;                                                \
             }                                                                                 \
         }                                                                                     \
         for (int j = 0; j < ALPHA; j++) BT(d + j, ALPHA, t + j, ALPHA);                       \
@@ -265,6 +269,30 @@ void wg4_get(float *b, __global const float *m, const size_t ms, const int n) {
             for (int i = 0; i < WG4_RUN; i++) b[a * WG4_RUN + i] = i < n ? m[a * ms + i] : 0.0f;
 }
 
+/* Pixels q - 1 .. q + 32 of row h of a channel (zero outside the image):
+ * lf, then a = q .. q + 15, b = q + 16 .. q + 31, then rt. */
+void wg4_row34(__global const float *xc, const int h, const int q, const int H,
+                      const int W, float16 *a, float16 *b, float *lf, float *rt) {
+    if (h < 0 || h >= H) {
+        *a = *b = (float16)(0.0f);
+        *lf = *rt = 0.0f;
+    } else if (q + 32 < W) {
+        __global const float *xr = xc + h * W + q;
+        *a = vload16(0, xr);
+        *b = vload16(1, xr);
+        *lf = q > 0 ? xr[-1] : 0.0f;
+        *rt = xr[32];
+    } else {
+        float e[34];
+        for (int j = 0; j < 34; j++)
+            e[j] = q - 1 + j >= 0 && q - 1 + j < W ? xc[h * W + q - 1 + j] : 0.0f;
+        *lf = e[0];
+        *a = vload16(0, e + 1);
+        *b = vload16(1, e + 1);
+        *rt = e[33];
+    }
+}
+
 /* x -> V. 8 tiles per step, one per lane of float8. A step reads
  * pixel columns 4 * tx - 1 .. 4 * tx + 32 of the 6 rows (two vload16 and two
  * single pixels where inside) and deals them into the 6 window columns by
@@ -272,7 +300,8 @@ void wg4_get(float *b, __global const float *m, const size_t ms, const int n) {
  * consecutive tiles. */
 #define WG_INPUT_CPU(NAME, BT8)                                                               \
     __kernel void NAME(const int C, const int H, const int W, const int t0, const int nt,     \
-                       const int tw, __global const float *x, __global float *v) {            \
+                       const int tw, __global const float *x, const int has_mask,             \
+                       __global const float *mask, __global float *v) {                       \
         const int P = nt * tw, runs = (tw + WG4_RUN - 1) / WG4_RUN;                           \
         const int idx = get_global_id(0);                                                     \
         if (idx >= C * nt * runs) return;                                                     \
@@ -288,23 +317,15 @@ void wg4_get(float *b, __global const float *m, const size_t ms, const int n) {
                 const int h = h0 + r;                                                         \
                 float16 a, b;                                                                 \
                 float lf, rt;                                                                 \
-                if (h < 0 || h >= H) {                                                        \
-                    a = b = (float16)(0.0f);                                                  \
-                    lf = rt = 0.0f;                                                           \
-                } else if (q + 32 < W) {                                                      \
-                    __global const float *xr = xc + h * W + q;                                \
-                    a = vload16(0, xr);                                                       \
-                    b = vload16(1, xr);                                                       \
-                    lf = q > 0 ? xr[-1] : 0.0f;                                               \
-                    rt = xr[32];                                                              \
-                } else {                                                                      \
-                    float e[34];                                                              \
-                    for (int j = 0; j < 34; j++)                                              \
-                        e[j] = q - 1 + j >= 0 && q - 1 + j < W ? xc[h * W + q - 1 + j] : 0.0f; \
-                    lf = e[0];                                                                \
-                    a = vload16(0, e + 1);                                                    \
-                    b = vload16(1, e + 1);                                                    \
-                    rt = e[33];                                                               \
+                wg4_row34(xc, h, q, H, W, &a, &b, &lf, &rt);                                  \
+                if (has_mask) { /* a ReLU's backward pass: zero where its output is */        \
+                    float16 ma, mb;                                                           \
+                    float ml, mr;                                                             \
+                    wg4_row34(mask + (size_t)c * H * W, h, q, H, W, &ma, &mb, &ml, &mr);      \
+                    a = select((float16)(0.0f), a, ma > (float16)(0.0f));                     \
+                    b = select((float16)(0.0f), b, mb > (float16)(0.0f));                     \
+                    lf = ml > 0.0f ? lf : 0.0f;                                               \
+                    rt = mr > 0.0f ? rt : 0.0f;                                               \
                 }                                                                             \
                 const float8 p0 = (float8)(a.s048c, b.s048c), p3 = (float8)(a.s37bf, b.s37bf); \
                 d[r * 6 + 0] = (float8)(lf, p3.s0123, p3.s456);                               \

@@ -88,24 +88,33 @@ static double forward_case(int m, const wcase *k, int relu, int bands, check_rng
     return e;
 }
 
-static double backward_case(int m, const wcase *k, int accumulate, int bands, check_rng *r) {
+/* The input gradient; with masked, through a ReLU's backward pass fused in
+ * (dy counts where a random "ReLU output" is positive, about half). */
+static double backward_case(int m, const wcase *k, int accumulate, int bands, int masked,
+                            check_rng *r) {
     size_t nx = (size_t)k->C * k->H * k->W, nw = (size_t)k->K * k->C * 9;
     size_t ny = (size_t)k->K * k->H * k->W;
     float *dy = check_random(r, ny, -1, 1), *w = check_random(r, nw, -0.5f, 0.5f), *dx0 = check_random(r, nx, -1, 1);
+    float *mask = masked ? check_random(r, ny, -1, 1) : NULL;
+    nst_tensor *tmask = masked ? check_tensor(rt, 1, k->K, k->H, k->W, mask) : NULL;
     nst_tensor *tdy = check_tensor(rt, 1, k->K, k->H, k->W, dy), *u = filter(m, k, w);
     nst_tensor *tdx = check_tensor(rt, 1, k->C, k->H, k->W, dx0);
     size_t sf = scratch_for(m, k, bands);
     cl_mem scratch = NULL;
     assert_int_equal(nst_buffer_create(rt, sf * sizeof(float), &scratch), NST_OK);
-    assert_int_equal(nst_winograd_backward_input(rt, m, tdx, tdy, u, accumulate, scratch, sf),
-                     NST_OK);
+    assert_int_equal(
+        nst_winograd_backward_input(rt, m, tdx, tdy, tmask, u, accumulate, scratch, sf), NST_OK);
     float *got = check_download(rt, tdx);
     double *want = accumulate ? ref_from_float(dx0, nx) : ref_alloc(nx);
     double *ddy = ref_from_float(dy, ny), *dw = ref_from_float(w, nw);
+    for (size_t i = 0; masked && i < ny; i++)
+        if (!(mask[i] > 0)) ddy[i] = 0;
     nst_ref_conv_backward_input(want, ddy, dw, k->C, k->H, k->W, k->K, 3);
     double e = check_rel_err(got, want, nx);
-    printf("  F(%dx%d) bwd C%-2d %2dx%-2d K%-2d acc%d  bands %d: rel err %.2e\n", m, m, k->C,
-           k->H, k->W, k->K, accumulate, bands, e);
+    printf("  F(%dx%d) bwd C%-2d %2dx%-2d K%-2d acc%d mask%d bands %d: rel err %.2e\n", m, m,
+           k->C, k->H, k->W, k->K, accumulate, masked, bands, e);
+    nst_tensor_free(rt, tmask);
+    free(mask);
     nst_buffer_free(rt, scratch);
     nst_tensor_free(rt, tdy);
     nst_tensor_free(rt, u);
@@ -124,7 +133,7 @@ static void run_all(int m, double tol, uint64_t seed) {
             e = forward_case(m, &cases[i], v & 1, bands, &r);
             assert_true(e < tol);
             worst = e > worst ? e : worst;
-            e = backward_case(m, &cases[i], v >= 2, bands, &r);
+            e = backward_case(m, &cases[i], v >= 2, bands, v & 1, &r);
             assert_true(e < tol);
             worst = e > worst ? e : worst;
         }
@@ -218,9 +227,15 @@ static void test_validation(void **state) {
     assert_non_null(strstr(nst_last_error(rt), "bias"));
     assert_int_equal(nst_winograd_forward(rt, 4, y, x, u, b, 0, s, sf - 1), NST_ERR_TOO_LARGE);
     assert_non_null(strstr(nst_last_error(rt), "scratch"));
-    assert_int_equal(nst_winograd_backward_input(rt, 4, x, y, u, 0, s, sf), NST_OK);
-    assert_int_equal(nst_winograd_backward_input(rt, 4, y, x, u, 0, s, sf), NST_ERR_INVALID_ARG);
-    assert_int_equal(nst_winograd_backward_input(rt, 4, x, y, u, 0, s, 0), NST_ERR_TOO_LARGE);
+    assert_int_equal(nst_winograd_backward_input(rt, 4, x, y, NULL, u, 0, s, sf), NST_OK);
+    assert_int_equal(nst_winograd_backward_input(rt, 4, x, y, y, u, 0, s, sf), NST_OK);
+    assert_int_equal(nst_winograd_backward_input(rt, 4, x, y, x, u, 0, s, sf),
+                     NST_ERR_INVALID_ARG);
+    assert_non_null(strstr(nst_last_error(rt), "ReLU output"));
+    assert_int_equal(nst_winograd_backward_input(rt, 4, y, x, NULL, u, 0, s, sf),
+                     NST_ERR_INVALID_ARG);
+    assert_int_equal(nst_winograd_backward_input(rt, 4, x, y, NULL, u, 0, s, 0),
+                     NST_ERR_TOO_LARGE);
     assert_int_equal(nst_finish(rt), NST_OK);
     nst_buffer_free(rt, s);
     nst_tensor_free(rt, x);

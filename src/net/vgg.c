@@ -389,6 +389,7 @@ nst_status nst_vgg_backward(nst_runtime *rt, nst_vgg *m, nst_tensor *dimage) {
     nst_status st = NST_OK;
     NST_TRY(check_image(rt, m, dimage, "the image gradient"));
     int cur = 0;
+    const nst_tensor *relu_out = NULL; /* a ReLU's backward pass left to the convolution */
     for (int i = m->nlayers - 1; i >= 0; i--) {
         vgg_layer *L = &m->l[i];
         nst_tensor g = nst_tensor_view(m->g[cur], L->cout, L->oh, L->ow);
@@ -399,19 +400,24 @@ nst_status nst_vgg_backward(nst_runtime *rt, nst_vgg *m, nst_tensor *dimage) {
                 NST_TRY(nst_axpy(rt, g.count, 1.0f, L->grad->buf, 0, g.buf, 0));
         }
         if (L->kind == RELU) { /* in place; the mask is the ReLU's output */
-            NST_TRY(nst_relu_backward(rt, &g, L->out, &g));
+            const vgg_layer *below = i > 0 ? &m->l[i - 1] : NULL;
+            if (below && below->kind == CONV && below->wino && !below->tapped)
+                relu_out = L->out; /* the Winograd input transform applies it */
+            else
+                NST_TRY(nst_relu_backward(rt, &g, L->out, &g));
             continue;
         }
         const nst_tensor *in = input_of(m, i); /* kept: a ReLU's or pool's output */
         nst_tensor gin = nst_tensor_view(m->g[1 - cur], L->cin, in->h, in->w);
         if (L->kind == CONV && L->wino)
-            NST_TRY(nst_winograd_backward_input(rt, L->wino, &gin, &g, L->u, 0, m->scratch,
-                                                m->scratch_floats));
+            NST_TRY(nst_winograd_backward_input(rt, L->wino, &gin, &g, relu_out, L->u, 0,
+                                                m->scratch, m->scratch_floats));
         else if (L->kind == CONV)
             NST_TRY(nst_conv2d_backward_input(rt, &gin, &g, L->wf, 0, m->scratch,
                                               m->scratch_floats));
         else
             NST_TRY(nst_pool_backward(rt, &gin, in, &g, !m->avg_pool));
+        relu_out = NULL;
         cur = 1 - cur;
     }
     nst_tensor g = nst_tensor_view(m->g[cur], 3, m->h, m->w);

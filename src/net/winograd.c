@@ -68,10 +68,12 @@ size_t nst_winograd_scratch_floats(int m, int C, int K, int H, int W, size_t cap
 }
 
 /* out = conv(in, w) + bias (forward, flip = 0) or the input gradient
- * (flip = 1), band by band. Cin/Cout: channels of in/out. */
+ * (flip = 1), band by band. Cin/Cout: channels of in/out. in is read as 0
+ * wherever mask (NULL: none; in's shape) is not positive. */
 static nst_status run(nst_runtime *rt, const char *op, int m, int flip, cl_mem out, int Cout,
-                      const nst_tensor *in, const nst_tensor *u, const nst_tensor *b, int relu,
-                      int accumulate, cl_mem scratch, size_t scratch_floats) {
+                      const nst_tensor *in, const nst_tensor *mask, const nst_tensor *u,
+                      const nst_tensor *b, int relu, int accumulate, cl_mem scratch,
+                      size_t scratch_floats) {
     nst_status st = NST_OK;
     const int Cin = in->c, H = in->h, W = in->w, A2 = (m + 2) * (m + 2);
     const int tw = (W + m - 1) / m, th = (H + m - 1) / m;
@@ -94,6 +96,8 @@ static nst_status run(nst_runtime *rt, const char *op, int m, int flip, cl_mem o
     if (band < 1)
         return nst_fail(RTM(rt), NST_ERR_TOO_LARGE, "%s: one row of tiles is too large", op);
     const int has_bias = b != NULL;
+    const int has_mask = mask != NULL;
+    cl_mem mbuf = mask ? mask->buf : in->buf; /* not read without a mask */
     cl_mem bias = b ? b->buf : out; /* not read without a bias */
     const char *kin, *kout;
     if (m == 4) {
@@ -118,8 +122,8 @@ static nst_status run(nst_runtime *rt, const char *op, int m, int flip, cl_mem o
         /* work items per channel: one per tile, or per run of tiles */
         const size_t per = cpu ? (size_t)nt * ((tw + WG4_RUN - 1) / WG4_RUN) : P;
         NST_TRY(nst_launch(rt, wg_program(m), kin, 1, (const size_t[]){(size_t)Cin * per},
-                           (const size_t[]){wg}, 8, ARG(Cin), ARG(H), ARG(W), ARG(t0), ARG(nt),
-                           ARG(tw), ARG(in->buf), ARG(scratch)));
+                           (const size_t[]){wg}, 10, ARG(Cin), ARG(H), ARG(W), ARG(t0), ARG(nt),
+                           ARG(tw), ARG(in->buf), ARG(has_mask), ARG(mbuf), ARG(scratch)));
         /* M[a] = U[a] V[a] ([K x C] [C x P]), or U[a]^T V[a] for the gradient */
         NST_TRY(nst_gemm_strided_batched(rt, flip, 0, (size_t)Cout, P, (size_t)Cin, 1.0f, u->buf,
                                          0, (size_t)C, (size_t)K * C, scratch, 0, P,
@@ -157,15 +161,20 @@ nst_status nst_winograd_forward(nst_runtime *rt, int m, nst_tensor *y, const nst
     nst_status st = check_args(rt, op, m, 0, x, "input", u, y, "output");
     if (st != NST_OK) return st;
     if ((int)b->count != u->c) return bad_shape(rt, op, "bias", b);
-    return run(rt, op, m, 0, y->buf, u->c, x, u, b, relu != 0, 0, scratch, scratch_floats);
+    return run(rt, op, m, 0, y->buf, u->c, x, NULL, u, b, relu != 0, 0, scratch,
+               scratch_floats);
 }
 
 nst_status nst_winograd_backward_input(nst_runtime *rt, int m, nst_tensor *dx,
-                                       const nst_tensor *dy, const nst_tensor *u, int accumulate,
-                                       cl_mem scratch, size_t scratch_floats) {
+                                       const nst_tensor *dy, const nst_tensor *relu_out,
+                                       const nst_tensor *u, int accumulate, cl_mem scratch,
+                                       size_t scratch_floats) {
     const char *op = "winograd backward";
     nst_status st = check_args(rt, op, m, 1, dy, "output gradient", u, dx, "input gradient");
     if (st != NST_OK) return st;
-    return run(rt, op, m, 1, dx->buf, u->h, dy, u, NULL, 0, accumulate != 0, scratch,
+    if (relu_out && (relu_out->n != 1 || relu_out->c != dy->c || relu_out->h != dy->h ||
+                     relu_out->w != dy->w))
+        return bad_shape(rt, op, "ReLU output", relu_out);
+    return run(rt, op, m, 1, dx->buf, u->h, dy, relu_out, u, NULL, 0, accumulate != 0, scratch,
                scratch_floats);
 }

@@ -39,9 +39,12 @@ nst_status nst_winograd_forward(nst_runtime *rt, int m, nst_tensor *y, const nst
 
 /* dy: [1,K,H,W]  u: as for the forward (of w [K,C,3,3]) -> dx: [1,C,H,W] =
  * dL/dx of y = conv(x, w) + b. ACCUMULATES into dx when accumulate != 0, else
- * overwrites it. Scratch as for the forward. */
+ * overwrites it. Scratch as for the forward. relu_out (NULL: none; dy's
+ * shape) fuses the backward pass of a ReLU after the convolution: dy counts
+ * only where relu_out is positive, as after nst_relu_backward(dy, relu_out). */
 nst_status nst_winograd_backward_input(nst_runtime *rt, int m, nst_tensor *dx,
-                                       const nst_tensor *dy, const nst_tensor *u, int accumulate,
-                                       cl_mem scratch, size_t scratch_floats);
+                                       const nst_tensor *dy, const nst_tensor *relu_out,
+                                       const nst_tensor *u, int accumulate, cl_mem scratch,
+                                       size_t scratch_floats);
 
 #endif
