@@ -30,6 +30,19 @@ static inline uint tf32(float x) {
     return r;
 }
 
+/* Four neighbours of a row, src[0..3], into dst: one float4 when the row is
+ * inside (row_in) and so are all four (left: columns inside from src on),
+ * else one at a time with zeros outside. src is 16-byte aligned (vec). */
+static inline void mma_load4(__global const float *src, const int row_in, const int left,
+                             float *dst) {
+    if (row_in && left >= 4) {
+        const float4 v = *(__global const float4 *)src;
+        dst[0] = v.s0, dst[1] = v.s1, dst[2] = v.s2, dst[3] = v.s3;
+    } else {
+        for (int j = 0; j < 4; j++) dst[j] = row_in && j < left ? src[j] : 0.0f;
+    }
+}
+
 /* TRANS_A 0: A [M][lda], a thread reads along k; element (m, k) of the tile
  * at As[AIDX(m, k)]. TRANS_A 1: A [K][lda], a thread reads along m. */
 #define MMA_GEMM(NAME, BM, TRANS_A)                                                           \
@@ -145,15 +158,7 @@ static inline uint tf32(float x) {
             const int rw = TRANS_A ? (KB) + q / (BM / 4) : m0 + q / (MMA_BK / 4);             \
             const int cl = TRANS_A ? m0 + (q % (BM / 4)) * 4 : (KB) + (q % (MMA_BK / 4)) * 4; \
             const int rows = TRANS_A ? K : M, cols = TRANS_A ? M : K;                         \
-            __global const float *src = A + (long)rw * lda + cl;                              \
-            if (rw < rows && cl + 3 < cols) {                                                 \
-                const float4 v = *(__global const float4 *)src;                               \
-                ra[4 * e] = v.s0, ra[4 * e + 1] = v.s1, ra[4 * e + 2] = v.s2,                 \
-                ra[4 * e + 3] = v.s3;                                                         \
-            } else {                                                                          \
-                for (int j = 0; j < 4; j++)                                                   \
-                    ra[4 * e + j] = (rw < rows && cl + j < cols) ? src[j] : 0.0f;             \
-            }                                                                                 \
+            mma_load4(A + (long)rw * lda + cl, rw < rows, cols - cl, ra + 4 * e);             \
         }                                                                                     \
     } else {                                                                                  \
         for (int e = 0; e < AE; e++) {                                                        \
@@ -168,15 +173,7 @@ static inline uint tf32(float x) {
         for (int e = 0; e < BE / 4; e++) {                                                    \
             const int q = tid + e * 256;                                                      \
             const int gk = (KB) + q / (MMA_BN / 4), gn = n0 + (q % (MMA_BN / 4)) * 4;         \
-            __global const float *src = B + (long)gk * ldb + gn;                              \
-            if (gk < K && gn + 3 < N) {                                                       \
-                const float4 v = *(__global const float4 *)src;                               \
-                rb[4 * e] = v.s0, rb[4 * e + 1] = v.s1, rb[4 * e + 2] = v.s2,                 \
-                rb[4 * e + 3] = v.s3;                                                         \
-            } else {                                                                          \
-                for (int j = 0; j < 4; j++)                                                   \
-                    rb[4 * e + j] = (gk < K && gn + j < N) ? src[j] : 0.0f;                   \
-            }                                                                                 \
+            mma_load4(B + (long)gk * ldb + gn, gk < K, N - gn, rb + 4 * e);                   \
         }                                                                                     \
     } else {                                                                                  \
         for (int e = 0; e < BE; e++) {                                                        \
