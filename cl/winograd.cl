@@ -52,41 +52,66 @@ void wg2_g(const float *in, const int is, float *out, const int os) {
 }
 
 /* F(4x4,3x3), points 0, 1, -1, 2, 1/2, inf */
-/* out[i*os] = sum_j wg4_bt[i][j] * in[j*is] */
-void wg4_bt(const float *in, const int is, float *out, const int os) {
-    out[0 * os] = 2.0f * in[0 * is] - 5.0f * in[1 * is] + 5.0f * in[3 * is] - 2.0f * in[4 * is];
-    out[1 * os] = -2.0f * in[1 * is] + 3.0f * in[2 * is] + 3.0f * in[3 * is] - 2.0f * in[4 * is];
-    out[2 * os] = -2.0f * in[1 * is] + 7.0f * in[2 * is] - 7.0f * in[3 * is] + 2.0f * in[4 * is];
-    out[3 * os] = in[1 * is] - 2.0f * in[2 * is] - in[3 * is] + 2.0f * in[4 * is];
-    out[4 * os] = 2.0f * in[1 * is] - in[2 * is] - 2.0f * in[3 * is] + in[4 * is];
-    out[5 * os] = -2.0f * in[1 * is] + 5.0f * in[2 * is] - 5.0f * in[4 * is] + 2.0f * in[5 * is];
-}
-/* out[i*os] = sum_j wg4_bbt[i][j] * in[j*is] */
-void wg4_bbt(const float *in, const int is, float *out, const int os) {
-    out[0 * os] = -2.0f * in[1 * is] + 5.0f * in[2 * is] - 5.0f * in[4 * is] + 2.0f * in[5 * is];
-    out[1 * os] = -2.0f * in[1 * is] + 3.0f * in[2 * is] + 3.0f * in[3 * is] - 2.0f * in[4 * is];
-    out[2 * os] = -2.0f * in[1 * is] + 7.0f * in[2 * is] - 7.0f * in[3 * is] + 2.0f * in[4 * is];
-    out[3 * os] = 16.0f * in[1 * is] - 8.0f * in[2 * is] - 16.0f * in[3 * is] + 8.0f * in[4 * is];
-    out[4 * os] = (1.0f / 8.0f) * in[1 * is] + (-1.0f / 4.0f) * in[2 * is]
-        + (-1.0f / 8.0f) * in[3 * is] + (1.0f / 4.0f) * in[4 * is];
-    out[5 * os] = 2.0f * in[0 * is] - 5.0f * in[1 * is] + 5.0f * in[3 * is] - 2.0f * in[4 * is];
-}
-/* out[i*os] = sum_j wg4_at[i][j] * in[j*is] */
-void wg4_at(const float *in, const int is, float *out, const int os) {
-    out[0 * os] = in[0 * is] + in[1 * is] + in[2 * is] + in[3 * is] + in[4 * is];
-    out[1 * os] = in[1 * is] - in[2 * is] + 2.0f * in[3 * is] + (1.0f / 2.0f) * in[4 * is];
-    out[2 * os] = in[1 * is] + in[2 * is] + 4.0f * in[3 * is] + (1.0f / 4.0f) * in[4 * is];
-    out[3 * os] = in[1 * is] - in[2 * is] + 8.0f * in[3 * is] + (1.0f / 8.0f) * in[4 * is]
-        + in[5 * is];
-}
-/* out[i*os] = sum_j wg4_abt[i][j] * in[j*is] */
-void wg4_abt(const float *in, const int is, float *out, const int os) {
-    out[0 * os] = in[1 * is] + in[2 * is] + in[3 * is] + in[4 * is] + in[5 * is];
-    out[1 * os] = in[1 * is] - in[2 * is] + (1.0f / 2.0f) * in[3 * is] + 2.0f * in[4 * is];
-    out[2 * os] = in[1 * is] + in[2 * is] + (1.0f / 4.0f) * in[3 * is] + 4.0f * in[4 * is];
-    out[3 * os] = in[0 * is] + in[1 * is] - in[2 * is] + (1.0f / 8.0f) * in[3 * is]
-        + 8.0f * in[4 * is];
-}
+/* out[i*os] = sum_j wg4_bt[i][j] * in[j*is], on floats (wg4_bt) and float8 lanes (wg4_bt8) */
+#define WG4_BT_OF(NAME, T)                                                                   \
+    void NAME(const T *in, const int is, T *out, const int os) {                             \
+        out[0 * os] = 2.0f * in[0 * is] - 5.0f * in[1 * is] + 5.0f * in[3 * is]              \
+            - 2.0f * in[4 * is];                                                             \
+        out[1 * os] = -2.0f * in[1 * is] + 3.0f * in[2 * is] + 3.0f * in[3 * is]             \
+            - 2.0f * in[4 * is];                                                             \
+        out[2 * os] = -2.0f * in[1 * is] + 7.0f * in[2 * is] - 7.0f * in[3 * is]             \
+            + 2.0f * in[4 * is];                                                             \
+        out[3 * os] = in[1 * is] - 2.0f * in[2 * is] - in[3 * is] + 2.0f * in[4 * is];       \
+        out[4 * os] = 2.0f * in[1 * is] - in[2 * is] - 2.0f * in[3 * is] + in[4 * is];       \
+        out[5 * os] = -2.0f * in[1 * is] + 5.0f * in[2 * is] - 5.0f * in[4 * is]             \
+            + 2.0f * in[5 * is];                                                             \
+    }
+WG4_BT_OF(wg4_bt, float)
+WG4_BT_OF(wg4_bt8, float8)
+/* out[i*os] = sum_j wg4_bbt[i][j] * in[j*is], on floats (wg4_bbt) and float8 lanes (wg4_bbt8) */
+#define WG4_BBT_OF(NAME, T)                                                                  \
+    void NAME(const T *in, const int is, T *out, const int os) {                             \
+        out[0 * os] = -2.0f * in[1 * is] + 5.0f * in[2 * is] - 5.0f * in[4 * is]             \
+            + 2.0f * in[5 * is];                                                             \
+        out[1 * os] = -2.0f * in[1 * is] + 3.0f * in[2 * is] + 3.0f * in[3 * is]             \
+            - 2.0f * in[4 * is];                                                             \
+        out[2 * os] = -2.0f * in[1 * is] + 7.0f * in[2 * is] - 7.0f * in[3 * is]             \
+            + 2.0f * in[4 * is];                                                             \
+        out[3 * os] = 16.0f * in[1 * is] - 8.0f * in[2 * is] - 16.0f * in[3 * is]            \
+            + 8.0f * in[4 * is];                                                             \
+        out[4 * os] = (1.0f / 8.0f) * in[1 * is] + (-1.0f / 4.0f) * in[2 * is]               \
+            + (-1.0f / 8.0f) * in[3 * is] + (1.0f / 4.0f) * in[4 * is];                      \
+        out[5 * os] = 2.0f * in[0 * is] - 5.0f * in[1 * is] + 5.0f * in[3 * is]              \
+            - 2.0f * in[4 * is];                                                             \
+    }
+WG4_BBT_OF(wg4_bbt, float)
+WG4_BBT_OF(wg4_bbt8, float8)
+/* out[i*os] = sum_j wg4_at[i][j] * in[j*is], on floats (wg4_at) and float8 lanes (wg4_at8) */
+#define WG4_AT_OF(NAME, T)                                                                   \
+    void NAME(const T *in, const int is, T *out, const int os) {                             \
+        out[0 * os] = in[0 * is] + in[1 * is] + in[2 * is] + in[3 * is] + in[4 * is];        \
+        out[1 * os] = in[1 * is] - in[2 * is] + 2.0f * in[3 * is]                            \
+            + (1.0f / 2.0f) * in[4 * is];                                                    \
+        out[2 * os] = in[1 * is] + in[2 * is] + 4.0f * in[3 * is]                            \
+            + (1.0f / 4.0f) * in[4 * is];                                                    \
+        out[3 * os] = in[1 * is] - in[2 * is] + 8.0f * in[3 * is]                            \
+            + (1.0f / 8.0f) * in[4 * is] + in[5 * is];                                       \
+    }
+WG4_AT_OF(wg4_at, float)
+WG4_AT_OF(wg4_at8, float8)
+/* out[i*os] = sum_j wg4_abt[i][j] * in[j*is], on floats (wg4_abt) and float8 lanes (wg4_abt8) */
+#define WG4_ABT_OF(NAME, T)                                                                  \
+    void NAME(const T *in, const int is, T *out, const int os) {                             \
+        out[0 * os] = in[1 * is] + in[2 * is] + in[3 * is] + in[4 * is] + in[5 * is];        \
+        out[1 * os] = in[1 * is] - in[2 * is] + (1.0f / 2.0f) * in[3 * is]                   \
+            + 2.0f * in[4 * is];                                                             \
+        out[2 * os] = in[1 * is] + in[2 * is] + (1.0f / 4.0f) * in[3 * is]                   \
+            + 4.0f * in[4 * is];                                                             \
+        out[3 * os] = in[0 * is] + in[1 * is] - in[2 * is] + (1.0f / 8.0f) * in[3 * is]      \
+            + 8.0f * in[4 * is];                                                             \
+    }
+WG4_ABT_OF(wg4_abt, float)
+WG4_ABT_OF(wg4_abt8, float8)
 /* out[i*os] = sum_j wg4_g[i][j] * in[j*is] */
 void wg4_g(const float *in, const int is, float *out, const int os) {
     out[0 * os] = (1.0f / 2.0f) * in[0 * is];
@@ -99,41 +124,6 @@ void wg4_g(const float *in, const int is, float *out, const int os) {
     out[4 * os] = (16.0f / 9.0f) * in[0 * is] + (8.0f / 9.0f) * in[1 * is]
         + (4.0f / 9.0f) * in[2 * is];
     out[5 * os] = (1.0f / 2.0f) * in[2 * is];
-}
-/* wg4_bt on float8 lanes */
-void wg4_bt8(const float8 *in, const int is, float8 *out, const int os) {
-    out[0 * os] = 2.0f * in[0 * is] - 5.0f * in[1 * is] + 5.0f * in[3 * is] - 2.0f * in[4 * is];
-    out[1 * os] = -2.0f * in[1 * is] + 3.0f * in[2 * is] + 3.0f * in[3 * is] - 2.0f * in[4 * is];
-    out[2 * os] = -2.0f * in[1 * is] + 7.0f * in[2 * is] - 7.0f * in[3 * is] + 2.0f * in[4 * is];
-    out[3 * os] = in[1 * is] - 2.0f * in[2 * is] - in[3 * is] + 2.0f * in[4 * is];
-    out[4 * os] = 2.0f * in[1 * is] - in[2 * is] - 2.0f * in[3 * is] + in[4 * is];
-    out[5 * os] = -2.0f * in[1 * is] + 5.0f * in[2 * is] - 5.0f * in[4 * is] + 2.0f * in[5 * is];
-}
-/* wg4_bbt on float8 lanes */
-void wg4_bbt8(const float8 *in, const int is, float8 *out, const int os) {
-    out[0 * os] = -2.0f * in[1 * is] + 5.0f * in[2 * is] - 5.0f * in[4 * is] + 2.0f * in[5 * is];
-    out[1 * os] = -2.0f * in[1 * is] + 3.0f * in[2 * is] + 3.0f * in[3 * is] - 2.0f * in[4 * is];
-    out[2 * os] = -2.0f * in[1 * is] + 7.0f * in[2 * is] - 7.0f * in[3 * is] + 2.0f * in[4 * is];
-    out[3 * os] = 16.0f * in[1 * is] - 8.0f * in[2 * is] - 16.0f * in[3 * is] + 8.0f * in[4 * is];
-    out[4 * os] = (1.0f / 8.0f) * in[1 * is] + (-1.0f / 4.0f) * in[2 * is]
-        + (-1.0f / 8.0f) * in[3 * is] + (1.0f / 4.0f) * in[4 * is];
-    out[5 * os] = 2.0f * in[0 * is] - 5.0f * in[1 * is] + 5.0f * in[3 * is] - 2.0f * in[4 * is];
-}
-/* wg4_at on float8 lanes */
-void wg4_at8(const float8 *in, const int is, float8 *out, const int os) {
-    out[0 * os] = in[0 * is] + in[1 * is] + in[2 * is] + in[3 * is] + in[4 * is];
-    out[1 * os] = in[1 * is] - in[2 * is] + 2.0f * in[3 * is] + (1.0f / 2.0f) * in[4 * is];
-    out[2 * os] = in[1 * is] + in[2 * is] + 4.0f * in[3 * is] + (1.0f / 4.0f) * in[4 * is];
-    out[3 * os] = in[1 * is] - in[2 * is] + 8.0f * in[3 * is] + (1.0f / 8.0f) * in[4 * is]
-        + in[5 * is];
-}
-/* wg4_abt on float8 lanes */
-void wg4_abt8(const float8 *in, const int is, float8 *out, const int os) {
-    out[0 * os] = in[1 * is] + in[2 * is] + in[3 * is] + in[4 * is] + in[5 * is];
-    out[1 * os] = in[1 * is] - in[2 * is] + (1.0f / 2.0f) * in[3 * is] + 2.0f * in[4 * is];
-    out[2 * os] = in[1 * is] + in[2 * is] + (1.0f / 4.0f) * in[3 * is] + 4.0f * in[4 * is];
-    out[3 * os] = in[0 * is] + in[1 * is] - in[2 * is] + (1.0f / 8.0f) * in[3 * is]
-        + 8.0f * in[4 * is];
 }
 
 /* ---- end of generated code ----------------------------------------------- */

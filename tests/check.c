@@ -49,6 +49,24 @@ nst_runtime *check_runtime_with(const nst_settings *s) {
     return rt;
 }
 
+void check_settings_with(const char *var, const char *value, nst_settings *s) {
+    if (value) setenv(var, value, 1);
+    else unsetenv(var);
+    nst_msg msg = {{0}};
+    if (nst_settings_from_env(s, &msg) != NST_OK) fail_msg("%s", msg.text);
+}
+
+char *check_env_save(const char *var) {
+    const char *v = getenv(var);
+    return v ? strdup(v) : NULL;
+}
+
+void check_env_restore(const char *var, char *saved) {
+    if (saved) setenv(var, saved, 1);
+    else unsetenv(var);
+    free(saved);
+}
+
 nst_runtime *check_runtime(void) { return check_runtime_with(NULL); }
 
 nst_model *check_model(nst_runtime *rt) {

@@ -17,6 +17,13 @@
  * command fills them (nst_settings_from_env), so NST_DEVICE, NST_CONV and
  * the rest work for the tests too. Fails the test on a bad variable. */
 void check_settings(nst_settings *s);
+/* Sets variable var to value (NULL: unsets it) and reads the settings then
+ * into s (nst_settings_from_env), failing the test when they are refused. */
+void check_settings_with(const char *var, const char *value, nst_settings *s);
+/* A copy of variable var's value (NULL when unset), for check_env_restore,
+ * which puts it back (or unsets var) and frees the copy. */
+char *check_env_save(const char *var);
+void check_env_restore(const char *var, char *saved);
 /* Opens a runtime with check_settings, cache off. Fails the test, saying how
  * to install PoCL, when there is no device. */
 nst_runtime *check_runtime(void);

@@ -129,6 +129,21 @@ static float *run_gemm(nst_runtime *rt, const gemm_case *g, const float *ab, siz
     return out;
 }
 
+/* Element (i, j) of batch item q of alpha op(A) op(B) for g, exactly, without
+ * alpha; *sabs gets the sum of its terms' magnitudes. */
+static double ref_dot(const gemm_case *g, const float *ab, size_t q, size_t i, size_t j,
+                      double *sabs) {
+    double s = 0;
+    *sabs = 0;
+    for (size_t l = 0; l < g->k; l++) {
+        size_t ia = g->a_off + q * g->sa + (g->ta ? l * g->lda + i : i * g->lda + l);
+        size_t ib = g->b_off + q * g->sb + (g->tb ? j * g->ldb + l : l * g->ldb + j);
+        s += (double)ab[ia] * ab[ib];
+        *sabs += fabs((double)ab[ia] * ab[ib]);
+    }
+    return s;
+}
+
 /* Runs g on both paths and checks every element of C against the double
  * reference (gamma bound) and the two paths against each other (twice it),
  * and that nothing outside C changed. */
@@ -150,13 +165,7 @@ static void check_case(gemm_case *g, uint64_t seed) {
     for (size_t q = 0; q < g->batch; q++)
         for (size_t i = 0; i < g->m; i++)
             for (size_t j = 0; j < g->n; j++) {
-                double s = 0, sabs = 0;
-                for (size_t l = 0; l < g->k; l++) {
-                    size_t ia = g->a_off + q * g->sa + (g->ta ? l * g->lda + i : i * g->lda + l);
-                    size_t ib = g->b_off + q * g->sb + (g->tb ? j * g->ldb + l : l * g->ldb + j);
-                    s += (double)ab[ia] * ab[ib];
-                    sabs += fabs((double)ab[ia] * ab[ib]);
-                }
+                double sabs, s = ref_dot(g, ab, q, i, j, &sabs);
                 size_t ic = g->c_off + q * g->sc + i * g->ldc + j;
                 in_c[ic] = 1;
                 double want = g->alpha * s + g->beta * (double)cin[ic];
@@ -439,14 +448,7 @@ static void test_tf32(void **state) {
         for (size_t q = 0; q < g->batch; q++)
             for (size_t i = 0; i < g->m; i++)
                 for (size_t j = 0; j < g->n; j++) {
-                    double sum = 0, sabs = 0;
-                    for (size_t l = 0; l < g->k; l++) {
-                        size_t ia =
-                            g->a_off + q * g->sa + (g->ta ? l * g->lda + i : i * g->lda + l);
-                        size_t ib = g->b_off + q * g->sb + l * g->ldb + j;
-                        sum += (double)ab[ia] * ab[ib];
-                        sabs += fabs((double)ab[ia] * ab[ib]);
-                    }
+                    double sabs, sum = ref_dot(g, ab, q, i, j, &sabs);
                     size_t ic = g->c_off + q * g->sc + i * g->ldc + j;
                     double bc = fabs(g->beta * (double)cin[ic]);
                     double want = g->alpha * sum + g->beta * (double)cin[ic];

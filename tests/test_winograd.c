@@ -178,15 +178,12 @@ static void test_kernel_setting(void **state) {
         nst_kernel_shape shape;
     } cases[] = {{NULL, NST_KERNELS_AUTO}, {"", NST_KERNELS_AUTO}, {"auto", NST_KERNELS_AUTO},
                  {"cpu", NST_KERNELS_CPU}, {"gpu", NST_KERNELS_GPU}};
-    const char *old = getenv("NST_KERNELS");
-    char *save = old ? strdup(old) : NULL;
+    char *save = check_env_save("NST_KERNELS");
     nst_kernel_shape kept = rt->settings.kernels;
     nst_settings s;
     nst_msg msg = {{0}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (cases[i].env) setenv("NST_KERNELS", cases[i].env, 1);
-        else unsetenv("NST_KERNELS");
-        assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+        check_settings_with("NST_KERNELS", cases[i].env, &s);
         assert_int_equal(s.kernels, cases[i].shape);
         assert_int_equal(nst_settings_check(&s, &msg), NST_OK);
     }
@@ -200,9 +197,7 @@ static void test_kernel_setting(void **state) {
     s.kernels = (nst_kernel_shape)3;
     assert_int_equal(nst_settings_check(&s, &msg), NST_ERR_INVALID_ARG);
     assert_non_null(strstr(msg.text, "kernels 3"));
-    if (save) setenv("NST_KERNELS", save, 1);
-    else unsetenv("NST_KERNELS");
-    free(save);
+    check_env_restore("NST_KERNELS", save);
 }
 
 /* Wrong tile sizes, shapes and a scratch below one tile row are refused. */
@@ -256,15 +251,12 @@ static void test_conv_setting(void **state) {
     } cases[] = {{NULL, NST_CONV_WINOGRAD4, 4},     {"", NST_CONV_WINOGRAD4, 4},
                  {"winograd", NST_CONV_WINOGRAD4, 4}, {"winograd4", NST_CONV_WINOGRAD4, 4},
                  {"winograd2", NST_CONV_WINOGRAD2, 2}, {"im2col", NST_CONV_IM2COL, 0}};
-    const char *old = getenv("NST_CONV");
-    char *save = old ? strdup(old) : NULL;
+    char *save = check_env_save("NST_CONV");
     nst_conv_method kept = rt->settings.conv;
     nst_settings s;
     nst_msg msg = {{0}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (cases[i].env) setenv("NST_CONV", cases[i].env, 1);
-        else unsetenv("NST_CONV");
-        assert_int_equal(nst_settings_from_env(&s, &msg), NST_OK);
+        check_settings_with("NST_CONV", cases[i].env, &s);
         assert_int_equal(s.conv, cases[i].method);
         rt->settings.conv = s.conv;
         assert_int_equal(nst_winograd_mode(rt), cases[i].m);
@@ -275,9 +267,7 @@ static void test_conv_setting(void **state) {
     rt->settings.conv = (nst_conv_method)7;
     assert_int_equal(nst_winograd_mode(rt), -1);
     rt->settings.conv = kept;
-    if (save) setenv("NST_CONV", save, 1);
-    else unsetenv("NST_CONV");
-    free(save);
+    check_env_restore("NST_CONV", save);
 }
 
 int main(void) {

@@ -77,12 +77,9 @@ def lit(x):
         "(-%d.0f / %d.0f)" % (-x.numerator, x.denominator)
 
 
-def emit(name, M, t="float"):
-    if t == "float":
-        print("/* out[i*os] = sum_j %s[i][j] * in[j*is] */" % name)
-    else:
-        print("/* %s on %s lanes */" % (name[:-1], t))
-    print("void %s(const %s *in, const int is, %s *out, const int os) {" % (name, t, t))
+def body(M, width):
+    """The statements out[i*os] = ... of M, wrapped to width columns."""
+    lines = []
     for i, row in enumerate(M):
         terms = []
         for j, x in enumerate(row):
@@ -92,12 +89,35 @@ def emit(name, M, t="float"):
             terms.append(v if x == 1 else "-" + v if x == -1 else "%s * %s" % (lit(x), v))
         expr = " + ".join(terms).replace("+ -", "- ") if terms else "0.0f"
         line = "    out[%d * os] = %s;" % (i, expr)
-        while len(line) > 100:  # wrap before a + or - that fits
-            cut = max(line.rfind(" + ", 0, 100), line.rfind(" - ", 0, 100))
-            print(line[:cut])
+        while len(line) > width:  # wrap before a + or - that fits
+            cut = max(line.rfind(" + ", 0, width), line.rfind(" - ", 0, width))
+            lines.append(line[:cut])
             line = "        " + line[cut + 1:]
-        print(line)
+        lines.append(line)
+    return lines
+
+
+def emit(name, M):
+    print("/* out[i*os] = sum_j %s[i][j] * in[j*is] */" % name)
+    print("void %s(const float *in, const int is, float *out, const int os) {" % name)
+    print("\n".join(body(M, 100)))
     print("}")
+
+
+def emit_lanes(name, M):
+    """M once, as a macro of the element type, then on floats (name) and on
+    float8 lanes (name8), for the CPU kernels' 8 tiles at once."""
+    macro = name.upper() + "_OF"
+    print("/* out[i*os] = sum_j %s[i][j] * in[j*is], on floats (%s) and float8 lanes "
+          "(%s8) */" % (name, name, name))
+    lines = ["#define %s(NAME, T)" % macro,
+             "    void NAME(const T *in, const int is, T *out, const int os) {"]
+    lines += ["    " + l for l in body(M, 88)] + ["    }"]
+    for l in lines[:-1]:
+        print(l + " " * max(1, 93 - len(l)) + "\\")
+    print(lines[-1])
+    print("%s(%s, float)" % (macro, name))
+    print("%s(%s8, float8)" % (macro, name))
 
 
 def main():
@@ -105,10 +125,10 @@ def main():
         d = derive(m, pts)
         print("/* F(%dx%d,3x3), points %s, inf */" % (m, m, ", ".join(str(p) for p in pts)))
         for k in ("BT", "BbT", "AT", "AbT", "G"):
-            emit("wg%d_%s" % (m, k.lower()), d[k])
-        if m == 4:  # for the CPU kernels: 8 tiles at once, one per lane
-            for k in ("BT", "BbT", "AT", "AbT"):
-                emit("wg%d_%s8" % (m, k.lower()), d[k], "float8")
+            if m == 4 and k != "G":  # the CPU kernels take these on float8 lanes too
+                emit_lanes("wg%d_%s" % (m, k.lower()), d[k])
+            else:
+                emit("wg%d_%s" % (m, k.lower()), d[k])
         print()
 
 
